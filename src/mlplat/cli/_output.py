@@ -1,0 +1,110 @@
+"""How commands talk to the terminal: one JSON document on stdout, or rich tables; notes on stderr.
+
+``--json`` puts exactly one JSON document on stdout and nothing else there. Progress bars and notes go
+to stderr and never appear with ``--json`` or ``--quiet``. ``--no-color`` and the ``NO_COLOR`` environment
+variable turn colour off (rich reads ``NO_COLOR`` itself).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from mlplat.jsonable import dumps
+
+__all__ = ["JsonOption", "Output", "Settings", "make_table"]
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The global options, kept on the root click context (``ctx.obj``)."""
+
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    no_color: bool = False
+
+
+class Output:
+    """Rendering for one command invocation. Consoles bind to the current stdout/stderr when made."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.json = settings.json
+        self.out = Console(file=sys.stdout, no_color=settings.no_color, soft_wrap=False,
+                           highlight=False)
+        self.err = Console(file=sys.stderr, no_color=settings.no_color, stderr=True, highlight=False,
+                           soft_wrap=True)
+
+    @classmethod
+    def from_ctx(cls, ctx: typer.Context | None = None, *, json: bool = False) -> Output:
+        """Output for the running command; a command's own ``--json`` adds to the global one."""
+        settings = _settings(ctx)
+        if json and not settings.json:
+            settings = Settings(json=True, quiet=settings.quiet, verbose=settings.verbose,
+                                no_color=settings.no_color)
+        return cls(settings)
+
+    def result(self, obj: Any) -> None:
+        """Print a result: JSON (``to_dict()``) with ``--json``, else its ``__rich__`` rendering."""
+        if self.json:
+            sys.stdout.write(dumps(obj) + "\n")
+            sys.stdout.flush()
+        elif not self.settings.quiet or not hasattr(obj, "__rich__"):
+            self.out.print(obj)
+
+    def print(self, *objects: Any) -> None:
+        """Human output on stdout; suppressed with ``--json`` (stdout holds the document) or ``--quiet``."""
+        if not self.json and not self.settings.quiet:
+            self.out.print(*objects)
+
+    def note(self, message: str) -> None:
+        """An informational line on stderr (not with ``--quiet``)."""
+        if not self.settings.quiet:
+            self.err.print(message)
+
+    def warn(self, message: str) -> None:
+        """A warning on stderr, shown even with ``--quiet`` (a user must see it)."""
+        self.err.print(f"[yellow]warning:[/yellow] {message}")
+
+    @contextmanager
+    def progress(self, description: str, total: float | None) -> Iterator[Any]:
+        """A progress bar on stderr; a no-op advance function with ``--json``/``--quiet`` or off a terminal.
+
+        Yields ``advance(n=1)``.
+        """
+        if self.json or self.settings.quiet or not self.err.is_terminal:
+            yield lambda n=1: None
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=self.err, transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield lambda n=1: bar.advance(task, n)
+
+
+def _settings(ctx: typer.Context | None) -> Settings:
+    if ctx is None:
+        return Settings()
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+               *, numeric: Sequence[int] = ()) -> Table:
+    """A rich table with the house style: numeric columns right-aligned."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for index, name in enumerate(columns):
+        table.add_column(name, justify="right" if index in numeric else "left")
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    return table

@@ -1,0 +1,112 @@
+"""The root `mlplat` Typer app: global options, exit codes, and the one place errors are caught.
+
+Exit codes (DESIGN.md): 0 success/PASS/PROMOTE, 1 FAIL/ROLLBACK, 2 usage error, 3 INCONCLUSIVE/CONTINUE,
+4 bad input (:class:`~mlplat.errors.MlplatError`), 5 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import traceback
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from mlplat.cli import doctor
+from mlplat.cli._output import Settings
+from mlplat.errors import MlplatError
+
+__all__ = ["ExitCode", "MlplatGroup", "app", "main"]
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes shared by every command group."""
+
+    OK = 0
+    FAIL = 1
+    USAGE = 2
+    INCONCLUSIVE = 3
+    BAD_INPUT = 4
+    INTERNAL = 5
+
+
+class MlplatGroup(TyperGroup):
+    """Click group that turns exceptions into exit codes, once, for every command below it."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]  # typer.Context is the click one
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except MlplatError as exc:
+            _stderr(ctx).print(f"[red]error:[/red] {escape(str(exc))}")
+            if _settings(ctx).verbose:
+                _stderr(ctx).print(escape(traceback.format_exc()))
+            raise typer.Exit(ExitCode.BAD_INPUT) from exc
+        except KeyboardInterrupt:
+            raise typer.Abort() from None
+        except Exception as exc:
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            if _settings(ctx).verbose:
+                _stderr(ctx).print(escape(traceback.format_exc()))
+            else:
+                message += " (run with --verbose for the traceback, and please report it)"
+            _stderr(ctx).print(f"[red]{escape(message)}[/red]")
+            raise typer.Exit(ExitCode.INTERNAL) from exc
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Settings) else Settings()
+
+
+def _stderr(ctx: typer.Context) -> Console:
+    return Console(stderr=True, no_color=_settings(ctx).no_color, highlight=False, soft_wrap=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from mlplat import __version__
+
+        typer.echo(f"mlplat {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="mlplat",
+    cls=MlplatGroup,
+    help="Numbers an ML platform engineer can check before deciding how models are served.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour (NO_COLOR also works).")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """mlplat: build vs buy, canaries, serverless vs Kubernetes, batching, feature ingestion."""
+    # rich lets FORCE_COLOR win over NO_COLOR; mlplat honours NO_COLOR whenever it is set (no-color.org).
+    no_color = no_color or bool(os.environ.get("NO_COLOR"))
+    ctx.obj = Settings(json=json, quiet=quiet, verbose=verbose, no_color=no_color)
+
+
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="mlplat")

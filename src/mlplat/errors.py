@@ -1,0 +1,121 @@
+"""The one error tree of mlplat.
+
+Every error a user can cause derives from :class:`MlplatError`; the CLI catches it once and exits with
+code 4 and the message alone. Anything else is a bug (exit 5)::
+
+    MlplatError
+    ├── ConfigError            a config file is unreadable, not YAML, or breaks the schema
+    ├── DataError              an input data file (CSV, JSON, trace, export) is malformed
+    ├── ServiceError           a server (Prometheus, Redis) is unreachable or answered an error
+    ├── OutputError            a file cannot be written, or exists and --force was not given
+    ├── TemplateError          a template is missing or does not render
+    ├── SimulationError        a simulation cannot run as configured
+    ├── DeviceError            the requested compute device is not available
+    └── BatcherError           the dynamic batcher failed a request
+        ├── QueueFull          the queue is at max_queue_size
+        ├── DeadlineExceeded   the request's deadline passed before dispatch
+        └── BatcherClosed      the batcher is closed
+
+Errors from yaml, pydantic and pandas are translated where they enter: ``raise ConfigError(...) from exc``.
+``MlplatError`` deliberately does not derive from ``ValueError``: pydantic would swallow it inside a
+validator, whereas a :class:`ConfigError` raised there with a ``path`` reaches the config loader, which
+turns the path into ``file:line:column``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "BatcherClosed",
+    "BatcherError",
+    "ConfigError",
+    "DataError",
+    "DeadlineExceeded",
+    "DeviceError",
+    "MlplatError",
+    "OutputError",
+    "QueueFull",
+    "ServiceError",
+    "SimulationError",
+    "TemplateError",
+    "format_path",
+]
+
+KeyPath = Sequence[str | int]
+
+
+def format_path(path: KeyPath) -> str:
+    """Render a key path the way a user writes it: ``metrics[2].tolerance``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+class MlplatError(Exception):
+    """Base of every error a user of mlplat can cause; the CLI exits with code 4."""
+
+    exit_code = 4
+
+
+class ConfigError(MlplatError):
+    """A config file is unreadable, not valid YAML, or breaks the schema.
+
+    ``path`` is the key path inside the document (``("metrics", 2, "tolerance")``); when the error is
+    raised inside a pydantic validator, the config loader adds the file name, line and column.
+    """
+
+    def __init__(self, message: str, *, path: KeyPath = (), source: str | None = None) -> None:
+        self.message = message
+        self.path = tuple(path)
+        self.source = source
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        prefix = f"{self.source}: " if self.source else ""
+        where = f"{format_path(self.path)}: " if self.path else ""
+        return f"{prefix}{where}{self.message}"
+
+
+class DataError(MlplatError):
+    """An input data file is malformed: missing columns, bad values, a broken trace."""
+
+
+class ServiceError(MlplatError):
+    """A server mlplat talks to is unreachable, timed out, or answered with an error."""
+
+
+class OutputError(MlplatError):
+    """A file cannot be written, or exists and overwriting was not asked for."""
+
+
+class TemplateError(MlplatError):
+    """A template is missing or fails to render."""
+
+
+class SimulationError(MlplatError):
+    """A simulation cannot run as configured."""
+
+
+class DeviceError(MlplatError):
+    """The requested compute device (for example ``cuda``) is not available."""
+
+
+class BatcherError(MlplatError):
+    """The dynamic batcher failed a request (bad predict output, overload, deadline, closed)."""
+
+
+class QueueFull(BatcherError):
+    """The batcher queue holds ``max_queue_size`` requests already."""
+
+
+class DeadlineExceeded(BatcherError):
+    """The request's deadline passed before it could be dispatched."""
+
+
+class BatcherClosed(BatcherError):
+    """The batcher is closed: no new requests, and undrained requests fail with this."""

@@ -1,0 +1,66 @@
+"""Files mlplat writes and the templates it ships.
+
+Writes are atomic: the content goes to a temporary file in the destination folder, is flushed to disk,
+then renamed over the destination with :func:`os.replace`, so a reader never sees half a report and a
+crash never leaves a truncated store. An existing file is only replaced when ``force`` is true.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from mlplat.errors import OutputError, TemplateError
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "read_template", "template_names"]
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; refuse to replace an existing file unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputError(f"{path}: already exists; pass --force to overwrite it")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; expected a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputError(f"{path}: folder {folder} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write in {folder}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write: {exc.strerror}") from exc
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; see :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"), force=force)
+
+
+def template_names() -> list[str]:
+    """Names of the templates shipped under ``mlplat/templates/``."""
+    root = resources.files("mlplat") / "templates"
+    return sorted(entry.name for entry in root.iterdir() if entry.is_file() and not entry.name.startswith("_"))
+
+
+def read_template(name: str) -> str:
+    """Text of the shipped template ``name`` (package data read with :mod:`importlib.resources`)."""
+    entry = resources.files("mlplat") / "templates" / name
+    if not entry.is_file():
+        known = ", ".join(template_names()) or "none"
+        raise TemplateError(f"no template named {name!r}; shipped templates: {known}")
+    return entry.read_text(encoding="utf-8")

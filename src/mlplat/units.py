@@ -1,0 +1,107 @@
+"""Parse the human units used on command lines and in config files: durations, percentages, rates."""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = ["format_duration", "parse_duration", "parse_percent", "parse_rate"]
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d|w)")
+_RATE_UNITS = {"s": 1.0, "m": 1 / 60.0, "min": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """Seconds in a duration such as ``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"1d"``, ``"250ms"``.
+
+    A bare number is seconds. Raises :class:`ValueError` (for pydantic validators) on anything else.
+
+    Examples
+    --------
+    >>> parse_duration("1h30m"), parse_duration("250ms"), parse_duration(12)
+    (5400.0, 0.25, 12.0)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as '90s', '10m' or '1h', got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            pos, seconds = 0, 0.0
+            for match in _DURATION.finditer(text):
+                if match.start() != pos:
+                    break
+                seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                pos = match.end()
+            if pos != len(text) or not text:
+                raise ValueError(
+                    f"expected a duration such as '90s', '10m', '1h30m' or '1d', got {value!r}"
+                ) from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a duration must be finite and >= 0, got {value!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form of a duration: ``"45s"``, ``"12m30s"``, ``"2h05m"``, ``"3d4h"``.
+
+    >>> format_duration(750), format_duration(7500), format_duration(0.25)
+    ('12m30s', '2h05m', '250ms')
+    """
+    if not math.isfinite(seconds):
+        return "inf"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if seconds < 3600:
+        m, s = divmod(round(seconds), 60)
+        return f"{m}m{s:02d}s" if s else f"{m}m"
+    if seconds < 86400:
+        h, m = divmod(round(seconds / 60), 60)
+        return f"{h}h{m:02d}m" if m else f"{h}h"
+    d, h = divmod(round(seconds / 3600), 24)
+    return f"{d}d{h}h" if h else f"{d}d"
+
+
+def parse_percent(value: str | float) -> float:
+    """A share in [0, 1] from ``"5%"``, ``"0.05"`` or ``0.05``.
+
+    >>> parse_percent("5%"), parse_percent("0.25"), parse_percent(0.5)
+    (0.05, 0.25, 0.5)
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        share = float(value)
+    else:
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
+        except ValueError:
+            raise ValueError(f"expected a share such as '5%' or '0.05', got {value!r}") from None
+    if not math.isfinite(share):
+        raise ValueError(f"a share must be finite, got {value!r}")
+    return share
+
+
+def parse_rate(value: str | float) -> float:
+    """Events per second from ``"278"``, ``"278/s"``, ``"1e6/h"``, ``"3/min"``.
+
+    >>> parse_rate("3600/h"), parse_rate("0.5/s"), parse_rate(2)
+    (1.0, 0.5, 2.0)
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        rate = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        number, _, unit = text.partition("/")
+        try:
+            rate = float(number) * _RATE_UNITS[unit or "s"]
+        except (ValueError, KeyError):
+            raise ValueError(f"expected a rate such as '278/s', '5/min' or '1e6/h', got {value!r}") from None
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(f"a rate must be finite and >= 0, got {value!r}")
+    return rate

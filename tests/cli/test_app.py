@@ -1,0 +1,156 @@
+"""The root app: help, version, doctor, global options, exit codes and lazy imports."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from mlplat import __version__
+from mlplat.cli import ExitCode, app
+from mlplat.cli._output import JsonOption, Output
+from mlplat.cli.app import MlplatGroup, root
+from mlplat.config import ConfigModel, load_config
+
+
+def test_help(runner: CliRunner) -> None:
+    """`mlplat --help` lists the commands."""
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "doctor" in result.output
+
+
+def test_version(runner: CliRunner) -> None:
+    """`mlplat --version` prints the installed version."""
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"mlplat {__version__}"
+
+
+def test_doctor_table(runner: CliRunner) -> None:
+    """The doctor table shows Python, numpy and the server checks."""
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0
+    for word in ("python", "numpy", "redis-server", "promtool", "torch device", "BLAS"):
+        assert word in result.output
+
+
+@pytest.mark.parametrize("args", [["--json", "doctor"], ["doctor", "--json"]])
+def test_doctor_json(runner: CliRunner, args: list[str]) -> None:
+    """`--json` before or after the command gives one JSON document with the documented fields."""
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["mlplat"] == __version__
+    assert set(doc) == {"python", "platform", "mlplat", "packages", "torch", "servers", "blas"}
+    assert doc["torch"]["device"] in {None, "cpu"} or doc["torch"]["device"].startswith("cuda")
+    assert set(doc["servers"]) == {"redis-server", "prometheus", "promtool"}
+
+
+def test_usage_error_is_exit_2(runner: CliRunner) -> None:
+    """An unknown option is Typer's usage error."""
+    assert runner.invoke(app, ["doctor", "--bogus"]).exit_code == ExitCode.USAGE
+
+
+class _Cfg(ConfigModel):
+    alpha: float
+
+
+def _probe_app() -> typer.Typer:
+    """A test-only app wired exactly like the real one, with a command that loads a config or crashes."""
+    probe = typer.Typer(cls=MlplatGroup, pretty_exceptions_enable=False)
+    probe.callback()(root)
+
+    @probe.command("load")
+    def load(ctx: typer.Context, path: Path, json: JsonOption = False) -> None:
+        Output.from_ctx(ctx, json=json).result({"alpha": load_config(path, _Cfg).alpha})
+
+    @probe.command("crash")
+    def crash() -> None:
+        raise RuntimeError("boom")
+
+    return probe
+
+
+def test_yaml_error_exit_4_without_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    """A config error prints file:line:col and the key path on stderr, exits 4, and shows no traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text("alpha: 0.1\nalhpa: 2\n")
+    result = runner.invoke(_probe_app(), ["load", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}:2:1: alhpa: unknown key 'alhpa'" in result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+def test_verbose_shows_traceback(runner: CliRunner, tmp_path: Path) -> None:
+    """With --verbose the traceback is printed too."""
+    path = tmp_path / "c.yaml"
+    path.write_text("alpha: [\n")
+    result = runner.invoke(_probe_app(), ["--verbose", "load", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "Traceback" in result.stderr
+
+
+def test_internal_error_exit_5(runner: CliRunner) -> None:
+    """An unexpected exception is exit 5 with a short message; the traceback only with --verbose."""
+    result = runner.invoke(_probe_app(), ["crash"])
+    assert result.exit_code == ExitCode.INTERNAL
+    assert "internal error: RuntimeError: boom" in result.stderr
+    assert "Traceback" not in result.stderr
+    verbose = runner.invoke(_probe_app(), ["--verbose", "crash"])
+    assert "Traceback" in verbose.stderr
+
+
+def test_json_is_only_document_on_stdout(runner: CliRunner, tmp_path: Path) -> None:
+    """With --json, stdout parses as one JSON document."""
+    path = tmp_path / "c.yaml"
+    path.write_text("alpha: 0.25\n")
+    result = runner.invoke(_probe_app(), ["load", str(path), "--json"])
+    assert json.loads(result.stdout) == {"alpha": 0.25}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_python_dash_m() -> None:
+    """`python -m mlplat --help` works."""
+    done = _run("-m", "mlplat", "--help")
+    assert done.returncode == 0
+    assert "doctor" in done.stdout
+
+
+def _doctor_with_forced_terminal(*flags: str, **env: str) -> str:
+    # No servers on PATH, so doctor prints yellow "not on PATH" cells unless colour is off.
+    done = subprocess.run([sys.executable, "-m", "mlplat", *flags, "doctor"], capture_output=True,
+                          text=True, env={"FORCE_COLOR": "1", "PATH": "/nonexistent", **env},
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+COLOUR_CODE = re.compile(r"\x1b\[(?:\d+;)*3[0-8](?:;\d+)*m")
+
+
+def test_colour_off_with_no_color_env_or_flag() -> None:
+    """NO_COLOR and --no-color each remove colour codes that a forced terminal otherwise gets."""
+    assert COLOUR_CODE.search(_doctor_with_forced_terminal())
+    assert not COLOUR_CODE.search(_doctor_with_forced_terminal(NO_COLOR="1"))
+    assert not COLOUR_CODE.search(_doctor_with_forced_terminal("--no-color"))
+
+
+def test_cli_import_is_lazy() -> None:
+    """Importing mlplat.cli (every group) must not import the heavy libraries."""
+    heavy = ["torch", "scipy", "pandas", "statsmodels", "matplotlib", "redis"]
+    code = ("import sys, mlplat.cli; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    done = _run("-c", code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

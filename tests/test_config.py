@@ -1,0 +1,169 @@
+"""The YAML config loader: positions, strict models, and one clear message per kind of bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import pytest
+from pydantic import Field, model_validator
+
+from mlplat.config import ConfigModel, load_config, load_document, parse_yaml, validate_document
+from mlplat.errors import ConfigError
+
+
+class Metric(ConfigModel):
+    name: str
+    tolerance: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Lambda(ConfigModel):
+    kind: Literal["lambda"]
+    memory_gb: float
+
+
+class Knative(ConfigModel):
+    kind: Literal["knative"]
+    target_concurrency: int
+
+
+class Demo(ConfigModel):
+    alpha: Annotated[float, Field(gt=0, lt=1)]
+    metrics: list[Metric] = []
+    platforms: list[Annotated[Lambda | Knative, Field(discriminator="kind")]] = []
+
+    @model_validator(mode="after")
+    def _unique(self) -> Demo:
+        names = [m.name for m in self.metrics]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ConfigError(f"duplicate metric name {name!r}", path=("metrics", index, "name"))
+        return self
+
+
+def write(tmp_path: Path, text: str | bytes, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_valid_file_loads(tmp_path: Path) -> None:
+    """A valid file becomes the model."""
+    cfg = load_config(write(tmp_path, "alpha: 0.05\nmetrics:\n  - {name: errors, tolerance: 0.1}\n"), Demo)
+    assert cfg.alpha == 0.05
+    assert cfg.metrics[0].tolerance == 0.1
+
+
+def test_typo_key_points_at_key_and_suggests(tmp_path: Path) -> None:
+    """An unknown key is an error at its own line and column, with the closest valid name."""
+    path = write(tmp_path, "alpha: 0.05\nmetrics:\n  - name: errors\n    tolerence: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:4:5: metrics\[0\]\.tolerence: unknown key "
+                                          r"'tolerence'; did you mean 'tolerance'\?"):
+        load_config(path, Demo)
+
+
+def test_wrong_type_names_value(tmp_path: Path) -> None:
+    """A value of the wrong type is reported at the value with what was given."""
+    path = write(tmp_path, "alpha: lots\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:1:8: alpha: Input should be a valid number.*got 'lots'"):
+        load_config(path, Demo)
+
+
+def test_range_violation(tmp_path: Path) -> None:
+    """A number out of range names the rule and the value."""
+    path = write(tmp_path, "alpha: 0.05\nmetrics: [{name: e, tolerance: -0.1}]\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:2:32: metrics\[0\]\.tolerance: .*>= 0.*got -0\.1"):
+        load_config(path, Demo)
+
+
+def test_missing_field_points_at_parent(tmp_path: Path) -> None:
+    """A required key that is absent is reported at the mapping that lacks it."""
+    path = write(tmp_path, "alpha: 0.05\nmetrics:\n  - tolerance: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3:5: metrics\[0\]\.name: required key is missing"):
+        load_config(path, Demo)
+
+
+def test_yaml_syntax_error(tmp_path: Path) -> None:
+    """Broken YAML gives the line and column of the problem."""
+    path = write(tmp_path, "alpha: 0.05\nmetrics: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3:1: YAML syntax error"):
+        load_config(path, Demo)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    """An empty file says so."""
+    with pytest.raises(ConfigError, match=r"c\.yaml: the file is empty; expected a YAML mapping"):
+        load_config(write(tmp_path, ""), Demo)
+
+
+def test_comment_only_file_is_empty(tmp_path: Path) -> None:
+    """A file with only comments is empty too."""
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_config(write(tmp_path, "# nothing\n"), Demo)
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    """A binary file is refused before YAML sees it."""
+    with pytest.raises(ConfigError, match=r"c\.yaml: is a binary file"):
+        load_config(write(tmp_path, b"\x89PNG\r\n\x1a\n\x00\x00"), Demo)
+
+
+def test_non_utf8_file(tmp_path: Path) -> None:
+    """Latin-1 text is refused with the offset of the bad byte."""
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(bad byte at offset 7\)"):
+        load_config(write(tmp_path, b"alpha: \xe9\n"), Demo)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    """A file that does not exist is named."""
+    with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
+        load_config(tmp_path / "nope.yaml", Demo)
+
+
+def test_top_level_list(tmp_path: Path) -> None:
+    """The top level must be a mapping."""
+    with pytest.raises(ConfigError, match=r"c\.yaml:1:1: expected a YAML mapping at the top level, got a list"):
+        load_config(write(tmp_path, "- 1\n- 2\n"), Demo)
+
+
+def test_duplicate_key(tmp_path: Path) -> None:
+    """A key given twice is an error (safe_load would silently keep the last)."""
+    with pytest.raises(ConfigError, match=r"c\.yaml:2:1: <top>: duplicate key 'alpha'"):
+        load_config(write(tmp_path, "alpha: 0.1\nalpha: 0.2\n"), Demo)
+
+
+def test_validator_error_with_path(tmp_path: Path) -> None:
+    """A ConfigError raised with a path inside a validator is located in the file."""
+    path = write(tmp_path, "alpha: 0.1\nmetrics:\n  - name: a\n  - name: a\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:4:11: metrics\[1\]\.name: duplicate metric name 'a'"):
+        load_config(path, Demo)
+
+
+def test_discriminated_union_error(tmp_path: Path) -> None:
+    """Errors inside a tagged variant skip the tag in the path and still find the position."""
+    path = write(tmp_path, "alpha: 0.1\nplatforms:\n  - {kind: lambda, memroy_gb: 3}\n")
+    expected = r"c\.yaml:3:20: platforms\[0\]\.memroy_gb: unknown key .*did you mean .memory_gb.\?"
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path, Demo)
+
+
+def test_unknown_variant(tmp_path: Path) -> None:
+    """An unknown `kind` lists the allowed tags."""
+    path = write(tmp_path, "alpha: 0.1\nplatforms:\n  - {kind: lambada}\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3:5: platforms\[0\]: .*'lambda', 'knative'"):
+        load_config(path, Demo)
+
+
+def test_document_error_helper() -> None:
+    """Later checks can locate their own errors with YamlDocument.error."""
+    doc = parse_yaml("a:\n  b: [1, 2]\n", source="x.yaml")
+    assert str(doc.error(("a", "b", 1), "too big")) == "x.yaml:2:10: a.b[1]: too big"
+
+
+def test_load_document_then_validate(tmp_path: Path) -> None:
+    """Parsing and validating can be done in two steps."""
+    doc = load_document(write(tmp_path, "alpha: 0.2\n"))
+    assert validate_document(doc, Demo).alpha == 0.2

@@ -1,0 +1,61 @@
+"""Atomic writes and shipped templates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mlplat.errors import OutputError, TemplateError
+from mlplat.files import atomic_write_bytes, atomic_write_text, read_template, template_names
+
+
+def test_write_then_refuse_overwrite(tmp_path: Path) -> None:
+    """A new file is written; an existing one is kept unless force is given."""
+    path = tmp_path / "r.md"
+    atomic_write_text(path, "one")
+    with pytest.raises(OutputError, match=r"r\.md: already exists; pass --force"):
+        atomic_write_text(path, "two")
+    assert path.read_text() == "one"
+    atomic_write_text(path, "two", force=True)
+    assert path.read_text() == "two"
+
+
+def test_no_temp_file_left(tmp_path: Path) -> None:
+    """Only the destination remains after a write."""
+    atomic_write_bytes(tmp_path / "a.bin", b"\x00\x01")
+    assert os.listdir(tmp_path) == ["a.bin"]
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    """Writing into a folder that does not exist is a clear error."""
+    with pytest.raises(OutputError, match="does not exist"):
+        atomic_write_text(tmp_path / "no" / "r.md", "x")
+
+
+def test_failed_write_keeps_old_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the rename fails the old file is untouched and no temp file is left."""
+    path = tmp_path / "r.md"
+    path.write_text("old")
+
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OutputError, match="No space left"):
+        atomic_write_text(path, "new", force=True)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["r.md"]
+
+
+def test_unknown_template() -> None:
+    """Asking for a template that is not shipped names the ones that are."""
+    with pytest.raises(TemplateError, match=r"no template named 'nope\.yaml'"):
+        read_template("nope.yaml")
+
+
+def test_shipped_templates_are_readable() -> None:
+    """Every shipped template reads as UTF-8 text."""
+    for name in template_names():
+        assert read_template(name)

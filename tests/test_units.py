@@ -1,0 +1,56 @@
+"""Durations, shares and rates as users write them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
+                                               ("1d", 86400), ("250ms", 0.25), ("2min", 120), (" 1 h ", 3600)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    """Durations with and without units."""
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "ten minutes", "10x", "-5s", "1h-3m", "nan"])
+def test_parse_duration_rejects(bad: str) -> None:
+    """Anything else names the accepted forms."""
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
+
+
+@given(st.floats(min_value=0, max_value=1e7, allow_nan=False))
+def test_duration_of_number_is_seconds(x: float) -> None:
+    """A bare number is seconds."""
+    assert parse_duration(x) == x
+
+
+def test_format_duration() -> None:
+    """Short forms for tables."""
+    assert format_duration(45) == "45s"
+    assert format_duration(3600) == "1h"
+    assert format_duration(math.inf) == "inf"
+
+
+def test_parse_percent() -> None:
+    """Shares as percentages or fractions."""
+    assert parse_percent("5%") == pytest.approx(0.05)
+    assert parse_percent("0.5") == 0.5
+    with pytest.raises(ValueError, match="share"):
+        parse_percent("five")
+
+
+def test_parse_rate() -> None:
+    """Rates with a time unit."""
+    assert parse_rate("1e6/h") == pytest.approx(277.777, rel=1e-4)
+    assert parse_rate("3/min") == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="rate"):
+        parse_rate("3/fortnight")
+    with pytest.raises(ValueError, match=">= 0"):
+        parse_rate("-1/s")
