@@ -54,6 +54,8 @@ def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Pa
 def template_names() -> list[str]:
     """Names of the templates shipped under ``mlplat/templates/``."""
     root = resources.files("mlplat") / "templates"
+    if not root.is_dir():
+        return []
     return sorted(entry.name for entry in root.iterdir() if entry.is_file() and not entry.name.startswith("_"))
 
 
