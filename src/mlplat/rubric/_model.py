@@ -27,13 +27,6 @@ class Triangular(ConfigModel):
     mode: float
     high: float
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Triangular:
-        if not (self.low <= self.mode <= self.high):
-            raise ConfigError(f"must satisfy low <= mode <= high, got {self.low}, {self.mode}, {self.high}",
-                              path=("low",))
-        return self
-
 
 Score = float | Triangular
 
@@ -81,21 +74,6 @@ class CashFlow(ConfigModel):
     growth: Annotated[float, Field(gt=-1, description="yearly growth of the volume")] = 0.0
     probability: Annotated[float, Field(ge=0, le=1, description="chance the cost happens")] = 1.0
 
-    @model_validator(mode="after")
-    def _shape(self) -> CashFlow:
-        if (self.year is None) == (self.years is None):
-            raise ConfigError("give exactly one of `year` or `years`", path=("year",))
-        if self.years is not None and not self.years:
-            raise ConfigError("must list at least one year", path=("years",))
-        fee = self.unit_price is not None or self.volume is not None
-        if fee and (self.unit_price is None or self.volume is None):
-            raise ConfigError("a volume-based fee needs both `unit_price` and `volume`", path=("unit_price",))
-        if fee == (self.amount is not None):
-            raise ConfigError("give either `amount` or `unit_price` with `volume`", path=("amount",))
-        if self.growth != 0.0 and not fee:
-            raise ConfigError("`growth` applies to volume-based fees only", path=("growth",))
-        return self
-
     @property
     def year_list(self) -> list[int]:
         return [self.year] if self.year is not None else list(self.years or [])
@@ -116,17 +94,6 @@ class Tco(ConfigModel):
     horizon_years: Annotated[int, Field(ge=1, le=50)] = 3
     currency: str = "USD"
     options: dict[str, list[CashFlow]]
-
-    @model_validator(mode="after")
-    def _within_horizon(self) -> Tco:
-        for option, flows in self.options.items():
-            for index, flow in enumerate(flows):
-                for year in flow.year_list:
-                    if year > self.horizon_years:
-                        key = "year" if flow.year is not None else "years"
-                        raise ConfigError(f"year {year} is outside the horizon 0..{self.horizon_years}",
-                                          path=("options", option, index, key))
-        return self
 
 
 class Threshold(ConfigModel):
@@ -215,6 +182,11 @@ class Rubric(ConfigModel):
             raise ConfigError("weights are all zero; at least one must be > 0", path=("criteria", 0, "weight"))
 
     def _check_scores(self) -> None:
+        for index, option in enumerate(self.options):
+            for key, value in option.scores.items():
+                if isinstance(value, Triangular) and not (value.low <= value.mode <= value.high):
+                    raise ConfigError(f"must satisfy low <= mode <= high, got {value.low}, {value.mode}, "
+                                      f"{value.high}", path=("options", index, "scores", key))
         computed = {c.id for c in self.criteria if c.source == "tco"}
         scored = [c.id for c in self.criteria if c.source is None]
         for index, option in enumerate(self.options):
@@ -232,10 +204,12 @@ class Rubric(ConfigModel):
     def _check_tco(self) -> None:
         ids = [o.id for o in self.options]
         if self.tco is not None:
-            for key in self.tco.options:
+            for key, flows in self.tco.options.items():
                 if key not in ids:
                     raise ConfigError(f"unknown option {key!r}; options are: {', '.join(ids)}",
                                       path=("tco", "options", key))
+                for index, flow in enumerate(flows):
+                    _check_flow(flow, self.tco.horizon_years, ("tco", "options", key, index))
         if any(c.source == "tco" for c in self.criteria):
             index = next(i for i, c in enumerate(self.criteria) if c.source == "tco")
             if self.tco is None:
@@ -258,6 +232,24 @@ class Rubric(ConfigModel):
     @property
     def option_ids(self) -> list[str]:
         return [o.id for o in self.options]
+
+
+def _check_flow(flow: CashFlow, horizon: int, where: tuple[str | int, ...]) -> None:
+    if (flow.year is None) == (flow.years is None):
+        raise ConfigError("give exactly one of `year` or `years`", path=(*where, "year"))
+    if flow.years is not None and not flow.years:
+        raise ConfigError("must list at least one year", path=(*where, "years"))
+    fee = flow.unit_price is not None or flow.volume is not None
+    if fee and (flow.unit_price is None or flow.volume is None):
+        raise ConfigError("a volume-based fee needs both `unit_price` and `volume`", path=(*where, "unit_price"))
+    if fee == (flow.amount is not None):
+        raise ConfigError("give either `amount` or `unit_price` with `volume`", path=(*where, "amount"))
+    if flow.growth != 0.0 and not fee:
+        raise ConfigError("`growth` applies to volume-based fees only", path=(*where, "growth"))
+    for year in flow.year_list:
+        if year > horizon:
+            key = "year" if flow.year is not None else "years"
+            raise ConfigError(f"year {year} is outside the horizon 0..{horizon}", path=(*where, key))
 
 
 def _unique(ids: list[str], where: str) -> None:

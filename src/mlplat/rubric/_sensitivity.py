@@ -19,6 +19,7 @@ __all__ = ["Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_rever
 _BLOCK = 50_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
 _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
+_EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def _wsm_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int) -> fl
         roots = np.where(denominator != 0, db / denominator, np.nan)
     roots[winner] = np.nan
     # A tie exactly at 0 or 1 is not a change: there is no weight beyond it where the other option leads.
-    candidates = roots[np.isfinite(roots) & (roots > 0.0) & (roots < 1.0) & (np.abs(roots - weights[k]) > 1e-12)]
+    inside = np.isfinite(roots) & (roots > _EDGE) & (roots < 1.0 - _EDGE) & (np.abs(roots - weights[k]) > _EDGE)
+    candidates = roots[inside]
     if candidates.size == 0:
         return None
     return float(candidates[np.argmin(np.abs(candidates - weights[k]))])
