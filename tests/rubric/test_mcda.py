@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from numpy.testing import assert_allclose
+from tests.strategies import decision_matrices
 
 from mlplat.errors import MlplatError
 from mlplat.rubric import ahp, normalize, pairwise_matrix, topsis, wsm
-from tests.strategies import decision_matrices
 
 # Criteria order (cost, ttm, parity, lockin, security, enablement); issue 3, "Correctness".
 MATRIX = np.array([[2100, 9, 6, 1, 8, 9],    # build

@@ -101,7 +101,8 @@ def _ahp_file(write_rubric: Callable[..., Path], ahp: str) -> Path:
 @pytest.mark.parametrize(
     ("ahp", "expected"),
     [
-        (AHP.replace("speed: 2,", "speed: 0,"), r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be > 0, got 0"),
+        (AHP.replace("speed: 2,", "speed: 0,"),
+         r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be > 0, got 0"),
         (AHP.replace("speed: 2,", "speed: -2,"), r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be > 0"),
         (AHP + "  fit: {speed: 2}\n",
          r"r\.yaml:9:16: weights_ahp\.fit\.speed: contradicts its reciprocal: speed\.fit is 2, so this must be 0\.5"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_phases_are_dated_and_contiguous(write_rubric: Callable[..., Path]) -> N
     phases = pilot_phases(rubric, date(2026, 12, 1))
     assert [p.name for p in phases] == ["Setup", "Shadow traffic", "Canary", "Decision gate"]
     assert phases[0].start == date(2026, 12, 1)
-    for before, after in zip(phases[:-1], phases[1:], strict=True):
+    for before, after in itertools.pairwise(phases):
         assert (after.start - before.end).days == 1
     assert (phases[-1].end - phases[0].start).days == 42
     assert "mlplat canary analyze c.yaml --report pilot-canary.md" in phases[2].commands
@@ -69,7 +70,8 @@ def test_custom_template_and_errors(write_rubric: Callable[..., Path], tmp_path:
     rubric, result = _scored(write_rubric)
     good = tmp_path / "good.md"
     good.write_text("Pilot $option_name by $owner costs $$0\n")
-    assert render_pilot(rubric, result, template=good) == f"Pilot {result.decision.winner} by ana@example.com costs $0\n"
+    expected = f"Pilot {result.decision.winner} by ana@example.com costs $0\n"
+    assert render_pilot(rubric, result, template=good) == expected
     unknown = tmp_path / "unknown.md"
     unknown.write_text("# Plan\n\nOwner: $owner, budget ${budget}\n")
     with pytest.raises(TemplateError, match=r"unknown\.md:3:23: \$budget: unknown placeholder; available: "):

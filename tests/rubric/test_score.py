@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from numpy.testing import assert_allclose
+from tests.rubric.conftest import BASE
 
 from mlplat.errors import ConfigError
 from mlplat.rubric import Rubric, load_rubric, score_rubric
-from tests.rubric.conftest import BASE
 
 INCONSISTENT_AHP = """\
 weights_ahp:
