@@ -69,7 +69,6 @@ def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArra
     Examples
     --------
     >>> import numpy as np
-from numpy.typing import NDArray
     >>> triangular(np.array([0.0]), np.array([0.5]), np.array([1.0]), np.array([0.5])).tolist()
     [0.5]
     """
