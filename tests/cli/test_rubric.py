@@ -127,8 +127,12 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
         ("{name: schedule overrun, year: 1", "{name: schedule overrun, year: 9",
          "year 9 is outside the horizon 0..3"),
         ("  - id: buy\n", "  - id: build\n", "duplicate id 'build'"),
+        ("feature_parity: 3, lock_in: 1, ", "lock_in: 1, ", "options[0].scores: missing score for criterion"),
+        ("criteria:\n", "weights_ahp:\n  tco: {time_to_market: 2}\ncriteria:\n",
+         "criteria[0].weight: give either `weight` on criteria or `weights_ahp`, not both"),
     ],
-    ids=["unknown-criterion", "negative-weight", "typo", "probability", "horizon", "duplicate"],
+    ids=["unknown-criterion", "negative-weight", "typo", "probability", "horizon", "duplicate", "missing-score",
+         "weight-and-ahp"],
 )
 def test_bad_input_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Bad input exits 4 with file:line:col and the message, no traceback, nothing on stdout."""
@@ -144,19 +148,44 @@ def test_bad_input_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str,
         assert result.stdout == ""
 
 
-def test_strict_makes_inconsistent_ahp_an_error(runner: CliRunner, tmp_path: Path) -> None:
-    """An inconsistent AHP matrix is a warning (exit 0) and, with --strict, exit 4 at weights_ahp."""
+INCONSISTENT_AHP = ("weights_ahp:\n"
+                    "  tco: {time_to_market: 9, feature_parity: 1/9, lock_in: 1, security: 1, enablement: 1}\n"
+                    "  time_to_market: {feature_parity: 9, lock_in: 1, security: 1, enablement: 1}\n"
+                    "  feature_parity: {lock_in: 1, security: 1, enablement: 1}\n"
+                    "  lock_in: {security: 1, enablement: 1}\n"
+                    "  security: {enablement: 1}\n")
+
+
+def _ahp_example(tmp_path: Path, ahp: str) -> Path:
+    """The example with its weights replaced by AHP judgements."""
     text = EXAMPLE.read_text()
     for weight in ("0.25", "0.20", "0.15", "0.10"):
         text = text.replace(f"    weight: {weight}\n", "")
-    text = text.replace("criteria:\n", "weights_ahp:\n"
-                        "  tco: {time_to_market: 9, feature_parity: 1/9, lock_in: 1, security: 1, enablement: 1}\n"
-                        "  time_to_market: {feature_parity: 9, lock_in: 1, security: 1, enablement: 1}\n"
-                        "  feature_parity: {lock_in: 1, security: 1, enablement: 1}\n"
-                        "  lock_in: {security: 1, enablement: 1}\n"
-                        "  security: {enablement: 1}\ncriteria:\n", 1)
     path = tmp_path / "ahp.yaml"
-    path.write_text(text)
+    path.write_text(text.replace("criteria:\n", ahp + "criteria:\n", 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [("feature_parity: 1/9,", "feature_parity: -1,",
+      ":17:44: weights_ahp.tco.feature_parity: a judgement must be > 0, got -1.0"),
+     ("  security: {enablement: 1}\n", "  security: {enablement: 1}\n  enablement: {security: 2}\n",
+      ":22:26: weights_ahp.enablement.security: contradicts its reciprocal")],
+    ids=["non-positive", "contradicts-reciprocal"],
+)
+def test_bad_ahp_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """A non-positive judgement or one contradicting its reciprocal exits 4 at the judgement."""
+    assert old in INCONSISTENT_AHP
+    path = _ahp_example(tmp_path, INCONSISTENT_AHP.replace(old, new, 1))
+    result = runner.invoke(app, ["rubric", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}{expected}" in result.stderr.replace("\n", "")
+
+
+def test_strict_makes_inconsistent_ahp_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    """An inconsistent AHP matrix is a warning (exit 0) and, with --strict, exit 4 at weights_ahp."""
+    path = _ahp_example(tmp_path, INCONSISTENT_AHP)
     loose = runner.invoke(app, ["rubric", "score", str(path), "--draws", "100"])
     assert loose.exit_code == 0, loose.output
     assert "consistency ratio" in loose.stderr
