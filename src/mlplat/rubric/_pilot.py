@@ -80,7 +80,7 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
     risks = []
     for value, criterion_id in sorted(strengths)[:2]:
         criterion = next(c for c in rubric.criteria if c.id == criterion_id)
-        low = criterion.guide.get(1)
+        low = criterion.guide.get(1) if criterion.source is None else None
         detail = f" (a 1 here means: {low})" if low else ""
         risks.append(f"Weak on **{criterion.label}**: normalised {value:.2f} of 1, weight "
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
