@@ -6,8 +6,11 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy import stats
+from tests.strategies import decision_matrices
 
 from mlplat.rubric import crossovers, monte_carlo, normalize, rank_reversals, topsis, triangular, wsm
 from mlplat.rubric._sensitivity import _numeric_crossing, _rescaled
@@ -159,3 +162,26 @@ def test_p_best_matches_known_probability() -> None:
                          normalization="max", draws=draws, rng=np.random.default_rng(5))
     lo, hi = stats.binom.interval(0.999, draws, 0.5)
     assert lo <= counts[0, 0] <= hi
+
+
+@settings(max_examples=30, deadline=None)
+@given(decision_matrices(), st.sampled_from(["wsm", "topsis"]))
+def test_crossover_property(case: tuple[np.ndarray, np.ndarray, np.ndarray], method: str) -> None:
+    """On random problems, the winner holds up to each reported crossover and the new winner leads past it."""
+    x, cost, w = case[0][0], case[1], case[2][0]
+    v = normalize(x, cost, "minmax")
+    base = METHODS[method](v, w)
+    ordered = np.sort(base)
+    assume(ordered[-1] - ordered[-2] > 1e-6)  # a clear winner
+    winner = int(np.argmax(base))
+    names = [f"o{i}" for i in range(x.shape[0])]
+    for k, c in enumerate(crossovers(x, cost, w, [f"c{j}" for j in range(x.shape[1])], names, method=method,
+                                     normalization="minmax")):
+        if c.winner_changes_at is None:
+            continue
+        assert 0 < c.winner_changes_at < 1
+        halfway = 0.5 * (c.weight + c.winner_changes_at)
+        assert int(np.argmax(METHODS[method](v, _rescaled(w, k, np.array([halfway]))[0]))) == winner
+        step = 1e-7 if c.direction == "above" else -1e-7
+        past = METHODS[method](v, _rescaled(w, k, np.array([c.winner_changes_at + step]))[0])
+        assert past[names.index(c.new_winner or "")] >= past[winner] - 1e-9

@@ -16,7 +16,7 @@ from mlplat.rubric._mcda import METHODS, FloatArray, normalize
 
 __all__ = ["Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_reversals", "triangular"]
 
-_BLOCK = 50_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
+_BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
 _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
 _EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
