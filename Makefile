@@ -18,6 +18,9 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
+	mkdir -p out
+	$(MLPLAT) rubric score examples/rubric/serving-platform.yaml --report out/rubric-decision.md --plot out/rubric-scores.png --force
+	$(MLPLAT) rubric pilot examples/rubric/serving-platform.yaml --start 2026-12-01 -o out/rubric-pilot.md --force
 
 test: install
 	$(PY) -m pytest
@@ -34,6 +37,7 @@ bench: install
 	if grep -q '^[A-Za-z]' benchmarks/requirements.txt; then \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/rubric_mc.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

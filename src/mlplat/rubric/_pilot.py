@@ -1,0 +1,156 @@
+"""The pilot plan for the chosen option: dated phases, numeric criteria, risks and the commands to run."""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from mlplat.errors import TemplateError
+from mlplat.files import read_template
+from mlplat.rubric._model import Rubric, Threshold
+from mlplat.rubric._score import RubricResult
+
+__all__ = ["Phase", "pilot_phases", "render_pilot"]
+
+PILOT_TEMPLATE = "rubric-pilot.md"
+_INVALID = re.compile(r"line (\d+), col (\d+)")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One dated phase of the pilot and the mlplat commands to run in it."""
+
+    name: str
+    start: date
+    end: date
+    purpose: str
+    commands: tuple[str, ...]
+
+    def markdown(self) -> str:
+        when = self.start.isoformat()
+        if self.end != self.start:
+            when += f" to {self.end.isoformat()}"
+        lines = [f"### {self.name}: {when}", "", self.purpose, ""]
+        if self.commands:
+            lines += ["```bash", *self.commands, "```", ""]
+        return "\n".join(lines)
+
+
+def pilot_phases(rubric: Rubric, start: date, rubric_file: str = "rubric.yaml") -> list[Phase]:
+    """Setup, shadow traffic, canary and decision gate, splitting ``duration_weeks`` about 1 : 2 : 3."""
+    pilot = rubric.pilot
+    total = pilot.duration_weeks * 7
+    setup = max(1, round(total / 6))
+    shadow = max(1, round(total / 3))
+    canary = max(1, total - setup - shadow)
+    t1, t2, t3 = start + timedelta(setup), start + timedelta(setup + shadow), start + timedelta(setup + shadow + canary)
+    sim, canary_cfg = pilot.sim_config, pilot.canary_config
+    return [
+        Phase("Setup", start, t1 - timedelta(1),
+              "Provision the option, wire metrics, and size it for the representative workloads.",
+              (f"mlplat sim validate {sim}", f"mlplat sim run {sim} --report pilot-sim.md")),
+        Phase("Shadow traffic", t1, t2 - timedelta(1),
+              "Mirror production requests to the option without serving its answers; compare latency, "
+              "errors and cost with the current path.",
+              (f"mlplat canary validate {canary_cfg}", f"mlplat canary plan {canary_cfg}")),
+        Phase("Canary", t2, t3 - timedelta(1),
+              "Serve a small, rising share of live traffic; stop at once on a kill criterion.",
+              (f"mlplat canary analyze {canary_cfg} --report pilot-canary.md",)),
+        Phase("Decision gate", t3, t3,
+              "Adopt, extend or reject against the success and kill criteria; re-score the rubric with "
+              "the measured figures.",
+              (f"mlplat rubric score {rubric_file} --report decision.md",)),
+    ]
+
+
+def _bullets(items: list[str], empty: str) -> str:
+    return "\n".join(f"- {item}" for item in items) if items else f"- _{empty}_"
+
+
+def _thresholds(items: list[Threshold], empty: str) -> str:
+    return _bullets([str(t) for t in items], empty)
+
+
+def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
+    ranked = result.option(option)
+    strengths = [(ranked.contributions[c] / w, c) for c, w in result.weights.items() if w > 0]
+    risks = []
+    for value, criterion_id in sorted(strengths)[:2]:
+        criterion = next(c for c in rubric.criteria if c.id == criterion_id)
+        low = criterion.guide.get(1) if criterion.source is None else None
+        detail = f" (a 1 here means: {low})" if low else ""
+        risks.append(f"Weak on **{criterion.label}**: normalised {value:.2f} of 1, weight "
+                     f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
+    if option == result.decision.winner:
+        near = sorted((c for c in result.sensitivity.crossovers if c.winner_changes_at is not None),
+                      key=lambda c: c.distance)
+        for c in near[:2]:
+            verb = "rises above" if c.direction == "above" else "falls below"
+            risks.append(f"If the **{result.criteria[c.criterion]}** weight {verb} {c.winner_changes_at:.2f} "
+                         f"(now {c.weight:.2f}), {c.new_winner} wins instead.")
+    else:
+        risks.append(f"{option} is not the rubric's winner ({result.decision.winner} is); the pilot must "
+                     "show why the rubric is wrong.")
+    return risks
+
+
+def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = None, start: date | None = None,
+                 template: str | Path | None = None, rubric_file: str = "rubric.yaml") -> str:
+    """The Markdown pilot plan for ``option`` (default: the winner).
+
+    ``template`` is a Markdown file with ``$placeholders`` (see the shipped ``rubric-pilot.md``); a
+    placeholder that is unknown or malformed raises :class:`TemplateError` with ``file:line:col``.
+    """
+    option = option or result.decision.winner
+    if option not in rubric.option_ids:
+        raise TemplateError(f"--option: unknown option {option!r}; options are: {', '.join(rubric.option_ids)}")
+    pilot = rubric.pilot
+    start = start or pilot.start or date.today()
+    phases = pilot_phases(rubric, start, rubric_file)
+    chosen = next(o for o in rubric.options if o.id == option)
+    ranked = result.option(option)
+    workloads = [w if isinstance(w, str) else
+                 w.name + (f" ({w.share:.0%} of traffic)" if w.share is not None else "")
+                 + (f": {w.description}" if w.description else "") for w in pilot.workloads]
+    values = {
+        "title": rubric.title, "option": option, "option_name": chosen.label, "owner": pilot.owner,
+        "start": start.isoformat(), "end": phases[-1].end.isoformat(), "weeks": str(pilot.duration_weeks),
+        "decision": (f"rank {ranked.rank} of {len(result.ranking)} with {result.method} / "
+                     f"{result.normalization}; {result.decision.sentence}"),
+        "goal": pilot.goal or f"Confirm that {chosen.label} meets the numbers the rubric assumed.",
+        "scope": pilot.scope or (chosen.description or ""),
+        "workloads": _bullets(workloads, "none listed in the rubric's pilot.workloads"),
+        "phases": "\n".join(p.markdown() for p in phases).rstrip(),
+        "success_criteria": _thresholds(pilot.success_criteria, "none listed: add pilot.success_criteria"),
+        "kill_criteria": _thresholds(pilot.kill_criteria, "none listed: add pilot.kill_criteria"),
+        "risks": _bullets(_risks(rubric, result, option), "none found"),
+    }
+    if template is None:
+        source, text = PILOT_TEMPLATE, read_template(PILOT_TEMPLATE)
+    else:
+        source = str(template)
+        try:
+            text = Path(template).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TemplateError(f"{source}: cannot read the template: {exc}") from exc
+    return _substitute(text, values, source)
+
+
+def _substitute(text: str, values: dict[str, str], source: str) -> str:
+    try:
+        return string.Template(text).substitute(values)
+    except KeyError as exc:
+        name = str(exc.args[0])
+        match = re.search(rf"\$(\{{)?{re.escape(name)}\b", text)
+        offset = match.start() if match else 0
+        line = text.count("\n", 0, offset) + 1
+        col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+        raise TemplateError(f"{source}:{line}:{col}: ${name}: unknown placeholder; available: "
+                            f"{', '.join('$' + k for k in sorted(values))}") from None
+    except ValueError as exc:
+        found = _INVALID.search(str(exc))
+        where = f"{source}:{found.group(1)}:{found.group(2)}" if found else source
+        raise TemplateError(f"{where}: $: invalid placeholder; write $$ for a literal dollar sign") from None

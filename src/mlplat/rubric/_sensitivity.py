@@ -1,0 +1,203 @@
+"""Monte Carlo over weights and scores, weight crossovers, and the rank-reversal check.
+
+Everything is vectorised over draws: a block of draws is one ``(d, m, n)`` array scored by the same
+functions that score the single matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mlplat.rubric._mcda import METHODS, FloatArray, normalize
+
+__all__ = ["Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_reversals", "triangular"]
+
+_BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
+_GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
+_BISECT = 50
+_EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
+
+
+@dataclass(frozen=True)
+class Crossover:
+    """The weight of ``criterion`` at which the winner changes (other weights rescaled proportionally)."""
+
+    criterion: str
+    weight: float
+    winner_changes_at: float | None
+    new_winner: str | None
+
+    @property
+    def direction(self) -> str | None:
+        if self.winner_changes_at is None:
+            return None
+        return "above" if self.winner_changes_at > self.weight else "below"
+
+    @property
+    def distance(self) -> float:
+        return abs(self.winner_changes_at - self.weight) if self.winner_changes_at is not None else float("inf")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"criterion": self.criterion, "weight": self.weight, "winner_changes_at": self.winner_changes_at,
+                "new_winner": self.new_winner, "direction": self.direction}
+
+
+@dataclass(frozen=True)
+class RankReversal:
+    """Removing ``removed`` reordered the remaining options from ``before`` to ``after``."""
+
+    removed: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"removed": self.removed, "before": list(self.before), "after": list(self.after)}
+
+
+def score(matrix: FloatArray, cost: FloatArray, weights: FloatArray, method: str, normalization: str) -> FloatArray:
+    """Scores of the options (last-but-one axis) for one matrix or a stack of draws."""
+    return METHODS[method](normalize(matrix, cost, normalization), weights)
+
+
+def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArray) -> FloatArray:
+    """Inverse CDF of the triangular distribution at uniforms ``u``; ``low == high`` gives the fixed value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> triangular(np.array([0.0]), np.array([0.5]), np.array([1.0]), np.array([0.5])).tolist()
+    [0.5]
+    """
+    span = high - low
+    safe = np.where(span > 0, span, 1.0)
+    cut = (mode - low) / safe
+    rising = low + np.sqrt(u * span * (mode - low))
+    falling = high - np.sqrt((1.0 - u) * span * (high - mode))
+    return np.where(span > 0, np.where(u < cut, rising, falling), mode)
+
+
+def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: FloatArray, weights: FloatArray,
+                *, method: str, normalization: str, draws: int, rng: np.random.Generator,
+                concentration: float = 100.0) -> NDArray[np.int64]:
+    """Rank counts ``(m, m)``: how often option ``i`` ranked ``r``-th (0 = best) over ``draws`` draws.
+
+    Weights are drawn from Dirichlet(``concentration * w``) (criteria with weight 0 stay at 0), scores from
+    their triangular ranges; every draw is scored in one vectorised call per block of draws.
+    """
+    m, n = mode.shape
+    counts = np.zeros((m, m), dtype=np.int64)
+    positive = weights > 0
+    done = 0
+    while done < draws:
+        d = min(_BLOCK, draws - done)
+        w = np.zeros((d, n))
+        w[:, positive] = rng.dirichlet(concentration * weights[positive], size=d)
+        x = triangular(low, mode, high, rng.random((d, m, n)))
+        s = score(x, cost, w, method, normalization)
+        ranks = np.argsort(np.argsort(-s, axis=1, kind="stable"), axis=1, kind="stable")
+        counts += np.bincount((np.arange(m) * m + ranks).ravel(), minlength=m * m).reshape(m, m)
+        done += d
+    return counts
+
+
+def _rescaled(weights: FloatArray, k: int, x: FloatArray) -> FloatArray:
+    """Weights with ``w_k = x`` and the others scaled by ``(1 - x) / (1 - w_k)``; one row per ``x``."""
+    rest = weights / (1.0 - weights[k])
+    w = (1.0 - x)[:, None] * rest[None, :]
+    w[:, k] = x
+    return w
+
+
+def _wsm_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int) -> float | None:
+    """Exact: each WSM score is linear in ``x = w_k``, ``S_i(x) = x a_i + (1 - x) b_i``."""
+    a = v[:, k]
+    b = (v @ weights - weights[k] * a) / (1.0 - weights[k])
+    da, db = a[winner] - a, b[winner] - b
+    denominator = db - da
+    with np.errstate(divide="ignore", invalid="ignore"):
+        roots = np.where(denominator != 0, db / denominator, np.nan)
+    roots[winner] = np.nan
+    # A tie exactly at 0 or 1 is not a change: there is no weight beyond it where the other option leads.
+    inside = np.isfinite(roots) & (roots > _EDGE) & (roots < 1.0 - _EDGE) & (np.abs(roots - weights[k]) > _EDGE)
+    candidates = roots[inside]
+    if candidates.size == 0:
+        return None
+    return float(candidates[np.argmin(np.abs(candidates - weights[k]))])
+
+
+def _numeric_crossing(matrix: FloatArray, cost: FloatArray, weights: FloatArray, k: int, winner: int,
+                      method: str, normalization: str) -> float | None:
+    """Grid over [0, 1] (vectorised), then bisection between the nearest change and its neighbour."""
+    grid = np.linspace(0.0, 1.0, _GRID)[1:-1]  # open interval: a tie at 0 or 1 is not a change
+    v = normalize(matrix, cost, normalization)
+    best = np.argmax(METHODS[method](v[None, :, :], _rescaled(weights, k, grid)), axis=1)
+    changed = np.flatnonzero(best != winner)
+    if changed.size == 0:
+        return None
+    target = changed[np.argmin(np.abs(grid[changed] - weights[k]))]
+    inside, outside = float(np.clip(weights[k], 0, 1)), float(grid[target])
+    for _ in range(_BISECT):
+        middle = 0.5 * (inside + outside)
+        s = METHODS[method](v, _rescaled(weights, k, np.array([middle]))[0])
+        if int(np.argmax(s)) == winner:
+            inside = middle
+        else:
+            outside = middle
+    return 0.5 * (inside + outside)
+
+
+def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criteria: list[str], options: list[str],
+               *, method: str, normalization: str) -> list[Crossover]:
+    """For each criterion, the weight where the winner changes when the other weights rescale proportionally.
+
+    WSM is solved exactly (each score is linear in the weight); TOPSIS by a grid search refined by
+    bisection. ``winner_changes_at`` is ``None`` when no weight in [0, 1] changes the winner.
+    """
+    v = normalize(matrix, cost, normalization)
+    base = METHODS[method](v, weights)
+    winner = int(np.argmax(base))
+    out = []
+    for k, criterion in enumerate(criteria):
+        at: float | None = None
+        if weights[k] < 1.0:
+            if method == "wsm":
+                at = _wsm_crossing(v, weights, k, winner)
+            else:
+                at = _numeric_crossing(matrix, cost, weights, k, winner, method, normalization)
+        new = None
+        if at is not None:
+            # Just past the crossing, in the direction away from the current weight.
+            step = 1e-7 if at > weights[k] else -1e-7
+            past = float(np.clip(at + step, 0.0, 1.0))
+            after = METHODS[method](v, _rescaled(weights, k, np.array([past]))[0])
+            new_index = int(np.argmax(np.where(np.arange(len(options)) == winner, -np.inf, after)))
+            new = options[new_index]
+        out.append(Crossover(criterion, float(weights[k]), at, new))
+    return out
+
+
+def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, options: list[str],
+                   *, method: str, normalization: str) -> list[RankReversal]:
+    """Remove each option in turn and report when the others change order.
+
+    With ``minmax``, ``sum`` and ``vector`` normalisation (and with TOPSIS's ideal points) an option's score
+    depends on the other options, so removing an irrelevant one can reorder the rest.
+    """
+    m = len(options)
+    if m < 3:
+        return []
+    full = score(matrix, cost, weights, method, normalization)
+    order = [options[i] for i in np.argsort(-full, kind="stable")]
+    out = []
+    for removed in range(m):
+        keep = [i for i in range(m) if i != removed]
+        s = score(matrix[keep], cost, weights, method, normalization)
+        after = tuple(options[keep[i]] for i in np.argsort(-s, kind="stable"))
+        before = tuple(o for o in order if o != options[removed])
+        if after != before:
+            out.append(RankReversal(options[removed], before, after))
+    return out

@@ -1,0 +1,219 @@
+"""`mlplat rubric` on the command line: init, validate, schema, score (tables, JSON, report, plot), pilot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rubric" / "serving-platform.yaml"
+
+
+@pytest.fixture
+def rubric_file(tmp_path: Path, runner: CliRunner) -> Path:
+    """A rubric written by `mlplat rubric init`."""
+    path = tmp_path / "rubric.yaml"
+    result = runner.invoke(app, ["rubric", "init", str(path)])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_init_writes_template_and_refuses_overwrite(rubric_file: Path, runner: CliRunner) -> None:
+    """init writes a commented template with six criteria and guides; a second init needs --force."""
+    text = rubric_file.read_text()
+    for word in ("tco", "time_to_market", "feature_parity", "lock_in", "security", "enablement", "guide:",
+                 "pilot:", "# "):
+        assert word in text
+    again = runner.invoke(app, ["rubric", "init", str(rubric_file)])
+    assert again.exit_code == ExitCode.BAD_INPUT
+    assert "already exists; pass --force" in again.stderr
+    assert runner.invoke(app, ["rubric", "init", str(rubric_file), "--force"]).exit_code == 0
+
+
+def test_validate_ok_and_json(rubric_file: Path, runner: CliRunner) -> None:
+    """validate says valid, in text or JSON."""
+    result = runner.invoke(app, ["rubric", "validate", str(rubric_file)])
+    assert result.exit_code == 0
+    assert "valid (6 criteria, 3 options)" in " ".join(result.stdout.split())
+    doc = json.loads(runner.invoke(app, ["rubric", "validate", str(rubric_file), "--json"]).stdout)
+    assert doc == {"file": str(rubric_file), "valid": True, "criteria": 6, "options": 3}
+
+
+def test_schema_is_json_schema(runner: CliRunner) -> None:
+    """schema prints the JSON Schema of the rubric."""
+    result = runner.invoke(app, ["rubric", "schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "Rubric"
+    assert {"criteria", "options", "tco", "weights_ahp", "pilot"} <= set(schema["properties"])
+
+
+def test_score_tables(runner: CliRunner) -> None:
+    """score prints the ranking, TCO by year, Monte Carlo, crossovers and the decision sentence."""
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--draws", "2000"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for piece in ("wsm, minmax normalisation", "TCO by year", "Monte Carlo: 2,000 draws", "Crossovers",
+                  "Decision:", "of 2,000 draws"):
+        assert piece in out, piece
+
+
+def test_score_json_fields(runner: CliRunner) -> None:
+    """--json gives one document with the fields of issue 3, checked one by one."""
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--method", "topsis", "--normalization",
+                                 "vector", "--draws", "1000", "--seed", "3", "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["method"] == "topsis" and doc["normalization"] == "vector"
+    assert list(doc["weights"]) == ["tco", "time_to_market", "feature_parity", "lock_in", "security", "enablement"]
+    assert doc["ahp"] is None
+    assert [r["rank"] for r in doc["ranking"]] == [1, 2, 3]
+    assert set(doc["ranking"][0]["contributions"]) == set(doc["weights"])
+    assert set(doc["tco"]) == {"build", "buy", "hybrid"}
+    assert len(doc["tco"]["build"]["by_year"]) == 4
+    assert doc["tco"]["build"]["risk_adjusted_npv"] > doc["tco"]["build"]["npv"]
+    sens = doc["sensitivity"]
+    assert sens["draws"] == 1000 and sens["seed"] == 3
+    assert sum(sens["p_best"].values()) == pytest.approx(1.0)
+    assert {c["criterion"] for c in sens["crossovers"]} == set(doc["weights"])
+    assert doc["decision"]["winner"] == doc["ranking"][0]["option"]
+    assert doc["decision"]["margin"] == pytest.approx(doc["ranking"][0]["score"] - doc["ranking"][1]["score"])
+
+
+def test_score_seed_is_reproducible(runner: CliRunner) -> None:
+    """The same seed gives the same P(best)."""
+    args = ["rubric", "score", str(EXAMPLE), "--draws", "500", "--seed", "9", "--json"]
+    first, second = (json.loads(runner.invoke(app, args).stdout) for _ in range(2))
+    assert first["sensitivity"]["p_best"] == second["sensitivity"]["p_best"]
+
+
+def test_score_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
+    """--report writes the decision record and --plot a PNG; both refuse to overwrite without --force."""
+    report, plot = tmp_path / "decision.md", tmp_path / "scores.png"
+    args = ["rubric", "score", str(EXAMPLE), "--draws", "200", "--report", str(report), "--plot", str(plot)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert report.read_text().startswith("# Decision record: Model serving platform")
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert runner.invoke(app, args).exit_code == ExitCode.BAD_INPUT
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
+    """pilot prints the plan, or writes it with -o (refusing to overwrite without --force)."""
+    result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "2026-12-01"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("# Pilot plan: ")
+    assert "### Setup: 2026-12-01 to 2026-12-07" in result.stdout
+    out = tmp_path / "pilot.md"
+    args = ["rubric", "pilot", str(EXAMPLE), "--option", "build", "--start", "2026-12-01", "-o", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    assert out.read_text().startswith("# Pilot plan: Build on Kubernetes")
+    assert runner.invoke(app, args).exit_code == ExitCode.BAD_INPUT
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("high: 12}, feature_parity: 3,", "high: 12}, featur_parity: 3,", "unknown criterion 'featur_parity'"),
+        ("    weight: 0.20\n", "    weight: -0.20\n", "criteria[1].weight: must be >= 0.0, got -0.2"),
+        ("discount_rate: 0.10", "discount_rat: 0.10", "unknown key 'discount_rat'; did you mean 'discount_rate'?"),
+        ("probability: 0.3", "probability: 3", "tco.options.build[2].probability: must be <= 1.0, got 3"),
+        ("{name: schedule overrun, year: 1", "{name: schedule overrun, year: 9",
+         "year 9 is outside the horizon 0..3"),
+        ("  - id: buy\n", "  - id: build\n", "duplicate id 'build'"),
+        ("feature_parity: 3, lock_in: 1, ", "lock_in: 1, ", "options[0].scores: missing score for criterion"),
+        ("criteria:\n", "weights_ahp:\n  tco: {time_to_market: 2}\ncriteria:\n",
+         "criteria[0].weight: give either `weight` on criteria or `weights_ahp`, not both"),
+    ],
+    ids=["unknown-criterion", "negative-weight", "typo", "probability", "horizon", "duplicate", "missing-score",
+         "weight-and-ahp"],
+)
+def test_bad_input_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """Bad input exits 4 with file:line:col and the message, no traceback, nothing on stdout."""
+    text = EXAMPLE.read_text()
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1))
+    for command in ("validate", "score", "pilot"):
+        result = runner.invoke(app, ["rubric", command, str(path)])
+        assert result.exit_code == ExitCode.BAD_INPUT, (command, result.output)
+        assert f"{path}:" in result.stderr and expected in result.stderr.replace("\n", "")
+        assert "Traceback" not in result.output
+        assert result.stdout == ""
+
+
+INCONSISTENT_AHP = ("weights_ahp:\n"
+                    "  tco: {time_to_market: 9, feature_parity: 1/9, lock_in: 1, security: 1, enablement: 1}\n"
+                    "  time_to_market: {feature_parity: 9, lock_in: 1, security: 1, enablement: 1}\n"
+                    "  feature_parity: {lock_in: 1, security: 1, enablement: 1}\n"
+                    "  lock_in: {security: 1, enablement: 1}\n"
+                    "  security: {enablement: 1}\n")
+
+
+def _ahp_example(tmp_path: Path, ahp: str) -> Path:
+    """The example with its weights replaced by AHP judgements."""
+    text = EXAMPLE.read_text()
+    for weight in ("0.25", "0.20", "0.15", "0.10"):
+        text = text.replace(f"    weight: {weight}\n", "")
+    path = tmp_path / "ahp.yaml"
+    path.write_text(text.replace("criteria:\n", ahp + "criteria:\n", 1))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [("feature_parity: 1/9,", "feature_parity: -1,",
+      ":17:44: weights_ahp.tco.feature_parity: a judgement must be > 0, got -1.0"),
+     ("  security: {enablement: 1}\n", "  security: {enablement: 1}\n  enablement: {security: 2}\n",
+      ":22:26: weights_ahp.enablement.security: contradicts its reciprocal")],
+    ids=["non-positive", "contradicts-reciprocal"],
+)
+def test_bad_ahp_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """A non-positive judgement or one contradicting its reciprocal exits 4 at the judgement."""
+    assert old in INCONSISTENT_AHP
+    path = _ahp_example(tmp_path, INCONSISTENT_AHP.replace(old, new, 1))
+    result = runner.invoke(app, ["rubric", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}{expected}" in result.stderr.replace("\n", "")
+
+
+def test_strict_makes_inconsistent_ahp_an_error(runner: CliRunner, tmp_path: Path) -> None:
+    """An inconsistent AHP matrix is a warning (exit 0) and, with --strict, exit 4 at weights_ahp."""
+    path = _ahp_example(tmp_path, INCONSISTENT_AHP)
+    loose = runner.invoke(app, ["rubric", "score", str(path), "--draws", "100"])
+    assert loose.exit_code == 0, loose.output
+    assert "consistency ratio" in loose.stderr
+    strict = runner.invoke(app, ["rubric", "score", str(path), "--draws", "100", "--strict"])
+    assert strict.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}:" in strict.stderr and "weights_ahp: AHP consistency ratio" in strict.stderr
+
+
+def test_bad_template_and_start_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """A template that does not render, or a bad --start, exits 4 with the place."""
+    template = tmp_path / "t.md"
+    template.write_text("Hello $nobody\n")
+    result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--template", str(template)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{template}:1:7: $nobody: unknown placeholder" in result.stderr
+    result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "soon"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--start must be a date as YYYY-MM-DD, got 'soon'" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"]])
+def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
+    """Bad option values are usage errors (exit 2)."""
+    assert runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args]).exit_code == ExitCode.USAGE
+
+
+def test_missing_file_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """A missing rubric file is bad input."""
+    result = runner.invoke(app, ["rubric", "score", str(tmp_path / "none.yaml")])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "no such file" in result.stderr

@@ -1,0 +1,107 @@
+"""Pilot plan: dated phases, criteria, risks, commands, and templates that do not render."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from mlplat.errors import TemplateError
+from mlplat.rubric import decision_record, load_rubric, pilot_phases, plot_result, render_pilot, score_rubric
+
+PILOT = """\
+pilot:
+  owner: ana@example.com
+  duration_weeks: 6
+  workloads: [ranking, {name: fraud, share: 0.3, description: bursty}]
+  success_criteria: [{metric: p99_latency_ms, op: "<=", value: 50}]
+  kill_criteria: [{metric: error_rate, op: ">", value: 0.01, description: roll back}]
+  canary_config: c.yaml
+"""
+
+
+def _scored(write_rubric: Callable[..., Path]):  # type: ignore[no-untyped-def]
+    rubric = load_rubric(write_rubric(("tco:\n", PILOT + "tco:\n")))
+    return rubric, score_rubric(rubric, draws=200)
+
+
+def test_phases_are_dated_and_contiguous(write_rubric: Callable[..., Path]) -> None:
+    """Six weeks split into setup, shadow, canary (contiguous) and a one-day decision gate at the end."""
+    rubric, _ = _scored(write_rubric)
+    phases = pilot_phases(rubric, date(2026, 12, 1))
+    assert [p.name for p in phases] == ["Setup", "Shadow traffic", "Canary", "Decision gate"]
+    assert phases[0].start == date(2026, 12, 1)
+    for before, after in itertools.pairwise(phases):
+        assert (after.start - before.end).days == 1
+    assert (phases[-1].end - phases[0].start).days == 42
+    assert "mlplat canary analyze c.yaml --report pilot-canary.md" in phases[2].commands
+    assert any(c.startswith("mlplat sim run") for c in phases[0].commands)
+
+
+def test_plan_contents(write_rubric: Callable[..., Path]) -> None:
+    """The plan names the winner, owner, workloads, numeric criteria, risks and commands."""
+    rubric, result = _scored(write_rubric)
+    text = render_pilot(rubric, result, start=date(2026, 12, 1), rubric_file="r.yaml")
+    winner = result.decision.winner
+    assert text.startswith(f"# Pilot plan: {winner} for Serving platform")
+    for piece in ("ana@example.com", "2026-12-01 to 2027-01-12", "- ranking", "fraud (30% of traffic): bursty",
+                  "`p99_latency_ms <= 50`", "`error_rate > 0.01`: roll back", "Weak on **",
+                  "mlplat rubric score r.yaml --report decision.md", "mlplat canary plan c.yaml",
+                  "**adopt**", "**extend**", "**reject**"):
+        assert piece in text, piece
+    assert "$" not in text
+
+
+def test_plan_for_another_option(write_rubric: Callable[..., Path]) -> None:
+    """Piloting a non-winner says so in the risks; an unknown option is an error."""
+    rubric, result = _scored(write_rubric)
+    other = next(o for o in rubric.option_ids if o != result.decision.winner)
+    text = render_pilot(rubric, result, option=other, start=date(2026, 12, 1))
+    assert f"{other} is not the rubric's winner" in text
+    with pytest.raises(TemplateError, match="--option: unknown option 'nope'; options are: build, buy, hybrid"):
+        render_pilot(rubric, result, option="nope")
+
+
+def test_custom_template_and_errors(write_rubric: Callable[..., Path], tmp_path: Path) -> None:
+    """A user template renders; an unknown or malformed placeholder is an error at file:line:col."""
+    rubric, result = _scored(write_rubric)
+    good = tmp_path / "good.md"
+    good.write_text("Pilot $option_name by $owner costs $$0\n")
+    expected = f"Pilot {result.decision.winner} by ana@example.com costs $0\n"
+    assert render_pilot(rubric, result, template=good) == expected
+    unknown = tmp_path / "unknown.md"
+    unknown.write_text("# Plan\n\nOwner: $owner, budget ${budget}\n")
+    with pytest.raises(TemplateError, match=r"unknown\.md:3:23: \$budget: unknown placeholder; available: "):
+        render_pilot(rubric, result, template=unknown)
+    malformed = tmp_path / "malformed.md"
+    malformed.write_text("ok\ncost: $ 5\n")
+    with pytest.raises(TemplateError, match=r"malformed\.md:2:7: \$: invalid placeholder"):
+        render_pilot(rubric, result, template=malformed)
+    with pytest.raises(TemplateError, match=r"missing\.md: cannot read the template"):
+        render_pilot(rubric, result, template=tmp_path / "missing.md")
+
+
+def test_decision_record_sections(write_rubric: Callable[..., Path]) -> None:
+    """The decision record has every section issue 3 lists."""
+    rubric, result = _scored(write_rubric)
+    text = decision_record(rubric, result)
+    for heading in ("## Context", "## Options", "## Criteria and scoring guides", "## Scores",
+                    "## Total cost of ownership", "## Sensitivity", "## Decision", "## Consequences",
+                    "## What would change it"):
+        assert heading in text, heading
+    assert "Rank-reversal check" in text or "reorders the others" in text
+
+
+def test_plot_writes_png(write_rubric: Callable[..., Path], tmp_path: Path) -> None:
+    """--plot writes a PNG atomically and refuses to overwrite without force."""
+    _, result = _scored(write_rubric)
+    path = plot_result(result, tmp_path / "p.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from mlplat.errors import OutputError
+
+    with pytest.raises(OutputError, match="already exists; pass --force"):
+        plot_result(result, path)
+    plot_result(result, path, force=True)

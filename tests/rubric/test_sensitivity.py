@@ -1,0 +1,187 @@
+"""Monte Carlo, crossovers and rank reversals: exactness, agreement between methods, speed, validity."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from scipy import stats
+from tests.strategies import decision_matrices
+
+from mlplat.rubric import crossovers, monte_carlo, normalize, rank_reversals, topsis, triangular, wsm
+from mlplat.rubric._sensitivity import _numeric_crossing, _rescaled
+
+MATRIX = np.array([[2100, 9, 6, 1, 8, 9], [1650, 3, 9, 4, 7, 4], [1800, 5, 7, 2, 8, 7]], dtype=float)
+COST = np.array([True, True, False, True, False, False])
+WEIGHTS = np.array([0.25, 0.20, 0.15, 0.15, 0.15, 0.10])
+CRITERIA = ["cost", "ttm", "parity", "lockin", "security", "enablement"]
+OPTIONS = ["build", "buy", "hybrid"]
+METHODS = {"wsm": wsm, "topsis": topsis}
+
+
+def _winner(method: str, k: int, x: float) -> int:
+    w = _rescaled(WEIGHTS, k, np.array([x]))[0]
+    return int(np.argmax(METHODS[method](normalize(MATRIX, COST, "minmax"), w)))
+
+
+@pytest.mark.parametrize("method", ["wsm", "topsis"])
+def test_crossovers_change_the_winner(method: str) -> None:
+    """Just inside a crossover the winner is unchanged; just past it, the reported new winner leads."""
+    found = crossovers(MATRIX, COST, WEIGHTS, CRITERIA, OPTIONS, method=method, normalization="minmax")
+    assert [c.criterion for c in found] == CRITERIA
+    assert any(c.winner_changes_at is not None for c in found)
+    for k, c in enumerate(found):
+        if c.winner_changes_at is None:
+            grid = np.linspace(0.001, 0.999, 999)
+            assert all(_winner(method, k, x) == 2 for x in grid)
+            continue
+        step = 1e-6 if c.direction == "above" else -1e-6
+        assert _winner(method, k, c.winner_changes_at - step) == 2  # hybrid, the winner
+        assert OPTIONS[_winner(method, k, c.winner_changes_at + step)] == c.new_winner
+
+
+def test_wsm_crossover_is_exact_and_agrees_with_search() -> None:
+    """The closed-form WSM crossover equalises the two scores and matches the numeric search."""
+    found = crossovers(MATRIX, COST, WEIGHTS, CRITERIA, OPTIONS, method="wsm", normalization="minmax")
+    v = normalize(MATRIX, COST, "minmax")
+    for k, c in enumerate(found):
+        if c.winner_changes_at is None:
+            continue
+        s = wsm(v, _rescaled(WEIGHTS, k, np.array([c.winner_changes_at]))[0])
+        assert_allclose(s[2], s[OPTIONS.index(c.new_winner or "")], atol=1e-12)
+        numeric = _numeric_crossing(MATRIX, COST, WEIGHTS, k, 2, "wsm", "minmax")
+        assert numeric is not None
+        assert_allclose(numeric, c.winner_changes_at, atol=1e-9)
+    # Hand computation: the TCO weight x where hybrid (0.6667x + b_h(1-x)) meets buy (x + b_b(1-x)).
+    b_h, b_b = (0.66 - 0.25 * 2 / 3) / 0.75, (0.60 - 0.25) / 0.75
+    assert_allclose(found[0].winner_changes_at, (b_h - b_b) / ((b_h - b_b) - (2 / 3 - 1)))
+    assert found[0].new_winner == "buy" and found[0].direction == "above"
+
+
+def test_no_crossover_when_one_option_dominates() -> None:
+    """An option best on every criterion wins at every weight: every crossover is None."""
+    x = np.array([[1.0, 5.0], [2.0, 3.0]])
+    for method in ("wsm", "topsis"):
+        found = crossovers(x, np.array([True, False]), np.array([0.5, 0.5]), ["a", "b"], ["p", "q"],
+                           method=method, normalization="minmax")
+        assert all(c.winner_changes_at is None and c.new_winner is None and c.direction is None for c in found)
+        assert found[0].to_dict()["winner_changes_at"] is None
+
+
+def test_rank_reversal_detected_with_minmax() -> None:
+    """Removing build flips hybrid > buy under min-max (scores depend on the option set)."""
+    found = rank_reversals(MATRIX, COST, WEIGHTS, OPTIONS, method="wsm", normalization="minmax")
+    assert [r.to_dict() for r in found] == [{"removed": "build", "before": ["hybrid", "buy"],
+                                             "after": ["buy", "hybrid"]}]
+
+
+def test_no_rank_reversal_for_two_options_or_dominance() -> None:
+    """Two options cannot reverse; a strictly ordered, dominated set does not either."""
+    assert rank_reversals(MATRIX[:2], COST, WEIGHTS, OPTIONS[:2], method="wsm", normalization="minmax") == []
+    x = np.array([[3.0, 3.0], [2.0, 2.0], [1.0, 1.0]])
+    assert rank_reversals(x, np.array([False, False]), np.array([0.5, 0.5]), ["a", "b", "c"],
+                          method="topsis", normalization="vector") == []
+
+
+def _mc(draws: int, seed: int, concentration: float = 100.0) -> np.ndarray:
+    low, high = MATRIX * 0.9, MATRIX * 1.1
+    return monte_carlo(low, MATRIX, high, COST, WEIGHTS, method="topsis", normalization="minmax", draws=draws,
+                       rng=np.random.default_rng(seed), concentration=concentration)
+
+
+def test_monte_carlo_reproducible_and_normalised() -> None:
+    """The same seed gives the same counts; every option has one rank per draw; ranks are a permutation."""
+    a, b = _mc(2_000, 3), _mc(2_000, 3)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, _mc(2_000, 4))
+    assert np.all(a.sum(axis=1) == 2_000) and np.all(a.sum(axis=0) == 2_000)
+
+
+def test_monte_carlo_without_spread_agrees_with_deterministic() -> None:
+    """Fixed scores and a huge concentration: the deterministic winner wins (almost) every draw."""
+    counts = monte_carlo(MATRIX, MATRIX, MATRIX, COST, WEIGHTS, method="wsm", normalization="minmax", draws=500,
+                         rng=np.random.default_rng(0), concentration=1e7)
+    assert counts[2, 0] == 500
+
+
+def test_zero_weight_criterion_stays_zero() -> None:
+    """A criterion with weight 0 is left out of the Dirichlet draw instead of breaking it."""
+    w = np.array([0.5, 0.5, 0.0, 0.0, 0.0, 0.0])
+    counts = monte_carlo(MATRIX, MATRIX, MATRIX, COST, w, method="wsm", normalization="minmax", draws=100,
+                         rng=np.random.default_rng(0))
+    assert counts[1, 0] == 100  # buy is best on cost and ttm
+
+
+def test_triangular_fixed_and_bounds() -> None:
+    """A degenerate range gives the fixed value; draws stay inside [low, high]."""
+    u = np.random.default_rng(0).random(1000)
+    assert np.all(triangular(np.full(1000, 2.0), np.full(1000, 2.0), np.full(1000, 2.0), u) == 2.0)
+    x = triangular(np.zeros(1000), np.full(1000, 0.2), np.ones(1000), u)
+    assert x.min() >= 0 and x.max() <= 1
+
+
+def test_ten_thousand_draws_well_under_a_second() -> None:
+    """10,000 draws x 10 options x 12 criteria (TOPSIS, the slower method) take well under a second."""
+    rng = np.random.default_rng(1)
+    mode = rng.uniform(1, 10, (10, 12))
+    cost, w = np.arange(12) % 2 == 0, rng.dirichlet(np.ones(12))
+    best = float("inf")
+    for _ in range(3):  # the machine is shared: take the best of three
+        start = time.perf_counter()
+        monte_carlo(mode - 1, mode, mode + 1, cost, w, method="topsis", normalization="minmax", draws=10_000,
+                    rng=np.random.default_rng(0))
+        best = min(best, time.perf_counter() - start)
+    assert best < 0.5
+
+
+@pytest.mark.slow
+def test_triangular_and_dirichlet_moments() -> None:
+    """Triangular draws have mean (a + b + c) / 3; Dirichlet(c w) weights have mean w (seeded, 200k draws)."""
+    rng = np.random.default_rng(11)
+    n = 200_000
+    x = triangular(np.full(n, 1.0), np.full(n, 2.0), np.full(n, 6.0), rng.random(n))
+    assert stats.kstest(x, stats.triang(c=0.2, loc=1.0, scale=5.0).cdf).pvalue > 0.001
+    assert abs(x.mean() - 3.0) < 4 * x.std() / np.sqrt(n)
+    w = rng.dirichlet(100 * WEIGHTS, size=n)
+    assert_allclose(w.mean(axis=0), WEIGHTS, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_p_best_matches_known_probability() -> None:
+    """Option A ~ Triangular(0, 0.5, 1) against B fixed at 0.5 on one criterion: P(A best) = 1/2.
+
+    The Monte Carlo estimate over 40,000 draws must fall inside the 99.9% binomial interval around 0.5.
+    """
+    low, mode, high = np.array([[0.0], [0.5]]), np.array([[0.5], [0.5]]), np.array([[1.0], [0.5]])
+    draws = 40_000
+    counts = monte_carlo(low, mode, high, np.array([False]), np.array([1.0]), method="wsm",
+                         normalization="max", draws=draws, rng=np.random.default_rng(5))
+    lo, hi = stats.binom.interval(0.999, draws, 0.5)
+    assert lo <= counts[0, 0] <= hi
+
+
+@settings(max_examples=30, deadline=None)
+@given(decision_matrices(), st.sampled_from(["wsm", "topsis"]))
+def test_crossover_property(case: tuple[np.ndarray, np.ndarray, np.ndarray], method: str) -> None:
+    """On random problems, the winner holds up to each reported crossover and the new winner leads past it."""
+    x, cost, w = case[0][0], case[1], case[2][0]
+    v = normalize(x, cost, "minmax")
+    base = METHODS[method](v, w)
+    ordered = np.sort(base)
+    assume(ordered[-1] - ordered[-2] > 1e-6)  # a clear winner
+    winner = int(np.argmax(base))
+    names = [f"o{i}" for i in range(x.shape[0])]
+    for k, c in enumerate(crossovers(x, cost, w, [f"c{j}" for j in range(x.shape[1])], names, method=method,
+                                     normalization="minmax")):
+        if c.winner_changes_at is None:
+            continue
+        assert 0 < c.winner_changes_at < 1
+        halfway = 0.5 * (c.weight + c.winner_changes_at)
+        assert int(np.argmax(METHODS[method](v, _rescaled(w, k, np.array([halfway]))[0]))) == winner
+        step = 1e-7 if c.direction == "above" else -1e-7
+        past = METHODS[method](v, _rescaled(w, k, np.array([c.winner_changes_at + step]))[0])
+        assert past[names.index(c.new_winner or "")] >= past[winner] - 1e-9

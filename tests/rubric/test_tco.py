@@ -1,0 +1,59 @@
+"""TCO: NPV with year 0 undiscounted, probability-weighted risks, and growing volume-based fees."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from numpy.testing import assert_allclose
+
+from mlplat.rubric import Rubric, load_rubric, npv, tco_table
+from mlplat.rubric._model import Tco
+
+
+def test_npv_year_zero_undiscounted() -> None:
+    """NPV = sum CF_t / (1 + r)^t with t = 0 undiscounted (hand computation)."""
+    assert npv([100.0], 0.10) == 100.0
+    assert_allclose(npv([360_000, 390_000, 390_000, 390_000], 0.10),
+                    360_000 + 390_000 * (1 / 1.1 + 1 / 1.1**2 + 1 / 1.1**3))
+
+
+def test_risk_adjusted_is_expected_value(write_rubric: Callable[..., Path]) -> None:
+    """A cost with probability p adds p x its present value to the risk-adjusted NPV only."""
+    rubric = load_rubric(write_rubric())
+    assert rubric.tco is not None
+    table = tco_table(rubric.tco)
+    build = table["build"]
+    base = 300 + 100 / 1.1 + 100 / 1.1**2 + 100 / 1.1**3
+    assert_allclose(build.npv, base)
+    assert_allclose(build.risk_adjusted_npv, base + 0.3 * 200 / 1.1)
+    assert build.by_year[1].base == 100 and build.by_year[1].expected == pytest.approx(160)
+    assert_allclose(build.by_year[2].present_value, 100 / 1.1**2)
+
+
+def test_volume_fee_grows_from_first_year(write_rubric: Callable[..., Path]) -> None:
+    """unit_price x volume x (1 + growth)^k in the k-th year after the fee's first year."""
+    rubric = load_rubric(write_rubric())
+    assert rubric.tco is not None
+    buy = tco_table(rubric.tco)["buy"]
+    assert_allclose([y.expected for y in buy.by_year], [0, 100, 110, 121])
+    assert_allclose(buy.npv, 100 / 1.1 + 110 / 1.1**2 + 121 / 1.1**3)
+    assert buy.to_dict()["by_year"][3]["year"] == 3
+
+
+def test_tco_model_direct() -> None:
+    """The Tco model works without a rubric (a library user building it in code)."""
+    tco = Tco.model_validate({"discount_rate": 0.0, "horizon_years": 2,
+                              "options": {"a": [{"name": "x", "years": [0, 1, 2], "amount": 10}]}})
+    assert tco_table(tco)["a"].npv == 30
+
+
+def test_rubric_uses_risk_adjusted_npv(write_rubric: Callable[..., Path]) -> None:
+    """The `source: tco` criterion's raw score is the option's risk-adjusted NPV."""
+    from mlplat.rubric import score_rubric
+
+    rubric: Rubric = load_rubric(write_rubric())
+    result = score_rubric(rubric, draws=0)
+    assert result.tco is not None
+    assert result.option("build").raw["cost"] == pytest.approx(result.tco["build"].risk_adjusted_npv)
