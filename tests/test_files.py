@@ -28,6 +28,19 @@ def test_no_temp_file_left(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["a.bin"]
 
 
+def test_mode_is_that_of_a_plain_open(tmp_path: Path) -> None:
+    """A new file gets 0666 less the umask (not mkstemp's 0600); a replaced file keeps its mode."""
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "r.md", "x")
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o600)
+        atomic_write_text(path, "y", force=True)
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
 def test_missing_folder(tmp_path: Path) -> None:
     """Writing into a folder that does not exist is a clear error."""
     with pytest.raises(OutputError, match="does not exist"):

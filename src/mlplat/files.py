@@ -32,6 +32,8 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) ->
     except OSError as exc:
         raise OutputError(f"{path}: cannot write in {folder}: {exc.strerror}") from exc
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (or the replaced file's).
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -44,6 +46,12 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) ->
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str, *, force: bool = False) -> Path:

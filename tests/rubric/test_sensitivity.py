@@ -1,8 +1,6 @@
-"""Monte Carlo, crossovers and rank reversals: exactness, agreement between methods, speed, validity."""
+"""Monte Carlo, crossovers and rank reversals: exactness, agreement between methods, validity."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -122,20 +120,6 @@ def test_triangular_fixed_and_bounds() -> None:
     assert np.all(triangular(np.full(1000, 2.0), np.full(1000, 2.0), np.full(1000, 2.0), u) == 2.0)
     x = triangular(np.zeros(1000), np.full(1000, 0.2), np.ones(1000), u)
     assert x.min() >= 0 and x.max() <= 1
-
-
-def test_ten_thousand_draws_well_under_a_second() -> None:
-    """10,000 draws x 10 options x 12 criteria (TOPSIS, the slower method) take well under a second."""
-    rng = np.random.default_rng(1)
-    mode = rng.uniform(1, 10, (10, 12))
-    cost, w = np.arange(12) % 2 == 0, rng.dirichlet(np.ones(12))
-    best = float("inf")
-    for _ in range(3):  # the machine is shared: take the best of three
-        start = time.perf_counter()
-        monte_carlo(mode - 1, mode, mode + 1, cost, w, method="topsis", normalization="minmax", draws=10_000,
-                    rng=np.random.default_rng(0))
-        best = min(best, time.perf_counter() - start)
-    assert best < 0.5
 
 
 @pytest.mark.slow
