@@ -366,7 +366,7 @@ class _Loop:
             desired = max(panic, self.n_spec)
         else:
             self.panic_since = None
-            desired = max(stable, math.ceil(self.n_spec / 2)) if stable < self.n_spec else stable
+            desired = max(stable, self.n_spec // 2) if stable < self.n_spec else stable
         if desired == 0:
             if self.zero_since is None:
                 self.zero_since = t

@@ -76,6 +76,7 @@ class PlatformResult:
             "peak_instances": m["peak_instances"].mean,
             "mean_nodes": m["mean_nodes"].mean,
             "peak_nodes": m["peak_nodes"].mean,
+            "mean_busy": m["mean_busy"].mean,
             "utilization": m["utilization"].mean,
             "wait_probability": m["wait_probability"].mean,
             "mean_wait_s": m["mean_wait_s"].mean,

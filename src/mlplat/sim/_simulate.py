@@ -110,6 +110,7 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
     out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
+    out["mean_busy"] = float(run.occupancy[served].sum()) / span
     out["utilization"] = float(run.occupancy[served].sum()) / max(run.instance_seconds, 1e-12)
     requests = float(served.sum())
     cost = {"compute": on_demand_gbs * gb_price + prov_gbs * lp.provisioned_executing_gb_second.usd,
@@ -196,6 +197,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     out["wait_probability"] = float((wait > 1e-12).mean()) if len(wait) else math.nan
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
     busy = float((run.finish - run.start)[served].sum())
+    out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
     out["mean_nodes"] = run.node_seconds / span
     out["peak_nodes"] = float(run.peak_nodes)
