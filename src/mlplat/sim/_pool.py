@@ -404,8 +404,6 @@ class _Loop:
                 i += 1
                 continue
             t, _, kind, payload = heapq.heappop(heap)
-            if kind == _TICK and i >= n and not self.active and not self.queue:
-                continue  # nothing left to scale for
             self.advance(t)
             if kind == _DEPART:
                 inst, r = payload  # type: ignore[misc]

@@ -12,9 +12,28 @@ from mlplat.config import ConfigModel, load_document, validate_document
 from mlplat.errors import ConfigError
 from mlplat.units import parse_duration, parse_rate
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-Rate = Annotated[float, BeforeValidator(parse_rate), Field(gt=0)]
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        # The loader appends ", got <value>" itself.
+        raise ValueError("expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d'") from None
+
+
+def _rate(value: Any) -> float:
+    try:
+        return parse_rate(value)
+    except ValueError:
+        if str(value).strip().startswith("-"):
+            raise ValueError("must be > 0") from None
+        raise ValueError("expected a rate such as '5/s', '300/min' or '1e6/h'") from None
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
 
 # z such that Phi(z) = 0.99 (scipy.stats.norm.ppf(0.99)), to solve a lognormal from its mean and p99.
 Z99 = 2.3263478740408408
@@ -49,7 +68,7 @@ class BurstyWorkload(ConfigModel):
 
     kind: Literal["bursty"]
     on_rate: Rate
-    off_rate: Annotated[float, BeforeValidator(parse_rate), Field(ge=0)] = 0.0
+    off_rate: Annotated[float, BeforeValidator(_rate), Field(ge=0)] = 0.0
     mean_on: PositiveDuration
     mean_off: PositiveDuration
 
@@ -76,16 +95,15 @@ class LognormalService(ConfigModel):
     mean_ms: float = Field(gt=0)
     p99_ms: float = Field(gt=0)
 
-    @model_validator(mode="after")
-    def _solvable(self) -> LognormalService:
+    def problem(self) -> str | None:
+        """Why no lognormal has this mean and p99, or None."""
         if self.p99_ms <= self.mean_ms:
-            raise ConfigError(f"must be > mean_ms ({self.mean_ms:g}) for a lognormal, got {self.p99_ms:g}",
-                              path=("p99_ms",))
+            return f"must be > mean_ms ({self.mean_ms:g}) for a lognormal, got {self.p99_ms:g}"
         if math.log(self.p99_ms / self.mean_ms) > Z99 * Z99 / 2:
             limit = math.exp(Z99 * Z99 / 2)
-            raise ConfigError(f"a lognormal's p99 can be at most {limit:.2f} x its mean, got "
-                              f"{self.p99_ms / self.mean_ms:.2f} x", path=("p99_ms",))
-        return self
+            return (f"a lognormal's p99 can be at most {limit:.2f} x its mean, got "
+                    f"{self.p99_ms / self.mean_ms:.2f} x")
+        return None
 
     def params(self) -> tuple[float, float]:
         """``(mu, sigma)`` of log-seconds: mean = exp(mu + sigma^2/2), p99 = exp(mu + z99 sigma)."""
@@ -222,13 +240,6 @@ class KubernetesPlatform(ConfigModel):
     cold_start: bool = Field(True, description="new pods also pay the service's cold-start parts")
     autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=HpaAutoscaler, discriminator="kind")
 
-    @model_validator(mode="after")
-    def _bounds(self) -> KubernetesPlatform:
-        if self.max_replicas < self.min_replicas:
-            raise ConfigError(f"must be >= min_replicas ({self.min_replicas}), got {self.max_replicas}",
-                              path=("max_replicas",))
-        return self
-
 
 class KnativePlatform(ConfigModel):
     """Knative Serving on Kubernetes with the Knative Pod Autoscaler (KPA) and scale to zero."""
@@ -277,8 +288,14 @@ class Scenario(ConfigModel):
     def _check(self) -> Scenario:
         if self.warmup >= self.duration:
             raise ConfigError(f"must be < duration ({self.duration:g} s), got {self.warmup:g} s", path=("warmup",))
+        warm = self.service.warm
+        if isinstance(warm, LognormalService) and warm.problem():
+            raise ConfigError(str(warm.problem()), path=("service", "warm", "p99_ms"))
         seen: dict[str, int] = {}
         for index, platform in enumerate(self.platforms):
+            if isinstance(platform, KubernetesPlatform) and platform.max_replicas < platform.min_replicas:
+                raise ConfigError(f"must be >= min_replicas ({platform.min_replicas}), got {platform.max_replicas}",
+                                  path=("platforms", index, "max_replicas"))
             if platform.name in seen:
                 raise ConfigError(f"duplicate platform name {platform.name!r}", path=("platforms", index, "name"))
             seen[platform.name] = index
