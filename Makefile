@@ -18,6 +18,8 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
+	$(MLPLAT) sim run examples/sim/bursty.yaml --jobs 2
+	$(MLPLAT) sim run examples/sim/steady.yaml --jobs 2
 
 test: install
 	$(PY) -m pytest
@@ -34,6 +36,7 @@ bench: install
 	if grep -q '^[A-Za-z]' benchmarks/requirements.txt; then \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/sim_vs_simfaas.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -85,9 +85,10 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
     integral, peak = 0.0, provisioned
     i0 = 0
     while i0 < n:
-        hi = min(n, i0 + chunk)
         ts = a[i0] - keep_alive
         lo = int(np.searchsorted(a, ts, side="left"))
+        # At least as many new requests as the keep-alive window holds, so the context costs at most 2x.
+        hi = min(n, i0 + max(chunk, i0 - lo))
         off = i0 - lo
         iterations = 0
         ctx = a[lo:hi]
