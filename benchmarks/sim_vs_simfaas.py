@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _report import table, write_section  # noqa: E402
+from _report import table, write_section
 
-from mlplat.sim import Scenario, simulate  # noqa: E402
+from mlplat.sim import Scenario, simulate
 
 REQUESTS = 1_000_000
 RATE, WARM, COLD, KEEP = 0.9, 1.991, 2.244, 600.0
@@ -70,7 +70,7 @@ def _simfaas() -> tuple[float, float, dict[str, float]] | str:
 
 
 def main() -> None:
-    ours_cpu, ours_wall, ours = _mlplat(_scenario(RATE, REQUESTS, WARM * 1000, COLD - WARM))
+    ours_cpu, _ours_wall, ours = _mlplat(_scenario(RATE, REQUESTS, WARM * 1000, COLD - WARM))
     peer = _simfaas()
     rows = [["mlplat sim", f"{ours['requests']:,.0f}", f"{ours_cpu:.2f}", f"{ours['requests'] / ours_cpu:,.0f}",
              f"{ours['p_cold']:.5f}", f"{ours['instances']:.3f}", f"{ours['running']:.3f}"]]
@@ -93,7 +93,7 @@ def main() -> None:
     body += f"\n\n{verdict}\n\n"
     high = []
     for rate, requests in ((50.0, 2_000_000), (1000.0, 4_000_000)):
-        cpu, wall, res = _mlplat(_scenario(rate, requests, 120.0, 6.5, dist="exponential"), repeats=2)
+        cpu, _wall, res = _mlplat(_scenario(rate, requests, 120.0, 6.5, dist="exponential"), repeats=2)
         high.append([f"{rate:g}/s", f"{res['requests']:,.0f}", f"{cpu:.2f}", f"{res['requests'] / cpu:,.0f}",
                      f"{res['p_cold']:.5f}", f"{res['instances']:.1f}"])
     body += ("Lambda model throughput at higher rates (Exp warm 120 ms, cold start 6.5 s, keep-alive 600 s; "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json as jsonlib
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
@@ -15,6 +16,9 @@ from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import ConfigError
 from mlplat.files import atomic_write_text, read_template
 from mlplat.units import parse_duration, parse_rate
+
+if TYPE_CHECKING:
+    from mlplat.sim import Estimate, Prepared, SimulationResult, SweepResult
 
 app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency with cold starts, and the bill.",
                   no_args_is_help=True)
@@ -39,14 +43,14 @@ def _ms(value: float) -> str:
     return "-" if not math.isfinite(value) else (f"{value:,.0f}" if value >= 100 else f"{value:.1f}")
 
 
-def _pm(est, fmt) -> str:  # type: ignore[no-untyped-def]
+def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
     text = fmt(est.mean)
     if math.isfinite(est.low) and math.isfinite(est.high) and est.high > est.low:
         text += f" ±{fmt((est.high - est.low) / 2).lstrip('$')}"
     return text
 
 
-def _render_result(result) -> Group:  # type: ignore[no-untyped-def]
+def _render_result(result: SimulationResult) -> Group:
     from mlplat.sim._results import COST_PARTS
 
     latency, capacity = [], []
@@ -76,7 +80,7 @@ def _render_result(result) -> Group:  # type: ignore[no-untyped-def]
     return Group(table, sizes, costs, verdict)
 
 
-def _render_sweep(sweep) -> Group:  # type: ignore[no-untyped-def]
+def _render_sweep(sweep: SweepResult) -> Group:
     cheapest = sweep.cheapest()
     rows = []
     for i, rate in enumerate(sweep.rates):
@@ -93,7 +97,7 @@ def _render_sweep(sweep) -> Group:  # type: ignore[no-untyped-def]
     return Group(table, Text("\n".join(lines)))
 
 
-def _load(scenario: Path, pricing: Path | None, free_tier: bool):  # type: ignore[no-untyped-def]
+def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:
     from mlplat.sim import load
 
     prepared = load(scenario, pricing=pricing)

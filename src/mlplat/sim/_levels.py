@@ -122,8 +122,8 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         integral += part
         peak = max(peak, top)
         nts = end - keep_alive
-        arrived = a[lo:hi] < nts
-        ctx_ends = (a[lo:hi] + service[lo:hi] + cold_s * cold[lo:hi])[arrived & ~rejected[lo:hi]]
+        before_next = a[lo:hi] < nts
+        ctx_ends = (a[lo:hi] + service[lo:hi] + cold_s * cold[lo:hi])[before_next & ~rejected[lo:hi]]
         carry_ends = np.concatenate((carry_ends, ctx_ends))
         carry_ends = carry_ends[carry_ends > nts]
         i0 = hi
@@ -134,8 +134,7 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
     occupancy = np.where(rejected, 0.0, service + cold_s * cold)
     prov = np.zeros(n, dtype=bool)
     if provisioned:
-        prov = _busy_before(a, occupancy, rejected) < provisioned
-        prov &= ~rejected
+        prov = (_busy_before(a, occupancy, rejected) < provisioned) & ~rejected
     return LevelRun(cold=cold, rejected=rejected, provisioned=prov, occupancy=occupancy,
                     instance_seconds=integral, peak_instances=int(peak))
 
@@ -147,7 +146,8 @@ def _busy_before(a: np.ndarray, occupancy: np.ndarray, rejected: np.ndarray) -> 
 
 
 def _counts(a: np.ndarray, s: np.ndarray, cold: np.ndarray, rej: np.ndarray, cold_s: float, keep_alive: float,
-            arrived: np.ndarray, carry_ends: np.ndarray, longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+            arrived: np.ndarray, carry_ends: np.ndarray,
+            longest: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     served = ~rej
     ends = np.sort(np.concatenate(((a + s + cold_s * cold)[served], carry_ends)))
     ncarry = len(carry_ends)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from mlplat.files import atomic_write_bytes
 from mlplat.sim._results import SimulationResult, SweepResult
 
 
-def _figure():  # type: ignore[no-untyped-def]
+def _figure() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,7 +19,7 @@ def _figure():  # type: ignore[no-untyped-def]
     return plt
 
 
-def _save(fig, path: str | Path, force: bool) -> Path:  # type: ignore[no-untyped-def]
+def _save(fig: Any, path: str | Path, force: bool) -> Path:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     return atomic_write_bytes(path, buffer.getvalue(), force=force)

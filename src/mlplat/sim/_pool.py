@@ -406,17 +406,19 @@ class _Loop:
             t, _, kind, payload = heapq.heappop(heap)
             self.advance(t)
             if kind == _DEPART:
-                inst, r = payload  # type: ignore[misc]
-                self.finish[r] = t
-                self.depart(inst, t)
+                inst_r: tuple[_Instance, int] = payload  # type: ignore[assignment]
+                self.finish[inst_r[1]] = t
+                self.depart(inst_r[0], t)
             elif kind == _READY:
                 self.make_ready(payload, t)  # type: ignore[arg-type]
             elif kind == _EXPIRE:
-                self.expire(*payload, t)  # type: ignore[misc]
+                inst_stamp: tuple[_Instance, float] = payload  # type: ignore[assignment]
+                self.expire(inst_stamp[0], inst_stamp[1], t)
             elif kind == _TICK:
                 self.tick(t)
             elif kind == _NODE_EXPIRE:
-                self.node_expire(*payload, t)  # type: ignore[misc]
+                node_stamp: tuple[_Node, float] = payload  # type: ignore[assignment]
+                self.node_expire(node_stamp[0], node_stamp[1], t)
         self.advance(max(self.t1, self.last))
         return PoolRun(start=self.start, finish=self.finish, cold=self.cold, rejected=self.rejected,
                        instance_seconds=self.inst_int, busy_instance_seconds=self.busy_int,

@@ -73,7 +73,8 @@ class PriceTable(ConfigModel):
         out: list[tuple[str, Price]] = []
         for section in ("lambda", "cloud_run", "ec2", "eks"):
             value = getattr(self, "lambda_" if section == "lambda" else section)
-            items = value.items() if isinstance(value, dict) else ((k, getattr(value, k)) for k in type(value).model_fields)
+            fields = type(value).model_fields if not isinstance(value, dict) else {}
+            items = value.items() if isinstance(value, dict) else ((k, getattr(value, k)) for k in fields)
             for key, price in items:
                 if isinstance(price, dict):
                     out += [(f"{section}.{key}.{sub}", p) for sub, p in price.items()]

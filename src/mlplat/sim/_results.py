@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,7 +172,8 @@ class SweepResult:
         }
 
 
-def break_evens(rates: Sequence[float], names: Sequence[str], costs: dict[str, Sequence[float]]) -> list[BreakEven]:
+def break_evens(rates: Sequence[float], names: Sequence[str],
+                costs: Mapping[str, Sequence[float]]) -> list[BreakEven]:
     """Crossings of each pair of cost curves, interpolated linearly in log(rate) and log(cost)."""
     out: list[BreakEven] = []
     logr = np.log(np.asarray(rates))

@@ -13,7 +13,6 @@ from mlplat.errors import ConfigError
 from mlplat.units import parse_duration, parse_rate
 
 
-
 def _duration(value: Any) -> float:
     try:
         return parse_duration(value)
@@ -170,7 +169,7 @@ class Service(ConfigModel):
     """What one request costs the model server."""
 
     warm: ServiceDist
-    cold_start: ColdStart = ColdStart()
+    cold_start: ColdStart = Field(default_factory=lambda: ColdStart.model_validate({}))
     memory_gb: float = Field(2.0, gt=0)
 
 
@@ -238,7 +237,8 @@ class KubernetesPlatform(ConfigModel):
     node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
     control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
     cold_start: bool = Field(True, description="new pods also pay the service's cold-start parts")
-    autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=HpaAutoscaler, discriminator="kind")
+    autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=lambda: HpaAutoscaler.model_validate({}),
+                                                      discriminator="kind")
 
 
 class KnativePlatform(ConfigModel):
@@ -277,7 +277,7 @@ class Scenario(ConfigModel):
     duration: PositiveDuration = Field(description="simulated time per replication")
     warmup: Duration = Field(0.0, description="time discarded before measuring")
     replications: int = Field(10, ge=1, le=1000)
-    slo: Slo = Slo(p99_ms=1000.0)
+    slo: Slo = Field(default_factory=lambda: Slo.model_validate({"p99_ms": 1000.0}))
     workload: Workload
     service: Service
     platforms: list[Platform] = Field(min_length=1)

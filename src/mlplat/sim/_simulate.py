@@ -17,7 +17,7 @@ from mlplat.config import YamlDocument
 from mlplat.errors import SimulationError
 from mlplat.sim._levels import simulate_levels
 from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
-from mlplat.sim._pricing import SECONDS_PER_MONTH, Pricing, PriceTable, load_pricing
+from mlplat.sim._pricing import SECONDS_PER_MONTH, PriceTable, Pricing, load_pricing
 from mlplat.sim._results import (
     COST_PARTS,
     Estimate,
@@ -208,7 +208,8 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
         gpu_price = cr.gpu_second[p.gpu].usd if p.gpu else 0.0
         if p.billing_mode() == "instance":
             seconds = run.instance_seconds
-            cost["compute"] = seconds * (p.vcpu * cr.instance_vcpu_second.usd + p.memory_gib * cr.instance_gib_second.usd)
+            per_second = p.vcpu * cr.instance_vcpu_second.usd + p.memory_gib * cr.instance_gib_second.usd
+            cost["compute"] = seconds * per_second
             cost["gpu"] = seconds * gpu_price
         else:
             seconds = run.busy_instance_seconds
@@ -337,7 +338,7 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
     for p in sc.platforms:
         keys = outcomes[0][0][p.name].keys()
         metrics = {k: Estimate.of([o[0][p.name][k] for o in outcomes]) for k in keys}
-        notes = ()
+        notes: tuple[str, ...] = ()
         if metrics["requests"].mean > 0 and metrics["rejection_fraction"].mean > 0:
             notes = (f"{metrics['rejection_fraction'].mean:.2%} of requests throttled",)
         platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), notes))
@@ -385,4 +386,4 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     return SweepResult(rates=rates_t, names=names, cost_per_month={n: tuple(v) for n, v in cost.items()},
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
                        slo_p99_ms=base.scenario.slo.p99_ms,
-                       break_even=tuple(break_evens(rates_t, names, cost)))
+                       break_even=tuple(break_evens(rates_t, names, {n: tuple(v) for n, v in cost.items()})))

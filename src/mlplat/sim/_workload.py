@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _bursty(w: BurstyWorkload, duration: float, rng: np.random.Generator) -> np.
 
 def _replay(trace: Trace, scale: float, duration: float, rng: np.random.Generator) -> np.ndarray:
     # Loop the trace to cover the duration; a scale other than 1 thins or repeats arrivals at random.
-    loops = int(math.ceil(duration / trace.span))
+    loops = math.ceil(duration / trace.span)
     times = (trace.times[None, :] + trace.span * np.arange(loops)[:, None]).ravel()
     if scale != 1.0:
         whole = int(scale)
@@ -199,7 +200,7 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
     raise DataError(f"{path}: no {what} found")
 
 
-def service_sampler(service: Service):  # type: ignore[no-untyped-def]
+def service_sampler(service: Service) -> Callable[[np.random.Generator, int], np.ndarray]:
     """A function ``(rng, n) -> seconds`` drawing warm service times."""
     warm = service.warm
     if warm.dist == "lognormal":
