@@ -208,6 +208,7 @@ class _Loop:
         if was_billable:
             self.n_billable -= 1
         for r in inst.waiting:
+            self.cold[r] = True  # it started this instance, even if the start took no time
             self.serve(inst, r, t)
         inst.waiting = []
         while self.queue and inst.active < self.spec.slots and not inst.draining:
