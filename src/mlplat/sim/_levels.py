@@ -183,7 +183,8 @@ def _integrate(level: int, ups: np.ndarray, downs: np.ndarray, provisioned: int,
     levels = level + np.concatenate(([0], np.cumsum(steps)))
     alive = np.maximum(levels, provisioned)
     edges = np.clip(np.concatenate(([start], times, [end])), t0, t1)
-    part = float(np.dot(alive, np.diff(edges)))
-    inside = np.concatenate(([start], times)) < t1
+    widths = np.diff(edges)
+    part = float(np.dot(alive, widths))
+    inside = widths > 0  # the segments inside the measured window
     top = int(alive[inside].max()) if inside.any() else 0
     return int(levels[-1]), part, top

@@ -144,6 +144,8 @@ class _Loop:
                 self.inst_int += self.n_alive * dt
                 self.busy_int += self.n_billable * dt
                 self.node_int += self.n_nodes * dt
+                self.peak_inst = max(self.peak_inst, self.n_alive)
+                self.peak_nodes = max(self.peak_nodes, self.n_nodes)
             span = t - last
             self.load_int += self.active * span
             self.demand_int += (self.active + len(self.queue)) * span
@@ -165,7 +167,6 @@ class _Loop:
         node.pods = 1
         self.nodes.append(node)
         self.n_nodes += 1
-        self.peak_nodes = max(self.peak_nodes, self.n_nodes)
         return node
 
     def create(self, t: float, ready_now: bool = False) -> _Instance:
@@ -176,7 +177,6 @@ class _Loop:
         self.n_alive += 1
         self.n_spec += 1
         self.n_billable += 1  # starting: billable until ready (Cloud Run bills start-up time)
-        self.peak_inst = max(self.peak_inst, self.n_alive)
         if ready_now:
             self.make_ready(inst, t)
         else:
