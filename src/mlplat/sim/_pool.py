@@ -118,7 +118,8 @@ class _Loop:
         self.seq = itertools.count()
         self.avail: list[_Instance] = []
         self.queue: deque[int] = deque()
-        self.instances: set[_Instance] = set()
+        # A dict, not a set: iteration in creation order keeps runs repeatable (a set orders by address).
+        self.instances: dict[_Instance, None] = {}
         self.nodes: list[_Node] = []
         self.n_alive = 0  # instances alive, draining excluded from the autoscaler's count
         self.n_spec = 0
@@ -173,7 +174,7 @@ class _Loop:
         node = self._place(t, ready_now)
         begin = max(t, node.ready_at) if node is not None else t
         inst = _Instance(begin if ready_now else begin + self.spec.startup_s, node)
-        self.instances.add(inst)
+        self.instances[inst] = None
         self.n_alive += 1
         self.n_spec += 1
         self.n_billable += 1  # starting: billable until ready (Cloud Run bills start-up time)
@@ -185,7 +186,7 @@ class _Loop:
 
     def remove(self, inst: _Instance, t: float) -> None:
         inst.alive = False
-        self.instances.discard(inst)
+        self.instances.pop(inst, None)
         self.n_alive -= 1
         if not inst.draining:
             self.n_spec -= 1
