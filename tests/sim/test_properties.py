@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+from tests.strategies import function_params
 
 from mlplat.sim import PoolSpec, simulate_levels, simulate_pool
-from tests.strategies import function_params
 
 
 @settings(max_examples=15, deadline=None)

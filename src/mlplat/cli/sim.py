@@ -97,6 +97,21 @@ def _render_sweep(sweep: SweepResult) -> Group:
     return Group(table, Text("\n".join(lines)))
 
 
+def _show(out: Output, result: SimulationResult | SweepResult, plot: Path | None, force: bool) -> None:
+    """Write the plot if asked, then print JSON or the tables."""
+    from mlplat.sim import SimulationResult
+    from mlplat.sim._plot import plot_result, plot_sweep
+
+    if plot is not None:
+        written = (plot_result(result, plot, force=force) if isinstance(result, SimulationResult)
+                   else plot_sweep(result, plot, force=force))
+        out.note(f"plot written to {written}")
+    if out.json:
+        out.result(result)
+    else:
+        out.print(_render_result(result) if isinstance(result, SimulationResult) else _render_sweep(result))
+
+
 def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:
     from mlplat.sim import load
 
@@ -119,14 +134,7 @@ def run(ctx: typer.Context, scenario: ScenarioArg, replications: Replications = 
     reps = replications or prepared.scenario.replications
     with out.progress("replications", total=reps) as advance:
         result = simulate(prepared, replications=reps, seed=seed, jobs=jobs, progress=advance)
-    if plot is not None:
-        from mlplat.sim._plot import plot_result
-
-        out.note(f"plot written to {plot_result(result, plot, force=force)}")
-    if out.json:
-        out.result(result)
-    else:
-        out.print(_render_result(result))
+    _show(out, result, plot, force)
 
 
 def parse_rates(text: str) -> tuple[float, float]:
@@ -170,14 +178,7 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
     grid = np.geomspace(lo, hi, points)
     with out.progress("rates", total=points) as advance:
         result = sweep(prepared, grid, replications=replications, seed=seed, jobs=jobs, progress=advance)
-    if plot is not None:
-        from mlplat.sim._plot import plot_sweep
-
-        out.note(f"plot written to {plot_sweep(result, plot, force=force)}")
-    if out.json:
-        out.result(result)
-    else:
-        out.print(_render_sweep(result))
+    _show(out, result, plot, force)
 
 
 @app.command("pricing")

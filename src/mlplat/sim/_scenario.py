@@ -222,32 +222,35 @@ class FixedReplicas(ConfigModel):
     kind: Literal["fixed"]
 
 
-class KubernetesPlatform(ConfigModel):
-    """A Deployment on a Kubernetes cluster (EKS), scaled by the HPA or fixed."""
+class _ClusterPlatform(ConfigModel):
+    """What Kubernetes and Knative share: pods on EC2 nodes of one type in an EKS cluster."""
 
     name: str
+    node: str = Field(description="EC2 instance type, priced under ec2 in the pricing table")
+    pods_per_node: int = Field(1, ge=1)
+    node_provision_s: float = Field(90.0, ge=0)
+    node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
+    control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
+
+
+class KubernetesPlatform(_ClusterPlatform):
+    """A Deployment on a Kubernetes cluster (EKS), scaled by the HPA or fixed."""
+
     kind: Literal["kubernetes"]
-    node: str
     pods_per_node: int = Field(4, ge=1)
     pod_concurrency: int = Field(1, ge=1)
     min_replicas: int = Field(1, ge=1)
     max_replicas: int = Field(10, ge=1)
     pod_startup_s: float = Field(20.0, ge=0)
-    node_provision_s: float = Field(90.0, ge=0)
-    node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
-    control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
     cold_start: bool = Field(True, description="new pods also pay the service's cold-start parts")
     autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=lambda: HpaAutoscaler.model_validate({}),
                                                       discriminator="kind")
 
 
-class KnativePlatform(ConfigModel):
+class KnativePlatform(_ClusterPlatform):
     """Knative Serving on Kubernetes with the Knative Pod Autoscaler (KPA) and scale to zero."""
 
-    name: str
     kind: Literal["knative"]
-    node: str
-    pods_per_node: int = Field(1, ge=1)
     target_concurrency: float = Field(100.0, gt=0)
     target_utilization: float = Field(0.7, gt=0, le=1)
     container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
@@ -259,9 +262,6 @@ class KnativePlatform(ConfigModel):
     min_scale: int = Field(0, ge=0)
     max_scale: int = Field(100, ge=1)
     pod_startup_s: float = Field(5.0, ge=0)
-    node_provision_s: float = Field(90.0, ge=0)
-    node_scale_down_s: float = Field(600.0, ge=0)
-    control_plane: bool = True
 
     def slots(self) -> int:
         return self.container_concurrency or max(1, math.ceil(self.target_concurrency))
