@@ -50,7 +50,8 @@ def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
     return text
 
 
-def _render_result(result: SimulationResult) -> Group:
+def render_result(result: SimulationResult) -> Group:
+    """Tables of one simulation: latency and SLO, capacity and cost, cost by part; the cheapest platform."""
     from mlplat.sim._results import COST_PARTS
 
     latency, capacity = [], []
@@ -80,7 +81,8 @@ def _render_result(result: SimulationResult) -> Group:
     return Group(table, sizes, costs, verdict)
 
 
-def _render_sweep(sweep: SweepResult) -> Group:
+def render_sweep(sweep: SweepResult) -> Group:
+    """The rate sweep as a table, and the break-even rates."""
     cheapest = sweep.cheapest()
     rows = []
     for i, rate in enumerate(sweep.rates):
@@ -106,10 +108,7 @@ def _show(out: Output, result: SimulationResult | SweepResult, plot: Path | None
         written = (plot_result(result, plot, force=force) if isinstance(result, SimulationResult)
                    else plot_sweep(result, plot, force=force))
         out.note(f"plot written to {written}")
-    if out.json:
-        out.result(result)
-    else:
-        out.print(_render_result(result) if isinstance(result, SimulationResult) else _render_sweep(result))
+    out.result(result)
 
 
 def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:

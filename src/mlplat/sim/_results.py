@@ -123,6 +123,13 @@ class SimulationResult:
             "simulated_requests": self.simulated_requests,
         }
 
+    def __rich__(self) -> Any:
+        # The tables are drawn by the CLI (library code does not import rich); rich calls this only when
+        # it prints the result, so rich is already loaded then.
+        from mlplat.cli.sim import render_result
+
+        return render_result(self)
+
     def cheapest(self) -> str | None:
         """Name of the cheapest platform that meets the SLO, or None."""
         ok = [p for p in self.platforms if p.slo_met]
@@ -152,6 +159,11 @@ class SweepResult:
     slo_met: dict[str, tuple[bool, ...]]
     slo_p99_ms: float
     break_even: tuple[BreakEven, ...] = field(default=())
+
+    def __rich__(self) -> Any:
+        from mlplat.cli.sim import render_sweep
+
+        return render_sweep(self)
 
     def cheapest(self) -> list[str | None]:
         """At each rate, the cheapest platform meeting the SLO (None if none does)."""
