@@ -186,3 +186,13 @@ def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None
         result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", rates])
         assert result.exit_code == ExitCode.BAD_INPUT, rates
         assert "--rates" in result.stderr
+
+
+def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --duration, a sweep whose top rate would simulate too many requests is shortened, with a warning."""
+    monkeypatch.setattr("mlplat.cli.sim.MAX_SWEEP_REQUESTS", 100)
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.01/s..1/s", "--points", "2",
+                                 "-r", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "simulating 10m per rate (not 30m)" in result.stderr
+    assert len(json.loads(result.stdout)["rates_per_s"]) == 2

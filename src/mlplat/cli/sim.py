@@ -15,7 +15,7 @@ from rich.text import Text
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import ConfigError
 from mlplat.files import atomic_write_text, read_template
-from mlplat.units import parse_duration, parse_rate
+from mlplat.units import format_duration, parse_duration, parse_rate
 
 if TYPE_CHECKING:
     from mlplat.sim import Estimate, Prepared, SimulationResult, SweepResult
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency with cold starts, and the bill.",
                   no_args_is_help=True)
 
+MAX_SWEEP_REQUESTS = 2_000_000
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML (mlplat sim init writes one).")]
 Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1, help="Override the scenario's.")]
 Seed = Annotated[int, typer.Option("--seed", help="Root seed; replication seeds are spawned from it.")]
@@ -166,11 +167,18 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
     out = Output.from_ctx(ctx, json=json)
     lo, hi = parse_rates(rates)
     prepared = _load(scenario, pricing, free_tier)
+    seconds = prepared.scenario.duration
     if duration is not None:
         try:
             seconds = parse_duration(duration)
         except ValueError as exc:
             raise ConfigError(f"--duration: {exc}") from None
+    elif hi * seconds > MAX_SWEEP_REQUESTS:
+        # The event loop runs ~200,000 requests/s: keep the top rate's replication to seconds, not hours.
+        seconds = max(MAX_SWEEP_REQUESTS / hi, 600.0)
+        out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
+                 f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
+    if seconds != prepared.scenario.duration:
         warmup = min(prepared.scenario.warmup, seconds / 10)
         prepared = type(prepared)(prepared.scenario.model_copy(update={"duration": seconds, "warmup": warmup}),
                                   prepared.pricing, prepared.trace)
