@@ -66,7 +66,28 @@ def _range_max(table: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.nda
 def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, keep_alive: float,
                     max_concurrency: int, provisioned: int, horizon: tuple[float, float],
                     chunk: int = _CHUNK) -> LevelRun:
-    """Simulate the function; ``horizon = (t0, t1)`` is where instance-time is integrated.
+    """Simulate a one-request-per-instance function with keep-alive, a concurrency cap and provisioned
+    instances; ``horizon = (t0, t1)`` is where instance-time is integrated.
+
+    Parameters
+    ----------
+    arrivals, service : numpy.ndarray
+        Sorted arrival times and warm service times, in seconds.
+    cold_s : float
+        Start-up time a request pays when it starts a new instance.
+    keep_alive : float
+        Idle time after which an instance is stopped.
+    max_concurrency : int
+        Requests in flight at which further requests are throttled (rejected).
+    provisioned : int
+        Instances kept warm at all times (never cold, never expire).
+
+    References
+    ----------
+    .. [1] R. L. Mattson et al., "Evaluation techniques for storage hierarchies", IBM Systems Journal 9(2),
+       1970 (stack distances of an LRU stack).
+    .. [2] N. Mahmoudi and H. Khazaei, "SimFaaS: A Performance Simulator for Serverless Computing
+       Platforms", CLOSER 2021 (the model being simulated, with newest-instance routing).
 
     Examples
     --------

@@ -431,6 +431,14 @@ def simulate_pool(spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray,
                   horizon: tuple[float, float]) -> PoolRun:
     """Run the event loop for one platform and one replication.
 
+    References
+    ----------
+    .. [1] Kubernetes documentation, "Horizontal Pod Autoscaling": algorithm details, tolerance, scaling
+       policies (max(4 pods, 100%) per 15 s) and the 300 s scale-down stabilization window.
+    .. [2] Knative documentation, "Configuring the autoscaler" and "Kubernetes Pod Autoscaler": 60 s stable
+       window, 6 s panic window, 200% panic threshold, scale-to-zero grace period.
+    .. [3] SimPy, ``simpy/core.py``: a heap of (time, seq, event) with a counter tie-breaker.
+
     Examples
     --------
     >>> run = simulate_pool(PoolSpec(slots=1, initial=1, on_demand=False, queue=True),

@@ -352,6 +352,9 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
           seed: int = 0, jobs: int = 1, progress: Callable[[int], None] | None = None) -> SweepResult:
     """Simulate the scenario at each mean arrival rate (the workload's shape kept) and find break-evens.
 
+    Break-even rates are where two platforms' monthly costs cross, interpolated in log(rate), log(cost)
+    between neighbouring sweep points; see :func:`simulate` for the model and its references.
+
     Examples
     --------
     >>> from mlplat.sim import Scenario
