@@ -21,6 +21,8 @@ demo: install
 	mkdir -p out
 	$(MLPLAT) rubric score examples/rubric/serving-platform.yaml --report out/rubric-decision.md --plot out/rubric-scores.png --force
 	$(MLPLAT) rubric pilot examples/rubric/serving-platform.yaml --start 2026-12-01 -o out/rubric-pilot.md --force
+	$(MLPLAT) sim run examples/sim/bursty.yaml --jobs 2
+	$(MLPLAT) sim run examples/sim/steady.yaml --jobs 2
 
 test: install
 	$(PY) -m pytest
@@ -38,6 +40,7 @@ bench: install
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/rubric_mc.py
+	$(PY) benchmarks/sim_vs_simfaas.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

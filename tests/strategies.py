@@ -19,3 +19,15 @@ def decision_matrices(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarr
     cost = draw(arrays(np.bool_, (n,)))
     raw = draw(arrays(np.float64, (d, n), elements=st.floats(0.01, 1.0)))
     return x, cost, raw / raw.sum(axis=1, keepdims=True)
+
+
+# sim
+
+#: Parameters of a one-request-per-instance function: (rate /s, cold start s, keep-alive s, cap, provisioned).
+function_params = st.tuples(
+    st.floats(0.05, 20.0),
+    st.floats(0.0, 10.0),
+    st.floats(1.0, 900.0),
+    st.integers(1, 50),
+    st.integers(0, 5),
+)

@@ -1,0 +1,231 @@
+"""`mlplat sim`: serverless functions vs Kubernetes for model serving, simulated with the bill."""
+
+from __future__ import annotations
+
+import json as jsonlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Group
+from rich.text import Text
+
+from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.errors import ConfigError
+from mlplat.files import atomic_write_text, read_template
+from mlplat.units import format_duration, parse_duration, parse_rate
+
+if TYPE_CHECKING:
+    from mlplat.sim import Estimate, Prepared, SimulationResult, SweepResult
+
+app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency with cold starts, and the bill.",
+                  no_args_is_help=True)
+
+MAX_SWEEP_REQUESTS = 2_000_000
+ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML (mlplat sim init writes one).")]
+Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1, help="Override the scenario's.")]
+Seed = Annotated[int, typer.Option("--seed", help="Root seed; replication seeds are spawned from it.")]
+Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for the replications.")]
+PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+PricingOpt = Annotated[Path | None, typer.Option("--pricing", help="Pricing YAML laid over the defaults.")]
+FreeTier = Annotated[bool, typer.Option("--free-tier", help="Subtract the monthly free tiers.")]
+
+
+def _money(value: float) -> str:
+    if not math.isfinite(value):
+        return "-"
+    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+
+
+def _ms(value: float) -> str:
+    return "-" if not math.isfinite(value) else (f"{value:,.0f}" if value >= 100 else f"{value:.1f}")
+
+
+def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
+    text = fmt(est.mean)
+    if math.isfinite(est.low) and math.isfinite(est.high) and est.high > est.low:
+        text += f" ±{fmt((est.high - est.low) / 2).lstrip('$')}"
+    return text
+
+
+def render_result(result: SimulationResult) -> Group:
+    """Tables of one simulation: latency and SLO, capacity and cost, cost by part; the cheapest platform."""
+    from mlplat.sim._results import COST_PARTS
+
+    latency, capacity = [], []
+    for p in result.platforms:
+        m = p.metrics
+        latency.append([p.name, f"{m['requests'].mean:,.0f}", f"{m['cold_start_fraction'].mean:.2%}",
+                        f"{m['rejection_fraction'].mean:.2%}", _ms(m["p50"].mean), _ms(m["p95"].mean),
+                        _pm(m["p99"], _ms), _ms(m["p999"].mean),
+                        "[green]yes[/green]" if p.slo_met else "[red]no[/red]"])
+        capacity.append([p.name, p.kind, f"{m['mean_instances'].mean:.1f} ({m['peak_instances'].mean:.0f})",
+                         f"{m['mean_nodes'].mean:.1f}" if m["mean_nodes"].mean else "-",
+                         f"{m['utilization'].mean:.0%}", _pm(m["cost_per_month"], _money),
+                         _money(m["cost_per_million"].mean)])
+    title = (f"{result.workload} workload, mean {result.mean_rate:.3g} req/s, {result.replications} x "
+             f"{result.duration_s / 3600:.3g} h; SLO p99 <= {result.slo_p99_ms:g} ms; ± is the 95% CI half-width")
+    table = make_table(title, ["platform", "requests", "cold", "throttled", "p50 ms", "p95 ms", "p99 ms",
+                               "p99.9 ms", "SLO"], latency, numeric=range(1, 8))
+    sizes = make_table("Capacity and cost", ["platform", "kind", "instances (peak)", "nodes", "util",
+                                             "per month", "per 1M req"], capacity, numeric=range(2, 7))
+    parts = [c for c in COST_PARTS if any(p[f"cost_{c}"] for p in result.platforms)]
+    costs = make_table("Cost per month by part", ["platform", *parts, "total"],
+                       [[p.name, *(_money(p[f"cost_{c}"]) for c in parts), _money(p["cost_per_month"])]
+                        for p in result.platforms], numeric=range(1, len(parts) + 2))
+    best = result.cheapest()
+    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]" if best
+                               else "[yellow]no platform meets the SLO[/yellow]")
+    return Group(table, sizes, costs, verdict)
+
+
+def render_sweep(sweep: SweepResult) -> Group:
+    """The rate sweep as a table, and the break-even rates."""
+    cheapest = sweep.cheapest()
+    rows = []
+    for i, rate in enumerate(sweep.rates):
+        cells = [f"{rate:.3g}"]
+        for name in sweep.names:
+            mark = "" if sweep.slo_met[name][i] else " ✗"
+            cells.append(f"{_money(sweep.cost_per_month[name][i])} / {_ms(sweep.p99_ms[name][i])}{mark}")
+        cells.append(cheapest[i] or "-")
+        rows.append(cells)
+    table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO)",
+                       ["rate /s", *sweep.names, "cheapest meeting SLO"], rows, numeric=range(0, len(sweep.names) + 1))
+    lines = [f"break-even at {b.rate:.3g} req/s: {b.cheaper_below} cheaper below, {b.cheaper_above} above"
+             for b in sweep.break_even] or ["no break-even inside the swept range"]
+    return Group(table, Text("\n".join(lines)))
+
+
+def _show(out: Output, result: SimulationResult | SweepResult, plot: Path | None, force: bool) -> None:
+    """Write the plot if asked, then print JSON or the tables."""
+    from mlplat.sim import SimulationResult
+    from mlplat.sim._plot import plot_result, plot_sweep
+
+    if plot is not None:
+        written = (plot_result(result, plot, force=force) if isinstance(result, SimulationResult)
+                   else plot_sweep(result, plot, force=force))
+        out.note(f"plot written to {written}")
+    out.result(result)
+
+
+def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:
+    from mlplat.sim import load
+
+    prepared = load(scenario, pricing=pricing)
+    if free_tier:
+        prepared = type(prepared)(prepared.scenario.model_copy(update={"free_tier": True}), prepared.pricing,
+                                  prepared.trace)
+    return prepared
+
+
+@app.command("run")
+def run(ctx: typer.Context, scenario: ScenarioArg, replications: Replications = None, seed: Seed = 0,
+        jobs: Jobs = 1, plot: PlotOpt = None, force: Force = False, pricing: PricingOpt = None,
+        free_tier: FreeTier = False, json: JsonOption = False) -> None:
+    """Simulate every platform of the scenario; latency, cold starts, instances and cost per month."""
+    from mlplat.sim import simulate
+
+    out = Output.from_ctx(ctx, json=json)
+    prepared = _load(scenario, pricing, free_tier)
+    reps = replications or prepared.scenario.replications
+    with out.progress("replications", total=reps) as advance:
+        result = simulate(prepared, replications=reps, seed=seed, jobs=jobs, progress=advance)
+    _show(out, result, plot, force)
+
+
+def parse_rates(text: str) -> tuple[float, float]:
+    """``"0.01/s..1000/s"`` as ``(0.01, 1000.0)``; both positive and increasing."""
+    lo_text, sep, hi_text = text.partition("..")
+    try:
+        if not sep:
+            raise ValueError(f"expected a range such as '0.01/s..1000/s', got {text!r}")
+        lo, hi = parse_rate(lo_text), parse_rate(hi_text)
+    except ValueError as exc:
+        raise ConfigError(f"--rates: {exc}") from None
+    if lo <= 0 or hi <= lo:
+        raise ConfigError(f"--rates: expected 0 < low < high, got {text!r}")
+    return lo, hi
+
+
+@app.command("compare")
+def compare(ctx: typer.Context, scenario: ScenarioArg,
+            rates: Annotated[str, typer.Option("--rates", help="Mean-rate range, log-spaced.")] = "0.01/s..1000/s",
+            points: Annotated[int, typer.Option("--points", min=2, help="Rates in the sweep.")] = 13,
+            duration: Annotated[str | None, typer.Option("--duration", help="Override the simulated time.")] = None,
+            replications: Replications = None, seed: Seed = 0, jobs: Jobs = 1, plot: PlotOpt = None,
+            force: Force = False, pricing: PricingOpt = None, free_tier: FreeTier = False,
+            json: JsonOption = False) -> None:
+    """Sweep the mean rate: cost per month and p99 per platform, break-even rates, cheapest within the SLO."""
+    import numpy as np
+
+    from mlplat.sim import sweep
+
+    out = Output.from_ctx(ctx, json=json)
+    lo, hi = parse_rates(rates)
+    prepared = _load(scenario, pricing, free_tier)
+    seconds = prepared.scenario.duration
+    if duration is not None:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise ConfigError(f"--duration: {exc}") from None
+    elif hi * seconds > MAX_SWEEP_REQUESTS:
+        # The event loop runs ~200,000 requests/s: keep the top rate's replication to seconds, not hours.
+        seconds = max(MAX_SWEEP_REQUESTS / hi, 600.0)
+        out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
+                 f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
+    if seconds != prepared.scenario.duration:
+        warmup = min(prepared.scenario.warmup, seconds / 10)
+        prepared = type(prepared)(prepared.scenario.model_copy(update={"duration": seconds, "warmup": warmup}),
+                                  prepared.pricing, prepared.trace)
+    grid = np.geomspace(lo, hi, points)
+    with out.progress("rates", total=points) as advance:
+        result = sweep(prepared, grid, replications=replications, seed=seed, jobs=jobs, progress=advance)
+    _show(out, result, plot, force)
+
+
+@app.command("pricing")
+def pricing_cmd(ctx: typer.Context, pricing: PricingOpt = None, json: JsonOption = False) -> None:
+    """The price table in use: every price with its as-of date and source."""
+    from mlplat.sim import load_pricing
+
+    out = Output.from_ctx(ctx, json=json)
+    table = load_pricing(pricing or "default")
+    if out.json:
+        out.result(table)
+        return
+    rows = [[name, f"{p.usd:.10g}", p.unit, str(p.as_of), p.source] for name, p in table.table.rows()]
+    out.print(make_table(f"Prices in USD ({table.origin})", ["price", "USD", "per", "as of", "source"], rows,
+                         numeric=[1]))
+
+
+@app.command("init")
+def init(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write.")] = Path("scenario.yaml"),
+         force: Force = False) -> None:
+    """Write a commented scenario template."""
+    written = atomic_write_text(path, read_template("sim.yaml"), force=force)
+    Output.from_ctx(ctx).note(f"wrote {written}; edit it, then: mlplat sim run {written}")
+
+
+@app.command("validate")
+def validate(ctx: typer.Context, scenario: ScenarioArg, pricing: PricingOpt = None, json: JsonOption = False) -> None:
+    """Check a scenario (schema, prices, node types, trace file) without simulating."""
+    out = Output.from_ctx(ctx, json=json)
+    prepared = _load(scenario, pricing, False)
+    names = [p.name for p in prepared.scenario.platforms]
+    if out.json:
+        out.result({"valid": True, "platforms": names, "pricing": prepared.pricing.origin})
+    else:
+        out.print(f"{scenario}: valid; platforms: {', '.join(names)}; pricing: {prepared.pricing.origin}")
+
+
+@app.command("schema")
+def schema() -> None:
+    """Print the JSON Schema of the scenario file."""
+    from mlplat.sim import Scenario
+
+    typer.echo(jsonlib.dumps(Scenario.model_json_schema(), indent=2))

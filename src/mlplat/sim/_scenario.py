@@ -1,0 +1,308 @@
+"""The scenario file: workload, service times, cold-start parts, platforms, SLO and pricing choice."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from mlplat.config import ConfigModel, load_document, validate_document
+from mlplat.errors import ConfigError
+from mlplat.units import parse_duration, parse_rate
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        # The loader appends ", got <value>" itself.
+        raise ValueError("expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d'") from None
+
+
+def _rate(value: Any) -> float:
+    try:
+        return parse_rate(value)
+    except ValueError:
+        if str(value).strip().startswith("-"):
+            raise ValueError("must be > 0") from None
+        raise ValueError("expected a rate such as '5/s', '300/min' or '1e6/h'") from None
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
+
+# z such that Phi(z) = 0.99 (scipy.stats.norm.ppf(0.99)), to solve a lognormal from its mean and p99.
+Z99 = 2.3263478740408408
+
+
+class Slo(ConfigModel):
+    """The latency objective a platform must meet (p99 over all requests, cold starts included)."""
+
+    p99_ms: float = Field(gt=0, description="99th percentile latency objective in milliseconds")
+    max_rejection: float = Field(0.01, ge=0, le=1, description="largest share of throttled requests allowed")
+
+
+class PoissonWorkload(ConfigModel):
+    """Homogeneous Poisson arrivals."""
+
+    kind: Literal["poisson"]
+    rate: Rate = Field(description="mean arrivals per second, e.g. '5/s' or '300/min'")
+
+
+class DiurnalWorkload(ConfigModel):
+    """Poisson arrivals whose rate follows a sine wave over ``period`` (a day by default)."""
+
+    kind: Literal["diurnal"]
+    mean_rate: Rate
+    peak_to_trough: float = Field(4.0, ge=1, description="peak rate divided by trough rate")
+    period: PositiveDuration = 86400.0
+    peak_at: Duration = Field(14 * 3600.0, description="time of the peak within the period")
+
+
+class BurstyWorkload(ConfigModel):
+    """On/off Markov-modulated Poisson process: exponential on and off periods with their own rates."""
+
+    kind: Literal["bursty"]
+    on_rate: Rate
+    off_rate: Annotated[float, BeforeValidator(_rate), Field(ge=0)] = 0.0
+    mean_on: PositiveDuration
+    mean_off: PositiveDuration
+
+
+class TraceWorkload(ConfigModel):
+    """Arrivals replayed from a file: an Azure Functions 2019 per-minute CSV row, or one timestamp a line."""
+
+    kind: Literal["trace"]
+    path: str = Field(description="file name, relative to the scenario file")
+    format: Literal["azure", "timestamps"] = "azure"
+    function: str | None = Field(None, description="HashFunction of the Azure row to use (default: first row)")
+    scale: float = Field(1.0, gt=0, description="multiply the trace rate by this factor")
+    time_unit: Literal["s", "ms"] = "s"
+
+
+Workload = Annotated[PoissonWorkload | DiurnalWorkload | BurstyWorkload | TraceWorkload,
+                     Field(discriminator="kind")]
+
+
+class LognormalService(ConfigModel):
+    """Lognormal service time given by its mean and 99th percentile."""
+
+    dist: Literal["lognormal"]
+    mean_ms: float = Field(gt=0)
+    p99_ms: float = Field(gt=0)
+
+    def problem(self) -> str | None:
+        """Why no lognormal has this mean and p99, or None."""
+        if self.p99_ms <= self.mean_ms:
+            return f"must be > mean_ms ({self.mean_ms:g}) for a lognormal, got {self.p99_ms:g}"
+        if math.log(self.p99_ms / self.mean_ms) > Z99 * Z99 / 2:
+            limit = math.exp(Z99 * Z99 / 2)
+            return (f"a lognormal's p99 can be at most {limit:.2f} x its mean, got "
+                    f"{self.p99_ms / self.mean_ms:.2f} x")
+        return None
+
+    def params(self) -> tuple[float, float]:
+        """``(mu, sigma)`` of log-seconds: mean = exp(mu + sigma^2/2), p99 = exp(mu + z99 sigma)."""
+        d = math.log(self.p99_ms / self.mean_ms)
+        sigma = Z99 - math.sqrt(Z99 * Z99 - 2 * d)
+        mu = math.log(self.mean_ms / 1000.0) - sigma * sigma / 2
+        return mu, sigma
+
+    def mean_s(self) -> float:
+        return self.mean_ms / 1000.0
+
+
+class ExponentialService(ConfigModel):
+    """Exponential service time."""
+
+    dist: Literal["exponential"]
+    mean_ms: float = Field(gt=0)
+
+    def mean_s(self) -> float:
+        return self.mean_ms / 1000.0
+
+
+class ConstantService(ConfigModel):
+    """Every request takes the same time."""
+
+    dist: Literal["constant"]
+    mean_ms: float = Field(gt=0)
+
+    def mean_s(self) -> float:
+        return self.mean_ms / 1000.0
+
+
+class EmpiricalService(ConfigModel):
+    """Service times resampled from measured values."""
+
+    dist: Literal["empirical"]
+    samples_ms: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+
+    def mean_s(self) -> float:
+        return sum(self.samples_ms) / len(self.samples_ms) / 1000.0
+
+
+ServiceDist = Annotated[LognormalService | ExponentialService | ConstantService | EmpiricalService,
+                        Field(discriminator="dist")]
+
+
+class ColdStart(ConfigModel):
+    """The parts of a cold start, in seconds; a new instance serves its first request after their sum."""
+
+    provision_s: float = Field(0.0, ge=0)
+    image_pull_s: float = Field(0.0, ge=0)
+    init_s: float = Field(0.0, ge=0)
+    model_load_s: float = Field(0.0, ge=0)
+
+    def total(self) -> float:
+        return self.provision_s + self.image_pull_s + self.init_s + self.model_load_s
+
+    def billed_init(self) -> float:
+        """The INIT phase Lambda bills: the runtime's init and the model load done in it."""
+        return self.init_s + self.model_load_s
+
+
+class Service(ConfigModel):
+    """What one request costs the model server."""
+
+    warm: ServiceDist
+    cold_start: ColdStart = Field(default_factory=lambda: ColdStart.model_validate({}))
+    memory_gb: float = Field(2.0, gt=0)
+
+
+class LambdaPlatform(ConfigModel):
+    """AWS Lambda: one request per execution environment, keep-alive, reserved cap, provisioned concurrency."""
+
+    name: str
+    kind: Literal["lambda"]
+    memory_gb: float = Field(3.0, gt=0, le=10.24)
+    arch: Literal["x86", "arm"] = "x86"
+    keep_alive: Duration = 600.0
+    provisioned_concurrency: int = Field(0, ge=0)
+    max_concurrency: int = Field(1000, ge=1)
+
+
+class CloudRunPlatform(ConfigModel):
+    """Google Cloud Run: several requests per instance, idle timeout, min instances, optional GPU."""
+
+    name: str
+    kind: Literal["cloud_run"]
+    vcpu: float = Field(1.0, gt=0)
+    memory_gib: float = Field(2.0, gt=0)
+    gpu: str | None = Field(None, description="GPU type, e.g. 'l4' (priced as cloud_run.gpu_<type>_second)")
+    concurrency: int = Field(80, ge=1)
+    min_instances: int = Field(0, ge=0)
+    max_instances: int = Field(100, ge=1)
+    idle_timeout: Duration = 900.0
+    billing: Literal["request", "instance"] | None = Field(
+        None, description="request-based or instance-based billing (default: instance with a GPU, else request)")
+
+    def billing_mode(self) -> str:
+        return self.billing or ("instance" if self.gpu else "request")
+
+
+class HpaAutoscaler(ConfigModel):
+    """The Kubernetes Horizontal Pod Autoscaler on utilisation of the pods' request slots."""
+
+    kind: Literal["hpa"] = "hpa"
+    target_utilization: float = Field(0.7, gt=0, le=1)
+    sync_period_s: float = Field(15.0, gt=0)
+    scale_down_stabilization_s: float = Field(300.0, ge=0)
+    tolerance: float = Field(0.1, ge=0, lt=1)
+    scale_up_pods: int = Field(4, ge=1, description="scale-up policy: at most this many pods per period ...")
+    scale_up_percent: float = Field(100.0, gt=0, description="... or this percent, whichever is more")
+
+
+class FixedReplicas(ConfigModel):
+    """No autoscaler: ``min_replicas`` pods, started before the measurement."""
+
+    kind: Literal["fixed"]
+
+
+class _ClusterPlatform(ConfigModel):
+    """What Kubernetes and Knative share: pods on EC2 nodes of one type in an EKS cluster."""
+
+    name: str
+    node: str = Field(description="EC2 instance type, priced under ec2 in the pricing table")
+    pods_per_node: int = Field(1, ge=1)
+    node_provision_s: float = Field(90.0, ge=0)
+    node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
+    control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
+
+
+class KubernetesPlatform(_ClusterPlatform):
+    """A Deployment on a Kubernetes cluster (EKS), scaled by the HPA or fixed."""
+
+    kind: Literal["kubernetes"]
+    pods_per_node: int = Field(4, ge=1)
+    pod_concurrency: int = Field(1, ge=1)
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(10, ge=1)
+    pod_startup_s: float = Field(20.0, ge=0)
+    cold_start: bool = Field(True, description="new pods also pay the service's cold-start parts")
+    autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=lambda: HpaAutoscaler.model_validate({}),
+                                                      discriminator="kind")
+
+
+class KnativePlatform(_ClusterPlatform):
+    """Knative Serving on Kubernetes with the Knative Pod Autoscaler (KPA) and scale to zero."""
+
+    kind: Literal["knative"]
+    target_concurrency: float = Field(100.0, gt=0)
+    target_utilization: float = Field(0.7, gt=0, le=1)
+    container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
+    stable_window_s: float = Field(60.0, gt=0)
+    panic_window_s: float = Field(6.0, gt=0)
+    panic_threshold: float = Field(2.0, gt=1, description="panic when panic-window demand / ready >= this")
+    scale_to_zero_grace_s: float = Field(30.0, ge=0)
+    tick_s: float = Field(2.0, gt=0)
+    min_scale: int = Field(0, ge=0)
+    max_scale: int = Field(100, ge=1)
+    pod_startup_s: float = Field(5.0, ge=0)
+
+    def slots(self) -> int:
+        return self.container_concurrency or max(1, math.ceil(self.target_concurrency))
+
+
+Platform = Annotated[LambdaPlatform | CloudRunPlatform | KubernetesPlatform | KnativePlatform,
+                     Field(discriminator="kind")]
+
+
+class Scenario(ConfigModel):
+    """A whole ``mlplat sim`` scenario file."""
+
+    duration: PositiveDuration = Field(description="simulated time per replication")
+    warmup: Duration = Field(0.0, description="time discarded before measuring")
+    replications: int = Field(10, ge=1, le=1000)
+    slo: Slo = Field(default_factory=lambda: Slo.model_validate({"p99_ms": 1000.0}))
+    workload: Workload
+    service: Service
+    platforms: list[Platform] = Field(min_length=1)
+    pricing: str | dict[str, Any] = Field("default", description="'default', a pricing file, or overrides")
+    free_tier: bool = Field(False, description="subtract the monthly free tiers")
+
+    @model_validator(mode="after")
+    def _check(self) -> Scenario:
+        if self.warmup >= self.duration:
+            raise ConfigError(f"must be < duration ({self.duration:g} s), got {self.warmup:g} s", path=("warmup",))
+        warm = self.service.warm
+        if isinstance(warm, LognormalService) and warm.problem():
+            raise ConfigError(str(warm.problem()), path=("service", "warm", "p99_ms"))
+        seen: dict[str, int] = {}
+        for index, platform in enumerate(self.platforms):
+            if isinstance(platform, KubernetesPlatform) and platform.max_replicas < platform.min_replicas:
+                raise ConfigError(f"must be >= min_replicas ({platform.min_replicas}), got {platform.max_replicas}",
+                                  path=("platforms", index, "max_replicas"))
+            if platform.name in seen:
+                raise ConfigError(f"duplicate platform name {platform.name!r}", path=("platforms", index, "name"))
+            seen[platform.name] = index
+        return self
+
+
+def load_scenario(path: str | Path) -> tuple[Scenario, Any]:
+    """Read and validate a scenario file; return it and its parsed document (for later located errors)."""
+    doc = load_document(path)
+    return validate_document(doc, Scenario), doc

@@ -1,0 +1,392 @@
+"""``simulate``: run every platform of a scenario over seeded replications and bill the result."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlplat.config import YamlDocument
+from mlplat.errors import SimulationError
+from mlplat.sim._levels import simulate_levels
+from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
+from mlplat.sim._pricing import SECONDS_PER_MONTH, PriceTable, Pricing, load_pricing
+from mlplat.sim._results import (
+    COST_PARTS,
+    Estimate,
+    PlatformResult,
+    SimulationResult,
+    SweepResult,
+    break_evens,
+)
+from mlplat.sim._scenario import (
+    CloudRunPlatform,
+    HpaAutoscaler,
+    KnativePlatform,
+    KubernetesPlatform,
+    LambdaPlatform,
+    Platform,
+    Scenario,
+    TraceWorkload,
+    load_scenario,
+)
+from mlplat.sim._workload import Trace, arrivals, mean_rate, read_trace, service_sampler, with_mean_rate
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A scenario with everything read from disk: its prices and its trace."""
+
+    scenario: Scenario
+    pricing: Pricing
+    trace: Trace | None
+
+
+def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument | None = None,
+            pricing: str | Path | None = None) -> Prepared:
+    """Resolve the scenario's prices (``pricing`` overrides its own choice) and trace; check node types."""
+    base = base or Path(".")
+    spec: Any = pricing if pricing is not None else scenario.pricing
+    prices = load_pricing(spec, base=base if pricing is None else Path("."), scenario_doc=doc)
+    for index, platform in enumerate(scenario.platforms):
+        problem = _unpriced(platform, prices.table)
+        if problem is not None:
+            key, message = problem
+            if doc is not None:
+                raise doc.error(("platforms", index, key), message)
+            raise SimulationError(f"platforms[{index}].{key}: {message}")
+    trace = read_trace(scenario.workload, base) if isinstance(scenario.workload, TraceWorkload) else None
+    return Prepared(scenario, prices, trace)
+
+
+def _unpriced(platform: Platform, table: PriceTable) -> tuple[str, str] | None:
+    if isinstance(platform, KubernetesPlatform | KnativePlatform) and platform.node not in table.ec2:
+        return "node", f"unknown node type {platform.node!r}; priced: {', '.join(sorted(table.ec2))}"
+    if isinstance(platform, CloudRunPlatform) and platform.gpu and platform.gpu not in table.cloud_run.gpu_second:
+        known = ", ".join(sorted(table.cloud_run.gpu_second)) or "none"
+        return "gpu", f"no price for GPU {platform.gpu!r} (cloud_run.gpu_second); priced: {known}"
+    return None
+
+
+def load(path: str | Path, pricing: str | Path | None = None) -> Prepared:
+    """Read, validate and prepare a scenario file; every error names the file, line and column."""
+    scenario, doc = load_scenario(path)
+    return prepare(scenario, base=Path(path).parent, doc=doc, pricing=pricing)
+
+
+# -- one platform, one replication ---------------------------------------------------------------------
+
+def _ms_ceil(seconds: np.ndarray) -> np.ndarray:
+    # Lambda bills duration rounded up to the millisecond.
+    return np.ceil(np.round(seconds * 1000.0, 6)) / 1000.0
+
+
+def _percentiles(latency_s: np.ndarray) -> dict[str, float]:
+    if len(latency_s) == 0:
+        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "p999": math.nan}
+    q = np.percentile(latency_s, [50, 95, 99, 99.9]) * 1000.0
+    return dict(zip(("p50", "p95", "p99", "p999"), (float(v) for v in q), strict=True))
+
+
+def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
+                window: tuple[float, float]) -> dict[str, float]:
+    cs = sc.service.cold_start
+    run = simulate_levels(a, s, cs.total(), p.keep_alive, p.max_concurrency, p.provisioned_concurrency, window)
+    t0, t1 = window
+    m = (a >= t0) & (a < t1)
+    served = m & ~run.rejected
+    lat = run.occupancy[served]
+    billed = (_ms_ceil(s) + np.where(run.cold, _ms_ceil(np.full(len(s), cs.billed_init())), 0.0)) * p.memory_gb
+    on_demand_gbs = float(billed[served & ~run.provisioned].sum())
+    prov_gbs = float(billed[served & run.provisioned].sum())
+    lp = prices.lambda_
+    gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
+    span = t1 - t0
+    out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
+    out["mean_busy"] = float(run.occupancy[served].sum()) / span
+    out["utilization"] = float(run.occupancy[served].sum()) / max(run.instance_seconds, 1e-12)
+    requests = float(served.sum())
+    cost = {"compute": on_demand_gbs * gb_price + prov_gbs * lp.provisioned_executing_gb_second.usd,
+            "requests": requests * lp.requests_per_million.usd / 1e6,
+            "provisioned_idle": p.provisioned_concurrency * p.memory_gb * span * lp.provisioned_gb_second.usd}
+    if sc.free_tier:
+        month = SECONDS_PER_MONTH / span
+        free_gbs = min(on_demand_gbs, lp.free_gb_seconds_per_month.usd / month)
+        free_req = min(requests, lp.free_requests_per_month.usd / month)
+        cost["compute"] -= free_gbs * gb_price
+        cost["requests"] -= free_req * lp.requests_per_million.usd / 1e6
+    out["usage_gb_seconds"] = on_demand_gbs + prov_gbs
+    out["usage_billed_requests"] = requests
+    return _bill(out, cost, span, requests)
+
+
+def _common(a: np.ndarray, m: np.ndarray, cold: np.ndarray, rejected: np.ndarray, lat: np.ndarray,
+            instance_seconds: float, peak: int, span: float) -> dict[str, float]:
+    total = float(m.sum())
+    out = {"requests": total, "cold_starts": float((cold & m).sum()), "rejections": float((rejected & m).sum())}
+    out["cold_start_fraction"] = out["cold_starts"] / total if total else math.nan
+    out["rejection_fraction"] = out["rejections"] / total if total else math.nan
+    out.update(_percentiles(lat))
+    out["mean_instances"] = instance_seconds / span
+    out["peak_instances"] = float(peak)
+    out["mean_nodes"] = 0.0
+    out["peak_nodes"] = 0.0
+    out["wait_probability"] = 0.0
+    out["mean_wait_s"] = 0.0
+    return out
+
+
+def _bill(out: dict[str, float], cost: dict[str, float], span: float, requests: float) -> dict[str, float]:
+    month = SECONDS_PER_MONTH / span
+    total = 0.0
+    for part in COST_PARTS:
+        value = max(0.0, cost.get(part, 0.0))
+        out[f"cost_{part}"] = value * month
+        total += value
+    out["cost_per_month"] = total * month
+    out["cost_per_million"] = total / requests * 1e6 if requests else math.nan
+    return out
+
+
+def _pool_spec(p: Platform, sc: Scenario) -> PoolSpec:
+    cs = sc.service.cold_start.total()
+    if isinstance(p, LambdaPlatform):
+        return PoolSpec(slots=1, startup_s=cs, keep_alive=p.keep_alive, max_instances=p.max_concurrency,
+                        min_instances=p.provisioned_concurrency, initial=p.provisioned_concurrency)
+    if isinstance(p, CloudRunPlatform):
+        return PoolSpec(slots=p.concurrency, startup_s=cs, keep_alive=p.idle_timeout, min_instances=p.min_instances,
+                        max_instances=p.max_instances, initial=p.min_instances)
+    if isinstance(p, KubernetesPlatform):
+        scaler = None
+        if isinstance(p.autoscaler, HpaAutoscaler):
+            h = p.autoscaler
+            scaler = Hpa(target=h.target_utilization, period=h.sync_period_s, tolerance=h.tolerance,
+                         stabilization=h.scale_down_stabilization_s, up_pods=h.scale_up_pods,
+                         up_percent=h.scale_up_percent)
+        return PoolSpec(slots=p.pod_concurrency, startup_s=p.pod_startup_s + (cs if p.cold_start else 0.0),
+                        min_instances=p.min_replicas, max_instances=p.max_replicas, on_demand=False, queue=True,
+                        initial=p.min_replicas, autoscaler=scaler, pods_per_node=p.pods_per_node,
+                        node_provision_s=p.node_provision_s, node_scale_down_s=p.node_scale_down_s)
+    k = Kpa(target=p.target_concurrency * p.target_utilization, stable_window=p.stable_window_s,
+            panic_window=p.panic_window_s, panic_threshold=p.panic_threshold,
+            scale_to_zero_grace=p.scale_to_zero_grace_s, tick=p.tick_s)
+    return PoolSpec(slots=p.slots(), startup_s=p.pod_startup_s + cs, min_instances=p.min_scale,
+                    max_instances=p.max_scale, on_demand=False, queue=True, initial=p.min_scale, autoscaler=k,
+                    pods_per_node=p.pods_per_node, node_provision_s=p.node_provision_s,
+                    node_scale_down_s=p.node_scale_down_s)
+
+
+def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
+              window: tuple[float, float]) -> dict[str, float]:
+    spec = _pool_spec(p, sc)
+    run: PoolRun = simulate_pool(spec, a, s, window)
+    t0, t1 = window
+    span = t1 - t0
+    m = (a >= t0) & (a < t1)
+    served = m & ~run.rejected & np.isfinite(run.finish)
+    lat = (run.finish - a)[served]
+    out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
+    wait = (run.start - a)[served]
+    out["wait_probability"] = float((wait > 1e-12).mean()) if len(wait) else math.nan
+    out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
+    busy = float((run.finish - run.start)[served].sum())
+    out["mean_busy"] = busy / span
+    out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
+    out["mean_nodes"] = run.node_seconds / span
+    out["peak_nodes"] = float(run.peak_nodes)
+    requests = float(served.sum())
+    cost: dict[str, float] = {}
+    if isinstance(p, CloudRunPlatform):
+        cr = prices.cloud_run
+        gpu_price = cr.gpu_second[p.gpu].usd if p.gpu else 0.0
+        if p.billing_mode() == "instance":
+            seconds = run.instance_seconds
+            per_second = p.vcpu * cr.instance_vcpu_second.usd + p.memory_gib * cr.instance_gib_second.usd
+            cost["compute"] = seconds * per_second
+            cost["gpu"] = seconds * gpu_price
+        else:
+            seconds = run.busy_instance_seconds
+            vcpu_s, gib_s, billed_req = seconds * p.vcpu, seconds * p.memory_gib, requests
+            if sc.free_tier:
+                month = SECONDS_PER_MONTH / span
+                vcpu_s = max(0.0, vcpu_s - cr.free_vcpu_seconds_per_month.usd / month)
+                gib_s = max(0.0, gib_s - cr.free_gib_seconds_per_month.usd / month)
+                billed_req = max(0.0, requests - cr.free_requests_per_month.usd / month)
+            cost["compute"] = vcpu_s * cr.request_vcpu_second.usd + gib_s * cr.request_gib_second.usd
+            cost["requests"] = billed_req * cr.requests_per_million.usd / 1e6
+            cost["gpu"] = seconds * gpu_price
+            idle = min(max(0.0, run.instance_seconds - run.busy_instance_seconds), p.min_instances * span)
+            cost["provisioned_idle"] = idle * (p.vcpu * cr.instance_vcpu_second.usd
+                                               + p.memory_gib * cr.instance_gib_second.usd + gpu_price)
+        out["usage_instance_seconds"] = run.instance_seconds
+        out["usage_billed_instance_seconds"] = seconds
+    else:
+        assert isinstance(p, KubernetesPlatform | KnativePlatform)
+        node = prices.ec2[p.node]
+        node_cost = run.node_seconds / 3600.0 * node.usd
+        cost["gpu" if node.gpus else "nodes"] = node_cost
+        if p.control_plane:
+            cost["control_plane"] = span / 3600.0 * prices.eks.cluster_hour.usd
+        out["usage_node_hours"] = run.node_seconds / 3600.0
+    return _bill(out, cost, span, requests)
+
+
+def run_platform(platform: Platform, scenario: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
+                 *, engine: str = "auto") -> dict[str, float]:
+    """Metrics of one platform on one replication's arrivals ``a`` and warm service times ``s``."""
+    window = (scenario.warmup, scenario.duration)
+    if isinstance(platform, LambdaPlatform) and engine != "events":
+        return _run_lambda(platform, scenario, prices, a, s, window)
+    return _run_pool(platform, scenario, prices, a, s, window)
+
+
+def _replicate(prepared: Prepared, seed: np.random.SeedSequence) -> tuple[dict[str, dict[str, float]], int]:
+    sc = prepared.scenario
+    rng = np.random.default_rng(seed)
+    a = arrivals(sc.workload, sc.duration, rng, prepared.trace)
+    s = service_sampler(sc.service)(rng, len(a))
+    # Common random numbers: every platform sees the same arrivals and service times in a replication.
+    return {p.name: run_platform(p, sc, prepared.pricing.table, a, s) for p in sc.platforms}, len(a)
+
+
+def _slo_met(metrics: dict[str, Estimate], sc: Scenario) -> bool:
+    p99 = metrics["p99"].mean
+    rejected = metrics["rejection_fraction"].mean
+    return bool(math.isfinite(p99) and p99 <= sc.slo.p99_ms and rejected <= sc.slo.max_rejection)
+
+
+def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | None = None, seed: int = 0,
+             jobs: int = 1, progress: Callable[[int], None] | None = None) -> SimulationResult:
+    """Simulate every platform of ``scenario`` and bill it; the door of :mod:`mlplat.sim`.
+
+    Each replication draws its own arrivals and service times from a seed spawned from ``seed``
+    (:meth:`numpy.random.SeedSequence.spawn`), so results do not depend on ``jobs``; every platform sees
+    the same draws within a replication. Functions (Lambda) are simulated by a vectorised level model,
+    the rest by an event loop with the Kubernetes HPA and Knative KPA as periodic events.
+
+    Parameters
+    ----------
+    scenario : Scenario, Prepared, str or Path
+        A validated scenario, or the path of a scenario file.
+    replications : int, optional
+        Overrides the scenario's ``replications``.
+    seed : int
+        Root seed.
+    jobs : int
+        Worker processes for the replications (1: in this process).
+    progress : callable, optional
+        Called with 1 after each replication.
+
+    Returns
+    -------
+    SimulationResult
+        Per platform: requests, cold starts, rejections, latency percentiles, instances, nodes, cost per
+        month and per million requests with its breakdown, SLO verdict; means with 95% CIs.
+
+    References
+    ----------
+    .. [1] A. K. Erlang, "Solution of some problems in the theory of probabilities of significance in
+       automatic telephone exchanges", 1917 (Erlang B and C, used to validate the queue).
+    .. [2] N. Mahmoudi and H. Khazaei, "SimFaaS: A Performance Simulator for Serverless Computing
+       Platforms", CLOSER 2021, arXiv:2102.08904.
+    .. [3] Kubernetes documentation, "Horizontal Pod Autoscaling" (algorithm details, scaling policies,
+       stabilization window).
+    .. [4] Knative documentation, "Configuring the autoscaler": KPA stable and panic windows.
+
+    Examples
+    --------
+    >>> from mlplat.sim import Scenario
+    >>> sc = Scenario.model_validate({
+    ...     "duration": "2h", "warmup": "10m", "replications": 2,
+    ...     "workload": {"kind": "poisson", "rate": "1/s"},
+    ...     "service": {"warm": {"dist": "constant", "mean_ms": 100}, "cold_start": {"init_s": 1}},
+    ...     "platforms": [{"name": "fn", "kind": "lambda", "memory_gb": 2}]})
+    >>> result = simulate(sc, seed=1)
+    >>> fn = result.platform("fn")
+    >>> fn["cold_start_fraction"] < 0.01, round(fn["p50"])
+    (True, 100)
+    """
+    if isinstance(scenario, str | Path):
+        scenario = load(scenario)
+    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
+    sc = prepared.scenario
+    reps = replications or sc.replications
+    seeds = np.random.SeedSequence(seed).spawn(reps)
+    started = time.perf_counter()
+    outcomes: list[tuple[dict[str, dict[str, float]], int]] = []
+    if jobs > 1 and reps > 1:
+        workers = min(jobs, reps, os.cpu_count() or 1)
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for outcome in pool.map(_replicate, [prepared] * reps, seeds):
+                outcomes.append(outcome)
+                if progress:
+                    progress(1)
+    else:
+        for child in seeds:
+            outcomes.append(_replicate(prepared, child))
+            if progress:
+                progress(1)
+    elapsed = time.perf_counter() - started
+    platforms = []
+    for p in sc.platforms:
+        keys = outcomes[0][0][p.name].keys()
+        metrics = {k: Estimate.of([o[0][p.name][k] for o in outcomes]) for k in keys}
+        notes: tuple[str, ...] = ()
+        if metrics["requests"].mean > 0 and metrics["rejection_fraction"].mean > 0:
+            notes = (f"{metrics['rejection_fraction'].mean:.2%} of requests throttled",)
+        platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), notes))
+    return SimulationResult(
+        platforms=tuple(platforms), replications=reps, seed=seed, duration_s=sc.duration, warmup_s=sc.warmup,
+        mean_rate=mean_rate(sc.workload, prepared.trace), workload=sc.workload.kind, slo_p99_ms=sc.slo.p99_ms,
+        pricing=prepared.pricing.origin, elapsed_s=elapsed, simulated_requests=sum(o[1] for o in outcomes))
+
+
+def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, replications: int | None = None,
+          seed: int = 0, jobs: int = 1, progress: Callable[[int], None] | None = None) -> SweepResult:
+    """Simulate the scenario at each mean arrival rate (the workload's shape kept) and find break-evens.
+
+    Break-even rates are where two platforms' monthly costs cross, interpolated in log(rate), log(cost)
+    between neighbouring sweep points; see :func:`simulate` for the model and its references.
+
+    Examples
+    --------
+    >>> from mlplat.sim import Scenario
+    >>> sc = Scenario.model_validate({
+    ...     "duration": "1h", "replications": 1, "workload": {"kind": "poisson", "rate": 1},
+    ...     "service": {"warm": {"dist": "constant", "mean_ms": 200}},
+    ...     "platforms": [{"name": "fn", "kind": "lambda"},
+    ...                   {"name": "k8s", "kind": "kubernetes", "node": "c6i.xlarge", "pod_concurrency": 8,
+    ...                    "autoscaler": {"kind": "fixed"}}]})
+    >>> out = sweep(prepare(sc), [0.1, 10.0])
+    >>> out.cheapest()
+    ['fn', 'k8s']
+    """
+    if isinstance(scenario, str | Path):
+        scenario = load(scenario)
+    base = scenario
+    names = tuple(p.name for p in base.scenario.platforms)
+    cost: dict[str, list[float]] = {n: [] for n in names}
+    p99: dict[str, list[float]] = {n: [] for n in names}
+    met: dict[str, list[bool]] = {n: [] for n in names}
+    for rate in rates:
+        workload = with_mean_rate(base.scenario.workload, float(rate), base.trace)
+        sc = base.scenario.model_copy(update={"workload": workload})
+        result = simulate(Prepared(sc, base.pricing, base.trace), replications=replications, seed=seed, jobs=jobs)
+        for p in result.platforms:
+            cost[p.name].append(p["cost_per_month"])
+            p99[p.name].append(p["p99"])
+            met[p.name].append(p.slo_met)
+        if progress:
+            progress(1)
+    rates_t = tuple(float(r) for r in rates)
+    return SweepResult(rates=rates_t, names=names, cost_per_month={n: tuple(v) for n, v in cost.items()},
+                       p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
+                       slo_p99_ms=base.scenario.slo.p99_ms,
+                       break_even=tuple(break_evens(rates_t, names, {n: tuple(v) for n, v in cost.items()})))

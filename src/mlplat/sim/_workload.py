@@ -1,0 +1,216 @@
+"""Arrival times for each workload kind, and the trace readers (Azure Functions 2019, timestamps)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlplat.errors import DataError
+from mlplat.sim._scenario import (
+    BurstyWorkload,
+    DiurnalWorkload,
+    PoissonWorkload,
+    Service,
+    TraceWorkload,
+    Workload,
+)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Arrival times read from a file, in seconds from its start, and the time span they cover."""
+
+    times: np.ndarray
+    span: float
+
+
+def mean_rate(workload: Workload, trace: Trace | None = None) -> float:
+    """Long-run mean arrival rate per second of ``workload``."""
+    if isinstance(workload, PoissonWorkload):
+        return workload.rate
+    if isinstance(workload, DiurnalWorkload):
+        return workload.mean_rate
+    if isinstance(workload, BurstyWorkload):
+        w = workload
+        return (w.on_rate * w.mean_on + w.off_rate * w.mean_off) / (w.mean_on + w.mean_off)
+    if trace is None:
+        raise ValueError("a trace workload needs its trace")
+    return len(trace.times) / trace.span * workload.scale
+
+
+def with_mean_rate(workload: Workload, rate: float, trace: Trace | None = None) -> Workload:
+    """A copy of ``workload`` scaled so that its mean rate is ``rate`` (shape kept), for rate sweeps."""
+    factor = rate / mean_rate(workload, trace)
+    if isinstance(workload, PoissonWorkload):
+        return workload.model_copy(update={"rate": rate})
+    if isinstance(workload, DiurnalWorkload):
+        return workload.model_copy(update={"mean_rate": rate})
+    if isinstance(workload, BurstyWorkload):
+        return workload.model_copy(update={"on_rate": workload.on_rate * factor,
+                                           "off_rate": workload.off_rate * factor})
+    return workload.model_copy(update={"scale": workload.scale * factor})
+
+
+def _poisson(rate: float, start: float, end: float, rng: np.random.Generator) -> np.ndarray:
+    count = rng.poisson(rate * (end - start))
+    return np.sort(rng.uniform(start, end, count))
+
+
+def arrivals(workload: Workload, duration: float, rng: np.random.Generator,
+             trace: Trace | None = None) -> np.ndarray:
+    """Sorted arrival times in ``[0, duration)`` for one replication.
+
+    Examples
+    --------
+    >>> from mlplat.sim._scenario import PoissonWorkload
+    >>> a = arrivals(PoissonWorkload(kind="poisson", rate=10), 1000.0, np.random.default_rng(1))
+    >>> round(len(a) / 1000.0)
+    10
+    """
+    if isinstance(workload, PoissonWorkload):
+        return _poisson(workload.rate, 0.0, duration, rng)
+    if isinstance(workload, DiurnalWorkload):
+        amplitude = (workload.peak_to_trough - 1) / (workload.peak_to_trough + 1)
+        peak = workload.mean_rate * (1 + amplitude)
+        # Thinning (Lewis & Shedler 1979): keep each candidate with probability rate(t) / peak.
+        times = _poisson(peak, 0.0, duration, rng)
+        phase = 2 * math.pi * (times - workload.peak_at) / workload.period
+        keep = rng.uniform(size=len(times)) * (1 + amplitude) < 1 + amplitude * np.cos(phase)
+        return times[keep]
+    if isinstance(workload, BurstyWorkload):
+        return _bursty(workload, duration, rng)
+    if trace is None:
+        raise ValueError("a trace workload needs its trace (read_trace)")
+    return _replay(trace, workload.scale, duration, rng)
+
+
+def _bursty(w: BurstyWorkload, duration: float, rng: np.random.Generator) -> np.ndarray:
+    # Alternate exponential on and off periods, starting in the stationary state.
+    cycles = int(duration / (w.mean_on + w.mean_off) * 1.2) + 16
+    pieces: list[np.ndarray] = []
+    t = 0.0
+    on = bool(rng.uniform() < w.mean_on / (w.mean_on + w.mean_off))
+    while t < duration:
+        ons = rng.exponential(w.mean_on, cycles)
+        offs = rng.exponential(w.mean_off, cycles)
+        lengths = np.column_stack((ons, offs) if on else (offs, ons)).ravel()
+        edges = t + np.concatenate(([0.0], np.cumsum(lengths)))
+        rates = np.tile([w.on_rate, w.off_rate] if on else [w.off_rate, w.on_rate], cycles)
+        counts = rng.poisson(rates * lengths)
+        starts = np.repeat(edges[:-1], counts)
+        spans = np.repeat(lengths, counts)
+        pieces.append(starts + rng.uniform(size=len(starts)) * spans)
+        t = float(edges[-1])
+    times = np.sort(np.concatenate(pieces))
+    return times[times < duration]
+
+
+def _replay(trace: Trace, scale: float, duration: float, rng: np.random.Generator) -> np.ndarray:
+    # Loop the trace to cover the duration; a scale other than 1 thins or repeats arrivals at random.
+    loops = math.ceil(duration / trace.span)
+    times = (trace.times[None, :] + trace.span * np.arange(loops)[:, None]).ravel()
+    if scale != 1.0:
+        whole = int(scale)
+        copies = np.full(len(times), whole) + (rng.uniform(size=len(times)) < scale - whole)
+        times = np.repeat(times, copies)
+        times = np.sort(times + rng.uniform(-0.5, 0.5, len(times)) * (copies.repeat(copies) > 1))
+    return times[(times >= 0) & (times < duration)]
+
+
+def read_trace(workload: TraceWorkload, base: Path, rng: np.random.Generator | None = None) -> Trace:
+    """Read the trace file of ``workload`` (relative to ``base``); errors name the file and line.
+
+    An Azure Functions 2019 invocation file has columns ``HashOwner, HashApp, HashFunction, Trigger,
+    1 .. 1440`` (invocations per minute); each minute's count is spread uniformly over the minute with a
+    fixed seed so replications see the same trace. A timestamps file has one time per line (a header line
+    is allowed).
+    """
+    path = Path(workload.path)
+    if not path.is_absolute():
+        path = base / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such trace file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read the trace: {exc}") from exc
+    if workload.format == "timestamps":
+        return _read_timestamps(path, text, 0.001 if workload.time_unit == "ms" else 1.0)
+    return _read_azure(path, text, workload.function, rng or np.random.default_rng(0))
+
+
+def _read_timestamps(path: Path, text: str, unit: float) -> Trace:
+    values: list[float] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        cell = line.strip().split(",")[0].strip()
+        if not cell:
+            continue
+        try:
+            value = float(cell)
+        except ValueError:
+            if number == 1:
+                continue
+            raise DataError(f"{path}:{number}:1: expected a timestamp (a number), got {cell!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise DataError(f"{path}:{number}:1: a timestamp must be finite and >= 0, got {cell!r}")
+        values.append(value * unit)
+    if not values:
+        raise DataError(f"{path}: no timestamps found")
+    times = np.sort(np.asarray(values))
+    times -= times[0]
+    span = float(times[-1]) + (float(np.mean(np.diff(times))) if len(times) > 1 else 1.0)
+    return Trace(times=times, span=span)
+
+
+def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Generator) -> Trace:
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None or header[:3] != ["HashOwner", "HashApp", "HashFunction"]:
+        raise DataError(f"{path}:1:1: expected the Azure Functions 2019 header "
+                        "'HashOwner,HashApp,HashFunction,Trigger,1,...,1440'")
+    minutes = len(header) - 4
+    if minutes < 1:
+        raise DataError(f"{path}:1:1: no per-minute columns after Trigger")
+    for number, row in enumerate(reader, start=2):
+        if function is not None and (len(row) < 3 or row[2] != function):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}:{number}:1: expected {len(header)} columns, got {len(row)}")
+        counts = np.empty(minutes, dtype=np.int64)
+        for column, cell in enumerate(row[4:]):
+            try:
+                counts[column] = int(cell)
+            except ValueError:
+                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
+                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: expected a count, got {cell!r}") from None
+            if counts[column] < 0:
+                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
+                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: a count must be >= 0, got {cell!r}")
+        if counts.sum() == 0:
+            raise DataError(f"{path}:{number}:1: the function has no invocations")
+        starts = np.repeat(np.arange(minutes) * 60.0, counts)
+        times = np.sort(starts + rng.uniform(0, 60.0, len(starts)))
+        return Trace(times=times, span=minutes * 60.0)
+    what = f"function {function!r}" if function else "data rows"
+    raise DataError(f"{path}: no {what} found")
+
+
+def service_sampler(service: Service) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """A function ``(rng, n) -> seconds`` drawing warm service times."""
+    warm = service.warm
+    if warm.dist == "lognormal":
+        mu, sigma = warm.params()
+        return lambda rng, n: rng.lognormal(mu, sigma, n)
+    if warm.dist == "exponential":
+        mean = warm.mean_s()
+        return lambda rng, n: rng.exponential(mean, n)
+    if warm.dist == "constant":
+        mean = warm.mean_s()
+        return lambda rng, n: np.full(n, mean)
+    samples = np.asarray(warm.samples_ms) / 1000.0
+    return lambda rng, n: rng.choice(samples, n)

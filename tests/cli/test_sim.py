@@ -1,0 +1,198 @@
+"""`mlplat sim`: run, compare, pricing, init, validate, schema, and exit 4 on every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+BASE = """\
+duration: 30m
+warmup: 2m
+replications: 2
+slo: {p99_ms: 2000}
+workload:
+  kind: poisson
+  rate: 2/s
+service:
+  warm: {dist: lognormal, mean_ms: 120, p99_ms: 400}
+  cold_start: {image_pull_s: 0.5, init_s: 0.2, model_load_s: 1.0}
+platforms:
+  - {name: fn, kind: lambda, memory_gb: 2}
+  - {name: run, kind: cloud_run, vcpu: 2, memory_gib: 4, concurrency: 4}
+  - {name: k8s, kind: kubernetes, node: m5.xlarge, pod_concurrency: 4, min_replicas: 1, max_replicas: 4}
+  - {name: kn, kind: knative, node: c6i.xlarge, target_concurrency: 4}
+"""
+
+
+@pytest.fixture
+def scenario_file(tmp_path: Path) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(BASE)
+    return path
+
+
+def _bad(tmp_path: Path, old: str, new: str, name: str = "bad.yaml") -> Path:
+    assert old in BASE
+    path = tmp_path / name
+    path.write_text(BASE.replace(old, new))
+    return path
+
+
+def test_run_json_fields(runner: CliRunner, scenario_file: Path) -> None:
+    """`sim run --json` gives the documented fields for every platform, with CIs."""
+    result = runner.invoke(app, ["sim", "run", str(scenario_file), "--json", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert [p["name"] for p in doc["platforms"]] == ["fn", "run", "k8s", "kn"]
+    for p in doc["platforms"]:
+        for key in ("name", "kind", "requests", "cold_start_fraction", "rejection_fraction", "latency_ms",
+                    "mean_instances", "cost_per_month", "cost_per_million", "cost_breakdown", "slo_met", "ci"):
+            assert key in p
+        assert set(p["latency_ms"]) == {"p50", "p95", "p99", "p999"}
+        assert set(p["cost_breakdown"]) == {"compute", "requests", "provisioned_idle", "nodes", "gpu",
+                                            "control_plane"}
+        assert p["requests"] > 3000
+        assert p["ci"]["p99"][0] <= p["latency_ms"]["p99"] <= p["ci"]["p99"][1]
+        assert sum(p["cost_breakdown"].values()) == pytest.approx(p["cost_per_month"])
+    assert doc["scenario"]["replications"] == 2
+
+
+def test_run_table_jobs_and_plot(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
+    """The table names every platform; --jobs 2 gives the same numbers as one process; --plot writes a PNG."""
+    png = tmp_path / "out.png"
+    one = runner.invoke(app, ["sim", "run", str(scenario_file), "--json"])
+    two = runner.invoke(app, ["sim", "run", str(scenario_file), "--json", "--jobs", "2", "--plot", str(png)])
+    assert two.exit_code == 0, two.output
+    strip = lambda doc: [{k: v for k, v in p.items()} for p in json.loads(doc)["platforms"]]  # noqa: E731
+    assert strip(one.stdout) == strip(two.stdout)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = runner.invoke(app, ["sim", "run", str(scenario_file), "-r", "1"])
+    assert table.exit_code == 0
+    for word in ("fn", "k8s", "kn", "per month", "cheapest meeting the SLO"):
+        assert word in table.stdout
+
+
+def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
+    """`sim compare` sweeps the rates, finds break-evens and the cheapest platform within the SLO."""
+    png = tmp_path / "sweep.png"
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.01/s..20/s", "--points", "4",
+                                 "-r", "1", "--duration", "20m", "--json", "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["rates_per_s"][0] == pytest.approx(0.01)
+    assert doc["rates_per_s"][-1] == pytest.approx(20)
+    assert len(doc["cheapest_meeting_slo"]) == 4
+    assert doc["cheapest_meeting_slo"][0] == "fn"  # a function is nearly free at 0.01/s
+    assert doc["break_even"], "Lambda must stop being cheapest somewhere below 20/s"
+    assert png.exists()
+    table = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.1/s..1/s", "--points", "2",
+                                "-r", "1", "--duration", "10m"])
+    assert table.exit_code == 0
+    assert "break-even" in table.stdout
+
+
+def test_pricing_table_and_override(runner: CliRunner, tmp_path: Path) -> None:
+    """`sim pricing` lists every price with as_of and source; a user file overrides one price."""
+    result = runner.invoke(app, ["sim", "pricing", "--json"])
+    assert result.exit_code == 0
+    prices = {p["name"]: p for p in json.loads(result.stdout)["prices"]}
+    # Issue 5's defaults.
+    assert prices["lambda.x86_gb_second"]["usd"] == 0.0000166667
+    assert prices["lambda.arm_gb_second"]["usd"] == 0.0000133334
+    assert prices["lambda.requests_per_million"]["usd"] == 0.20
+    assert prices["cloud_run.gpu_second.l4"]["usd"] == 0.0001867
+    assert prices["ec2.g6.xlarge"]["usd"] == 0.8048
+    assert prices["eks.cluster_hour"]["usd"] == 0.10
+    assert all(p["as_of"] and p["source"] for p in prices.values())
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("ec2:\n  m5.xlarge: {usd: 0.1, unit: hour, as_of: 2026-01-01, source: negotiated}\n")
+    over = runner.invoke(app, ["sim", "pricing", "--pricing", str(mine), "--json"])
+    got = {p["name"]: p for p in json.loads(over.stdout)["prices"]}
+    assert got["ec2.m5.xlarge"]["usd"] == 0.1
+    assert got["ec2.c6i.xlarge"]["usd"] == 0.17
+    assert "source" in runner.invoke(app, ["sim", "pricing"]).stdout
+
+
+def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
+    """`sim init` writes a template that validates; `sim schema` prints a JSON Schema."""
+    path = tmp_path / "s.yaml"
+    assert runner.invoke(app, ["sim", "init", str(path)]).exit_code == 0
+    assert runner.invoke(app, ["sim", "init", str(path)]).exit_code == ExitCode.BAD_INPUT  # no --force
+    checked = runner.invoke(app, ["sim", "validate", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert "valid" in checked.stdout
+    schema = json.loads(runner.invoke(app, ["sim", "schema"]).stdout)
+    assert "workload" in schema["properties"]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("rate: 2/s", "rate: -2/s", "bad.yaml:7:9: workload.rate: must be > 0"),
+    ("rate: 2/s", "rate: 0/s", "bad.yaml:7:9: workload.rate: must be > 0, got '0/s'"),
+    ("kind: lambda,", "kind: lamda,", "bad.yaml:12:5: platforms[0]: Input tag 'lamda'"),
+    ("warmup: 2m", "warmup: 1h", "bad.yaml:2:9: warmup: must be < duration (1800 s), got 3600 s"),
+    ("p99_ms: 400", "p99_ms: 100", "bad.yaml:9:49: service.warm.p99_ms: must be > mean_ms (120)"),
+    ("node: m5.xlarge", "node: m9.huge", "bad.yaml:14:36: platforms[2].node: unknown node type 'm9.huge'"),
+    ("min_replicas: 1, max_replicas: 4", "min_replicas: 5, max_replicas: 4",
+     "platforms[2].max_replicas: must be >= min_replicas (5), got 4"),
+])
+def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
+    """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""
+    path = _bad(tmp_path, old, new)
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{tmp_path}/{expected}" in result.stderr.replace("\n", " ") or expected.split(": ", 1)[1] in result.stderr
+    assert str(path) + ":" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_price_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """A pricing file that does not extend the defaults and lacks a price names the file, line and key."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("extends: none\nlambda:\n  x86_gb_second: {usd: 0.00001, as_of: 2025-01-01, source: me}\n")
+    path = _bad(tmp_path, "platforms:", "pricing: prices.yaml\nplatforms:")
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{prices}:3:3: lambda.arm_gb_second: required key is missing" in result.stderr
+    unknown = tmp_path / "gpu.yaml"
+    unknown.write_text(BASE.replace("memory_gib: 4, concurrency: 4}", "memory_gib: 4, concurrency: 4, gpu: a100}"))
+    result = runner.invoke(app, ["sim", "validate", str(unknown)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "platforms[1].gpu: no price for GPU 'a100'" in result.stderr
+
+
+def test_malformed_trace_names_line(runner: CliRunner, tmp_path: Path) -> None:
+    """A malformed Azure trace or timestamps file exits 4 naming its line (and column)."""
+    (tmp_path / "trace.csv").write_text("HashOwner,HashApp,HashFunction,Trigger,1,2,3\n"
+                                        "a,b,f1,http,1,2,3\na,b,f2,http,1,x,3\n")
+    path = _bad(tmp_path, "  kind: poisson\n  rate: 2/s\n", "  kind: trace\n  path: trace.csv\n  function: f2\n")
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{tmp_path / 'trace.csv'}:3:15: minute 2: expected a count, got 'x'" in result.stderr
+    (tmp_path / "ts.txt").write_text("time\n0.5\n1.0\nabc\n")
+    path = _bad(tmp_path, "  kind: poisson\n  rate: 2/s\n", "  kind: trace\n  path: ts.txt\n  format: timestamps\n")
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{tmp_path / 'ts.txt'}:4:1: expected a timestamp (a number), got 'abc'" in result.stderr
+
+
+def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None:
+    """`--rates` with a zero, negative or reversed range is bad input."""
+    for rates in ("0/s..10/s", "10/s..1/s", "-1/s..1/s", "fast"):
+        result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", rates])
+        assert result.exit_code == ExitCode.BAD_INPUT, rates
+        assert "--rates" in result.stderr
+
+
+def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --duration, a sweep whose top rate would simulate too many requests is shortened, with a warning."""
+    monkeypatch.setattr("mlplat.cli.sim.MAX_SWEEP_REQUESTS", 100)
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.01/s..1/s", "--points", "2",
+                                 "-r", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "simulating 10m per rate (not 30m)" in result.stderr
+    assert len(json.loads(result.stdout)["rates_per_s"]) == 2

@@ -1,0 +1,97 @@
+"""Bills computed by hand from simulated usage, and the platforms' cost structure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from mlplat.sim import Scenario, load_pricing, simulate
+from mlplat.sim._simulate import run_platform
+
+MONTH = 30 * 86400.0
+
+
+def test_lambda_bill_by_hand(make_scenario: Callable[..., Scenario]) -> None:
+    """Lambda cost = GB-s x $0.0000166667 + requests x $0.20/1M, scaled from the window to 30 days."""
+    sc = make_scenario(duration=7200, warmup=600, replications=1,
+                       service={"warm": {"dist": "constant", "mean_ms": 250.4},
+                                "cold_start": {"image_pull_s": 1.0, "init_s": 0.3, "model_load_s": 0.7}},
+                       platforms=[{"name": "fn", "kind": "lambda", "memory_gb": 2}])
+    prices = load_pricing().table
+    rng = np.random.default_rng(7)
+    a = np.sort(rng.uniform(0, 7200, 10_000))
+    s = np.full(len(a), 0.2504)
+    m = run_platform(sc.platforms[0], sc, prices, a, s)
+    requests = int(((a >= 600) & (a < 7200)).sum())
+    cold = m["cold_starts"]
+    # Billed duration per request: 251 ms (rounded up to 1 ms); a cold start also bills INIT = init + model
+    # load = 1.0 s (the image pull is not billed). 2 GB of memory.
+    gb_seconds = (requests * 0.251 + cold * 1.0) * 2
+    assert m["usage_gb_seconds"] == pytest.approx(gb_seconds, rel=1e-9)
+    window_cost = gb_seconds * 0.0000166667 + requests * 0.20 / 1e6
+    assert m["cost_per_month"] == pytest.approx(window_cost * MONTH / 6600, rel=1e-9)
+    assert m["cost_per_million"] == pytest.approx(window_cost / requests * 1e6, rel=1e-9)
+    assert m["cost_compute"] + m["cost_requests"] == pytest.approx(m["cost_per_month"])
+
+
+def test_provisioned_concurrency_billed_idle(make_scenario: Callable[..., Scenario]) -> None:
+    """Provisioned concurrency is billed while idle and removes cold starts below its level."""
+    sc = make_scenario(duration="1d", workload={"kind": "poisson", "rate": "0.005/s"},
+                       platforms=[{"name": "fn", "kind": "lambda", "memory_gb": 2, "keep_alive": "1m"},
+                                  {"name": "pc", "kind": "lambda", "memory_gb": 2, "keep_alive": "1m",
+                                   "provisioned_concurrency": 2}])
+    result = simulate(sc, seed=1)
+    fn, pc = result.platform("fn"), result.platform("pc")
+    assert fn["cold_start_fraction"] > 0.5
+    assert pc["cold_start_fraction"] < 0.01
+    # 2 instances x 2 GB x 30 days x $0.0000041667 per GB-s.
+    assert pc["cost_provisioned_idle"] == pytest.approx(2 * 2 * MONTH * 0.0000041667, rel=1e-9)
+    assert pc["mean_instances"] >= 2
+
+
+def test_kubernetes_bills_nodes_and_control_plane(make_scenario: Callable[..., Scenario]) -> None:
+    """Fixed pods on one m5.xlarge cost $0.192/h plus the $0.10/h EKS fee, whatever the traffic."""
+    sc = make_scenario(platforms=[{"name": "k8s", "kind": "kubernetes", "node": "m5.xlarge", "pods_per_node": 4,
+                                   "pod_concurrency": 4, "min_replicas": 2, "max_replicas": 2,
+                                   "autoscaler": {"kind": "fixed"}}])
+    k8s = simulate(sc, seed=2).platform("k8s")
+    assert k8s["cost_nodes"] == pytest.approx(0.192 * 720, rel=1e-9)
+    assert k8s["cost_control_plane"] == pytest.approx(0.10 * 720, rel=1e-9)
+    assert k8s["mean_nodes"] == pytest.approx(1.0)
+
+
+def test_cloud_run_gpu_instance_billing(make_scenario: Callable[..., Scenario]) -> None:
+    """Cloud Run with an L4 bills instance-seconds x (vCPU, GiB, GPU rates); min instances never stop."""
+    sc = make_scenario(platforms=[{"name": "run", "kind": "cloud_run", "vcpu": 4, "memory_gib": 16, "gpu": "l4",
+                                   "concurrency": 4, "min_instances": 1, "max_instances": 1}],
+                       workload={"kind": "poisson", "rate": "0.1/s"})
+    run = simulate(sc, seed=2).platform("run")
+    per_second = 4 * 0.000018 + 16 * 0.000002
+    assert run["mean_instances"] == pytest.approx(1.0)
+    assert run["cost_compute"] == pytest.approx(per_second * MONTH, rel=1e-9)
+    assert run["cost_gpu"] == pytest.approx(0.0001867 * MONTH, rel=1e-9)
+    assert run["cost_requests"] == 0
+
+
+def test_free_tier_flag(make_scenario: Callable[..., Scenario]) -> None:
+    """With free_tier the monthly free GB-seconds and requests are subtracted (a small function is free)."""
+    paid = simulate(make_scenario(workload={"kind": "poisson", "rate": "0.01/s"})).platform("fn")
+    free = simulate(make_scenario(workload={"kind": "poisson", "rate": "0.01/s"}, free_tier=True)).platform("fn")
+    assert paid["cost_per_month"] > 0
+    assert free["cost_per_month"] == 0
+
+
+def test_runs_repeat_exactly(make_scenario: Callable[..., Scenario]) -> None:
+    """The same seed gives the same numbers, scale-downs and node choices included."""
+    sc = make_scenario(workload={"kind": "bursty", "on_rate": "20/s", "off_rate": "0.01/s", "mean_on": "2m",
+                                 "mean_off": "8m"},
+                       platforms=[{"name": "kn", "kind": "knative", "node": "c6i.xlarge", "pods_per_node": 2,
+                                   "target_concurrency": 2, "max_scale": 10},
+                                  {"name": "k8s", "kind": "kubernetes", "node": "m5.xlarge", "max_replicas": 8}])
+    first = simulate(sc, seed=4).to_dict()
+    second = simulate(sc, seed=4).to_dict()
+    first.pop("elapsed_s")
+    second.pop("elapsed_s")
+    assert first == second
