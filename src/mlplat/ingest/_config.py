@@ -43,19 +43,20 @@ class FeatureSpec(ConfigModel):
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
+        # ValueError (not ConfigError) so pydantic adds the place: features[i] of the whole document.
         if self.agg == "last":
             if self.window is not None or self.hop is not None:
-                raise ConfigError("a `last` feature takes no window or hop", path=("window",))
+                raise ValueError("a `last` feature takes no window or hop")
             if self.field is None:
-                raise ConfigError("a `last` feature needs `field`", path=("field",))
+                raise ValueError("a `last` feature needs `field`")
             return self
         if self.agg != "count" and self.field is None:
-            raise ConfigError(f"a `{self.agg}` feature needs `field`", path=("field",))
+            raise ValueError(f"a `{self.agg}` feature needs `field`")
         if self.window is None or self.window <= 0:
-            raise ConfigError(f"a `{self.agg}` feature needs `window` > 0", path=("window",))
+            raise ValueError(f"a `{self.agg}` feature needs `window` > 0")
         if self.hop is not None:
             if self.hop <= 0 or self.hop > self.window:
-                raise ConfigError(f"`hop` must be in (0, window], got {self.hop}", path=("hop",))
+                raise ValueError(f"`hop` must be in (0, window], got {self.hop}")
             ratio = self.window / self.hop
             if abs(ratio - round(ratio)) > 1e-9:
                 raise ConfigError(f"`window` must be a multiple of `hop`, got {self.window} / {self.hop}",
