@@ -12,9 +12,9 @@ import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from mlplat.ingest._config import FeatureSpec, IngestConfig
+from mlplat.ingest._config import IngestConfig
 
 __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "compute_batch",
            "diff_states", "feature_value", "parse_event", "parse_time", "partition_of", "split_key"]
@@ -23,8 +23,7 @@ SEP = "\x1f"  # separates entity, feature and window start in a state key; not v
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One raw record from a source: its sequence number, resume cursor, line and payload or parse error."""
 
     seq: int
@@ -35,8 +34,7 @@ class Record:
     raw: str = ""
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """A valid event: id, entity, event time (epoch seconds) and the values of the fields features use."""
 
     event_id: str
@@ -136,35 +134,52 @@ def _number(value: Any) -> float | int:
         return number
 
 
-def parse_event(payload: Mapping[str, Any], config: IngestConfig) -> Event:
-    """Validate one payload into an :class:`Event`; raise :class:`ValueError` with the reason if malformed."""
-    event_id = payload.get(config.event_id)
+def field_plan(config: IngestConfig) -> list[tuple[str | None, bool, str]]:
+    """``(field, numeric, feature name)`` per feature, in order: what :func:`parse_event` reads."""
+    return [(f.field, f.agg in NUMERIC, f.name) for f in config.features]
+
+
+def parse_event(payload: Mapping[str, Any], config: IngestConfig,
+                plan: list[tuple[str | None, bool, str]] | None = None) -> Event:
+    """Validate one payload into an :class:`Event`; raise :class:`ValueError` with the reason if malformed.
+
+    ``plan`` is :func:`field_plan` of ``config``, computed once by callers that parse many events.
+    """
+    get = payload.get
+    event_id = get(config.event_id)
     if event_id is None or event_id == "":
         raise ValueError(f"missing `{config.event_id}`")
-    entity = payload.get(config.entity)
+    entity = get(config.entity)
     if entity is None or entity == "":
         raise ValueError(f"missing `{config.entity}`")
-    raw_time = payload.get(config.event_time)
-    if raw_time is None or raw_time == "":
+    raw_time = get(config.event_time)
+    kind = type(raw_time)
+    if (kind is float or kind is int) and raw_time - raw_time == 0:  # type: ignore[operator]  # finite number
+        time = float(raw_time)  # type: ignore[arg-type]
+    elif raw_time is None or raw_time == "":
         raise ValueError(f"missing `{config.event_time}`")
-    try:
-        time = parse_time(raw_time)
-    except ValueError as exc:
-        raise ValueError(f"`{config.event_time}`: {exc}") from None
+    else:
+        try:
+            time = parse_time(raw_time)
+        except ValueError as exc:
+            raise ValueError(f"`{config.event_time}`: {exc}") from None
     values: list[Any] = []
-    for spec in config.features:
-        if spec.field is None:
+    for field_name, numeric, name in plan or field_plan(config):
+        if field_name is None:
             values.append(None)
             continue
-        value = payload.get(spec.field)
-        if value is not None and value != "" and spec.agg in NUMERIC:
+        value = get(field_name)
+        if value == "":
+            value = None
+        elif value is not None and numeric and not (
+                (type(value) is int or type(value) is float) and value - value == 0):
             try:
                 value = _number(value)
             except ValueError:
-                raise ValueError(f"`{spec.field}` must be a finite number for {spec.name}, "
-                                 f"got {value!r}") from None
-        values.append(None if value == "" else value)
-    return Event(str(event_id), str(entity), time, tuple(values))
+                raise ValueError(f"`{field_name}` must be a finite number for {name}, got {value!r}") from None
+        values.append(value)
+    return Event(event_id if type(event_id) is str else str(event_id),
+                 entity if type(entity) is str else str(entity), time, tuple(values))
 
 
 def partition_of(entity: str, count: int) -> int:
@@ -173,16 +188,8 @@ def partition_of(entity: str, count: int) -> int:
 
 
 def _fmt(start: float) -> str:
-    return str(int(start)) if start == int(start) else repr(float(start))
-
-
-def _windows(spec: FeatureSpec, time: float) -> list[float]:
-    """Starts of the windows of ``spec`` that contain ``time`` (one for tumbling, window/hop for hopping)."""
-    assert spec.window is not None
-    step = spec.step
-    last = math.floor(time / step) * step
-    count = round(spec.window / step)
-    return [last - k * step for k in range(count) if last - k * step + spec.window > time]
+    as_int = int(start)
+    return str(as_int) if start == as_int else repr(float(start))
 
 
 def split_key(key: str) -> tuple[str, str, float | None]:
@@ -275,6 +282,10 @@ class Engine:
         self._windowed = [(i, s) for i, s in enumerate(config.features) if s.window is not None]
         self._steps: list[tuple[float, float]] = sorted({(s.step, s.window or 0.0) for _, s in self._windowed})
         self._pruned_at = -math.inf
+        self._fields = field_plan(config)
+        self._starts: dict[float, str] = {}
+        self._plan = [(f.name, f.agg, f.field is not None, f.window, f.step if f.window else None,
+                       round(f.window / f.step) if f.window else 0) for f in config.features]
 
     @property
     def watermark(self) -> float:
@@ -289,7 +300,7 @@ class Engine:
                         f"- allowed lateness {self.config.allowed_lateness:g})")
             return None
         # The earliest-ending window holding the event ends at the next multiple of the smallest step.
-        end, length = min(((math.floor(time / step) + 1) * step, length) for step, length in self._steps)
+        end, length = min(((time // step + 1) * step, length) for step, length in self._steps)
         if horizon >= end:
             return (f"late: window [{_fmt(end - length)}, {_fmt(end)}) closed at horizon {horizon:g} "
                     f"(watermark {watermark:g} - allowed lateness {self.config.allowed_lateness:g})")
@@ -301,49 +312,54 @@ class Engine:
 
         ``fetch(keys)`` returns the stored ``(version, state)`` of keys this engine has not cached yet.
         """
-        counts = {"read": 0, "applied": 0, "duplicates": 0, "late": 0, "malformed": 0, "other_partition": 0}
         dead: list[DeadLetter] = []
         applied: list[tuple[int, Event]] = []
         new_markers: dict[str, float] = {}
         config, markers, ttl = self.config, self.markers, self.ttl
         part, parts = self.partition
         last_seq, last_cursor = self.checkpoint.seq, self.checkpoint.cursor
+        # Every window holding an event ends after it, so an event at or after the horizon is on time.
+        lateness, ooo, fields = config.allowed_lateness, config.max_out_of_orderness, self._fields
+        max_time = self.max_time
+        malformed = duplicates = late = other = 0
         for record in records:
             last_seq, last_cursor = record.seq, record.cursor
-            if record.payload is None:
+            payload = record.payload
+            if payload is None:
                 if part == 0:
-                    counts["read"] += 1
-                    counts["malformed"] += 1
+                    malformed += 1
                     dead.append(DeadLetter(record.line, f"malformed: {record.error}", "malformed", record.raw))
                 continue
             try:
-                event = parse_event(record.payload, config)
+                event = parse_event(payload, config, fields)
             except ValueError as exc:
                 if part == 0:
-                    counts["read"] += 1
-                    counts["malformed"] += 1
-                    dead.append(DeadLetter(record.line, f"malformed: {exc}", "malformed", dict(record.payload)))
+                    malformed += 1
+                    dead.append(DeadLetter(record.line, f"malformed: {exc}", "malformed", dict(payload)))
                 continue
-            watermark = self.max_time - config.max_out_of_orderness
-            if event.time > self.max_time:
-                self.max_time = event.time
+            watermark = max_time - ooo
+            time = event.time
+            if time > max_time:
+                max_time = time
             if parts > 1 and partition_of(event.entity, parts) != part:
-                counts["other_partition"] += 1
+                other += 1
                 continue
-            counts["read"] += 1
             seen = markers.get(event.event_id)
             if seen is not None and seen + ttl >= watermark:
-                counts["duplicates"] += 1
+                duplicates += 1
                 continue
-            reason = self._late_reason(event.time, watermark)
-            if reason is not None:
-                counts["late"] += 1
-                dead.append(DeadLetter(record.line, reason, "late", dict(record.payload)))
-                continue
-            markers[event.event_id] = event.time
-            new_markers[event.event_id] = event.time
-            counts["applied"] += 1
+            if time < watermark - lateness:  # cheap pre-check; the rule itself is in _late_reason
+                reason = self._late_reason(time, watermark)
+                if reason is not None:
+                    late += 1
+                    dead.append(DeadLetter(record.line, reason, "late", dict(payload)))
+                    continue
+            markers[event.event_id] = time
+            new_markers[event.event_id] = time
             applied.append((record.seq, event))
+        self.max_time = max_time
+        counts = {"read": len(applied) + duplicates + late + malformed, "applied": len(applied),
+                  "duplicates": duplicates, "late": late, "malformed": malformed, "other_partition": other}
         dirty = self._fold_all(applied, fetch)
         self.checkpoint = Checkpoint(self.checkpoint.partition, last_seq, last_cursor,
                                      None if self.max_time == -math.inf else self.max_time,
@@ -357,17 +373,29 @@ class Engine:
             self._pruned_at = self.watermark
         return BatchOutcome(counts, dead, Commit(dirty, new_markers, self.checkpoint, forget))
 
-    def keys_of(self, event: Event) -> list[tuple[str, FeatureSpec, Any]]:
-        """The state keys one event updates, with the feature and the event's value for it."""
+    def keys_of(self, event: Event) -> list[tuple[str, str, Any]]:
+        """The state keys one event updates, with the feature's aggregate and the event's value for it."""
         out = []
-        for spec, value in zip(self.config.features, event.values, strict=True):
-            if spec.field is not None and value is None:
+        entity, time = event.entity, event.time
+        plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
+        starts = self._starts  # window start -> its text in keys (few distinct values, many events)
+        for (name, agg, has_field, window, step, count), value in zip(plan, event.values, strict=True):
+            if has_field and value is None:
                 continue  # a feature ignores events without its field
-            if spec.window is None:
-                out.append((f"{event.entity}{SEP}{spec.name}{SEP}", spec, value))
-            else:
-                for start in _windows(spec, event.time):
-                    out.append((f"{event.entity}{SEP}{spec.name}{SEP}{_fmt(start)}", spec, value))
+            if window is None:
+                out.append((f"{entity}{SEP}{name}{SEP}", agg, value))
+                continue
+            last = (time // step) * step
+            if count == 1:
+                text = starts.get(last)
+                if text is None:
+                    text = starts[last] = _fmt(last)
+                out.append((f"{entity}{SEP}{name}{SEP}{text}", agg, value))
+                continue
+            for k in range(count):
+                start = last - k * step
+                if start + window > time:
+                    out.append((f"{entity}{SEP}{name}{SEP}{_fmt(start)}", agg, value))
         return out
 
     def _fold_all(self, applied: list[tuple[int, Event]],
@@ -381,11 +409,11 @@ class Engine:
                 cache[key] = found.get(key, (0, []))
         dirty: dict[str, tuple[int, list[Any]]] = {}
         for seq, event, keys in planned:
-            for key, spec, value in keys:
+            for key, agg, value in keys:
                 version, state = cache[key]
                 if seq <= version:
                     continue  # already in the stored state: replaying a suffix changes nothing
-                entry = (seq, _fold(spec.agg, state or None, event, value))
+                entry = (seq, _fold(agg, state or None, event, value))
                 cache[key] = entry
                 dirty[key] = entry
         return dirty
@@ -417,8 +445,8 @@ def compute_batch(events: Iterable[Event], config: IngestConfig) -> dict[str, li
         unique.setdefault(event.event_id, event)
     state: dict[str, list[Any]] = {}
     for event in unique.values():
-        for key, spec, value in engine.keys_of(event):
-            state[key] = _fold(spec.agg, state.get(key), event, value)
+        for key, agg, value in engine.keys_of(event):
+            state[key] = _fold(agg, state.get(key), event, value)
     return state
 
 

@@ -68,22 +68,31 @@ class FileSource:
             raise DataError(f"{self.path}:1: expected a CSV header line") from None
         return len(first)
 
-    def _record(self, raw: bytes, line: int, cursor: str) -> Record | None:
-        text = raw.strip()
-        if not text:
-            return None
+    def _decode(self, lines: list[tuple[int, int, bytes]]) -> list[Record]:
+        """Records of ``(line, end byte, text)`` lines; JSONL is decoded as one array when every line is valid."""
+        if self.format == "jsonl":
+            try:
+                values = json.loads(b"[" + b",".join(text for _, _, text in lines) + b"]")
+            except (ValueError, UnicodeDecodeError):
+                values = None
+            # One C-level decode per batch; any odd line (invalid, not an object, "1, 2") falls back below.
+            if values is not None and len(values) == len(lines) and all(type(v) is dict for v in values):
+                return [Record(n, f"{n}:{end}", n, value) for (n, end, _), value in zip(lines, values, strict=True)]
+        return [self._record(text, n, f"{n}:{end}") for n, end, text in lines]
+
+    def _record(self, text: bytes, line: int, cursor: str) -> Record:
         if self.format == "csv":
             assert self.header is not None
             try:
                 row = next(csv.reader([text.decode("utf-8")]))
             except (csv.Error, UnicodeDecodeError) as exc:
-                return Record(line, cursor, line, None, f"not a CSV row ({exc})", raw.decode(errors="replace"))
+                return Record(line, cursor, line, None, f"not a CSV row ({exc})", text.decode(errors="replace"))
             if len(row) != len(self.header):
                 return Record(line, cursor, line, None, f"expected {len(self.header)} CSV fields, got {len(row)}",
-                              raw.decode(errors="replace"))
+                              text.decode(errors="replace"))
             return Record(line, cursor, line, dict(zip(self.header, row, strict=True)))
         payload, error = _parse_json(text)
-        return Record(line, cursor, line, payload, error, "" if payload else raw.decode(errors="replace"))
+        return Record(line, cursor, line, payload, error, "" if payload else text.decode(errors="replace"))
 
     def batches(self, checkpoint: Checkpoint, size: int, *, follow: bool = False,
                 stop: Stop = lambda: False) -> Iterator[list[Record]]:
@@ -99,13 +108,13 @@ class FileSource:
                 if not checkpoint.cursor:
                     line_no, byte = 1, header_size
             handle.seek(byte)
-            batch: list[Record] = []
+            batch: list[tuple[int, int, bytes]] = []
             while True:
                 raw = handle.readline()
                 if not raw or (follow and not raw.endswith(b"\n")):
                     handle.seek(byte)  # a partial last line is read again once it is complete
                     if batch:
-                        yield batch
+                        yield self._decode(batch)
                         batch = []
                     if not follow or stop():
                         return
@@ -113,11 +122,11 @@ class FileSource:
                     continue
                 line_no += 1
                 byte += len(raw)
-                record = self._record(raw, line_no, f"{line_no}:{byte}")
-                if record is not None:
-                    batch.append(record)
+                text = raw.strip()
+                if text:
+                    batch.append((line_no, byte, text))
                     if len(batch) >= size:
-                        yield batch
+                        yield self._decode(batch)
                         batch = []
                         if stop():
                             return

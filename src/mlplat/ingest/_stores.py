@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
+from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -58,6 +59,32 @@ class FeatureStore(Protocol):
         """Release the connection."""
 
 
+def encode_state(value: list[Any]) -> str:
+    """JSON of a state list, fast for the usual items (finite numbers, strings); else the json module."""
+    parts = []
+    for item in value:
+        kind = type(item)
+        if kind is int or kind is float:
+            parts.append(repr(item))
+        elif kind is str:
+            parts.append(_quote(item))
+        else:
+            return json.dumps(value, separators=(",", ":"))
+    return "[" + ",".join(parts) + "]"
+
+
+def _pack_markers(markers: dict[str, float]) -> str:
+    """A batch's dedup markers as one JSON blob: one row (or hash field) per batch, not per event."""
+    return json.dumps(markers, separators=(",", ":"))
+
+
+def _unpack_markers(blobs: Iterable[str | bytes], since: float) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for blob in blobs:
+        found.update((k, v) for k, v in json.loads(blob).items() if v >= since)
+    return found
+
+
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -85,8 +112,9 @@ class SQLiteStore:
                 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, entity TEXT NOT NULL,
                     version INTEGER NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
                 CREATE INDEX IF NOT EXISTS state_entity ON state(entity);
-                CREATE TABLE IF NOT EXISTS dedup (id TEXT PRIMARY KEY, time REAL NOT NULL) WITHOUT ROWID;
-                CREATE INDEX IF NOT EXISTS dedup_time ON dedup(time);
+                CREATE TABLE IF NOT EXISTS dedup (id INTEGER PRIMARY KEY, max_time REAL NOT NULL,
+                    markers TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS dedup_time ON dedup(max_time);
                 CREATE TABLE IF NOT EXISTS checkpoint (partition TEXT PRIMARY KEY, value TEXT NOT NULL);
             """)
         except sqlite3.Error as exc:
@@ -97,7 +125,8 @@ class SQLiteStore:
         return Checkpoint(**json.loads(row[0])) if row else None
 
     def markers(self, since: float) -> dict[str, float]:
-        return dict(self.db.execute("SELECT id, time FROM dedup WHERE time >= ?", (since,)))
+        rows = self.db.execute("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
+        return _unpack_markers((blob for (blob,) in rows), since)
 
     def fetch(self, keys: set[str]) -> dict[str, StateRow]:
         found: dict[str, StateRow] = {}
@@ -110,7 +139,7 @@ class SQLiteStore:
 
     def commit(self, commit: Commit) -> None:
         condition = "" if commit.force else " WHERE excluded.version > state.version"
-        rows = [(key, key.split(SEP, 1)[0], version, json.dumps(value, separators=(",", ":")))
+        rows = [(key, key.split(SEP, 1)[0], version, encode_state(value))
                 for key, (version, value) in commit.states.items()]
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -118,11 +147,12 @@ class SQLiteStore:
                 self.db.executemany(
                     "INSERT INTO state (key, entity, version, value) VALUES (?, ?, ?, ?) ON CONFLICT(key) "
                     "DO UPDATE SET version = excluded.version, value = excluded.value" + condition, rows)
-                self.db.executemany("INSERT OR REPLACE INTO dedup (id, time) VALUES (?, ?)",
-                                    commit.markers.items())
+                if commit.markers:
+                    self.db.execute("INSERT INTO dedup (max_time, markers) VALUES (?, ?)",
+                                    (max(commit.markers.values()), _pack_markers(commit.markers)))
                 self.db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in commit.deletes])
                 if commit.forget_before is not None:
-                    self.db.execute("DELETE FROM dedup WHERE time < ?", (commit.forget_before,))
+                    self.db.execute("DELETE FROM dedup WHERE max_time < ?", (commit.forget_before,))
                 self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)",
                                 (commit.checkpoint.partition, json.dumps(commit.checkpoint.to_dict())))
                 self.db.execute("COMMIT")
@@ -174,11 +204,19 @@ for _ = 1, tonumber(ARGV[3]) do
   end
   i = i + 4
 end
-local m = tonumber(ARGV[i]); i = i + 1
-for _ = 1, m do redis.call('ZADD', p .. 'dedup', ARGV[i + 1], ARGV[i]); i = i + 2 end
+if ARGV[i] ~= '' then
+  local n = redis.call('INCR', p .. 'dedup_n')
+  redis.call('HSET', p .. 'dedup', n, ARGV[i + 1])
+  redis.call('ZADD', p .. 'dedup_t', ARGV[i], n)
+end
+i = i + 2
 local d = tonumber(ARGV[i]); i = i + 1
 for _ = 1, d do redis.call('HDEL', p .. 'e:' .. ARGV[i], ARGV[i + 1]); i = i + 2 end
-if ARGV[i] ~= '' then redis.call('ZREMRANGEBYSCORE', p .. 'dedup', '-inf', '(' .. ARGV[i]) end
+if ARGV[i] ~= '' then
+  local old = redis.call('ZRANGEBYSCORE', p .. 'dedup_t', '-inf', '(' .. ARGV[i])
+  for _, n in ipairs(old) do redis.call('HDEL', p .. 'dedup', n) end
+  redis.call('ZREMRANGEBYSCORE', p .. 'dedup_t', '-inf', '(' .. ARGV[i])
+end
 redis.call('HSET', p .. 'ckpt', ARGV[i + 1], ARGV[i + 2])
 return 1
 """
@@ -201,7 +239,7 @@ def redis_client(url: str) -> Any:
 
 
 class RedisStore:
-    """Feature state in Redis: one hash per entity, a sorted set of dedup markers, a checkpoint hash.
+    """Feature state in Redis: one hash per entity, dedup markers one blob per batch, a checkpoint hash.
 
     A Lua script applies each micro-batch (versioned writes, markers, checkpoint) atomically; reads of a
     batch's keys are pipelined. Keys live under ``prefix``; one pipeline per Redis database.
@@ -226,8 +264,11 @@ class RedisStore:
         return Checkpoint(**json.loads(raw)) if raw else None
 
     def markers(self, since: float) -> dict[str, float]:
-        rows = self._call(self.client.zrangebyscore, self.prefix + "dedup", since, "+inf", None, None, True)
-        return {member.decode(): score for member, score in rows}
+        batches = self._call(self.client.zrangebyscore, self.prefix + "dedup_t", since, "+inf")
+        if not batches:
+            return {}
+        blobs = self._call(self.client.hmget, self.prefix + "dedup", batches)
+        return _unpack_markers((b for b in blobs if b is not None), since)
 
     def fetch(self, keys: set[str]) -> dict[str, StateRow]:
         by_entity: dict[str, list[str]] = {}
@@ -249,10 +290,11 @@ class RedisStore:
         args: list[Any] = [self.prefix, "1" if commit.force else "0", len(commit.states)]
         for key, (version, value) in commit.states.items():
             entity, field = key.split(SEP, 1)
-            args += [entity, field, version, json.dumps(value, separators=(",", ":"))]
-        args.append(len(commit.markers))
-        for event_id, time in commit.markers.items():
-            args += [event_id, repr(float(time))]
+            args += [entity, field, version, encode_state(value)]
+        if commit.markers:
+            args += [repr(float(max(commit.markers.values()))), _pack_markers(commit.markers)]
+        else:
+            args += ["", ""]
         args.append(len(commit.deletes))
         for key in commit.deletes:
             args += key.split(SEP, 1)
