@@ -18,6 +18,9 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
+	mkdir -p out && rm -f out/ingest-demo.db* out/ingest-dead-letter.jsonl
+	$(MLPLAT) ingest run examples/ingest/ingest.yaml --source examples/ingest/events.jsonl --store sqlite:///out/ingest-demo.db
+	$(MLPLAT) ingest read card-001 --store sqlite:///out/ingest-demo.db --feature txn_count_10m
 
 test: install
 	$(PY) -m pytest
@@ -34,6 +37,7 @@ bench: install
 	if grep -q '^[A-Za-z]' benchmarks/requirements.txt; then \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/ingest_speed.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -214,3 +214,18 @@ def test_verify_few_crashes(tmp_path: Path) -> None:
     report = verify(cfg_path, load_ingest_config(cfg_path), FileSource(source), f"sqlite:///{tmp_path}/v.db",
                     crashes=2, seed=1)
     assert report.passed and report.identical == 2 and report.events == 300
+
+
+def test_follow_waits_for_complete_lines_and_stops(tmp_path: Path) -> None:
+    """With --follow a partial last line is left for later, and the run ends when asked to stop."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"event_id": "a", "entity": "u", "event_time": 1}\n{"event_id": "b", "ent')
+    store = SQLiteStore(tmp_path / "f.db")
+    polls = iter([False, True])
+    source = FileSource(path, poll=0.01)
+    result = run_pipeline(config(SUM), source, store, follow=True, stop=lambda: next(polls, True),
+                          dead_letter=tmp_path / "dl")
+    assert result.counts["read"] == 1 and result.counts["malformed"] == 0
+    with path.open("a") as handle:
+        handle.write('ity": "u", "event_time": 2}\n')
+    assert run_pipeline(config(SUM), source, store, dead_letter=tmp_path / "dl").counts["applied"] == 1
