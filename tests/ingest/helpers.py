@@ -51,3 +51,23 @@ def write_jsonl(path: Path, events: Iterable[dict[str, Any] | str]) -> Path:
     """Write events (dicts, or raw lines for malformed ones) as JSONL."""
     path.write_text("".join((e if isinstance(e, str) else json.dumps(e)) + "\n" for e in events), encoding="utf-8")
     return path
+
+
+class CrashAt:
+    """Mixin for a store class: die (KeyboardInterrupt, like a SIGKILL) at the n-th commit, before or after it."""
+
+    crash_at = 0
+    after = False
+    commits = 0
+
+    def armed(self, crash_at: int, after: bool) -> CrashAt:
+        self.crash_at, self.after, self.commits = crash_at, after, 0
+        return self
+
+    def commit(self, commit: Any) -> None:
+        self.commits += 1
+        if self.commits == self.crash_at and not self.after:
+            raise KeyboardInterrupt("crash before commit")
+        super().commit(commit)  # type: ignore[misc]
+        if self.commits == self.crash_at:
+            raise KeyboardInterrupt("crash after commit")

@@ -8,11 +8,10 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.ingest.helpers import run_engine, state, write_jsonl
+from tests.ingest.helpers import CrashAt, run_engine, state, write_jsonl
 from tests.strategies import INGEST_FEATURES, bounded_streams
 
 from mlplat.ingest import (
-    Commit,
     FileSource,
     IngestConfig,
     SQLiteStore,
@@ -42,26 +41,14 @@ def test_bounded_disorder_equals_sorted_deduplicated(stream: tuple[int, list[dic
     assert diff_states(reference, state(engine)) == []
 
 
-class CrashingStore(SQLiteStore):
-    """SQLite store that dies at its n-th commit, before or after the write (like a SIGKILL)."""
-
-    def __init__(self, path: Path, crash_at: int, after: bool) -> None:
-        super().__init__(path)
-        self.crash_at, self.after, self.commits = crash_at, after, 0
-
-    def commit(self, commit: Commit) -> None:
-        self.commits += 1
-        if self.commits == self.crash_at and not self.after:
-            raise KeyboardInterrupt("crash before commit")
-        super().commit(commit)
-        if self.commits == self.crash_at:
-            raise KeyboardInterrupt("crash after commit")
+class CrashingStore(CrashAt, SQLiteStore):
+    """SQLite store that dies at its n-th commit."""
 
 
 def ingest(cfg: IngestConfig, source: Path, db: Path, dead: Path, crash: tuple[int, bool] | None = None) -> None:
     """Run the pipeline into ``db``; with ``crash``, die at that commit and then restart once."""
     if crash is not None:
-        store = CrashingStore(db, *crash)
+        store = CrashingStore(db).armed(*crash)
         try:
             run_pipeline(cfg, FileSource(source), store, dead_letter=dead)
         except KeyboardInterrupt:

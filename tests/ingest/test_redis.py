@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.conftest import require_binary
-from tests.ingest.helpers import config, write_jsonl
+from tests.ingest.helpers import CrashAt, config, write_jsonl
 from tests.strategies import INGEST_FEATURES, bounded_streams
 
 from mlplat.errors import ServiceError
@@ -99,20 +99,8 @@ def test_redis_compare_and_set(redis_url: str) -> None:
     assert store.states() == {"u\x1fn\x1f0": (1, [7])} and store.markers(-1e18) == {}
 
 
-class CrashingRedis(RedisStore):
-    """Redis store that dies at its n-th commit, before or after the script ran."""
-
-    def __init__(self, url: str, crash_at: int, after: bool) -> None:
-        super().__init__(url)
-        self.crash_at, self.after, self.commits = crash_at, after, 0
-
-    def commit(self, commit: Commit) -> None:
-        self.commits += 1
-        if self.commits == self.crash_at and not self.after:
-            raise KeyboardInterrupt
-        super().commit(commit)
-        if self.commits == self.crash_at:
-            raise KeyboardInterrupt
+class CrashingRedis(CrashAt, RedisStore):
+    """Redis store that dies at its n-th commit."""
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -130,7 +118,7 @@ def test_redis_crash_and_restart_equals_sorted_deduplicated(redis_url: str, stre
     with tempfile.TemporaryDirectory() as tmp:
         source = write_jsonl(Path(tmp) / "e.jsonl", events)
         try:
-            run_pipeline(cfg, FileSource(source), CrashingRedis(redis_url, crash_at, after),
+            run_pipeline(cfg, FileSource(source), CrashingRedis(redis_url).armed(crash_at, after),
                          dead_letter=Path(tmp) / "dl")
         except KeyboardInterrupt:
             pass
@@ -173,7 +161,7 @@ def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> 
     cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
     _xadd(redis_url, "events", EVENTS)
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), CrashingRedis(redis_url, 3, True),
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), CrashingRedis(redis_url).armed(3, True),
                      dead_letter=tmp_path / "dl")
     assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 8
     result = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), RedisStore(redis_url),
