@@ -60,6 +60,7 @@ class VerifyReport:
 
     runs: int
     identical: int
+    killed: int
     seed: int
     events: int
     keys: int
@@ -71,19 +72,24 @@ class VerifyReport:
         return self.identical == self.runs
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": self.runs, "identical": self.identical, "passed": self.passed, "seed": self.seed,
+        return {"runs": self.runs, "identical": self.identical, "killed_mid_run": self.killed,
+                "passed": self.passed, "seed": self.seed,
                 "events": self.events, "keys": self.keys, "failures": self.failures, "seconds": self.seconds}
 
     def __rich__(self) -> str:
         verdict = "[green]PASS[/green]" if self.passed else "[red]FAIL[/red]"
         lines = [f"{self.identical}/{self.runs} runs identical to the batch computation "
-                 f"({self.events} events, {self.keys} keys, seed {self.seed}, {self.seconds:.1f} s): {verdict}"]
+                 f"({self.events} events, {self.keys} keys, seed {self.seed}, {self.seconds:.1f} s): {verdict}",
+                 f"{self.killed} of the {self.runs} processes were killed with SIGKILL mid-run, then restarted"]
         lines += [f"  run {f['run']}: {f['differing']} keys differ, e.g. {f['example']}" for f in self.failures]
         return "\n".join(lines)
 
 
-def _run_once(cmd: list[str], kill_after: int | None, rng: Any, timeout: float) -> None:
-    """Run ``cmd``; with ``kill_after``, SIGKILL it once it has committed that many batches (plus jitter)."""
+def _run_once(cmd: list[str], kill_after: int | None, rng: Any, timeout: float) -> bool:
+    """Run ``cmd``; with ``kill_after``, SIGKILL it once it has committed that many batches (plus jitter).
+
+    Returns whether the process was still running when the signal was sent (a real crash).
+    """
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + timeout
@@ -96,12 +102,14 @@ def _run_once(cmd: list[str], kill_after: int | None, rng: Any, timeout: float) 
                     break
                 seen += line.startswith("committed ")
             time.sleep(rng.random() * 0.004)  # land somewhere inside the next batch
+            alive = proc.poll() is None
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
-            return
+            return alive
         _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         if proc.returncode != 0:
             raise DataError(f"the pipeline subprocess failed (exit {proc.returncode}): {err.strip()[-500:]}")
+        return False
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -129,6 +137,7 @@ def verify(config_path: str | Path, config: IngestConfig, source: FileSource, st
         raise DataError(f"{source.name}: no valid events to verify with")
     reference = compute_batch([e for e, _ in events], config)
     failures = []
+    killed = 0
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlplat-verify-") as tmp:
         stream, dead = Path(tmp) / "events.jsonl", Path(tmp) / "dead.jsonl"
@@ -143,7 +152,7 @@ def verify(config_path: str | Path, config: IngestConfig, source: FileSource, st
             cmd = [sys.executable, "-m", "mlplat", "ingest", "run", str(config_path), "--source", str(stream),
                    "--store", store_url, "--dead-letter", str(dead), "--batch-size", str(batch), "--trace"]
             batches = -(-len(payloads) // batch)
-            _run_once(cmd, int(rng.integers(0, batches)), rng, timeout)
+            killed += _run_once(cmd, int(rng.integers(0, batches)), rng, timeout)
             _run_once(cmd, None, rng, timeout)
             store = open_store(store_url)
             actual = {k: v for k, (_, v) in store.states().items()}
@@ -151,7 +160,7 @@ def verify(config_path: str | Path, config: IngestConfig, source: FileSource, st
             diff = diff_states(reference, actual)
             if diff:
                 failures.append({"run": run, "differing": len(diff), "example": diff[0].replace("\x1f", " ")})
-    return VerifyReport(crashes, crashes - len(failures), seed, len(events), len(reference), failures,
+    return VerifyReport(crashes, crashes - len(failures), killed, seed, len(events), len(reference), failures,
                         time.perf_counter() - started)
 
 
