@@ -198,9 +198,11 @@ local i = 4
 for _ = 1, tonumber(ARGV[3]) do
   local h = p .. 'e:' .. ARGV[i]
   local cur = redis.call('HGET', h, ARGV[i + 1])
-  if force or not cur or tonumber(ARGV[i + 2]) > tonumber(string.match(cur, '^(%d+)|')) then
+  if not cur then
     redis.call('HSET', h, ARGV[i + 1], ARGV[i + 2] .. '|' .. ARGV[i + 3])
     redis.call('SADD', p .. 'entities', ARGV[i])
+  elseif force or tonumber(ARGV[i + 2]) > tonumber(string.match(cur, '^(%d+)|')) then
+    redis.call('HSET', h, ARGV[i + 1], ARGV[i + 2] .. '|' .. ARGV[i + 3])
   end
   i = i + 4
 end
