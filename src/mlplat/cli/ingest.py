@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlplat.cli._output import JsonOption, Output
+from mlplat.cli._output import JsonOption, Output, make_table
 
 app = typer.Typer(help="Online features from an event stream, written exactly once (watermarks, late "
                        "events, dedup, repair).", no_args_is_help=True)
@@ -142,7 +142,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
     """Lateness distribution and the out-of-orderness / allowed lateness each target share needs."""
     from mlplat.errors import ConfigError
     from mlplat.ingest import FileSource, analyze_lateness
-    from mlplat.units import parse_percent
+    from mlplat.units import format_duration, parse_percent
 
     try:
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
@@ -154,7 +154,16 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         fields = {"event_time": cfg.event_time, "ingest_time": cfg.ingest_time}
     report = analyze_lateness(FileSource(file), targets=targets, **fields)
     out = Output.from_ctx(ctx, json=json)
-    out.result(report)
+    if out.json:
+        out.result(report)
+    else:
+        out.print(report.summary())
+        out.print(make_table("ooo + lateness needed per target, and a split", ["target", "bound",
+                                    "dead-lettered", "ooo", "lateness", "final after"],
+                             [(f"{t['target']:.3%}", format_duration(t["bound"]), f"{t['dead_lettered']:.3%}",
+                               format_duration(t["max_out_of_orderness"]), format_duration(t["allowed_lateness"]),
+                               format_duration(t["freshness"])) for t in report.targets],
+                             numeric=range(6)))
     if plot is not None:
         out.note(f"wrote {report.plot(plot)}")
 

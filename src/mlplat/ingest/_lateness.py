@@ -35,7 +35,8 @@ class LatenessReport:
         return {"source": self.source, "events": self.events, "lateness_quantiles": self.lateness_quantiles,
                 "behind_quantiles": self.behind_quantiles, "targets": self.targets}
 
-    def __rich__(self) -> str:
+    def summary(self) -> str:
+        """The two distributions, one line each (without the per-target table)."""
         from mlplat.units import format_duration as fd
 
         lines = [f"[bold]lateness of {self.source}[/bold] ({self.events} events)"]
@@ -44,7 +45,13 @@ class LatenessReport:
                 f"{k} {fd(v)}" for k, v in self.lateness_quantiles.items()))
         lines.append("behind the max event time on arrival: " + ", ".join(
             f"{k} {fd(v)}" for k, v in self.behind_quantiles.items()))
-        lines.append(f"{'target':>8} {'ooo+lateness':>13} {'dead-lettered':>14} {'suggested ooo':>14} "
+        return "\n".join(lines)
+
+    def __rich__(self) -> str:
+        from mlplat.units import format_duration as fd
+
+        lines = [self.summary()]
+        lines.append(f"  {'target':>8} {'ooo+lateness':>13} {'dead-lettered':>14} {'suggested ooo':>14} "
                      f"{'allowed lateness':>17} {'final after':>12}")
         for t in self.targets:
             lines.append(f"{t['target'] * 100:>7.3g}% {fd(t['bound']):>13} {t['dead_lettered'] * 100:>13.3g}% "

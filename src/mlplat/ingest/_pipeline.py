@@ -298,7 +298,8 @@ class RepairReport:
                f"{len(self.differing)} differ"
         lines = [head]
         for d in self.differing[:20]:
-            lines.append(f"  {d['entity']} {d['feature']} {d['window'] or ''}: stored {d['stored']} "
+            where = _iso(d["window"]) or ""
+            lines.append(f"  {d['entity']} {d['feature']} {where}: stored {d['stored']} "
                          f"-> expected {d['expected']}")
         if len(self.differing) > 20:
             lines.append(f"  ... and {len(self.differing) - 20} more (--json lists all)")
