@@ -150,6 +150,7 @@ def test_partition_applies_only_own_entities_and_shares_watermark() -> None:
     ({"event_id": "a", "entity": "u"}, "missing `event_time`"),
     ({"event_id": "a", "entity": "u", "event_time": "soon"}, "expected epoch seconds or ISO 8601"),
     ({"event_id": "a", "entity": "u", "event_time": 1, "amount": "x"}, "`amount` must be a finite number"),
+    ({"event_id": "a", "entity": "u\x1fv", "event_time": 1}, "must not contain the unit separator"),
 ])
 def test_malformed_events_dead_lettered_with_reason(payload: dict[str, object], reason: str) -> None:
     """Rule 7: malformed events are dead-lettered with their line and reason, and counted."""

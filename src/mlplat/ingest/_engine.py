@@ -178,8 +178,10 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
             except ValueError:
                 raise ValueError(f"`{field_name}` must be a finite number for {name}, got {value!r}") from None
         values.append(value)
-    return Event(event_id if type(event_id) is str else str(event_id),
-                 entity if type(entity) is str else str(entity), time, tuple(values))
+    entity = entity if type(entity) is str else str(entity)
+    if SEP in entity:
+        raise ValueError(f"`{config.entity}` must not contain the unit separator \\x1f (it splits state keys)")
+    return Event(event_id if type(event_id) is str else str(event_id), entity, time, tuple(values))
 
 
 def partition_of(entity: str, count: int) -> int:
@@ -284,7 +286,7 @@ class Engine:
         self._pruned_at = -math.inf
         self._fields = field_plan(config)
         self._starts: dict[float, str] = {}
-        self._plan = [(f.name, f.agg, f.field is not None, f.window, f.step if f.window else None,
+        self._plan = [(f"{SEP}{f.name}{SEP}", f.agg, f.field is not None, f.window, f.step if f.window else None,
                        round(f.window / f.step) if f.window else 0) for f in config.features]
 
     @property
@@ -383,19 +385,19 @@ class Engine:
             if has_field and value is None:
                 continue  # a feature ignores events without its field
             if window is None:
-                out.append((f"{entity}{SEP}{name}{SEP}", agg, value))
+                out.append((entity + name, agg, value))  # name is "\x1fname\x1f"
                 continue
             last = (time // step) * step
             if count == 1:
                 text = starts.get(last)
                 if text is None:
                     text = starts[last] = _fmt(last)
-                out.append((f"{entity}{SEP}{name}{SEP}{text}", agg, value))
+                out.append((entity + name + text, agg, value))
                 continue
             for k in range(count):
                 start = last - k * step
                 if start + window > time:
-                    out.append((f"{entity}{SEP}{name}{SEP}{_fmt(start)}", agg, value))
+                    out.append((entity + name + _fmt(start), agg, value))
         return out
 
     def _fold_all(self, applied: list[tuple[int, Event]],
