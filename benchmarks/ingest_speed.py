@@ -48,15 +48,20 @@ def config(with_last: bool) -> IngestConfig:
     return IngestConfig(max_out_of_orderness=30, batch_size=5000, features=features)  # type: ignore[arg-type]
 
 
-def mlplat_rate(source: Path, make_store: Callable[[], object], cfg: IngestConfig, tmp: Path) -> float:
+def mlplat_rate(source: Path, make_store: Callable[[], object], cfg: IngestConfig, tmp: Path) -> tuple[float, float]:
+    """Events per wall second and per CPU second of this process (the machine is shared: CPU time is what
+    the pipeline itself cost, whatever else was running)."""
     store = make_store()
+    cpu = time.process_time()
     result = run_pipeline(cfg, FileSource(source), store, dead_letter=tmp / "dl.jsonl")  # type: ignore[arg-type]
+    cpu = time.process_time() - cpu
     store.close()  # type: ignore[attr-defined]
     assert result.reconciles
-    return result.events_per_second
+    events = result.counts["read"]
+    return result.events_per_second, events / cpu
 
 
-def bytewax_rate(lines: list[str]) -> float:
+def bytewax_rate(lines: list[str]) -> tuple[float, float]:
     import bytewax.operators as op
     import bytewax.operators.windowing as win
     from bytewax.dataflow import Dataflow
@@ -70,9 +75,9 @@ def bytewax_rate(lines: list[str]) -> float:
     windower = win.TumblingWindower(length=timedelta(hours=1), align_to=datetime.fromtimestamp(0, UTC))
     counted = win.count_window("count", events, clock, windower, lambda e: e["entity"])
     op.output("out", counted.down, TestingSink(out))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run_main(flow)
-    return len(lines) / (time.perf_counter() - start)
+    return len(lines) / (time.perf_counter() - start), len(lines) / (time.process_time() - cpu)
 
 
 def redis_server(tmp: Path) -> tuple[subprocess.Popen[bytes], str] | None:
@@ -104,7 +109,8 @@ def main() -> None:
         tmp = Path(name)
         source = tmp / "events.jsonl"
         lines = make_events(source, args.events)
-        runs = {"sqlite_count_last": [], "sqlite_count": [], "redis_count_last": [], "bytewax_count": []}
+        runs: dict[str, list[tuple[float, float]]] = {
+            "sqlite_count_last": [], "sqlite_count": [], "redis_count_last": [], "bytewax_count": []}
         server = redis_server(tmp)
         try:
             for r in range(args.repeats):
@@ -124,20 +130,26 @@ def main() -> None:
             if server is not None:
                 server[0].terminate()
                 server[0].wait()
-    rate = {k: median(v) if v else float("nan") for k, v in runs.items()}
-    ratio = rate["sqlite_count"] / rate["bytewax_count"]
-    rows = [
-        ("mlplat → SQLite: 1 h windowed count + `last`", f"{rate['sqlite_count_last']:,.0f}", "≥ 100,000"),
-        ("mlplat → SQLite: 1 h windowed count", f"{rate['sqlite_count']:,.0f}", ""),
-        ("mlplat → Redis (Lua, pipelined): count + `last`", f"{rate['redis_count_last']:,.0f}", "≥ 50,000"),
-        ("bytewax `TestingSource`: 1 h windowed count, in memory", f"{rate['bytewax_count']:,.0f}", ""),
+    nan = float("nan")
+    wall = {k: median(w for w, _ in v) if v else nan for k, v in runs.items()}
+    cpu = {k: median(c for _, c in v) if v else nan for k, v in runs.items()}
+    ratio_wall = wall["sqlite_count"] / wall["bytewax_count"]
+    ratio_cpu = cpu["sqlite_count"] / cpu["bytewax_count"]
+    names = [
+        ("sqlite_count_last", "mlplat → SQLite: 1 h windowed count + `last`", "≥ 100,000"),
+        ("sqlite_count", "mlplat → SQLite: 1 h windowed count", ""),
+        ("redis_count_last", "mlplat → Redis (Lua, pipelined): count + `last`¹", "≥ 50,000"),
+        ("bytewax_count", "bytewax `TestingSource`: 1 h windowed count, in memory", ""),
     ]
+    rows = [(label, f"{wall[k]:,.0f}", f"{cpu[k]:,.0f}", target) for k, label, target in names]
     body = (f"{len(lines):,} JSONL events (1,000 entities, 1% duplicates), micro-batches of 5,000; median of "
-            f"{args.repeats} runs each, all in the same run.\n\n"
-            + table(["pipeline", "events/s", "issue target"], rows)
-            + f"\n\nmlplat windowed count / bytewax windowed count: **{ratio:.2f}×**. mlplat's figure includes "
-            "reading the file, dedup by event id, and an atomic SQLite commit of state, dedup markers and "
-            "checkpoint per batch; bytewax's includes neither dedup nor any store.")
+            f"{args.repeats} runs each, all in the same run. Events per wall-clock second, and per CPU second of "
+            "the benchmark process (the machine is shared, so CPU time is the steadier figure).\n\n"
+            + table(["pipeline", "events/s (wall)", "events per CPU s", "issue target (wall)"], rows)
+            + f"\n\nmlplat windowed count / bytewax windowed count: **{ratio_wall:.2f}×** (wall), "
+            f"**{ratio_cpu:.2f}×** (CPU). mlplat's figure includes reading the file, dedup by event id, and an "
+            "atomic SQLite commit of state, dedup markers and checkpoint per batch; bytewax's includes neither "
+            "dedup nor any store.\n\n¹ The Redis server's own CPU time is not in the per-CPU-second figure.")
     write_section("ingest", "Ingest throughput (`benchmarks/ingest_speed.py`)", body,
                   packages=["bytewax", "redis"])
     print(body)
