@@ -188,3 +188,31 @@ def test_unreachable_redis_is_service_error() -> None:
     port = _free_port()
     with pytest.raises(ServiceError, match=f"redis://127.0.0.1:{port}/0: cannot reach Redis"):
         RedisStore(f"redis://127.0.0.1:{port}/0")
+
+
+def test_repair_against_redis(redis_url: str, tmp_path: Path) -> None:
+    """`repair` finds and fixes a corrupted Redis hash field, and a second repair finds nothing."""
+    import redis
+
+    from mlplat.ingest import load_ingest_config, repair
+
+    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
+    source = EXAMPLES / "events.jsonl"
+    store = RedisStore(redis_url)
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.states()
+    redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-002", "amount_last\x1f", '1|[0,"x",0]')
+    report = repair(cfg, FileSource(source), store)
+    assert [d["key"] for d in report.differing] == ["card-002\x1famount_last\x1f"] and report.fixed
+    assert store.states() == good
+    assert repair(cfg, FileSource(source), store).differing == []
+
+
+def test_stream_follow_stops_when_asked(redis_url: str, tmp_path: Path) -> None:
+    """With follow, an idle stream is polled until stop() is true, then the run returns its counts."""
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    _xadd(redis_url, "events", EVENTS[:5])
+    polls = iter([False, True])
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), RedisStore(redis_url), follow=True,
+                          stop=lambda: next(polls, True), dead_letter=tmp_path / "dl")
+    assert result.counts["applied"] == 5

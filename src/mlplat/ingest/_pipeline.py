@@ -326,6 +326,22 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     end of the source, so a later ``run`` resumes after it; running repair twice finds nothing the second
     time. ``since`` (epoch seconds) limits the comparison to windows ending after it and ``last`` values
     newer than it.
+
+    References
+    ----------
+    .. [1] T. Akidau et al., "The Dataflow Model", PVLDB 8(12), 2015 (recomputation from the source of
+       truth as the batch half of a unified model).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from mlplat.ingest import FileSource, IngestConfig, open_store
+    >>> d = tempfile.mkdtemp(); src = os.path.join(d, "e.jsonl")
+    >>> _ = open(src, "w").write('{"event_id": "a", "entity": "u", "event_time": 5}\\n')
+    >>> cfg = IngestConfig(max_out_of_orderness=0, features=[{"name": "n", "agg": "count", "window": 60}])
+    >>> report = repair(cfg, FileSource(src), open_store(f"sqlite:///{d}/f.db"), dead_letter=f"{d}/dl")
+    >>> [(x["entity"], x["stored"], x["expected"]) for x in report.differing], report.fixed
+    ([('u', None, [1])], True)
     """
     expected_rows, engine = recompute(config, source, partition)
     actual_rows = store.states()
