@@ -236,6 +236,19 @@ def _fold(agg: str, state: list[Any] | None, event: Event, value: Any) -> list[A
     return [state[0] + 1, max(state[1], value)]
 
 
+def _fold_into(cache: dict[str, tuple[int, list[Any]]], dirty: dict[str, tuple[int, list[Any]]], seq: int,
+               event: Event, key: str, agg: str, value: Any) -> None:
+    """Fold one event into one cached key unless the key's version shows it is already in (replay)."""
+    version, state = cache[key]
+    if seq <= version:
+        return  # already in the stored state: replaying a suffix changes nothing
+    if agg == "count":  # the commonest feature, folded inline
+        entry = (seq, [state[0] + 1] if state else [1])
+    else:
+        entry = (seq, _fold(agg, state or None, event, value))
+    cache[key] = dirty[key] = entry
+
+
 class Engine:
     """Watermark, dedup, lateness and state folding for one partition.
 
@@ -319,7 +332,13 @@ class Engine:
         ``fetch(keys)`` returns the stored ``(version, state)`` of keys this engine has not cached yet.
         """
         dead: list[DeadLetter] = []
-        applied: list[tuple[int, Event]] = []
+        applied = 0
+        cache, keys_of = self.cache, self.keys_of
+        dirty: dict[str, tuple[int, list[Any]]] = {}
+        # Keys not cached yet are folded after one fetch for the whole batch. A key is either cached for
+        # the whole batch or missing for the whole batch, so each key still sees its events in order.
+        deferred: list[tuple[int, Event, str, str, Any]] = []
+        missing: set[str] = set()
         new_markers: dict[str, float] = {}
         config, markers, ttl = self.config, self.markers, self.ttl
         part, parts = self.partition
@@ -362,11 +381,23 @@ class Engine:
                     continue
             markers[event.event_id] = time
             new_markers[event.event_id] = time
-            applied.append((record.seq, event))
+            applied += 1
+            seq = record.seq
+            for key, agg, value in keys_of(event):
+                if key in missing or key not in cache:
+                    missing.add(key)
+                    deferred.append((seq, event, key, agg, value))
+                else:
+                    _fold_into(cache, dirty, seq, event, key, agg, value)
         self.max_time = max_time
-        counts = {"read": len(applied) + duplicates + late + malformed, "applied": len(applied),
+        if missing:
+            found = fetch(missing)
+            for key in missing:
+                cache[key] = found.get(key, (0, []))
+            for seq, event, key, agg, value in deferred:
+                _fold_into(cache, dirty, seq, event, key, agg, value)
+        counts = {"read": applied + duplicates + late + malformed, "applied": applied,
                   "duplicates": duplicates, "late": late, "malformed": malformed, "other_partition": other}
-        dirty = self._fold_all(applied, fetch)
         self.checkpoint = Checkpoint(self.checkpoint.partition, last_seq, last_cursor,
                                      None if self.max_time == -math.inf else self.max_time,
                                      self.checkpoint.dead_letter_size)
@@ -403,28 +434,6 @@ class Engine:
                 if start + window > time:
                     out.append((entity + name + _fmt(start), agg, value))
         return out
-
-    def _fold_all(self, applied: list[tuple[int, Event]],
-                  fetch: Callable[[set[str]], Mapping[str, tuple[int, list[Any]]]]) -> dict[str, tuple[int, list[Any]]]:
-        keys_of, cache = self.keys_of, self.cache
-        planned = [(seq, event, keys_of(event)) for seq, event in applied]
-        missing = {key for _, _, keys in planned for key, _, _ in keys if key not in cache}
-        if missing:
-            found = fetch(missing)
-            for key in missing:
-                cache[key] = found.get(key, (0, []))
-        dirty: dict[str, tuple[int, list[Any]]] = {}
-        for seq, event, keys in planned:
-            for key, agg, value in keys:
-                version, state = cache[key]
-                if seq <= version:
-                    continue  # already in the stored state: replaying a suffix changes nothing
-                if agg == "count":  # the commonest feature, folded inline
-                    entry = (seq, [state[0] + 1] if state else [1])
-                else:
-                    entry = (seq, _fold(agg, state or None, event, value))
-                cache[key] = dirty[key] = entry
-        return dirty
 
 
 @dataclass(frozen=True)
