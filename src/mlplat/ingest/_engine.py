@@ -222,8 +222,9 @@ def feature_value(agg: str, state: list[Any]) -> Any:
 def _fold(agg: str, state: list[Any] | None, event: Event, value: Any) -> list[Any]:
     """Fold one event into one state (a new list; states are never shared between keys)."""
     if agg == "last":
-        if state is None or (event.time, event.event_id) > (state[0], state[1]):
-            return [event.time, event.event_id, value]
+        time = event.time
+        if state is None or time > state[0] or (time == state[0] and event.event_id > state[1]):
+            return [time, event.event_id, value]
         return state
     if state is None:
         return [1] if agg == "count" else [1, value]
@@ -242,8 +243,14 @@ def _fold_into(cache: dict[str, tuple[int, list[Any]]], dirty: dict[str, tuple[i
     version, state = cache[key]
     if seq <= version:
         return  # already in the stored state: replaying a suffix changes nothing
-    if agg == "count":  # the commonest feature, folded inline
+    if agg == "count":  # the commonest features, folded inline
         entry = (seq, [state[0] + 1] if state else [1])
+    elif agg == "last":
+        time = event.time
+        if state and (time < state[0] or (time == state[0] and event.event_id <= state[1])):
+            entry = (seq, state)  # an older event: the value stays, the version moves on
+        else:
+            entry = (seq, [time, event.event_id, value])
     else:
         entry = (seq, _fold(agg, state or None, event, value))
     cache[key] = dirty[key] = entry
