@@ -193,12 +193,12 @@ def test_lateness_targets(tmp_path: Path) -> None:
 
 
 def test_example_file_has_duplicates_late_and_malformed(tmp_path: Path) -> None:
-    """The bundled example exercises every outcome (the demo shows them)."""
+    """The bundled example exercises every outcome (the demo shows them); the dead-letter folder is made."""
     from mlplat.ingest import load_ingest_config
 
     cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
     result = run_pipeline(cfg, FileSource(EXAMPLES / "events.jsonl"), SQLiteStore(tmp_path / "f.db"),
-                          dead_letter=tmp_path / "dl")
+                          dead_letter=tmp_path / "new" / "dl")
     assert result.reconciles and all(result.counts[k] > 0 for k in ("duplicates", "late", "malformed"))
 
 

@@ -97,6 +97,7 @@ def _open_dead_letter(path: Path, committed: int | None) -> Any:
     file, like the store, holds each dead letter exactly once.
     """
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # a config may name out/dead.jsonl on a fresh clone
         handle = path.open("ab")
         if committed is not None and handle.tell() > committed:
             handle.truncate(committed)
