@@ -23,6 +23,9 @@ demo: install
 	$(MLPLAT) rubric pilot examples/rubric/serving-platform.yaml --start 2026-12-01 -o out/rubric-pilot.md --force
 	$(MLPLAT) sim run examples/sim/bursty.yaml --jobs 2
 	$(MLPLAT) sim run examples/sim/steady.yaml --jobs 2
+	mkdir -p out && rm -f out/ingest-demo.db* out/ingest-dead-letter.jsonl
+	$(MLPLAT) ingest run examples/ingest/ingest.yaml --source examples/ingest/events.jsonl --store sqlite:///out/ingest-demo.db
+	$(MLPLAT) ingest read card-001 --store sqlite:///out/ingest-demo.db --feature txn_count_10m
 
 test: install
 	$(PY) -m pytest
@@ -41,6 +44,7 @@ bench: install
 	$(PY) benchmarks/startup.py
 	$(PY) benchmarks/rubric_mc.py
 	$(PY) benchmarks/sim_vs_simfaas.py
+	$(PY) benchmarks/ingest_speed.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

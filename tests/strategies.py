@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -31,3 +33,33 @@ function_params = st.tuples(
     st.integers(1, 50),
     st.integers(0, 5),
 )
+
+
+# ingest
+
+INGEST_FEATURES = [
+    {"name": "amount_last", "agg": "last", "field": "amount"},
+    {"name": "n_1m", "agg": "count", "window": 60},
+    {"name": "sum_1m", "agg": "sum", "field": "amount", "window": 60},
+    {"name": "mean_1m", "agg": "mean", "field": "amount", "window": 60},
+    {"name": "max_1m_by_20s", "agg": "max", "field": "amount", "window": 60, "hop": 20},
+    {"name": "min_1m_by_20s", "agg": "min", "field": "amount", "window": 60, "hop": 20},
+]
+
+
+@st.composite
+def bounded_streams(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
+    """``(max_out_of_orderness, events in arrival order)``: each copy of an event arrives before the largest
+    event time seen passes its own time + the bound, some events are repeated, and time ties are common."""
+    bound = draw(st.sampled_from([0, 5, 30]))
+    count = draw(st.integers(1, 40))
+    events = [{"event_id": f"e{i}", "entity": draw(st.sampled_from(["a", "b", "c"])),
+               "event_time": draw(st.integers(0, 300)), "amount": draw(st.integers(-50, 50))}
+              for i in range(count)]
+    copies = []
+    for event in events:
+        for _ in range(draw(st.integers(1, 3))):
+            delay = draw(st.integers(0, bound - 1)) if bound else 0
+            copies.append((event["event_time"] + delay, draw(st.integers(0, 1000)), event))
+    copies.sort(key=lambda c: (c[0], c[1]))
+    return bound, [dict(e) for _, _, e in copies]

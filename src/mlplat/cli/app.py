@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlplat.cli import doctor, rubric, sim
+from mlplat.cli import doctor, ingest, rubric, sim
 from mlplat.cli._output import Settings
 from mlplat.errors import MlplatError
 
@@ -107,6 +107,7 @@ def root(
 app.command("doctor")(doctor.doctor)
 app.add_typer(rubric.app, name="rubric")
 app.add_typer(sim.app, name="sim")
+app.add_typer(ingest.app, name="ingest")
 
 
 def main() -> None:

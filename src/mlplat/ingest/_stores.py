@@ -1,0 +1,367 @@
+"""Online stores for feature state: SQLite (embedded, the default) and Redis.
+
+Both apply one micro-batch as one atomic unit: versioned compare-and-set state writes, the new dedup
+markers and the source checkpoint. A crash therefore leaves either the whole batch or none of it, and the
+checkpoint always names the last event whose effect is in the state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+from array import array
+from collections.abc import Iterable
+from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlparse
+
+from mlplat.errors import OutputError, ServiceError
+from mlplat.ingest._engine import SEP, Checkpoint, Commit
+
+__all__ = ["FeatureStore", "RedisStore", "SQLiteStore", "open_store"]
+
+StateRow = tuple[int, list[Any]]
+
+
+class FeatureStore(Protocol):
+    """What the pipeline needs from an online store."""
+
+    url: str
+
+    def checkpoint(self, partition: str) -> Checkpoint | None:
+        """The committed checkpoint of ``partition`` (``"i/n"``), or None before the first commit."""
+
+    def markers(self, since: float) -> dict[str, float]:
+        """Dedup markers (event id to event time) with a time >= ``since``."""
+
+    def fetch(self, keys: set[str]) -> dict[str, StateRow]:
+        """Stored ``(version, state)`` of the keys that exist."""
+
+    def commit(self, commit: Commit) -> None:
+        """Apply one micro-batch atomically (compare-and-set on versions unless ``commit.force``)."""
+
+    def entity(self, entity: str) -> dict[str, StateRow]:
+        """Every state key of one entity."""
+
+    def states(self) -> dict[str, StateRow]:
+        """Every state key (for repair and verify)."""
+
+    def put_meta(self, meta: dict[str, Any]) -> None:
+        """Record the pipeline's feature definitions (so ``read`` can serve values without the config)."""
+
+    def meta(self) -> dict[str, Any]:
+        """The recorded feature definitions, or an empty dict."""
+
+    def clear(self) -> None:
+        """Delete everything this store holds for mlplat ingest."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+def encode_state(value: list[Any]) -> str:
+    """JSON of a state list, fast for the usual items (finite numbers, strings); else the json module."""
+    parts = []
+    for item in value:
+        kind = type(item)
+        if kind is int or kind is float:
+            parts.append(repr(item))
+        elif kind is str:
+            parts.append(_quote(item))
+        else:
+            return json.dumps(value, separators=(",", ":"))
+    return "[" + ",".join(parts) + "]"
+
+
+def _pack_markers(markers: dict[str, float]) -> bytes:
+    """A batch's dedup markers as one blob (one row or hash field per batch, not per event).
+
+    Layout: the count (uint32), the event times as raw doubles (exact, and far cheaper than decimal text),
+    then the ids as a JSON array.
+    """
+    times = array("d", markers.values())
+    return struct.pack("<I", len(times)) + times.tobytes() + json.dumps(list(markers)).encode()
+
+
+def _unpack_markers(blobs: Iterable[bytes], since: float) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for blob in blobs:
+        (count,) = struct.unpack_from("<I", blob)
+        times = array("d")
+        times.frombytes(blob[4:4 + 8 * count])
+        ids = json.loads(blob[4 + 8 * count:])
+        found.update((k, v) for k, v in zip(ids, times, strict=True) if v >= since)
+    return found
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class SQLiteStore:
+    """Feature state in one SQLite file; each micro-batch is one transaction with conditional upserts.
+
+    WAL mode with ``synchronous=NORMAL``: a killed process never loses a committed batch; a power cut may
+    roll back the last batches, but state and checkpoint roll back together, so a restart stays exact.
+    """
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        self.path = Path(path)
+        self.url = url or f"sqlite:///{path}"
+        if self.path.is_dir():
+            raise OutputError(f"{self.url}: {self.path} is a directory; expected a database file")
+        if not self.path.parent.is_dir():
+            raise OutputError(f"{self.url}: folder {self.path.parent} does not exist")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript("""
+                CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, entity TEXT NOT NULL,
+                    version INTEGER NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
+                CREATE INDEX IF NOT EXISTS state_entity ON state(entity);
+                CREATE TABLE IF NOT EXISTS dedup (id INTEGER PRIMARY KEY, max_time REAL NOT NULL,
+                    markers BLOB NOT NULL);
+                CREATE INDEX IF NOT EXISTS dedup_time ON dedup(max_time);
+                CREATE TABLE IF NOT EXISTS checkpoint (partition TEXT PRIMARY KEY, value TEXT NOT NULL);
+            """)
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.url}: cannot open the SQLite store: {exc}") from exc
+
+    def checkpoint(self, partition: str) -> Checkpoint | None:
+        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = ?", (partition,)).fetchone()
+        return Checkpoint(**json.loads(row[0])) if row else None
+
+    def markers(self, since: float) -> dict[str, float]:
+        rows = self.db.execute("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
+        return _unpack_markers((blob for (blob,) in rows), since)
+
+    def fetch(self, keys: set[str]) -> dict[str, StateRow]:
+        found: dict[str, StateRow] = {}
+        for chunk in _chunks(list(keys), 500):
+            marks = ",".join("?" * len(chunk))
+            for key, version, value in self.db.execute(
+                    f"SELECT key, version, value FROM state WHERE key IN ({marks})", chunk):
+                found[key] = (version, json.loads(value))
+        return found
+
+    def commit(self, commit: Commit) -> None:
+        condition = "" if commit.force else " WHERE excluded.version > state.version"
+        rows = [(key, key.split(SEP, 1)[0], version, encode_state(value))
+                for key, (version, value) in commit.states.items()]
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(
+                    "INSERT INTO state (key, entity, version, value) VALUES (?, ?, ?, ?) ON CONFLICT(key) "
+                    "DO UPDATE SET version = excluded.version, value = excluded.value" + condition, rows)
+                if commit.markers:
+                    self.db.execute("INSERT INTO dedup (max_time, markers) VALUES (?, ?)",
+                                    (max(commit.markers.values()), _pack_markers(commit.markers)))
+                self.db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in commit.deletes])
+                if commit.forget_before is not None:
+                    self.db.execute("DELETE FROM dedup WHERE max_time < ?", (commit.forget_before,))
+                self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)",
+                                (commit.checkpoint.partition, json.dumps(commit.checkpoint.to_dict())))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, StateRow]:
+        return {key: (version, json.loads(value)) for key, version, value in self.db.execute(sql, args)}
+
+    def entity(self, entity: str) -> dict[str, StateRow]:
+        return self._rows("SELECT key, version, value FROM state WHERE entity = ?", (entity,))
+
+    def states(self) -> dict[str, StateRow]:
+        return self._rows("SELECT key, version, value FROM state")
+
+    def put_meta(self, meta: dict[str, Any]) -> None:
+        try:
+            self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES ('#meta', ?)",
+                            (json.dumps(meta),))
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
+
+    def meta(self) -> dict[str, Any]:
+        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = '#meta'").fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def clear(self) -> None:
+        self.db.executescript("BEGIN; DELETE FROM state; DELETE FROM dedup; DELETE FROM checkpoint; COMMIT;")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# One script call applies a whole micro-batch: Redis runs scripts atomically, so no reader or crash sees
+# part of a batch. Versions are compared as numbers; the stored value is "version|json".
+_COMMIT_LUA = """
+local p = ARGV[1]
+local force = ARGV[2] == '1'
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local h = p .. 'e:' .. ARGV[i]
+  local cur = redis.call('HGET', h, ARGV[i + 1])
+  if not cur then
+    redis.call('HSET', h, ARGV[i + 1], ARGV[i + 2] .. '|' .. ARGV[i + 3])
+    redis.call('SADD', p .. 'entities', ARGV[i])
+  elseif force or tonumber(ARGV[i + 2]) > tonumber(string.match(cur, '^(%d+)|')) then
+    redis.call('HSET', h, ARGV[i + 1], ARGV[i + 2] .. '|' .. ARGV[i + 3])
+  end
+  i = i + 4
+end
+if ARGV[i] ~= '' then
+  local n = redis.call('INCR', p .. 'dedup_n')
+  redis.call('HSET', p .. 'dedup', n, ARGV[i + 1])
+  redis.call('ZADD', p .. 'dedup_t', ARGV[i], n)
+end
+i = i + 2
+local d = tonumber(ARGV[i]); i = i + 1
+for _ = 1, d do redis.call('HDEL', p .. 'e:' .. ARGV[i], ARGV[i + 1]); i = i + 2 end
+if ARGV[i] ~= '' then
+  local old = redis.call('ZRANGEBYSCORE', p .. 'dedup_t', '-inf', '(' .. ARGV[i])
+  for _, n in ipairs(old) do redis.call('HDEL', p .. 'dedup', n) end
+  redis.call('ZREMRANGEBYSCORE', p .. 'dedup_t', '-inf', '(' .. ARGV[i])
+end
+redis.call('HSET', p .. 'ckpt', ARGV[i + 1], ARGV[i + 2])
+return 1
+"""
+
+
+def redis_client(url: str) -> Any:
+    """A connected ``redis.Redis`` for ``url``; :class:`ServiceError` if the server cannot be reached."""
+    try:
+        import redis
+    except ImportError as exc:  # pragma: no cover - the ingest extra is installed by make
+        raise ServiceError("the Redis client is not installed: pip install 'mlplat[ingest]'") from exc
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
+        client.ping()
+    except ValueError as exc:
+        raise ServiceError(f"{url}: not a Redis URL: {exc}") from exc
+    except redis.RedisError as exc:
+        raise ServiceError(f"{url}: cannot reach Redis: {exc}") from exc
+    return client
+
+
+class RedisStore:
+    """Feature state in Redis: one hash per entity, dedup markers one blob per batch, a checkpoint hash.
+
+    A Lua script applies each micro-batch (versioned writes, markers, checkpoint) atomically; reads of a
+    batch's keys are pipelined. Keys live under ``prefix``; one pipeline per Redis database.
+    """
+
+    def __init__(self, url: str, prefix: str = "mlplat:ingest:") -> None:
+        self.url = url
+        self.prefix = prefix
+        self.client = redis_client(url)
+        self._script = self.client.register_script(_COMMIT_LUA)
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        import redis
+
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise ServiceError(f"{self.url}: Redis error: {exc}") from exc
+
+    def checkpoint(self, partition: str) -> Checkpoint | None:
+        raw = self._call(self.client.hget, self.prefix + "ckpt", partition)
+        return Checkpoint(**json.loads(raw)) if raw else None
+
+    def markers(self, since: float) -> dict[str, float]:
+        batches = self._call(self.client.zrangebyscore, self.prefix + "dedup_t", since, "+inf")
+        if not batches:
+            return {}
+        blobs = self._call(self.client.hmget, self.prefix + "dedup", batches)
+        return _unpack_markers((b for b in blobs if b is not None), since)
+
+    def fetch(self, keys: set[str]) -> dict[str, StateRow]:
+        by_entity: dict[str, list[str]] = {}
+        for key in keys:
+            entity, field = key.split(SEP, 1)
+            by_entity.setdefault(entity, []).append(field)
+        pipe = self.client.pipeline(transaction=False)
+        order = list(by_entity.items())
+        for entity, fields in order:
+            pipe.hmget(self.prefix + "e:" + entity, fields)
+        found: dict[str, StateRow] = {}
+        for (entity, fields), values in zip(order, self._call(pipe.execute), strict=True):
+            for field, raw in zip(fields, values, strict=True):
+                if raw is not None:
+                    found[entity + SEP + field] = _decode(raw)
+        return found
+
+    def commit(self, commit: Commit) -> None:
+        args: list[Any] = [self.prefix, "1" if commit.force else "0", len(commit.states)]
+        for key, (version, value) in commit.states.items():
+            entity, field = key.split(SEP, 1)
+            args += [entity, field, version, encode_state(value)]
+        if commit.markers:
+            args += [repr(float(max(commit.markers.values()))), _pack_markers(commit.markers)]
+        else:
+            args += ["", ""]
+        args.append(len(commit.deletes))
+        for key in commit.deletes:
+            args += key.split(SEP, 1)
+        args += ["" if commit.forget_before is None else repr(float(commit.forget_before)),
+                 commit.checkpoint.partition, json.dumps(commit.checkpoint.to_dict())]
+        self._call(lambda: self._script(keys=[], args=args))
+
+    def entity(self, entity: str) -> dict[str, StateRow]:
+        raw = self._call(self.client.hgetall, self.prefix + "e:" + entity)
+        return {entity + SEP + field.decode(): _decode(value) for field, value in raw.items()}
+
+    def states(self) -> dict[str, StateRow]:
+        found: dict[str, StateRow] = {}
+        for entity in sorted(m.decode() for m in self._call(self.client.smembers, self.prefix + "entities")):
+            found.update(self.entity(entity))
+        return found
+
+    def put_meta(self, meta: dict[str, Any]) -> None:
+        self._call(self.client.hset, self.prefix + "ckpt", "#meta", json.dumps(meta))
+
+    def meta(self) -> dict[str, Any]:
+        raw = self._call(self.client.hget, self.prefix + "ckpt", "#meta")
+        return json.loads(raw) if raw else {}
+
+    def clear(self) -> None:
+        names = list(self._call(self.client.scan_iter, self.prefix + "*"))
+        for chunk in _chunks(names, 500):
+            self._call(self.client.delete, *chunk)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _decode(raw: bytes) -> StateRow:
+    version, _, value = raw.decode().partition("|")
+    return int(version), json.loads(value)
+
+
+def open_store(url: str) -> FeatureStore:
+    """A store for ``sqlite:///path.db`` (relative; four slashes for absolute), a bare path, or ``redis://``.
+
+    >>> import tempfile, os
+    >>> store = open_store("sqlite:///" + os.path.join(tempfile.mkdtemp(), "f.db"))
+    >>> store.checkpoint("0/1") is None
+    True
+    """
+    parsed = urlparse(url)
+    if parsed.scheme in ("redis", "rediss", "unix"):
+        return RedisStore(url)
+    if parsed.scheme == "sqlite":
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise OutputError(f"{url}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+        return SQLiteStore(path, url)
+    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a bare path (or a Windows drive)
+        return SQLiteStore(parsed.path if parsed.scheme == "file" else url)
+    raise OutputError(f"{url}: unknown store; expected sqlite:///path.db or redis://host:port/db")

@@ -1,0 +1,121 @@
+"""`mlplat ingest` commands: output, --json, exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ingest"
+CONFIG = str(EXAMPLES / "ingest.yaml")
+EVENTS = str(EXAMPLES / "events.jsonl")
+
+
+def _run(runner: CliRunner, tmp_path: Path, *extra: str) -> object:
+    return runner.invoke(app, ["ingest", "run", CONFIG, "--source", EVENTS, "--store", f"sqlite:///{tmp_path}/f.db",
+                               "--dead-letter", str(tmp_path / "dl.jsonl"), *extra])
+
+
+def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
+    """init writes a template that validates; init refuses to overwrite; schema is JSON Schema."""
+    path = tmp_path / "ingest.yaml"
+    assert runner.invoke(app, ["ingest", "init", str(path)]).exit_code == 0
+    assert runner.invoke(app, ["ingest", "init", str(path)]).exit_code == ExitCode.BAD_INPUT
+    result = runner.invoke(app, ["ingest", "validate", str(path), "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["valid"] is True
+    schema = json.loads(runner.invoke(app, ["ingest", "schema"]).stdout)
+    assert "max_out_of_orderness" in schema["properties"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("max_out_of_orderness: 1m\nfeatures:\n  - {name: n, agg: count}\n", ":3:5: features[0]"),
+    ("max_out_of_orderness: soon\nfeatures: [{name: n, agg: count, window: 1h}]\n", "max_out_of_orderness"),
+    ("max_out_of_orderness: 1m\ndedup_ttl: 1m\nfeatures: [{name: n, agg: count, window: 1h}]\n",
+     ":2:12: dedup_ttl: must be >= allowed_lateness + the longest window"),
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1h, hop: 7m}]\n",
+     "must be a multiple of `hop`"),
+    ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),
+])
+def test_config_errors_exit_4_with_position(runner: CliRunner, tmp_path: Path, text: str, message: str) -> None:
+    """Config errors are exit 4 with file:line:column and the key path, no traceback."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["ingest", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_run_prints_reconciled_counts(runner: CliRunner, tmp_path: Path) -> None:
+    """`run` shows the counts and the reconciliation line; --json has the same counts."""
+    result = _run(runner, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "(reconciled)" in result.stdout
+    (tmp_path / "x").mkdir()
+    doc = json.loads(_run(runner, tmp_path / "x", "--json").stdout)
+    c = doc["counts"]
+    assert doc["reconciles"] and c["read"] == c["applied"] + c["duplicates"] + c["late"] + c["malformed"]
+    assert c["duplicates"] > 0 and c["late"] > 0 and c["malformed"] > 0
+
+
+def test_run_on_error_fail_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """`on_error: fail` stops at the first malformed line with exit 4 and names it."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(Path(CONFIG).read_text() + "on_error: fail\n")
+    result = runner.invoke(app, ["ingest", "run", str(cfg), "--source", EVENTS, "--store",
+                                 f"sqlite:///{tmp_path}/f.db", "--dead-letter", str(tmp_path / "dl")])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "events.jsonl:151: malformed: missing `event_time`" in result.stderr
+
+
+def test_run_unreachable_redis_and_bad_store_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """An unreachable Redis and an unwritable store path are exit 4 with a clear message."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = _run(runner, tmp_path, "--store", f"redis://127.0.0.1:{port}/0")
+    assert result.exit_code == ExitCode.BAD_INPUT and "cannot reach Redis" in result.stderr
+    result = _run(runner, tmp_path, "--store", f"sqlite:///{tmp_path}/missing/f.db")
+    assert result.exit_code == ExitCode.BAD_INPUT and "does not exist" in result.stderr
+    result = _run(runner, tmp_path, "--partition", "3/2")
+    assert result.exit_code == ExitCode.BAD_INPUT and "0 <= i < N" in result.stderr
+
+
+def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
+    """`read` serves an entity's features; `repair` on a correct store finds nothing to fix."""
+    assert _run(runner, tmp_path).exit_code == 0
+    store = f"sqlite:///{tmp_path}/f.db"
+    result = runner.invoke(app, ["ingest", "read", "card-001", "--store", store, "--feature", "txn_count_10m"])
+    assert result.exit_code == 0 and "txn_count_10m" in result.stdout and "final" in result.stdout
+    doc = json.loads(runner.invoke(app, ["ingest", "read", "card-001", "--store", store, "--json"]).stdout)
+    assert {f["feature"] for f in doc["features"]} >= {"amount_last", "txn_count_10m"}
+    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store, "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["differing"] == 0
+    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store,
+                                 "--since", "2026-01-01T00:20:00Z", "--dry-run"])
+    assert result.exit_code == 0 and "0 differ" in result.stdout
+
+
+def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
+    """`lateness` prints the distribution and per-target bounds; --plot writes a PNG."""
+    result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "0.1%,1%", "--plot",
+                                 str(tmp_path / "l.png")])
+    assert result.exit_code == 0 and "ingest_time - event_time" in result.stdout
+    assert (tmp_path / "l.png").exists()
+    doc = json.loads(runner.invoke(app, ["ingest", "lateness", EVENTS, "--json"]).stdout)
+    assert [t["target"] for t in doc["targets"]] == [0.001, 0.01]
+    assert runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "lots"]).exit_code == ExitCode.BAD_INPUT
+
+
+@pytest.mark.slow
+def test_verify_command(runner: CliRunner, tmp_path: Path) -> None:
+    """`verify` reports N/N identical runs and exits 0."""
+    result = runner.invoke(app, ["ingest", "verify", CONFIG, "--source", EVENTS, "--store",
+                                 f"sqlite:///{tmp_path}/v.db", "--crashes", "3", "--seed", "7", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["identical"] == doc["runs"] == 3

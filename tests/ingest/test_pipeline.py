@@ -1,0 +1,231 @@
+"""The pipeline on files and SQLite: reconciled counts, dead letters, resume, repair, read, lateness, verify."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.ingest.helpers import config, write_jsonl
+
+from mlplat.errors import DataError, OutputError
+from mlplat.ingest import (
+    Commit,
+    FileSource,
+    SQLiteStore,
+    analyze_lateness,
+    open_source,
+    open_store,
+    read_entity,
+    repair,
+    run_pipeline,
+    verify,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ingest"
+SUM = [{"name": "n_1m", "agg": "count", "window": 60},
+       {"name": "last", "agg": "last", "field": "amount"}]
+
+
+def _events(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "e.jsonl", [
+        {"event_id": "a", "entity": "u", "event_time": 10, "amount": 1},
+        {"event_id": "a", "entity": "u", "event_time": 10, "amount": 1},
+        "not json",
+        {"event_id": "b", "entity": "u", "event_time": 200, "amount": 2},
+        {"event_id": "c", "entity": "u", "event_time": 20, "amount": 3},
+        {"event_id": "d", "event_time": 30},
+        {"event_id": "e", "entity": "v", "event_time": 190, "amount": 4},
+    ])
+
+
+def test_counts_reconcile_and_dead_letters_name_lines(tmp_path: Path) -> None:
+    """read = applied + duplicates + late + malformed; each dead letter has its line and reason."""
+    cfg = config(SUM, max_out_of_orderness=30, batch_size=2)
+    store = SQLiteStore(tmp_path / "f.db")
+    result = run_pipeline(cfg, FileSource(_events(tmp_path)), store, dead_letter=tmp_path / "dl.jsonl")
+    assert result.counts == {"read": 7, "applied": 3, "duplicates": 1, "late": 1, "malformed": 2,
+                             "other_partition": 0}
+    assert result.reconciles
+    dead = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
+    assert [(d["line"], d["kind"]) for d in dead] == [(3, "malformed"), (5, "late"), (6, "malformed")]
+    assert "missing `entity`" in dead[2]["reason"]
+    assert result.to_dict()["reconciles"] is True
+
+
+def test_restart_resumes_from_checkpoint(tmp_path: Path) -> None:
+    """A second run over a grown file reads only the new lines."""
+    events = [{"event_id": f"e{i}", "entity": "u", "event_time": i, "amount": i} for i in range(10)]
+    path = write_jsonl(tmp_path / "e.jsonl", events[:6])
+    cfg = config(SUM, batch_size=4)
+    store = SQLiteStore(tmp_path / "f.db")
+    first = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    write_jsonl(path, events)
+    second = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (first.counts["read"], second.counts["read"]) == (6, 4)
+    assert read_entity(store, "u", "n_1m").rows[0].value == 10
+
+
+def test_csv_source(tmp_path: Path) -> None:
+    """CSV rows are events; values are read as numbers where a feature needs one; short rows are malformed."""
+    path = tmp_path / "e.csv"
+    path.write_text("event_id,entity,event_time,amount\na,u,1,2.5\nb,u,2,3\nc,u\n")
+    cfg = config([{"name": "s", "agg": "sum", "field": "amount", "window": 60}])
+    store = open_store(f"sqlite:///{tmp_path}/f.db")
+    result = run_pipeline(cfg, open_source(str(path)), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (2, 1)
+    assert read_entity(store, "u").rows[0].value == 5.5
+    assert json.loads((tmp_path / "dl").read_text())["line"] == 4
+
+
+def test_on_error_fail_stops_with_line(tmp_path: Path) -> None:
+    """`on_error: fail` raises DataError naming the file and line, and does not apply that batch."""
+    cfg = config(SUM, on_error="fail")
+    store = SQLiteStore(tmp_path / "f.db")
+    with pytest.raises(DataError, match=r"e\.jsonl:3: malformed: not valid JSON"):
+        run_pipeline(cfg, FileSource(_events(tmp_path)), store, dead_letter=tmp_path / "dl")
+    assert store.states() == {}
+
+
+def test_unwritable_store_path(tmp_path: Path) -> None:
+    """A store in a missing folder, or on a directory, is an OutputError with the URL."""
+    with pytest.raises(OutputError, match=r"folder .* does not exist"):
+        open_store(f"sqlite:///{tmp_path}/nope/f.db")
+    with pytest.raises(OutputError, match="is a directory"):
+        open_store(f"sqlite:///{tmp_path}")
+    with pytest.raises(OutputError, match="unknown store"):
+        open_store("mongodb://x")
+
+
+def test_missing_source_file(tmp_path: Path) -> None:
+    """A missing source is a DataError."""
+    with pytest.raises(DataError, match="no such file"):
+        FileSource(tmp_path / "none.jsonl")
+
+
+def test_sqlite_compare_and_set(tmp_path: Path) -> None:
+    """A write with a version not above the stored one is ignored; force (repair) overrides."""
+    store = SQLiteStore(tmp_path / "f.db")
+    ckpt = store.checkpoint("0/1")
+    assert ckpt is None
+    from mlplat.ingest import Checkpoint
+
+    store.commit(Commit({"u\x1fn\x1f0": (5, [3])}, {}, Checkpoint()))
+    store.commit(Commit({"u\x1fn\x1f0": (4, [99])}, {}, Checkpoint()))
+    store.commit(Commit({"u\x1fn\x1f0": (5, [99])}, {}, Checkpoint()))
+    assert store.states() == {"u\x1fn\x1f0": (5, [3])}
+    store.commit(Commit({"u\x1fn\x1f0": (1, [7])}, {}, Checkpoint(), force=True))
+    assert store.states() == {"u\x1fn\x1f0": (1, [7])}
+
+
+def test_sqlite_commit_is_atomic(tmp_path: Path) -> None:
+    """A commit that fails part-way leaves neither its state nor its checkpoint."""
+    from mlplat.ingest import Checkpoint
+
+    store = SQLiteStore(tmp_path / "f.db")
+    bad = Commit({"u\x1fn\x1f0": (1, [1])}, {"a": 1.0}, Checkpoint(seq=9), forget_before=object())  # type: ignore[arg-type]
+    with pytest.raises(OutputError, match="cannot write"):
+        store.commit(bad)
+    assert store.states() == {} and store.checkpoint("0/1") is None and store.markers(-1e18) == {}
+
+
+def test_read_entity_final_and_open_windows(tmp_path: Path) -> None:
+    """`read` serves each window with final/open from the watermark, and `last` with its time."""
+    cfg = config(SUM, max_out_of_orderness=30, allowed_lateness=20)
+    store = SQLiteStore(tmp_path / "f.db")
+    path = write_jsonl(tmp_path / "e.jsonl", [{"event_id": i, "entity": "k", "event_time": t, "amount": t}
+                                              for i, t in enumerate([10, 70, 50, 95])])
+    run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    result = read_entity(store, "k")
+    windows = {r.window_start: (r.value, r.final) for r in result.rows if r.feature == "n_1m"}
+    assert windows == {0.0: (2, True), 60.0: (2, False)}
+    assert [r.value for r in result.rows if r.feature == "last"] == [95]
+    assert "final" in result.__rich__()
+    with pytest.raises(DataError, match="no feature 'nope'"):
+        read_entity(store, "k", "nope")
+    with pytest.raises(DataError, match="holds no ingest pipeline"):
+        read_entity(SQLiteStore(tmp_path / "empty.db"), "k")
+
+
+def test_repair_fixes_every_differing_key_and_is_idempotent(tmp_path: Path) -> None:
+    """Corrupted, missing and extra keys are reported and fixed; a second repair finds nothing."""
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.states()
+    from mlplat.ingest import Checkpoint
+
+    store.commit(Commit({"u\x1fn_1m\x1f0": (0, [42]), "ghost\x1fn_1m\x1f0": (1, [1])}, {}, Checkpoint(),
+                        force=True))
+    store.db.execute("DELETE FROM state WHERE key = ?", ("v\x1flast\x1f",))
+    dry = repair(cfg, FileSource(source), store, dry_run=True)
+    assert len(dry.differing) == 3 and not dry.fixed
+    report = repair(cfg, FileSource(source), store)
+    assert report.fixed and {d["entity"] for d in report.differing} == {"u", "ghost", "v"}
+    assert store.states() == good
+    assert repair(cfg, FileSource(source), store).differing == []
+    assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
+
+
+def test_repair_since_limits_keys(tmp_path: Path) -> None:
+    """`--since` compares only windows ending after it."""
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    store.db.execute("DELETE FROM state")
+    keys = {d["key"] for d in repair(cfg, FileSource(source), store, since=100, dry_run=True).differing}
+    assert keys == {"u\x1fn_1m\x1f180", "v\x1fn_1m\x1f180", "u\x1flast\x1f", "v\x1flast\x1f"}
+
+
+def test_lateness_targets(tmp_path: Path) -> None:
+    """The bound for a target is the quantile of how far events arrive behind the max event time."""
+    events = [{"event_time": t, "ingest_time": t + 1} for t in range(100)]
+    events[50]["event_time"] = 20  # one event 29 s behind
+    report = analyze_lateness(FileSource(write_jsonl(tmp_path / "e.jsonl", events)), targets=(0.001, 0.02))
+    by_target = {t["target"]: t for t in report.targets}
+    assert by_target[0.001]["bound"] == 29 and by_target[0.001]["dead_lettered"] == 0
+    assert by_target[0.02]["bound"] == 0 and by_target[0.02]["dead_lettered"] == 0.01
+    assert report.lateness_quantiles is not None and report.lateness_quantiles["p50"] == 1
+    png = report.plot(tmp_path / "l.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_example_file_has_duplicates_late_and_malformed(tmp_path: Path) -> None:
+    """The bundled example exercises every outcome (the demo shows them); the dead-letter folder is made."""
+    from mlplat.ingest import load_ingest_config
+
+    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
+    result = run_pipeline(cfg, FileSource(EXAMPLES / "events.jsonl"), SQLiteStore(tmp_path / "f.db"),
+                          dead_letter=tmp_path / "new" / "dl")
+    assert result.reconciles and all(result.counts[k] > 0 for k in ("duplicates", "late", "malformed"))
+
+
+def test_verify_few_crashes(tmp_path: Path) -> None:
+    """`verify` kills real subprocesses and finds every run identical to the batch computation."""
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("max_out_of_orderness: 30\nallowed_lateness: 10\nfeatures:\n"
+                        "  - {name: n, agg: count, window: 60}\n  - {name: s, agg: sum, field: amount, window: 60}\n")
+    from mlplat.ingest import load_ingest_config
+
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": i, "entity": f"u{i % 5}", "event_time": i * 3,
+                                                  "amount": i} for i in range(300)])
+    report = verify(cfg_path, load_ingest_config(cfg_path), FileSource(source), f"sqlite:///{tmp_path}/v.db",
+                    crashes=2, seed=1)
+    assert report.passed and report.identical == 2 and report.events == 300 and report.killed >= 1
+
+
+def test_follow_waits_for_complete_lines_and_stops(tmp_path: Path) -> None:
+    """With --follow a partial last line is left for later, and the run ends when asked to stop."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"event_id": "a", "entity": "u", "event_time": 1}\n{"event_id": "b", "ent')
+    store = SQLiteStore(tmp_path / "f.db")
+    polls = iter([False, True])
+    source = FileSource(path, poll=0.01)
+    result = run_pipeline(config(SUM), source, store, follow=True, stop=lambda: next(polls, True),
+                          dead_letter=tmp_path / "dl")
+    assert result.counts["read"] == 1 and result.counts["malformed"] == 0
+    with path.open("a") as handle:
+        handle.write('ity": "u", "event_time": 2}\n')
+    assert run_pipeline(config(SUM), source, store, dead_letter=tmp_path / "dl").counts["applied"] == 1

@@ -1,0 +1,218 @@
+"""Against a real redis-server on loopback: the Lua commit, crash + restart, Streams with consumer groups."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.conftest import require_binary
+from tests.ingest.helpers import CrashAt, config, write_jsonl
+from tests.strategies import INGEST_FEATURES, bounded_streams
+
+from mlplat.errors import ServiceError
+from mlplat.ingest import (
+    Checkpoint,
+    Commit,
+    FileSource,
+    IngestConfig,
+    RedisStore,
+    RedisStreamSource,
+    SQLiteStore,
+    read_entity,
+    run_pipeline,
+)
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "ingest"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[str]:
+    """A redis-server of our own on a free loopback port, no persistence; yields its base URL."""
+    binary = require_binary("redis-server")
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """Database 0 of the server, emptied."""
+    import redis
+
+    redis.Redis.from_url(redis_server + "/0").flushdb()
+    return redis_server + "/0"
+
+
+def test_redis_equals_sqlite_on_example(redis_url: str, tmp_path: Path) -> None:
+    """The bundled example gives the same state (and versions) in Redis as in SQLite."""
+    from mlplat.ingest import load_ingest_config
+
+    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
+    source = EXAMPLES / "events.jsonl"
+    in_redis = run_pipeline(cfg, FileSource(source), RedisStore(redis_url), dead_letter=tmp_path / "r.dl")
+    in_sqlite = run_pipeline(cfg, FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=tmp_path / "s.dl")
+    assert in_redis.counts == in_sqlite.counts and in_redis.reconciles
+    assert RedisStore(redis_url).states() == SQLiteStore(tmp_path / "f.db").states()
+    assert read_entity(RedisStore(redis_url), "card-001").rows == read_entity(SQLiteStore(tmp_path / "f.db"),
+                                                                               "card-001").rows
+
+
+def test_redis_compare_and_set(redis_url: str) -> None:
+    """The Lua script ignores a write whose version is not above the stored one; force overrides."""
+    store = RedisStore(redis_url)
+    store.commit(Commit({"u\x1fn\x1f0": (5, [3])}, {"a": 1.0}, Checkpoint(seq=5)))
+    store.commit(Commit({"u\x1fn\x1f0": (4, [99])}, {}, Checkpoint(seq=6)))
+    assert store.states() == {"u\x1fn\x1f0": (5, [3])}
+    assert store.checkpoint("0/1") == Checkpoint(seq=6)
+    store.commit(Commit({"u\x1fn\x1f0": (1, [7])}, {}, Checkpoint(), deletes=[], force=True, forget_before=2.0))
+    assert store.states() == {"u\x1fn\x1f0": (1, [7])} and store.markers(-1e18) == {}
+
+
+class CrashingRedis(CrashAt, RedisStore):
+    """Redis store that dies at its n-th commit."""
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stream=bounded_streams(), batch=st.integers(1, 5), crash_at=st.integers(1, 20), after=st.booleans())
+def test_redis_crash_and_restart_equals_sorted_deduplicated(redis_url: str, stream: tuple[int, list[dict[str, Any]]],
+                                                            batch: int, crash_at: int, after: bool) -> None:
+    """Against real Redis: bounded disorder + duplicates + a crash at any commit = the batch computation."""
+    import redis
+
+    from mlplat.ingest import compute_batch, diff_states, parse_event
+
+    redis.Redis.from_url(redis_url).flushdb()
+    bound, events = stream
+    cfg = IngestConfig(max_out_of_orderness=bound, batch_size=batch, features=INGEST_FEATURES)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = write_jsonl(Path(tmp) / "e.jsonl", events)
+        try:
+            run_pipeline(cfg, FileSource(source), CrashingRedis(redis_url).armed(crash_at, after),
+                         dead_letter=Path(tmp) / "dl")
+        except KeyboardInterrupt:
+            pass
+        run_pipeline(cfg, FileSource(source), RedisStore(redis_url), dead_letter=Path(tmp) / "dl")
+    actual = {k: v for k, (_, v) in RedisStore(redis_url).states().items()}
+    assert diff_states(compute_batch([parse_event(e, cfg) for e in events], cfg), actual) == []
+
+
+def _xadd(url: str, stream: str, events: list[dict[str, Any]]) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for event in events:
+        client.xadd(stream, {"data": json.dumps(event)})
+
+
+EVENTS = [{"event_id": f"e{i}", "entity": f"user{i % 7}", "event_time": i, "amount": i} for i in range(60)]
+
+
+def test_stream_consumer_group_acks_after_commit(redis_url: str, tmp_path: Path) -> None:
+    """A stream is read through a consumer group; every message is acknowledged once committed; a resumed
+    run reads only new messages."""
+    import redis
+
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    _xadd(redis_url, "events", EVENTS[:40])
+    store = RedisStore(redis_url)
+    first = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), store, dead_letter=tmp_path / "dl")
+    _xadd(redis_url, "events", [*EVENTS[40:], {"flat": "no id"}])
+    second = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), store, dead_letter=tmp_path / "dl")
+    assert (first.counts["applied"], second.counts["applied"], second.counts["malformed"]) == (40, 20, 1)
+    assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 0
+    assert sum(r.value for e in range(7) for r in read_entity(store, f"user{e}").rows) == 60
+
+
+def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> None:
+    """Messages committed but not acknowledged before a crash are redelivered, skipped, and acked."""
+    import redis
+
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    _xadd(redis_url, "events", EVENTS)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), CrashingRedis(redis_url).armed(3, True),
+                     dead_letter=tmp_path / "dl")
+    assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 8
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), RedisStore(redis_url),
+                          dead_letter=tmp_path / "dl")
+    assert result.counts["applied"] == 60 - 16 and result.counts["duplicates"] == 0
+    assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 0
+    total = sum(r.value for e in range(7) for r in read_entity(RedisStore(redis_url), f"user{e}").rows)
+    assert total == 60
+
+
+def test_stream_partitions_share_the_work(redis_url: str, tmp_path: Path) -> None:
+    """Two workers with --partition 0/2 and 1/2 on one stream apply disjoint entities that cover all."""
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=16)
+    _xadd(redis_url, "events", EVENTS)
+    results = [run_pipeline(cfg, RedisStreamSource(redis_url + "/events", (i, 2)), RedisStore(redis_url),
+                            partition=(i, 2), dead_letter=tmp_path / "dl.jsonl") for i in range(2)]
+    assert sorted(r.counts["applied"] for r in results) != [0, 60]
+    assert sum(r.counts["applied"] for r in results) == 60
+    assert all(r.counts["read"] + r.counts["other_partition"] == 60 for r in results)
+
+
+def test_unreachable_redis_is_service_error() -> None:
+    """A Redis that does not answer is a ServiceError naming the URL."""
+    port = _free_port()
+    with pytest.raises(ServiceError, match=f"redis://127.0.0.1:{port}/0: cannot reach Redis"):
+        RedisStore(f"redis://127.0.0.1:{port}/0")
+
+
+def test_repair_against_redis(redis_url: str, tmp_path: Path) -> None:
+    """`repair` finds and fixes a corrupted Redis hash field, and a second repair finds nothing."""
+    import redis
+
+    from mlplat.ingest import load_ingest_config, repair
+
+    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
+    source = EXAMPLES / "events.jsonl"
+    store = RedisStore(redis_url)
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.states()
+    redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-002", "amount_last\x1f", '1|[0,"x",0]')
+    report = repair(cfg, FileSource(source), store)
+    assert [d["key"] for d in report.differing] == ["card-002\x1famount_last\x1f"] and report.fixed
+    assert store.states() == good
+    assert repair(cfg, FileSource(source), store).differing == []
+
+
+def test_stream_follow_stops_when_asked(redis_url: str, tmp_path: Path) -> None:
+    """With follow, an idle stream is polled until stop() is true, then the run returns its counts."""
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    _xadd(redis_url, "events", EVENTS[:5])
+    polls = iter([False, True])
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), RedisStore(redis_url), follow=True,
+                          stop=lambda: next(polls, True), dead_letter=tmp_path / "dl")
+    assert result.counts["applied"] == 5
