@@ -85,7 +85,8 @@ class MeanMetric(_MetricBase):
 
     kind: Literal["mean"] = "mean"
     metric: Annotated[str, Field(description="Metric name of the per-interval values in the data.")]
-    min_samples: Annotated[int, Field(ge=2, description="Paired intervals needed before a verdict.")] = 10
+    min_samples: Annotated[int, Field(ge=2, description="Paired intervals needed before a verdict (the "
+                                      "confidence sequence is asymptotic: keep it >= 20).")] = 20
     query: Annotated[str | None, Field(description="PromQL for the gauge per step, by arm.")] = None
 
 

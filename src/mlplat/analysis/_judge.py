@@ -12,6 +12,8 @@ from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric
 from mlplat.analysis._readers import CanaryData
 from mlplat.analysis._sequential import (
     dirichlet_multinomial_test,
+    mean_confidence_sequence,
+    mean_exceedance_p,
     p_from_log_e,
     quantile_confidence_sequence,
     quantile_epsilon,
@@ -32,7 +34,7 @@ _FINE_BINS = 2048
 _DRIFT_GROUPS = 10
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """The overall decision; the CLI exit code follows it (0, 1, 3)."""
 
     PROMOTE = "PROMOTE"
@@ -40,7 +42,7 @@ class Verdict(str, enum.Enum):
     CONTINUE = "CONTINUE"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """One test's state at the last look."""
 
     REGRESSION = "REGRESSION"
@@ -290,13 +292,19 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
     k = metric.concentration
     prior = config.traffic_share
 
+    # One pass per boundary gives both one-sided p-values (and the confidence sequence, which does not
+    # depend on the boundary), so increase/decrease need one pass and either two.
+    passes: dict[float, Any] = {}
+
     def shown(relation: str, factor: float, a: float) -> NDArray[np.float64]:
-        proc = rate_ratio_process(c, b, share, null_ratio=factor, prior_share=prior, concentration=k, alpha=a,
-                                  direction="increase" if relation == "gt" else "decrease")
-        return proc.p_value
+        if factor not in passes:
+            passes[factor] = rate_ratio_process(c, b, share, null_ratio=factor, prior_share=prior,
+                                                concentration=k, alpha=alpha, direction="increase")
+        proc = passes[factor]
+        return proc.p_value if relation == "gt" else proc.pass_p_value
 
     p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
-    cs = rate_ratio_process(c, b, share, direction="either", prior_share=prior, concentration=k, alpha=alpha)
+    cs = next(iter(passes.values()))
     cum_events = np.cumsum(b + c)
     status, decided = _status_from(p_reg, p_pass, cum_events >= metric.min_events, alpha, prep.looks)
     n_events = float(cum_events[-1])
@@ -513,8 +521,7 @@ def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float
     # Groups of about equal pooled mass, chosen from the pooled (unlabelled) values only.
     share_cum = np.cumsum(pooled) / max(pooled.sum(), 1.0)
     group = np.minimum((share_cum * _DRIFT_GROUPS - 1e-9).astype(int), _DRIFT_GROUPS - 1)
-    grouped = np.zeros((counts.shape[0], 2, _DRIFT_GROUPS))
-    np.add.at(grouped, (slice(None), slice(None), group), counts)
+    grouped = np.stack([counts[..., group == g].sum(axis=-1) for g in range(_DRIFT_GROUPS)], axis=-1)
     per_look = counts.sum(axis=-1)
     total = per_look.sum(axis=1)
     valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
@@ -558,28 +565,21 @@ def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: floa
     times = table.index.to_numpy(dtype=float)
     d = can - base
     t = np.arange(1, len(d) + 1, dtype=float)
-    mean_d = np.cumsum(d) / t
     mean_b = np.cumsum(base) / t
-    var = np.maximum(np.cumsum(d * d) / t - mean_d**2, 0.0) * t / np.maximum(t - 1, 1)
-    sd = np.sqrt(var)
-    la = -2 * math.log(alpha)
-    rho2 = (la + math.log(la + 1)) / 30.0
+    burn = metric.min_samples
 
     def shown(relation: str, factor: float, a: float) -> NDArray[np.float64]:
+        # "canary > factor x baseline" is "mean difference > (factor - 1) |baseline mean|".
         margin = (factor - 1) * np.abs(mean_b)
-        gap = mean_d - margin if relation == "gt" else margin - mean_d
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_inv = (gap / sd) ** 2 * t * t * rho2 / (2 * (t * rho2 + 1)) - 0.5 * np.log(t * rho2 + 1)
-        p = np.where((gap > 0) & (t >= 2) & (sd > 0), np.exp(-np.nan_to_num(log_inv, nan=0.0)), 1.0)
-        p = np.where((gap > 0) & (t >= 2) & (sd == 0), 0.0, p)
-        return np.minimum.accumulate(np.minimum(p, 1.0))
+        if relation == "gt":
+            return mean_exceedance_p(d, margin, a, burn_in=burn)
+        return mean_exceedance_p(-d, -margin, a, burn_in=burn)
 
     p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
-    half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
-    half = np.where(t >= 2, half, np.inf)
+    mean_d, lo, hi = mean_confidence_sequence(d, alpha, burn_in=burn)
     scale = np.where(np.abs(mean_b) > 0, np.abs(mean_b), np.nan)
-    ci_lo = np.maximum.accumulate(np.nan_to_num((mean_d - half) / scale, nan=-np.inf))
-    ci_hi = np.minimum.accumulate(np.nan_to_num((mean_d + half) / scale, nan=np.inf))
+    ci_lo = np.nan_to_num(lo / scale, nan=-np.inf)
+    ci_hi = np.nan_to_num(hi / scale, nan=np.inf)
     enough = t >= metric.min_samples
     status, decided = _status_from(p_reg, p_pass, enough, alpha, times)
     detail = f"mean baseline {base.mean():.4g}, canary {can.mean():.4g} over {len(d)} paired intervals"

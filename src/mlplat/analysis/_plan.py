@@ -212,7 +212,7 @@ class PlanResult:
             table.add_row(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x",
                           f"{c.power:.3f}", format_duration(c.median_time), format_duration(c.time_to_80),
                           format_duration(c.time_to_95))
-        lines = [table]
+        lines: list[Any] = [table]
         for t, r in self.false_alarm.items():
             lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
                          f"(95% upper bound {binomial_upper(r, self.runs):.4f})")
@@ -271,8 +271,9 @@ def plan(
     seeds = np.random.SeedSequence(seed)
     cells = []
     false_alarm = {}
-    common = {"rps": rps, "baseline_rate": baseline_rate, "duration": max_duration, "interval": interval,
-              "alpha": alpha, "tolerance": tolerance, "concentration": concentration, "runs": runs}
+    common: dict[str, Any] = {
+        "rps": rps, "baseline_rate": baseline_rate, "duration": max_duration, "interval": interval, "alpha": alpha,
+        "tolerance": tolerance, "concentration": concentration, "runs": runs}
     for share in traffic:
         null = simulate_detection(traffic=share, effect=1.0, rng=np.random.default_rng(seeds.spawn(1)[0]),
                                   **common)

@@ -22,6 +22,7 @@ __all__ = [
     "dirichlet_multinomial_log_bf",
     "dirichlet_multinomial_test",
     "mean_confidence_sequence",
+    "mean_exceedance_p",
     "p_from_log_e",
     "quantile_confidence_sequence",
     "quantile_epsilon",
@@ -236,15 +237,19 @@ def rate_ratio_process(
     # Confidence sequence: candidate ratios whose mixture e-value stays below 1/alpha, intersected over time.
     mix = _logsumexp(ll + log_w, axis=-1)[..., None]
     inside = (mix - ll) < math.log(1 / alpha)
-    inside = np.logical_and.accumulate(inside, axis=-2)
+    running = np.logical_and.accumulate(inside, axis=-2)
+    # An empty intersection is possible (with probability at most alpha); then report the current set,
+    # which always holds the grid's maximum-likelihood ratio.
+    inside = np.where(running.any(axis=-1, keepdims=True), running, inside)
     any_in = inside.any(axis=-1)
-    lo_idx = np.argmax(inside, axis=-1)
-    hi_idx = _GRID - 1 - np.argmax(inside[..., ::-1], axis=-1)
-    ci_low = np.where(any_in, rho[lo_idx], np.nan)
-    ci_high = np.where(any_in, rho[hi_idx], np.nan)
-    # The grid's ends stand for "beyond": report them as 0 and infinity.
-    ci_low = np.where(lo_idx == 0, 0.0, ci_low)
-    ci_high = np.where(hi_idx == _GRID - 1, np.inf, ci_high)
+    # The log-likelihood is concave in log rho, so the set inside is an interval; its true ends lie between
+    # the outermost grid points inside and their excluded neighbours, which are reported (conservative).
+    lo_idx = np.argmax(inside, axis=-1) - 1
+    hi_idx = _GRID - np.argmax(inside[..., ::-1], axis=-1)
+    ci_low = np.where(lo_idx < 0, 0.0, rho[np.clip(lo_idx, 0, _GRID - 1)])
+    ci_high = np.where(hi_idx > _GRID - 1, np.inf, rho[np.clip(hi_idx, 0, _GRID - 1)])
+    ci_low = np.where(any_in, ci_low, np.nan)
+    ci_high = np.where(any_in, ci_high, np.nan)
     cum_c = np.cumsum(c, axis=-1)
     expected = np.cumsum((c + b) * s, axis=-1)
     ratio_num = cum_c * np.cumsum((c + b) * (1 - s), axis=-1)
@@ -289,7 +294,7 @@ def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
 
 
 
-def quantile_epsilon(n: ArrayLike, alpha: float) -> NDArray[np.float64]:
+def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
     """Half-width, in probability, of the time-uniform band around the empirical CDF after ``n`` samples.
 
     Uniformly over all sample sizes and all quantiles, with probability at least ``1 - alpha``,
@@ -308,7 +313,8 @@ def quantile_epsilon(n: ArrayLike, alpha: float) -> NDArray[np.float64]:
     import numpy as np
 
     m = np.maximum(np.asarray(n, dtype=float), 1.0)
-    return np.asarray(0.85 * np.sqrt((np.log(np.log(np.e * m)) + 0.8 * np.log(1612 / alpha)) / m))
+    a = np.asarray(alpha, dtype=float)
+    return np.asarray(0.85 * np.sqrt((np.log(np.log(np.e * m)) + 0.8 * np.log(1612 / a)) / m))
 
 
 def quantile_confidence_sequence(
@@ -364,13 +370,21 @@ def _first_reaching(cum: NDArray[np.float64], target: NDArray[np.float64]) -> ND
     return np.where(found, np.argmax(reach, axis=1), cum.shape[1])
 
 
+def _rho2(alpha: float, t_opt: float) -> float:
+    """Mixture precision that makes the normal-mixture boundary tightest near ``t_opt`` observations."""
+    la = -2 * math.log(alpha)
+    return (la + math.log(la + 1)) / t_opt
+
+
 def mean_confidence_sequence(
-    values: ArrayLike, alpha: float, *, rho2: float | None = None, t_opt: float = 30.0
+    values: ArrayLike, alpha: float, *, t_opt: float = 30.0, burn_in: int = 20
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Asymptotic confidence sequence for a mean (Gaussian-mixture boundary), running intersection.
 
     ``mean_t +- sd_t sqrt(2 (t rho^2 + 1) / (t^2 rho^2) log(sqrt(t rho^2 + 1) / alpha))``; ``rho`` is tuned
-    so the boundary is tightest near ``t_opt`` observations.
+    so the boundary is tightest near ``t_opt`` observations. The sequence is asymptotic: with a handful of
+    observations the variance estimate is too noisy, so it is unbounded before ``burn_in`` observations
+    (a seeded test shows coverage at 20 for near-normal data, such as per-interval averages).
 
     References
     ----------
@@ -389,17 +403,44 @@ def mean_confidence_sequence(
     """
     import numpy as np
 
-    x = np.asarray(values, dtype=float)
-    t = np.arange(1, x.shape[-1] + 1, dtype=float)
-    mean = np.cumsum(x, axis=-1) / t
-    sq = np.cumsum(x * x, axis=-1) / t
-    var = np.maximum(sq - mean * mean, 0.0) * t / np.maximum(t - 1, 1)
-    if rho2 is None:
-        la = -2 * math.log(alpha)
-        rho2 = (la + math.log(la + 1)) / t_opt
-    half = np.sqrt(var) * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
-    # Two observations at least before the variance means anything.
-    half = np.where(t >= 2, half, np.inf)
+    mean, sd, t = _running_moments(values)
+    rho2 = _rho2(alpha, t_opt)
+    half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
+    half = np.where(t >= max(burn_in, 2), half, np.inf)
     lo = np.maximum.accumulate(mean - half, axis=-1)
     hi = np.minimum.accumulate(mean + half, axis=-1)
     return mean, lo, hi
+
+
+def _running_moments(values: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    t = np.arange(1, x.shape[-1] + 1, dtype=float)
+    mean = np.cumsum(x, axis=-1) / t
+    var = np.maximum(np.cumsum(x * x, axis=-1) / t - mean * mean, 0.0) * t / np.maximum(t - 1, 1)
+    return mean, np.sqrt(var), t
+
+
+def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_opt: float = 30.0,
+                      burn_in: int = 20) -> NDArray[np.float64]:
+    """Anytime p-value that the mean exceeds ``margin``: the level at which the sequence's lower end passes it.
+
+    Inverts the boundary of :func:`mean_confidence_sequence` (same ``rho`` from ``alpha``) at every look
+    and keeps the running minimum. To test "mean below margin", pass the negated values and margin.
+
+    >>> import numpy as np
+    >>> p = mean_exceedance_p(np.random.default_rng(1).normal(1.0, 1.0, 200), 0.0, 0.05)
+    >>> bool(p[-1] < 1e-6)
+    True
+    """
+    import numpy as np
+
+    mean, sd, t = _running_moments(values)
+    rho2 = _rho2(alpha, t_opt)
+    gap = mean - np.asarray(margin, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_inv = (gap / sd) ** 2 * t * t * rho2 / (2 * (t * rho2 + 1)) - 0.5 * np.log(t * rho2 + 1)
+    ready = (gap > 0) & (t >= max(burn_in, 2))
+    p = np.where(ready, np.exp(-np.nan_to_num(log_inv, nan=0.0, posinf=np.inf)), 1.0)
+    return np.asarray(np.minimum.accumulate(np.minimum(p, 1.0), axis=-1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlplat.errors import SimulationError
 
@@ -104,9 +104,10 @@ def to_prometheus_json(frame: pd.DataFrame, *, arm_label: str = "arm") -> str:
         result = []
         keys = ["arm", "le"] if rows["le"].notna().any() else ["arm"]
         for key, series in rows.groupby(keys, sort=True, dropna=False):
-            labels = {arm_label: key[0] if isinstance(key, tuple) else key}
+            parts: tuple[Any, ...] = key if isinstance(key, tuple) else (key,)
+            labels = {arm_label: str(parts[0])}
             if "le" in keys:
-                le = key[1]
+                le = float(parts[1])
                 labels["le"] = "+Inf" if math.isinf(le) else f"{le:g}"
             result.append({"metric": labels, "values": [[float(t), f"{v:.6g}"] for t, v in
                                                          zip(series["timestamp"], series["value"], strict=True)]})

@@ -37,10 +37,8 @@ def _load(path: Path | None) -> CanaryConfig:
     return load_config(path, CanaryConfig)
 
 
-def _time(value: str | None, name: str, *, now: float | None = None) -> float | None:
+def _time(value: str, name: str, *, now: float | None = None) -> float:
     """Seconds since the epoch from ``1767225600``, ``2026-01-01T00:00:00Z``, ``now`` or ``now-30m``."""
-    if value is None:
-        return None
     text = value.strip()
     if text.startswith("now"):
         base = time.time() if now is None else now
@@ -76,6 +74,7 @@ def _seconds(value: str, name: str) -> float:
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
             force: bool) -> None:
     from mlplat.analysis._report import markdown_report, plot_png
+
     # Imported here: cli/app.py imports this module while it is being built.
     from mlplat.cli.app import ExitCode
 
@@ -122,13 +121,13 @@ def analyze(
     cfg = _load(config)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
         raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
-    at_s = _time(at, "--at")
+    at_s = _time(at, "--at") if at is not None else None
     if prometheus is not None:
         if data is not None:
             raise DataError("give either DATA or --prometheus, not both")
-        start_s = _time(start, "--start")
-        if start_s is None:
+        if start is None:
             raise DataError("--prometheus needs --start (for example --start now-30m)")
+        start_s = _time(start, "--start")
         end_s = _time(end, "--end") if end is not None else time.time()
         export = fetch_prometheus(cfg, prometheus, start=start_s, end=end_s, step=_seconds(step, "--step"))
         result = run_analysis(export, cfg, at=at_s, start=start_s)
