@@ -18,6 +18,11 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
+	# canary: the bundled regression export must ROLLBACK (exit 1) and the A/A export PROMOTE (exit 0);
+	# the leading '-' keeps the demo going past the deliberate non-zero exit code of a rollback.
+	-$(MLPLAT) canary analyze examples/canary/regression.csv --config examples/canary/canary.yaml
+	$(MLPLAT) canary analyze examples/canary/aa.json --config examples/canary/canary.yaml
+	$(MLPLAT) canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,5% --effect 2,3 --runs 500
 
 test: install
 	$(PY) -m pytest
@@ -34,6 +39,8 @@ bench: install
 	if grep -q '^[A-Za-z]' benchmarks/requirements.txt; then \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/canary_speed.py
+	$(PY) benchmarks/canary_validity.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
