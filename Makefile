@@ -18,9 +18,9 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
-	# canary: the bundled regression export must ROLLBACK (exit 1) and the A/A export PROMOTE (exit 0);
-	# the leading '-' keeps the demo going past the deliberate non-zero exit code of a rollback.
-	-$(MLPLAT) canary analyze examples/canary/regression.csv --config examples/canary/canary.yaml
+	# canary: the bundled regression export must ROLLBACK (exit 1, so `|| test $$? -eq 1` accepts exactly
+	# that code and still fails the demo on any other) and the A/A export must PROMOTE (exit 0).
+	$(MLPLAT) canary analyze examples/canary/regression.csv --config examples/canary/canary.yaml || test $$? -eq 1
 	$(MLPLAT) canary analyze examples/canary/aa.json --config examples/canary/canary.yaml
 	$(MLPLAT) canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,5% --effect 2,3 --runs 500
 

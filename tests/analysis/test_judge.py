@@ -162,7 +162,7 @@ def test_duplicates_summed_with_warning() -> None:
     rows.append((60.0, "canary", "errors", 1.0))
     result = analyze(_data(rows), _config())
     assert any("duplicated" in w and "summed" in w for w in result.warnings)
-    assert result.metrics[0].detail.startswith("61 bad events (4 canary)")
+    assert result.metrics[0].detail.startswith("61 events (4 canary)")
 
 
 def test_unsorted_timestamps_sorted_with_warning() -> None:

@@ -308,7 +308,7 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
     cum_events = np.cumsum(b + c)
     status, decided = _status_from(p_reg, p_pass, cum_events >= metric.min_events, alpha, prep.looks)
     n_events = float(cum_events[-1])
-    detail = f"{n_events:.0f} bad events ({c.sum():.0f} canary)"
+    detail = f"{n_events:.0f} events ({c.sum():.0f} canary)"
     if status is Status.PENDING and n_events < metric.min_events:
         detail += f"; needs min_events {metric.min_events}"
     return [MetricResult(
@@ -476,7 +476,7 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
             ci_hi = np.where(lo_b > 0, hi_c / lo_b - 1, np.inf)
         est_c, est_b = _interpolated_quantile(cum_c[-1], edges, q), _interpolated_quantile(cum_b[-1], edges, q)
         effect = est_c / est_b - 1 if est_b > 0 and np.isfinite(est_b) and np.isfinite(est_c) else math.nan
-        detail = f"p{_qname(q)} baseline {est_b:.4g}, canary {est_c:.4g}"
+        detail = f"{est_b:.4g} vs {est_c:.4g}"
         if status is Status.PENDING and not enough[-1]:
             detail += f"; needs min_samples {metric.min_samples} per arm"
         out.append(MetricResult(
@@ -537,7 +537,7 @@ def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float
     first = _first(hit)
     status = Status.REGRESSION if first is not None else Status.PENDING
     decided = float(prep.looks[first]) if first is not None else None
-    detail = "equality in distribution (can only reject; does not gate promotion)"
+    detail = "reject-only; does not gate promotion"
     nan = math.nan
     return MetricResult(name=name, metric=metric.name, kind="distribution", status=status, p_value=float(p[-1]),
                         effect=nan, ci=(nan, nan), n_baseline=float(n_b[-1]), n_canary=float(n_c[-1]),
@@ -582,7 +582,7 @@ def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: floa
     ci_hi = np.nan_to_num(hi / scale, nan=np.inf)
     enough = t >= metric.min_samples
     status, decided = _status_from(p_reg, p_pass, enough, alpha, times)
-    detail = f"mean baseline {base.mean():.4g}, canary {can.mean():.4g} over {len(d)} paired intervals"
+    detail = f"{base.mean():.4g} vs {can.mean():.4g}, {len(d)} intervals"
     if status is Status.PENDING and not enough[-1]:
         detail += f"; needs min_samples {metric.min_samples}"
     return [MetricResult(
