@@ -23,6 +23,7 @@ demo: install
 	$(MLPLAT) canary analyze examples/canary/regression.csv --config examples/canary/canary.yaml || test $$? -eq 1
 	$(MLPLAT) canary analyze examples/canary/aa.json --config examples/canary/canary.yaml
 	$(MLPLAT) canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,5% --effect 2,3 --runs 500
+	$(MLPLAT) canary rollout --config examples/canary/canary.yaml --rps 300 --stages shadow,5%,25%,50%,100% --effect 2 --runs 300
 
 test: install
 	$(PY) -m pytest

@@ -304,3 +304,43 @@ def test_help_lists_commands(runner: CliRunner) -> None:
     result = _invoke(runner, "--help")
     for name in ("analyze", "watch", "plan", "simulate", "init", "validate", "schema"):
         assert name in result.stdout
+
+
+ROLLOUT = ["rollout", "--rps", "300", "-c", str(CONFIG), "--stages", "shadow,5%,50%,100%", "--effect", "2",
+           "--runs", "60", "--max-total", "3h"]
+
+
+def test_rollout_table_and_json(runner: CliRunner) -> None:
+    """rollout prints a table; --json carries stages with dwell, power, blast radius and checks."""
+    result = _invoke(runner, *ROLLOUT)
+    assert result.exit_code == 0, result.output
+    assert "shadow" in result.stdout and "Split unit: request" in result.stdout
+    doc = json.loads(_invoke(runner, *ROLLOUT, "--json").stdout)
+    assert [s["name"] for s in doc["stages"]] == ["shadow", "5%", "50%", "100%"]
+    assert {"dwell_s", "power", "affected_requests", "extra_errors_if_bad", "checks", "rollback"} <= set(
+        doc["stages"][1])
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "argo", "flagger"])
+def test_rollout_formats_to_file(runner: CliRunner, tmp_path: Path, fmt: str) -> None:
+    """-o writes the runbook, the Argo steps or the Flagger block."""
+    path = tmp_path / f"plan.{fmt}"
+    result = _invoke(runner, *ROLLOUT, "--format", fmt, "-o", str(path))
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert {"markdown": "# Canary rollout runbook", "argo": "kind: Rollout", "flagger": "kind: Canary"}[fmt] in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stages", "5%,1%"], "shares must increase"),
+    (["--stages", "5%,120%"], "each share must be in (0, 100%]"),
+    (["--metrics", "bogus"], "unknown metric name(s) 'bogus'"),
+    (["--power", "1.5"], "--power must be in (0, 1)"),
+    (["--max-total", "10s"], "is shorter than one look"),
+    (["--format", "helm"], "--format must be"),
+])
+def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
+    """Bad stages, unknown metrics, power outside (0, 1), an impossible --max-total: exit 4 with a message."""
+    result = _invoke(runner, *ROLLOUT, *args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in result.stderr

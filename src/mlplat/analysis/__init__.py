@@ -27,6 +27,15 @@ from mlplat.analysis._plan import (
     simulate_detection,
 )
 from mlplat.analysis._readers import CanaryData, prometheus_frame, read_export
+from mlplat.analysis._rollout import (
+    RolloutPlan,
+    RolloutStage,
+    parse_stages,
+    plan_rollout,
+    rollout_argo,
+    rollout_flagger,
+    rollout_markdown,
+)
 from mlplat.analysis._sequential import (
     RatePrior,
     RateProcess,
@@ -56,6 +65,8 @@ __all__ = [
     "RateMetric",
     "RatePrior",
     "RateProcess",
+    "RolloutPlan",
+    "RolloutStage",
     "Series",
     "SrmConfig",
     "SrmResult",
@@ -68,11 +79,16 @@ __all__ = [
     "mean_confidence_sequence",
     "mean_exceedance_p",
     "p_from_log_e",
+    "parse_stages",
     "plan",
+    "plan_rollout",
     "prometheus_frame",
     "quantile_confidence_sequence",
     "quantile_epsilon",
     "rate_ratio_process",
     "read_export",
+    "rollout_argo",
+    "rollout_flagger",
+    "rollout_markdown",
     "simulate_detection",
 ]

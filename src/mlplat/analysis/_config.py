@@ -39,6 +39,8 @@ class _MetricBase(ConfigModel):
                                       "acceptable (0.1 = 10%).")] = 0.1
     critical: Annotated[bool, Field(description="A regression of this metric forces a rollback.")] = False
     nan_policy: Annotated[NanPolicy, Field(description="NaN values: drop them, read them as 0, or fail.")] = "drop"
+    user_facing: Annotated[bool, Field(description="Needs a user to see the canary's answer (conversions, "
+                                       "clicks): shadow traffic cannot judge it.")] = False
 
 
 class RateMetric(_MetricBase):

@@ -179,8 +179,7 @@ def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepa
 
     frame = data.frame
     warnings = list(data.warnings)
-    arms = {config.arms.baseline, config.arms.canary}
-    unknown = sorted(set(frame["arm"].unique()) - arms)
+    unknown = sorted(set(map(str, frame["arm"].unique())) - {config.arms.baseline, config.arms.canary})
     if unknown:
         raise DataError(f"{data.source}: unknown arm name(s) {', '.join(map(repr, unknown))}; expected "
                         f"{config.arms.baseline!r} or {config.arms.canary!r} (set arms: in the config)")
@@ -335,7 +334,9 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     import numpy as np
 
     f = prep.frame
-    rows = f[f["metric"] == metric.metric]
+    mask = (f["metric"] == metric.metric).to_numpy()
+    # Boolean indexing copies every column: skip it when the export holds this metric only (raw samples).
+    rows = f if mask.all() else f[mask]
     if len(rows) == 0:
         return None
     rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
@@ -355,9 +356,17 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
         edges = np.geomspace(lo, hi, _FINE_BINS)
     else:
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, _FINE_BINS)
-    edges[-1] = np.inf if hi == edges[-1] else edges[-1]
     edges[-1] = max(edges[-1], hi)
-    bins = np.minimum(np.searchsorted(edges, values, side="left"), _FINE_BINS - 1)
+    if lo > 0 and hi / lo > 1.0001:
+        # Log-spaced edges: the bin follows from the logarithm, no search needed (nudged where rounding
+        # put a value just past its edge).
+        step = math.log(hi / lo) / (_FINE_BINS - 1)
+        bins = np.ceil((np.log(values) - math.log(lo)) / step - 1e-9).astype(np.intp)
+        bins = np.clip(bins, 0, _FINE_BINS - 1)
+        bins += (values > edges[bins]) & (bins < _FINE_BINS - 1)
+        bins -= (bins > 0) & (values <= edges[np.maximum(bins - 1, 0)])
+    else:
+        bins = np.minimum(np.searchsorted(edges, values, side="left"), _FINE_BINS - 1)
     flat = (look_idx * 2 + arm_idx) * _FINE_BINS + bins
     counts = np.bincount(flat, minlength=len(prep.looks) * 2 * _FINE_BINS).astype(float)
     return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS)

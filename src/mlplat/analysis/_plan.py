@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DetectionSimulation", "PlanCell", "PlanResult", "plan", "simulate_detection"]
 
-# Runs per vectorised block: runs x looks x grid floats stay near 30 MB.
-_BLOCK = 256
+# Runs per vectorised block: runs x looks x grid floats stay near 30 MB (256 runs at 60 looks).
+_CELLS_PER_BLOCK = 256 * 60
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,9 @@ def simulate_detection(
     per_interval = rps * interval
     times = interval * np.arange(1, looks + 1)
     detect = np.full(runs, np.inf)
-    for start in range(0, runs, _BLOCK):
-        n = min(_BLOCK, runs - start)
+    block = max(1, _CELLS_PER_BLOCK // looks)
+    for start in range(0, runs, block):
+        n = min(block, runs - start)
         requests = rng.poisson(per_interval, size=(n, looks))
         canary_req = rng.binomial(requests, traffic)
         base_req = requests - canary_req

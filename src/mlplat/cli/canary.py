@@ -13,6 +13,7 @@ import typer
 from mlplat.cli._output import JsonOption, Output
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_bytes, atomic_write_text, read_template
+from mlplat.jsonable import dumps
 from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
 
 if TYPE_CHECKING:
@@ -26,15 +27,32 @@ TEMPLATE = "canary.yaml"
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="canary.yaml (default: the "
                                                    "bundled template, `mlplat canary init` writes it).")]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+ShareOption = Annotated[str | None, typer.Option("--traffic-share", help="Override the config's traffic_share "
+                                                 "(a rollout stage's weight, '5%').")]
 
 
-def _load(path: Path | None) -> CanaryConfig:
+def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: float | None = None
+          ) -> CanaryConfig:
     from mlplat.analysis import CanaryConfig
     from mlplat.config import load_config, parse_yaml, validate_document
 
     if path is None:
-        return validate_document(parse_yaml(read_template(TEMPLATE), source=f"<bundled {TEMPLATE}>"), CanaryConfig)
-    return load_config(path, CanaryConfig)
+        cfg = validate_document(parse_yaml(read_template(TEMPLATE), source=f"<bundled {TEMPLATE}>"), CanaryConfig)
+    else:
+        cfg = load_config(path, CanaryConfig)
+    if traffic_share is not None:
+        try:
+            share = parse_percent(traffic_share)
+        except ValueError as exc:
+            raise DataError(f"--traffic-share: {exc}") from None
+        if not 0 < share < 1:
+            raise DataError(f"--traffic-share must be in (0%, 100%), got {traffic_share!r}")
+        cfg.traffic_share = share
+    if max_duration is not None:
+        if max_duration <= 0:
+            raise DataError("--max-duration must be > 0")
+        cfg.max_duration = max_duration
+    return cfg
 
 
 def _time(value: str, name: str, *, now: float | None = None) -> float:
@@ -109,6 +127,9 @@ def analyze(
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of p-values and confidence "
                                               "sequences.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
+    traffic_share: ShareOption = None,
+    max_duration: Annotated[str | None, typer.Option("--max-duration", help="Override the config's "
+                                                     "max_duration (a rollout stage's dwell).")] = None,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -118,7 +139,8 @@ def analyze(
     from mlplat.analysis._prometheus import fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    cfg = _load(config)
+    cfg = _load(config, traffic_share=traffic_share,
+                max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
         raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
     at_s = _time(at, "--at") if at is not None else None
@@ -151,6 +173,7 @@ def watch(
     max_duration: Annotated[str | None, typer.Option("--max-duration", help="Stop watching after this long "
                                                      "(default: the config's max_duration).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report at the end.")] = None,
+    traffic_share: ShareOption = None,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -162,12 +185,14 @@ def watch(
     from mlplat.analysis._prometheus import fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    cfg = _load(config)
+    limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
+    # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
+    cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)
     began = time.time()
     start_s = _time(start, "--start") if start is not None else began
     every = _seconds(interval, "--interval")
     step_s = _seconds(step, "--step")
-    limit = _seconds(max_duration, "--max-duration") if max_duration is not None else cfg.max_duration
+    limit = cfg.max_duration
     if every <= 0:
         raise DataError("--interval must be > 0")
     while True:
@@ -258,6 +283,60 @@ def _check_plan_inputs(baseline_rate: float, shares: list[float], effects: list[
         raise DataError(f"need 0 < --srm-alpha < --alpha < 1, got {srm_alpha:g} and {alpha:g}")
     if runs < 10:
         raise DataError(f"--runs must be >= 10, got {runs}")
+
+
+@app.command()
+def rollout(
+    ctx: typer.Context,
+    rps: Annotated[str, typer.Option("--rps", help="Requests per second over both arms ('300', '1e6/h').")],
+    config: ConfigOption = None,
+    stages: Annotated[str, typer.Option("--stages", help="Stage shares, smallest first.")] = (
+        "shadow,1%,5%,25%,50%,100%"),
+    power: Annotated[float, typer.Option("--power", help="Power each stage must reach, in (0, 1).")] = 0.9,
+    effect: Annotated[float, typer.Option("--effect", help="Error-rate multiplier to detect.")] = 1.5,
+    baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Baseline error rate.")] = 0.001,
+    max_total: Annotated[str, typer.Option("--max-total", help="Longest the whole rollout may take.")] = "4h",
+    unit: Annotated[str, typer.Option("--unit", help="What the split is on: request | session | user.")] = (
+        "request"),
+    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names to check "
+                                                "(default: all in the config).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | argo | flagger")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan to this file.")] = None,
+    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 0,
+    force: ForceOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Plan the traffic stages of a canary, each dwell sized by the gate's own power simulation."""
+    from mlplat.analysis import parse_stages, plan_rollout, rollout_argo, rollout_flagger, rollout_markdown
+
+    out = Output.from_ctx(ctx, json=json)
+    cfg = _load(config)
+    if fmt not in ("table", "markdown", "argo", "flagger"):
+        raise DataError(f"--format must be table, markdown, argo or flagger, got {fmt!r}")
+    if unit not in ("request", "session", "user"):
+        raise DataError(f"--unit must be request, session or user, got {unit!r}")
+    if runs < 10:
+        raise DataError(f"--runs must be >= 10, got {runs}")
+    if not 0 < baseline_rate < 1:
+        raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
+    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else None
+    with out.progress("simulating stages", total=None):
+        result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
+                              power=power, effect=effect, max_total=_seconds(max_total, "--max-total"),
+                              unit=unit, metrics=names, runs=runs, seed=seed)  # type: ignore[arg-type]
+    text = {"markdown": rollout_markdown, "argo": rollout_argo, "flagger": rollout_flagger}.get(fmt)
+    if output is not None:
+        body = text(result) if text is not None else dumps(result) + "\n"
+        atomic_write_text(output, body, force=force)
+        out.note(f"wrote {output}")
+    if out.json or text is None:
+        out.result(result)
+    elif output is None:
+        typer.echo(text(result), nl=False)
+    if not result.fits and (text is not None or out.json):  # the table already lists them
+        for suggestion in result.suggestions:
+            out.warn(suggestion)
 
 
 @app.command()
