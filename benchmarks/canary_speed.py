@@ -10,17 +10,16 @@ Run: `python benchmarks/canary_speed.py`; writes the "canary-speed" section of d
 from __future__ import annotations
 
 import argparse
-import math
 import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from _report import median, table, write_section
 
 from mlplat.analysis import CanaryConfig, CanaryData, analyze, dirichlet_multinomial_test, rate_ratio_process
+from mlplat.analysis._simulate import many_rate_metrics_export, raw_latency_export
 
 
 def _best(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -97,24 +96,10 @@ def _peer(looks: int, repeats: int) -> tuple[list[tuple[str, ...]], list[str]]:
 
 
 def _large(repeats: int) -> list[tuple[str, str]]:
-    rng = np.random.default_rng(1)
-    looks = 1440
-    times = np.repeat(60.0 * np.arange(1, looks + 1), 2)
-    arms = np.tile(["baseline", "canary"], looks)
-    parts = [pd.DataFrame({"timestamp": times, "arm": arms, "metric": "requests",
-                           "value": np.tile([19000.0, 1000.0], looks)})]
-    metrics = []
-    for i in range(20):
-        parts.append(pd.DataFrame({"timestamp": times, "arm": arms, "metric": f"e{i}",
-                                   "value": rng.poisson(np.tile([19.0, 1.0], looks)).astype(float)}))
-        metrics.append({"name": f"e{i}", "kind": "rate", "events": f"e{i}"})
-    frame = pd.concat(parts, ignore_index=True).assign(le=math.nan)
+    frame, metrics = many_rate_metrics_export(looks=1440, metrics=20, seed=1)
     cfg = CanaryConfig.model_validate({"metrics": metrics})
     t_counts, _ = _best(lambda: analyze(CanaryData(frame, "bench"), cfg), repeats)
-    n = 60 * 166_667
-    raw = pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, 61), n // 60),
-                        "arm": np.where(rng.random(n) < 0.05, "canary", "baseline"), "metric": "lat",
-                        "value": rng.lognormal(-2.5, 0.5, n), "le": math.nan})
+    raw = raw_latency_export(samples=10_000_000, seed=1)
     cfg_raw = CanaryConfig.model_validate({"srm": {"enabled": False}, "metrics": [
         {"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5, 0.9, 0.99]}]})
     t_raw, _ = _best(lambda: analyze(CanaryData(raw, "bench"), cfg_raw), repeats)

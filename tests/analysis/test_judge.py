@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze
-from mlplat.analysis._simulate import SimulationSpec, simulate_export
+from mlplat.analysis._simulate import SimulationSpec, many_rate_metrics_export, raw_latency_export, simulate_export
 from mlplat.errors import ConfigError, DataError
 
 RATE = {"name": "errors", "kind": "rate", "events": "errors", "critical": True}
@@ -266,18 +266,8 @@ def test_result_to_dict_shape() -> None:
 @pytest.mark.slow
 def test_speed_1440_intervals_20_metrics() -> None:
     """A day of one-minute intervals with 20 rate metrics is judged in a couple of seconds."""
-    rng = np.random.default_rng(10)
-    looks = 1440
-    times = np.repeat(60.0 * np.arange(1, looks + 1), 2)
-    arms = np.tile(["baseline", "canary"], looks)
-    parts = [pd.DataFrame({"timestamp": times, "arm": arms, "metric": "requests",
-                           "value": np.tile([19000.0, 1000.0], looks)})]
-    metrics = []
-    for i in range(20):
-        parts.append(pd.DataFrame({"timestamp": times, "arm": arms, "metric": f"e{i}",
-                                   "value": rng.poisson(np.tile([19.0, 1.0], looks)).astype(float)}))
-        metrics.append({"name": f"e{i}", "kind": "rate", "events": f"e{i}"})
-    data = _data(pd.concat(parts, ignore_index=True))
+    frame, metrics = many_rate_metrics_export(looks=1440, metrics=20, seed=10)
+    data = _data(frame)
     began = time.perf_counter()
     result = analyze(data, _config(*metrics))
     elapsed = time.perf_counter() - began
@@ -287,15 +277,10 @@ def test_speed_1440_intervals_20_metrics() -> None:
 
 @pytest.mark.slow
 def test_speed_10m_raw_samples() -> None:
-    """Ten million raw latency samples are judged in a couple of seconds."""
-    rng = np.random.default_rng(12)
-    n = 60 * 166_667  # ten million
-    frame = pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, 61), n // 60),
-                          "arm": np.where(rng.random(n) < 0.05, "canary", "baseline"),
-                          "metric": "lat", "value": rng.lognormal(-2.5, 0.5, n), "le": math.nan})
+    """Ten million raw latency samples are judged in a couple of seconds (10 s bound on a loaded box)."""
+    data = _data(raw_latency_export(samples=10_000_000, seed=12))
     cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5, 0.9, 0.99]},
                   srm={"enabled": False})
-    data = _data(frame)
     began = time.perf_counter()
     result = analyze(data, cfg)
     elapsed = time.perf_counter() - began

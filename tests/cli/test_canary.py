@@ -344,3 +344,16 @@ def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> 
     result = _invoke(runner, *ROLLOUT, *args)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert message in result.stderr
+
+
+def test_one_prometheus_file_per_query(runner: CliRunner, tmp_path: Path) -> None:
+    """Several Prometheus responses, one file per query named after its metric, are judged together."""
+    combined = json.loads((EXAMPLES / "aa.json").read_text())
+    paths = []
+    for item in combined:
+        path = tmp_path / f"{item['metric']}.json"
+        path.write_text(json.dumps(item["response"]))
+        paths.append(str(path))
+    result = _invoke(runner, "analyze", *paths, "-c", str(CONFIG), "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert json.loads(result.stdout)["decision"] == "PROMOTE"

@@ -26,7 +26,7 @@ from mlplat.analysis._plan import (
     plan,
     simulate_detection,
 )
-from mlplat.analysis._readers import CanaryData, prometheus_frame, read_export
+from mlplat.analysis._readers import CanaryData, combine_exports, prometheus_frame, read_export
 from mlplat.analysis._rollout import (
     RolloutPlan,
     RolloutStage,
@@ -74,6 +74,7 @@ __all__ = [
     "Verdict",
     "analyze",
     "binomial_upper",
+    "combine_exports",
     "dirichlet_multinomial_log_bf",
     "dirichlet_multinomial_test",
     "mean_confidence_sequence",

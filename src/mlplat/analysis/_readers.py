@@ -19,7 +19,7 @@ from mlplat.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CanaryData", "prometheus_frame", "read_export"]
+__all__ = ["CanaryData", "combine_exports", "prometheus_frame", "read_export"]
 
 Format = Literal["csv", "prometheus", "kayenta"]
 COLUMNS = ["timestamp", "arm", "metric", "value", "le"]
@@ -247,3 +247,22 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()
     return CanaryData(frame, source)
+
+
+def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
+    """One :class:`CanaryData` from several files (for example one Prometheus response per query).
+
+    >>> import pandas as pd
+    >>> a = CanaryData(pd.DataFrame({"timestamp": [60.0], "arm": ["canary"], "metric": ["x"], "value": [1.0],
+    ...                              "le": [float("nan")]}), "a.json")
+    >>> combine_exports([a, a]).source, len(combine_exports([a, a]).frame)
+    ('a.json, a.json', 2)
+    """
+    import pandas as pd
+
+    if len(exports) == 1:
+        return exports[0]
+    frames = [e.frame for e in exports if len(e.frame)]
+    frame = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    warnings = tuple(f"{e.source}: {w}" for e in exports for w in e.warnings)
+    return CanaryData(frame, ", ".join(e.source for e in exports), warnings)

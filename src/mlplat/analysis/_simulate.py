@@ -12,7 +12,8 @@ from mlplat.errors import SimulationError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LATENCY_BUCKETS", "Scenario", "SimulationSpec", "simulate_export", "to_csv", "to_prometheus_json"]
+__all__ = ["LATENCY_BUCKETS", "Scenario", "SimulationSpec", "many_rate_metrics_export", "raw_latency_export",
+           "simulate_export", "to_csv", "to_prometheus_json"]
 
 Scenario = Literal["aa", "error-regression", "latency-regression", "srm"]
 # Buckets growing by 2**(1/4) (about 19%) from 10 ms to 10 s, like a fine native histogram: coarse
@@ -114,3 +115,46 @@ def to_prometheus_json(frame: pd.DataFrame, *, arm_label: str = "arm") -> str:
         doc.append({"metric": metric, "response": {"status": "success",
                                                    "data": {"resultType": "matrix", "result": result}}})
     return json.dumps(doc, indent=1) + "\n"
+
+
+def many_rate_metrics_export(looks: int = 1440, metrics: int = 20, seed: int = 0
+                             ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """A large export for speed checks: ``looks`` intervals of requests and ``metrics`` bad-event counters.
+
+    Returns the frame and the metric entries of a matching config.
+
+    >>> frame, entries = many_rate_metrics_export(looks=3, metrics=2)
+    >>> len(frame), [e["name"] for e in entries]
+    (18, ['e0', 'e1'])
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    times = np.repeat(60.0 * np.arange(1, looks + 1), 2)
+    arms = np.tile(["baseline", "canary"], looks)
+    parts = [pd.DataFrame({"timestamp": times, "arm": arms, "metric": "requests",
+                           "value": np.tile([19000.0, 1000.0], looks)})]
+    entries = []
+    for i in range(metrics):
+        parts.append(pd.DataFrame({"timestamp": times, "arm": arms, "metric": f"e{i}",
+                                   "value": rng.poisson(np.tile([19.0, 1.0], looks)).astype(float)}))
+        entries.append({"name": f"e{i}", "kind": "rate", "events": f"e{i}"})
+    return pd.concat(parts, ignore_index=True).assign(le=math.nan), entries
+
+
+def raw_latency_export(samples: int = 10_000_000, looks: int = 60, seed: int = 0) -> pd.DataFrame:
+    """Per-request latency samples (metric ``lat``), 5% of them from the canary, for speed checks.
+
+    >>> len(raw_latency_export(samples=600, looks=6))
+    600
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    per_look = -(-samples // looks)
+    n = per_look * looks
+    return pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, looks + 1), per_look)[:samples],
+                         "arm": np.where(rng.random(n) < 0.05, "canary", "baseline")[:samples],
+                         "metric": "lat", "value": rng.lognormal(-2.5, 0.5, n)[:samples], "le": math.nan})

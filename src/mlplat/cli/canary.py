@@ -113,8 +113,8 @@ def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Pat
 @app.command()
 def analyze(
     ctx: typer.Context,
-    data: Annotated[Path | None, typer.Argument(help="Export: CSV long format, Prometheus JSON or Kayenta "
-                                                "JSON.")] = None,
+    data: Annotated[list[Path] | None, typer.Argument(help="Export(s): CSV long format, Prometheus JSON (one "
+                                                      "file per query, or a list) or Kayenta JSON.")] = None,
     config: ConfigOption = None,
     fmt: Annotated[str | None, typer.Option("--format", help="csv | prometheus | kayenta (default: "
                                             "guessed).")] = None,
@@ -135,7 +135,7 @@ def analyze(
 ) -> None:
     """Judge a canary: PROMOTE (exit 0), ROLLBACK (exit 1) or CONTINUE (exit 3, not enough evidence yet)."""
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis import read_export
+    from mlplat.analysis import combine_exports, read_export
     from mlplat.analysis._prometheus import fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
@@ -145,7 +145,7 @@ def analyze(
         raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
     at_s = _time(at, "--at") if at is not None else None
     if prometheus is not None:
-        if data is not None:
+        if data:
             raise DataError("give either DATA or --prometheus, not both")
         if start is None:
             raise DataError("--prometheus needs --start (for example --start now-30m)")
@@ -154,11 +154,11 @@ def analyze(
         export = fetch_prometheus(cfg, prometheus, start=start_s, end=end_s, step=_seconds(step, "--step"))
         result = run_analysis(export, cfg, at=at_s, start=start_s)
     else:
-        if data is None:
+        if not data:
             raise DataError("give an export file (DATA) or --prometheus URL")
-        export = read_export(data, fmt, arm_label=cfg.prometheus.arm_label,  # type: ignore[arg-type]
-                             arms=(cfg.arms.baseline, cfg.arms.canary))
-        result = run_analysis(export, cfg, at=at_s)
+        exports = [read_export(path, fmt, arm_label=cfg.prometheus.arm_label,  # type: ignore[arg-type]
+                               arms=(cfg.arms.baseline, cfg.arms.canary)) for path in data]
+        result = run_analysis(combine_exports(exports), cfg, at=at_s)
     _finish(out, result, plot=plot, report=report, force=force)
 
 
