@@ -209,7 +209,8 @@ def watch(
         if timed_out:
             out.note(f"watched for {format_duration(now - began)} (max {format_duration(limit)}); stopping")
             break
-        time.sleep(min(every, max(limit - (time.time() - began), 0.0)) or every)
+        # Sleep to the next check, or to the limit if it comes first (then one last check).
+        time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
         raise DataError(f"--start ({start_s:g}) is in the future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
