@@ -109,6 +109,8 @@ def test_argo_shape(plan_300: object) -> None:
     docs = list(yaml.safe_load_all(rollout_argo(plan_300)))
     rollout, template = docs
     assert rollout["apiVersion"] == "argoproj.io/v1alpha1" and rollout["kind"] == "Rollout"
+    # Fields a Rollout needs to be accepted: a selector and a pod template or a workloadRef.
+    assert rollout["spec"]["selector"]["matchLabels"] and rollout["spec"]["workloadRef"]["kind"] == "Deployment"
     steps = rollout["spec"]["strategy"]["canary"]["steps"]
     kinds = [next(iter(step)) for step in steps]
     assert set(kinds) <= {"setWeight", "pause", "analysis", "setMirrorRoute"}
@@ -130,6 +132,7 @@ def test_flagger_shape(plan_300: object) -> None:
     """--format flagger: a Canary analysis block with interval, threshold, stepWeights and a cmd webhook."""
     canary = yaml.safe_load(rollout_flagger(plan_300))
     assert canary["apiVersion"] == "flagger.app/v1beta1" and canary["kind"] == "Canary"
+    assert canary["spec"]["targetRef"]["kind"] == "Deployment" and canary["spec"]["service"]["port"] == 80
     analysis = canary["spec"]["analysis"]
     assert analysis["stepWeights"] == [5, 25, 50]
     assert analysis["interval"].endswith("m") and analysis["threshold"] == 1

@@ -355,8 +355,11 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> 
             {"name": "traffic-share", "value": f"{s.share if s.share > 0 else 0.5:g}"}]}})
         if s.share == 0:
             steps.append({"setMirrorRoute": {"name": "mlplat-shadow"}})
+    # workloadRef points the Rollout at an existing Deployment, so the document is complete as it stands.
     rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "model"},
-               "spec": {"strategy": {"canary": {
+               "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "model"}},
+                        "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
+                        "strategy": {"canary": {
                    **({"trafficRouting": {"managedRoutes": [{"name": "mlplat-shadow"}]}}
                       if any(s.share == 0 for s in plan.stages) else {}),
                    "steps": steps}}}}
@@ -374,8 +377,9 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> 
                                                           "{{args.window}}", "--traffic-share",
                                                           "{{args.traffic-share}}"]}]}}}}}}]}}
     header = (f"# mlplat canary rollout: {plan.rps:g} req/s, {plan.effect:g}x errors at {plan.power:.0%} power "
-              f"per stage; total {format_duration(plan.total)}.\n# Merge spec.strategy into your Rollout: each "
-              "stage sets its weight, pauses for its planned dwell, then a Job\n# runs `mlplat canary analyze` on "
+              f"per stage; total {format_duration(plan.total)}.\n# Rename `model` to your workload (or merge "
+              "spec.strategy into your Rollout).\n# Each stage sets its weight, pauses for its planned dwell, "
+              "then a Job\n# runs `mlplat canary analyze` on "
               "that window (mount a config with promote_on_timeout: true, so a clean stage\n# passes; "
               "ROLLBACK or CONTINUE fails the step). For rollback during the dwell, run `mlplat canary "
               "watch`\n# as background analysis (examples/argo/analysis-template.yaml).\n")
@@ -394,7 +398,9 @@ def rollout_flagger(plan: RolloutPlan) -> str:
     gate = ("mlplat canary analyze --prometheus http://prometheus.monitoring.svc:9090 --config /config/canary.yaml "
             f"--start now-{minutes}m --step 60s; test $? -ne 1")
     canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "model"},
-              "spec": {"analysis": {
+              "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
+                       "service": {"port": 80},
+                       "analysis": {
                   "interval": f"{minutes}m", "threshold": 1, "stepWeights": weights,
                   "maxWeight": weights[-1] if weights else 50,
                   "webhooks": [{"name": "mlplat-gate", "type": "rollout",
