@@ -90,4 +90,4 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     for name, query, _ in _queries(config):
         response = query_range(url, query, start, end, step, timeout=config.prometheus.timeout)
         frames.append(prometheus_frame(response, name, f"{url} ({name})", arm_label=config.prometheus.arm_label))
-    return CanaryData(pd.concat(frames, ignore_index=True), url)
+    return CanaryData(pd.concat(frames, ignore_index=True).astype({"arm": "category", "metric": "category"}), url)

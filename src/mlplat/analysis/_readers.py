@@ -38,6 +38,12 @@ class CanaryData:
         return len(self.frame) == 0
 
 
+def _categorical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Arm and metric names as categoricals: the judge compares them per metric, and comparing integer
+    codes is about five times faster than comparing ten million strings."""
+    return frame.astype({"arm": "category", "metric": "category"})
+
+
 def _empty_frame() -> pd.DataFrame:
     import pandas as pd
 
@@ -108,7 +114,7 @@ def _read_csv(text: str, source: str) -> CanaryData:
         "value": _numbers(raw["value"], source, "value"),
         "le": _numbers(raw["le"], source, "le", blank_is_nan=True) if "le" in raw.columns else math.nan,
     })
-    return CanaryData(frame, source)
+    return CanaryData(_categorical(frame), source)
 
 
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
@@ -215,7 +221,7 @@ def _read_prometheus_doc(doc: Any, source: str, *, default_metric: str, arm_labe
         raise DataError(f"{source}: expected a Prometheus query_range response, a list or a mapping")
     frames = [prometheus_frame(resp, name, f"{source} ({name})", arm_label=arm_label) for name, resp in items]
     frame = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
-    return CanaryData(frame, source)
+    return CanaryData(_categorical(frame), source)
 
 
 def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
@@ -246,7 +252,7 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
                 "le": math.nan,
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()
-    return CanaryData(frame, source)
+    return CanaryData(_categorical(frame), source)
 
 
 def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
@@ -263,6 +269,6 @@ def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
     if len(exports) == 1:
         return exports[0]
     frames = [e.frame for e in exports if len(e.frame)]
-    frame = pd.concat(frames, ignore_index=True) if frames else _empty_frame()
+    frame = _categorical(pd.concat(frames, ignore_index=True)) if frames else _empty_frame()
     warnings = tuple(f"{e.source}: {w}" for e in exports for w in e.warnings)
     return CanaryData(frame, ", ".join(e.source for e in exports), warnings)

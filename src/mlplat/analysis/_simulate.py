@@ -140,11 +140,14 @@ def many_rate_metrics_export(looks: int = 1440, metrics: int = 20, seed: int = 0
         parts.append(pd.DataFrame({"timestamp": times, "arm": arms, "metric": f"e{i}",
                                    "value": rng.poisson(np.tile([19.0, 1.0], looks)).astype(float)}))
         entries.append({"name": f"e{i}", "kind": "rate", "events": f"e{i}"})
-    return pd.concat(parts, ignore_index=True).assign(le=math.nan), entries
+    frame = pd.concat(parts, ignore_index=True).assign(le=math.nan)
+    return frame.astype({"arm": "category", "metric": "category"}), entries  # as the readers give them
 
 
 def raw_latency_export(samples: int = 10_000_000, looks: int = 60, seed: int = 0) -> pd.DataFrame:
     """Per-request latency samples (metric ``lat``), 5% of them from the canary, for speed checks.
+
+    Arm and metric names are categoricals, as :func:`~mlplat.analysis.read_export` returns them.
 
     >>> len(raw_latency_export(samples=600, looks=6))
     600
@@ -155,6 +158,10 @@ def raw_latency_export(samples: int = 10_000_000, looks: int = 60, seed: int = 0
     rng = np.random.default_rng(seed)
     per_look = -(-samples // looks)
     n = per_look * looks
+    canary = rng.random(n)[:samples] < 0.05
     return pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, looks + 1), per_look)[:samples],
-                         "arm": np.where(rng.random(n) < 0.05, "canary", "baseline")[:samples],
-                         "metric": "lat", "value": rng.lognormal(-2.5, 0.5, n)[:samples], "le": math.nan})
+                         "arm": pd.Categorical.from_codes(canary.astype(np.int8),
+                                                          dtype=pd.CategoricalDtype(["baseline", "canary"])),
+                         "metric": pd.Categorical.from_codes(np.zeros(samples, np.int8),
+                                                             dtype=pd.CategoricalDtype(["lat"])),
+                         "value": rng.lognormal(-2.5, 0.5, n)[:samples], "le": math.nan})
