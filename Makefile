@@ -26,6 +26,12 @@ demo: install
 	mkdir -p out && rm -f out/ingest-demo.db* out/ingest-dead-letter.jsonl
 	$(MLPLAT) ingest run examples/ingest/ingest.yaml --source examples/ingest/events.jsonl --store sqlite:///out/ingest-demo.db
 	$(MLPLAT) ingest read card-001 --store sqlite:///out/ingest-demo.db --feature txn_count_10m
+	# canary: the bundled regression export must ROLLBACK (exit 1, so `|| test $$? -eq 1` accepts exactly
+	# that code and still fails the demo on any other) and the A/A export must PROMOTE (exit 0).
+	$(MLPLAT) canary analyze examples/canary/regression.csv --config examples/canary/canary.yaml || test $$? -eq 1
+	$(MLPLAT) canary analyze examples/canary/aa.json --config examples/canary/canary.yaml
+	$(MLPLAT) canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,5% --effect 2,3 --runs 500
+	$(MLPLAT) canary rollout --config examples/canary/canary.yaml --rps 300 --stages shadow,5%,25%,50%,100% --effect 2 --runs 300
 
 test: install
 	$(PY) -m pytest
@@ -45,6 +51,8 @@ bench: install
 	$(PY) benchmarks/rubric_mc.py
 	$(PY) benchmarks/sim_vs_simfaas.py
 	$(PY) benchmarks/ingest_speed.py
+	$(PY) benchmarks/canary_speed.py
+	$(PY) benchmarks/canary_validity.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

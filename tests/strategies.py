@@ -63,3 +63,15 @@ def bounded_streams(draw: st.DrawFn) -> tuple[int, list[dict[str, Any]]]:
             copies.append((event["event_time"] + delay, draw(st.integers(0, 1000)), event))
     copies.sort(key=lambda c: (c[0], c[1]))
     return bound, [dict(e) for _, _, e in copies]
+
+
+# canary
+
+#: Bad events per interval in one arm (sparse, as error counts are).
+event_counts = st.lists(st.integers(min_value=0, max_value=50), min_size=1, max_size=40)
+
+#: A canary traffic share as mlplat meets them: 0.5% to 50%.
+traffic_shares = st.floats(min_value=0.005, max_value=0.5, allow_nan=False)
+
+#: Concentrations of the rate prior.
+concentrations = st.floats(min_value=1.0, max_value=1000.0, allow_nan=False)

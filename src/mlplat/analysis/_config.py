@@ -1,0 +1,160 @@
+"""The canary config (``canary.yaml``): arms, alpha, the gates' metrics and the Prometheus queries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from mlplat.config import ConfigModel
+from mlplat.errors import ConfigError
+from mlplat.units import parse_duration, parse_percent
+
+__all__ = [
+    "ArmsConfig",
+    "CanaryConfig",
+    "DistributionMetric",
+    "MeanMetric",
+    "MetricConfig",
+    "PrometheusConfig",
+    "RateMetric",
+    "SrmConfig",
+]
+
+Direction = Literal["increase", "decrease", "either"]
+NanPolicy = Literal["drop", "zero", "fail"]
+
+
+def _duration(value: object) -> float:
+    try:
+        return parse_duration(value)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _MetricBase(ConfigModel):
+    name: Annotated[str, Field(min_length=1, description="Name shown in the verdict.")]
+    direction: Annotated[Direction, Field(description="Which change is bad.")] = "increase"
+    tolerance: Annotated[float, Field(ge=0, lt=1, description="Relative margin: a change within it is "
+                                      "acceptable (0.1 = 10%).")] = 0.1
+    critical: Annotated[bool, Field(description="A regression of this metric forces a rollback.")] = False
+    nan_policy: Annotated[NanPolicy, Field(description="NaN values: drop them, read them as 0, or fail.")] = "drop"
+    user_facing: Annotated[bool, Field(description="Needs a user to see the canary's answer (conversions, "
+                                       "clicks): shadow traffic cannot judge it.")] = False
+
+
+class RateMetric(_MetricBase):
+    """Bad events (errors, timeouts, 5xx) with the request count as exposure."""
+
+    kind: Literal["rate"] = "rate"
+    events: Annotated[str, Field(description="Metric name of the bad-event counts in the data.")]
+    exposure: Annotated[str, Field(description="Metric name of the request counts in the data.")] = "requests"
+    min_events: Annotated[int, Field(ge=0, description="Bad events (both arms) needed before a verdict.")] = 10
+    concentration: Annotated[float, Field(gt=0, description="Concentration k of the mixture prior on the "
+                                          "canary's share of bad events (Dirichlet-multinomial).")] = 20.0
+    query: Annotated[str | None, Field(description="PromQL for bad events per step, by the arm label.")] = None
+    exposure_query: Annotated[str | None, Field(description="PromQL for requests per step, by arm.")] = None
+
+
+class DistributionMetric(_MetricBase):
+    """Latency or prediction scores from raw samples or cumulative histogram buckets (``le``)."""
+
+    kind: Literal["distribution"] = "distribution"
+    metric: Annotated[str, Field(description="Metric name of the samples or buckets in the data.")]
+    quantiles: Annotated[list[float], Field(description="Quantiles to compare, each in (0, 1).")] = Field(
+        default_factory=lambda: [0.5, 0.9, 0.99])
+    drift: Annotated[bool, Field(description="Also test equality in distribution (model-output drift).")] = False
+    min_samples: Annotated[int, Field(ge=0, description="Samples per arm needed before a verdict.")] = 100
+    query: Annotated[str | None, Field(description="PromQL for bucket counts per step, by arm and le.")] = None
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles_in_range(cls, value: list[float]) -> list[float]:
+        for index, q in enumerate(value):
+            if not 0 < q < 1:
+                raise ConfigError(f"must be in (0, 1), got {q}", path=("quantiles", index))
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_test(self) -> DistributionMetric:
+        if not self.quantiles and not self.drift:
+            raise ValueError("a distribution metric needs quantiles or drift: true")
+        return self
+
+
+class MeanMetric(_MetricBase):
+    """Per-interval gauges (CPU, memory): the mean difference between arms."""
+
+    kind: Literal["mean"] = "mean"
+    metric: Annotated[str, Field(description="Metric name of the per-interval values in the data.")]
+    min_samples: Annotated[int, Field(ge=2, description="Paired intervals needed before a verdict (the "
+                                      "confidence sequence is asymptotic: keep it >= 20).")] = 20
+    query: Annotated[str | None, Field(description="PromQL for the gauge per step, by arm.")] = None
+
+
+MetricConfig = Annotated[RateMetric | DistributionMetric | MeanMetric, Field(discriminator="kind")]
+
+
+class ArmsConfig(ConfigModel):
+    """How the arms are named in the data (CSV ``arm`` column, Prometheus label values)."""
+
+    baseline: str = "baseline"
+    canary: str = "canary"
+
+
+class SrmConfig(ConfigModel):
+    """Sample-ratio mismatch: the observed request split against ``traffic_share``."""
+
+    enabled: bool = True
+    metric: Annotated[str, Field(description="Metric name of the request counts.")] = "requests"
+    alpha: Annotated[float, Field(gt=0, lt=1, description="Part of alpha spent on the SRM check.")] = 0.001
+    concentration: Annotated[float, Field(gt=0, description="Dirichlet concentration k.")] = 10000.0
+    query: Annotated[str | None, Field(description="PromQL for requests per step, by arm.")] = None
+
+
+class PrometheusConfig(ConfigModel):
+    """Live queries: the label that tells the arms apart, and the HTTP timeout."""
+
+    arm_label: str = "arm"
+    timeout: Annotated[float, Field(gt=0, description="Seconds per HTTP request (or '10s').")] = 10.0
+
+    _parse_timeout = field_validator("timeout", mode="before")(lambda cls, v: _duration(v))
+
+
+class CanaryConfig(ConfigModel):
+    """The whole ``canary.yaml``."""
+
+    alpha: Annotated[float, Field(gt=0, lt=1, description="Family-wise false-rollback rate.")] = 0.05
+    traffic_share: Annotated[float, Field(gt=0, lt=1, description="Configured canary share ('5%').")] = 0.05
+    arms: ArmsConfig = Field(default_factory=ArmsConfig)
+    max_duration: Annotated[float, Field(gt=0, description="Longest the canary runs ('60m').")] = 3600.0
+    promote_on_timeout: bool = False
+    max_noncritical_failures: Annotated[int, Field(ge=1)] = 1
+    srm: SrmConfig = Field(default_factory=SrmConfig)
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+    metrics: Annotated[list[MetricConfig], Field(min_length=1)]
+
+    _parse_share = field_validator("traffic_share", mode="before")(
+        lambda cls, v: parse_percent(v) if isinstance(v, str) else v)
+    _parse_max = field_validator("max_duration", mode="before")(lambda cls, v: _duration(v))
+
+    @model_validator(mode="after")
+    def _checks(self) -> CanaryConfig:
+        seen: set[str] = set()
+        for index, metric in enumerate(self.metrics):
+            if metric.name in seen:
+                raise ConfigError(f"duplicate metric name {metric.name!r}", path=("metrics", index, "name"))
+            seen.add(metric.name)
+        if self.arms.baseline == self.arms.canary:
+            raise ConfigError("baseline and canary must have different names", path=("arms", "canary"))
+        if self.srm.enabled and self.srm.alpha >= self.alpha:
+            raise ConfigError(f"must be < alpha ({self.alpha}), got {self.srm.alpha}", path=("srm", "alpha"))
+        return self
+
+    def metric_alpha(self) -> float:
+        """Each metric's share of alpha (Bonferroni): what is left after SRM, split equally."""
+        spent = self.srm.alpha if self.srm.enabled else 0.0
+        return (self.alpha - spent) / len(self.metrics)
+
+    def metric_names(self) -> list[str]:
+        return [metric.name for metric in self.metrics]

@@ -1,0 +1,724 @@
+"""The judge: per-metric sequential tests, the SRM check and the overall PROMOTE / ROLLBACK / CONTINUE."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
+from mlplat.analysis._readers import CanaryData
+from mlplat.analysis._sequential import (
+    dirichlet_multinomial_test,
+    mean_confidence_sequence,
+    mean_exceedance_p,
+    p_from_log_e,
+    quantile_confidence_sequence,
+    quantile_epsilon,
+    rate_ratio_process,
+)
+from mlplat.errors import DataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from numpy.typing import NDArray
+
+__all__ = ["CanaryResult", "MetricResult", "SrmResult", "Status", "Verdict", "analyze"]
+
+# Raw samples are binned on a fine grid before the quantile sequences: 2048 log-spaced bins put the
+# quantisation below 1% of the value for four decades of latency, well inside any useful tolerance.
+_FINE_BINS = 2048
+_DRIFT_GROUPS = 10
+
+
+class Verdict(enum.StrEnum):
+    """The overall decision; the CLI exit code follows it (0, 1, 3)."""
+
+    PROMOTE = "PROMOTE"
+    ROLLBACK = "ROLLBACK"
+    CONTINUE = "CONTINUE"
+
+
+class Status(enum.StrEnum):
+    """One test's state at the last look."""
+
+    REGRESSION = "REGRESSION"
+    PASS = "PASS"
+    NO_DATA = "NO_DATA"
+    PENDING = "PENDING"
+
+
+@dataclass(frozen=True)
+class Series:
+    """A test's path over the looks, for plots: anytime p-values and the confidence sequence."""
+
+    times: NDArray[np.float64]
+    p_value: NDArray[np.float64]
+    ci_low: NDArray[np.float64]
+    ci_high: NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One sequential test of one metric (a rate, one quantile, drift, or a mean)."""
+
+    name: str
+    metric: str
+    kind: str
+    status: Status
+    p_value: float
+    effect: float
+    ci: tuple[float, float]
+    n_baseline: float
+    n_canary: float
+    decided_at: float | None
+    critical: bool
+    alpha: float
+    detail: str
+    gates_promotion: bool = True
+    series: Series | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "metric": self.metric, "kind": self.kind, "status": self.status.value,
+                "p_value": self.p_value, "effect": self.effect, "ci": list(self.ci),
+                "n_baseline": self.n_baseline, "n_canary": self.n_canary, "decided_at": self.decided_at,
+                "critical": self.critical, "alpha": self.alpha, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class SrmResult:
+    """Sample-ratio mismatch: the observed canary share of requests against the configured one."""
+
+    p_value: float
+    observed_share: float
+    expected_share: float
+    alpha: float
+    n_baseline: float
+    n_canary: float
+
+    @property
+    def mismatch(self) -> bool:
+        return self.p_value <= self.alpha
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_value": self.p_value, "observed_share": self.observed_share,
+                "expected_share": self.expected_share, "alpha": self.alpha, "mismatch": self.mismatch,
+                "n_baseline": self.n_baseline, "n_canary": self.n_canary}
+
+
+@dataclass(frozen=True)
+class CanaryResult:
+    """The verdict with its reasons, the alpha split, the SRM check and every test."""
+
+    decision: Verdict
+    reasons: tuple[str, ...]
+    alpha: float
+    alpha_split: str
+    srm: SrmResult | None
+    metrics: tuple[MetricResult, ...]
+    start: float | None
+    at: float | None
+    elapsed: float
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"decision": self.decision.value, "reasons": list(self.reasons), "alpha": self.alpha,
+                "alpha_split": self.alpha_split, "srm": None if self.srm is None else self.srm.to_dict(),
+                "metrics": [m.to_dict() for m in self.metrics], "start": self.start, "at": self.at,
+                "elapsed_s": self.elapsed, "warnings": list(self.warnings)}
+
+    def __rich__(self) -> Any:
+        # rich is imported here only because rich itself calls this method.
+        from rich.console import Group
+        from rich.table import Table
+
+        colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[self.decision.value]
+        table = Table(title="canary tests", title_justify="left", header_style="bold")
+        for name, right in (("test", False), ("status", False), ("effect", True), ("CI", True),
+                            ("p", True), ("n base", True), ("n canary", True), ("detail", False)):
+            table.add_column(name, justify="right" if right else "left")
+        for m in self.metrics:
+            style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
+            table.add_row(m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
+                          _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
+                          f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail)
+        lines: list[Any] = [f"[bold {colour}]{self.decision.value}[/bold {colour}]"]
+        lines += [f"  - {reason}" for reason in self.reasons]
+        if self.srm is not None:
+            lines.append(f"SRM: canary share {self.srm.observed_share:.4f} vs configured "
+                         f"{self.srm.expected_share:.4f}, p = {self.srm.p_value:.3g} (alpha {self.srm.alpha:g})")
+        lines.append(f"alpha {self.alpha:g}: {self.alpha_split}")
+        lines.append(table)
+        return Group(*lines)
+
+
+def _pct(x: float) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x:+.1%}"
+
+
+# --------------------------------------------------------------------------------------------- data prep
+
+
+@dataclass
+class _Prepared:
+    frame: pd.DataFrame
+    looks: NDArray[np.float64]
+    warnings: list[str]
+    source: str
+
+
+def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepared:
+    import numpy as np
+
+    frame = data.frame
+    warnings = list(data.warnings)
+    unknown = sorted(set(map(str, frame["arm"].unique())) - {config.arms.baseline, config.arms.canary})
+    if unknown:
+        raise DataError(f"{data.source}: unknown arm name(s) {', '.join(map(repr, unknown))}; expected "
+                        f"{config.arms.baseline!r} or {config.arms.canary!r} (set arms: in the config)")
+    if len(frame) and not frame["timestamp"].is_monotonic_increasing:
+        # Exports list series one after another; only a series going back in time is "unsorted".
+        back = frame.groupby(["metric", "arm", "le"], dropna=False, sort=False)["timestamp"].diff() < 0
+        if back.any():
+            warnings.append(f"{int(back.sum())} row(s) had timestamps out of order; sorted them")
+        frame = frame.sort_values("timestamp", kind="stable", ignore_index=True)
+    if at is not None:
+        frame = frame[frame["timestamp"] <= at]
+    looks = np.unique(frame["timestamp"].to_numpy(dtype=float))
+    return _Prepared(frame=frame, looks=looks, warnings=warnings, source=data.source)
+
+
+def _apply_nan(values: pd.DataFrame, policy: str, name: str, source: str) -> pd.DataFrame:
+    nan = values["value"].isna()
+    if not nan.any():
+        return values
+    if policy == "fail":
+        raise DataError(f"{source}: metric {name!r} has {int(nan.sum())} NaN value(s) and nan_policy is 'fail'")
+    if policy == "zero":
+        return values.assign(value=values["value"].fillna(0.0))
+    return values[~nan]
+
+
+def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
+    """Per-look counts of one counter metric, shape (looks, 2) as [baseline, canary]; None if absent."""
+    import numpy as np
+
+    f = prep.frame
+    rows = f[(f["metric"] == name) & f["le"].isna()]
+    if len(rows) == 0:
+        return None
+    rows = _apply_nan(rows, policy, name, prep.source)
+    bad = ~np.isfinite(rows["value"].to_numpy()) | (rows["value"].to_numpy() < 0)
+    if bad.any():
+        row = rows[bad].iloc[0]
+        what = "negative" if row["value"] < 0 else "non-finite"
+        raise DataError(f"{prep.source}: metric {name!r}: {what} count {row['value']} at timestamp "
+                        f"{row['timestamp']:g} ({row['arm']}); counts must be finite and >= 0")
+    keys = ["timestamp", "arm"]
+    if rows.duplicated(keys).any():
+        n = int(rows.duplicated(keys).sum())
+        prep.warnings.append(f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed")
+    table = rows.groupby(keys)["value"].sum().unstack("arm")
+    table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
+    return np.asarray(table.to_numpy(dtype=float))
+
+
+def _first(hit: NDArray[np.bool_]) -> int | None:
+    import numpy as np
+
+    return int(np.argmax(hit)) if hit.any() else None
+
+
+def _status_from(p_reg: NDArray[np.float64], p_pass: NDArray[np.float64], enough: NDArray[np.bool_],
+                 alpha: float, looks: NDArray[np.float64]) -> tuple[Status, float | None]:
+    reg = _first((p_reg <= alpha) & enough)
+    ok = _first((p_pass <= alpha) & enough)
+    if reg is not None and (ok is None or reg <= ok):
+        return Status.REGRESSION, float(looks[reg])
+    if ok is not None:
+        return Status.PASS, float(looks[ok])
+    return Status.PENDING, None
+
+
+def _sided(direction: str, tol: float,
+           shown: Callable[[str, float, float], NDArray[np.float64]], alpha: float
+           ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Regression and non-inferiority p-values from one-sided tests ``shown(relation, factor, alpha)``.
+
+    ``shown("gt", f, a)`` is the anytime p-value for "canary > f x baseline"; ``"lt"`` the reverse.
+    """
+    import numpy as np
+
+    if direction == "increase":
+        return shown("gt", 1 + tol, alpha), shown("lt", 1 + tol, alpha)
+    if direction == "decrease":
+        return shown("lt", 1 - tol, alpha), shown("gt", 1 - tol, alpha)
+    reg = np.minimum(1.0, 2 * np.minimum(shown("gt", 1 + tol, alpha / 2), shown("lt", 1 - tol, alpha / 2)))
+    ok = np.minimum(1.0, 2 * np.maximum(shown("lt", 1 + tol, alpha / 2), shown("gt", 1 - tol, alpha / 2)))
+    return reg, ok
+
+
+# ------------------------------------------------------------------------------------------------- rate
+
+
+def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: float) -> list[MetricResult]:
+    import numpy as np
+
+    events = _counts(prep, config, metric.events, metric.nan_policy)
+    exposure = _counts(prep, config, metric.exposure, metric.nan_policy)
+    if events is None or exposure is None or exposure.sum() == 0:
+        missing = metric.events if events is None else metric.exposure
+        return [_no_data(metric.name, metric.name, "rate", metric.critical, alpha,
+                         f"no {missing!r} data" if events is None or exposure is None else "no requests")]
+    over = events > exposure
+    if over.any():
+        t, arm = np.argwhere(over)[0]
+        arm_name = (config.arms.baseline, config.arms.canary)[arm]
+        raise DataError(f"{prep.source}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
+                        f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp {prep.looks[t]:g} ({arm_name})")
+    total = exposure.sum(axis=1)
+    valid = (exposure[:, 0] > 0) & (exposure[:, 1] > 0)
+    share = np.where(valid, exposure[:, 1] / np.where(total > 0, total, 1), 0.5)
+    b = np.where(valid, events[:, 0], 0.0)
+    c = np.where(valid, events[:, 1], 0.0)
+    k = metric.concentration
+    prior = config.traffic_share
+
+    # One pass per boundary gives both one-sided p-values (and the confidence sequence, which does not
+    # depend on the boundary), so increase/decrease need one pass and either two.
+    passes: dict[float, Any] = {}
+
+    def shown(relation: str, factor: float, a: float) -> NDArray[np.float64]:
+        if factor not in passes:
+            passes[factor] = rate_ratio_process(c, b, share, null_ratio=factor, prior_share=prior,
+                                                concentration=k, alpha=alpha, direction="increase")
+        proc = passes[factor]
+        return proc.p_value if relation == "gt" else proc.pass_p_value
+
+    p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
+    cs = next(iter(passes.values()))
+    cum_events = np.cumsum(b + c)
+    status, decided = _status_from(p_reg, p_pass, cum_events >= metric.min_events, alpha, prep.looks)
+    n_events = float(cum_events[-1])
+    detail = f"{n_events:.0f} events ({c.sum():.0f} canary)"
+    if status is Status.PENDING and n_events < metric.min_events:
+        detail += f"; needs min_events {metric.min_events}"
+    return [MetricResult(
+        name=metric.name, metric=metric.name, kind="rate", status=status, p_value=float(p_reg[-1]),
+        effect=float(cs.ratio[-1] - 1), ci=(float(cs.ci_low[-1] - 1), float(cs.ci_high[-1] - 1)),
+        n_baseline=float(exposure[:, 0].sum()), n_canary=float(exposure[:, 1].sum()), decided_at=decided,
+        critical=metric.critical, alpha=alpha, detail=detail,
+        series=Series(prep.looks, p_reg, cs.ci_low - 1, cs.ci_high - 1))]
+
+
+def _no_data(name: str, metric: str, kind: str, critical: bool, alpha: float, detail: str) -> MetricResult:
+    nan = math.nan
+    return MetricResult(name=name, metric=metric, kind=kind, status=Status.NO_DATA, p_value=1.0, effect=nan,
+                        ci=(nan, nan), n_baseline=0.0, n_canary=0.0, decided_at=None, critical=critical,
+                        alpha=alpha, detail=detail)
+
+
+# ----------------------------------------------------------------------------------------- distribution
+
+
+def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetric
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Bucket edges and per-look, per-arm bucket counts (looks, 2, buckets), from raw samples or ``le`` rows."""
+    import numpy as np
+
+    f = prep.frame
+    mask = (f["metric"] == metric.metric).to_numpy()
+    # Boolean indexing copies every column: skip it when the export holds this metric only (raw samples).
+    rows = f if mask.all() else f[mask]
+    if len(rows) == 0:
+        return None
+    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
+    has_le = rows["le"].notna()
+    if has_le.any() and not has_le.all():
+        raise DataError(f"{prep.source}: metric {metric.metric!r} mixes raw samples and histogram buckets (le)")
+    arm_idx = (rows["arm"] == config.arms.canary).to_numpy().astype(np.intp)
+    look_idx = np.searchsorted(prep.looks, rows["timestamp"].to_numpy())
+    values = rows["value"].to_numpy(dtype=float)
+    if has_le.any():
+        return _bucket_counts(prep, metric, rows, arm_idx, look_idx, values)
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: {int((~finite).sum())} non-finite sample(s)")
+    lo, hi = float(values.min()), float(values.max())
+    if lo > 0 and hi / lo > 1.0001:
+        edges = np.geomspace(lo, hi, _FINE_BINS)
+    else:
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, _FINE_BINS)
+    edges[-1] = max(edges[-1], hi)
+    if lo > 0 and hi / lo > 1.0001:
+        # Log-spaced edges: the bin follows from the logarithm, no search needed (nudged where rounding
+        # put a value just past its edge).
+        step = math.log(hi / lo) / (_FINE_BINS - 1)
+        bins = np.ceil((np.log(values) - math.log(lo)) / step - 1e-9).astype(np.intp)
+        bins = np.clip(bins, 0, _FINE_BINS - 1)
+        bins += (values > edges[bins]) & (bins < _FINE_BINS - 1)
+        bins -= (bins > 0) & (values <= edges[np.maximum(bins - 1, 0)])
+    else:
+        bins = np.minimum(np.searchsorted(edges, values, side="left"), _FINE_BINS - 1)
+    flat = (look_idx * 2 + arm_idx) * _FINE_BINS + bins
+    counts = np.bincount(flat, minlength=len(prep.looks) * 2 * _FINE_BINS).astype(float)
+    return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS)
+
+
+def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFrame, arm_idx: NDArray[np.intp],
+                   look_idx: NDArray[np.intp], values: NDArray[np.float64]
+                   ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    import numpy as np
+
+    if (~np.isfinite(values) | (values < 0)).any():
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be finite and >= 0")
+    les = rows["le"].to_numpy(dtype=float)
+    edges = np.unique(les)
+    if not np.isinf(edges[-1]):
+        prep.warnings.append(f"metric {metric.metric!r}: no le=+Inf bucket; samples above {edges[-1]:g} are unseen")
+    le_idx = np.searchsorted(edges, les)
+    key = (look_idx * 2 + arm_idx) * len(edges) + le_idx
+    if len(np.unique(key)) != len(key):
+        prep.warnings.append(f"metric {metric.metric!r}: {len(key) - len(np.unique(key))} duplicated "
+                             "(timestamp, arm, le) row(s) summed")
+    cum = np.bincount(key, weights=values, minlength=len(prep.looks) * 2 * len(edges))
+    seen = np.bincount(key, minlength=len(prep.looks) * 2 * len(edges)) > 0
+    cum = cum.reshape(len(prep.looks), 2, len(edges))
+    seen = seen.reshape(cum.shape)
+    # A bucket missing from one row of a histogram holds the count of the bucket below it.
+    filled = np.where(seen, cum, np.nan)
+    filled = _ffill_last_axis(filled)
+    step = np.diff(filled, axis=-1)
+    if (step < -1e-9).any():
+        t, arm, j = np.argwhere(step < -1e-9)[0]
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: histogram buckets are not cumulative at "
+                        f"timestamp {prep.looks[t]:g} ({'canary' if arm else 'baseline'}): le={edges[j + 1]:g} "
+                        f"holds {filled[t, arm, j + 1]:g} < {filled[t, arm, j]:g} at le={edges[j]:g}")
+    per_bucket = np.diff(filled, axis=-1, prepend=0.0)
+    return edges, per_bucket
+
+
+def _ffill_last_axis(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    import numpy as np
+
+    idx = np.where(np.isnan(a), 0, np.arange(a.shape[-1]))
+    np.maximum.accumulate(idx, axis=-1, out=idx)
+    out = np.take_along_axis(a, idx, axis=-1)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: NDArray[np.float64], q: float,
+                relation: str, factor: float) -> NDArray[np.float64]:
+    """Per-look level at which the two quantile sequences separate by ``factor``; running minimum."""
+    import numpy as np
+
+    n_c, n_b = cum_c[:, -1], cum_b[:, -1]
+    lo_a, hi_a = np.full(len(n_c), math.log(1e-12)), np.zeros(len(n_c))
+
+    def separated(log_a: NDArray[np.float64]) -> NDArray[np.bool_]:
+        a = np.exp(log_a) / 2
+        eps_c, eps_b = quantile_epsilon(n_c, a), quantile_epsilon(n_b, a)
+        if relation == "gt":
+            return _bound(cum_c, edges, q - eps_c, low=True) > factor * _bound(cum_b, edges, q + eps_b, low=False)
+        return _bound(cum_c, edges, q + eps_c, low=False) < factor * _bound(cum_b, edges, q - eps_b, low=True)
+
+    ok_at_one = separated(np.zeros(len(n_c)))
+    for _ in range(40):
+        mid = (lo_a + hi_a) / 2
+        sep = separated(mid)
+        hi_a = np.where(sep, mid, hi_a)
+        lo_a = np.where(sep, lo_a, mid)
+    p = np.where(ok_at_one & (n_c > 0) & (n_b > 0), np.exp(hi_a), 1.0)
+    return np.minimum.accumulate(p)
+
+
+def _bound(cum: NDArray[np.float64], edges: NDArray[np.float64], level: NDArray[np.float64],
+           *, low: bool) -> NDArray[np.float64]:
+    """The quantile at probability ``level`` per row: lower edge of its bucket (``low``) or upper edge."""
+    import numpy as np
+
+    n = cum[:, -1]
+    target = level * n
+    idx = (cum < target[:, None] - 1e-9).sum(axis=1)
+    idx_c = np.minimum(idx, len(edges) - 1)
+    if low:
+        lower = np.concatenate([[-np.inf], edges[:-1]])
+        return np.where(level <= 0, -np.inf, lower[idx_c])
+    return np.where((level >= 1) | (idx >= len(edges)), np.inf, edges[idx_c])
+
+
+def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMetric,
+                  alpha: float) -> list[MetricResult]:
+    import numpy as np
+
+    tests = len(metric.quantiles) + int(metric.drift)
+    a_test = alpha / tests
+    hist = _histograms(prep, config, metric)
+    names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
+        [f"{metric.name} drift"] if metric.drift else [])
+    if hist is None:
+        return [_no_data(n, metric.name, "distribution", metric.critical, a_test, f"no {metric.metric!r} data")
+                for n in names]
+    edges, counts = hist
+    cum = np.cumsum(np.cumsum(counts, axis=0), axis=-1)  # over time, then over buckets
+    cum_b, cum_c = cum[:, 0, :], cum[:, 1, :]
+    n_b, n_c = cum_b[:, -1], cum_c[:, -1]
+    enough = (n_b >= metric.min_samples) & (n_c >= metric.min_samples)
+    out = []
+    for q, name in zip(metric.quantiles, names, strict=False):
+        def shown(relation: str, factor: float, a: float, q: float = q) -> NDArray[np.float64]:
+            return _quantile_p(cum_c, cum_b, edges, q, relation, factor)
+
+        p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, a_test)
+        status, decided = _status_from(p_reg, p_pass, enough, a_test, prep.looks)
+        lo_c, hi_c = quantile_confidence_sequence(edges, cum_c, q, a_test / 2)
+        lo_b, hi_b = quantile_confidence_sequence(edges, cum_b, q, a_test / 2)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ci_lo = np.where(hi_b > 0, lo_c / hi_b - 1, np.nan)
+            ci_hi = np.where(lo_b > 0, hi_c / lo_b - 1, np.inf)
+        est_c, est_b = _interpolated_quantile(cum_c[-1], edges, q), _interpolated_quantile(cum_b[-1], edges, q)
+        effect = est_c / est_b - 1 if est_b > 0 and np.isfinite(est_b) and np.isfinite(est_c) else math.nan
+        detail = f"{est_b:.4g} vs {est_c:.4g}"
+        if status is Status.PENDING and not enough[-1]:
+            detail += f"; needs min_samples {metric.min_samples} per arm"
+        out.append(MetricResult(
+            name=name, metric=metric.name, kind="distribution", status=status, p_value=float(p_reg[-1]),
+            effect=float(effect), ci=(float(ci_lo[-1]), float(ci_hi[-1])), n_baseline=float(n_b[-1]),
+            n_canary=float(n_c[-1]), decided_at=decided, critical=metric.critical, alpha=a_test, detail=detail,
+            series=Series(prep.looks, p_reg, ci_lo, ci_hi)))
+    if metric.drift:
+        out.append(_drift(prep, metric, counts, n_b, n_c, enough, a_test, names[-1]))
+    return out
+
+
+def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64], q: float) -> float:
+    """Point estimate of a quantile, linear inside its bucket (as PromQL's histogram_quantile)."""
+    import numpy as np
+
+    n = cum[-1]
+    if n <= 0:
+        return math.nan
+    j = int(np.searchsorted(cum, q * n, side="left"))
+    j = min(j, len(edges) - 1)
+    upper = edges[j]
+    lower = edges[j - 1] if j > 0 else min(0.0, upper)
+    if not np.isfinite(upper):
+        return float(lower)
+    below = cum[j - 1] if j > 0 else 0.0
+    inside = cum[j] - below
+    frac = (q * n - below) / inside if inside > 0 else 1.0
+    return float(lower + (upper - lower) * frac)
+
+
+def _qname(q: float) -> str:
+    return f"{q * 100:g}"
+
+
+def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float64], n_b: NDArray[np.float64],
+           n_c: NDArray[np.float64], enough: NDArray[np.bool_], alpha: float, name: str) -> MetricResult:
+    """Equality in distribution: a product of rate-ratio e-processes, one per group of pooled buckets."""
+    import numpy as np
+
+    pooled = counts.sum(axis=(0, 1))
+    # Groups of about equal pooled mass, chosen from the pooled (unlabelled) values only.
+    share_cum = np.cumsum(pooled) / max(pooled.sum(), 1.0)
+    group = np.minimum((share_cum * _DRIFT_GROUPS - 1e-9).astype(int), _DRIFT_GROUPS - 1)
+    grouped = np.stack([counts[..., group == g].sum(axis=-1) for g in range(_DRIFT_GROUPS)], axis=-1)
+    per_look = counts.sum(axis=-1)
+    total = per_look.sum(axis=1)
+    valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
+    share = np.where(valid, per_look[:, 1] / np.where(total > 0, total, 1), 0.5)
+    c = np.where(valid[:, None], grouped[:, 1, :], 0.0).T
+    b = np.where(valid[:, None], grouped[:, 0, :], 0.0).T
+    prior_share = float(np.clip(n_c[-1] / max(n_b[-1] + n_c[-1], 1.0), 1e-6, 1 - 1e-6))
+    proc = rate_ratio_process(c, b, share[None, :], direction="either", prior_share=prior_share,
+                              concentration=100.0, alpha=alpha)
+    log_e = proc.log_e.sum(axis=0)
+    p = p_from_log_e(log_e)
+    hit = (p <= alpha) & enough
+    first = _first(hit)
+    status = Status.REGRESSION if first is not None else Status.PENDING
+    decided = float(prep.looks[first]) if first is not None else None
+    detail = "reject-only; does not gate promotion"
+    nan = math.nan
+    return MetricResult(name=name, metric=metric.name, kind="distribution", status=status, p_value=float(p[-1]),
+                        effect=nan, ci=(nan, nan), n_baseline=float(n_b[-1]), n_canary=float(n_c[-1]),
+                        decided_at=decided, critical=metric.critical, alpha=alpha, detail=detail,
+                        gates_promotion=False, series=Series(prep.looks, p, np.full_like(p, nan), np.full_like(p, nan)))
+
+
+# ------------------------------------------------------------------------------------------------- mean
+
+
+def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: float) -> list[MetricResult]:
+    import numpy as np
+
+    f = prep.frame
+    rows = f[(f["metric"] == metric.metric) & f["le"].isna()]
+    if len(rows) == 0:
+        return [_no_data(metric.name, metric.name, "mean", metric.critical, alpha, f"no {metric.metric!r} data")]
+    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
+    table = rows.groupby(["timestamp", "arm"])["value"].mean().unstack("arm")
+    table = table.reindex(columns=[config.arms.baseline, config.arms.canary]).dropna()
+    if len(table) == 0:
+        return [_no_data(metric.name, metric.name, "mean", metric.critical, alpha, "no interval with both arms")]
+    base = table.iloc[:, 0].to_numpy(dtype=float)
+    can = table.iloc[:, 1].to_numpy(dtype=float)
+    times = table.index.to_numpy(dtype=float)
+    d = can - base
+    t = np.arange(1, len(d) + 1, dtype=float)
+    mean_b = np.cumsum(base) / t
+    burn = metric.min_samples
+
+    def shown(relation: str, factor: float, a: float) -> NDArray[np.float64]:
+        # "canary > factor x baseline" is "mean difference > (factor - 1) |baseline mean|".
+        margin = (factor - 1) * np.abs(mean_b)
+        if relation == "gt":
+            return mean_exceedance_p(d, margin, a, burn_in=burn)
+        return mean_exceedance_p(-d, -margin, a, burn_in=burn)
+
+    p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
+    mean_d, lo, hi = mean_confidence_sequence(d, alpha, burn_in=burn)
+    scale = np.where(np.abs(mean_b) > 0, np.abs(mean_b), np.nan)
+    ci_lo = np.nan_to_num(lo / scale, nan=-np.inf)
+    ci_hi = np.nan_to_num(hi / scale, nan=np.inf)
+    enough = t >= metric.min_samples
+    status, decided = _status_from(p_reg, p_pass, enough, alpha, times)
+    detail = f"{base.mean():.4g} vs {can.mean():.4g}, {len(d)} intervals"
+    if status is Status.PENDING and not enough[-1]:
+        detail += f"; needs min_samples {metric.min_samples}"
+    return [MetricResult(
+        name=metric.name, metric=metric.name, kind="mean", status=status, p_value=float(p_reg[-1]),
+        effect=float(mean_d[-1] / scale[-1]), ci=(float(ci_lo[-1]), float(ci_hi[-1])),
+        n_baseline=float(len(base)), n_canary=float(len(can)), decided_at=decided, critical=metric.critical,
+        alpha=alpha, detail=detail, series=Series(times, p_reg, ci_lo, ci_hi))]
+
+
+# -------------------------------------------------------------------------------------------------- SRM
+
+
+def _srm(prep: _Prepared, config: CanaryConfig) -> SrmResult | None:
+    import numpy as np
+
+    counts = _counts(prep, config, config.srm.metric, "drop")
+    if counts is None or counts.sum() == 0:
+        return None
+    cum = np.cumsum(counts, axis=0)
+    s = config.traffic_share
+    p = dirichlet_multinomial_test(cum, [1 - s, s], config.srm.concentration)
+    total = cum[-1].sum()
+    return SrmResult(p_value=float(p[-1]), observed_share=float(cum[-1, 1] / total), expected_share=s,
+                     alpha=config.srm.alpha, n_baseline=float(cum[-1, 0]), n_canary=float(cum[-1, 1]))
+
+
+# ------------------------------------------------------------------------------------------------ judge
+
+
+def analyze(data: CanaryData, config: CanaryConfig, *, at: float | None = None,
+            start: float | None = None) -> CanaryResult:
+    """Run every configured test on ``data`` up to time ``at`` and decide PROMOTE, ROLLBACK or CONTINUE.
+
+    Each metric gets ``(alpha - srm.alpha) / len(metrics)`` (Bonferroni), split again across a
+    distribution metric's quantiles and drift test, so the family-wise false-rollback rate under
+    continuous monitoring stays at most ``alpha``. No data is never a pass.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3).
+    I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit
+    theory and asymptotic confidence sequences. arXiv:2103.06476.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlplat.analysis import CanaryConfig, CanaryData
+    >>> cfg = CanaryConfig.model_validate({"metrics": [{"name": "errors", "kind": "rate", "events": "errors"}]})
+    >>> rows = [(60 * t, arm, m, v) for t in range(1, 31) for arm, m, v in
+    ...         [("baseline", "requests", 9500), ("canary", "requests", 500),
+    ...          ("baseline", "errors", 10), ("canary", "errors", 5)]]
+    >>> frame = pd.DataFrame(rows, columns=["timestamp", "arm", "metric", "value"]).assign(le=float("nan"))
+    >>> analyze(CanaryData(frame, "demo"), cfg).decision.value
+    'ROLLBACK'
+    """
+    prep = _prepare(data, config, at)
+    alpha_m = config.metric_alpha()
+    split = (f"SRM {config.srm.alpha:g}; " if config.srm.enabled else "") + (
+        f"{alpha_m:.4g} per metric (Bonferroni over {len(config.metrics)} metric(s)), "
+        "split again across a distribution metric's tests")
+    if len(prep.looks) == 0:
+        results = tuple(r for m in config.metrics for r in _empty(m, alpha_m))
+        return CanaryResult(decision=Verdict.CONTINUE, reasons=("no data: the export is empty; no data is "
+                            "never a pass",), alpha=config.alpha, alpha_split=split, srm=None, metrics=results,
+                            start=start, at=at, elapsed=0.0, warnings=tuple(prep.warnings))
+    results_list: list[MetricResult] = []
+    for metric in config.metrics:
+        if isinstance(metric, RateMetric):
+            results_list += _rate(prep, config, metric, alpha_m)
+        elif isinstance(metric, DistributionMetric):
+            results_list += _distribution(prep, config, metric, alpha_m)
+        else:
+            results_list += _mean(prep, config, metric, alpha_m)
+    srm = _srm(prep, config) if config.srm.enabled else None
+    first = float(prep.looks[0]) if start is None else start
+    step = float(prep.looks[1] - prep.looks[0]) if len(prep.looks) > 1 else 0.0
+    elapsed = float(prep.looks[-1]) - first + step
+    decision, reasons = _decide(config, tuple(results_list), srm, elapsed)
+    return CanaryResult(decision=decision, reasons=tuple(reasons), alpha=config.alpha, alpha_split=split, srm=srm,
+                        metrics=tuple(results_list), start=first, at=float(prep.looks[-1]), elapsed=elapsed,
+                        warnings=tuple(prep.warnings))
+
+
+def _empty(metric: RateMetric | DistributionMetric | MeanMetric, alpha: float) -> list[MetricResult]:
+    if isinstance(metric, DistributionMetric):
+        names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
+            [f"{metric.name} drift"] if metric.drift else [])
+        a = alpha / len(names)
+        return [_no_data(n, metric.name, metric.kind, metric.critical, a, "no data") for n in names]
+    return [_no_data(metric.name, metric.name, metric.kind, metric.critical, alpha, "no data")]
+
+
+def _decide(config: CanaryConfig, results: Sequence[MetricResult], srm: SrmResult | None,
+            elapsed: float) -> tuple[Verdict, list[str]]:
+    reasons: list[str] = []
+    if srm is not None and srm.mismatch:
+        reasons.append(f"sample ratio mismatch: the comparison is not valid (canary share "
+                       f"{srm.observed_share:.4f}, configured {srm.expected_share:.4f}, p = {srm.p_value:.3g})")
+    regressed = [r for r in results if r.status is Status.REGRESSION]
+    critical = [r for r in regressed if r.critical]
+    for r in critical:
+        reasons.append(f"critical regression: {r.name} (effect {_pct(r.effect)}, p = {r.p_value:.3g})")
+    noncritical = sorted({r.metric for r in regressed if not r.critical})
+    if len(noncritical) >= config.max_noncritical_failures:
+        reasons.append(f"{len(noncritical)} non-critical metric(s) regressed ({', '.join(noncritical)}), "
+                       f"max_noncritical_failures is {config.max_noncritical_failures}")
+    if reasons:
+        return Verdict.ROLLBACK, reasons
+    for name in noncritical:
+        reasons.append(f"non-critical regression tolerated: {name}")
+    gating = [r for r in results if r.gates_promotion]
+    if gating and all(r.status is Status.PASS for r in gating):
+        return Verdict.PROMOTE, [*reasons, "every metric passed: non-inferiority shown within its tolerance"]
+    no_data = [r.name for r in results if r.status is Status.NO_DATA]
+    pending = [r.name for r in gating if r.status is Status.PENDING]
+    timed_out = elapsed >= config.max_duration
+    if timed_out and config.promote_on_timeout and not no_data and not regressed and all(
+            "needs min_" not in r.detail for r in results):
+        return Verdict.PROMOTE, [*reasons, "max_duration reached with enough data and no regression "
+                                 "(promote_on_timeout: true)"]
+    if no_data:
+        reasons.append(f"no data for {', '.join(no_data)}: no data is never a pass")
+    if pending:
+        reasons.append(f"not enough evidence yet for {', '.join(pending)}")
+    if timed_out:
+        reasons.append("max_duration reached without a decision; promote_on_timeout is false" if not
+                       config.promote_on_timeout else "max_duration reached but some metric lacks data")
+    return Verdict.CONTINUE, reasons

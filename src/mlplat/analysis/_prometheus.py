@@ -1,0 +1,93 @@
+"""Query a live Prometheus (HTTP API ``/api/v1/query_range``) with the queries of a canary config."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from mlplat.analysis._config import CanaryConfig, DistributionMetric, RateMetric
+from mlplat.analysis._readers import CanaryData, prometheus_frame
+from mlplat.errors import ConfigError, DataError, ServiceError
+
+__all__ = ["fetch_prometheus", "query_range"]
+
+
+def query_range(url: str, query: str, start: float, end: float, step: float, *, timeout: float = 10.0) -> Any:
+    """One ``query_range`` call; unreachable, timed out or error answers raise :class:`ServiceError`."""
+    params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                     "step": f"{step:g}s"})
+    endpoint = url.rstrip("/") + "/api/v1/query_range?" + params
+    if not endpoint.startswith(("http://", "https://")):
+        raise ServiceError(f"Prometheus URL must start with http:// or https://, got {url!r}")
+    try:
+        with urllib.request.urlopen(endpoint, timeout=timeout) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise ServiceError(f"Prometheus at {url} answered HTTP {exc.code} for {query!r}") from exc
+        raise ServiceError(f"Prometheus at {url} answered status error for {query!r}: "
+                           f"{doc.get('errorType', 'error')}: {doc.get('error', 'no message')}") from exc
+    except TimeoutError as exc:
+        raise ServiceError(f"Prometheus at {url} timed out after {timeout:g}s") from exc
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, TimeoutError | socket.timeout):
+            raise ServiceError(f"Prometheus at {url} timed out after {timeout:g}s") from exc
+        raise ServiceError(f"Prometheus at {url} is unreachable: {exc.reason}") from exc
+    except OSError as exc:
+        raise ServiceError(f"Prometheus at {url} is unreachable: {exc}") from exc
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ServiceError(f"Prometheus at {url} did not answer JSON for {query!r}") from exc
+
+
+def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]]]:
+    """(data metric name, PromQL, config path) for every query the config needs, without repeats."""
+    out: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+    for index, metric in enumerate(config.metrics):
+        if isinstance(metric, RateMetric):
+            pairs = [(metric.events, metric.query, "query"), (metric.exposure, metric.exposure_query,
+                                                               "exposure_query")]
+        elif isinstance(metric, DistributionMetric):
+            pairs = [(metric.metric, metric.query, "query")]
+        else:
+            pairs = [(metric.metric, metric.query, "query")]
+        for name, query, key in pairs:
+            if query is None:
+                if name not in out:
+                    raise ConfigError(f"metric {metric.name!r} needs {key} to read from Prometheus",
+                                      path=("metrics", index, key))
+                continue
+            out.setdefault(name, (query, ("metrics", index, key)))
+    if config.srm.enabled and config.srm.metric not in out:
+        if config.srm.query is None:
+            raise ConfigError("the SRM check needs srm.query (or a metric's exposure_query for "
+                              f"{config.srm.metric!r})", path=("srm", "query"))
+        out[config.srm.metric] = (config.srm.query, ("srm", "query"))
+    return [(name, query, path) for name, (query, path) in out.items()]
+
+
+def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float, step: float) -> CanaryData:
+    """Run every query of ``config`` over ``[start, end]`` and return the rows as :class:`CanaryData`.
+
+    Rate queries should give counts per step (``increase(...[STEP])``), histogram queries bucket counts
+    per step by ``le``; every series must carry ``prometheus.arm_label``.
+    """
+    import pandas as pd
+
+    if end <= start:
+        raise DataError(f"--end ({end:g}) must be after --start ({start:g})")
+    if step <= 0:
+        raise DataError(f"--step must be > 0, got {step:g}")
+    frames = []
+    for name, query, _ in _queries(config):
+        response = query_range(url, query, start, end, step, timeout=config.prometheus.timeout)
+        frames.append(prometheus_frame(response, name, f"{url} ({name})", arm_label=config.prometheus.arm_label))
+    return CanaryData(pd.concat(frames, ignore_index=True).astype({"arm": "category", "metric": "category"}), url)

@@ -1,0 +1,446 @@
+"""Anytime-valid tests and confidence sequences: rate ratios, quantiles, means, sample-ratio mismatch.
+
+Every function here is vectorised with numpy over time (and, for the simulator, over runs); none loops
+per observation. scipy is imported inside the functions that need it so ``import mlplat.cli`` stays light.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+Direction = Literal["increase", "decrease", "either"]
+
+__all__ = [
+    "RatePrior",
+    "RateProcess",
+    "dirichlet_multinomial_log_bf",
+    "dirichlet_multinomial_test",
+    "mean_confidence_sequence",
+    "mean_exceedance_p",
+    "p_from_log_e",
+    "quantile_confidence_sequence",
+    "quantile_epsilon",
+    "rate_ratio_process",
+]
+
+# Grid points of the mixture over the rate ratio; 241 points in logit space keep the quadrature error of
+# the Dirichlet closed form below 1e-6 relative (tests/analysis/test_sequential.py checks it).
+_GRID = 241
+
+
+def dirichlet_multinomial_log_bf(counts: ArrayLike, shares: ArrayLike, concentration: float) -> NDArray[np.float64]:
+    """Log Bayes factor of the Dirichlet-multinomial mixture against fixed multinomial shares.
+
+    ``counts`` has the categories on its last axis (one row per look for cumulative counts). Under the
+    null the counts are multinomial with probabilities ``shares``; the mixture puts a
+    Dirichlet(``concentration * shares``) prior on them. The Bayes factor is a test martingale under the
+    null, so ``min(1, 1 / max_t BF_t)`` is an anytime-valid p-value.
+
+    Parameters
+    ----------
+    counts : array_like
+        Non-negative counts, categories on the last axis.
+    shares : array_like
+        Null probabilities of the categories (sum to 1).
+    concentration : float
+        Dirichlet concentration ``k`` > 0: larger puts the prior closer to the null.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``log BF`` with the last axis removed.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+
+    Examples
+    --------
+    >>> float(dirichlet_multinomial_log_bf([946, 92], [0.95, 0.05], 100.0))  # doctest: +ELLIPSIS
+    10.91...
+    """
+    import numpy as np
+    from scipy.special import gammaln
+
+    x = np.asarray(counts, dtype=float)
+    theta = np.asarray(shares, dtype=float)
+    a = concentration * theta
+    n = x.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loglik0 = np.where(x > 0, x * np.log(theta), 0.0).sum(axis=-1)
+    out = (gammaln(concentration) - gammaln(concentration + n)
+           + (gammaln(a + x) - gammaln(a)).sum(axis=-1) - loglik0)
+    return np.asarray(out, dtype=float)
+
+
+def dirichlet_multinomial_test(counts: ArrayLike, shares: ArrayLike, concentration: float) -> NDArray[np.float64]:
+    """Anytime-valid p-values ``min(1, 1 / max_s<=t BF_s)`` for cumulative counts, one per row.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+
+    Examples
+    --------
+    >>> p = dirichlet_multinomial_test([[946, 92]], [0.95, 0.05], 100.0)
+    >>> print(f"{p[-1]:.7e}")
+    1.8186749e-05
+    """
+    import numpy as np
+
+    return p_from_log_e(np.atleast_1d(dirichlet_multinomial_log_bf(counts, shares, concentration)))
+
+
+@dataclass(frozen=True)
+class RatePrior:
+    """Mixing distribution over the canary's share of bad events, mapped to the rate ratio.
+
+    The prior is Beta(``k s``, ``k (1 - s)``) on ``p = rho s / (rho s + 1 - s)``, the probability that a
+    bad event comes from the canary when it gets share ``s`` of the requests. With constant shares the
+    mixture is exactly the Dirichlet-multinomial mixture of Lindon & Malek (2022) with two categories.
+    """
+
+    share: float
+    concentration: float
+
+    def grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Log rate ratios of the grid and log prior weights (normalised over the whole grid)."""
+        import numpy as np
+        from scipy.special import expit
+        from scipy.stats import beta
+
+        a, b = self.concentration * self.share, self.concentration * (1 - self.share)
+        # Cover the prior's mass in logit space; evenly spaced logits make the quadrature stable.
+        lo, hi = beta.ppf([1e-9, 1 - 1e-9], a, b)
+        lo, hi = max(lo, 1e-12), min(hi, 1 - 1e-12)
+        logit = np.linspace(math.log(lo / (1 - lo)), math.log(hi / (1 - hi)), _GRID)
+        p = expit(logit)
+        # Beta density times dp/dlogit = p (1 - p), then trapezoid weights.
+        log_w = beta.logpdf(p, a, b) + np.log(p) + np.log1p(-p)
+        step = np.full(_GRID, logit[1] - logit[0])
+        step[[0, -1]] /= 2
+        log_w = log_w + np.log(step)
+        log_w -= _logsumexp(log_w)
+        s = self.share
+        log_rho = np.log(p * (1 - s)) - np.log(s * (1 - p))
+        return log_rho, log_w
+
+
+def _logsumexp(a: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
+    import numpy as np
+    from scipy.special import logsumexp
+
+    return np.asarray(logsumexp(a, axis=axis))
+
+
+@dataclass(frozen=True)
+class RateProcess:
+    """The rate-ratio e-process at every look: p-values and the running confidence sequence."""
+
+    p_value: NDArray[np.float64]
+    """Anytime-valid one-sided p-value for H0: the ratio is not beyond ``null_ratio`` on the bad side."""
+    pass_p_value: NDArray[np.float64]
+    """Anytime-valid p-value for H0: the ratio is beyond ``null_ratio`` on the bad side (non-inferiority)."""
+    ci_low: NDArray[np.float64]
+    ci_high: NDArray[np.float64]
+    ratio: NDArray[np.float64]
+    """Point estimate (cumulative canary events over expected) at each look."""
+    log_e: NDArray[np.float64]
+    """Log of the bad-side mixture e-value at each look (not maximised over time)."""
+
+
+def rate_ratio_process(
+    canary: ArrayLike,
+    baseline: ArrayLike,
+    canary_share: ArrayLike,
+    *,
+    null_ratio: float = 1.0,
+    direction: Direction = "increase",
+    prior_share: float,
+    concentration: float,
+    alpha: float = 0.05,
+) -> RateProcess:
+    """Anytime-valid test of the rate ratio of bad events, conditional on the events in each interval.
+
+    In interval ``t`` the canary sees ``canary[t]`` bad events and the baseline ``baseline[t]``; the canary
+    got share ``canary_share[t]`` of the requests. Conditional on the interval's bad events, the canary's
+    count is binomial with probability ``rho s / (rho s + 1 - s)``, whatever the load does over time. A
+    mixture over ``rho`` (:class:`RatePrior`, restricted to the bad side of ``null_ratio``) gives an
+    e-process for the one-sided null; the same mixture, divided by the likelihood at each candidate ratio,
+    gives a time-uniform confidence sequence for ``rho`` (running intersection). Leading axes of the
+    inputs (runs of a simulation) are kept; time is the last axis.
+
+    Parameters
+    ----------
+    canary, baseline : array_like
+        Bad events per interval in each arm (time on the last axis).
+    canary_share : array_like
+        The canary's share of requests in each interval, in (0, 1).
+    null_ratio : float
+        The ratio at the edge of acceptable: ``1 + tolerance`` for ``increase``, ``1 - tolerance`` for
+        ``decrease``.
+    direction : {"increase", "decrease", "either"}
+        Which change is bad.
+    prior_share, concentration : float
+        The :class:`RatePrior`: its centre (the configured canary share) and its concentration ``k``.
+    alpha : float
+        Level of the confidence sequence.
+
+    Returns
+    -------
+    RateProcess
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    S. Howard, A. Ramdas, J. McAuliffe and J. Sekhon (2021). Time-uniform, nonparametric, nonasymptotic
+    confidence sequences. Annals of Statistics 49(2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> res = rate_ratio_process([5, 6, 7, 9], [50, 48, 55, 52], [0.05] * 4, prior_share=0.05,
+    ...                          concentration=50)
+    >>> bool(res.p_value[-1] < 0.05), bool(res.ci_low[-1] > 1)
+    (True, True)
+    """
+    import numpy as np
+
+    c = np.asarray(canary, dtype=float)
+    b = np.asarray(baseline, dtype=float)
+    s = np.broadcast_to(np.asarray(canary_share, dtype=float), c.shape)
+    log_rho, log_w = RatePrior(prior_share, concentration).grid()
+    rho = np.exp(log_rho)
+    # Per-interval log-likelihood at every grid ratio, cumulated over time: shape (..., T, G).
+    denom = np.log(rho * s[..., None] + (1 - s[..., None]))
+    ll = c[..., None] * (log_rho + np.log(s[..., None]) - denom) + b[..., None] * (np.log1p(-s[..., None]) - denom)
+    ll = np.cumsum(ll, axis=-2)
+    log_null = np.log(null_ratio)
+    if direction == "increase":
+        bad, good = log_rho > log_null, log_rho < log_null
+    elif direction == "decrease":
+        bad, good = log_rho < log_null, log_rho > log_null
+    else:
+        bad = np.ones_like(log_rho, dtype=bool)
+        good = np.zeros_like(log_rho, dtype=bool)
+    ll0 = _loglik_at(c, b, s, log_null)
+    log_e = _mixture_log_e(ll, ll0, log_w, bad)
+    p_value = p_from_log_e(log_e)
+    # Non-inferiority: mixture on the good side against the boundary.
+    pass_p = p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() else np.ones_like(p_value)
+    # Confidence sequence: candidate ratios whose mixture e-value stays below 1/alpha, intersected over time.
+    mix = _logsumexp(ll + log_w, axis=-1)[..., None]
+    inside = (mix - ll) < math.log(1 / alpha)
+    running = np.logical_and.accumulate(inside, axis=-2)
+    # An empty intersection is possible (with probability at most alpha); then report the current set,
+    # which always holds the grid's maximum-likelihood ratio.
+    inside = np.where(running.any(axis=-1, keepdims=True), running, inside)
+    any_in = inside.any(axis=-1)
+    # The log-likelihood is concave in log rho, so the set inside is an interval; its true ends lie between
+    # the outermost grid points inside and their excluded neighbours, which are reported (conservative).
+    lo_idx = np.argmax(inside, axis=-1) - 1
+    hi_idx = _GRID - np.argmax(inside[..., ::-1], axis=-1)
+    ci_low = np.where(lo_idx < 0, 0.0, rho[np.clip(lo_idx, 0, _GRID - 1)])
+    ci_high = np.where(hi_idx > _GRID - 1, np.inf, rho[np.clip(hi_idx, 0, _GRID - 1)])
+    ci_low = np.where(any_in, ci_low, np.nan)
+    ci_high = np.where(any_in, ci_high, np.nan)
+    cum_c = np.cumsum(c, axis=-1)
+    expected = np.cumsum((c + b) * s, axis=-1)
+    ratio_num = cum_c * np.cumsum((c + b) * (1 - s), axis=-1)
+    ratio_den = np.cumsum(b, axis=-1) * expected
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected > 0, (cum_c / np.where(expected > 0, expected, 1)), np.nan)
+        refined = np.where(ratio_den > 0, ratio_num / np.where(ratio_den > 0, ratio_den, 1), ratio)
+    return RateProcess(p_value=p_value, pass_p_value=pass_p, ci_low=ci_low, ci_high=ci_high, ratio=refined,
+                       log_e=log_e)
+
+
+def _loglik_at(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
+               log_rho: float) -> NDArray[np.float64]:
+    import numpy as np
+
+    rho = math.exp(log_rho)
+    denom = np.log(rho * s + (1 - s))
+    return np.asarray(np.cumsum(c * (log_rho + np.log(s) - denom) + b * (np.log1p(-s) - denom), axis=-1))
+
+
+def _mixture_log_e(ll: NDArray[np.float64], ll0: NDArray[np.float64], log_w: NDArray[np.float64],
+                   side: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Log e-value of the mixture restricted (and renormalised) to ``side`` of the grid."""
+    w = log_w[side] - _logsumexp(log_w[side])
+    return _logsumexp(ll[..., side] + w, axis=-1) - ll0
+
+
+def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
+    """Anytime-valid p-values ``min(1, 1 / max_s<=t E_s)`` from log e-values (time on the last axis).
+
+    By Ville's inequality an e-process exceeds ``1/alpha`` with probability at most ``alpha`` under the
+    null, at any time, so the running maximum gives a p-value valid under continuous monitoring.
+
+    >>> p_from_log_e([0.0, 3.0, 1.0]).round(4).tolist()
+    [1.0, 0.0498, 0.0498]
+    """
+    import numpy as np
+
+    running = np.maximum.accumulate(np.asarray(log_e, dtype=float), axis=-1)
+    return np.asarray(np.minimum(1.0, np.exp(-running)), dtype=float)
+
+
+
+
+def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
+    """Half-width, in probability, of the time-uniform band around the empirical CDF after ``n`` samples.
+
+    Uniformly over all sample sizes and all quantiles, with probability at least ``1 - alpha``,
+    ``|F_n(x) - F(x)| <= eps_n`` where ``eps_n = 0.85 sqrt((log log(e n) + 0.8 log(1612 / alpha)) / n)``.
+
+    References
+    ----------
+    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3), Theorem 2.
+
+    Examples
+    --------
+    >>> round(float(quantile_epsilon(10_000, 0.05)), 4)
+    0.0277
+    """
+    import numpy as np
+
+    m = np.maximum(np.asarray(n, dtype=float), 1.0)
+    a = np.asarray(alpha, dtype=float)
+    return np.asarray(0.85 * np.sqrt((np.log(np.log(np.e * m)) + 0.8 * np.log(1612 / a)) / m))
+
+
+def quantile_confidence_sequence(
+    edges: ArrayLike, cum_counts: ArrayLike, q: float, alpha: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Time-uniform confidence sequence for the ``q`` quantile from cumulative histograms.
+
+    ``edges`` are the upper bounds of the buckets (increasing); ``cum_counts[t, j]`` is the number of
+    samples up to look ``t`` that are ``<= edges[j]`` (cumulative over buckets and time). A sample in
+    bucket ``j`` lies in ``(edges[j-1], edges[j]]``, so the lower bound uses the bucket's lower edge and
+    the upper bound its upper edge: coarse buckets widen the interval, never make it invalid.
+
+    References
+    ----------
+    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> edges = np.arange(1.0, 101.0)
+    >>> cum = np.cumsum(np.full((1, 100), 100.0), axis=1)   # 10,000 samples spread evenly on (0, 100]
+    >>> lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
+    >>> float(lo[0]), float(hi[0])
+    (47.0, 53.0)
+    """
+    import numpy as np
+
+    e = np.asarray(edges, dtype=float)
+    cum = np.atleast_2d(np.asarray(cum_counts, dtype=float))
+    n = cum[:, -1]
+    eps = quantile_epsilon(n, alpha)
+    lower_edges = np.concatenate([[-np.inf], e[:-1]])
+    # Lower bound: the smallest x with F_n(x) >= q - eps, taken at the lower edge of its bucket.
+    target_lo = (q - eps) * n
+    target_hi = (q + eps) * n
+    idx_lo = _first_reaching(cum, target_lo)
+    idx_hi = _first_reaching(cum, target_hi)
+    lo = np.where(target_lo <= 0, -np.inf, lower_edges[np.minimum(idx_lo, len(e) - 1)])
+    hi = np.where((target_hi > n) | (idx_hi >= len(e)), np.inf, e[np.minimum(idx_hi, len(e) - 1)])
+    lo = np.where(n > 0, lo, np.nan)
+    hi = np.where(n > 0, hi, np.nan)
+    return np.maximum.accumulate(np.nan_to_num(lo, nan=-np.inf)), np.minimum.accumulate(
+        np.nan_to_num(hi, nan=np.inf))
+
+
+def _first_reaching(cum: NDArray[np.float64], target: NDArray[np.float64]) -> NDArray[np.intp]:
+    """Per row, the first column whose cumulative count reaches ``target`` (``ncols`` if none)."""
+    import numpy as np
+
+    reach = cum >= target[:, None] - 1e-9
+    found = reach.any(axis=1)
+    return np.where(found, np.argmax(reach, axis=1), cum.shape[1])
+
+
+def _rho2(alpha: float, t_opt: float) -> float:
+    """Mixture precision that makes the normal-mixture boundary tightest near ``t_opt`` observations."""
+    la = -2 * math.log(alpha)
+    return (la + math.log(la + 1)) / t_opt
+
+
+def mean_confidence_sequence(
+    values: ArrayLike, alpha: float, *, t_opt: float = 30.0, burn_in: int = 20
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Asymptotic confidence sequence for a mean (Gaussian-mixture boundary), running intersection.
+
+    ``mean_t +- sd_t sqrt(2 (t rho^2 + 1) / (t^2 rho^2) log(sqrt(t rho^2 + 1) / alpha))``; ``rho`` is tuned
+    so the boundary is tightest near ``t_opt`` observations. The sequence is asymptotic: with a handful of
+    observations the variance estimate is too noisy, so it is unbounded before ``burn_in`` observations
+    (a seeded test shows coverage at 20 for near-normal data, such as per-interval averages).
+
+    References
+    ----------
+    I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit
+    theory and asymptotic confidence sequences. arXiv:2103.06476.
+    S. Howard, A. Ramdas, J. McAuliffe and J. Sekhon (2021). Time-uniform, nonparametric, nonasymptotic
+    confidence sequences. Annals of Statistics 49(2).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(1.0, 1.0, 500)
+    >>> mean, lo, hi = mean_confidence_sequence(x, 0.05)
+    >>> bool(lo[-1] < 1.0 < hi[-1])
+    True
+    """
+    import numpy as np
+
+    mean, sd, t = _running_moments(values)
+    rho2 = _rho2(alpha, t_opt)
+    half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
+    half = np.where(t >= max(burn_in, 2), half, np.inf)
+    lo = np.maximum.accumulate(mean - half, axis=-1)
+    hi = np.minimum.accumulate(mean + half, axis=-1)
+    return mean, lo, hi
+
+
+def _running_moments(values: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    t = np.arange(1, x.shape[-1] + 1, dtype=float)
+    mean = np.cumsum(x, axis=-1) / t
+    var = np.maximum(np.cumsum(x * x, axis=-1) / t - mean * mean, 0.0) * t / np.maximum(t - 1, 1)
+    return mean, np.sqrt(var), t
+
+
+def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_opt: float = 30.0,
+                      burn_in: int = 20) -> NDArray[np.float64]:
+    """Anytime p-value that the mean exceeds ``margin``: the level at which the sequence's lower end passes it.
+
+    Inverts the boundary of :func:`mean_confidence_sequence` (same ``rho`` from ``alpha``) at every look
+    and keeps the running minimum. To test "mean below margin", pass the negated values and margin.
+
+    >>> import numpy as np
+    >>> p = mean_exceedance_p(np.random.default_rng(1).normal(1.0, 1.0, 200), 0.0, 0.05)
+    >>> bool(p[-1] < 1e-6)
+    True
+    """
+    import numpy as np
+
+    mean, sd, t = _running_moments(values)
+    rho2 = _rho2(alpha, t_opt)
+    gap = mean - np.asarray(margin, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_inv = (gap / sd) ** 2 * t * t * rho2 / (2 * (t * rho2 + 1)) - 0.5 * np.log(t * rho2 + 1)
+    ready = (gap > 0) & (t >= max(burn_in, 2))
+    p = np.where(ready, np.exp(-np.nan_to_num(log_inv, nan=0.0, posinf=np.inf)), 1.0)
+    return np.asarray(np.minimum.accumulate(np.minimum(p, 1.0), axis=-1))

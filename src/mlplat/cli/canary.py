@@ -1,0 +1,418 @@
+"""`mlplat canary`: anytime-valid canary analysis, promotion gates and small-traffic planning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json as jsonlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from mlplat.cli._output import JsonOption, Output
+from mlplat.errors import DataError
+from mlplat.files import atomic_write_bytes, atomic_write_text, read_template
+from mlplat.jsonable import dumps
+from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
+
+if TYPE_CHECKING:
+    from mlplat.analysis import CanaryConfig, CanaryResult
+
+app = typer.Typer(help="Anytime-valid canary analysis: promote, roll back, or wait for evidence.",
+                  no_args_is_help=True)
+
+TEMPLATE = "canary.yaml"
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="canary.yaml (default: the "
+                                                   "bundled template, `mlplat canary init` writes it).")]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
+ShareOption = Annotated[str | None, typer.Option("--traffic-share", help="Override the config's traffic_share "
+                                                 "(a rollout stage's weight, '5%').")]
+
+
+def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: float | None = None
+          ) -> CanaryConfig:
+    from mlplat.analysis import CanaryConfig
+    from mlplat.config import load_config, parse_yaml, validate_document
+
+    if path is None:
+        cfg = validate_document(parse_yaml(read_template(TEMPLATE), source=f"<bundled {TEMPLATE}>"), CanaryConfig)
+    else:
+        cfg = load_config(path, CanaryConfig)
+    if traffic_share is not None:
+        try:
+            share = parse_percent(traffic_share)
+        except ValueError as exc:
+            raise DataError(f"--traffic-share: {exc}") from None
+        if not 0 < share < 1:
+            raise DataError(f"--traffic-share must be in (0%, 100%), got {traffic_share!r}")
+        cfg.traffic_share = share
+    if max_duration is not None:
+        if max_duration <= 0:
+            raise DataError("--max-duration must be > 0")
+        cfg.max_duration = max_duration
+    return cfg
+
+
+def _time(value: str, name: str, *, now: float | None = None) -> float:
+    """Seconds since the epoch from ``1767225600``, ``2026-01-01T00:00:00Z``, ``now`` or ``now-30m``."""
+    text = value.strip()
+    if text.startswith("now"):
+        base = time.time() if now is None else now
+        rest = text[3:]
+        try:
+            offset = parse_duration(rest[1:]) if rest else 0.0
+        except ValueError as exc:
+            raise DataError(f"{name}: {exc}") from None
+        if rest and rest[0] not in "+-":
+            raise DataError(f"{name}: expected now, now-30m or now+5m, got {value!r}")
+        return base - offset if rest.startswith("-") else base + offset
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(f"{name}: expected seconds since the epoch, an ISO 8601 time or now-30m, "
+                        f"got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _seconds(value: str, name: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise DataError(f"{name}: {exc}") from None
+
+
+def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
+            force: bool) -> None:
+    from mlplat.analysis._report import markdown_report, plot_png
+
+    # Imported here: cli/app.py imports this module while it is being built.
+    from mlplat.cli.app import ExitCode
+
+    codes = {"PROMOTE": ExitCode.OK, "ROLLBACK": ExitCode.FAIL, "CONTINUE": ExitCode.INCONCLUSIVE}
+
+    for warning in result.warnings:
+        out.warn(warning)
+    if report is not None:
+        atomic_write_text(report, markdown_report(result), force=force)
+        out.note(f"wrote {report}")
+    if plot is not None:
+        atomic_write_bytes(plot, plot_png(result), force=force)
+        out.note(f"wrote {plot}")
+    out.result(result)
+    raise typer.Exit(codes[result.decision.value])
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    data: Annotated[list[Path] | None, typer.Argument(help="Export(s): CSV long format, Prometheus JSON (one "
+                                                      "file per query, or a list) or Kayenta JSON.")] = None,
+    config: ConfigOption = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv | prometheus | kayenta (default: "
+                                            "guessed).")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="Judge only data up to this time.")] = None,
+    prometheus: Annotated[str | None, typer.Option("--prometheus", help="Query this Prometheus instead "
+                                                   "of reading DATA.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="With --prometheus: start time.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="With --prometheus: end time (default now).")] = None,
+    step: Annotated[str, typer.Option("--step", help="With --prometheus: resolution.")] = "60s",
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of p-values and confidence "
+                                              "sequences.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
+    traffic_share: ShareOption = None,
+    max_duration: Annotated[str | None, typer.Option("--max-duration", help="Override the config's "
+                                                     "max_duration (a rollout stage's dwell).")] = None,
+    force: ForceOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Judge a canary: PROMOTE (exit 0), ROLLBACK (exit 1) or CONTINUE (exit 3, not enough evidence yet)."""
+    from mlplat.analysis import analyze as run_analysis
+    from mlplat.analysis import combine_exports, read_export
+    from mlplat.analysis._prometheus import fetch_prometheus
+
+    out = Output.from_ctx(ctx, json=json)
+    cfg = _load(config, traffic_share=traffic_share,
+                max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
+    if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
+        raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
+    at_s = _time(at, "--at") if at is not None else None
+    if prometheus is not None:
+        if data:
+            raise DataError("give either DATA or --prometheus, not both")
+        if start is None:
+            raise DataError("--prometheus needs --start (for example --start now-30m)")
+        start_s = _time(start, "--start")
+        end_s = _time(end, "--end") if end is not None else time.time()
+        export = fetch_prometheus(cfg, prometheus, start=start_s, end=end_s, step=_seconds(step, "--step"))
+        result = run_analysis(export, cfg, at=at_s, start=start_s)
+    else:
+        if not data:
+            raise DataError("give an export file (DATA) or --prometheus URL")
+        exports = [read_export(path, fmt, arm_label=cfg.prometheus.arm_label,  # type: ignore[arg-type]
+                               arms=(cfg.arms.baseline, cfg.arms.canary)) for path in data]
+        result = run_analysis(combine_exports(exports), cfg, at=at_s)
+    _finish(out, result, plot=plot, report=report, force=force)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    prometheus: Annotated[str, typer.Option("--prometheus", help="Prometheus base URL.")],
+    config: ConfigOption = None,
+    interval: Annotated[str, typer.Option("--interval", help="Time between checks.")] = "60s",
+    step: Annotated[str, typer.Option("--step", help="Query resolution (one look per step).")] = "60s",
+    start: Annotated[str | None, typer.Option("--start", help="Canary start (default: now).")] = None,
+    max_duration: Annotated[str | None, typer.Option("--max-duration", help="Stop watching after this long "
+                                                     "(default: the config's max_duration).")] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report at the end.")] = None,
+    traffic_share: ShareOption = None,
+    force: ForceOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Re-query Prometheus every interval until a decision or max duration; exit code as for analyze.
+
+    This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
+    """
+    from mlplat.analysis import analyze as run_analysis
+    from mlplat.analysis._prometheus import fetch_prometheus
+
+    out = Output.from_ctx(ctx, json=json)
+    limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
+    # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
+    cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)
+    began = time.time()
+    start_s = _time(start, "--start") if start is not None else began
+    every = _seconds(interval, "--interval")
+    step_s = _seconds(step, "--step")
+    limit = cfg.max_duration
+    if every <= 0:
+        raise DataError("--interval must be > 0")
+    while True:
+        now = time.time()
+        timed_out = now - began >= limit
+        result = None
+        if now > start_s:
+            export = fetch_prometheus(cfg, prometheus, start=start_s, end=now, step=step_s)
+            result = run_analysis(export, cfg, start=start_s)
+            out.note(f"{dt.datetime.fromtimestamp(now, dt.UTC):%H:%M:%S} {result.decision.value}: "
+                     f"{'; '.join(result.reasons)}")
+            if result.decision.value != "CONTINUE":
+                break
+        if timed_out:
+            out.note(f"watched for {format_duration(now - began)} (max {format_duration(limit)}); stopping")
+            break
+        # Sleep to the next check, or to the limit if it comes first (then one last check).
+        time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
+    if result is None:
+        raise DataError(f"--start ({start_s:g}) is in the future; nothing to analyse")
+    _finish(out, result, plot=None, report=report, force=force)
+
+
+def _floats(text: str, name: str, parse: Any = float) -> list[float]:
+    try:
+        values = [float(parse(part)) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise DataError(f"{name}: {exc}") from None
+    if not values:
+        raise DataError(f"{name}: expected a comma-separated list, got {text!r}")
+    return values
+
+
+@app.command()
+def plan(
+    ctx: typer.Context,
+    baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Baseline error rate per request.")],
+    rps: Annotated[str, typer.Option("--rps", help="Requests per second over both arms ('278', '1e6/h').")],
+    traffic: Annotated[str, typer.Option("--traffic", help="Canary shares.")] = "1%,2%,5%,10%",
+    effect: Annotated[str, typer.Option("--effect", help="Error-rate multipliers to detect.")] = "1.5,2,3",
+    max_duration: Annotated[str, typer.Option("--max-duration", help="Longest canary.")] = "60m",
+    interval: Annotated[str, typer.Option("--interval", help="Time between looks.")] = "60s",
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise alpha; the rate test gets what is left "
+                                         "after srm_alpha.")] = 0.05,
+    srm_alpha: Annotated[float, typer.Option("--srm-alpha", help="Alpha spent on the SRM check.")] = 0.001,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="The rate metric's tolerance.")] = 0.0,
+    concentration: Annotated[float, typer.Option("--concentration", help="Prior concentration k.")] = 20.0,
+    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per cell.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 0,
+    json: JsonOption = False,
+) -> None:
+    """Power and median time to detect per traffic share x effect, by seeded simulation of the same test."""
+    from mlplat.analysis import plan as run_plan
+
+    out = Output.from_ctx(ctx, json=json)
+    rate = _checked_rate(rps)
+    shares = _floats(traffic, "--traffic", parse_percent)
+    effects = _floats(effect, "--effect")
+    _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
+    with out.progress("simulating", total=None):
+        result = run_plan(rps=rate, baseline_rate=baseline_rate, traffic=shares, effects=effects,
+                          max_duration=_seconds(max_duration, "--max-duration"),
+                          interval=_seconds(interval, "--interval"), alpha=alpha - srm_alpha,
+                          tolerance=tolerance, concentration=concentration, runs=runs, seed=seed)
+    out.result(result)
+
+
+def _checked_rate(rps: str) -> float:
+    try:
+        rate = parse_rate(rps)
+    except ValueError as exc:
+        raise DataError(f"--rps: {exc}") from None
+    if rate <= 0:
+        raise DataError(f"--rps must be > 0, got {rps!r}")
+    return rate
+
+
+def _check_plan_inputs(baseline_rate: float, shares: list[float], effects: list[float], alpha: float,
+                       srm_alpha: float, runs: int) -> None:
+    if not 0 < baseline_rate < 1:
+        raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
+    for share in shares:
+        if not 0 < share < 1:
+            raise DataError(f"--traffic: each share must be in (0%, 100%), got {share:.4g}")
+    for e in effects:
+        if e <= 1 or baseline_rate * e >= 1:
+            raise DataError(f"--effect: each multiplier must be > 1 (and keep the rate below 1), got {e:g}")
+    if not 0 < srm_alpha < alpha < 1:
+        raise DataError(f"need 0 < --srm-alpha < --alpha < 1, got {srm_alpha:g} and {alpha:g}")
+    if runs < 10:
+        raise DataError(f"--runs must be >= 10, got {runs}")
+
+
+@app.command()
+def rollout(
+    ctx: typer.Context,
+    rps: Annotated[str, typer.Option("--rps", help="Requests per second over both arms ('300', '1e6/h').")],
+    config: ConfigOption = None,
+    stages: Annotated[str, typer.Option("--stages", help="Stage shares, smallest first.")] = (
+        "shadow,1%,5%,25%,50%,100%"),
+    power: Annotated[float, typer.Option("--power", help="Power each stage must reach, in (0, 1).")] = 0.9,
+    effect: Annotated[float, typer.Option("--effect", help="Error-rate multiplier to detect.")] = 1.5,
+    baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Baseline error rate.")] = 0.001,
+    max_total: Annotated[str, typer.Option("--max-total", help="Longest the whole rollout may take.")] = "4h",
+    unit: Annotated[str, typer.Option("--unit", help="What the split is on: request | session | user.")] = (
+        "request"),
+    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names to check "
+                                                "(default: all in the config).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | markdown | argo | flagger")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan to this file.")] = None,
+    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage.")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 0,
+    force: ForceOption = False,
+    json: JsonOption = False,
+) -> None:
+    """Plan the traffic stages of a canary, each dwell sized by the gate's own power simulation."""
+    from mlplat.analysis import parse_stages, plan_rollout, rollout_argo, rollout_flagger, rollout_markdown
+
+    out = Output.from_ctx(ctx, json=json)
+    cfg = _load(config)
+    if fmt not in ("table", "markdown", "argo", "flagger"):
+        raise DataError(f"--format must be table, markdown, argo or flagger, got {fmt!r}")
+    if unit not in ("request", "session", "user"):
+        raise DataError(f"--unit must be request, session or user, got {unit!r}")
+    if runs < 10:
+        raise DataError(f"--runs must be >= 10, got {runs}")
+    if not 0 < baseline_rate < 1:
+        raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
+    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else None
+    with out.progress("simulating stages", total=None):
+        result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
+                              power=power, effect=effect, max_total=_seconds(max_total, "--max-total"),
+                              unit=unit, metrics=names, runs=runs, seed=seed)  # type: ignore[arg-type]
+    text = {"markdown": rollout_markdown, "argo": rollout_argo, "flagger": rollout_flagger}.get(fmt)
+    if output is not None:
+        body = text(result) if text is not None else dumps(result) + "\n"
+        atomic_write_text(output, body, force=force)
+        out.note(f"wrote {output}")
+    if out.json or text is None:
+        out.result(result)
+    elif output is None:
+        typer.echo(text(result), nl=False)
+    if not result.fits and (text is not None or out.json):  # the table already lists them
+        for suggestion in result.suggestions:
+            out.warn(suggestion)
+
+
+@app.command()
+def simulate(
+    ctx: typer.Context,
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write: .csv or .json (Prometheus).")],
+    scenario: Annotated[str, typer.Option("--scenario", help="aa | error-regression | latency-regression | "
+                                          "srm")] = "aa",
+    rps: Annotated[str, typer.Option("--rps", help="Requests per second over both arms.")] = "278",
+    traffic: Annotated[str, typer.Option("--traffic", help="Canary share.")] = "5%",
+    duration: Annotated[str, typer.Option("--duration", help="Length of the export.")] = "60m",
+    interval: Annotated[str, typer.Option("--interval", help="Time between rows.")] = "60s",
+    baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Baseline error rate.")] = 0.001,
+    effect: Annotated[float, typer.Option("--effect", help="Multiplier of the regression scenarios.")] = 2.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    force: ForceOption = False,
+) -> None:
+    """Write a synthetic export (requests, errors, latency buckets, CPU) for demos and tests."""
+    from mlplat.analysis._simulate import SimulationSpec, simulate_export, to_csv, to_prometheus_json
+
+    out = Output.from_ctx(ctx)
+    if scenario not in ("aa", "error-regression", "latency-regression", "srm"):
+        raise DataError(f"--scenario must be aa, error-regression, latency-regression or srm, got {scenario!r}")
+    try:
+        share = parse_percent(traffic)
+    except ValueError as exc:
+        raise DataError(f"--traffic: {exc}") from None
+    spec = SimulationSpec(scenario=scenario, rps=_checked_rate(rps), traffic=share,  # type: ignore[arg-type]
+                          duration=_seconds(duration, "--duration"), interval=_seconds(interval, "--interval"),
+                          baseline_rate=baseline_rate, effect=effect, seed=seed)
+    frame = simulate_export(spec)
+    if output.suffix.lower() == ".json":
+        text = to_prometheus_json(frame)
+    elif output.suffix.lower() == ".csv":
+        text = to_csv(frame)
+    else:
+        raise DataError(f"{output}: expected a .csv or .json file name")
+    atomic_write_text(output, text, force=force)
+    out.note(f"wrote {output} ({scenario}, {len(frame):,} rows)")
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the commented config.")] = Path("canary.yaml"),
+    force: ForceOption = False,
+) -> None:
+    """Write a commented canary.yaml to start from."""
+    atomic_write_text(path, read_template(TEMPLATE), force=force)
+    Output.from_ctx(ctx).note(f"wrote {path}; check it with `mlplat canary validate {path}`")
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="The canary config to check.")],
+    json: JsonOption = False,
+) -> None:
+    """Check a canary config; errors point at file:line:column."""
+    out = Output.from_ctx(ctx, json=json)
+    cfg = _load(path)
+    if out.json:
+        out.result({"valid": True, "metrics": cfg.metric_names(), "alpha": cfg.alpha,
+                    "alpha_per_metric": cfg.metric_alpha()})
+    else:
+        out.print(f"{path}: valid; {len(cfg.metrics)} metric(s): {', '.join(cfg.metric_names())}; "
+                  f"alpha {cfg.alpha:g}, {cfg.metric_alpha():.4g} per metric after SRM")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of canary.yaml."""
+    from mlplat.analysis import CanaryConfig
+
+    typer.echo(jsonlib.dumps(CanaryConfig.model_json_schema(), indent=2))
+
+
+__all__ = ["app"]

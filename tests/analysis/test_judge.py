@@ -1,0 +1,288 @@
+"""The judge: statuses, the overall verdict, SRM, bad data, and speed on large exports."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze
+from mlplat.analysis._simulate import SimulationSpec, many_rate_metrics_export, raw_latency_export, simulate_export
+from mlplat.errors import ConfigError, DataError
+
+RATE = {"name": "errors", "kind": "rate", "events": "errors", "critical": True}
+
+
+def _config(*metrics: dict[str, Any], **extra: Any) -> CanaryConfig:
+    return CanaryConfig.model_validate({"metrics": list(metrics) or [RATE], **extra})
+
+
+def _data(rows: list[tuple[float, str, str, float]] | pd.DataFrame) -> CanaryData:
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(
+        rows, columns=["timestamp", "arm", "metric", "value"])
+    if "le" not in frame:
+        frame = frame.assign(le=math.nan)
+    return CanaryData(frame, "test.csv")
+
+
+def _counts(minutes: int, canary_errors: float, baseline_errors: float = 19.0,
+            canary_req: float = 1000.0, baseline_req: float = 19000.0) -> list[tuple[float, str, str, float]]:
+    rows = []
+    for t in range(1, minutes + 1):
+        rows += [(60.0 * t, "baseline", "requests", baseline_req), (60.0 * t, "canary", "requests", canary_req),
+                 (60.0 * t, "baseline", "errors", baseline_errors), (60.0 * t, "canary", "errors", canary_errors)]
+    return rows
+
+
+def test_regression_rolls_back() -> None:
+    """A canary with 3x the error rate is a critical REGRESSION and a ROLLBACK with the time it was decided."""
+    result = analyze(_data(_counts(30, 3.0)), _config())
+    assert result.decision is Verdict.ROLLBACK
+    errors = result.metrics[0]
+    assert errors.status is Status.REGRESSION
+    assert errors.decided_at is not None and errors.decided_at < 30 * 60
+    assert errors.ci[0] > 0.5
+    assert "critical regression: errors" in result.reasons[0]
+
+
+def test_equal_rates_with_lots_of_data_pass() -> None:
+    """Equal error rates with enough events show non-inferiority within the tolerance: PROMOTE."""
+    result = analyze(_data(_counts(240, 10.0, 190.0)), _config({**RATE, "tolerance": 0.2}))
+    assert result.metrics[0].status is Status.PASS
+    assert result.decision is Verdict.PROMOTE
+
+
+def test_few_events_is_pending_not_pass() -> None:
+    """Zero bad events never pass: PENDING and CONTINUE, with the min_events shortfall stated."""
+    result = analyze(_data(_counts(10, 0.0, 0.0)), _config())
+    assert result.metrics[0].status is Status.PENDING
+    assert "min_events" in result.metrics[0].detail
+    assert result.decision is Verdict.CONTINUE
+
+
+def test_empty_export_is_no_data_continue() -> None:
+    """An empty export gives NO_DATA for every metric and CONTINUE."""
+    result = analyze(_data([]), _config())
+    assert result.decision is Verdict.CONTINUE
+    assert [m.status for m in result.metrics] == [Status.NO_DATA]
+    assert "no data" in result.reasons[0]
+
+
+def test_missing_metric_is_no_data() -> None:
+    """A configured metric absent from the export is NO_DATA, which blocks promotion even on timeout."""
+    cfg = _config(RATE, {"name": "cpu", "kind": "mean", "metric": "cpu"}, promote_on_timeout=True,
+                  max_duration="10m")
+    result = analyze(_data(_counts(30, 1.0)), cfg)
+    assert result.metrics[1].status is Status.NO_DATA
+    assert result.decision is Verdict.CONTINUE
+
+
+def test_promote_on_timeout() -> None:
+    """At max_duration with enough data and no regression, promote_on_timeout promotes."""
+    cfg = _config(promote_on_timeout=True, max_duration="20m")
+    result = analyze(_data(_counts(30, 1.0)), cfg)
+    assert result.metrics[0].status is Status.PENDING
+    assert result.decision is Verdict.PROMOTE
+
+
+def test_at_cuts_the_data() -> None:
+    """--at judges only the data up to that time."""
+    result = analyze(_data(_counts(30, 3.0)), _config(), at=120.0)
+    assert result.at == 120.0
+    assert result.decision is Verdict.CONTINUE
+
+
+def test_srm_rolls_back() -> None:
+    """A canary that receives 2.5% of requests when 5% is configured is a sample-ratio mismatch."""
+    result = analyze(_data(_counts(30, 0.5, canary_req=500.0, baseline_req=19500.0)), _config())
+    assert result.srm is not None and result.srm.mismatch
+    assert result.decision is Verdict.ROLLBACK
+    assert result.reasons[0].startswith("sample ratio mismatch: the comparison is not valid")
+
+
+def test_noncritical_regressions_counted() -> None:
+    """A non-critical regression rolls back only at max_noncritical_failures."""
+    rows = _counts(30, 3.0)
+    tolerant = analyze(_data(rows), _config({**RATE, "critical": False}, max_noncritical_failures=2))
+    assert tolerant.decision is Verdict.CONTINUE
+    assert "non-critical regression tolerated: errors" in tolerant.reasons
+    strict = analyze(_data(rows), _config({**RATE, "critical": False}))
+    assert strict.decision is Verdict.ROLLBACK
+
+
+def test_decrease_direction() -> None:
+    """With direction decrease, a drop is the regression (e.g. conversions)."""
+    cfg = _config({**RATE, "direction": "decrease"})
+    assert analyze(_data(_counts(60, 0.2)), cfg).decision is Verdict.ROLLBACK
+
+
+def test_either_direction() -> None:
+    """With direction either, both a rise and a drop are regressions."""
+    cfg = _config({**RATE, "direction": "either"})
+    assert analyze(_data(_counts(60, 3.0)), cfg).decision is Verdict.ROLLBACK
+    assert analyze(_data(_counts(60, 0.1)), cfg).decision is Verdict.ROLLBACK
+
+
+def test_alpha_split_stated() -> None:
+    """The output states the Bonferroni split across metrics."""
+    cfg = _config(RATE, {"name": "cpu", "kind": "mean", "metric": "cpu"})
+    result = analyze(_data(_counts(5, 1.0)), cfg)
+    assert result.metrics[0].alpha == pytest.approx((0.05 - 0.001) / 2)
+    assert "Bonferroni over 2 metric(s)" in result.alpha_split
+
+
+def test_unknown_arm() -> None:
+    """Arm names not in the config are an error that names them."""
+    with pytest.raises(DataError, match=r"unknown arm name\(s\) 'green'"):
+        analyze(_data([(60.0, "green", "errors", 1.0)]), _config())
+
+
+def test_negative_counts() -> None:
+    """Negative counts are an error."""
+    rows = _counts(3, 1.0)
+    rows[3] = (60.0, "canary", "errors", -1.0)
+    with pytest.raises(DataError, match=r"negative count -1"):
+        analyze(_data(rows), _config())
+
+
+def test_errors_greater_than_requests() -> None:
+    """More bad events than requests in an interval is an error."""
+    rows = _counts(3, 2000.0)
+    with pytest.raises(DataError, match=r"errors \(2000\) greater than requests \(1000\)"):
+        analyze(_data(rows), _config())
+
+
+def test_duplicates_summed_with_warning() -> None:
+    """Duplicated (timestamp, arm) rows of a counter are summed, and the result says so."""
+    rows = _counts(3, 1.0)
+    rows.append((60.0, "canary", "errors", 1.0))
+    result = analyze(_data(rows), _config())
+    assert any("duplicated" in w and "summed" in w for w in result.warnings)
+    assert result.metrics[0].detail.startswith("61 events (4 canary)")
+
+
+def test_unsorted_timestamps_sorted_with_warning() -> None:
+    """Rows out of time order are sorted and the result says so; the verdict is unchanged."""
+    rows = _counts(30, 3.0)
+    shuffled = [rows[i] for i in np.random.default_rng(1).permutation(len(rows))]
+    result = analyze(_data(shuffled), _config())
+    assert any("sorted" in w for w in result.warnings)
+    assert result.decision is analyze(_data(rows), _config()).decision
+
+
+@pytest.mark.parametrize(("policy", "outcome"), [("drop", "ok"), ("zero", "ok"), ("fail", "error")])
+def test_nan_policy(policy: str, outcome: str) -> None:
+    """NaN counts are dropped, read as zero, or refused, as configured."""
+    rows = _counts(5, 1.0)
+    rows[3] = (60.0, "canary", "errors", math.nan)
+    cfg = _config({**RATE, "nan_policy": policy})
+    if outcome == "error":
+        with pytest.raises(DataError, match="nan_policy is 'fail'"):
+            analyze(_data(rows), cfg)
+    else:
+        assert analyze(_data(rows), cfg).metrics[0].status is Status.PENDING
+
+
+def test_histogram_not_cumulative() -> None:
+    """Buckets whose counts fall as le grows are an error naming the place."""
+    rows = pd.DataFrame({"timestamp": 60.0, "arm": ["canary", "canary", "canary"], "metric": "lat",
+                         "value": [10.0, 5.0, 12.0], "le": [0.1, 0.2, math.inf]})
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat"})
+    with pytest.raises(DataError, match=r"not cumulative at timestamp 60 \(canary\): le=0.2 holds 5"):
+        analyze(_data(rows), cfg)
+
+
+def test_latency_regression_from_buckets() -> None:
+    """A 1.5x latency canary (histogram buckets) is a p50 REGRESSION; drift sees it too."""
+    frame = simulate_export(SimulationSpec(scenario="latency-regression", effect=1.5, duration=1800, seed=4))
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "latency_seconds", "drift": True,
+                   "quantiles": [0.5]}, srm={"enabled": False})
+    result = analyze(_data(frame), cfg)
+    p50, drift = result.metrics
+    assert p50.status is Status.REGRESSION and p50.effect == pytest.approx(0.5, abs=0.1)
+    assert drift.status is Status.REGRESSION
+    assert result.decision is Verdict.ROLLBACK
+
+
+def test_latency_from_raw_samples() -> None:
+    """Raw per-request samples work too: equal distributions pass the p50 test with enough samples."""
+    rng = np.random.default_rng(8)
+    n = 200_000
+    frame = pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, 21), n // 20),
+                          "arm": np.where(rng.random(n) < 0.3, "canary", "baseline"), "metric": "lat",
+                          "value": rng.lognormal(-2.5, 0.5, n)})
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5],
+                   "tolerance": 0.1}, srm={"enabled": False})
+    result = analyze(_data(frame), cfg)
+    assert result.metrics[0].status is Status.PASS
+    assert abs(result.metrics[0].effect) < 0.05
+
+
+def test_mixed_samples_and_buckets() -> None:
+    """A metric with some rows as buckets and some as samples is refused."""
+    frame = pd.DataFrame({"timestamp": 60.0, "arm": "canary", "metric": "lat", "value": [1.0, 2.0],
+                          "le": [math.nan, 0.5]})
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat"})
+    with pytest.raises(DataError, match="mixes raw samples and histogram buckets"):
+        analyze(_data(frame), cfg)
+
+
+def test_mean_metric_regression() -> None:
+    """A 20% CPU increase over 60 intervals is a mean REGRESSION; equal CPU passes."""
+    rng = np.random.default_rng(9)
+    rows = []
+    for t in range(1, 61):
+        rows += [(60.0 * t, "baseline", "cpu", rng.normal(0.5, 0.03)),
+                 (60.0 * t, "canary", "cpu", rng.normal(0.6, 0.03))]
+    cfg = _config({"name": "cpu", "kind": "mean", "metric": "cpu"}, srm={"enabled": False})
+    assert analyze(_data(rows), cfg).metrics[0].status is Status.REGRESSION
+    same = [(t, arm, m, 0.5 + 0.01 * np.sin(t + (arm == "canary"))) for t, arm, m, _ in rows]
+    assert analyze(_data(same), cfg).metrics[0].status is Status.PASS
+
+
+def test_config_rejects_bad_values() -> None:
+    """Config validation: duplicate names, srm alpha above alpha, quantiles outside (0, 1)."""
+    with pytest.raises(ConfigError, match="duplicate metric name"):
+        _config(RATE, RATE)
+    with pytest.raises(ConfigError, match=r"must be < alpha"):
+        _config(srm={"alpha": 0.2})
+    with pytest.raises(ConfigError, match=r"must be in \(0, 1\), got 1.5"):
+        _config({"name": "l", "kind": "distribution", "metric": "l", "quantiles": [1.5]})
+
+
+def test_result_to_dict_shape() -> None:
+    """to_dict carries the documented fields."""
+    doc = analyze(_data(_counts(10, 3.0)), _config()).to_dict()
+    assert {"decision", "reasons", "alpha", "srm", "metrics"} <= set(doc)
+    assert {"p_value", "observed_share", "expected_share"} <= set(doc["srm"])
+    assert {"name", "kind", "status", "p_value", "effect", "ci", "n_baseline", "n_canary",
+            "decided_at"} <= set(doc["metrics"][0])
+
+
+@pytest.mark.slow
+def test_speed_1440_intervals_20_metrics() -> None:
+    """A day of one-minute intervals with 20 rate metrics is judged in a couple of seconds."""
+    frame, metrics = many_rate_metrics_export(looks=1440, metrics=20, seed=10)
+    data = _data(frame)
+    began = time.perf_counter()
+    result = analyze(data, _config(*metrics))
+    elapsed = time.perf_counter() - began
+    assert len(result.metrics) == 20
+    assert elapsed < 8.0  # "a couple of seconds" on a quiet machine; the shared CI box is noisier
+
+
+@pytest.mark.slow
+def test_speed_10m_raw_samples() -> None:
+    """Ten million raw latency samples are judged in a couple of seconds (10 s bound on a loaded box)."""
+    data = _data(raw_latency_export(samples=10_000_000, seed=12))
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5, 0.9, 0.99]},
+                  srm={"enabled": False})
+    began = time.perf_counter()
+    result = analyze(data, cfg)
+    elapsed = time.perf_counter() - began
+    assert result.metrics[0].n_canary > 400_000
+    assert elapsed < 10.0

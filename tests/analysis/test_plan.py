@@ -1,0 +1,91 @@
+"""Validity and power by seeded simulation of the rate gate (the same function `plan` uses)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlplat.analysis import CanaryConfig, CanaryData, Verdict, analyze, binomial_upper, plan, simulate_detection
+from mlplat.analysis._simulate import SimulationSpec, simulate_export
+from mlplat.errors import SimulationError
+
+ALPHA = 0.05
+# One rate metric and the SRM check: the rate test gets alpha - srm.alpha (canary.yaml's defaults).
+METRIC_ALPHA = 0.049
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("traffic", [0.01, 0.05])
+def test_aa_false_rollback_rate_is_at_most_alpha(traffic: float) -> None:
+    """A/A, 60 one-minute looks, 2000 runs: the binomial upper bound of the false-ROLLBACK rate is <= alpha."""
+    sim = simulate_detection(rps=1e6 / 3600, traffic=traffic, baseline_rate=0.001, effect=1.0, duration=3600,
+                             alpha=ALPHA, runs=2000, rng=np.random.default_rng(2026))
+    assert sim.runs == 2000
+    assert binomial_upper(sim.power(), sim.runs) <= ALPHA
+
+
+@pytest.mark.slow
+def test_power_2x_at_5_percent() -> None:
+    """1M req/h, 0.1% errors, canary 2x at 5%: P(ROLLBACK in 60 min) >= 0.99, median time to detect <= 13 min."""
+    sim = simulate_detection(rps=1e6 / 3600, traffic=0.05, baseline_rate=0.001, effect=2.0, duration=3600,
+                             alpha=METRIC_ALPHA, runs=2000, rng=np.random.default_rng(7))
+    assert sim.power() >= 0.99
+    assert sim.median_time() <= 13 * 60
+
+
+@pytest.mark.slow
+def test_aa_full_judge_false_alarms() -> None:
+    """The whole judge (rate, latency quantiles and drift, CPU mean, SRM) on 150 seeded A/A exports."""
+    cfg = CanaryConfig.model_validate({"metrics": [
+        {"name": "errors", "kind": "rate", "events": "errors", "critical": True},
+        {"name": "latency", "kind": "distribution", "metric": "latency_seconds", "quantiles": [0.5, 0.99],
+         "drift": True},
+        {"name": "cpu", "kind": "mean", "metric": "cpu"}]})
+    rollbacks = 0
+    runs = 150
+    for seed in range(runs):
+        frame = simulate_export(SimulationSpec(scenario="aa", duration=1800, seed=seed))
+        rollbacks += analyze(CanaryData(frame, "aa"), cfg).decision is Verdict.ROLLBACK
+    # 150 runs cannot bound a 5% rate tightly; this catches a broken test (say 20% false alarms).
+    assert rollbacks / runs <= 0.10
+
+
+def test_detection_is_monotone_in_traffic() -> None:
+    """More traffic never slows detection (same seeds, 300 runs)."""
+    result = plan(rps=278, baseline_rate=0.001, traffic=[0.02, 0.1], effects=[2.0], runs=300, seed=3)
+    low, high = result.cells
+    assert high.power >= low.power
+    assert high.median_time <= low.median_time
+
+
+def test_plan_is_seeded() -> None:
+    """The same seed gives the same plan."""
+    kwargs = {"rps": 278, "baseline_rate": 0.001, "traffic": [0.05], "effects": [3.0], "runs": 100, "seed": 4}
+    assert plan(**kwargs).to_dict() == plan(**kwargs).to_dict()
+
+
+def test_plan_to_dict_smallest() -> None:
+    """The plan names the smallest traffic share that reaches 80% and 95% power."""
+    doc = plan(rps=278, baseline_rate=0.001, traffic=[0.01, 0.1], effects=[3.0], runs=200, seed=5).to_dict()
+    assert set(doc["smallest"]["3.0"]) == {"power_80", "power_95"}
+    assert doc["false_alarm"][0]["ci_upper"] >= doc["false_alarm"][0]["rate"]
+
+
+def test_simulation_rejects_bad_inputs() -> None:
+    """Shares outside (0, 1) and rates of 1 or more are refused."""
+    rng = np.random.default_rng(0)
+    with pytest.raises(SimulationError, match="traffic share"):
+        simulate_detection(rps=1, traffic=1.5, baseline_rate=0.1, effect=1, duration=60, rng=rng)
+    with pytest.raises(SimulationError, match="error rates"):
+        simulate_detection(rps=1, traffic=0.5, baseline_rate=0.6, effect=2, duration=60, rng=rng)
+
+
+def test_time_to_power() -> None:
+    """time_to_power is the order statistic of the detection times."""
+    from mlplat.analysis import DetectionSimulation
+
+    sim = DetectionSimulation(detect_times=np.array([60.0, 120.0, 180.0, np.inf]), interval=60, duration=240)
+    assert sim.time_to_power(0.5) == 120.0
+    assert sim.power() == 0.75
+    assert pd.isna(sim.time_to_power(1.0)) or np.isinf(sim.time_to_power(1.0))

@@ -1,0 +1,153 @@
+"""A real Prometheus on loopback, backfilled with promtool, queried by `analyze --prometheus` and `watch`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.conftest import require_binary
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """\
+alpha: 0.05
+traffic_share: 5%
+max_duration: 60m
+metrics:
+  - name: errors
+    kind: rate
+    events: errors
+    exposure: requests
+    critical: true
+    query: sum by (arm) (increase(http_requests_errors_total[1m]))
+    exposure_query: sum by (arm) (increase(http_requests_total[1m]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _openmetrics(start: int, minutes: int, canary_rate: float, seed: int) -> str:
+    """Counters scraped every 15 s: 278 req/s, 5% to the canary, baseline error rate 0.1%."""
+    rng = np.random.default_rng(seed)
+    steps = minutes * 4
+    times = start + 15 * np.arange(1, steps + 1)
+    blocks = {"http_requests": [], "http_requests_errors": []}
+    for arm, share, rate in (("baseline", 0.95, 0.001), ("canary", 0.05, canary_rate)):
+        requests = rng.poisson(278 * 15 * share, steps)
+        errors = rng.binomial(requests, rate)
+        for family, counts in (("http_requests", requests), ("http_requests_errors", errors)):
+            total = np.cumsum(counts)
+            blocks[family] += [f'{family}_total{{arm="{arm}"}} {v} {t}' for v, t in zip(total, times, strict=True)]
+    lines = []
+    for family, rows in blocks.items():
+        lines += [f"# TYPE {family} counter", *rows]
+    return "\n".join([*lines, "# EOF", ""])
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """Prometheus serving 60 minutes of a canary with 4x the baseline error rate, backfilled 3 h ago."""
+    binary = require_binary("prometheus")
+    promtool = require_binary("promtool")
+    root = tmp_path_factory.mktemp("prom")
+    start = (int(time.time()) - 3 * 3600) // 60 * 60
+    (root / "metrics.om").write_text(_openmetrics(start, 60, 0.004, seed=1))
+    data = root / "data"
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(root / "metrics.om"), str(data)],
+                   check=True, capture_output=True, timeout=120)
+    (root / "prometheus.yml").write_text("global:\n  scrape_interval: 1h\n")
+    port = _free_port()
+    proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}", f"--storage.tsdb.path={data}",
+                             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/-/ready", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("prometheus did not become ready") from None
+                time.sleep(0.3)
+        yield url, start
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "canary.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def test_analyze_prometheus_finds_regression(prometheus: tuple[str, int], config: Path) -> None:
+    """`analyze --prometheus` reads both arms from the real server and rolls back a 4x error rate."""
+    url, start = prometheus
+    result = CliRunner().invoke(app, ["canary", "analyze", "--prometheus", url, "-c", str(config),
+                                      "--start", str(start), "--end", str(start + 3600), "--step", "60s", "--json"])
+    assert result.exit_code == ExitCode.FAIL, result.output
+    doc = json.loads(result.stdout)
+    assert doc["decision"] == "ROLLBACK"
+    errors = doc["metrics"][0]
+    assert errors["status"] == "REGRESSION"
+    assert errors["n_canary"] > 40_000
+    assert doc["srm"]["p_value"] > 0.001
+
+
+def test_analyze_prometheus_early_window_continues(prometheus: tuple[str, int], config: Path) -> None:
+    """The first three minutes hold too little evidence: CONTINUE, exit 3."""
+    url, start = prometheus
+    result = CliRunner().invoke(app, ["canary", "analyze", "--prometheus", url, "-c", str(config),
+                                      "--start", str(start), "--end", str(start + 180), "--json"])
+    assert result.exit_code == ExitCode.INCONCLUSIVE, result.output
+    assert json.loads(result.stdout)["decision"] == "CONTINUE"
+
+
+def test_watch_stops_at_decision(prometheus: tuple[str, int], config: Path) -> None:
+    """`watch` queries until a decision: the backfilled regression is a ROLLBACK on the first check."""
+    url, start = prometheus
+    result = CliRunner().invoke(app, ["canary", "watch", "--prometheus", url, "-c", str(config), "--start",
+                                      str(start), "--interval", "1s", "--max-duration", "5s", "--json"])
+    assert result.exit_code == ExitCode.FAIL, result.output
+    assert json.loads(result.stdout)["decision"] == "ROLLBACK"
+
+
+def test_watch_times_out_with_continue(prometheus: tuple[str, int], config: Path) -> None:
+    """With no data in the watched window, `watch` re-queries until max duration, then exits 3."""
+    url, _ = prometheus
+    began = time.time()
+    result = CliRunner().invoke(app, ["canary", "watch", "--prometheus", url, "-c", str(config), "--start",
+                                      "now-10s", "--interval", "1s", "--max-duration", "2s", "--json"])
+    assert result.exit_code == ExitCode.INCONCLUSIVE, result.output
+    assert json.loads(result.stdout)["decision"] == "CONTINUE"
+    assert time.time() - began >= 2
+
+
+def test_prometheus_query_error_is_exit_4(prometheus: tuple[str, int], tmp_path: Path) -> None:
+    """A query the server rejects (status: error) is bad input with the server's message."""
+    url, start = prometheus
+    path = tmp_path / "bad.yaml"
+    path.write_text(CONFIG.replace("sum by (arm) (increase(http_requests_errors_total[1m]))", "sum by (arm) ((("))
+    result = CliRunner().invoke(app, ["canary", "analyze", "--prometheus", url, "-c", str(path),
+                                      "--start", str(start), "--end", str(start + 600)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "status error" in result.stderr

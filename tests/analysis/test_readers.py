@@ -1,0 +1,127 @@
+"""Readers: CSV long format, Prometheus query_range JSON and Kayenta MetricSetPair JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mlplat.analysis import prometheus_frame, read_export
+from mlplat.analysis._simulate import SimulationSpec, simulate_export, to_csv, to_prometheus_json
+from mlplat.errors import DataError
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_csv_round_trip(tmp_path: Path) -> None:
+    """A simulated export written as CSV reads back with the same rows, buckets included."""
+    frame = simulate_export(SimulationSpec(duration=300, seed=2))
+    data = read_export(_write(tmp_path, "e.csv", to_csv(frame)))
+    assert len(data.frame) == len(frame)
+    assert set(data.frame["metric"]) == {"requests", "errors", "latency_seconds", "cpu"}
+    assert math.isinf(data.frame["le"].max())
+
+
+def test_prometheus_round_trip(tmp_path: Path) -> None:
+    """The Prometheus JSON form (a list of metric + response) reads back to the same totals."""
+    frame = simulate_export(SimulationSpec(duration=300, seed=2))
+    data = read_export(_write(tmp_path, "e.json", to_prometheus_json(frame)))
+    assert data.frame["value"].sum() == pytest.approx(frame["value"].sum(), rel=1e-5)
+
+
+def test_csv_iso_timestamps_and_inf(tmp_path: Path) -> None:
+    """ISO 8601 timestamps become epoch seconds; 'NaN' and '+Inf' are numbers."""
+    path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value,le\n"
+                  "2026-01-01T00:01:00Z,canary,lat,NaN,\n2026-01-01T00:01:00Z,canary,lat,3,+Inf\n")
+    frame = read_export(path).frame
+    assert frame["timestamp"].iloc[0] == 1767225660.0
+    assert math.isnan(frame["value"].iloc[0]) and math.isinf(frame["le"].iloc[1])
+
+
+def test_csv_missing_columns(tmp_path: Path) -> None:
+    """A CSV without the required columns names them."""
+    path = _write(tmp_path, "e.csv", "time,arm,value\n1,canary,3\n")
+    with pytest.raises(DataError, match=r"missing column\(s\) timestamp, metric"):
+        read_export(path)
+
+
+def test_csv_non_numeric_value(tmp_path: Path) -> None:
+    """A non-numeric value names the line and the value."""
+    path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value\n60,canary,errors,3\n120,canary,errors,lots\n")
+    with pytest.raises(DataError, match=r"e.csv:3: column value: expected a number, got 'lots'"):
+        read_export(path)
+
+
+def test_csv_bad_timestamp(tmp_path: Path) -> None:
+    """A timestamp that is neither a number nor ISO 8601 is an error."""
+    path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value\nyesterday,canary,errors,3\n")
+    with pytest.raises(DataError, match="column timestamp"):
+        read_export(path)
+
+
+@pytest.mark.parametrize("text", ["", "timestamp,arm,metric,value\n"])
+def test_empty_export_is_no_data(tmp_path: Path, text: str) -> None:
+    """An empty file or a header without rows reads as no data (not an error)."""
+    data = read_export(_write(tmp_path, "e.csv", text))
+    assert data.empty
+
+
+def test_missing_file() -> None:
+    """A file that does not exist is a DataError."""
+    with pytest.raises(DataError, match="no such file"):
+        read_export("/nonexistent/export.csv")
+
+
+def test_prometheus_status_error(tmp_path: Path) -> None:
+    """A query_range answer with status error is reported, not parsed."""
+    doc = {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}
+    with pytest.raises(DataError, match="status error: bad_data: parse error at char 5"):
+        read_export(_write(tmp_path, "errors.json", json.dumps(doc)))
+
+
+def test_prometheus_values_are_strings_with_nan_and_inf() -> None:
+    """Values are strings; NaN and +Inf are kept as floats; the file stem names a bare response."""
+    response = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"arm": "canary"}, "values": [[60, "1"], [120, "NaN"], [180, "+Inf"]]}]}}
+    frame = prometheus_frame(response, "errors", "test")
+    assert frame["value"].iloc[0] == 1.0
+    assert math.isnan(frame["value"].iloc[1]) and math.isinf(frame["value"].iloc[2])
+
+
+def test_prometheus_missing_arm_label() -> None:
+    """A series without the arm label is an error that says how to aggregate."""
+    response = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"job": "x"}, "values": [[60, "1"]]}]}}
+    with pytest.raises(DataError, match=r"no 'arm' label.*by \(arm\)"):
+        prometheus_frame(response, "errors", "test")
+
+
+def test_prometheus_bare_response_named_by_file(tmp_path: Path) -> None:
+    """A bare query_range file takes its metric name from the file name."""
+    response = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"arm": "baseline"}, "values": [[60, "5"]]}]}}
+    frame = read_export(_write(tmp_path, "requests.json", json.dumps(response))).frame
+    assert frame["metric"].tolist() == ["requests"]
+
+
+def test_invalid_json(tmp_path: Path) -> None:
+    """Broken JSON names the line and column."""
+    with pytest.raises(DataError, match=r"e.json:1:\d+: not valid JSON"):
+        read_export(_write(tmp_path, "e.json", "{\"status\": "))
+
+
+def test_kayenta_metric_set_pairs(tmp_path: Path) -> None:
+    """Kayenta control/experiment values become baseline/canary rows at the scope's steps."""
+    doc = [{"name": "cpu", "tags": {}, "values": {"control": [0.5, 0.6], "experiment": [0.7, "NaN"]},
+            "scopes": {"control": {"startTimeMillis": 60000, "stepMillis": 60000},
+                       "experiment": {"startTimeMillis": 60000, "stepMillis": 60000}}}]
+    frame = read_export(_write(tmp_path, "k.json", json.dumps(doc))).frame
+    assert sorted(frame["arm"].unique()) == ["baseline", "canary"]
+    assert frame["timestamp"].tolist() == [120.0, 180.0, 120.0, 180.0]
+    assert frame["value"].isna().sum() == 1

@@ -1,0 +1,162 @@
+"""The rollout planner: dwell times from the gate's simulation, monotone in share, and the Argo/Flagger shapes."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from mlplat.analysis import (
+    CanaryConfig,
+    parse_stages,
+    plan_rollout,
+    rollout_argo,
+    rollout_flagger,
+    rollout_markdown,
+    simulate_detection,
+)
+from mlplat.errors import ConfigError, SimulationError
+
+CFG = CanaryConfig.model_validate({"metrics": [
+    {"name": "errors", "kind": "rate", "events": "errors", "critical": True, "tolerance": 0.0},
+    {"name": "conversions", "kind": "rate", "events": "conversions", "direction": "decrease",
+     "user_facing": True}]})
+
+
+@pytest.fixture(scope="module")
+def plan_300() -> object:
+    """The worked example's plan: 300 req/s, a 2x error canary, 90% power per stage."""
+    return plan_rollout(CFG, rps=300, stages=parse_stages("shadow,5%,25%,50%,100%"), effect=2.0, power=0.9,
+                        max_total=2 * 3600, runs=300, seed=1)
+
+
+def test_dwell_reaches_power_within_monte_carlo_error(plan_300: object) -> None:
+    """Re-simulating a stage with fresh seeds at its planned dwell reaches the requested power (3 SE slack)."""
+    stage = next(s for s in plan_300.stages if s.name == "25%")
+    runs = 600
+    check = simulate_detection(rps=300, traffic=0.25, baseline_rate=0.001, effect=2.0, duration=stage.dwell,
+                               alpha=CFG.metric_alpha(), tolerance=0.0, concentration=20.0, runs=runs,
+                               rng=np.random.default_rng(12345))
+    assert check.power() >= 0.9 - 3 * math.sqrt(0.9 * 0.1 / runs)
+
+
+def test_lower_shares_never_dwell_shorter(plan_300: object) -> None:
+    """For the same effect, a smaller traffic share never gets a shorter dwell."""
+    judged = [s for s in plan_300.stages if 0 < s.share < 1]
+    dwells = [s.dwell for s in judged]
+    assert dwells == sorted(dwells, reverse=True)
+
+
+def test_shadow_stage(plan_300: object) -> None:
+    """Shadow has no blast radius and cannot judge user-facing metrics."""
+    shadow = plan_300.stages[0]
+    assert shadow.name == "shadow" and shadow.affected_requests == 0
+    assert shadow.cannot_judge == ("conversions",)
+    assert "SRM" not in shadow.checks
+
+
+def test_blast_radius(plan_300: object) -> None:
+    """Requests exposed are share x rps x dwell; the gate's early stop makes the expectation smaller."""
+    stage = next(s for s in plan_300.stages if s.name == "5%")
+    assert stage.affected_requests == pytest.approx(0.05 * 300 * stage.dwell)
+    assert stage.expected_affected_with_gate < stage.affected_requests
+    assert stage.extra_errors == pytest.approx(stage.affected_requests * 0.001)
+
+
+def test_plan_fits_and_totals(plan_300: object) -> None:
+    """The plan fits 2 h and the total is the sum of dwells."""
+    assert plan_300.fits
+    assert plan_300.total == pytest.approx(sum(s.dwell for s in plan_300.stages))
+
+
+def test_does_not_fit_says_what_to_change() -> None:
+    """A 1% stage that cannot reach the power in 30 minutes is flagged, with suggestions."""
+    plan = plan_rollout(CFG, rps=300, stages=[0.01, 1.0], effect=1.5, max_total=1800, runs=100)
+    assert not plan.fits and not plan.stages[0].reachable
+    assert any("more traffic" in s for s in plan.suggestions)
+    assert any("larger detectable effect" in s for s in plan.suggestions)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("5%,1%", "shares must increase"),
+    ("0%,5%", r"each share must be in \(0, 100%\]"),
+    ("5%,150%", r"each share must be in \(0, 100%\]"),
+    ("5%,shadow", "shadow must come first"),
+    ("", "expected a list"),
+])
+def test_bad_stages(text: str, message: str) -> None:
+    """Stages not increasing or outside (0, 100%] are refused with a suggestion."""
+    with pytest.raises(SimulationError, match=message):
+        parse_stages(text)
+
+
+def test_bad_power_effect_and_total() -> None:
+    """Power outside (0, 1), an effect of at most 1, an impossible --max-total, unknown metrics."""
+    with pytest.raises(SimulationError, match=r"--power must be in \(0, 1\)"):
+        plan_rollout(CFG, rps=300, stages=[0.05], power=1.2)
+    with pytest.raises(SimulationError, match="--effect must be > 1"):
+        plan_rollout(CFG, rps=300, stages=[0.05], effect=1.0)
+    with pytest.raises(SimulationError, match=r"--max-total .* is shorter than one look"):
+        plan_rollout(CFG, rps=300, stages=[0.05], max_total=10)
+    with pytest.raises(ConfigError, match=r"unknown metric name\(s\) 'latency'"):
+        plan_rollout(CFG, rps=300, stages=[0.05], metrics=["latency"])
+
+
+def test_argo_shape(plan_300: object) -> None:
+    """--format argo: a Rollout with setWeight (int), pause (duration), analysis (templateName) and the template."""
+    docs = list(yaml.safe_load_all(rollout_argo(plan_300)))
+    rollout, template = docs
+    assert rollout["apiVersion"] == "argoproj.io/v1alpha1" and rollout["kind"] == "Rollout"
+    # Fields a Rollout needs to be accepted: a selector and a pod template or a workloadRef.
+    assert rollout["spec"]["selector"]["matchLabels"] and rollout["spec"]["workloadRef"]["kind"] == "Deployment"
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    kinds = [next(iter(step)) for step in steps]
+    assert set(kinds) <= {"setWeight", "pause", "analysis", "setMirrorRoute"}
+    weights = [step["setWeight"] for step in steps if "setWeight" in step]
+    assert weights == [5, 25, 50, 100] and all(isinstance(w, int) for w in weights)
+    pauses = [step["pause"]["duration"] for step in steps if "pause" in step]
+    assert all(p.endswith("s") and int(p[:-1]) > 0 for p in pauses)
+    analysis = next(step["analysis"] for step in steps if "analysis" in step)
+    assert analysis["templates"][0]["templateName"] == template["metadata"]["name"]
+    assert {a["name"] for a in analysis["args"]} <= {a["name"] for a in template["spec"]["args"]}
+    mirror = next(step["setMirrorRoute"] for step in steps if "setMirrorRoute" in step)
+    assert mirror["name"] in {r["name"] for r in rollout["spec"]["strategy"]["canary"]["trafficRouting"][
+        "managedRoutes"]}
+    container = template["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["mlplat", "canary", "analyze"]
+
+
+def test_flagger_shape(plan_300: object) -> None:
+    """--format flagger: a Canary analysis block with interval, threshold, stepWeights and a cmd webhook."""
+    canary = yaml.safe_load(rollout_flagger(plan_300))
+    assert canary["apiVersion"] == "flagger.app/v1beta1" and canary["kind"] == "Canary"
+    assert canary["spec"]["targetRef"]["kind"] == "Deployment" and canary["spec"]["service"]["port"] == 80
+    analysis = canary["spec"]["analysis"]
+    assert analysis["stepWeights"] == [5, 25, 50]
+    assert analysis["interval"].endswith("m") and analysis["threshold"] == 1
+    hook = analysis["webhooks"][0]
+    assert hook["type"] == "rollout" and hook["metadata"]["type"] == "cmd"
+    assert hook["metadata"]["cmd"].startswith("mlplat canary analyze")
+
+
+def test_fractional_weight_refused_for_argo() -> None:
+    """Argo weights are whole percents: a 0.5% stage cannot be written."""
+    plan = plan_rollout(CFG, rps=3000, stages=[0.005, 1.0], effect=3.0, runs=50, max_total=3600)
+    with pytest.raises(SimulationError, match="whole-percent"):
+        rollout_argo(plan)
+
+
+def test_markdown_runbook(plan_300: object) -> None:
+    """The runbook names every stage, its dwell command and the rollback criteria."""
+    text = rollout_markdown(plan_300)
+    assert "## 1. shadow" in text and "## 5. 100%" in text
+    assert "--traffic-share 0.05" in text
+    assert "ROLLBACK on a regression of a critical metric (errors)" in text
+
+
+def test_stickiness_units() -> None:
+    """The plan states the split unit and, for user pinning, the cost to independence."""
+    plan = plan_rollout(CFG, rps=300, stages=[0.5, 1.0], effect=3.0, unit="user", runs=50, max_total=3600)
+    assert "hashing its user key" in plan.stickiness and "design effect" in plan.stickiness

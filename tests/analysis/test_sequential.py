@@ -1,0 +1,163 @@
+"""The anytime-valid building blocks: Dirichlet-multinomial test, rate-ratio e-process, quantile and mean CS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from tests.strategies import concentrations, event_counts, traffic_shares
+
+from mlplat.analysis import (
+    dirichlet_multinomial_log_bf,
+    dirichlet_multinomial_test,
+    mean_confidence_sequence,
+    mean_exceedance_p,
+    p_from_log_e,
+    quantile_confidence_sequence,
+    quantile_epsilon,
+    rate_ratio_process,
+)
+
+
+def test_dirichlet_multinomial_closed_form() -> None:
+    """Counts [946, 92] against shares [0.95, 0.05] with k = 100 give the published p-value."""
+    # Source: the savvi package's multinomial test example (Lindon & Malek 2022, "Anytime-valid inference
+    # for multinomial count data", NeurIPS): p = 1.8186749e-05.
+    p = dirichlet_multinomial_test([[946, 92]], [0.95, 0.05], 100.0)
+    assert_allclose(p[-1], 1.8186749e-05, rtol=1e-7)
+
+
+def test_rate_mixture_matches_closed_form() -> None:
+    """With constant shares and the whole prior, the grid mixture equals the Dirichlet closed form."""
+    # Same numbers as above: 92 canary and 946 baseline bad events at a 5% canary share.
+    res = rate_ratio_process([92], [946], [0.05], direction="either", prior_share=0.05, concentration=100.0)
+    assert_allclose(res.p_value[-1], 1.8186749e-05, rtol=1e-6)
+
+
+def test_rate_mixture_matches_closed_form_over_time() -> None:
+    """Split over several intervals with the same share, every look matches the closed form on cumulative counts."""
+    canary, baseline = np.array([10, 30, 25, 27]), np.array([300, 250, 200, 196])
+    res = rate_ratio_process(canary, baseline, [0.05] * 4, direction="either", prior_share=0.05,
+                             concentration=100.0)
+    cumulative = np.stack([np.cumsum(baseline), np.cumsum(canary)], axis=1)
+    expected = dirichlet_multinomial_test(cumulative, [0.95, 0.05], 100.0)
+    assert_allclose(res.p_value, expected, rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(canary=event_counts, baseline=event_counts, share=traffic_shares, k=concentrations)
+def test_rate_p_values_are_valid_and_monotone(canary: list[int], baseline: list[int], share: float,
+                                              k: float) -> None:
+    """Anytime p-values are in [0, 1] and never increase; the CS is never empty and holds the estimate."""
+    n = min(len(canary), len(baseline))
+    res = rate_ratio_process(canary[:n], baseline[:n], [share] * n, prior_share=share, concentration=k)
+    assert np.all((res.p_value >= 0) & (res.p_value <= 1))
+    assert np.all(res.p_value[1:] <= res.p_value[:-1] + 1e-12)
+    assert np.all(res.ci_low <= res.ci_high)
+
+
+def test_one_sided_direction() -> None:
+    """A canary with fewer errors is no regression when increase is bad, but is one when decrease is bad."""
+    canary, baseline = [1, 0, 1, 0, 1, 0] * 5, [60, 55, 58, 61, 57, 59] * 5
+    share = [0.05] * len(canary)
+    up = rate_ratio_process(canary, baseline, share, direction="increase", prior_share=0.05, concentration=20)
+    down = rate_ratio_process(canary, baseline, share, direction="decrease", prior_share=0.05, concentration=20)
+    assert up.p_value[-1] == 1.0
+    assert down.p_value[-1] < 0.01
+    assert up.pass_p_value[-1] < 0.05  # the canary is shown better than the baseline
+
+
+def test_rate_conditional_on_varying_load() -> None:
+    """Shares that change every interval are used per interval: a 1:1 rate split is not a regression."""
+    rng = np.random.default_rng(3)
+    share = rng.uniform(0.02, 0.3, 200)
+    total = rng.poisson(50, 200)
+    canary = rng.binomial(total, share)
+    res = rate_ratio_process(canary, total - canary, share, prior_share=0.1, concentration=20)
+    assert res.p_value[-1] > 0.05
+    assert res.ci_low[-1] < 1 < res.ci_high[-1]
+
+
+def test_rate_confidence_sequence_covers_truth() -> None:
+    """Seeded: the 95% confidence sequence for the ratio holds the true ratio 2 at every look in most runs."""
+    rng = np.random.default_rng(5)
+    runs, looks = 1000, 60
+    share = 0.05
+    p = 2 * share / (2 * share + 1 - share)
+    total = rng.poisson(20, (runs, looks))
+    canary = rng.binomial(total, p)
+    res = rate_ratio_process(canary, total - canary, np.full((runs, looks), share), direction="either",
+                             prior_share=share, concentration=20, alpha=0.05)
+    missed = ((res.ci_low > 2) | (res.ci_high < 2)).any(axis=-1).sum()
+    assert binomial_lower(missed, runs) <= 0.05
+
+
+def test_dirichlet_log_bf_vectorised() -> None:
+    """The log Bayes factor takes a batch of count rows."""
+    out = dirichlet_multinomial_log_bf([[946, 92], [950, 50]], [0.95, 0.05], 100.0)
+    assert out.shape == (2,)
+    assert out[0] > out[1]
+
+
+def test_p_from_log_e_running_maximum() -> None:
+    """p-values come from the running maximum of the e-process (Ville's inequality)."""
+    assert_allclose(p_from_log_e([0.0, np.log(40), 0.0]), [1.0, 0.025, 0.025])
+
+
+def test_quantile_epsilon_shrinks() -> None:
+    """The band narrows with more samples and widens with a smaller alpha."""
+    eps = quantile_epsilon([100, 1000, 10_000], 0.05)
+    assert np.all(np.diff(eps) < 0)
+    assert quantile_epsilon(1000, 0.01) > quantile_epsilon(1000, 0.05)
+
+
+def test_quantile_cs_covers_median_sequentially() -> None:
+    """Seeded: the median's sequence holds the true median at every look in at least 95% of runs."""
+    rng = np.random.default_rng(7)
+    edges = np.linspace(-4, 4, 801)
+    misses = 0
+    runs = 100
+    for _ in range(runs):
+        samples = rng.normal(size=(50, 40))  # 50 looks of 40 samples
+        idx = np.clip(np.searchsorted(edges, samples), 0, len(edges) - 1)
+        counts = np.stack([np.bincount(row, minlength=len(edges)) for row in idx])
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
+        misses += bool(((lo > 0) | (hi < 0)).any())
+    assert misses / runs <= 0.05
+
+
+@pytest.mark.parametrize("t_opt", [10.0, 100.0])
+def test_mean_cs_coverage(t_opt: float) -> None:
+    """Seeded: after its burn-in, the mean sequence holds the mean at every look in at least 95% of runs."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(1.0, 0.3, (1000, 200))  # per-interval averages are close to normal
+    _, lo, hi = mean_confidence_sequence(x, 0.05, t_opt=t_opt)
+    assert binomial_lower(((lo > 1) | (hi < 1)).any(axis=-1).sum(), 1000) <= 0.05
+
+
+def test_mean_exceedance_p_matches_sequence() -> None:
+    """The p-value reaches alpha exactly when the sequence's lower end passes the margin."""
+    x = np.random.default_rng(2).normal(0.3, 1.0, 300)
+    _, lo, _ = mean_confidence_sequence(x, 0.05)
+    p = mean_exceedance_p(x, 0.0, 0.05)
+    first_ci = int(np.argmax(lo > 0))
+    first_p = int(np.argmax(p <= 0.05))
+    assert lo.max() > 0 and abs(first_ci - first_p) <= 1
+
+
+def binomial_lower(k: int, n: int) -> float:
+    """One-sided 95% Clopper-Pearson lower bound: a seeded miss rate is consistent with <= alpha if it is."""
+    from scipy.stats import beta
+
+    return 0.0 if k == 0 else float(beta.ppf(0.05, k, n - k + 1))
+
+
+@given(st.integers(min_value=2, max_value=60))
+def test_mean_cs_nested(n: int) -> None:
+    """The running intersection never widens."""
+    x = np.random.default_rng(n).normal(size=n)
+    _, lo, hi = mean_confidence_sequence(x, 0.1)
+    assert np.all(lo[1:] >= lo[:-1]) and np.all(hi[1:] <= hi[:-1])

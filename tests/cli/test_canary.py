@@ -1,0 +1,359 @@
+"""`mlplat canary`: exit codes, JSON fields, reports, plots, bad input, planning, simulation and config commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "canary"
+CONFIG = EXAMPLES / "canary.yaml"
+
+
+def _invoke(runner: CliRunner, *args: str) -> object:
+    return runner.invoke(app, ["canary", *args])
+
+
+def _simulate(runner: CliRunner, path: Path, scenario: str, *extra: str) -> Path:
+    result = runner.invoke(app, ["canary", "simulate", "--scenario", scenario, "-o", str(path), "--seed", "1",
+                                 *extra])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_bundled_regression_export_rolls_back(runner: CliRunner) -> None:
+    """The bundled regression export is a ROLLBACK (exit 1), with the error rate named as the reason."""
+    result = runner.invoke(app, ["canary", "analyze", str(EXAMPLES / "regression.csv"), "-c", str(CONFIG), "--json"])
+    assert result.exit_code == ExitCode.FAIL, result.output
+    doc = json.loads(result.stdout)
+    assert doc["decision"] == "ROLLBACK"
+    assert any("critical regression: errors" in r for r in doc["reasons"])
+
+
+def test_bundled_aa_export_promotes(runner: CliRunner) -> None:
+    """The bundled A/A export is not rolled back; at max_duration it is promoted (promote_on_timeout)."""
+    result = runner.invoke(app, ["canary", "analyze", str(EXAMPLES / "aa.json"), "-c", str(CONFIG), "--json"])
+    assert result.exit_code == ExitCode.OK, result.output
+    assert json.loads(result.stdout)["decision"] == "PROMOTE"
+
+
+def test_json_fields(runner: CliRunner, tmp_path: Path) -> None:
+    """--json carries decision, reasons, alpha, srm and per-metric fields."""
+    data = _simulate(runner, tmp_path / "r.csv", "error-regression")
+    result = runner.invoke(app, ["--json", "canary", "analyze", str(data), "-c", str(CONFIG)])
+    doc = json.loads(result.stdout)
+    assert doc["alpha"] == 0.05
+    assert set(doc["srm"]) >= {"p_value", "observed_share", "expected_share"}
+    first = doc["metrics"][0]
+    assert set(first) >= {"name", "kind", "status", "p_value", "effect", "ci", "n_baseline", "n_canary",
+                          "decided_at"}
+    assert first["status"] == "REGRESSION" and len(first["ci"]) == 2
+
+
+def test_continue_is_exit_3(runner: CliRunner, tmp_path: Path) -> None:
+    """Five minutes of a regression is not enough evidence: CONTINUE, exit 3."""
+    data = _simulate(runner, tmp_path / "r.csv", "error-regression", "--duration", "5m")
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.INCONCLUSIVE
+    assert "CONTINUE" in result.stdout
+
+
+def test_at_option(runner: CliRunner, tmp_path: Path) -> None:
+    """--at judges the data up to that time only."""
+    data = _simulate(runner, tmp_path / "r.csv", "error-regression")
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--at", "2026-01-01T00:03:00Z", "--json")
+    assert result.exit_code == ExitCode.INCONCLUSIVE
+    assert json.loads(result.stdout)["at"] == 1767225780.0
+
+
+def test_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
+    """--report writes Markdown and --plot a PNG; both refuse to overwrite without --force."""
+    data = _simulate(runner, tmp_path / "r.csv", "error-regression")
+    report, plot = tmp_path / "r.md", tmp_path / "r.png"
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(report), "--plot", str(plot))
+    assert result.exit_code == ExitCode.FAIL
+    assert "**Decision: ROLLBACK**" in report.read_text()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(report))
+    assert again.exit_code == ExitCode.BAD_INPUT
+    assert "already exists" in again.stderr
+
+
+def test_srm_export_rolls_back(runner: CliRunner, tmp_path: Path) -> None:
+    """The SRM scenario is rolled back because the comparison is not valid."""
+    data = _simulate(runner, tmp_path / "s.json", "srm")
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--json")
+    assert result.exit_code == ExitCode.FAIL
+    assert json.loads(result.stdout)["reasons"][0].startswith("sample ratio mismatch")
+
+
+def test_kayenta_format(runner: CliRunner, tmp_path: Path) -> None:
+    """A Kayenta MetricSetPair export is judged with --format kayenta."""
+    pairs = [{"name": "cpu", "values": {"control": [0.5 + 0.001 * (i % 7) for i in range(40)],
+                                        "experiment": [0.8 + 0.001 * (i % 5) for i in range(40)]},
+              "scopes": {"control": {"startTimeMillis": 0, "stepMillis": 60000},
+                         "experiment": {"startTimeMillis": 0, "stepMillis": 60000}}}]
+    data = tmp_path / "k.json"
+    data.write_text(json.dumps(pairs))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("srm: {enabled: false}\nmetrics:\n  - {name: cpu, kind: mean, metric: cpu, critical: true}\n")
+    result = _invoke(runner, "analyze", str(data), "-c", str(cfg), "--format", "kayenta", "--json")
+    assert result.exit_code == ExitCode.FAIL, result.output
+    assert json.loads(result.stdout)["metrics"][0]["status"] == "REGRESSION"
+
+
+def test_empty_export_is_exit_3(runner: CliRunner, tmp_path: Path) -> None:
+    """An empty export is NO_DATA and CONTINUE (exit 3), not a bad input."""
+    data = tmp_path / "e.csv"
+    data.write_text("timestamp,arm,metric,value\n")
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--json")
+    assert result.exit_code == ExitCode.INCONCLUSIVE
+    doc = json.loads(result.stdout)
+    assert doc["decision"] == "CONTINUE"
+    assert {m["status"] for m in doc["metrics"]} == {"NO_DATA"}
+
+
+BAD_CSV = {
+    "missing columns": ("timestamp,arm,value\n60,canary,1\n", r"missing column\(s\) metric"),
+    "unknown arm": ("timestamp,arm,metric,value\n60,green,requests,1\n", r"unknown arm name\(s\) 'green'"),
+    "negative counts": ("timestamp,arm,metric,value\n60,canary,requests,-5\n", r"negative count -5"),
+    "errors > requests": ("timestamp,arm,metric,value\n60,canary,requests,5\n60,canary,errors,9\n"
+                          "60,baseline,requests,50\n", r"errors \(9\) greater than requests \(5\)"),
+    "non-numeric": ("timestamp,arm,metric,value\n60,canary,requests,many\n", r"expected a number, got 'many'"),
+    "not cumulative": ("timestamp,arm,metric,value,le\n60,canary,latency_seconds,9,0.1\n"
+                       "60,canary,latency_seconds,4,0.2\n", r"histogram buckets are not cumulative"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CSV))
+def test_bad_csv_is_exit_4(runner: CliRunner, tmp_path: Path, case: str) -> None:
+    """Each bad input in the issue is exit 4 with a clear message and no traceback."""
+    text, message = BAD_CSV[case]
+    data = tmp_path / "bad.csv"
+    data.write_text(text)
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert re.search(message, result.stderr), result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_duplicates_and_unsorted_warn(runner: CliRunner, tmp_path: Path) -> None:
+    """Duplicated timestamps are summed and unsorted rows sorted, each with a warning on stderr."""
+    data = tmp_path / "d.csv"
+    data.write_text("timestamp,arm,metric,value\n120,canary,requests,5\n60,canary,requests,5\n"
+                    "60,canary,requests,5\n60,baseline,requests,95\n120,baseline,requests,95\n")
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.INCONCLUSIVE
+    assert "duplicated" in result.stderr and "summed" in result.stderr
+    assert "sorted" in result.stderr
+
+
+def test_prometheus_status_error_file_is_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """A Prometheus export whose status is error is exit 4 with the server's message."""
+    data = tmp_path / "errors.json"
+    data.write_text(json.dumps({"status": "error", "errorType": "timeout", "error": "query timed out"}))
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "status error: timeout: query timed out" in result.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_prometheus_unreachable_is_exit_4(runner: CliRunner) -> None:
+    """Nothing listening on the port: exit 4, "unreachable"."""
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "unreachable" in result.stderr
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A socket that accepts connections and never answers."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def test_prometheus_timeout_is_exit_4(runner: CliRunner, silent_server: str, tmp_path: Path) -> None:
+    """A server that never answers times out after prometheus.timeout: exit 4, "timed out"."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.read_text().replace("timeout: 10s", "timeout: 0.5s"))
+    began = time.time()
+    result = _invoke(runner, "analyze", "--prometheus", silent_server, "-c", str(cfg), "--start", "now-10m")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "timed out after 0.5s" in result.stderr
+    assert time.time() - began < 30
+
+
+class _ErrorHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"status": "error", "errorType": "bad_data", "error": "1:5: parse error"}).encode()
+        self.send_response(400)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_prometheus_http_status_error_is_exit_4(runner: CliRunner) -> None:
+    """An HTTP 400 answer with status error is exit 4 and carries Prometheus' message."""
+    server = HTTPServer(("127.0.0.1", 0), _ErrorHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "status error" in result.stderr and "1:5: parse error" in result.stderr
+
+
+def test_analyze_needs_data_or_prometheus(runner: CliRunner) -> None:
+    """No DATA and no --prometheus is a clear error."""
+    result = _invoke(runner, "analyze", "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "give an export file" in result.stderr
+
+
+def test_plan_small(runner: CliRunner) -> None:
+    """plan prints power per cell, the false-alarm rate and the smallest designs (JSON)."""
+    result = _invoke(runner, "plan", "--baseline-rate", "0.001", "--rps", "1e6/h", "--traffic", "5%",
+                     "--effect", "2", "--runs", "200", "--seed", "1", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    cell = doc["cells"][0]
+    assert cell["traffic"] == 0.05 and cell["power"] > 0.9
+    assert doc["false_alarm"][0]["rate"] <= 0.05
+
+
+def test_plan_table(runner: CliRunner) -> None:
+    """The plan table names the cells and the smallest traffic for 80% power."""
+    result = _invoke(runner, "plan", "--baseline-rate", "0.001", "--rps", "278", "--traffic", "2%,10%",
+                     "--effect", "3", "--runs", "100")
+    assert result.exit_code == 0, result.output
+    assert "80% power from" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--traffic", "150%"], "each share must be in (0%, 100%)"),
+    (["--effect", "0.5"], "each multiplier must be > 1"),
+    (["--rps", "fast"], "--rps"),
+    (["--alpha", "1.5"], "--srm-alpha"),
+])
+def test_plan_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
+    """plan refuses impossible inputs with exit 4."""
+    base = {"--baseline-rate": "0.001", "--rps": "278", "--runs": "20"}
+    for key, value in zip(args[::2], args[1::2], strict=True):
+        base[key] = value
+    flat = [item for pair in base.items() for item in pair]
+    result = _invoke(runner, "plan", *flat)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in result.stderr
+
+
+def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
+    """An unknown scenario or output extension is exit 4."""
+    assert _invoke(runner, "simulate", "--scenario", "chaos", "-o", str(tmp_path / "x.csv")).exit_code == 4
+    assert _invoke(runner, "simulate", "-o", str(tmp_path / "x.txt")).exit_code == 4
+
+
+def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
+    """init writes the commented template, validate accepts it, schema prints JSON Schema."""
+    path = tmp_path / "canary.yaml"
+    assert _invoke(runner, "init", str(path)).exit_code == 0
+    assert "# mlplat canary config" in path.read_text()
+    result = _invoke(runner, "validate", str(path))
+    assert result.exit_code == 0 and "valid" in result.stdout
+    schema = json.loads(_invoke(runner, "schema").stdout)
+    assert "metrics" in schema["properties"]
+
+
+def test_validate_points_at_line(runner: CliRunner, tmp_path: Path) -> None:
+    """A config error names file:line:column and the key path."""
+    path = tmp_path / "c.yaml"
+    path.write_text("alpha: 0.05\nmetrics:\n  - name: errors\n    kind: rate\n    events: errors\n"
+                    "    tolerance: -0.1\n")
+    result = _invoke(runner, "validate", str(path))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}:6:16: metrics[0].tolerance: must be >= 0" in result.stderr
+
+
+def test_help_lists_commands(runner: CliRunner) -> None:
+    """`mlplat canary --help` lists the commands."""
+    result = _invoke(runner, "--help")
+    for name in ("analyze", "watch", "plan", "simulate", "init", "validate", "schema"):
+        assert name in result.stdout
+
+
+ROLLOUT = ["rollout", "--rps", "300", "-c", str(CONFIG), "--stages", "shadow,5%,50%,100%", "--effect", "2",
+           "--runs", "60", "--max-total", "3h"]
+
+
+def test_rollout_table_and_json(runner: CliRunner) -> None:
+    """rollout prints a table; --json carries stages with dwell, power, blast radius and checks."""
+    result = _invoke(runner, *ROLLOUT)
+    assert result.exit_code == 0, result.output
+    assert "shadow" in result.stdout and "Split unit: request" in result.stdout
+    doc = json.loads(_invoke(runner, *ROLLOUT, "--json").stdout)
+    assert [s["name"] for s in doc["stages"]] == ["shadow", "5%", "50%", "100%"]
+    assert {"dwell_s", "power", "affected_requests", "extra_errors_if_bad", "checks", "rollback"} <= set(
+        doc["stages"][1])
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "argo", "flagger"])
+def test_rollout_formats_to_file(runner: CliRunner, tmp_path: Path, fmt: str) -> None:
+    """-o writes the runbook, the Argo steps or the Flagger block."""
+    path = tmp_path / f"plan.{fmt}"
+    result = _invoke(runner, *ROLLOUT, "--format", fmt, "-o", str(path))
+    assert result.exit_code == 0, result.output
+    text = path.read_text()
+    assert {"markdown": "# Canary rollout runbook", "argo": "kind: Rollout", "flagger": "kind: Canary"}[fmt] in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--stages", "5%,1%"], "shares must increase"),
+    (["--stages", "5%,120%"], "each share must be in (0, 100%]"),
+    (["--metrics", "bogus"], "unknown metric name(s) 'bogus'"),
+    (["--power", "1.5"], "--power must be in (0, 1)"),
+    (["--max-total", "10s"], "is shorter than one look"),
+    (["--format", "helm"], "--format must be"),
+])
+def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
+    """Bad stages, unknown metrics, power outside (0, 1), an impossible --max-total: exit 4 with a message."""
+    result = _invoke(runner, *ROLLOUT, *args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in result.stderr
+
+
+def test_one_prometheus_file_per_query(runner: CliRunner, tmp_path: Path) -> None:
+    """Several Prometheus responses, one file per query named after its metric, are judged together."""
+    combined = json.loads((EXAMPLES / "aa.json").read_text())
+    paths = []
+    for item in combined:
+        path = tmp_path / f"{item['metric']}.json"
+        path.write_text(json.dumps(item["response"]))
+        paths.append(str(path))
+    result = _invoke(runner, "analyze", *paths, "-c", str(CONFIG), "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert json.loads(result.stdout)["decision"] == "PROMOTE"
