@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlplat.cli import doctor
+from mlplat.cli import bench, doctor
 from mlplat.cli._output import Settings
 from mlplat.errors import MlplatError
 
@@ -105,6 +105,7 @@ def root(
 
 
 app.command("doctor")(doctor.doctor)
+app.command("bench")(bench.bench)
 
 
 def main() -> None:
