@@ -18,6 +18,8 @@ install: $(STAMP)
 # The main job on the bundled examples; each command group adds its own step below as it lands.
 demo: install
 	$(MLPLAT) doctor
+# What batching buys: MLP 512-2048-512 on the CPU at half its ceiling; no batching, a window, mlplat's two.
+	$(MLPLAT) bench --device cpu --duration 1s --warmup 0.5s
 
 test: install
 	$(PY) -m pytest
@@ -34,6 +36,9 @@ bench: install
 	if grep -q '^[A-Za-z]' benchmarks/requirements.txt; then \
 	  $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r benchmarks/requirements.txt; fi
 	$(PY) benchmarks/startup.py
+	$(PY) benchmarks/batcher_overhead.py
+	$(PY) benchmarks/batcher_mlp.py
+	$(PY) benchmarks/batcher_vs_ray.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
