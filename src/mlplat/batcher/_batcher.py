@@ -122,12 +122,15 @@ class _Queue:
                 if service is not None and now < soonest - service - self.guard:
                     return _Take([], 0, expired, cancelled, soonest - service - self.guard)
         batch: list[_Request] = []
-        while items and len(batch) < self.cap:
-            request = items.popleft()
-            if self._dead(request, now):
+        cutoff = now if self.reject_expired else -math.inf
+        cap = self.cap
+        popleft, append = items.popleft, batch.append
+        while items and len(batch) < cap:  # the hot loop: _dead() inlined
+            request = popleft()
+            if request.deadline <= cutoff or request.future.cancelled():
                 (cancelled if request.cancelled() else expired).append(request)
             else:
-                batch.append(request)
+                append(request)
         size = self.padded_size(len(batch)) if batch else 0
         return _Take(batch, size, expired, cancelled, None)
 
@@ -142,8 +145,17 @@ def _deliver(pairs: list[tuple[Any, Any]], error: bool) -> None:
                 future.set_result(value)
 
 
-def _complete(requests: Iterable[_Request], values: Iterable[Any], *, error: bool) -> None:
+def _complete(requests: Sequence[_Request], values: Iterable[Any], *, error: bool) -> None:
     """Complete each request's future once (invariant 3), grouping asyncio futures by loop."""
+    loop = requests[0].loop if requests else None
+    if loop is not None and all(request.loop is loop for request in requests):
+        # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
+        try:
+            loop.call_soon_threadsafe(_deliver, list(zip([r.future for r in requests], values, strict=False)),
+                                      error)
+        except RuntimeError:
+            pass  # the producer's loop is closed: nobody is left to receive the result
+        return
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
     for request, value in zip(requests, values, strict=False):
         loop = request.loop
@@ -166,11 +178,8 @@ def _complete(requests: Iterable[_Request], values: Iterable[Any], *, error: boo
 
 def _claim(requests: list[_Request]) -> list[_Request]:
     """Move thread futures to running; drop those a producer cancelled at the last moment."""
-    kept = []
-    for request in requests:
-        if request.loop is not None or request.future.set_running_or_notify_cancel():
-            kept.append(request)
-    return kept
+    return [request for request in requests
+            if request.loop is not None or request.future.set_running_or_notify_cancel()]
 
 
 def _expired_error(request: _Request, now: float) -> DeadlineExceeded:
@@ -437,8 +446,7 @@ class DynamicBatcher:
                     self._cond.wait(timeout)
                 if take.batch:
                     self._in_flight += len(take.batch)
-                    for request in take.batch:
-                        self._counters.queue_delay.append(now - request.arrival)
+                    self._counters.queue_delay.extend([now - request.arrival for request in take.batch])
                 if self._blocked:
                     self._cond.notify_all()
             # Outside the lock from here: these requests are ours alone (invariant 2).
