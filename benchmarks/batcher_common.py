@@ -86,7 +86,16 @@ def poisson(call_factory: Callable[[], Call], inputs: Sequence[Any], *, rate: fl
     async def main() -> np.ndarray:
         return await _poisson(call_factory(), inputs, rate, duration, seed)
 
-    return asyncio.run(main())
+    # Not asyncio.run: on exit it cancels every task and waits for them, and ray's batch-processing task,
+    # cancelled in the middle of an overloaded queue, does not finish. The loop is closed with whatever
+    # is left pending (the measurement is already taken).
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.close()
 
 
 def summary(latency: np.ndarray, duration: float, slo_ms: float) -> dict[str, float]:

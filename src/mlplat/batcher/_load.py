@@ -222,38 +222,42 @@ def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: f
 
 def closed_loop(server: Server, inputs: Sequence[Any], *, concurrency: int, duration: float, warmup: float,
                 drain_timeout: float = 5.0) -> Trace:
-    """``concurrency`` requests outstanding at all times; each completion sends the next one."""
+    """``concurrency`` requests outstanding at all times; each completion sends the next one.
+
+    The client work (recording, sending the next request) runs on the calling thread, not inside the
+    server's completion callback, so it does not borrow the server's worker thread as a real client would not.
+    """
     records: list[tuple[float, float, int]] = []
+    completions: queue.SimpleQueue[tuple[float, float, int]] = queue.SimpleQueue()
     clock = time.perf_counter
     t0 = clock()
     end = t0 + warmup + duration
     sent = itertools.count()
-    outstanding = [concurrency]
-    lock = threading.Lock()
+
+    def done(started: float, future: concurrent.futures.Future[Any]) -> None:
+        completions.put((started, clock(), _status(future)))
 
     def send() -> None:
         started = clock()
-        index = next(sent)
         try:
-            future = server.submit(inputs[index % len(inputs)])
+            future = server.submit(inputs[next(sent) % len(inputs)])
         except BatcherError:
-            records.append((started, clock(), REJECTED))
-            with lock:
-                outstanding[0] -= 1
+            completions.put((started, clock(), REJECTED))
             return
         future.add_done_callback(functools.partial(done, started))
 
-    def done(started: float, future: concurrent.futures.Future[Any]) -> None:
-        now = clock()
-        records.append((started, now, _status(future)))
-        if now < end:
-            send()
-        else:
-            with lock:
-                outstanding[0] -= 1
-
     for _ in range(concurrency):
         send()
-    _drain(lambda: concurrency - outstanding[0], concurrency, warmup + duration + drain_timeout)
+    outstanding = concurrency
+    while outstanding:
+        try:
+            record = completions.get(timeout=max(end + drain_timeout - clock(), 0.001))
+        except queue.Empty:
+            break  # the rest never came back: they are not in the trace, and the run stops here
+        records.append(record)
+        if record[1] < end:
+            send()
+        else:
+            outstanding -= 1
     data = np.array(records, dtype=float).reshape(-1, 3)
     return Trace(data[:, 0], data[:, 1], data[:, 2].astype(np.int8), np.zeros(0), (t0 + warmup, end))
