@@ -258,7 +258,8 @@ class DynamicBatcher:
     Examples
     --------
     >>> from mlplat.batcher import DynamicBatcher
-    >>> with DynamicBatcher(lambda xs: [x * 2 for x in xs], max_batch_size=8, policy="eager") as batcher:
+    >>> double = lambda xs: [x * 2 for x in xs]
+    >>> with DynamicBatcher(double, max_batch_size=8, max_latency_ms=1000, policy="eager") as batcher:
     ...     futures = [batcher.submit(i) for i in range(5)]
     ...     [f.result() for f in futures], batcher(10)
     ([0, 2, 4, 6, 8], 20)
@@ -268,7 +269,7 @@ class DynamicBatcher:
     >>> import asyncio
     >>> async def main(batcher):
     ...     return await asyncio.gather(*(batcher.infer(i) for i in range(3)))
-    >>> with DynamicBatcher(lambda xs: [x + 1 for x in xs], policy="eager") as batcher:
+    >>> with DynamicBatcher(lambda xs: [x + 1 for x in xs], max_latency_ms=1000, policy="eager") as batcher:
     ...     asyncio.run(main(batcher))
     [1, 2, 3]
     """
