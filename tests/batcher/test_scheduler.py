@@ -65,6 +65,16 @@ def test_deadline_keeps_a_guard_in_hand() -> None:
     assert queue.take(0.0).wake_at == pytest.approx(6 * MS)
 
 
+def test_deadline_learns_wake_up_lateness() -> None:
+    """Timed waits that woke late make the deadline policy dispatch that much earlier."""
+    queue = _queue(guard=1 * MS)
+    queue.estimate.observe(1, 3 * MS)
+    queue.observe_lateness(2 * MS)
+    _add(queue, 0, 0.0)
+    assert queue.take(0.0).wake_at == pytest.approx(4 * MS)
+    assert queue.guard == pytest.approx(3 * MS)
+
+
 def test_deadline_uses_the_tightest_deadline_in_the_batch() -> None:
     """A later request with a tighter deadline moves the dispatch time earlier."""
     queue = _queue()

@@ -77,13 +77,23 @@ class _Queue:
 
     def __init__(self, *, max_batch_size: int, policy: Policy, on_deadline: OnDeadline,
                  allowed_batch_sizes: tuple[int, ...] | None, guard: float = 0.0) -> None:
-        self.guard = guard
+        self.base_guard = guard
+        self._late = ServiceTimeEstimate()  # the same EWMA, kept under one key, for wake-up lateness
         self.items: deque[_Request] = deque()
         self.policy = policy
         self.reject_expired = on_deadline == "reject"
         self.allowed = allowed_batch_sizes
         self.cap = max(allowed_batch_sizes) if allowed_batch_sizes else max_batch_size
         self.estimate = ServiceTimeEstimate()
+
+    @property
+    def guard(self) -> float:
+        """Time kept in hand by the deadline policy: the fixed guard plus the learned wake-up lateness."""
+        return self.base_guard + (self._late.estimate(1) or 0.0)
+
+    def observe_lateness(self, seconds: float) -> None:
+        """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
+        self._late.observe(1, max(seconds, 0.0))
 
     def padded_size(self, n: int) -> int:
         """Size predict sees for ``n`` requests: the smallest allowed size >= n (n without allowed sizes)."""
@@ -225,7 +235,8 @@ class DynamicBatcher:
     policy : {"deadline", "eager"}
         ``"deadline"`` waits to fill a batch while the tightest deadline in it can still be met after one
         predict of the batch it would send (estimated online per batch size) with 10% of
-        ``max_latency_ms`` to spare; ``"eager"`` sends whatever is queued as soon as a worker is free.
+        ``max_latency_ms`` plus the learned wake-up lateness to spare; ``"eager"`` sends whatever is
+        queued as soon as a worker is free.
     max_queue_size : int
         Most requests waiting; beyond it :class:`~mlplat.errors.QueueFull`.
     on_deadline : {"reject", "serve"}
@@ -426,6 +437,7 @@ class DynamicBatcher:
     def _work(self) -> None:
         while True:
             with self._cond:
+                due: float | None = None  # when the last timed wait was meant to end
                 while True:
                     now = self._clock()
                     closing = self._closed
@@ -444,7 +456,12 @@ class DynamicBatcher:
                     if closing:
                         return
                     timeout = None if take.wake_at is None else max(take.wake_at - now, 0.0)
+                    due = take.wake_at
                     self._cond.wait(timeout)
+                if take.batch and due is not None and now >= due:
+                    # Sent because a timed wait ran out: learn how late the wake-up came, and keep that
+                    # much more in hand from now on (rule 5).
+                    self._queue.observe_lateness(now - due)
                 if take.batch:
                     self._in_flight += len(take.batch)
                     self._counters.queue_delay.extend([now - request.arrival for request in take.batch])

@@ -308,7 +308,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
 
 
 def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) -> Path:
-    """A PNG: latency CDF per policy, and for a sweep throughput and p99 against offered load."""
+    """A PNG: latency CDF per policy; for a sweep, throughput, goodput and p99 against offered load."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -327,9 +327,12 @@ def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) ->
         for policy in dict.fromkeys(p.policy for p in result.sweep):
             points = [p for p in result.sweep if p.policy == policy]
             offered = [p.offered_rps for p in points]
-            axes[0][1].plot(offered, [p.goodput_rps for p in points], marker="o", label=policy)
+            line = axes[0][1].plot(offered, [p.throughput_rps for p in points], marker="o", label=policy)
+            axes[0][1].plot(offered, [p.goodput_rps for p in points], marker="x", linestyle="--",
+                            color=line[0].get_color())
             axes[0][2].plot(offered, [p.latency_ms["p99"] for p in points], marker="o", label=policy)
-        axes[0][1].set(xlabel="offered (req/s)", ylabel="goodput (req/s)", title="goodput within SLO")
+        axes[0][1].set(xlabel="offered (req/s)", ylabel="req/s",
+                       title="throughput (solid) and goodput within SLO (dashed)")
         axes[0][2].axhline(result.slo_ms, color="grey", linestyle="--", linewidth=1)
         axes[0][2].set(xlabel="offered (req/s)", ylabel="p99 (ms)", title="p99 latency", yscale="log")
         axes[0][1].legend()
