@@ -32,6 +32,8 @@ demo: install
 	$(MLPLAT) canary analyze examples/canary/aa.json --config examples/canary/canary.yaml
 	$(MLPLAT) canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,5% --effect 2,3 --runs 500
 	$(MLPLAT) canary rollout --config examples/canary/canary.yaml --rps 300 --stages shadow,5%,25%,50%,100% --effect 2 --runs 300
+# What batching buys: MLP 512-2048-512 on the CPU at half its ceiling; no batching, a window, mlplat's two.
+	$(MLPLAT) bench --device cpu --duration 1s --warmup 0.5s
 
 test: install
 	$(PY) -m pytest
@@ -53,6 +55,9 @@ bench: install
 	$(PY) benchmarks/ingest_speed.py
 	$(PY) benchmarks/canary_speed.py
 	$(PY) benchmarks/canary_validity.py
+	$(PY) benchmarks/batcher_overhead.py
+	$(PY) benchmarks/batcher_mlp.py
+	$(PY) benchmarks/batcher_vs_ray.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -75,3 +75,13 @@ traffic_shares = st.floats(min_value=0.005, max_value=0.5, allow_nan=False)
 
 #: Concentrations of the rate prior.
 concentrations = st.floats(min_value=1.0, max_value=1000.0, allow_nan=False)
+
+
+# batcher
+
+
+def queue_scripts() -> st.SearchStrategy[list[tuple[str, float, float]]]:
+    """Scripts for the batcher queue: (operation, clock step in seconds, latency or cancel pick)."""
+    step = st.tuples(st.sampled_from(["add", "add", "take", "cancel"]),
+                     st.floats(0.0, 0.006, allow_nan=False), st.floats(0.0005, 0.02, allow_nan=False))
+    return st.lists(step, max_size=60)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from mlplat.cli import canary, doctor, ingest, rubric, sim
+from mlplat.cli import bench, canary, doctor, ingest, rubric, sim
 from mlplat.cli._output import Settings
 from mlplat.errors import MlplatError
 
@@ -109,6 +109,7 @@ app.add_typer(rubric.app, name="rubric")
 app.add_typer(sim.app, name="sim")
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(canary.app, name="canary")
+app.command("bench")(bench.bench)
 
 
 def main() -> None:

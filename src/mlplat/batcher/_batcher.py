@@ -1,0 +1,558 @@
+"""The dynamic batcher: one queue, one condition, worker threads, thread and asyncio producers.
+
+Invariants (why there is no race and why every future is completed exactly once):
+
+1. ``_Queue`` and the counters are touched only while holding ``DynamicBatcher._cond`` (one lock, one
+   condition). Producers append, workers pop; nothing else mutates the deque.
+2. A request leaves the deque exactly once, under the lock, by one of: dispatch, expiry, cancellation
+   noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
+   outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
+   producer call that refused it.
+3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
+   that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
+   An asyncio future is completed only on its own loop (``call_soon_threadsafe``) and only if not yet done
+   (a task cancelled while its batch was running).
+4. A worker forms a batch only when it is free (it is the worker), so no batch is ever closed while all
+   workers are busy; ``workers`` bounds the number of concurrent ``predict`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlplat.batcher._stats import BatcherStats, Counters, ServiceTimeEstimate
+from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
+
+__all__ = ["DynamicBatcher"]
+
+Policy = Literal["deadline", "eager"]
+OnDeadline = Literal["reject", "serve"]
+# Share of max_latency the deadline policy keeps in hand for thread wake-up and result hand-back.
+GUARD_SHARE = 0.1
+PredictFn = Callable[[list[Any]], Sequence[Any] | Awaitable[Sequence[Any]]]
+
+
+class _Request:
+    """One queued item and the future its producer waits on (``loop`` set for asyncio futures)."""
+
+    __slots__ = ("arrival", "deadline", "future", "item", "loop")
+
+    def __init__(self, item: Any, arrival: float, deadline: float, future: Any,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
+        self.item = item
+        self.arrival = arrival
+        self.deadline = deadline
+        self.future = future
+        self.loop = loop
+
+    def cancelled(self) -> bool:
+        return bool(self.future.cancelled())
+
+
+@dataclass
+class _Take:
+    """What a free worker should do now: send ``batch`` (padded to ``size``), fail ``expired``, or wait."""
+
+    batch: list[_Request]
+    size: int
+    expired: list[_Request]
+    cancelled: list[_Request]
+    wake_at: float | None  # clock time to look again when nothing is sent; None: wait for a new request
+
+
+class _Queue:
+    """The scheduling rules, without threads: what a free worker sends at time ``now``.
+
+    Kept apart from the threads so that every timing rule is tested with plain numbers for time.
+    """
+
+    def __init__(self, *, max_batch_size: int, policy: Policy, on_deadline: OnDeadline,
+                 allowed_batch_sizes: tuple[int, ...] | None, guard: float = 0.0) -> None:
+        self.base_guard = guard
+        self._late = ServiceTimeEstimate()  # the same EWMA, kept under one key, for wake-up lateness
+        self.items: deque[_Request] = deque()
+        self.policy = policy
+        self.reject_expired = on_deadline == "reject"
+        self.allowed = allowed_batch_sizes
+        self.cap = max(allowed_batch_sizes) if allowed_batch_sizes else max_batch_size
+        self.estimate = ServiceTimeEstimate()
+
+    @property
+    def guard(self) -> float:
+        """Time kept in hand by the deadline policy: the fixed guard plus the learned wake-up lateness."""
+        return self.base_guard + (self._late.estimate(1) or 0.0)
+
+    def observe_lateness(self, seconds: float) -> None:
+        """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
+        self._late.observe(1, max(seconds, 0.0))
+
+    def padded_size(self, n: int) -> int:
+        """Size predict sees for ``n`` requests: the smallest allowed size >= n (n without allowed sizes)."""
+        if not self.allowed:
+            return n
+        return min(size for size in self.allowed if size >= n)
+
+    def _dead(self, request: _Request, now: float) -> bool:
+        return request.cancelled() or (self.reject_expired and request.deadline <= now)
+
+    def take(self, now: float, *, closing: bool = False) -> _Take:
+        """Decide for a free worker at clock time ``now`` (called under the batcher's lock)."""
+        items = self.items
+        expired: list[_Request] = []
+        cancelled: list[_Request] = []
+        # Dead requests at the head leave now, so their producers hear at once.
+        while items and self._dead(items[0], now):
+            request = items.popleft()
+            (cancelled if request.cancelled() else expired).append(request)
+        if not items:
+            return _Take([], 0, expired, cancelled, None)
+        if self.policy == "deadline" and not closing:
+            live, soonest = 0, math.inf
+            for request in items:
+                if self._dead(request, now):
+                    continue
+                live += 1
+                soonest = min(soonest, request.deadline)
+                if live == self.cap:
+                    break
+            if live < self.cap:
+                service = self.estimate.estimate(self.padded_size(live))
+                # Unknown predict time: send now and learn it. Otherwise wait while the tightest
+                # deadline in the batch can still be met after one predict of the batch we'd send, with
+                # `guard` to spare for a late thread wake-up and the hand-back of results.
+                if service is not None and now < soonest - service - self.guard:
+                    return _Take([], 0, expired, cancelled, soonest - service - self.guard)
+        batch: list[_Request] = []
+        cutoff = now if self.reject_expired else -math.inf
+        cap = self.cap
+        popleft, append = items.popleft, batch.append
+        while items and len(batch) < cap:  # the hot loop: _dead() inlined
+            request = popleft()
+            if request.deadline <= cutoff or request.future.cancelled():
+                (cancelled if request.cancelled() else expired).append(request)
+            else:
+                append(request)
+        size = self.padded_size(len(batch)) if batch else 0
+        return _Take(batch, size, expired, cancelled, None)
+
+
+def _deliver(pairs: list[tuple[Any, Any]], error: bool) -> None:
+    """Complete asyncio futures on their own loop; a future cancelled meanwhile is left alone."""
+    for future, value in pairs:
+        if not future.done():
+            if error:
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+
+def _complete(requests: Sequence[_Request], values: Iterable[Any], *, error: bool) -> None:
+    """Complete each request's future once (invariant 3), grouping asyncio futures by loop."""
+    loop = requests[0].loop if requests else None
+    if loop is not None and all(request.loop is loop for request in requests):
+        # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
+        try:
+            loop.call_soon_threadsafe(_deliver, list(zip([r.future for r in requests], values, strict=False)),
+                                      error)
+        except RuntimeError:
+            pass  # the producer's loop is closed: nobody is left to receive the result
+        return
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+    for request, value in zip(requests, values, strict=False):
+        loop = request.loop
+        if loop is None:
+            if error:
+                request.future.set_exception(value)
+            else:
+                request.future.set_result(value)
+        else:
+            pairs = by_loop.get(loop)
+            if pairs is None:
+                by_loop[loop] = pairs = []
+            pairs.append((request.future, value))
+    for loop, pairs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, pairs, error)
+        except RuntimeError:
+            pass  # the producer's loop is closed: nobody is left to receive the result
+
+
+def _claim(requests: list[_Request]) -> list[_Request]:
+    """Move thread futures to running; drop those a producer cancelled at the last moment."""
+    return [request for request in requests
+            if request.loop is not None or request.future.set_running_or_notify_cancel()]
+
+
+def _expired_error(request: _Request, now: float) -> DeadlineExceeded:
+    return DeadlineExceeded(f"deadline passed {(now - request.deadline) * 1000:.2f} ms before dispatch "
+                            f"(the request waited {(now - request.arrival) * 1000:.2f} ms in the queue)")
+
+
+def _check_results(results: Any, count: int) -> BatcherError | None:
+    """None when ``results`` holds one result per item, else the error every request of the batch gets."""
+    try:
+        got = len(results)
+    except TypeError:
+        return BatcherError(f"predict returned {type(results).__name__}, not a sequence with one result per "
+                            f"item (batch of {count})")
+    if got != count:
+        return BatcherError(f"predict returned {got} results for a batch of {count}; it must return one "
+                            "result per item, in order")
+    return None
+
+
+def _positive(name: str, value: Any, kind: type = int) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
+    if kind is int:
+        ok = ok and isinstance(value, int)
+    if not ok:
+        what = "a positive integer" if kind is int else "a positive finite number"
+        raise BatcherError(f"`{name}` must be {what}, got {value!r}")
+
+
+class DynamicBatcher:
+    """Group requests from many producers into batches for one ``predict`` call, within a deadline.
+
+    Parameters
+    ----------
+    predict : callable
+        ``predict(items: list) -> sequence`` with one result per item, in order; a plain function runs on
+        worker threads, an ``async def`` runs on a private event loop. Anything but one result per item
+        fails each request of that batch with :class:`~mlplat.errors.BatcherError`.
+    max_batch_size : int
+        Most requests per ``predict`` call.
+    max_latency_ms : float
+        Default deadline of a request: arrival + this; a request may pass a tighter one.
+    policy : {"deadline", "eager"}
+        ``"deadline"`` waits to fill a batch while the tightest deadline in it can still be met after one
+        predict of the batch it would send (estimated online per batch size) with 10% of
+        ``max_latency_ms`` plus the learned wake-up lateness to spare; ``"eager"`` sends whatever is
+        queued as soon as a worker is free.
+    max_queue_size : int
+        Most requests waiting; beyond it :class:`~mlplat.errors.QueueFull`.
+    on_deadline : {"reject", "serve"}
+        A request whose deadline passed before dispatch fails with
+        :class:`~mlplat.errors.DeadlineExceeded` (``"reject"``) or is served anyway (``"serve"``).
+    workers : int
+        Concurrent ``predict`` calls (worker threads).
+    allowed_batch_sizes : sequence of int, optional
+        Sizes ``predict`` accepts (for fixed-shape engines, CUDA graphs). A batch holds at most the largest
+        allowed size (trim) and is padded, by repeating its last item, to the smallest allowed size that
+        holds it (pad); results for padding are dropped.
+    clock : callable
+        Monotonic clock in seconds (injected by tests).
+
+    Notes
+    -----
+    The rules are numbered in ``docs/bench.md``. A batch is formed only when a worker is free, so a batch
+    never closes on a timer while the model is busy: a fixed timer that keeps closing batches while a long
+    predict runs leaves the next batches small and queued behind it.
+
+    References
+    ----------
+    .. [1] NVIDIA Triton Inference Server, "Dynamic batcher" (``max_queue_delay_microseconds``,
+       ``preferred_batch_size``), https://docs.nvidia.com/deeplearning/triton-inference-server/
+    .. [2] D. Crankshaw et al., "Clipper: A Low-Latency Online Prediction Serving System", NSDI 2017
+       (adaptive batching under a latency objective).
+    .. [3] Ray Serve, "Dynamic Request Batching" (``@serve.batch``, ``max_batch_size``,
+       ``batch_wait_timeout_s``), https://docs.ray.io/en/latest/serve/advanced-guides/dyn-req-batch.html
+
+    Examples
+    --------
+    >>> from mlplat.batcher import DynamicBatcher
+    >>> double = lambda xs: [x * 2 for x in xs]
+    >>> with DynamicBatcher(double, max_batch_size=8, max_latency_ms=1000, policy="eager") as batcher:
+    ...     futures = [batcher.submit(i) for i in range(5)]
+    ...     [f.result() for f in futures], batcher(10)
+    ([0, 2, 4, 6, 8], 20)
+
+    From asyncio:
+
+    >>> import asyncio
+    >>> async def main(batcher):
+    ...     return await asyncio.gather(*(batcher.infer(i) for i in range(3)))
+    >>> with DynamicBatcher(lambda xs: [x + 1 for x in xs], max_latency_ms=1000, policy="eager") as batcher:
+    ...     asyncio.run(main(batcher))
+    [1, 2, 3]
+    """
+
+    def __init__(self, predict: PredictFn, *, max_batch_size: int = 32, max_latency_ms: float = 10.0,
+                 policy: Policy = "deadline", max_queue_size: int = 10_000, on_deadline: OnDeadline = "reject",
+                 workers: int = 1, allowed_batch_sizes: Sequence[int] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not callable(predict):
+            raise BatcherError(f"`predict` must be callable, got {type(predict).__name__} {predict!r:.60}")
+        _positive("max_batch_size", max_batch_size)
+        _positive("max_latency_ms", max_latency_ms, float)
+        _positive("max_queue_size", max_queue_size)
+        _positive("workers", workers)
+        if policy not in ("deadline", "eager"):
+            raise BatcherError(f"`policy` must be 'deadline' or 'eager', got {policy!r}")
+        if on_deadline not in ("reject", "serve"):
+            raise BatcherError(f"`on_deadline` must be 'reject' or 'serve', got {on_deadline!r}")
+        allowed = None
+        if allowed_batch_sizes is not None:
+            allowed = tuple(sorted(set(allowed_batch_sizes)))
+            if not allowed:
+                raise BatcherError("`allowed_batch_sizes` must hold at least one size, got an empty sequence")
+            for size in allowed:
+                _positive("allowed_batch_sizes", size)
+                if size > max_batch_size:
+                    raise BatcherError(f"`allowed_batch_sizes` must be <= max_batch_size ({max_batch_size}), "
+                                       f"got {size}")
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency_ms / 1000.0
+        self.max_queue_size = max_queue_size
+        self.policy = policy
+        self.workers = workers
+        self._predict = predict
+        self._clock = clock
+        self._cond = threading.Condition(threading.Lock())
+        self._queue = _Queue(max_batch_size=max_batch_size, policy=policy, on_deadline=on_deadline,
+                             allowed_batch_sizes=allowed, guard=GUARD_SHARE * self.max_latency)
+        self._counters = Counters()
+        self._closed = False
+        self._drain = True
+        self._in_flight = 0
+        self._blocked = 0  # producers waiting for room (block=True); workers notify them when they pop
+        # asyncio requests gathered during one loop iteration, per loop; only that loop's thread touches
+        # its own entry (dict get/set/pop are atomic), and _flush hands them over under one lock.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+        if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
+            self._async_loop = asyncio.new_event_loop()
+            threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
+        self._threads = [threading.Thread(target=self._work, name=f"mlplat-batcher-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    # ---- producers -----------------------------------------------------------------------------------
+
+    def _deadline(self, now: float, deadline_ms: float | None) -> float:
+        if deadline_ms is None:
+            return now + self.max_latency
+        _positive("deadline_ms", deadline_ms, float)
+        return now + min(deadline_ms / 1000.0, self.max_latency)
+
+    def submit(self, item: Any, *, deadline_ms: float | None = None, block: bool = False,
+               timeout: float | None = None) -> concurrent.futures.Future[Any]:
+        """Queue ``item``; the future gets its result, or a :class:`~mlplat.errors.BatcherError`.
+
+        ``deadline_ms`` tightens the deadline (never loosens it past ``max_latency_ms``). A full queue
+        raises :class:`~mlplat.errors.QueueFull` at once, or with ``block=True`` waits up to ``timeout``
+        seconds (forever when ``None``) for room. Raises :class:`~mlplat.errors.BatcherClosed` after
+        :meth:`close`.
+        """
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._cond:
+            now = self._clock()
+            request = _Request(item, now, self._deadline(now, deadline_ms), future, None)
+            self._admit_locked(request, block, timeout)
+            self._cond.notify()
+        return future
+
+    def _admit_locked(self, request: _Request, block: bool, timeout: float | None) -> None:
+        if self._closed:
+            raise BatcherClosed("the batcher is closed; no new requests are accepted")
+        if len(self._queue.items) >= self.max_queue_size:
+            if block and (timeout is None or timeout > 0):
+                self._blocked += 1
+                try:
+                    room = self._cond.wait_for(
+                        lambda: self._closed or len(self._queue.items) < self.max_queue_size, timeout)
+                finally:
+                    self._blocked -= 1
+                if self._closed:
+                    raise BatcherClosed("the batcher closed while this request waited for room")
+            else:
+                room = False
+            if not room:
+                self._counters.rejected += 1
+                raise QueueFull(f"the queue holds max_queue_size={self.max_queue_size} requests; "
+                                "retry later, raise max_queue_size, or submit with block=True")
+        self._queue.items.append(request)
+        self._counters.submitted += 1
+
+    def __call__(self, item: Any, *, deadline_ms: float | None = None, timeout: float | None = None) -> Any:
+        """Submit ``item`` and wait for its result (raises what the future holds)."""
+        return self.submit(item, deadline_ms=deadline_ms).result(timeout)
+
+    def infer(self, item: Any, *, deadline_ms: float | None = None) -> asyncio.Future[Any]:
+        """Queue ``item`` from a running event loop: ``result = await batcher.infer(item)``.
+
+        Requests made during one iteration of the loop reach the queue together (one lock, one wake-up),
+        and results come back to the loop once per batch, which is what keeps the overhead per request
+        to a few microseconds. A full queue fails the future with :class:`~mlplat.errors.QueueFull`;
+        cancelling the awaiting task before dispatch removes the request.
+        """
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            raise BatcherClosed("the batcher is closed; no new requests are accepted")
+        future = loop.create_future()
+        now = self._clock()
+        deadline = now + self.max_latency if deadline_ms is None else self._deadline(now, deadline_ms)
+        request = _Request(item, now, deadline, future, loop)
+        pending = self._pending.get(loop)
+        if pending is None:
+            self._pending[loop] = [request]
+            loop.call_soon(self._flush, loop)
+        else:
+            pending.append(request)
+        return future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
+        requests = self._pending.pop(loop)
+        refused: list[_Request] = []
+        with self._cond:
+            if self._closed:
+                refused = requests
+            else:
+                room = self.max_queue_size - len(self._queue.items)
+                if room < len(requests):
+                    refused = requests[max(room, 0):]
+                    requests = requests[:max(room, 0)]
+                    self._counters.rejected += len(refused)
+                self._queue.items.extend(requests)
+                self._counters.submitted += len(requests)
+                self._cond.notify()
+        if refused:
+            error: BatcherError = (BatcherClosed("the batcher is closed; no new requests are accepted")
+                                   if self._closed else
+                                   QueueFull(f"the queue holds max_queue_size={self.max_queue_size} requests"))
+            _deliver([(r.future, error) for r in refused], True)
+
+    # ---- workers -------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                due: float | None = None  # when the last timed wait was meant to end
+                while True:
+                    now = self._clock()
+                    closing = self._closed
+                    if closing and not self._drain:
+                        doomed = list(self._queue.items)
+                        self._queue.items.clear()
+                        self._counters.failed += len(doomed)
+                        take = _Take([], 0, [], [], None)
+                    else:
+                        doomed = []
+                        take = self._queue.take(now, closing=closing)
+                    self._counters.expired += len(take.expired)
+                    self._counters.cancelled += len(take.cancelled)
+                    if take.batch or take.expired or take.cancelled or doomed:
+                        break
+                    if closing:
+                        return
+                    timeout = None if take.wake_at is None else max(take.wake_at - now, 0.0)
+                    due = take.wake_at
+                    self._cond.wait(timeout)
+                if take.batch and due is not None and now >= due:
+                    # Sent because a timed wait ran out: learn how late the wake-up came, and keep that
+                    # much more in hand from now on (rule 5).
+                    self._queue.observe_lateness(now - due)
+                if take.batch:
+                    self._in_flight += len(take.batch)
+                    self._counters.queue_delay.extend([now - request.arrival for request in take.batch])
+                if self._blocked:
+                    self._cond.notify_all()
+            # Outside the lock from here: these requests are ours alone (invariant 2).
+            _claim(take.cancelled)
+            if take.expired:
+                expired = _claim(take.expired)
+                _complete(expired, [_expired_error(r, now) for r in expired], error=True)
+            if doomed:
+                doomed = _claim(doomed)
+                _complete(doomed, [BatcherClosed("the batcher closed before this request ran")] * len(doomed),
+                          error=True)
+            if take.batch:
+                self._run(take.batch)
+
+    def _run(self, taken: list[_Request]) -> None:
+        batch = _claim(taken)
+        size = self._queue.padded_size(len(batch)) if batch else 0
+        items = [request.item for request in batch]
+        if items and size > len(items):
+            items.extend([items[-1]] * (size - len(items)))
+        start = self._clock()
+        error: BaseException | None = None
+        results: Any = ()
+        if items:
+            try:
+                if self._async_loop is not None:
+                    coroutine = self._predict(items)
+                    results = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop).result()  # type: ignore[arg-type]
+                else:
+                    results = self._predict(items)
+                error = _check_results(results, len(items))
+            except Exception as exc:  # any predict failure belongs to this batch and nothing else
+                error = exc
+        seconds = self._clock() - start
+        with self._cond:
+            self._in_flight -= len(taken)
+            counters = self._counters
+            counters.cancelled += len(taken) - len(batch)
+            if items:
+                counters.batches += 1
+                counters.padded += size - len(batch)
+                counters.histogram[len(batch)] = counters.histogram.get(len(batch), 0) + 1
+                counters.predict_time.append(seconds)
+                self._queue.estimate.observe(size, seconds)
+            if error is None:
+                counters.completed += len(batch)
+            else:
+                counters.failed += len(batch)
+        if error is None:
+            _complete(batch, results, error=False)
+        else:
+            _complete(batch, [error] * len(batch), error=True)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------
+
+    def close(self, drain: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting requests; ``drain=True`` runs what is queued, ``False`` fails it with BatcherClosed.
+
+        Returns when the workers have finished (or after ``timeout`` seconds). Closing twice is harmless.
+        """
+        with self._cond:
+            if not self._closed:
+                self._closed = True
+                self._drain = drain
+            self._cond.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
+        if self._async_loop is not None and not any(t.is_alive() for t in self._threads):
+            self._async_loop.call_soon_threadsafe(self._async_loop.stop)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def __enter__(self) -> DynamicBatcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(drain=True)
+
+    def stats(self) -> BatcherStats:
+        """A snapshot of the counters, the batch-size histogram and the delay and predict percentiles."""
+        with self._cond:
+            return self._counters.snapshot(len(self._queue.items), self._in_flight)
+
+    def _kick(self) -> None:
+        """Wake the workers to look at the queue again (tests call it after moving a fake clock)."""
+        with self._cond:
+            self._cond.notify_all()

@@ -1,0 +1,344 @@
+"""`mlplat bench` as a library call: profile S(b), then drive each batching policy with the same load."""
+
+from __future__ import annotations
+
+import gc
+import io
+import math
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mlplat.batcher._load import (
+    OK,
+    POLICIES,
+    REJECTED,
+    Meter,
+    Trace,
+    closed_loop,
+    generator_capacity,
+    make_server,
+    open_loop,
+)
+from mlplat.batcher._models import ModelSpec, ProfilePoint, TorchPredictor, profile_predict, resolve_device
+from mlplat.batcher._stats import percentiles
+from mlplat.errors import MlplatError
+from mlplat.files import atomic_write_bytes
+
+__all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
+
+SWEEP_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1)
+Mode = Literal["rate", "concurrency", "sweep"]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `mlplat bench` runs; every field is a command-line option (see ``docs/bench.md``).
+
+    ``rate`` and ``rate_share`` are alternatives: an absolute rate, or a share of the measured ceiling
+    X* (the default load is half of X*).
+    """
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    device: str = "auto"
+    dtype: str = "float32"
+    max_batch: int = 32
+    max_latency_ms: float = 10.0
+    mode: Mode = "rate"
+    rate: float | None = None
+    rate_share: float = 0.5
+    concurrency: int = 64
+    duration: float = 10.0
+    warmup: float = 1.0
+    slo_ms: float = 25.0
+    policies: tuple[str, ...] = POLICIES
+    torch_threads: int | None = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, flag in (("max_batch", "--max-batch"), ("concurrency", "--concurrency")):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise MlplatError(f"{flag} must be a positive integer, got {value!r}")
+        for name, flag in (("max_latency_ms", "--max-latency-ms"), ("duration", "--duration"),
+                           ("slo_ms", "--slo-ms"), ("rate_share", "rate share")):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise MlplatError(f"{flag} must be a positive number, got {value!r}")
+        if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
+            raise MlplatError(f"--rate must be a positive number of requests per second, got {self.rate!r}")
+        if self.warmup < 0:
+            raise MlplatError(f"--warmup must be >= 0, got {self.warmup!r}")
+        if not self.policies:
+            raise MlplatError(f"--policies must name at least one of {', '.join(POLICIES)}")
+        for policy in self.policies:
+            if policy not in POLICIES:
+                raise MlplatError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+        if self.torch_threads is not None and self.torch_threads <= 0:
+            raise MlplatError(f"--torch-threads must be a positive integer, got {self.torch_threads!r}")
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """One policy under one load: rates, latency percentiles (ms, from the scheduled arrival), batching.
+
+    ``miss_rate`` is the share of requests answered after ``max_latency_ms`` or never answered;
+    ``reject_rate`` the share refused (``QueueFull`` or ``DeadlineExceeded``); ``throughput_rps`` and
+    ``goodput_rps`` count answers (within the SLO, for goodput) that came back inside the measured interval.
+    """
+
+    policy: str
+    offered_rps: float | None
+    concurrency: int | None
+    requests: int
+    throughput_rps: float
+    goodput_rps: float
+    latency_ms: dict[str, float]
+    miss_rate: float
+    reject_rate: float
+    mean_batch: float
+    fill_ratio: float
+    busy_fraction: float
+    generator_lag_p99_ms: float | None
+    generator_behind: bool
+    cdf_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy, "offered_rps": self.offered_rps, "concurrency": self.concurrency,
+            "requests": self.requests, "throughput_rps": self.throughput_rps, "goodput_rps": self.goodput_rps,
+            "latency_ms": dict(self.latency_ms), "miss_rate": self.miss_rate, "reject_rate": self.reject_rate,
+            "mean_batch": self.mean_batch, "fill_ratio": self.fill_ratio, "busy_fraction": self.busy_fraction,
+            "generator_lag_p99_ms": self.generator_lag_p99_ms, "generator_behind": self.generator_behind,
+        }
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Everything one `mlplat bench` run measured.
+
+    ``policies`` holds one result per policy (in a sweep: its point of highest goodput); ``sweep``
+    holds every (policy, offered load) point of a sweep.
+    """
+
+    device: str
+    model: str
+    dtype: str
+    mode: str
+    max_batch: int
+    max_latency_ms: float
+    slo_ms: float
+    ceiling_rps: float
+    ceiling_batch: int
+    profile: tuple[ProfilePoint, ...]
+    policies: tuple[PolicyResult, ...]
+    sweep: tuple[PolicyResult, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "device": self.device, "model": self.model, "dtype": self.dtype, "mode": self.mode,
+            "max_batch": self.max_batch, "max_latency_ms": self.max_latency_ms, "slo_ms": self.slo_ms,
+            "ceiling_rps": self.ceiling_rps, "ceiling_batch": self.ceiling_batch,
+            "profile": [p.to_dict() for p in self.profile],
+            "policies": [p.to_dict() for p in self.policies],
+            "sweep": [p.to_dict() for p in self.sweep],
+            "warnings": list(self.warnings),
+        }
+
+    def __rich__(self) -> str:
+        lines = [f"{self.model} on {self.device} ({self.dtype}): ceiling X* = {self.ceiling_rps:,.0f} req/s "
+                 f"at batch {self.ceiling_batch}"]
+        for p in self.policies:
+            lines.append(f"{p.policy:>8}: goodput {p.goodput_rps:,.0f} req/s, p99 {p.latency_ms['p99']:.2f} ms, "
+                         f"mean batch {p.mean_batch:.1f}")
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def _profile_sizes(max_batch: int) -> list[int]:
+    if max_batch <= 64:
+        return list(range(1, max_batch + 1))
+    sizes = {max_batch}
+    size = 1
+    while size < max_batch:
+        sizes.add(size)
+        size *= 2
+    return sorted(sizes)
+
+
+def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None, concurrency: int | None,
+              max_batch: int, max_latency_ms: float, slo_ms: float, elapsed: float) -> PolicyResult:
+    """Turn one run's per-request trace into a :class:`PolicyResult` (only arrivals after warm-up)."""
+    low, high = trace.window
+    keep = (trace.start >= low) & (trace.start < high)
+    status, start, finish = trace.status[keep], trace.start[keep], trace.finish[keep]
+    measured = max(high - low, 1e-9)
+    requests = int(keep.sum())
+    served = status == OK
+    latency = (finish[served] - start[served]) * 1000.0
+    # Rates count answers that came back inside the measured interval: an overloaded server that
+    # answers long after it is not credited with the offered rate.
+    in_window = finish[served] < high
+    cdf = tuple(np.quantile(latency, np.linspace(0, 1, 201)).tolist()) if latency.size else ()
+    lag = trace.lag[keep] if trace.lag.size else trace.lag
+    lag_p99 = float(np.quantile(lag, 0.99) * 1000.0) if lag.size else None
+    # Neither answered nor refused: still queued when the run stopped waiting (then failed by close), or
+    # failed by predict. Each counts as a deadline miss.
+    unanswered = int(((status != OK) & (status != REJECTED)).sum())
+    return PolicyResult(
+        policy=policy, offered_rps=offered, concurrency=concurrency, requests=requests,
+        throughput_rps=float(in_window.sum()) / measured,
+        goodput_rps=float((in_window & (latency <= slo_ms)).sum()) / measured,
+        latency_ms=percentiles(latency.tolist()),
+        miss_rate=float((latency > max_latency_ms).sum() + unanswered) / requests if requests else math.nan,
+        reject_rate=float((status == REJECTED).sum()) / requests if requests else math.nan,
+        mean_batch=meter.items / meter.calls if meter.calls else math.nan,
+        fill_ratio=(meter.items / meter.calls / max_batch) if meter.calls else math.nan,
+        busy_fraction=min(meter.busy / elapsed, 1.0) if elapsed > 0 else math.nan,
+        generator_lag_p99_ms=lag_p99,
+        generator_behind=lag_p99 is not None and lag_p99 > 0.25 * slo_ms,
+        cdf_ms=cdf,
+    )
+
+
+def run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequence[Any], config: BenchConfig,
+               *, rate: float | None, rng: np.random.Generator) -> PolicyResult:
+    """Drive one policy with open-loop Poisson load at ``rate``, or closed-loop load when ``rate`` is None."""
+    import time
+
+    meter = Meter(predict)
+    # Requests still queued this long after the last arrival have missed any sensible SLO.
+    drain = max(0.5, 4 * config.slo_ms / 1000.0)
+    server = make_server(policy, meter, max_batch_size=config.max_batch, max_latency_ms=config.max_latency_ms)
+    started = time.perf_counter()
+    try:
+        if rate is not None:
+            trace = open_loop(server, inputs, rate=rate, duration=config.duration, warmup=config.warmup, rng=rng,
+                              drain_timeout=drain)
+        else:
+            trace = closed_loop(server, inputs, concurrency=config.concurrency, duration=config.duration,
+                                warmup=config.warmup, drain_timeout=drain)
+    finally:
+        server.close(drain=False)
+    elapsed = time.perf_counter() - started
+    return summarize(policy, trace, meter, offered=rate, concurrency=None if rate is not None else config.concurrency,
+                     max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
+                     elapsed=elapsed)
+
+
+def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda message: None) -> BenchResult:
+    """Profile the model, then run every policy of ``config`` under the same load; see ``docs/bench.md``.
+
+    Examples
+    --------
+    >>> from mlplat.batcher import BenchConfig, ModelSpec, run_bench
+    >>> config = BenchConfig(model=ModelSpec(width=16, hidden=32), device="cpu", max_batch=4, duration=0.2,
+    ...                      warmup=0.05, rate=500, policies=("none", "deadline"))
+    >>> result = run_bench(config)
+    >>> [p.policy for p in result.policies], len(result.profile)
+    (['none', 'deadline'], 4)
+    """
+    import torch
+
+    device = resolve_device(config.device)
+    if config.torch_threads is not None:
+        torch.set_num_threads(config.torch_threads)
+    predictor = TorchPredictor(config.model, device=device, dtype=config.dtype, seed=config.seed)
+    progress("profiling S(b)")
+    profile = tuple(profile_predict(predictor, _profile_sizes(config.max_batch)))
+    best = max(profile, key=lambda p: p.rps)
+    ceiling = best.rps
+    inputs = predictor.example_inputs(256, seed=config.seed + 1)
+    warnings: list[str] = []
+    capacity = generator_capacity()
+    rates: list[float | None]
+    if config.mode == "sweep":
+        rates = [share * ceiling for share in SWEEP_FRACTIONS]
+    elif config.mode == "concurrency":
+        rates = [None]
+    else:
+        rates = [config.rate if config.rate is not None else config.rate_share * ceiling]
+    if config.mode == "sweep" and any(r is not None and r > capacity for r in rates):
+        warnings.append(f"sweep points above {capacity:,.0f} req/s (what the load generator can schedule "
+                        "here) were skipped")
+        rates = [r for r in rates if r is not None and r <= capacity] or [capacity]
+    elif rates[0] is not None and rates[0] > capacity:
+        raise MlplatError(f"--rate {rates[0]:,.0f} req/s is above what the load generator can schedule on this "
+                          f"machine (about {capacity:,.0f} req/s); lower the rate")
+    # Everything built so far (the model, its weights, the inputs) lives for the whole run. Freezing moves
+    # it out of the cyclic garbage collector's generations, so collections during the measurement do
+    # not walk it: fewer and shorter GC pauses, which would otherwise show up as tail latency.
+    gc.collect()
+    gc.freeze()
+    # The generator, the batcher's worker and the completions are Python threads sharing the GIL. With
+    # the default 5 ms switch interval a thread that wants the GIL can wait 5 ms, which would show up as
+    # load-generator lag and latency for every policy alike; 0.5 ms keeps the harness out of the numbers.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        results: list[PolicyResult] = []
+        for rate in rates:
+            for policy in config.policies:
+                label = "closed loop" if rate is None else f"{rate:,.0f} req/s"
+                progress(f"{policy} at {label}")
+                rng = np.random.default_rng([config.seed, int(rate or 0)])  # same arrivals for every policy
+                results.append(run_policy(policy, predictor, inputs, config, rate=rate, rng=rng))
+    finally:
+        sys.setswitchinterval(switch)
+        gc.unfreeze()
+    if config.mode == "sweep":
+        chosen = tuple(max((r for r in results if r.policy == policy), key=lambda r: r.goodput_rps)
+                       for policy in config.policies)
+        sweep = tuple(results)
+    else:
+        chosen, sweep = tuple(results), ()
+    for result in results:
+        if result.generator_behind:
+            warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
+                            f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms); latencies still "
+                            "count from the scheduled arrival, but the offered load was not fully delivered")
+    return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
+                       max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
+                       ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,
+                       sweep=sweep, warnings=tuple(warnings))
+
+
+def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) -> Path:
+    """A PNG: latency CDF per policy; for a sweep, throughput, goodput and p99 against offered load."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if result.sweep else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    ax = axes[0][0]
+    for p in result.policies:
+        if p.cdf_ms:
+            ax.plot(p.cdf_ms, np.linspace(0, 1, len(p.cdf_ms)), label=p.policy)
+    ax.axvline(result.slo_ms, color="grey", linestyle="--", linewidth=1, label="SLO")
+    ax.set(xlabel="latency (ms)", ylabel="share of requests", title="latency CDF", xscale="log")
+    ax.legend()
+    if result.sweep:
+        for policy in dict.fromkeys(p.policy for p in result.sweep):
+            points = [p for p in result.sweep if p.policy == policy]
+            offered = [p.offered_rps for p in points]
+            line = axes[0][1].plot(offered, [p.throughput_rps for p in points], marker="o", label=policy)
+            axes[0][1].plot(offered, [p.goodput_rps for p in points], marker="x", linestyle="--",
+                            color=line[0].get_color())
+            axes[0][2].plot(offered, [p.latency_ms["p99"] for p in points], marker="o", label=policy)
+        axes[0][1].set(xlabel="offered (req/s)", ylabel="req/s",
+                       title="throughput (solid) and goodput within SLO (dashed)")
+        axes[0][2].axhline(result.slo_ms, color="grey", linestyle="--", linewidth=1)
+        axes[0][2].set(xlabel="offered (req/s)", ylabel="p99 (ms)", title="p99 latency", yscale="log")
+        axes[0][1].legend()
+    fig.suptitle(f"{result.model} on {result.device}, X* = {result.ceiling_rps:,.0f} req/s")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue(), force=force)

@@ -1,0 +1,151 @@
+"""Counters and the online predict-time estimate kept by the batcher; the frozen stats snapshot."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BatcherStats", "percentiles"]
+
+# Samples kept for the percentiles in stats(): recent behaviour, bounded memory.
+WINDOW = 10_000
+QUANTILES = (0.5, 0.9, 0.99, 0.999)
+
+
+def percentiles(values: Iterable[float], qs: Iterable[float] = QUANTILES) -> dict[str, float]:
+    """Nearest-rank percentiles ``{"p50": ..., "p999": ...}`` of ``values`` (NaN when empty).
+
+    >>> percentiles([1.0, 2.0, 3.0, 4.0], [0.5, 0.99])
+    {'p50': 2.0, 'p99': 4.0}
+    """
+    data = sorted(values)
+    out = {}
+    for q in qs:
+        name = "p" + f"{q * 100:g}".replace(".", "")
+        out[name] = data[max(0, math.ceil(q * len(data)) - 1)] if data else math.nan
+    return out
+
+
+class ServiceTimeEstimate:
+    """Predict time per batch size, learned online: an EWMA of the time and of its absolute deviation.
+
+    The estimate for a size is ``mean + 2 * deviation`` (a margin for jitter). A size never seen borrows
+    the nearest larger size seen (predict time does not fall as a batch grows), else scales the nearest
+    smaller one linearly; with nothing seen there is no estimate (``None``).
+    """
+
+    ALPHA = 0.2
+
+    def __init__(self) -> None:
+        self._mean: dict[int, float] = {}
+        self._dev: dict[int, float] = {}
+
+    def observe(self, size: int, seconds: float) -> None:
+        mean = self._mean.get(size)
+        if mean is None:
+            self._mean[size], self._dev[size] = seconds, 0.0
+            return
+        error = seconds - mean
+        self._mean[size] = mean + self.ALPHA * error
+        self._dev[size] += self.ALPHA * (abs(error) - self._dev[size])
+
+    def estimate(self, size: int) -> float | None:
+        if size in self._mean:
+            return self._mean[size] + 2.0 * self._dev[size]
+        larger = [s for s in self._mean if s > size]
+        if larger:
+            return self.estimate(min(larger))
+        smaller = [s for s in self._mean if s < size]
+        if smaller:
+            nearest = max(smaller)
+            estimate = self.estimate(nearest)
+            return None if estimate is None else estimate * size / nearest
+        return None
+
+
+@dataclass
+class Counters:
+    """Mutable counters, changed only under the batcher's lock."""
+
+    submitted: int = 0
+    completed: int = 0
+    rejected: int = 0
+    expired: int = 0
+    cancelled: int = 0
+    failed: int = 0
+    batches: int = 0
+    padded: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)
+    queue_delay: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    predict_time: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+
+    def snapshot(self, queued: int, in_flight: int) -> BatcherStats:
+        delay = percentiles(self.queue_delay)
+        predict = percentiles(self.predict_time)
+        return BatcherStats(
+            submitted=self.submitted, completed=self.completed, rejected=self.rejected, expired=self.expired,
+            cancelled=self.cancelled, failed=self.failed, queued=queued, in_flight=in_flight,
+            batches=self.batches, padded=self.padded, batch_sizes=dict(sorted(self.histogram.items())),
+            queue_delay_ms={k: v * 1000 for k, v in delay.items()},
+            predict_ms={k: v * 1000 for k, v in predict.items()},
+        )
+
+
+@dataclass(frozen=True)
+class BatcherStats:
+    """A snapshot of a :class:`DynamicBatcher`'s counters.
+
+    Attributes
+    ----------
+    submitted, completed, rejected, expired, cancelled, failed : int
+        Requests accepted into the queue; answered with a result; refused with ``QueueFull``; failed with
+        ``DeadlineExceeded``; cancelled before dispatch; failed by ``predict`` (an exception or a wrong
+        number of results) or by ``close(drain=False)``.
+    queued, in_flight : int
+        Requests waiting now, and requests inside a running ``predict`` call.
+    batches, padded : int
+        ``predict`` calls made, and padding items added to reach an allowed batch size.
+    batch_sizes : dict[int, int]
+        Histogram: number of requests in a batch (padding excluded) → how many batches had it.
+    queue_delay_ms, predict_ms : dict[str, float]
+        p50/p90/p99/p999 of the time from arrival to dispatch per request, and of the ``predict`` call
+        per batch, over the last 10 000 samples (NaN before any).
+    """
+
+    submitted: int
+    completed: int
+    rejected: int
+    expired: int
+    cancelled: int
+    failed: int
+    queued: int
+    in_flight: int
+    batches: int
+    padded: int
+    batch_sizes: Mapping[int, int]
+    queue_delay_ms: Mapping[str, float]
+    predict_ms: Mapping[str, float]
+
+    @property
+    def mean_batch(self) -> float:
+        """Mean requests per batch (NaN before the first batch)."""
+        total = sum(size * count for size, count in self.batch_sizes.items())
+        return total / self.batches if self.batches else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted, "completed": self.completed, "rejected": self.rejected,
+            "expired": self.expired, "cancelled": self.cancelled, "failed": self.failed, "queued": self.queued,
+            "in_flight": self.in_flight, "batches": self.batches, "padded": self.padded,
+            "mean_batch": self.mean_batch, "batch_sizes": {str(k): v for k, v in self.batch_sizes.items()},
+            "queue_delay_ms": dict(self.queue_delay_ms), "predict_ms": dict(self.predict_ms),
+        }
+
+    def __rich__(self) -> str:
+        counts = ", ".join(f"{name} {getattr(self, name)}" for name in
+                           ("submitted", "completed", "rejected", "expired", "cancelled", "failed"))
+        return (f"{counts}; {self.batches} batches, mean {self.mean_batch:.1f}; queue delay p99 "
+                f"{self.queue_delay_ms['p99']:.2f} ms; predict p99 {self.predict_ms['p99']:.2f} ms")

@@ -1,0 +1,417 @@
+"""DynamicBatcher with its threads: results, errors, cancellation, lifecycle, stats, and a stress run."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from mlplat.batcher import DynamicBatcher
+from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
+
+WAIT = 10.0  # seconds a test waits for a worker thread before calling it hung (never a timing rule)
+LONG = 60_000.0  # a deadline no stall of a loaded machine reaches, where a test is not about deadlines
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Gate:
+    """A predict whose first call holds the worker until released, so tests can queue behind it."""
+
+    def __init__(self, fn: Callable[[list[Any]], list[Any]] = lambda xs: list(xs)) -> None:
+        self.fn = fn
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.batches: list[list[Any]] = []
+
+    def __call__(self, items: list[Any]) -> list[Any]:
+        self.batches.append(list(items))
+        if len(self.batches) == 1:
+            self.started.set()
+            assert self.release.wait(WAIT)
+        return self.fn(items)
+
+
+def _busy(gate: Gate, batcher: DynamicBatcher, item: Any = "first") -> Any:
+    """Occupy the only worker with one request and return its future."""
+    future = batcher.submit(item)
+    assert gate.started.wait(WAIT)
+    return future
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_batch_size": 0}, r"`max_batch_size` must be a positive integer, got 0"),
+    ({"max_batch_size": 2.5}, r"`max_batch_size` must be a positive integer, got 2.5"),
+    ({"max_latency_ms": -1}, r"`max_latency_ms` must be a positive finite number, got -1"),
+    ({"max_latency_ms": float("inf")}, r"`max_latency_ms` must be a positive finite number, got inf"),
+    ({"max_queue_size": 0}, r"`max_queue_size` must be a positive integer, got 0"),
+    ({"workers": 0}, r"`workers` must be a positive integer, got 0"),
+    ({"policy": "greedy"}, r"`policy` must be 'deadline' or 'eager', got 'greedy'"),
+    ({"on_deadline": "drop"}, r"`on_deadline` must be 'reject' or 'serve', got 'drop'"),
+    ({"allowed_batch_sizes": []}, r"`allowed_batch_sizes` must hold at least one size"),
+    ({"allowed_batch_sizes": [0, 4]}, r"`allowed_batch_sizes` must be a positive integer, got 0"),
+    ({"allowed_batch_sizes": [64]}, r"`allowed_batch_sizes` must be <= max_batch_size \(32\), got 64"),
+])
+def test_bad_arguments_name_the_thing_the_rule_and_the_value(kwargs: dict[str, Any], message: str) -> None:
+    """Each bad constructor argument raises BatcherError naming it, the rule and the value."""
+    with pytest.raises(BatcherError, match=message):
+        DynamicBatcher(lambda xs: xs, **kwargs)
+
+
+def test_predict_must_be_callable() -> None:
+    """A predict that is not callable is refused with its type."""
+    with pytest.raises(BatcherError, match=r"`predict` must be callable, got int 3"):
+        DynamicBatcher(3)  # type: ignore[arg-type]
+
+
+def test_bad_request_deadline() -> None:
+    """A non-positive per-request deadline is refused."""
+    with DynamicBatcher(lambda xs: xs) as batcher, pytest.raises(BatcherError, match=r"`deadline_ms`.*got 0"):
+        batcher.submit(1, deadline_ms=0)
+
+
+def test_thread_and_asyncio_producers_get_their_results() -> None:
+    """submit, __call__ and infer each return the result for their own item."""
+    with DynamicBatcher(lambda xs: [x * 2 for x in xs], max_latency_ms=100, on_deadline="serve") as batcher:
+        assert [f.result(WAIT) for f in [batcher.submit(i) for i in range(10)]] == list(range(0, 20, 2))
+        assert batcher(21) == 42
+
+        async def main() -> list[int]:
+            return list(await asyncio.gather(*(batcher.infer(i) for i in range(50))))
+
+        assert asyncio.run(main()) == [2 * i for i in range(50)]
+
+
+def test_async_predict_runs_on_a_private_loop() -> None:
+    """An async def predict is awaited on the batcher's own loop."""
+    async def predict(items: list[int]) -> list[int]:
+        await asyncio.sleep(0)
+        return [-x for x in items]
+
+    with DynamicBatcher(predict, policy="eager", max_latency_ms=LONG) as batcher:
+        assert [batcher.submit(i).result(WAIT) for i in range(3)] == [0, -1, -2]
+
+
+@pytest.mark.parametrize(("fn", "message"), [
+    (lambda xs: xs[:-1] if len(xs) > 1 else [], r"predict returned \d+ results for a batch of \d+"),
+    (lambda xs: None, r"predict returned NoneType, not a sequence with one result per item"),
+])
+def test_wrong_number_of_results_fails_the_batch(fn: Callable[[list[Any]], Any], message: str) -> None:
+    """A predict that does not return one result per item fails each request with BatcherError."""
+    with DynamicBatcher(fn, policy="eager", max_latency_ms=LONG) as batcher:
+        future = batcher.submit(1)
+        with pytest.raises(BatcherError, match=message):
+            future.result(WAIT)
+    assert batcher.stats().failed == 1
+
+
+def test_predict_error_reaches_its_batch_and_nothing_else() -> None:
+    """An exception from predict fails every request of that batch and no other request."""
+    def fn(items: list[str]) -> list[str]:
+        if "poison" in items:
+            raise ValueError("bad batch")
+        return items
+
+    gate = Gate(fn)
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG) as batcher:
+        first = _busy(gate, batcher)
+        queued = [batcher.submit(x) for x in ("a", "poison", "b")]
+        gate.release.set()
+        assert first.result(WAIT) == "first"
+        for future in queued:
+            with pytest.raises(ValueError, match="bad batch"):
+                future.result(WAIT)
+        assert batcher("after") == "after"
+    assert gate.batches[1] == ["a", "poison", "b"]
+    stats = batcher.stats()
+    assert (stats.completed, stats.failed) == (2, 3)
+
+
+def test_next_batch_is_formed_only_when_the_worker_is_free() -> None:
+    """Requests that arrive while predict runs go out together in the next batch, not in timer slices."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_batch_size=32) as batcher:
+        _busy(gate, batcher)
+        futures = [batcher.submit(i) for i in range(20)]
+        gate.release.set()
+        assert [f.result(WAIT) for f in futures] == list(range(20))
+    assert gate.batches[1] == list(range(20))
+
+
+def test_deadline_policy_dispatches_when_the_fake_clock_reaches_deadline_minus_predict_time() -> None:
+    """With a learned S(1) = 2 ms, a lone request is sent once the clock reaches its deadline - 2 ms."""
+    clock = FakeClock()
+
+    def predict(items: list[int]) -> list[int]:
+        clock.now += 0.002  # predict "takes" 2 ms of fake time
+        return items
+
+    with DynamicBatcher(predict, max_latency_ms=10, clock=clock) as batcher:
+        assert batcher(0) == 0  # unknown predict time: sent at once, S(1) learned
+        clock.now = 1.0
+        future = batcher.submit(1)
+        assert not future.done()
+        clock.now = 1.0075  # past deadline 1.010 - S(1) 0.002 - guard 0.001
+        batcher._kick()
+        assert future.result(WAIT) == 1
+
+
+def test_expired_request_gets_deadline_exceeded() -> None:
+    """A request whose deadline passes while the worker is busy fails with DeadlineExceeded."""
+    clock = FakeClock()
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=10, clock=clock) as batcher:
+        _busy(gate, batcher)
+        late = batcher.submit("late")
+        tight = batcher.submit("tight", deadline_ms=1)
+        clock.now = 0.005
+        on_time = batcher.submit("on time")
+        gate.release.set()
+        assert on_time.result(WAIT) == "on time"
+        with pytest.raises(DeadlineExceeded, match=r"deadline passed 4.00 ms before dispatch"):
+            tight.result(WAIT)
+        assert late.result(WAIT) == "late"
+    assert batcher.stats().expired == 1
+
+
+def test_on_deadline_serve_runs_late_requests() -> None:
+    """With on_deadline='serve' a late request still gets its result."""
+    clock = FakeClock()
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", on_deadline="serve", clock=clock) as batcher:
+        _busy(gate, batcher)
+        late = batcher.submit("late")
+        clock.now = 1.0
+        gate.release.set()
+        assert late.result(WAIT) == "late"
+
+
+def test_queue_full_at_once_or_after_blocking() -> None:
+    """A full queue raises QueueFull at once; block=True waits for room and gets in."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=2) as batcher:
+        _busy(gate, batcher)
+        queued = [batcher.submit(1), batcher.submit(2)]
+        with pytest.raises(QueueFull, match=r"max_queue_size=2"):
+            batcher.submit(3)
+        with pytest.raises(QueueFull):
+            batcher.submit(3, block=True, timeout=0)
+        waited: list[Any] = []
+        producer = threading.Thread(target=lambda: waited.append(batcher.submit(4, block=True)))
+        producer.start()
+        gate.release.set()
+        producer.join(WAIT)
+        assert [f.result(WAIT) for f in queued] == [1, 2]
+        assert waited[0].result(WAIT) == 4
+    assert batcher.stats().rejected == 2
+
+
+def test_asyncio_queue_full() -> None:
+    """infer fails the futures beyond max_queue_size with QueueFull."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=3) as batcher:
+        _busy(gate, batcher)
+
+        async def main() -> list[Any]:
+            futures = [batcher.infer(i) for i in range(5)]
+            await asyncio.sleep(0)
+            gate.release.set()
+            return list(await asyncio.gather(*futures, return_exceptions=True))
+
+        results = asyncio.run(main())
+    assert results[:3] == [0, 1, 2]
+    assert all(isinstance(r, QueueFull) for r in results[3:])
+
+
+def test_cancel_before_dispatch_removes_the_request() -> None:
+    """A thread future cancelled before dispatch never reaches predict."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG) as batcher:
+        _busy(gate, batcher)
+        doomed, kept = batcher.submit("doomed"), batcher.submit("kept")
+        assert doomed.cancel()
+        gate.release.set()
+        assert kept.result(WAIT) == "kept"
+    assert gate.batches[1] == ["kept"]
+    assert batcher.stats().cancelled == 1
+
+
+def test_cancelled_task_removes_its_request() -> None:
+    """An asyncio task cancelled before dispatch removes its request."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG) as batcher:
+        _busy(gate, batcher)
+
+        async def main() -> Any:
+            doomed = asyncio.ensure_future(batcher.infer("doomed"))
+            kept = batcher.infer("kept")
+            await asyncio.sleep(0)
+            doomed.cancel()
+            await asyncio.sleep(0)
+            gate.release.set()
+            return await kept
+
+        assert asyncio.run(main()) == "kept"
+    assert gate.batches[1] == ["kept"]
+
+
+def test_close_drain_finishes_queued_work() -> None:
+    """close(drain=True) runs what is queued, then refuses new requests."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG)
+    _busy(gate, batcher)
+    queued = [batcher.submit(i) for i in range(3)]
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    gate.release.set()
+    closer.join(WAIT)
+    assert [f.result(WAIT) for f in queued] == [0, 1, 2]
+    with pytest.raises(BatcherClosed, match="closed"):
+        batcher.submit(9)
+
+
+def test_close_without_drain_fails_queued_work() -> None:
+    """close(drain=False) fails queued requests with BatcherClosed; the running batch completes."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG)
+    first = _busy(gate, batcher)
+    queued = [batcher.submit(i) for i in range(3)]
+    closer = threading.Thread(target=batcher.close, kwargs={"drain": False})
+    closer.start()
+    gate.release.set()
+    closer.join(WAIT)
+    assert first.result(WAIT) == "first"
+    for future in queued:
+        with pytest.raises(BatcherClosed):
+            future.result(WAIT)
+    assert batcher.stats().failed == 3
+
+    async def late() -> Any:
+        return await batcher.infer(1)
+
+    with pytest.raises(BatcherClosed):
+        asyncio.run(late())
+
+
+def test_blocked_producer_hears_close() -> None:
+    """A producer blocked on a full queue gets BatcherClosed when the batcher closes."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=1)
+    _busy(gate, batcher)
+    batcher.submit(1)
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            batcher.submit(2, block=True)
+        except BatcherClosed as exc:
+            errors.append(exc)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    closer = threading.Thread(target=batcher.close, kwargs={"drain": False})
+    closer.start()
+    producer.join(WAIT)
+    gate.release.set()
+    closer.join(WAIT)
+    assert len(errors) == 1
+
+
+def test_allowed_batch_sizes_pad_and_drop_padding_results() -> None:
+    """predict sees a padded batch; each request still gets its own result."""
+    gate = Gate(lambda xs: [x * 10 for x in xs])
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_batch_size=8,
+                        allowed_batch_sizes=[1, 4, 8]) as batcher:
+        _busy(gate, batcher, 0)
+        futures = [batcher.submit(i) for i in (1, 2, 3)]
+        gate.release.set()
+        assert [f.result(WAIT) for f in futures] == [10, 20, 30]
+    assert gate.batches[1] == [1, 2, 3, 3]
+    assert batcher.stats().padded == 1
+
+
+def test_workers_run_batches_concurrently() -> None:
+    """With workers=2 two predict calls run at the same time."""
+    barrier = threading.Barrier(2, timeout=WAIT)
+
+    def predict(items: list[int]) -> list[int]:
+        barrier.wait()
+        return items
+
+    with DynamicBatcher(predict, policy="eager", max_latency_ms=LONG, workers=2, max_batch_size=1) as batcher:
+        futures = [batcher.submit(i) for i in range(2)]
+        assert [f.result(WAIT) for f in futures] == [0, 1]
+
+
+def test_stats_counts_histogram_and_percentiles() -> None:
+    """stats() reports counters, the batch-size histogram and percentiles in milliseconds."""
+    clock = FakeClock()
+
+    def predict(items: list[int]) -> list[int]:
+        clock.now += 0.004
+        return items
+
+    gate = Gate(predict)
+    with DynamicBatcher(gate, policy="eager", clock=clock) as batcher:
+        _busy(gate, batcher, 0)
+        futures = [batcher.submit(i) for i in range(1, 4)]
+        gate.release.set()
+        for f in futures:
+            f.result(WAIT)
+    stats = batcher.stats()
+    assert (stats.submitted, stats.completed, stats.batches) == (4, 4, 2)
+    assert stats.batch_sizes == {1: 1, 3: 1}
+    assert stats.mean_batch == 2.0
+    assert stats.predict_ms["p50"] == pytest.approx(4.0)
+    assert stats.queue_delay_ms["p99"] == pytest.approx(4.0)
+    doc = stats.to_dict()
+    assert doc["batch_sizes"] == {"1": 1, "3": 1} and doc["mean_batch"] == 2.0
+    assert "submitted 4" in stats.__rich__()
+
+
+def test_stress_16_threads_and_4_event_loops() -> None:
+    """16 producer threads and 4 event loops at once: no result lost, duplicated or sent to the wrong caller."""
+    def predict(items: list[tuple[str, int]]) -> list[tuple[str, int, str]]:
+        return [(owner, i, "done") for owner, i in items]
+
+    per_thread, per_loop = 400, 1500
+    failures: list[str] = []
+    with DynamicBatcher(predict, max_batch_size=16, max_latency_ms=200, on_deadline="serve", workers=2) as batcher:
+        def thread_producer(name: str) -> None:
+            futures = [(i, batcher.submit((name, i))) for i in range(per_thread)]
+            if any(f.result(WAIT) != (name, i, "done") for i, f in futures):
+                failures.append(name)
+
+        def loop_producer(name: str) -> None:
+            async def one(i: int) -> bool:
+                return await batcher.infer((name, i)) == (name, i, "done")
+
+            async def main() -> list[bool]:
+                return list(await asyncio.gather(*(one(i) for i in range(per_loop))))
+
+            if not all(asyncio.run(main())):
+                failures.append(name)
+
+        threads = [threading.Thread(target=thread_producer, args=(f"t{i}",)) for i in range(16)]
+        threads += [threading.Thread(target=loop_producer, args=(f"l{i}",)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert failures == []
+    stats = batcher.stats()
+    total = 16 * per_thread + 4 * per_loop
+    assert stats.submitted == stats.completed == total
+    assert sum(size * n for size, n in stats.batch_sizes.items()) == total
+    assert stats.queued == stats.in_flight == 0

@@ -1,0 +1,205 @@
+"""The bench library: models, device choice, metric definitions, load generators, run_bench and the plot."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mlplat.batcher import (
+    BenchConfig,
+    ModelSpec,
+    TorchPredictor,
+    WindowBatcher,
+    _bench,
+    profile_predict,
+    resolve_device,
+    run_bench,
+    write_plot,
+)
+from mlplat.batcher._load import OK, REJECTED, Meter, Trace, closed_loop, open_loop
+from mlplat.errors import BatcherClosed, DeviceError, MlplatError, OutputError
+
+torch = pytest.importorskip("torch")
+TINY = ModelSpec(width=8, hidden=16)
+QUICK = {"model": TINY, "device": "cpu", "max_batch": 4, "duration": 0.2, "warmup": 0.05, "rate": 400.0}
+
+
+def test_cuda_without_cuda_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device cuda on a machine without CUDA raises DeviceError saying what to use instead."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match=r"--device cuda: CUDA is not available .*use --device cpu"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(DeviceError, match=r"--device must be auto, cpu or cuda, got 'tpu'"):
+        resolve_device("tpu")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kind": "cnn"}, r"--model must be one of mlp, transformer, got 'cnn'"),
+    ({"width": 0}, r"model `width` must be a positive integer, got 0"),
+    ({"kind": "transformer", "width": 10, "heads": 4}, r"`width` \(10\) must be a multiple of `heads` \(4\)"),
+])
+def test_model_spec_rejects_bad_sizes(kwargs: dict[str, Any], message: str) -> None:
+    """A bad model option names the option and the value."""
+    with pytest.raises(MlplatError, match=message):
+        ModelSpec(**kwargs)
+
+
+@pytest.mark.parametrize("spec", [TINY, ModelSpec(kind="transformer", width=8, hidden=16, heads=2, seq_len=3)])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_predictor_returns_one_row_per_request(spec: ModelSpec, dtype: str) -> None:
+    """predict on a batch returns one float32 output per request, shaped like the request."""
+    predictor = TorchPredictor(spec, dtype=dtype)
+    inputs = predictor.example_inputs(3)
+    out = predictor(inputs)
+    assert len(out) == 3
+    assert out[0].shape == inputs[0].shape and out[0].dtype == torch.float32
+
+
+def test_predictor_rejects_bad_dtype() -> None:
+    """An unknown --dtype is refused."""
+    with pytest.raises(MlplatError, match=r"--dtype must be one of float32, float16, bfloat16, got 'int8'"):
+        TorchPredictor(TINY, dtype="int8")
+
+
+def test_profile_has_one_point_per_size() -> None:
+    """profile_predict measures S(b) for each size asked, with b / S(b) as the rate."""
+    points = profile_predict(TorchPredictor(TINY), [1, 2, 4], repeats=2, warmup=1)
+    assert [p.batch for p in points] == [1, 2, 4]
+    assert all(p.ms > 0 and p.rps == pytest.approx(p.batch / p.ms * 1000) for p in points)
+
+
+def test_summary_metric_definitions() -> None:
+    """Throughput, goodput, miss and reject rates follow their documented definitions on a known trace."""
+    # Window [1, 3): six arrivals inside; one before the window (warm-up) is ignored.
+    start = np.array([0.5, 1.0, 1.2, 1.4, 1.6, 2.0, 2.5])
+    finish = np.array([0.6, 1.005, 1.25, 1.4, 1.62, 2.004, np.nan])
+    status = np.array([OK, OK, OK, REJECTED, OK, OK, 0], dtype=np.int8)
+    meter = Meter(lambda xs: xs)
+    meter.calls, meter.items, meter.busy = 4, 10, 1.0
+    result = _bench.summarize("deadline", Trace(start, finish, status, np.zeros(7), (1.0, 3.0)), meter,
+                              offered=3.0, concurrency=None, max_batch=4, max_latency_ms=10, slo_ms=25,
+                              elapsed=4.0)
+    assert result.requests == 6
+    assert result.throughput_rps == pytest.approx(4 / 2)  # four answered inside the window
+    assert result.goodput_rps == pytest.approx(3 / 2)  # 5, 20 and 4 ms are within 25 ms; 50 ms is not
+    assert result.miss_rate == pytest.approx(3 / 6)  # 50 ms and 20 ms late, one never answered
+    assert result.reject_rate == pytest.approx(1 / 6)
+    assert (result.mean_batch, result.fill_ratio, result.busy_fraction) == (2.5, 0.625, 0.25)
+    assert result.latency_ms["p50"] == pytest.approx(5.0)
+
+
+def test_window_batcher_sends_full_batches() -> None:
+    """The window baseline closes a batch as soon as it is full."""
+    window = WindowBatcher(lambda xs: [x * 2 for x in xs], max_batch_size=2, window_s=60.0)
+    futures = [window.submit(i) for i in range(4)]
+    assert [f.result(10) for f in futures] == [0, 2, 4, 6]
+    window.close()
+
+
+def test_window_batcher_close_without_drain_fails_queued_work() -> None:
+    """close(drain=False) lets the running batch finish and fails the batches still queued."""
+    started, release = threading.Event(), threading.Event()
+
+    def predict(items: list[int]) -> list[int]:
+        started.set()
+        release.wait(10)
+        return items
+
+    window = WindowBatcher(predict, max_batch_size=1, window_s=0.0)
+    first = window.submit(1)
+    assert started.wait(10)
+    queued = window.submit(2)
+    closer = threading.Thread(target=window.close, kwargs={"drain": False})
+    closer.start()
+    while window._drain:  # predict returns only once close() has marked the batcher closed
+        closer.join(0.001)
+    release.set()
+    closer.join(10)
+    assert first.result(10) == 1
+    with pytest.raises(BatcherClosed):
+        queued.result(10)
+
+
+class _Instant:
+    """A server that answers at once."""
+
+    def submit(self, item: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(item)
+        return future
+
+    def close(self, drain: bool = True) -> None:
+        pass
+
+
+def test_open_loop_sends_a_seeded_poisson_schedule() -> None:
+    """The open loop sends every scheduled arrival, measured from its schedule, the same for a seed."""
+    runs = [open_loop(_Instant(), [0], rate=2000, duration=0.1, warmup=0.0, rng=np.random.default_rng(1))
+            for _ in range(2)]
+    first, second = runs
+    assert len(first.start) == len(second.start) > 100
+    assert np.allclose(np.diff(first.start), np.diff(second.start))
+    assert (first.status == OK).all() and (first.finish >= first.start).all()
+
+
+class _Pool:
+    """A server that answers on another thread."""
+
+    def __init__(self) -> None:
+        self.pool = concurrent.futures.ThreadPoolExecutor(1)
+
+    def submit(self, item: Any) -> concurrent.futures.Future[Any]:
+        return self.pool.submit(lambda: item)
+
+    def close(self, drain: bool = True) -> None:
+        self.pool.shutdown()
+
+
+def test_closed_loop_keeps_requests_outstanding() -> None:
+    """The closed loop resends on each completion until the run ends, then stops."""
+    server = _Pool()
+    trace = closed_loop(server, [0], concurrency=3, duration=0.05, warmup=0.0)
+    server.close()
+    assert len(trace.start) >= 3 and (trace.status == OK).all()
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"max_batch": 0}, r"--max-batch must be a positive integer, got 0"),
+    ({"max_latency_ms": -1.0}, r"--max-latency-ms must be a positive number, got -1.0"),
+    ({"duration": 0.0}, r"--duration must be a positive number, got 0.0"),
+    ({"rate": -5.0}, r"--rate must be a positive number of requests per second, got -5.0"),
+    ({"policies": ("batchy",)}, r"--policies: unknown policy 'batchy'"),
+    ({"policies": ()}, r"--policies must name at least one"),
+    ({"concurrency": 0}, r"--concurrency must be a positive integer, got 0"),
+])
+def test_bench_config_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
+    """Each bad bench option raises MlplatError naming the option and the value."""
+    with pytest.raises(MlplatError, match=message):
+        BenchConfig(**kwargs)
+
+
+def test_run_bench_refuses_a_rate_the_generator_cannot_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate above the generator's measured capacity is refused instead of reported."""
+    monkeypatch.setattr(_bench, "generator_capacity", lambda: 100.0)
+    with pytest.raises(MlplatError, match=r"--rate 400 req/s is above what the load generator can schedule"):
+        run_bench(BenchConfig(**QUICK))  # type: ignore[arg-type]
+
+
+def test_run_bench_sweep_picks_the_best_point(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A sweep runs every policy at every load share and reports each policy's highest goodput; it plots."""
+    monkeypatch.setattr(_bench, "SWEEP_FRACTIONS", (0.001, 0.002))
+    config = BenchConfig(**{**QUICK, "rate": None, "mode": "sweep", "policies": ("window", "eager")})  # type: ignore[arg-type]
+    result = run_bench(config)
+    assert len(result.sweep) == 4
+    for best in result.policies:
+        assert best.goodput_rps == max(p.goodput_rps for p in result.sweep if p.policy == best.policy)
+    path = write_plot(result, tmp_path / "bench.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(OutputError, match="already exists"):
+        write_plot(result, path)

@@ -1,0 +1,77 @@
+"""`mlplat bench`: JSON shape, tables, the plot, and exit 4 with a clear message for each bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mlplat.cli import ExitCode, app
+
+torch = pytest.importorskip("torch")
+QUICK = ["bench", "--device", "cpu", "--width", "8", "--hidden", "16", "--max-batch", "4", "--duration", "0.2s",
+         "--warmup", "50ms"]
+
+
+def test_json_has_the_documented_fields(runner: CliRunner) -> None:
+    """--json prints one document with the device, model, ceiling, profile and one entry per policy."""
+    result = runner.invoke(app, [*QUICK, "--rate", "400", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["device"] == "cpu" and doc["model"].startswith("mlp 8-16-8")
+    assert doc["ceiling_rps"] > 0
+    assert [p["batch"] for p in doc["profile"]] == [1, 2, 3, 4] and all(p["ms"] > 0 for p in doc["profile"])
+    assert [p["policy"] for p in doc["policies"]] == ["none", "window", "deadline", "eager"]
+    for entry in doc["policies"]:
+        assert entry["offered_rps"] == 400
+        assert set(entry["latency_ms"]) == {"p50", "p90", "p99", "p999"}
+        for key in ("throughput_rps", "goodput_rps", "miss_rate", "reject_rate", "mean_batch", "fill_ratio",
+                    "busy_fraction"):
+            assert key in entry
+
+
+def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
+    """Without --json it prints the S(b) profile and the policy tables, and --plot writes a PNG."""
+    plot = tmp_path / "bench.png"
+    result = runner.invoke(app, [*QUICK, "--concurrency", "4", "--policies", "window,deadline", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert "predict time S(b)" in result.stdout and "ceiling X*" in result.stdout
+    assert "window" in result.stdout and "deadline" in result.stdout and "p99.9" in result.stdout
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    again = runner.invoke(app, [*QUICK, "--concurrency", "4", "--policies", "eager", "--plot", str(plot)])
+    assert again.exit_code == ExitCode.BAD_INPUT
+    assert "already exists; pass --force" in again.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
+    (["--model", "cnn"], "--model must be one of mlp, transformer, got 'cnn'"),
+    (["--dtype", "int8"], "--dtype must be one of float32, float16, bfloat16, got 'int8'"),
+    (["--max-batch", "0"], "--max-batch must be a positive integer, got 0"),
+    (["--max-latency-ms", "-1"], "--max-latency-ms must be a positive number, got -1.0"),
+    (["--slo-ms", "0"], "--slo-ms must be a positive number, got 0.0"),
+    (["--duration", "ten"], "expected a duration such as '90s'"),
+    (["--rate", "fast"], "expected a rate such as '278/s'"),
+    (["--rate", "0"], "--rate must be a positive number of requests per second, got 0.0"),
+    (["--rate", "100", "--sweep"], "choose one load of --rate, --concurrency or --sweep, got --rate and --sweep"),
+    (["--concurrency", "0"], "--concurrency must be a positive integer, got 0"),
+    (["--policies", "none,batchy"], "--policies: unknown policy 'batchy'"),
+    (["--width", "0"], "model `width` must be a positive integer, got 0"),
+    (["--rate", "1e9"], "is above what the load generator can schedule"),
+])
+def test_bad_input_exits_4_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
+    """Each bad option exits 4 with one message on stderr naming it, and no traceback."""
+    result = runner.invoke(app, [*QUICK, *args])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output
+
+
+def test_cuda_without_cuda_exits_4(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device cuda where torch sees no GPU exits 4 saying so."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = runner.invoke(app, [*QUICK, "--device", "cuda"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--device cuda: CUDA is not available" in result.stderr
