@@ -37,8 +37,11 @@ def test_phases_are_dated_and_contiguous(write_rubric: Callable[..., Path]) -> N
     for before, after in itertools.pairwise(phases):
         assert (after.start - before.end).days == 1
     assert (phases[-1].end - phases[0].start).days == 42
-    assert "mlplat canary analyze c.yaml --report pilot-canary.md" in phases[2].commands
+    assert "mlplat canary analyze canary-export.csv --config c.yaml --report pilot-canary.md" in phases[2].commands
+    assert "mlplat canary watch --prometheus <prometheus-url> --config c.yaml --interval 60s" in phases[2].commands
     assert any(c.startswith("mlplat sim run") for c in phases[0].commands)
+    assert "mlplat canary rollout --config c.yaml --rps <peak-rps> --format markdown -o pilot-rollout.md" in (
+        phases[1].commands)
 
 
 def test_plan_contents(write_rubric: Callable[..., Path]) -> None:
@@ -49,7 +52,7 @@ def test_plan_contents(write_rubric: Callable[..., Path]) -> None:
     assert text.startswith(f"# Pilot plan: {winner} for Serving platform")
     for piece in ("ana@example.com", "2026-12-01 to 2027-01-12", "- ranking", "fraud (30% of traffic): bursty",
                   "`p99_latency_ms <= 50`", "`error_rate > 0.01`: roll back", "Weak on **",
-                  "mlplat rubric score r.yaml --report decision.md", "mlplat canary plan c.yaml",
+                  "mlplat rubric score r.yaml --report decision.md", "mlplat canary rollout --config c.yaml",
                   "**adopt**", "**extend**", "**reject**"):
         assert piece in text, piece
     assert "$" not in text
@@ -105,3 +108,21 @@ def test_plot_writes_png(write_rubric: Callable[..., Path], tmp_path: Path) -> N
     with pytest.raises(OutputError, match="already exists; pass --force"):
         plot_result(result, path)
     plot_result(result, path, force=True)
+
+
+def test_every_phase_command_exists_in_the_cli(write_rubric: Callable[..., Path]) -> None:
+    """Each command line in the plan names a real mlplat command with options it accepts."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from mlplat.cli import app
+
+    rubric, _ = _scored(write_rubric)
+    runner = CliRunner()
+    for phase in pilot_phases(rubric, date(2026, 12, 1)):
+        for command in phase.commands:
+            args = shlex.split(command)[1:]
+            # --help is eager, but unknown options still fail parsing first (exit 2).
+            result = runner.invoke(app, [*args, "--help"])
+            assert result.exit_code == 0, (command, result.output)

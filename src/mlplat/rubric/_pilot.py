@@ -48,17 +48,22 @@ def pilot_phases(rubric: Rubric, start: date, rubric_file: str = "rubric.yaml") 
     canary = max(1, total - setup - shadow)
     t1, t2, t3 = start + timedelta(setup), start + timedelta(setup + shadow), start + timedelta(setup + shadow + canary)
     sim, canary_cfg = pilot.sim_config, pilot.canary_config
+    rps = f"{pilot.rps:g}" if pilot.rps else "<peak-rps>"
+    prometheus = pilot.prometheus_url or "<prometheus-url>"
     return [
         Phase("Setup", start, t1 - timedelta(1),
               "Provision the option, wire metrics, and size it for the representative workloads.",
-              (f"mlplat sim validate {sim}", f"mlplat sim run {sim} --report pilot-sim.md")),
+              (f"mlplat sim validate {sim}", f"mlplat sim run {sim} --plot pilot-sim.png",
+               f"mlplat sim compare {sim} --rates 0.1/s..{rps}/s --plot pilot-sweep.png")),
         Phase("Shadow traffic", t1, t2 - timedelta(1),
               "Mirror production requests to the option without serving its answers; compare latency, "
               "errors and cost with the current path.",
-              (f"mlplat canary validate {canary_cfg}", f"mlplat canary plan {canary_cfg}")),
+              (f"mlplat canary validate {canary_cfg}",
+               f"mlplat canary rollout --config {canary_cfg} --rps {rps} --format markdown -o pilot-rollout.md")),
         Phase("Canary", t2, t3 - timedelta(1),
               "Serve a small, rising share of live traffic; stop at once on a kill criterion.",
-              (f"mlplat canary analyze {canary_cfg} --report pilot-canary.md",)),
+              (f"mlplat canary watch --prometheus {prometheus} --config {canary_cfg} --interval 60s",
+               f"mlplat canary analyze canary-export.csv --config {canary_cfg} --report pilot-canary.md")),
         Phase("Decision gate", t3, t3,
               "Adopt, extend or reject against the success and kill criteria; re-score the rubric with "
               "the measured figures.",
