@@ -130,7 +130,9 @@ class Pilot(ConfigModel):
     kill_criteria: list[Threshold] = Field(default_factory=list)
     canary_config: str = "canary.yaml"
     sim_config: str = "sim.yaml"
-    rps: Annotated[float, Field(gt=0, description="peak requests/s the pilot carries; sizes the canary stages")] | None = None
+    rps: Annotated[float, Field(gt=0, description="peak requests/s the pilot carries (sizes canary stages)")] | None = (
+        None
+    )
     prometheus_url: str | None = None
 
 
