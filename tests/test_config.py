@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field, model_validator
 
-from mlplat.config import ConfigModel, load_config, load_document, parse_yaml, validate_document
+from mlplat.config import (
+    ConfigModel,
+    Duration,
+    PositiveDuration,
+    load_config,
+    load_document,
+    parse_yaml,
+    validate_document,
+)
 from mlplat.errors import ConfigError
 
 
@@ -167,3 +175,17 @@ def test_load_document_then_validate(tmp_path: Path) -> None:
     """Parsing and validating can be done in two steps."""
     doc = load_document(write(tmp_path, "alpha: 0.2\n"))
     assert validate_document(doc, Demo).alpha == 0.2
+
+
+class Timed(ConfigModel):
+    warmup: Duration = 0.0
+    duration: PositiveDuration
+
+
+def test_duration_types_parse_units(tmp_path: Path) -> None:
+    """Duration fields take '10m' or seconds; a PositiveDuration must be > 0; nonsense names the forms."""
+    assert load_config(write(tmp_path, "duration: 1h30m\nwarmup: 90\n"), Timed).duration == 5400.0
+    with pytest.raises(ConfigError, match=r"c\.yaml:1:11: duration: must be > 0, got '0s'"):
+        load_config(write(tmp_path, "duration: 0s\n"), Timed)
+    with pytest.raises(ConfigError, match=r"c\.yaml:2:9: warmup: expected a duration >= 0 such as '90s'.*got 'soon'"):
+        load_config(write(tmp_path, "duration: 1d\nwarmup: soon\n"), Timed)

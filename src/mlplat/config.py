@@ -14,14 +14,16 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from mlplat.errors import ConfigError, KeyPath, format_path
+from mlplat.units import parse_duration
 
-__all__ = ["ConfigModel", "YamlDocument", "load_config", "parse_yaml", "validate_document"]
+__all__ = ["ConfigModel", "Duration", "PositiveDuration", "YamlDocument", "load_config", "parse_yaml",
+           "validate_document"]
 
 M = TypeVar("M", bound=BaseModel)
 Position = tuple[int, int]  # 1-based line and column
@@ -30,6 +32,20 @@ _MAX_ERRORS = 10
 # pydantic's numeric bound errors, reworded the way STYLE.md writes rules: "must be >= 0, got -0.1".
 _BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
            "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+
+
+def _duration(value: Any) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        # The loader appends ", got <value>" itself.
+        raise ValueError("expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d'") from None
+
+
+#: Seconds, written in a config as ``90``, ``"90s"``, ``"10m"``, ``"1h30m"`` or ``"1d"``.
+Duration = Annotated[float, BeforeValidator(_duration)]
+#: A :data:`Duration` that must be > 0.
+PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
 class ConfigModel(BaseModel):

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplat.config import ConfigModel
+from mlplat.config import ConfigModel, PositiveDuration
 from mlplat.errors import ConfigError
-from mlplat.units import parse_duration, parse_percent
+from mlplat.units import parse_percent
 
 __all__ = [
     "ArmsConfig",
@@ -23,13 +23,6 @@ __all__ = [
 
 Direction = Literal["increase", "decrease", "either"]
 NanPolicy = Literal["drop", "zero", "fail"]
-
-
-def _duration(value: object) -> float:
-    try:
-        return parse_duration(value)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise ValueError(str(exc)) from None
 
 
 class _MetricBase(ConfigModel):
@@ -116,9 +109,7 @@ class PrometheusConfig(ConfigModel):
     """Live queries: the label that tells the arms apart, and the HTTP timeout."""
 
     arm_label: str = "arm"
-    timeout: Annotated[float, Field(gt=0, description="Seconds per HTTP request (or '10s').")] = 10.0
-
-    _parse_timeout = field_validator("timeout", mode="before")(lambda cls, v: _duration(v))
+    timeout: Annotated[PositiveDuration, Field(description="Seconds per HTTP request (or '10s').")] = 10.0
 
 
 class CanaryConfig(ConfigModel):
@@ -127,7 +118,7 @@ class CanaryConfig(ConfigModel):
     alpha: Annotated[float, Field(gt=0, lt=1, description="Family-wise false-rollback rate.")] = 0.05
     traffic_share: Annotated[float, Field(gt=0, lt=1, description="Configured canary share ('5%').")] = 0.05
     arms: ArmsConfig = Field(default_factory=ArmsConfig)
-    max_duration: Annotated[float, Field(gt=0, description="Longest the canary runs ('60m').")] = 3600.0
+    max_duration: Annotated[PositiveDuration, Field(description="Longest the canary runs ('60m').")] = 3600.0
     promote_on_timeout: bool = False
     max_noncritical_failures: Annotated[int, Field(ge=1)] = 1
     srm: SrmConfig = Field(default_factory=SrmConfig)
@@ -136,7 +127,6 @@ class CanaryConfig(ConfigModel):
 
     _parse_share = field_validator("traffic_share", mode="before")(
         lambda cls, v: parse_percent(v) if isinstance(v, str) else v)
-    _parse_max = field_validator("max_duration", mode="before")(lambda cls, v: _duration(v))
 
     @model_validator(mode="after")
     def _checks(self) -> CanaryConfig:

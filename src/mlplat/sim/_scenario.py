@@ -8,17 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from mlplat.config import ConfigModel, load_document, validate_document
+from mlplat.config import ConfigModel, Duration, PositiveDuration, load_document, validate_document
 from mlplat.errors import ConfigError
-from mlplat.units import parse_duration, parse_rate
-
-
-def _duration(value: Any) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError:
-        # The loader appends ", got <value>" itself.
-        raise ValueError("expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d'") from None
+from mlplat.units import parse_rate
 
 
 def _rate(value: Any) -> float:
@@ -30,8 +22,6 @@ def _rate(value: Any) -> float:
         raise ValueError("expected a rate such as '5/s', '300/min' or '1e6/h'") from None
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
 
 # z such that Phi(z) = 0.99 (scipy.stats.norm.ppf(0.99)), to solve a lognormal from its mean and p99.
