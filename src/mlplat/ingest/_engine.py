@@ -236,24 +236,6 @@ def _fold(agg: str, state: list[Any] | None, time: float, event_id: str, value: 
     return [state[0] + 1, max(state[1], value)]
 
 
-def _fold_into(cache: dict[str, tuple[int, list[Any]]], dirty: dict[str, tuple[int, list[Any]]], seq: int,
-               time: float, event_id: str, key: str, agg: str, value: Any) -> None:
-    """Fold one event into one cached key unless the key's version shows it is already in (replay)."""
-    version, state = cache[key]
-    if seq <= version:
-        return  # already in the stored state: replaying a suffix changes nothing
-    if agg == "count":  # the commonest features, folded inline
-        entry = (seq, [state[0] + 1] if state else [1])
-    elif agg == "last":
-        if state and (time < state[0] or (time == state[0] and event_id <= state[1])):
-            entry = (seq, state)  # an older event: the value stays, the version moves on
-        else:
-            entry = (seq, [time, event_id, value])
-    else:
-        entry = (seq, _fold(agg, state or None, time, event_id, value))
-    cache[key] = dirty[key] = entry
-
-
 class Engine:
     """Watermark, dedup, lateness and state folding for one partition.
 
@@ -347,9 +329,9 @@ class Engine:
         applied = 0
         cache, starts = self.cache, self._starts
         dirty: dict[str, tuple[int, list[Any]]] = {}
-        # Keys not cached yet are folded after one fetch for the whole batch. A key is either cached for
-        # the whole batch or missing for the whole batch, so each key still sees its events in order.
-        deferred: list[tuple[int, float, str, str, str, Any]] = []
+        # Every key an applied event updates, in arrival order, folded after one fetch of the keys not
+        # cached yet (so each key still sees its events in order, and the store gets one round trip).
+        pending: list[tuple[int, float, str, str, str, Any]] = []
         missing: set[str] = set()
         new_markers: dict[str, float] = {}
         config, markers, ttl = self.config, self.markers, self.ttl
@@ -430,18 +412,26 @@ class Engine:
                 else:
                     keys = _hop_keys(entity + name, time, window, step, count)
                 for key in keys:
-                    if key in cache:
-                        _fold_into(cache, dirty, seq, time, event_id, key, agg, value)
-                    else:
+                    pending.append((seq, time, event_id, key, agg, value))
+                    if key not in cache:
                         missing.add(key)
-                        deferred.append((seq, time, event_id, key, agg, value))
         self.max_time = max_time
         if missing:
             found = fetch(missing)
             for key in missing:
                 cache[key] = found.get(key, (0, []))
-            for seq, time, event_id, key, agg, value in deferred:
-                _fold_into(cache, dirty, seq, time, event_id, key, agg, value)
+        for seq, time, event_id, key, agg, value in pending:
+            version, state = cache[key]
+            if seq <= version:
+                continue  # already in the stored state: replaying a suffix changes nothing
+            if agg == "count":  # the commonest features, folded inline
+                state = [state[0] + 1] if state else [1]
+            elif agg == "last":  # an older event leaves the value; the version moves on either way
+                if not state or time > state[0] or (time == state[0] and event_id > state[1]):
+                    state = [time, event_id, value]
+            else:
+                state = _fold(agg, state or None, time, event_id, value)
+            cache[key] = dirty[key] = (seq, state)
         counts = {"read": applied + duplicates + late + malformed, "applied": applied,
                   "duplicates": duplicates, "late": late, "malformed": malformed, "other_partition": other}
         if record is not None:
