@@ -332,7 +332,6 @@ class Engine:
         # Every key an applied event updates, in arrival order, folded after one fetch of the keys not
         # cached yet (so each key still sees its events in order, and the store gets one round trip).
         pending: list[tuple[int, float, str, str, str, Any]] = []
-        missing: set[str] = set()
         new_markers: dict[str, float] = {}
         config, markers, ttl = self.config, self.markers, self.ttl
         part, parts = self.partition
@@ -402,20 +401,20 @@ class Engine:
                 if has_field and value is None:
                     continue  # a feature ignores events without its field
                 if window is None:
-                    keys: Iterable[str] = (entity + name,)
+                    key = entity + name
                 elif count == 1:
                     last = (time // step) * step
                     text = starts.get(last)
                     if text is None:
                         text = starts[last] = _fmt(last)
-                    keys = (entity + name + text,)
-                else:
-                    keys = _hop_keys(entity + name, time, window, step, count)
-                for key in keys:
-                    pending.append((seq, time, event_id, key, agg, value))
-                    if key not in cache:
-                        missing.add(key)
+                    key = entity + name + text
+                else:  # hopping: several windows hold the event
+                    for key in _hop_keys(entity + name, time, window, step, count):
+                        pending.append((seq, time, event_id, key, agg, value))
+                    continue
+                pending.append((seq, time, event_id, key, agg, value))
         self.max_time = max_time
+        missing = {item[3] for item in pending if item[3] not in cache}
         if missing:
             found = fetch(missing)
             for key in missing:
