@@ -168,7 +168,8 @@ def test_inline_parse_matches_parse_event_for_every_shape() -> None:
     payloads: list[dict[str, object]] = [
         {"event_id": "a", "entity": "u", "event_time": 1, "amount": 2, "tag": "x"},
         {"event_id": 7, "entity": 3, "event_time": "2.5", "amount": "4", "tag": True},
-        {"event_id": "c", "entity": "u", "event_time": "1970-01-01T00:00:03Z", "amount": 1.5, "tag": ""},
+        {"event_id": "c", "entity": "u", "event_time": 3, "amount": 1.5, "tag": ""},
+        {"event_id": "g", "entity": "v", "event_time": "1970-01-01T00:00:03Z", "amount": 1, "tag": "z"},
         {"event_id": "d", "entity": "u", "event_time": 4.0, "amount": "", "tag": None},
         {"event_id": "e", "entity": "v", "event_time": 5, "tag": [1, "y"]},
         {"event_id": "f", "entity": "v", "event_time": 6, "amount": True},
@@ -180,7 +181,7 @@ def test_inline_parse_matches_parse_event_for_every_shape() -> None:
             parsed.append(parse_event(payload, cfg))
         except ValueError:
             continue
-    assert counts["applied"] == len(parsed) == 5 and counts["malformed"] == 1
+    assert counts["applied"] == len(parsed) == 6 and counts["malformed"] == 1
     assert state(engine) == compute_batch(parsed, cfg)
 
 
