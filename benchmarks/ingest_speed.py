@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import socket
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rows = []
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         source = tmp / "events.jsonl"
@@ -130,6 +132,7 @@ def main() -> None:
             if server is not None:
                 server[0].terminate()
                 server[0].wait()
+    load_after = os.getloadavg()[0]
     nan = float("nan")
     wall = {k: median(w for w, _ in v) if v else nan for k, v in runs.items()}
     cpu = {k: median(c for _, c in v) if v else nan for k, v in runs.items()}
@@ -144,7 +147,9 @@ def main() -> None:
     rows = [(label, f"{wall[k]:,.0f}", f"{cpu[k]:,.0f}", target) for k, label, target in names]
     body = (f"{len(lines):,} JSONL events (1,000 entities, 1% duplicates), micro-batches of 5,000; median of "
             f"{args.repeats} runs each, all in the same run. Events per wall-clock second, and per CPU second of "
-            "the benchmark process (the machine is shared, so CPU time is the steadier figure).\n\n"
+            "the benchmark process (the machine is shared, so CPU time is the steadier figure). Load average "
+            f"(1 min) {load_before:.1f} at the start and {load_after:.1f} at the end, on "
+            f"{os.cpu_count()} CPUs.\n\n"
             + table(["pipeline", "events/s (wall)", "events per CPU s", "issue target (wall)"], rows)
             + f"\n\nmlplat windowed count / bytewax windowed count: **{ratio_wall:.2f}×** (wall), "
             f"**{ratio_cpu:.2f}×** (CPU). mlplat's figure includes reading the file, dedup by event id, and an "

@@ -7,7 +7,7 @@ import math
 import pytest
 from tests.ingest.helpers import config, records, run_engine, state
 
-from mlplat.ingest import Checkpoint, Engine, Event, compute_batch, diff_states, feature_value, parse_time
+from mlplat.ingest import Checkpoint, Engine, Event, compute_batch, diff_states, feature_value, parse_event, parse_time
 
 SEP = "\x1f"
 LAST = [{"name": "last", "agg": "last", "field": "amount"}]
@@ -158,6 +158,31 @@ def test_malformed_events_dead_lettered_with_reason(payload: dict[str, object], 
     _, counts, dead = run_engine(cfg, [{"event_id": "ok", "entity": "u", "event_time": 0}, payload])
     assert counts["malformed"] == 1 and dead[0].line == 2
     assert reason in dead[0].reason
+
+
+def test_inline_parse_matches_parse_event_for_every_shape() -> None:
+    """The engine's inline parse of usual shapes gives the state parse_event gives, odd shapes included."""
+    cfg = config([{"name": "s", "agg": "sum", "field": "amount", "window": 60},
+                  {"name": "last", "agg": "last", "field": "tag"}, {"name": "n", "agg": "count", "window": 60}],
+                 max_out_of_orderness=1000)
+    payloads: list[dict[str, object]] = [
+        {"event_id": "a", "entity": "u", "event_time": 1, "amount": 2, "tag": "x"},
+        {"event_id": 7, "entity": 3, "event_time": "2.5", "amount": "4", "tag": True},
+        {"event_id": "c", "entity": "u", "event_time": 3, "amount": 1.5, "tag": ""},
+        {"event_id": "g", "entity": "v", "event_time": "1970-01-01T00:00:03Z", "amount": 1, "tag": "z"},
+        {"event_id": "d", "entity": "u", "event_time": 4.0, "amount": "", "tag": None},
+        {"event_id": "e", "entity": "v", "event_time": 5, "tag": [1, "y"]},
+        {"event_id": "f", "entity": "v", "event_time": 6, "amount": True},
+    ]
+    engine, counts, _ = run_engine(cfg, payloads)
+    parsed = []
+    for payload in payloads:
+        try:
+            parsed.append(parse_event(payload, cfg))
+        except ValueError:
+            continue
+    assert counts["applied"] == len(parsed) == 6 and counts["malformed"] == 1
+    assert state(engine) == compute_batch(parsed, cfg)
 
 
 def test_parse_time_forms() -> None:

@@ -219,12 +219,11 @@ def feature_value(agg: str, state: list[Any]) -> Any:
     return state[1]
 
 
-def _fold(agg: str, state: list[Any] | None, event: Event, value: Any) -> list[Any]:
+def _fold(agg: str, state: list[Any] | None, time: float, event_id: str, value: Any) -> list[Any]:
     """Fold one event into one state (a new list; states are never shared between keys)."""
     if agg == "last":
-        time = event.time
-        if state is None or time > state[0] or (time == state[0] and event.event_id > state[1]):
-            return [time, event.event_id, value]
+        if state is None or time > state[0] or (time == state[0] and event_id > state[1]):
+            return [time, event_id, value]
         return state
     if state is None:
         return [1] if agg == "count" else [1, value]
@@ -235,25 +234,6 @@ def _fold(agg: str, state: list[Any] | None, event: Event, value: Any) -> list[A
     if agg == "min":
         return [state[0] + 1, min(state[1], value)]
     return [state[0] + 1, max(state[1], value)]
-
-
-def _fold_into(cache: dict[str, tuple[int, list[Any]]], dirty: dict[str, tuple[int, list[Any]]], seq: int,
-               event: Event, key: str, agg: str, value: Any) -> None:
-    """Fold one event into one cached key unless the key's version shows it is already in (replay)."""
-    version, state = cache[key]
-    if seq <= version:
-        return  # already in the stored state: replaying a suffix changes nothing
-    if agg == "count":  # the commonest features, folded inline
-        entry = (seq, [state[0] + 1] if state else [1])
-    elif agg == "last":
-        time = event.time
-        if state and (time < state[0] or (time == state[0] and event.event_id <= state[1])):
-            entry = (seq, state)  # an older event: the value stays, the version moves on
-        else:
-            entry = (seq, [time, event.event_id, value])
-    else:
-        entry = (seq, _fold(agg, state or None, event, value))
-    cache[key] = dirty[key] = entry
 
 
 class Engine:
@@ -302,6 +282,10 @@ class Engine:
         self.checkpoint = checkpoint or Checkpoint(partition=f"{partition[0]}/{partition[1]}")
         self.max_time = -math.inf if self.checkpoint.max_time is None else self.checkpoint.max_time
         self.markers: dict[str, float] = dict(markers or {})
+        # Marker ids grouped by the batch that added them, with that batch's latest marker time, so pruning
+        # visits only the groups that expired instead of rebuilding the whole dict.
+        self._marker_groups: list[tuple[float, list[str]]] = (
+            [(max(self.markers.values()), list(self.markers))] if self.markers else [])
         self.partition = partition
         self.ttl = config.effective_dedup_ttl
         self.cache: dict[str, tuple[int, list[Any]]] = {}
@@ -309,6 +293,9 @@ class Engine:
         self._steps: list[tuple[float, float]] = sorted({(s.step, s.window or 0.0) for _, s in self._windowed})
         self._pruned_at = -math.inf
         self._fields = field_plan(config)
+        # What the inline parse in `process` reads: each feature's field (None for none) and the numeric ones.
+        self._getters = tuple(f.field for f in config.features)
+        self._numeric = tuple(i for i, (name, numeric, _) in enumerate(self._fields) if name and numeric)
         self._starts: dict[float, str] = {}
         self._plan = [(f"{SEP}{f.name}{SEP}", f.agg, f.field is not None, f.window, f.step if f.window else None,
                        round(f.window / f.step) if f.window else 0) for f in config.features]
@@ -340,43 +327,63 @@ class Engine:
         """
         dead: list[DeadLetter] = []
         applied = 0
-        cache, keys_of = self.cache, self.keys_of
+        cache, starts = self.cache, self._starts
         dirty: dict[str, tuple[int, list[Any]]] = {}
-        # Keys not cached yet are folded after one fetch for the whole batch. A key is either cached for
-        # the whole batch or missing for the whole batch, so each key still sees its events in order.
-        deferred: list[tuple[int, Event, str, str, Any]] = []
-        missing: set[str] = set()
+        # Every key an applied event updates, in arrival order, folded after one fetch of the keys not
+        # cached yet (so each key still sees its events in order, and the store gets one round trip).
+        pending: list[tuple[int, float, str, str, str, Any]] = []
         new_markers: dict[str, float] = {}
         config, markers, ttl = self.config, self.markers, self.ttl
         part, parts = self.partition
-        last_seq, last_cursor = self.checkpoint.seq, self.checkpoint.cursor
+        record: Record | None = None
         # Every window holding an event ends after it, so an event at or after the horizon is on time.
-        lateness, ooo, fields = config.allowed_lateness, config.max_out_of_orderness, self._fields
+        lateness, ooo = config.allowed_lateness, config.max_out_of_orderness
+        id_name, entity_name, time_name = config.event_id, config.entity, config.event_time
+        fields, getters, numeric = self._fields, self._getters, self._numeric
+        plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
         max_time = self.max_time
         malformed = duplicates = late = other = 0
+        event_id: Any
+        entity: Any
+        time: Any
         for record in records:
-            last_seq, last_cursor = record.seq, record.cursor
             payload = record.payload
             if payload is None:
                 if part == 0:
                     malformed += 1
                     dead.append(DeadLetter(record.line, f"malformed: {record.error}", "malformed", record.raw))
                 continue
-            try:
-                event = parse_event(payload, config, fields)
-            except ValueError as exc:
-                if part == 0:
-                    malformed += 1
-                    dead.append(DeadLetter(record.line, f"malformed: {exc}", "malformed", dict(payload)))
-                continue
+            # parse_event, with the usual shapes accepted inline (a call per event is measurable): ids and
+            # entities that are non-empty strings, finite numeric times, and values that are not blank (and
+            # finite numbers for numeric features) are exactly what parse_event would return for them.
+            get = payload.get
+            event_id, entity, time = get(id_name), get(entity_name), get(time_name)
+            values = tuple(map(get, getters))  # type: ignore[arg-type]  # get(None) is None: keys are str
+            usual = (type(event_id) is str and event_id != "" and type(entity) is str and entity != ""
+                     and (type(time) is float or type(time) is int) and time - time == 0
+                     and SEP not in entity and "" not in values)
+            for i in numeric if usual else ():
+                value = values[i]
+                if value is not None and not ((type(value) is int or type(value) is float) and value - value == 0):
+                    usual = False
+                    break
+            if usual:
+                time = float(time)
+            else:
+                try:
+                    event_id, entity, time, values = parse_event(payload, config, fields)
+                except ValueError as exc:
+                    if part == 0:
+                        malformed += 1
+                        dead.append(DeadLetter(record.line, f"malformed: {exc}", "malformed", dict(payload)))
+                    continue
             watermark = max_time - ooo
-            time = event.time
             if time > max_time:
                 max_time = time
-            if parts > 1 and partition_of(event.entity, parts) != part:
+            if parts > 1 and partition_of(entity, parts) != part:
                 other += 1
                 continue
-            seen = markers.get(event.event_id)
+            seen = markers.get(event_id)
             if seen is not None and seen + ttl >= watermark:
                 duplicates += 1
                 continue
@@ -386,34 +393,67 @@ class Engine:
                     late += 1
                     dead.append(DeadLetter(record.line, reason, "late", dict(payload)))
                     continue
-            markers[event.event_id] = time
-            new_markers[event.event_id] = time
+            markers[event_id] = new_markers[event_id] = time
             applied += 1
             seq = record.seq
-            for key, agg, value in keys_of(event):
-                if key in missing or key not in cache:
-                    missing.add(key)
-                    deferred.append((seq, event, key, agg, value))
-                else:
-                    _fold_into(cache, dirty, seq, event, key, agg, value)
+            # The keys of keys_of, built inline for no window and one tumbling window (the usual shapes).
+            for (name, agg, has_field, window, step, count), value in zip(plan, values, strict=True):
+                if has_field and value is None:
+                    continue  # a feature ignores events without its field
+                if window is None:
+                    key = entity + name
+                elif count == 1:
+                    last = (time // step) * step
+                    text = starts.get(last)
+                    if text is None:
+                        text = starts[last] = _fmt(last)
+                    key = entity + name + text
+                else:  # hopping: several windows hold the event
+                    for key in _hop_keys(entity + name, time, window, step, count):
+                        pending.append((seq, time, event_id, key, agg, value))
+                    continue
+                pending.append((seq, time, event_id, key, agg, value))
         self.max_time = max_time
+        missing = {item[3] for item in pending if item[3] not in cache}
         if missing:
             found = fetch(missing)
             for key in missing:
                 cache[key] = found.get(key, (0, []))
-            for seq, event, key, agg, value in deferred:
-                _fold_into(cache, dirty, seq, event, key, agg, value)
+        for seq, time, event_id, key, agg, value in pending:
+            version, state = cache[key]
+            if seq <= version:
+                continue  # already in the stored state: replaying a suffix changes nothing
+            if agg == "count":  # the commonest features, folded inline
+                state = [state[0] + 1] if state else [1]
+            elif agg == "last":  # an older event leaves the value; the version moves on either way
+                if not state or time > state[0] or (time == state[0] and event_id > state[1]):
+                    state = [time, event_id, value]
+            else:
+                state = _fold(agg, state or None, time, event_id, value)
+            cache[key] = dirty[key] = (seq, state)
         counts = {"read": applied + duplicates + late + malformed, "applied": applied,
                   "duplicates": duplicates, "late": late, "malformed": malformed, "other_partition": other}
-        self.checkpoint = Checkpoint(self.checkpoint.partition, last_seq, last_cursor,
-                                     None if self.max_time == -math.inf else self.max_time,
-                                     self.checkpoint.dead_letter_size)
+        if record is not None:
+            self.checkpoint = Checkpoint(self.checkpoint.partition, record.seq, record.cursor,
+                                         None if self.max_time == -math.inf else self.max_time,
+                                         self.checkpoint.dead_letter_size)
+        if new_markers:
+            self._marker_groups.append((max(new_markers.values()), list(new_markers)))
         forget = None
         if self.watermark - self._pruned_at > ttl / 8 and math.isfinite(self.watermark):
             # Forgetting is an optimisation only: a marker counts while time + ttl >= watermark, whether or
-            # not it has been deleted, so pruning at batch boundaries cannot change any decision.
+            # not it has been deleted, so pruning at batch boundaries cannot change any decision (nor can
+            # keeping an expired marker whose group still holds a live one).
             forget = self.watermark - ttl
-            self.markers = {k: v for k, v in markers.items() if v >= forget}
+            kept = []
+            for group in self._marker_groups:
+                if group[0] >= forget:
+                    kept.append(group)
+                    continue
+                for event_id in group[1]:
+                    if markers.get(event_id, forget) < forget:  # not re-added by a later batch
+                        del markers[event_id]
+            self._marker_groups = kept
             self._pruned_at = self.watermark
         return BatchOutcome(counts, dead, Commit(dirty, new_markers, self.checkpoint, forget))
 
@@ -422,25 +462,20 @@ class Engine:
         out = []
         entity, time = event.entity, event.time
         plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
-        starts = self._starts  # window start -> its text in keys (few distinct values, many events)
         for (name, agg, has_field, window, step, count), value in zip(plan, event.values, strict=True):
             if has_field and value is None:
-                continue  # a feature ignores events without its field
+                continue
             if window is None:
                 out.append((entity + name, agg, value))  # name is "\x1fname\x1f"
-                continue
-            last = (time // step) * step
-            if count == 1:
-                text = starts.get(last)
-                if text is None:
-                    text = starts[last] = _fmt(last)
-                out.append((entity + name + text, agg, value))
-                continue
-            for k in range(count):
-                start = last - k * step
-                if start + window > time:
-                    out.append((entity + name + _fmt(start), agg, value))
+            else:
+                out += ((key, agg, value) for key in _hop_keys(entity + name, time, window, step, count))
         return out
+
+
+def _hop_keys(prefix: str, time: float, window: float, step: float, count: int) -> list[str]:
+    """Keys of the ``count`` windows of length ``window`` every ``step`` that hold ``time`` (one if tumbling)."""
+    last = (time // step) * step
+    return [prefix + _fmt(start) for start in (last - k * step for k in range(count)) if start + window > time]
 
 
 @dataclass(frozen=True)
@@ -470,7 +505,7 @@ def compute_batch(events: Iterable[Event], config: IngestConfig) -> dict[str, li
     state: dict[str, list[Any]] = {}
     for event in unique.values():
         for key, agg, value in engine.keys_of(event):
-            state[key] = _fold(agg, state.get(key), event, value)
+            state[key] = _fold(agg, state.get(key), event.time, event.event_id, value)
     return state
 
 

@@ -6,6 +6,7 @@ import csv
 import json
 import time
 from collections.abc import Callable, Iterator
+from itertools import accumulate, islice
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
@@ -16,6 +17,7 @@ from mlplat.ingest._engine import Checkpoint, Record
 __all__ = ["FileSource", "RedisStreamSource", "Source", "open_source"]
 
 Stop = Callable[[], bool]
+_Lines = tuple[list[int], list[int], list[bytes]]  # line numbers, end offsets, stripped texts
 
 
 class Source(Protocol):
@@ -68,19 +70,20 @@ class FileSource:
             raise DataError(f"{self.path}:1: expected a CSV header line") from None
         return len(first)
 
-    def _decode(self, lines: list[tuple[int, int, bytes]]) -> list[Record]:
-        """Records of ``(line, end byte, text)`` lines; JSONL is decoded as one array when every line is valid."""
+    def _decode(self, lines: _Lines) -> list[Record]:
+        """Records of the lines; JSONL is decoded as one array when every line is valid."""
+        numbers, ends, texts = lines
         if self.format == "jsonl":
             try:
-                values = json.loads(b"[" + b",".join(text for _, _, text in lines) + b"]")
+                values = json.loads(b"[" + b",".join(texts) + b"]")
             except (ValueError, UnicodeDecodeError):
                 values = None
             # One C-level decode per batch; any odd line (invalid, not an object, "1, 2") falls back below.
-            if values is not None and len(values) == len(lines) and all(type(v) is dict for v in values):
+            if values is not None and len(values) == len(texts) and all(type(v) is dict for v in values):
                 new = tuple.__new__  # skips the NamedTuple's Python-level __new__: measurable per event
                 return [new(Record, (n, f"{n}:{end}", n, value, None, ""))
-                        for (n, end, _), value in zip(lines, values, strict=True)]
-        return [self._record(text, n, f"{n}:{end}") for n, end, text in lines]
+                        for n, end, value in zip(numbers, ends, values, strict=True)]
+        return [self._record(text, n, f"{n}:{end}") for n, end, text in zip(numbers, ends, texts, strict=True)]
 
     def _record(self, text: bytes, line: int, cursor: str) -> Record:
         if self.format == "csv":
@@ -110,28 +113,39 @@ class FileSource:
                 if not checkpoint.cursor:
                     line_no, byte = 1, header_size
             handle.seek(byte)
-            batch: list[tuple[int, int, bytes]] = []
+            batch: _Lines = ([], [], [])
             while True:
-                raw = handle.readline()
-                if not raw or (follow and not raw.endswith(b"\n")):
-                    handle.seek(byte)  # a partial last line is read again once it is complete
-                    if batch:
+                # Lines are split and measured in C (islice over the file, map, accumulate), not in one
+                # Python iteration each.
+                raws = list(islice(handle, size - len(batch[0])))
+                at_end = len(raws) < size - len(batch[0])
+                if follow and raws and not raws[-1].endswith(b"\n"):
+                    raws.pop()  # a partial last line is read again once it is complete
+                    at_end = True
+                texts = list(map(bytes.strip, raws))
+                numbers = list(range(line_no + 1, line_no + len(raws) + 1))
+                ends = list(accumulate(map(len, raws), initial=byte))[1:]
+                if raws:
+                    line_no, byte = numbers[-1], ends[-1]
+                if not all(texts):  # blank lines take a line number but no place in the batch
+                    keep = [i for i, text in enumerate(texts) if text]
+                    numbers, ends, texts = [numbers[i] for i in keep], [ends[i] for i in keep], [texts[i] for i in keep]
+                batch[0].extend(numbers)
+                batch[1].extend(ends)
+                batch[2].extend(texts)
+                if at_end:
+                    handle.seek(byte)
+                    if batch[0]:
                         yield self._decode(batch)
-                        batch = []
+                        batch = ([], [], [])
                     if not follow or stop():
                         return
                     time.sleep(self.poll)
-                    continue
-                line_no += 1
-                byte += len(raw)
-                text = raw.strip()
-                if text:
-                    batch.append((line_no, byte, text))
-                    if len(batch) >= size:
-                        yield self._decode(batch)
-                        batch = []
-                        if stop():
-                            return
+                elif len(batch[0]) >= size:
+                    yield self._decode(batch)
+                    batch = ([], [], [])
+                    if stop():
+                        return
 
     def acknowledge(self, records: list[Record]) -> None:
         """Files need no acknowledgement: the checkpoint is the offset."""
