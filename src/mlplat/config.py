@@ -222,6 +222,8 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         return loc, message
     if kind == "missing":
         return loc, "required key is missing"
+    if kind == "finite_number":
+        return loc, f"must be a finite number, got {error['input']!r}"
     bound = _BOUNDS.get(kind)
     message = f"must be {bound[0]} {error['ctx'][bound[1]]}" if bound and "ctx" in error else str(error["msg"])
     if message.startswith("Value error, "):

@@ -60,11 +60,19 @@ def test_base_is_valid(write_rubric: Callable[..., Path]) -> None:
          r"r\.yaml:8:20: options\[0\]\.scores\.cost: criterion 'cost' is computed from the `tco` section"),
         (("title: Serving platform\n", "title: Serving platform\nmethod: ahp\n"),
          r"r\.yaml:2:9: method: Input should be 'wsm' or 'topsis'"),
+        (("weight: 0.3", "weight: .inf"),
+         r"r\.yaml:4:45: criteria\[1\]\.weight: must be a finite number, got inf"),
+        (("scores: {speed: 5, fit: 2}", "scores: {speed: .nan, fit: 2}"),
+         r"r\.yaml:10:21: options\[1\]\.scores\.speed\.float: must be a finite number, got nan"),
+        (("{low: 2, mode: 3, high: 4}", "{low: 2, mode: 3, high: .inf}"),
+         r"r\.yaml:8:53: options\[0\]\.scores\.fit\.high: must be a finite number, got inf"),
+        (("year: 0, amount: 300", "year: 0, amount: .nan"),
+         r"r\.yaml:18:40: tco\.options\.build\[0\]\.amount: must be a finite number, got nan"),
     ],
     ids=["unknown-criterion", "missing-score", "negative-weight", "duplicate-option", "duplicate-criterion",
          "typo-key", "year-outside-horizon", "years-outside-horizon", "probability-above-1",
          "probability-below-0", "triangular-order", "unknown-tco-option", "score-for-tco-criterion",
-         "bad-method"],
+         "bad-method", "infinite-weight", "nan-score", "infinite-triangular", "nan-amount"],
 )
 def test_bad_input(write_rubric: Callable[..., Path], replacement: tuple[str, str], expected: str) -> None:
     """Each bad input names file:line:col, the key path and the rule."""
