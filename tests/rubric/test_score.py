@@ -134,3 +134,16 @@ def test_full_score_ten_by_twelve_runs() -> None:
     assert result.sensitivity.draws == 10_000
     assert result.sensitivity.p_best is not None
     assert sum(result.sensitivity.p_best.values()) == pytest.approx(1.0)
+
+
+def test_tied_options_are_not_called_a_win() -> None:
+    """Options with identical scores tie: the sentence must not report the first one winning 100% of draws."""
+    rubric = Rubric.model_validate({
+        "title": "tie",
+        "criteria": [{"id": "cost", "direction": "cost", "weight": 0.5},
+                     {"id": "fit", "direction": "benefit", "weight": 0.5}],
+        "options": [{"id": "a", "scores": {"cost": 3, "fit": 3}}, {"id": "b", "scores": {"cost": 3, "fit": 3}}]})
+    for method in ("wsm", "topsis"):
+        result = score_rubric(rubric, method=method, draws=100, seed=0)
+        assert result.decision.margin == 0.0
+        assert result.decision.sentence.startswith("no winner: a and b tie on score")

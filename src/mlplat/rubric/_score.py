@@ -131,8 +131,15 @@ def score_arrays(rubric: Rubric, tco: dict[str, TcoResult] | None) -> tuple[np.n
     return low, mode, high
 
 
-def _sentence(winner: str, p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
+# Scores closer than this are a tie: the ranking between them is only the order of the file.
+_TIE = 1e-12
+
+
+def _sentence(winner: str, runner_up: str, p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
               labels: dict[str, str], margin: float) -> str:
+    if margin <= _TIE:
+        return (f"no winner: {winner} and {runner_up} tie on score; add a criterion or score more finely "
+                "to separate them")
     head = (f"{winner} wins in {p_best[winner]:.0%} of {draws:,} draws" if p_best is not None
             else f"{winner} wins by a margin of {margin:.3f}")
     if nearest is None or nearest.winner_changes_at is None:
@@ -241,6 +248,6 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     labels = {c.id: c.label for c in rubric.criteria}
     margin = winner.score - runner_up.score
     decision = Decision(winner.option, runner_up.option, margin,
-                        _sentence(winner.option, p_best, draws, sensitivity.nearest_crossover(), labels, margin))
+                        _sentence(winner.option, runner_up.option, p_best, draws, sensitivity.nearest_crossover(), labels, margin))
     return RubricResult(rubric.title, method, normalization, labels, dict(zip(criteria, weights.tolist(), strict=True)),
                         ahp_result, ranking, tco, sensitivity, decision, tuple(warnings))
