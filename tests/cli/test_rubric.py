@@ -101,6 +101,11 @@ def test_score_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, args).exit_code == ExitCode.BAD_INPUT
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    # Only the plot exists: the refusal comes before anything is written, so no lone decision record.
+    report.unlink()
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == ExitCode.BAD_INPUT and "scores.png: already exists" in refused.stderr
+    assert not report.exists()
 
 
 def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
-from mlplat.files import atomic_write_text, read_template
+from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.rubric import (
     Rubric,
     RubricResult,
@@ -119,6 +119,9 @@ def score(
     if normalization is not None and normalization not in ("minmax", "vector", "sum", "max"):
         raise typer.BadParameter(f"must be minmax, vector, sum or max, got {normalization!r}",
                                  param_hint="--normalization")
+    for path in (report, plot):
+        if path is not None:
+            check_writable(path, force=force)  # before scoring: refuse both files or write both
     rubric = load_rubric(file)
     result = score_rubric(rubric, method=method, normalization=normalization, draws=draws, seed=seed, strict=strict)
     for warning in result.warnings:
