@@ -211,7 +211,7 @@ def test_bad_template_and_start_exit_4(runner: CliRunner, tmp_path: Path) -> Non
     assert "--start must be a date as YYYY-MM-DD, got 'soon'" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"]])
+@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"], ["--seed", "-1"]])
 def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     """Bad option values are usage errors (exit 2)."""
     assert runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args]).exit_code == ExitCode.USAGE

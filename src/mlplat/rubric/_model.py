@@ -142,7 +142,7 @@ class Sensitivity(ConfigModel):
     """Monte Carlo settings; the command line overrides draws and seed."""
 
     draws: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, description="numpy's generator takes seeds >= 0")] = 0
     concentration: Annotated[Finite, Field(gt=0, description="Dirichlet concentration around the weights")] = 100.0
 
 

@@ -213,6 +213,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     seed = rubric.sensitivity.seed if seed is None else seed
     if draws < 0:
         raise ConfigError(f"draws must be >= 0, got {draws}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     warnings: list[str] = []
 
     weights, ahp_result = rubric_weights(rubric)
