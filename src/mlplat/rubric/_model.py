@@ -220,6 +220,10 @@ class Rubric(ConfigModel):
             index = next(i for i, c in enumerate(self.criteria) if c.source == "tco")
             if self.tco is None:
                 raise ConfigError("`source: tco` needs a `tco` section", path=("criteria", index, "source"))
+            for position, criterion in enumerate(self.criteria):
+                if criterion.source == "tco" and criterion.direction != "cost":
+                    raise ConfigError("a `source: tco` criterion is a cost (its score is an NPV of costs); "
+                                      "set `direction: cost`", path=("criteria", position, "direction"))
             for position, option in enumerate(ids):
                 if option not in self.tco.options:
                     raise ConfigError(f"option {option!r} has no cash flows under tco.options",
