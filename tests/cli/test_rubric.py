@@ -114,6 +114,7 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("# Pilot plan: ")
     assert "### Setup: 2026-12-01 to 2026-12-07" in result.stdout
+    assert "warning: rank reversal" in result.stderr  # the scoring's warnings, as `score` shows them
     out = tmp_path / "pilot.md"
     args = ["rubric", "pilot", str(EXAMPLE), "--option", "build", "--start", "2026-12-01", "-o", str(out)]
     assert runner.invoke(app, args).exit_code == 0

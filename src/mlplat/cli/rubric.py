@@ -153,6 +153,8 @@ def pilot(
     out = Output.from_ctx(ctx)
     rubric = load_rubric(file)
     result = score_rubric(rubric)
+    for warning in result.warnings:  # the plan rests on this scoring: an inconsistent AHP matters here too
+        out.warn(warning)
     text = render_pilot(rubric, result, option=option, start=parse_start(start), template=template,
                         rubric_file=str(file))
     if output is None:
