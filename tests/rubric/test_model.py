@@ -72,12 +72,15 @@ def test_base_is_valid(write_rubric: Callable[..., Path]) -> None:
          r"r\.yaml:2:21: sensitivity\.seed: must be >= 0, got -1"),
         (("{id: cost, direction: cost,", "{id: cost, direction: benefit,"),
          r"r\.yaml:3:27: criteria\[0\]\.direction: a `source: tco` criterion is a cost"),
+        (("  - id: buy\n    scores: {speed: 5, fit: 2}\n  - id: hybrid\n    scores: {speed: 4, fit: 4}\n", ""),
+         r"r\.yaml:7:3: options: must have at least 2 entries, got 1"),
     ],
     ids=["unknown-criterion", "missing-score", "negative-weight", "duplicate-option", "duplicate-criterion",
          "typo-key", "year-outside-horizon", "years-outside-horizon", "probability-above-1",
          "probability-below-0", "triangular-order", "unknown-tco-option", "score-for-tco-criterion",
          "bad-method", "infinite-weight", "nan-score", "infinite-triangular", "nan-amount",
-         "negative-seed", "tco-as-benefit"],
+         "negative-seed", "tco-as-benefit",
+         "one-option"],
 )
 def test_bad_input(write_rubric: Callable[..., Path], replacement: tuple[str, str], expected: str) -> None:
     """Each bad input names file:line:col, the key path and the rule."""
