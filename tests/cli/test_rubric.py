@@ -84,6 +84,38 @@ def test_score_json_fields(runner: CliRunner) -> None:
     assert doc["decision"]["margin"] == pytest.approx(doc["ranking"][0]["score"] - doc["ranking"][1]["score"])
 
 
+# Issue 3's reference judgements; weights, lambda_max and CR from ahpy 2.1 / numpy (as in tests/rubric/test_mcda.py).
+REFERENCE_AHP = """\
+weights_ahp:
+  tco: {time_to_market: 2, feature_parity: 3, lock_in: 3, security: 2, enablement: 4}
+  time_to_market: {feature_parity: 2, lock_in: 2, security: 1/2, enablement: 3}
+  feature_parity: {lock_in: 1, security: 1/3, enablement: 2}
+  lock_in: {security: 1/3, enablement: 2}
+  security: {enablement: 4}
+"""
+
+
+def test_score_json_with_ahp(runner: CliRunner, tmp_path: Path) -> None:
+    """With weights_ahp, --json carries the AHP weights and ahp {lambda_max, ci, cr, consistent}."""
+    text = EXAMPLE.read_text()
+    for weight in ("0.25", "0.20", "0.15", "0.10"):
+        text = text.replace(f"    weight: {weight}\n", "")
+    path = tmp_path / "ahp.yaml"
+    path.write_text(text.replace("criteria:\n", REFERENCE_AHP + "criteria:\n", 1))
+    result = runner.invoke(app, ["rubric", "score", str(path), "--draws", "200", "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert list(doc["weights"].values()) == pytest.approx(
+        [0.325433, 0.167033, 0.096261, 0.096261, 0.256641, 0.058371], abs=1e-6)
+    assert doc["ahp"]["lambda_max"] == pytest.approx(6.095972, abs=1e-6)
+    assert doc["ahp"]["ci"] == pytest.approx((6.095972 - 6) / 5, abs=1e-6)
+    assert doc["ahp"]["cr"] == pytest.approx(0.015479, abs=1e-6)
+    assert doc["ahp"]["consistent"] is True
+    crossover = doc["sensitivity"]["crossovers"][0]
+    assert set(crossover) >= {"criterion", "winner_changes_at", "new_winner"}
+    assert all(isinstance(r["score"], float) for r in doc["ranking"])
+
+
 def test_score_seed_is_reproducible(runner: CliRunner) -> None:
     """The same seed gives the same P(best)."""
     args = ["rubric", "score", str(EXAMPLE), "--draws", "500", "--seed", "9", "--json"]
