@@ -97,11 +97,7 @@ weights_ahp:
 
 def test_score_json_with_ahp(runner: CliRunner, tmp_path: Path) -> None:
     """With weights_ahp, --json carries the AHP weights and ahp {lambda_max, ci, cr, consistent}."""
-    text = EXAMPLE.read_text()
-    for weight in ("0.25", "0.20", "0.15", "0.10"):
-        text = text.replace(f"    weight: {weight}\n", "")
-    path = tmp_path / "ahp.yaml"
-    path.write_text(text.replace("criteria:\n", REFERENCE_AHP + "criteria:\n", 1))
+    path = _ahp_example(tmp_path, REFERENCE_AHP)
     result = runner.invoke(app, ["rubric", "score", str(path), "--draws", "200", "--json"])
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
