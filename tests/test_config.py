@@ -87,6 +87,17 @@ def test_range_violation(tmp_path: Path) -> None:
         load_config(path, Demo)
 
 
+def test_non_finite_number(tmp_path: Path) -> None:
+    """A field that refuses inf/NaN says so the way STYLE.md writes rules."""
+
+    class Finite(ConfigModel):
+        x: Annotated[float, Field(allow_inf_nan=False)]
+
+    path = write(tmp_path, "x: .nan\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:1:4: x: must be a finite number, got nan"):
+        load_config(path, Finite)
+
+
 def test_missing_field_points_at_parent(tmp_path: Path) -> None:
     """A required key that is absent is reported at the mapping that lacks it."""
     path = write(tmp_path, "alpha: 0.05\nmetrics:\n  - tolerance: 0.1\n")

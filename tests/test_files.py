@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlplat.errors import OutputError, TemplateError
-from mlplat.files import atomic_write_bytes, atomic_write_text, read_template, template_names
+from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template, template_names
 
 
 def test_write_then_refuse_overwrite(tmp_path: Path) -> None:
@@ -20,6 +20,18 @@ def test_write_then_refuse_overwrite(tmp_path: Path) -> None:
     assert path.read_text() == "one"
     atomic_write_text(path, "two", force=True)
     assert path.read_text() == "two"
+
+
+def test_check_writable_refuses_like_the_write(tmp_path: Path) -> None:
+    """check_writable raises what atomic_write_bytes would, and writes nothing."""
+    path = tmp_path / "r.md"
+    assert check_writable(path) == path and not path.exists()
+    path.write_text("one")
+    with pytest.raises(OutputError, match=r"r\.md: already exists; pass --force"):
+        check_writable(path)
+    assert check_writable(path, force=True) == path
+    with pytest.raises(OutputError, match="does not exist"):
+        check_writable(tmp_path / "missing" / "r.md")
 
 
 def test_no_temp_file_left(tmp_path: Path) -> None:

@@ -222,6 +222,11 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         return loc, message
     if kind == "missing":
         return loc, "required key is missing"
+    if kind == "finite_number":
+        return loc, f"must be a finite number, got {error['input']!r}"
+    if kind == "too_short" and "ctx" in error:
+        least, got = error["ctx"]["min_length"], error["ctx"]["actual_length"]
+        return loc, f"must have at least {least} {'entry' if least == 1 else 'entries'}, got {got}"
     bound = _BOUNDS.get(kind)
     message = f"must be {bound[0]} {error['ctx'][bound[1]]}" if bound and "ctx" in error else str(error["msg"])
     if message.startswith("Value error, "):

@@ -14,11 +14,15 @@ from pathlib import Path
 
 from mlplat.errors import OutputError, TemplateError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "read_template", "template_names"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable", "read_template", "template_names"]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` atomically; refuse to replace an existing file unless ``force``."""
+def check_writable(path: str | Path, *, force: bool = False) -> Path:
+    """Raise :class:`OutputError` now if :func:`atomic_write_bytes` would refuse ``path``.
+
+    A command that writes several files calls it for each before writing any, so a refusal leaves none
+    half-done. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
     path = Path(path)
     if path.exists() and not force:
         raise OutputError(f"{path}: already exists; pass --force to overwrite it")
@@ -27,6 +31,13 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) ->
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputError(f"{path}: folder {folder} does not exist")
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically; refuse to replace an existing file unless ``force``."""
+    path = check_writable(path, force=force)
+    folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from typing import Any
 
 import numpy as np
@@ -264,25 +263,18 @@ def test_result_to_dict_shape() -> None:
 
 
 @pytest.mark.slow
-def test_speed_1440_intervals_20_metrics() -> None:
-    """A day of one-minute intervals with 20 rate metrics is judged in a couple of seconds."""
+def test_scale_1440_intervals_20_metrics() -> None:
+    """A day of one-minute intervals with 20 rate metrics is judged in full (timing: benchmarks/canary_speed.py)."""
     frame, metrics = many_rate_metrics_export(looks=1440, metrics=20, seed=10)
-    data = _data(frame)
-    began = time.perf_counter()
-    result = analyze(data, _config(*metrics))
-    elapsed = time.perf_counter() - began
+    result = analyze(_data(frame), _config(*metrics))
     assert len(result.metrics) == 20
-    assert elapsed < 8.0  # "a couple of seconds" on a quiet machine; the shared CI box is noisier
 
 
 @pytest.mark.slow
-def test_speed_10m_raw_samples() -> None:
-    """Ten million raw latency samples are judged in a couple of seconds (10 s bound on a loaded box)."""
+def test_scale_10m_raw_samples() -> None:
+    """Ten million raw latency samples are judged in full (timing: benchmarks/canary_speed.py)."""
     data = _data(raw_latency_export(samples=10_000_000, seed=12))
     cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5, 0.9, 0.99]},
                   srm={"enabled": False})
-    began = time.perf_counter()
     result = analyze(data, cfg)
-    elapsed = time.perf_counter() - began
     assert result.metrics[0].n_canary > 400_000
-    assert elapsed < 10.0

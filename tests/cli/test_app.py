@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from mlplat import __version__
 from mlplat.cli import ExitCode, app
-from mlplat.cli._output import JsonOption, Output
+from mlplat.cli._output import JsonOption, Output, Settings
 from mlplat.cli.app import MlplatGroup, root
 from mlplat.config import ConfigModel, load_config
 
@@ -154,3 +155,17 @@ def test_cli_import_is_lazy() -> None:
     done = _run("-c", code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
+
+
+def test_progress_goes_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal the progress bar draws on stderr and leaves stdout alone; with --json it is silent."""
+    out = Output(Settings())
+    out.err = Console(file=sys.stderr, force_terminal=True, width=80)
+    with out.progress("working", total=2) as advance:
+        advance()
+        advance()
+    drawn = capsys.readouterr()
+    assert "working" in drawn.err and drawn.out == ""
+    with Output(Settings(json=True)).progress("working", total=2) as advance:
+        advance()
+    assert capsys.readouterr() == ("", "")

@@ -87,6 +87,11 @@ def test_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     again = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(report))
     assert again.exit_code == ExitCode.BAD_INPUT
     assert "already exists" in again.stderr
+    # An existing --plot is refused before the report is written: no half-done outputs.
+    report.unlink()
+    both = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(report), "--plot", str(plot))
+    assert both.exit_code == ExitCode.BAD_INPUT and "r.png: already exists" in both.stderr
+    assert not report.exists()
 
 
 def test_srm_export_rolls_back(runner: CliRunner, tmp_path: Path) -> None:

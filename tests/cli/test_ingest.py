@@ -106,6 +106,10 @@ def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
                                  str(tmp_path / "l.png")])
     assert result.exit_code == 0 and "ingest_time - event_time" in result.stdout
     assert (tmp_path / "l.png").exists()
+    again = ["ingest", "lateness", EVENTS, "--plot", str(tmp_path / "l.png")]
+    refused = runner.invoke(app, again)
+    assert refused.exit_code == ExitCode.BAD_INPUT and "--force" in refused.stderr
+    assert runner.invoke(app, [*again, "--force"]).exit_code == 0
     doc = json.loads(runner.invoke(app, ["ingest", "lateness", EVENTS, "--json"]).stdout)
     assert [t["target"] for t in doc["targets"]] == [0.001, 0.01]
     assert runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "lots"]).exit_code == ExitCode.BAD_INPUT

@@ -84,6 +84,34 @@ def test_score_json_fields(runner: CliRunner) -> None:
     assert doc["decision"]["margin"] == pytest.approx(doc["ranking"][0]["score"] - doc["ranking"][1]["score"])
 
 
+# Issue 3's reference judgements; weights, lambda_max and CR from ahpy 2.1 / numpy (as in tests/rubric/test_mcda.py).
+REFERENCE_AHP = """\
+weights_ahp:
+  tco: {time_to_market: 2, feature_parity: 3, lock_in: 3, security: 2, enablement: 4}
+  time_to_market: {feature_parity: 2, lock_in: 2, security: 1/2, enablement: 3}
+  feature_parity: {lock_in: 1, security: 1/3, enablement: 2}
+  lock_in: {security: 1/3, enablement: 2}
+  security: {enablement: 4}
+"""
+
+
+def test_score_json_with_ahp(runner: CliRunner, tmp_path: Path) -> None:
+    """With weights_ahp, --json carries the AHP weights and ahp {lambda_max, ci, cr, consistent}."""
+    path = _ahp_example(tmp_path, REFERENCE_AHP)
+    result = runner.invoke(app, ["rubric", "score", str(path), "--draws", "200", "--json"])
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert list(doc["weights"].values()) == pytest.approx(
+        [0.325433, 0.167033, 0.096261, 0.096261, 0.256641, 0.058371], abs=1e-6)
+    assert doc["ahp"]["lambda_max"] == pytest.approx(6.095972, abs=1e-6)
+    assert doc["ahp"]["ci"] == pytest.approx((6.095972 - 6) / 5, abs=1e-6)
+    assert doc["ahp"]["cr"] == pytest.approx(0.015479, abs=1e-6)
+    assert doc["ahp"]["consistent"] is True
+    crossover = doc["sensitivity"]["crossovers"][0]
+    assert set(crossover) >= {"criterion", "winner_changes_at", "new_winner"}
+    assert all(isinstance(r["score"], float) for r in doc["ranking"])
+
+
 def test_score_seed_is_reproducible(runner: CliRunner) -> None:
     """The same seed gives the same P(best)."""
     args = ["rubric", "score", str(EXAMPLE), "--draws", "500", "--seed", "9", "--json"]
@@ -101,6 +129,11 @@ def test_score_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert runner.invoke(app, args).exit_code == ExitCode.BAD_INPUT
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+    # Only the plot exists: the refusal comes before anything is written, so no lone decision record.
+    report.unlink()
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == ExitCode.BAD_INPUT and "scores.png: already exists" in refused.stderr
+    assert not report.exists()
 
 
 def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
@@ -109,6 +142,7 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("# Pilot plan: ")
     assert "### Setup: 2026-12-01 to 2026-12-07" in result.stdout
+    assert "warning: rank reversal" in result.stderr  # the scoring's warnings, as `score` shows them
     out = tmp_path / "pilot.md"
     args = ["rubric", "pilot", str(EXAMPLE), "--option", "build", "--start", "2026-12-01", "-o", str(out)]
     assert runner.invoke(app, args).exit_code == 0
@@ -206,7 +240,7 @@ def test_bad_template_and_start_exit_4(runner: CliRunner, tmp_path: Path) -> Non
     assert "--start must be a date as YYYY-MM-DD, got 'soon'" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"]])
+@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"], ["--seed", "-1"]])
 def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     """Bad option values are usage errors (exit 2)."""
     assert runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args]).exit_code == ExitCode.USAGE

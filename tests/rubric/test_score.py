@@ -134,3 +134,28 @@ def test_full_score_ten_by_twelve_runs() -> None:
     assert result.sensitivity.draws == 10_000
     assert result.sensitivity.p_best is not None
     assert sum(result.sensitivity.p_best.values()) == pytest.approx(1.0)
+
+
+def test_tied_options_are_not_called_a_win() -> None:
+    """Options with identical scores tie: the sentence must not report the first one winning 100% of draws."""
+    rubric = Rubric.model_validate({
+        "title": "tie",
+        "criteria": [{"id": "cost", "direction": "cost", "weight": 0.5},
+                     {"id": "fit", "direction": "benefit", "weight": 0.5}],
+        "options": [{"id": "a", "scores": {"cost": 3, "fit": 3}}, {"id": "b", "scores": {"cost": 3, "fit": 3}}]})
+    for method in ("wsm", "topsis"):
+        result = score_rubric(rubric, method=method, draws=100, seed=0)
+        assert result.decision.margin == 0.0
+        assert result.decision.sentence.startswith("no winner: a and b tie on score")
+
+
+def test_sum_normalisation_needs_positive_costs(write_rubric: Callable[..., Path]) -> None:
+    """Sum normalisation uses 1/x for costs: a cost range reaching 0 is an error at the score, draws or not."""
+    path = write_rubric(("{id: fit, direction: benefit", "{id: fit, direction: cost"),
+                        ("{low: 2, mode: 3, high: 4}", "{low: 0, mode: 3, high: 4}"))
+    rubric = load_rubric(path)
+    for draws in (0, 100):
+        with pytest.raises(ConfigError, match=r"r\.yaml:8:29: options\[0\]\.scores\.fit: sum normalisation needs "
+                                              r"cost scores > 0 \(it uses 1/x\), got 0"):
+            score_rubric(rubric, normalization="sum", draws=draws)
+    assert score_rubric(rubric, normalization="minmax", draws=100).decision.winner

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import MlplatError
+from mlplat.files import check_writable
 from mlplat.units import parse_duration, parse_rate
 
 if TYPE_CHECKING:
@@ -113,8 +114,8 @@ def bench(
         rate=rate_rps, concurrency=concurrency if concurrency is not None else 64, duration=run_s,
         warmup=warm_s, slo_ms=slo_ms, policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
         torch_threads=torch_threads, seed=seed)
-    if plot is not None and plot.exists() and not force:
-        raise MlplatError(f"{plot}: already exists; pass --force to overwrite it")
+    if plot is not None:
+        check_writable(plot, force=force)  # before the minutes of benchmarking, not after
     with out.progress("bench", total=None) as advance:
         def step(message: str) -> None:
             advance()

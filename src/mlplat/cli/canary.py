@@ -12,7 +12,7 @@ import typer
 
 from mlplat.cli._output import JsonOption, Output
 from mlplat.errors import DataError
-from mlplat.files import atomic_write_bytes, atomic_write_text, read_template
+from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
 from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
 
@@ -89,6 +89,13 @@ def _seconds(value: str, name: str) -> float:
         raise DataError(f"{name}: {exc}") from None
 
 
+def _check_outputs(*paths: Path | None, force: bool) -> None:
+    """Refuse existing output files up front, not after a long analysis or watch (and not half-written)."""
+    for path in paths:
+        if path is not None:
+            check_writable(path, force=force)
+
+
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
             force: bool) -> None:
     from mlplat.analysis._report import markdown_report, plot_png
@@ -139,6 +146,7 @@ def analyze(
     from mlplat.analysis._prometheus import fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
+    _check_outputs(report, plot, force=force)
     cfg = _load(config, traffic_share=traffic_share,
                 max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
@@ -185,6 +193,7 @@ def watch(
     from mlplat.analysis._prometheus import fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
+    _check_outputs(report, force=force)
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
     cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)

@@ -138,6 +138,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
              config: Annotated[Path | None, typer.Option("--config", help="Take field names from this config.")]
              = None,
              plot: Annotated[Path | None, typer.Option("--plot", help="Write a histogram PNG here.")] = None,
+             force: Annotated[bool, typer.Option("--force", help="Overwrite the --plot file.")] = False,
              json: JsonOption = False) -> None:
     """Lateness distribution and the out-of-orderness / allowed lateness each target share needs."""
     from mlplat.errors import ConfigError
@@ -165,7 +166,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
                                format_duration(t["freshness"])) for t in report.targets],
                              numeric=range(6)))
     if plot is not None:
-        out.note(f"wrote {report.plot(plot)}")
+        out.note(f"wrote {report.plot(plot, force=force)}")
 
 
 @app.command()

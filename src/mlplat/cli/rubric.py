@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
-from mlplat.files import atomic_write_text, read_template
+from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.rubric import (
     Rubric,
     RubricResult,
@@ -105,7 +105,7 @@ def score(
     method: Annotated[str | None, typer.Option(help="wsm or topsis (default: the file's).")] = None,
     normalization: Annotated[str | None, typer.Option(help="minmax, vector, sum or max (default: the file's).")] = None,
     draws: Annotated[int | None, typer.Option(min=0, help="Monte Carlo draws; 0 skips it.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="An AHP consistency ratio above 0.10 is an error.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write a Markdown decision record.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Write a PNG: contributions and P(best).")] = None,
@@ -119,6 +119,9 @@ def score(
     if normalization is not None and normalization not in ("minmax", "vector", "sum", "max"):
         raise typer.BadParameter(f"must be minmax, vector, sum or max, got {normalization!r}",
                                  param_hint="--normalization")
+    for path in (report, plot):
+        if path is not None:
+            check_writable(path, force=force)  # before scoring: refuse both files or write both
     rubric = load_rubric(file)
     result = score_rubric(rubric, method=method, normalization=normalization, draws=draws, seed=seed, strict=strict)
     for warning in result.warnings:
@@ -150,6 +153,8 @@ def pilot(
     out = Output.from_ctx(ctx)
     rubric = load_rubric(file)
     result = score_rubric(rubric)
+    for warning in result.warnings:  # the plan rests on this scoring: an inconsistent AHP matters here too
+        out.warn(warning)
     text = render_pilot(rubric, result, option=option, start=parse_start(start), template=template,
                         rubric_file=str(file))
     if output is None:

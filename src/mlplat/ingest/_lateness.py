@@ -59,8 +59,11 @@ class LatenessReport:
                          f"{fd(t['freshness']):>12}")
         return "\n".join(lines)
 
-    def plot(self, path: str | Path) -> Path:
-        """Histogram of ``behind`` with each target's bound (matplotlib, Agg); written atomically."""
+    def plot(self, path: str | Path, *, force: bool = False) -> Path:
+        """Histogram of ``behind`` with each target's bound (matplotlib, Agg); written atomically.
+
+        An existing ``path`` is overwritten only with ``force``, as every mlplat output file is.
+        """
         import io
 
         import matplotlib
@@ -81,7 +84,7 @@ class LatenessReport:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
         plt.close(fig)
-        return atomic_write_bytes(path, buffer.getvalue(), force=True)
+        return atomic_write_bytes(path, buffer.getvalue(), force=force)
 
 
 def analyze_lateness(source: FileSource, *, event_time: str = "event_time", ingest_time: str = "ingest_time",

@@ -97,8 +97,9 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
 
     With ``cost[j]`` true, lower raw values are better in column ``j``. ``minmax``: ``(x - min) / (max - min)``
     (cost: ``(max - x) / (max - min)``); ``vector``: ``x / ||x||`` (cost: ``1 - x / ||x||``); ``sum``:
-    ``x / sum(x)`` (cost: ``(1/x) / sum(1/x)``); ``max``: ``x / max`` (cost: ``1 - x / max``). These are the
-    formulas of pymcdm 1.4. A column whose values are all equal becomes all ones under ``minmax``.
+    ``x / sum(x)`` (cost: ``(1/x) / sum(1/x)``); ``max``: ``x / max|x|`` (cost: ``1 - x / max|x|``).
+    These are the formulas of pymcdm 1.4 (for ``max``, when no score is negative). A column whose values
+    are all equal becomes all ones under ``minmax``.
 
     Examples
     --------

@@ -14,6 +14,8 @@ from mlplat.errors import ConfigError, KeyPath
 
 Method = Literal["wsm", "topsis"]
 Normalization = Literal["minmax", "vector", "sum", "max"]
+# Infinite or NaN numbers would turn into NaN scores; YAML reads `.inf` and `.nan` as floats.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
 Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="short identifier")]
 # Judgements that differ by less than this from the reciprocal of their mirror entry count as equal:
 # YAML users write 0.333 for 1/3.
@@ -23,12 +25,12 @@ _RECIPROCAL_RTOL = 0.01
 class Triangular(ConfigModel):
     """An uncertain score: a triangular distribution from ``low`` through ``mode`` to ``high``."""
 
-    low: float
-    mode: float
-    high: float
+    low: Finite
+    mode: Finite
+    high: Finite
 
 
-Score = float | Triangular
+Score = Finite | Triangular
 
 
 class Criterion(ConfigModel):
@@ -37,7 +39,7 @@ class Criterion(ConfigModel):
     id: Id
     name: str | None = None
     direction: Literal["cost", "benefit"]
-    weight: Annotated[float, Field(ge=0, description="relative weight; weights are rescaled to sum to 1")] | None = None
+    weight: Annotated[Finite, Field(ge=0, description="relative weight; rescaled to sum to 1")] | None = None
     unit: str | None = None
     source: Literal["tco"] | None = Field(default=None, description="`tco`: the score is the risk-adjusted NPV")
     guide: dict[Annotated[int, Field(ge=1, le=5)], str] = Field(
@@ -68,10 +70,10 @@ class CashFlow(ConfigModel):
     name: str
     year: Annotated[int, Field(ge=0)] | None = None
     years: list[Annotated[int, Field(ge=0)]] | None = None
-    amount: float | None = None
-    unit_price: Annotated[float, Field(ge=0)] | None = None
-    volume: Annotated[float, Field(ge=0)] | None = None
-    growth: Annotated[float, Field(gt=-1, description="yearly growth of the volume")] = 0.0
+    amount: Finite | None = None
+    unit_price: Annotated[Finite, Field(ge=0)] | None = None
+    volume: Annotated[Finite, Field(ge=0)] | None = None
+    growth: Annotated[Finite, Field(gt=-1, description="yearly growth of the volume")] = 0.0
     probability: Annotated[float, Field(ge=0, le=1, description="chance the cost happens")] = 1.0
 
     @property
@@ -101,7 +103,7 @@ class Threshold(ConfigModel):
 
     metric: str
     op: Literal["<", "<=", ">", ">=", "=="]
-    value: float
+    value: Finite
     description: str | None = None
 
     def __str__(self) -> str:
@@ -130,7 +132,7 @@ class Pilot(ConfigModel):
     kill_criteria: list[Threshold] = Field(default_factory=list)
     canary_config: str = "canary.yaml"
     sim_config: str = "sim.yaml"
-    rps: Annotated[float, Field(gt=0, description="peak requests/s the pilot carries (sizes canary stages)")] | None = (
+    rps: Annotated[Finite, Field(gt=0, description="peak requests/s in the pilot (sizes canary stages)")] | None = (
         None
     )
     prometheus_url: str | None = None
@@ -140,8 +142,8 @@ class Sensitivity(ConfigModel):
     """Monte Carlo settings; the command line overrides draws and seed."""
 
     draws: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
-    seed: int = 0
-    concentration: Annotated[float, Field(gt=0, description="Dirichlet concentration around the weights")] = 100.0
+    seed: Annotated[int, Field(ge=0, description="numpy's generator takes seeds >= 0")] = 0
+    concentration: Annotated[Finite, Field(gt=0, description="Dirichlet concentration around the weights")] = 100.0
 
 
 class Rubric(ConfigModel):
@@ -218,6 +220,10 @@ class Rubric(ConfigModel):
             index = next(i for i, c in enumerate(self.criteria) if c.source == "tco")
             if self.tco is None:
                 raise ConfigError("`source: tco` needs a `tco` section", path=("criteria", index, "source"))
+            for position, criterion in enumerate(self.criteria):
+                if criterion.source == "tco" and criterion.direction != "cost":
+                    raise ConfigError("a `source: tco` criterion is a cost (its score is an NPV of costs); "
+                                      "set `direction: cost`", path=("criteria", position, "direction"))
             for position, option in enumerate(ids):
                 if option not in self.tco.options:
                     raise ConfigError(f"option {option!r} has no cash flows under tco.options",

@@ -131,8 +131,25 @@ def score_arrays(rubric: Rubric, tco: dict[str, TcoResult] | None) -> tuple[np.n
     return low, mode, high
 
 
-def _sentence(winner: str, p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
+def _check_sum_costs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
+    """Sum normalisation divides by cost scores (1/x): every one, down to the low end of its range, must be > 0."""
+    for i, j in zip(*np.nonzero((low <= 0) & cost), strict=True):
+        option, criterion = rubric.options[i], rubric.criteria[j]
+        path = (("tco", "options", option.id) if criterion.source == "tco"
+                else ("options", int(i), "scores", criterion.id))
+        raise rubric.error(path, f"sum normalisation needs cost scores > 0 (it uses 1/x), got {low[i, j]:g}; "
+                                 "use minmax or vector")
+
+
+# Scores closer than this are a tie: the ranking between them is only the order of the file.
+_TIE = 1e-12
+
+
+def _sentence(winner: str, runner_up: str, p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
               labels: dict[str, str], margin: float) -> str:
+    if margin <= _TIE:
+        return (f"no winner: {winner} and {runner_up} tie on score; add a criterion or score more finely "
+                "to separate them")
     head = (f"{winner} wins in {p_best[winner]:.0%} of {draws:,} draws" if p_best is not None
             else f"{winner} wins by a margin of {margin:.3f}")
     if nearest is None or nearest.winner_changes_at is None:
@@ -196,6 +213,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     seed = rubric.sensitivity.seed if seed is None else seed
     if draws < 0:
         raise ConfigError(f"draws must be >= 0, got {draws}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     warnings: list[str] = []
 
     weights, ahp_result = rubric_weights(rubric)
@@ -211,6 +230,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     cost = np.array([c.direction == "cost" for c in rubric.criteria])
     options, criteria = rubric.option_ids, rubric.criterion_ids
 
+    if normalization == "sum":
+        _check_sum_costs(rubric, low, cost)
     normalized = normalize(mode, cost, normalization)
     scores = METHODS[method](normalized, weights)
     order = np.argsort(-scores, kind="stable")
@@ -240,7 +261,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     winner, runner_up = ranking[0], ranking[1]
     labels = {c.id: c.label for c in rubric.criteria}
     margin = winner.score - runner_up.score
-    decision = Decision(winner.option, runner_up.option, margin,
-                        _sentence(winner.option, p_best, draws, sensitivity.nearest_crossover(), labels, margin))
+    sentence = _sentence(winner.option, runner_up.option, p_best, draws, sensitivity.nearest_crossover(), labels,
+                         margin)
+    decision = Decision(winner.option, runner_up.option, margin, sentence)
     return RubricResult(rubric.title, method, normalization, labels, dict(zip(criteria, weights.tolist(), strict=True)),
                         ahp_result, ranking, tco, sensitivity, decision, tuple(warnings))
