@@ -196,3 +196,13 @@ def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, mo
     assert result.exit_code == 0, result.output
     assert "simulating 10m per rate (not 30m)" in result.stderr
     assert len(json.loads(result.stdout)["rates_per_s"]) == 2
+
+
+def test_free_tier_flag(runner: CliRunner, scenario_file: Path) -> None:
+    """`--free-tier` subtracts the monthly free tiers: the serverless bills drop, the cluster's does not."""
+    args = ["sim", "run", str(scenario_file), "-r", "1", "--json"]
+    paid = {p["name"]: p for p in json.loads(runner.invoke(app, args).stdout)["platforms"]}
+    free = {p["name"]: p for p in json.loads(runner.invoke(app, [*args, "--free-tier"]).stdout)["platforms"]}
+    assert free["fn"]["cost_per_month"] < paid["fn"]["cost_per_month"]
+    assert free["run"]["cost_per_month"] < paid["run"]["cost_per_month"]
+    assert free["k8s"]["cost_per_month"] == paid["k8s"]["cost_per_month"]
