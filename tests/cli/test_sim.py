@@ -139,6 +139,10 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("node: m5.xlarge", "node: m9.huge", "bad.yaml:14:41: platforms[2].node: unknown node type 'm9.huge'"),
     ("min_replicas: 1, max_replicas: 4", "min_replicas: 5, max_replicas: 4",
      "bad.yaml:14:103: platforms[2].max_replicas: must be >= min_replicas (5), got 4"),
+    ("name: fn, kind: lambda, memory_gb: 2", "name: fn, kind: lambda, memory_gb: 1",
+     "bad.yaml:12:41: platforms[0].memory_gb: must be >= service.memory_gb (2), got 1"),
+    ("memory_gib: 4,", "memory_gib: 1,",
+     "bad.yaml:13:55: platforms[1].memory_gib: must hold service.memory_gb (2 GB = 1.86 GiB), got 1 GiB"),
 ])
 def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""
