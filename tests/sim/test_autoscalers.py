@@ -119,3 +119,26 @@ def test_kpa_panics_and_scales_to_zero() -> None:
     assert 4.0 <= steady.instance_seconds / 150.0 <= 7.0
     after = simulate_pool(spec, burst, s, (600.0, 1200.0))
     assert after.instance_seconds == 0 and after.node_seconds == 0
+
+
+def test_kpa_panic_window_threshold_and_hold() -> None:
+    """A 20 s burst to 10x the load: the 6 s panic window scales up within seconds and holds for 60 s."""
+    # 3 requests in flight (5/s x 0.6 s), then 30 from 300 s to 320 s; target 7 per pod, no queueing.
+    a = np.concatenate((np.arange(0, 300, 0.2), np.arange(300, 320, 0.02), np.arange(320, 600, 0.2)))
+    s = np.full(len(a), 0.6)
+    spec = PoolSpec(slots=100, startup_s=1.0, min_instances=1, max_instances=50, on_demand=False, queue=True,
+                    initial=1, autoscaler=Kpa(target=7.0))
+
+    def pods(spec: PoolSpec, t: float) -> float:
+        # Pods between the KPA ticks at t and t + 2.
+        return simulate_pool(spec, a, s, (t + 0.5, t + 1.0)).instance_seconds / 0.5
+
+    # At 302 s the panic window asks for 2 pods against 1 ready (200%: panic); by 306 s ceil(30 / 7) = 5.
+    assert [pods(spec, t) for t in (300, 302, 304, 306)] == [1, 2, 3, 5]
+    # Panic mode never scales down: 5 pods until a stable window (60 s) after panic began at 302 s, then
+    # at most halving per tick.
+    assert all(pods(spec, t) == 5 for t in range(306, 362, 4))
+    assert pods(spec, 362) == 2
+    # Without panic (threshold never reached) the 60 s stable window reacts only after ~10 s, to 2 pods.
+    calm = replace(spec, autoscaler=Kpa(target=7.0, panic_threshold=1000.0))
+    assert [pods(calm, t) for t in (306, 310, 330)] == [1, 2, 2]
