@@ -292,13 +292,26 @@ class Scenario(ConfigModel):
             if isinstance(platform, CloudRunPlatform) and platform.memory_gib * GB_PER_GIB < need:
                 raise ConfigError(f"must hold service.memory_gb ({need:g} GB = {need / GB_PER_GIB:.3g} GiB), "
                                   f"got {platform.memory_gib:g} GiB", path=("platforms", index, "memory_gib"))
-            if isinstance(platform, KubernetesPlatform) and platform.max_replicas < platform.min_replicas:
-                raise ConfigError(f"must be >= min_replicas ({platform.min_replicas}), got {platform.max_replicas}",
-                                  path=("platforms", index, "max_replicas"))
+            bounds = _scale_bounds(platform)
+            if bounds is not None and bounds[3] < bounds[1]:
+                low, low_value, high, high_value = bounds
+                raise ConfigError(f"must be >= {low} ({low_value}), got {high_value}",
+                                  path=("platforms", index, high))
             if platform.name in seen:
                 raise ConfigError(f"duplicate platform name {platform.name!r}", path=("platforms", index, "name"))
             seen[platform.name] = index
         return self
+
+
+def _scale_bounds(platform: Platform) -> tuple[str, int, str, int] | None:
+    """``(min key, min, max key, max)`` of a platform's instance count, or None (Lambda)."""
+    if isinstance(platform, KubernetesPlatform):
+        return "min_replicas", platform.min_replicas, "max_replicas", platform.max_replicas
+    if isinstance(platform, KnativePlatform):
+        return "min_scale", platform.min_scale, "max_scale", platform.max_scale
+    if isinstance(platform, CloudRunPlatform):
+        return "min_instances", platform.min_instances, "max_instances", platform.max_instances
+    return None
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Any]:
