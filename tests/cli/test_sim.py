@@ -89,6 +89,14 @@ def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None
     assert len(doc["cheapest_meeting_slo"]) == 4
     assert doc["cheapest_meeting_slo"][0] == "fn"  # a function is nearly free at 0.01/s
     assert doc["break_even"], "Lambda must stop being cheapest somewhere below 20/s"
+    for b in doc["break_even"]:
+        assert set(b) == {"rate_per_s", "cheaper_below", "cheaper_above"}
+        assert 0.01 < b["rate_per_s"] < 20
+        assert {b["cheaper_below"], b["cheaper_above"]} <= {"fn", "run", "k8s", "kn"}
+    for p in doc["platforms"]:
+        assert set(p) == {"name", "cost_per_month", "p99_ms", "slo_met"}
+        assert len(p["cost_per_month"]) == len(p["p99_ms"]) == len(p["slo_met"]) == 4
+    assert set(doc["cheapest_meeting_slo"]) <= {"fn", "run", "k8s", "kn", None}
     assert png.exists()
     table = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.1/s..1/s", "--points", "2",
                                 "-r", "1", "--duration", "10m"])
