@@ -241,3 +241,21 @@ def test_odd_scenario_files_exit_4(runner: CliRunner, tmp_path: Path, content: b
         assert result.exit_code == ExitCode.BAD_INPUT, (command, result.output)
         assert expected in result.stderr
         assert "Traceback" not in result.output
+
+
+def test_existing_plot_refused_before_simulating(runner: CliRunner, scenario_file: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """An existing --plot file without --force is exit 4 at once, not after the simulation."""
+    png = tmp_path / "old.png"
+    png.write_bytes(b"keep me")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("simulated before checking the plot file")
+
+    monkeypatch.setattr("mlplat.sim.simulate", fail)
+    monkeypatch.setattr("mlplat.sim.sweep", fail)
+    for command in (["run"], ["compare", "--points", "2"]):
+        result = runner.invoke(app, ["sim", *command, str(scenario_file), "--plot", str(png)])
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert f"{png}: already exists; pass --force to overwrite it" in result.stderr.replace("\n", " ")
+    assert png.read_bytes() == b"keep me"
