@@ -169,6 +169,15 @@ def test_discriminated_union_error(tmp_path: Path) -> None:
         load_config(path, Demo)
 
 
+def test_key_of_another_variant(tmp_path: Path) -> None:
+    """A key that belongs to another variant is unknown for this one, with this variant's keys listed."""
+    path = write(tmp_path, "alpha: 0.1\nplatforms:\n  - {kind: knative, target_concurrency: 4, memory_gb: 3}\n")
+    expected = (r"platforms\[0\]\.memory_gb: unknown key 'memory_gb'; "
+                r"expected one of: kind, target_concurrency$")
+    with pytest.raises(ConfigError, match=expected):
+        load_config(path, Demo)
+
+
 def test_unknown_variant(tmp_path: Path) -> None:
     """An unknown `kind` lists the allowed tags."""
     path = write(tmp_path, "alpha: 0.1\nplatforms:\n  - {kind: lambada}\n")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 import types
 
 import pytest
@@ -24,3 +26,12 @@ def test_all_is_complete(name: str) -> None:
     assert public == exported
     for attr in exported:
         assert hasattr(module, attr)
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_library_imports_no_cli_or_heavy_modules(name: str) -> None:
+    """Library code never imports typer or rich, and imports the heavy libraries lazily (DESIGN.md)."""
+    banned = ["typer", "rich", "matplotlib", "scipy", "pandas", "torch", "statsmodels"]
+    code = f"import sys, mlplat.{name}; print(','.join(m for m in {banned!r} if m in sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""

@@ -185,17 +185,27 @@ def _models_in(tp: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _has_tag(model: type[BaseModel], tag: str) -> bool:
+    """Whether a field of ``model`` is a ``Literal`` that allows ``tag`` (a discriminated variant)."""
+    return any(typing.get_origin(info.annotation) is typing.Literal and tag in typing.get_args(info.annotation)
+               for info in model.model_fields.values())
+
+
 def _descend(tp: Any, part: str | int) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is typing.Annotated:
         return _descend(args[0], part)
     if origin in (typing.Union, types.UnionType):
+        # A discriminated union puts the tag in the path: go to the variant it names, so suggestions
+        # come from that variant's keys only.
+        tagged = [m for arg in args for m in _models_in(arg) if isinstance(part, str) and _has_tag(m, part)]
+        if tagged:
+            return tagged[0]
         for arg in args:
             found = _descend(arg, part)
             if found is not None:
                 return found
-        # A discriminated union puts the tag in the path: stay on the union.
         return tp if isinstance(part, str) else None
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         info = tp.model_fields.get(str(part))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from itertools import pairwise
+
 import numpy as np
 
-from mlplat.sim import Hpa, Kpa, PoolSpec, simulate_pool
+from mlplat.sim import Hpa, Kpa, PoolSpec, Scenario, simulate_pool
+from mlplat.sim._simulate import _pool_spec
 
 
 def _step_load(rate_low: float, rate_high: float, switch: float, end: float, seed: int = 0) -> np.ndarray:
@@ -29,10 +33,71 @@ def test_hpa_scale_up_is_rate_limited_and_scale_down_stabilised() -> None:
     late = simulate_pool(spec, a, s, (1000.0, 1150.0))
     assert late.instance_seconds / 150.0 >= 20
     assert np.all(np.isfinite(run.finish))
-    # The first minutes after the step queue while pods are added 4 at a time (1 -> 5 -> 10 -> 20 ...).
+    # The first minutes after the step queue: saturated pods read as 100% busy, so each sync asks for at
+    # most ceil(pods / 0.7) (1 -> 2 -> 3 -> 5 ...) until the new pods are ready.
     waits = (run.start - a)[(a > 300) & (a < 330)]
     assert waits.mean() > 1.0
     assert (run.start - a)[(a > 800) & (a < 900)].mean() < 0.1
+
+
+def _pods_after_syncs(spec: PoolSpec, a: np.ndarray, s: np.ndarray, syncs: range) -> list[float]:
+    # Pods alive between sync k and sync k + 1 (nothing else changes the count when pods never expire):
+    # the mean over the second (15 k + 1, 15 k + 2).
+    return [simulate_pool(spec, a, s, (15.0 * k + 1.0, 15.0 * k + 2.0)).instance_seconds for k in syncs]
+
+
+def test_hpa_scale_up_limit_per_period() -> None:
+    """A step to 100 busy slots at a 10% target asks for 10x the pods; each sync adds at most max(4, 100%)."""
+    a = np.arange(0.0, 150.0, 0.01)
+    s = np.full(len(a), 1.0)
+    spec = PoolSpec(slots=1, startup_s=5.0, min_instances=1, max_instances=1000, on_demand=False, queue=True,
+                    initial=1, autoscaler=Hpa(target=0.1))
+    pods = _pods_after_syncs(spec, a, s, range(8))
+    # Kubernetes default scale-up policies (Pods 4 and Percent 100 per 15 s, the larger wins):
+    # 1 -> max(1 + 4, 2) = 5 -> max(9, 10) = 10 -> 20 -> 40 ...
+    assert pods == [1, 5, 10, 20, 40, 80, 160, 320]
+    assert all(b <= max(p + 4, 2 * p) for p, b in pairwise(pods))
+
+
+def test_hpa_scale_down_waits_for_stabilisation_window() -> None:
+    """After the load stops at 600 s, 15 pods stay until the 300 s window holds no high recommendation."""
+    a = np.arange(0.0, 600.0, 0.05)  # 20/s x 0.5 s = 10 busy slots -> ceil(10 / 0.7) = 15 pods
+    s = np.full(len(a), 0.5)
+    spec = PoolSpec(slots=1, startup_s=5.0, min_instances=1, max_instances=100, on_demand=False, queue=True,
+                    initial=15, autoscaler=Hpa())
+    # The last sync that saw the load is at 600 s; its recommendation (15) leaves the window after 900 s.
+    assert _pods_after_syncs(spec, a, s, range(40, 64)) == [15] * 21 + [1] * 3
+    no_window = replace(spec, autoscaler=Hpa(stabilization=0.0))
+    assert _pods_after_syncs(no_window, a, s, range(40, 42)) == [15, 1]
+
+
+def test_hpa_tolerance() -> None:
+    """Within 10% of the target the HPA leaves the pods alone; with no tolerance it scales."""
+    a = np.arange(0.0, 300.0, 0.05)  # 10 busy slots on 14 pods: 10 / (14 x 0.7) = 1.02 of the target
+    s = np.full(len(a), 0.5)
+    spec = PoolSpec(slots=1, min_instances=1, max_instances=100, on_demand=False, queue=True, initial=14,
+                    autoscaler=Hpa())
+    assert _pods_after_syncs(spec, a, s, range(1, 10)) == [14] * 9
+    strict = replace(spec, autoscaler=Hpa(tolerance=0.0))
+    assert _pods_after_syncs(strict, a, s, range(1, 10)) == [15] * 9
+
+
+def test_autoscaler_defaults_reach_the_engine() -> None:
+    """Scenario defaults become the documented HPA and KPA settings in the event loop."""
+    sc = Scenario.model_validate({
+        "duration": "1h", "workload": {"kind": "poisson", "rate": 1},
+        "service": {"warm": {"dist": "constant", "mean_ms": 100}},
+        "platforms": [{"name": "k8s", "kind": "kubernetes", "node": "m5.xlarge"},
+                      {"name": "kn", "kind": "knative", "node": "m5.xlarge"}]})
+    hpa = _pool_spec(sc.platforms[0], sc).autoscaler
+    kpa = _pool_spec(sc.platforms[1], sc).autoscaler
+    # Kubernetes "Horizontal Pod Autoscaling": 15 s sync, 10% tolerance, scale-up max(4 pods, 100%) per
+    # period, 300 s scale-down stabilization.
+    assert hpa == Hpa(target=0.7, period=15.0, tolerance=0.1, stabilization=300.0, up_pods=4, up_percent=100.0)
+    # Knative "Configuring the autoscaler": 60 s stable window, 6 s panic window (10%), 200% panic
+    # threshold, 30 s scale-to-zero grace, target 100 concurrent at 70% utilisation, 2 s tick.
+    assert kpa == Kpa(target=70.0, stable_window=60.0, panic_window=6.0, panic_threshold=2.0,
+                      scale_to_zero_grace=30.0, tick=2.0)
 
 
 def test_kpa_panics_and_scales_to_zero() -> None:
@@ -54,3 +119,26 @@ def test_kpa_panics_and_scales_to_zero() -> None:
     assert 4.0 <= steady.instance_seconds / 150.0 <= 7.0
     after = simulate_pool(spec, burst, s, (600.0, 1200.0))
     assert after.instance_seconds == 0 and after.node_seconds == 0
+
+
+def test_kpa_panic_window_threshold_and_hold() -> None:
+    """A 20 s burst to 10x the load: the 6 s panic window scales up within seconds and holds for 60 s."""
+    # 3 requests in flight (5/s x 0.6 s), then 30 from 300 s to 320 s; target 7 per pod, no queueing.
+    a = np.concatenate((np.arange(0, 300, 0.2), np.arange(300, 320, 0.02), np.arange(320, 600, 0.2)))
+    s = np.full(len(a), 0.6)
+    spec = PoolSpec(slots=100, startup_s=1.0, min_instances=1, max_instances=50, on_demand=False, queue=True,
+                    initial=1, autoscaler=Kpa(target=7.0))
+
+    def pods(spec: PoolSpec, t: float) -> float:
+        # Pods between the KPA ticks at t and t + 2.
+        return simulate_pool(spec, a, s, (t + 0.5, t + 1.0)).instance_seconds / 0.5
+
+    # At 302 s the panic window asks for 2 pods against 1 ready (200%: panic); by 306 s ceil(30 / 7) = 5.
+    assert [pods(spec, t) for t in (300, 302, 304, 306)] == [1, 2, 3, 5]
+    # Panic mode never scales down: 5 pods until a stable window (60 s) after panic began at 302 s, then
+    # at most halving per tick.
+    assert all(pods(spec, t) == 5 for t in range(306, 362, 4))
+    assert pods(spec, 362) == 2
+    # Without panic (threshold never reached) the 60 s stable window reacts only after ~10 s, to 2 pods.
+    calm = replace(spec, autoscaler=Kpa(target=7.0, panic_threshold=1000.0))
+    assert [pods(calm, t) for t in (306, 310, 330)] == [1, 2, 2]

@@ -95,3 +95,22 @@ def test_runs_repeat_exactly(make_scenario: Callable[..., Scenario]) -> None:
     first.pop("elapsed_s")
     second.pop("elapsed_s")
     assert first == second
+
+
+def test_break_even_and_cheapest_meeting_slo() -> None:
+    """Cost curves cross where log-log interpolation says; the cheapest skips a platform missing the SLO."""
+    from mlplat.sim import SweepResult
+    from mlplat.sim._results import break_evens
+
+    rates = (1.0, 100.0)
+    # fn's cost grows with the rate (1 -> 100), k8s is flat at 10: equal at sqrt(1 x 100) = 10 in log-log.
+    costs = {"fn": (1.0, 100.0), "k8s": (10.0, 10.0), "run": (0.5, 50.0)}
+    found = break_evens(rates, ("fn", "k8s", "run"), costs)
+    assert [(b.cheaper_below, b.cheaper_above) for b in found] == [("fn", "k8s"), ("run", "k8s")]
+    assert found[0].rate == pytest.approx(10.0, rel=1e-12)
+    assert found[1].rate == pytest.approx(20.0, rel=1e-12)  # 0.5 x r = 10
+    sweep = SweepResult(rates=rates, names=("fn", "k8s", "run"), cost_per_month=costs,
+                        p99_ms={n: (100.0, 100.0) for n in costs}, slo_p99_ms=500.0,
+                        slo_met={"fn": (True, True), "k8s": (False, True), "run": (False, False)})
+    # run is the cheapest everywhere but misses the SLO; at 1/s k8s misses it too, so fn; at 100/s k8s.
+    assert sweep.cheapest() == ["fn", "k8s"]

@@ -74,3 +74,27 @@ def test_timestamp_trace(tmp_path: Path) -> None:
         read_trace(TraceWorkload(kind="trace", path="neg.txt", format="timestamps"), tmp_path)
     with pytest.raises(DataError, match="no such trace file"):
         read_trace(TraceWorkload(kind="trace", path="missing.txt", format="timestamps"), tmp_path)
+
+
+def test_trace_odd_files(tmp_path: Path) -> None:
+    """A BOM is ignored (the first timestamp is not taken for a header); empty, equal or binary files are errors."""
+    (tmp_path / "bom.txt").write_text("0.5\n1.0\n2.0\n", encoding="utf-8-sig")
+    trace = read_trace(TraceWorkload(kind="trace", path="bom.txt", format="timestamps"), tmp_path)
+    assert trace.times.tolist() == [0.0, 0.5, 1.5]
+    (tmp_path / "bom.csv").write_text("HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,3,4\n",
+                                      encoding="utf-8-sig")
+    assert len(read_trace(TraceWorkload(kind="trace", path="bom.csv"), tmp_path).times) == 7
+    (tmp_path / "same.txt").write_text("5\n5\n5\n")
+    with pytest.raises(DataError, match=r"same.txt: expected at least two distinct timestamps, got 3 equal to 5"):
+        read_trace(TraceWorkload(kind="trace", path="same.txt", format="timestamps"), tmp_path)
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(DataError, match=r"empty.txt: no timestamps found"):
+        read_trace(TraceWorkload(kind="trace", path="empty.txt", format="timestamps"), tmp_path)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty.csv:1:1: expected the Azure Functions 2019 header"):
+        read_trace(TraceWorkload(kind="trace", path="empty.csv"), tmp_path)
+    (tmp_path / "bin.dat").write_bytes(bytes(range(256)))
+    with pytest.raises(DataError, match=r"bin.dat: cannot read the trace"):
+        read_trace(TraceWorkload(kind="trace", path="bin.dat"), tmp_path)
+    with pytest.raises(DataError, match=r"cannot read the trace"):
+        read_trace(TraceWorkload(kind="trace", path=".", format="timestamps"), tmp_path)

@@ -131,6 +131,7 @@ class _Loop:
         self.load_int = self.demand_int = 0.0  # unclipped, for the autoscalers
         self.peak_inst = self.peak_nodes = 0
         self.hpa_recs: deque[tuple[float, int]] = deque()
+        self.hpa_load_at_sync = 0.0  # load_int at the last HPA sync
         self.kpa_hist: deque[tuple[float, float]] = deque()
         self.panic_since: float | None = None
         self.zero_since: float | None = None
@@ -331,8 +332,8 @@ class _Loop:
         # Kubernetes HPA: desired = ceil(current * metric / target), skipped inside the tolerance; pods not
         # ready count as 0% (the load integral only holds requests in flight); scale-up limited to
         # max(4 pods, 100%) per period; scale-down takes the highest recommendation of the window.
-        load = (self.load_int - getattr(self, "_hpa_last", 0.0)) / h.period
-        self._hpa_last = self.load_int
+        load = (self.load_int - self.hpa_load_at_sync) / h.period
+        self.hpa_load_at_sync = self.load_int
         current = max(self.n_spec, 1)
         ratio = load / (current * self.spec.slots * h.target)
         desired = self.n_spec if abs(ratio - 1) <= h.tolerance else math.ceil(load / (self.spec.slots * h.target))

@@ -24,6 +24,8 @@ def _rate(value: Any) -> float:
 
 Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
 
+GB_PER_GIB = 2**30 / 1e9
+
 # z such that Phi(z) = 0.99 (scipy.stats.norm.ppf(0.99)), to solve a lognormal from its mean and p99.
 Z99 = 2.3263478740408408
 
@@ -160,7 +162,7 @@ class Service(ConfigModel):
 
     warm: ServiceDist
     cold_start: ColdStart = Field(default_factory=lambda: ColdStart.model_validate({}))
-    memory_gb: float = Field(2.0, gt=0)
+    memory_gb: float = Field(2.0, gt=0, description="memory the model needs; every function instance must have it")
 
 
 class LambdaPlatform(ConfigModel):
@@ -282,14 +284,34 @@ class Scenario(ConfigModel):
         if isinstance(warm, LognormalService) and warm.problem():
             raise ConfigError(str(warm.problem()), path=("service", "warm", "p99_ms"))
         seen: dict[str, int] = {}
+        need = self.service.memory_gb
         for index, platform in enumerate(self.platforms):
-            if isinstance(platform, KubernetesPlatform) and platform.max_replicas < platform.min_replicas:
-                raise ConfigError(f"must be >= min_replicas ({platform.min_replicas}), got {platform.max_replicas}",
-                                  path=("platforms", index, "max_replicas"))
+            if isinstance(platform, LambdaPlatform) and platform.memory_gb < need:
+                raise ConfigError(f"must be >= service.memory_gb ({need:g}), got {platform.memory_gb:g}",
+                                  path=("platforms", index, "memory_gb"))
+            if isinstance(platform, CloudRunPlatform) and platform.memory_gib * GB_PER_GIB < need:
+                raise ConfigError(f"must hold service.memory_gb ({need:g} GB = {need / GB_PER_GIB:.3g} GiB), "
+                                  f"got {platform.memory_gib:g} GiB", path=("platforms", index, "memory_gib"))
+            bounds = _scale_bounds(platform)
+            if bounds is not None and bounds[3] < bounds[1]:
+                low, low_value, high, high_value = bounds
+                raise ConfigError(f"must be >= {low} ({low_value}), got {high_value}",
+                                  path=("platforms", index, high))
             if platform.name in seen:
                 raise ConfigError(f"duplicate platform name {platform.name!r}", path=("platforms", index, "name"))
             seen[platform.name] = index
         return self
+
+
+def _scale_bounds(platform: Platform) -> tuple[str, int, str, int] | None:
+    """``(min key, min, max key, max)`` of a platform's instance count, or None (Lambda)."""
+    if isinstance(platform, KubernetesPlatform):
+        return "min_replicas", platform.min_replicas, "max_replicas", platform.max_replicas
+    if isinstance(platform, KnativePlatform):
+        return "min_scale", platform.min_scale, "max_scale", platform.max_scale
+    if isinstance(platform, CloudRunPlatform):
+        return "min_instances", platform.min_instances, "max_instances", platform.max_instances
+    return None
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Any]:

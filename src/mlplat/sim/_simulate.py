@@ -238,11 +238,14 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     return _bill(out, cost, span, requests)
 
 
-def run_platform(platform: Platform, scenario: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
-                 *, engine: str = "auto") -> dict[str, float]:
-    """Metrics of one platform on one replication's arrivals ``a`` and warm service times ``s``."""
+def run_platform(platform: Platform, scenario: Scenario, prices: PriceTable, a: np.ndarray,
+                 s: np.ndarray) -> dict[str, float]:
+    """Metrics of one platform on one replication's arrivals ``a`` and warm service times ``s``.
+
+    Lambda runs in the level model (:func:`simulate_levels`), the rest in the event loop.
+    """
     window = (scenario.warmup, scenario.duration)
-    if isinstance(platform, LambdaPlatform) and engine != "events":
+    if isinstance(platform, LambdaPlatform):
         return _run_lambda(platform, scenario, prices, a, s, window)
     return _run_pool(platform, scenario, prices, a, s, window)
 

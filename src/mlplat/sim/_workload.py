@@ -134,7 +134,8 @@ def read_trace(workload: TraceWorkload, base: Path, rng: np.random.Generator | N
     if not path.is_absolute():
         path = base / path
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a BOM (Excel, PowerShell) would otherwise hide the header or the first timestamp.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: no such trace file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -163,6 +164,9 @@ def _read_timestamps(path: Path, text: str, unit: float) -> Trace:
         raise DataError(f"{path}: no timestamps found")
     times = np.sort(np.asarray(values))
     times -= times[0]
+    if times[-1] == 0:
+        # The trace loops over its span; with one distinct time it has no span and no rate.
+        raise DataError(f"{path}: expected at least two distinct timestamps, got {len(values)} equal to {values[0]:g}")
     span = float(times[-1]) + (float(np.mean(np.diff(times))) if len(times) > 1 else 1.0)
     return Trace(times=times, span=span)
 
