@@ -123,6 +123,23 @@ def test_empty_export_is_exit_3(runner: CliRunner, tmp_path: Path) -> None:
     assert {m["status"] for m in doc["metrics"]} == {"NO_DATA"}
 
 
+def test_empty_prometheus_result_is_exit_3(runner: CliRunner, tmp_path: Path) -> None:
+    """A Prometheus answer with an empty result list is NO_DATA and CONTINUE (exit 3), not a bad input."""
+    data = tmp_path / "requests.json"
+    data.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}))
+    result = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--json")
+    assert result.exit_code == ExitCode.INCONCLUSIVE, result.output
+    assert json.loads(result.stdout)["decision"] == "CONTINUE"
+
+
+@pytest.mark.parametrize(("name", "message"), [("missing.csv", "no such file"), (".", "is a directory")])
+def test_missing_file_or_directory_is_exit_4(runner: CliRunner, tmp_path: Path, name: str, message: str) -> None:
+    """A missing file or a directory as DATA is exit 4 with one message naming it."""
+    result = _invoke(runner, "analyze", str(tmp_path / name), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
 BAD_CSV = {
     "missing columns": ("timestamp,arm,value\n60,canary,1\n", r"missing column\(s\) metric"),
     "unknown arm": ("timestamp,arm,metric,value\n60,green,requests,1\n", r"unknown arm name\(s\) 'green'"),

@@ -224,7 +224,9 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
-        prep.warnings.append(f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed")
+        warning = f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed"
+        if warning not in prep.warnings:  # the same counter can feed a rate metric and the SRM check
+            prep.warnings.append(warning)
     table = rows.groupby(keys)["value"].sum().unstack("arm")
     table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
     return np.asarray(table.to_numpy(dtype=float))
