@@ -363,6 +363,16 @@ def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> 
     assert message in result.stderr
 
 
+def test_rollout_that_cannot_fit_max_total_is_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """A --max-total too short for the stages' power is exit 4 with what to change, and writes no file."""
+    path = tmp_path / "rollout.yaml"
+    result = _invoke(runner, *ROLLOUT, "--max-total", "5m", "--format", "argo", "-o", str(path))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "cannot reach 0.9 power within --max-total 5m" in result.stderr
+    assert "more traffic" in result.stderr and "larger detectable effect" in result.stderr
+    assert not path.exists()
+
+
 def test_one_prometheus_file_per_query(runner: CliRunner, tmp_path: Path) -> None:
     """Several Prometheus responses, one file per query named after its metric, are judged together."""
     combined = json.loads((EXAMPLES / "aa.json").read_text())

@@ -326,6 +326,12 @@ def rollout(
         result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
                               power=power, effect=effect, max_total=_seconds(max_total, "--max-total"),
                               unit=unit, metrics=names, runs=runs, seed=seed)  # type: ignore[arg-type]
+    if not result.fits:
+        # Show which stages fail, but write no file: a plan that cannot reach its power in time must not
+        # be applied to a cluster by accident.
+        out.result(result)
+        raise DataError(f"the stages cannot reach {power:g} power within --max-total {max_total}: "
+                        + "; ".join(result.suggestions))
     text = {"markdown": rollout_markdown, "argo": rollout_argo, "flagger": rollout_flagger}.get(fmt)
     if output is not None:
         body = text(result) if text is not None else dumps(result) + "\n"
@@ -335,9 +341,6 @@ def rollout(
         out.result(result)
     elif output is None:
         typer.echo(text(result), nl=False)
-    if not result.fits and (text is not None or out.json):  # the table already lists them
-        for suggestion in result.suggestions:
-            out.warn(suggestion)
 
 
 @app.command()
