@@ -375,14 +375,19 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> 
                                                           "/config/canary.yaml", "--start",
                                                           "now-{{args.window}}", "--max-duration",
                                                           "{{args.window}}", "--traffic-share",
-                                                          "{{args.traffic-share}}"]}]}}}}}}]}}
+                                                          "{{args.traffic-share}}"],
+                                                 "volumeMounts": [{"name": "config", "mountPath": "/config"}]}],
+                                 # The ConfigMap of examples/argo/analysis-template.yaml holds canary.yaml.
+                                 "volumes": [{"name": "config",
+                                              "configMap": {"name": "mlplat-canary-config"}}]}}}}}}]}}
     header = (f"# mlplat canary rollout: {plan.rps:g} req/s, {plan.effect:g}x errors at {plan.power:.0%} power "
               f"per stage; total {format_duration(plan.total)}.\n# Rename `model` to your workload (or merge "
               "spec.strategy into your Rollout).\n# Each stage sets its weight, pauses for its planned dwell, "
               "then a Job\n# runs `mlplat canary analyze` on "
-              "that window (mount a config with promote_on_timeout: true, so a clean stage\n# passes; "
-              "ROLLBACK or CONTINUE fails the step). For rollback during the dwell, run `mlplat canary "
-              "watch`\n# as background analysis (examples/argo/analysis-template.yaml).\n")
+              "that window (canary.yaml from the ConfigMap mlplat-canary-config, with\n# "
+              "promote_on_timeout: true, so a clean stage passes; "
+              "ROLLBACK or CONTINUE fails the step).\n# For rollback during the dwell, run `mlplat canary "
+              "watch` as background analysis (examples/argo/analysis-template.yaml).\n")
     if any(s.share == 0 for s in plan.stages):
         header += "# setMirrorRoute needs a traffic router that mirrors (Istio, for example).\n"
     return header + yaml.safe_dump_all([rollout, analysis], sort_keys=False)
