@@ -115,24 +115,9 @@ class RolloutPlan:
                 "suggestions": list(self.suggestions), "stickiness": self.stickiness}
 
     def __rich__(self) -> Any:
-        # rich is imported here only because rich itself calls this method.
-        from rich.console import Group
-        from rich.table import Table
+        from mlplat.cli.canary import render_rollout
 
-        table = Table(title=f"canary rollout: {self.rps:g} req/s, detect {self.effect:g}x errors with "
-                      f"{self.power:.0%} power per stage, split by {self.unit}", title_justify="left",
-                      header_style="bold")
-        for name in ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"):
-            table.add_column(name, justify="left" if name in ("stage", "checks") else "right")
-        for s in self.stages:
-            table.add_row(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
-                          "-" if math.isnan(s.power) else f"{s.power:.2f}",
-                          f"{s.affected_requests:,.0f}", f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-")
-        lines: list[Any] = [table, f"total {format_duration(self.total)} of max {format_duration(self.max_total)}"
-                            + ("" if self.fits else " — does not fit")]
-        lines += [f"  - {s}" for s in self.suggestions]
-        lines.append(self.stickiness)
-        return Group(*lines)
+        return render_rollout(self)
 
 
 def _stickiness(unit: Unit) -> str:
