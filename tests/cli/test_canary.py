@@ -274,6 +274,9 @@ def test_plan_table(runner: CliRunner) -> None:
     (["--effect", "0.5"], "each multiplier must be > 1"),
     (["--rps", "fast"], "--rps"),
     (["--alpha", "1.5"], "--srm-alpha"),
+    (["--concentration", "0"], "--concentration must be > 0"),
+    (["--tolerance", "-1"], "--tolerance must be >= 0"),
+    (["--max-duration", "0s"], "the duration must be at least one interval"),
 ])
 def test_plan_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
     """plan refuses impossible inputs with exit 4."""
@@ -290,6 +293,19 @@ def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
     """An unknown scenario or output extension is exit 4."""
     assert _invoke(runner, "simulate", "--scenario", "chaos", "-o", str(tmp_path / "x.csv")).exit_code == 4
     assert _invoke(runner, "simulate", "-o", str(tmp_path / "x.txt")).exit_code == 4
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--baseline-rate", "2"], r"baseline_rate must be in \(0, 1\), got 2"),
+    (["--effect", "-1"], "effect must be > 0"),
+    (["--duration", "0s"], "duration >= interval"),
+])
+def test_simulate_bad_numbers(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    """Rates outside (0, 1), a negative effect or no interval are exit 4 with the value, not an internal error."""
+    result = _invoke(runner, "simulate", "-o", str(tmp_path / "x.csv"), *args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:

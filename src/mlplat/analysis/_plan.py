@@ -117,10 +117,13 @@ def simulate_detection(
 
     if not 0 < traffic < 1:
         raise SimulationError(f"traffic share must be in (0, 1), got {traffic}")
-    if not 0 < baseline_rate < 1 or baseline_rate * effect >= 1:
+    if not 0 < baseline_rate < 1 or not 0 <= baseline_rate * effect < 1:
         raise SimulationError(f"error rates must be in (0, 1), got {baseline_rate} and {baseline_rate * effect}")
-    if runs < 1 or interval <= 0 or duration < interval:
-        raise SimulationError("need runs >= 1 and a duration of at least one interval")
+    if runs < 1:
+        raise SimulationError(f"runs must be >= 1, got {runs}")
+    if interval <= 0 or duration < interval:
+        raise SimulationError(f"the duration must be at least one interval (> 0), got duration {duration:g} s and "
+                              f"interval {interval:g} s")
     looks = int(duration // interval)
     per_interval = rps * interval
     times = interval * np.arange(1, looks + 1)

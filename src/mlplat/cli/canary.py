@@ -255,6 +255,10 @@ def plan(
     shares = _floats(traffic, "--traffic", parse_percent)
     effects = _floats(effect, "--effect")
     _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
+    if concentration <= 0:
+        raise DataError(f"--concentration must be > 0, got {concentration:g}")
+    if tolerance < 0:
+        raise DataError(f"--tolerance must be >= 0 (a relative margin), got {tolerance:g}")
     with out.progress("simulating", total=None):
         result = run_plan(rps=rate, baseline_rate=baseline_rate, traffic=shares, effects=effects,
                           max_duration=_seconds(max_duration, "--max-duration"),
