@@ -207,6 +207,14 @@ def silent_server() -> Iterator[str]:
     sock.close()
 
 
+def test_prometheus_end_before_start_is_exit_4(runner: CliRunner) -> None:
+    """--end before --start is exit 4 naming both times readably, before any query is sent."""
+    result = _invoke(runner, "analyze", "--prometheus", "http://127.0.0.1:9", "-c", str(CONFIG),
+                     "--start", "2026-01-01T01:00:00Z", "--end", "2026-01-01T00:00:00Z")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "--end (2026-01-01T00:00:00Z) must be after --start (2026-01-01T01:00:00Z)" in result.stderr
+
+
 def test_prometheus_timeout_is_exit_4(runner: CliRunner, silent_server: str, tmp_path: Path) -> None:
     """A server that never answers times out after prometheus.timeout: exit 4, "timed out"."""
     cfg = tmp_path / "c.yaml"

@@ -215,7 +215,8 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({start_s:g}) is in the future; nothing to analyse")
+        raise DataError(f"--start ({dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%dT%H:%M:%SZ}) is in the "
+                        "future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
