@@ -175,3 +175,9 @@ def test_kayenta_malformed(tmp_path: Path, pair: dict[str, object], message: str
     """Malformed MetricSetPair fields are bad input with the field named."""
     with pytest.raises(DataError, match=message):
         read_export(_write(tmp_path, "k.json", json.dumps([pair])))
+
+
+def test_json_file_that_is_not_an_export(tmp_path: Path) -> None:
+    """A .json file holding something else is reported as JSON of the wrong shape, not as a CSV header."""
+    with pytest.raises(DataError, match="expected a Prometheus query_range response"):
+        read_export(_write(tmp_path, "e.json", '"hello"'))

@@ -79,7 +79,8 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     if not text.strip():
         return CanaryData(_empty_frame(), str(path), ("the export is empty",))
     if fmt is None:
-        fmt = "csv" if path.suffix.lower() == ".csv" or not text.lstrip().startswith(("{", "[")) else None
+        looks_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
+        fmt = "csv" if path.suffix.lower() == ".csv" or not looks_json else None
     if fmt == "csv":
         return _read_csv(text, str(path))
     try:
