@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,8 @@ from mlplat.analysis import (
     simulate_detection,
 )
 from mlplat.errors import ConfigError, SimulationError
+
+EXAMPLES_ARGO = Path(__file__).resolve().parents[2] / "examples" / "argo"
 
 CFG = CanaryConfig.model_validate({"metrics": [
     {"name": "errors", "kind": "rate", "events": "errors", "critical": True, "tolerance": 0.0},
@@ -126,6 +129,9 @@ def test_argo_shape(plan_300: object) -> None:
     assert all(p.endswith("s") and int(p[:-1]) > 0 for p in pauses)
     analysis = next(step["analysis"] for step in steps if "analysis" in step)
     assert analysis["templates"][0]["templateName"] == template["metadata"]["name"]
+    # Not the name of examples/argo/analysis-template.yaml, whose ConfigMap is applied beside it.
+    example = yaml.safe_load_all((EXAMPLES_ARGO / "analysis-template.yaml").read_text())
+    assert template["metadata"]["name"] not in {d["metadata"]["name"] for d in example if d["kind"] == template["kind"]}
     assert {a["name"] for a in analysis["args"]} <= {a["name"] for a in template["spec"]["args"]}
     mirror = next(step["setMirrorRoute"] for step in steps if "setMirrorRoute" in step)
     assert mirror["name"] in {r["name"] for r in rollout["spec"]["strategy"]["canary"]["trafficRouting"][

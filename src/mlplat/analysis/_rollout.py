@@ -319,7 +319,7 @@ def _weight(share: float) -> int:
     return weight
 
 
-def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> str:
+def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate") -> str:
     """A Rollout ``strategy.canary`` block and the AnalysisTemplate it calls, as YAML documents."""
     import yaml
 
