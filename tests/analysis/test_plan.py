@@ -1,4 +1,10 @@
-"""Validity and power by seeded simulation of the rate gate (the same function `plan` uses)."""
+"""Validity and power by seeded simulation of the rate gate (the same function `plan` uses).
+
+References
+----------
+M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+J. Ville (1939). Étude critique de la notion de collectif. Gauthier-Villars.
+"""
 
 from __future__ import annotations
 
@@ -18,16 +24,36 @@ METRIC_ALPHA = 0.049
 @pytest.mark.slow
 @pytest.mark.parametrize("traffic", [0.01, 0.05])
 def test_aa_false_rollback_rate_is_at_most_alpha(traffic: float) -> None:
-    """A/A, 60 one-minute looks, 2000 runs: the binomial upper bound of the false-ROLLBACK rate is <= alpha."""
+    """A/A, 60 one-minute looks, 2000 runs: the binomial upper bound of the false-ROLLBACK rate is <= alpha.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    J. Ville (1939). Étude critique de la notion de collectif (Ville's inequality).
+    """
     sim = simulate_detection(rps=1e6 / 3600, traffic=traffic, baseline_rate=0.001, effect=1.0, duration=3600,
                              alpha=ALPHA, runs=2000, rng=np.random.default_rng(2026))
     assert sim.runs == 2000
+    assert sim.duration / sim.interval == 60  # 60 looks
     assert binomial_upper(sim.power(), sim.runs) <= ALPHA
+    # Not vacuous: the gate does fire under the null now and then (it is not stuck at p = 1), and the
+    # same set-up with a real 3x regression is caught.
+    assert np.isfinite(sim.detect_times).any()
+    live = simulate_detection(rps=1e6 / 3600, traffic=traffic, baseline_rate=0.001, effect=3.0, duration=3600,
+                              alpha=ALPHA, runs=200, rng=np.random.default_rng(2026))
+    assert live.power() >= 0.9
 
 
 @pytest.mark.slow
 def test_power_2x_at_5_percent() -> None:
-    """1M req/h, 0.1% errors, canary 2x at 5%: P(ROLLBACK in 60 min) >= 0.99, median time to detect <= 13 min."""
+    """1M req/h, 0.1% errors, canary 2x at 5%: P(ROLLBACK in 60 min) >= 0.99, median time to detect <= 13 min.
+
+    The issue requires <= 17 min and sets 13 min as the goal; the goal is asserted.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    """
     sim = simulate_detection(rps=1e6 / 3600, traffic=0.05, baseline_rate=0.001, effect=2.0, duration=3600,
                              alpha=METRIC_ALPHA, runs=2000, rng=np.random.default_rng(7))
     assert sim.power() >= 0.99
@@ -36,19 +62,19 @@ def test_power_2x_at_5_percent() -> None:
 
 @pytest.mark.slow
 def test_aa_full_judge_false_alarms() -> None:
-    """The whole judge (rate, latency quantiles and drift, CPU mean, SRM) on 150 seeded A/A exports."""
+    """The whole judge (rate, latency quantiles and drift, CPU mean, SRM) on 300 seeded A/A exports."""
     cfg = CanaryConfig.model_validate({"metrics": [
         {"name": "errors", "kind": "rate", "events": "errors", "critical": True},
         {"name": "latency", "kind": "distribution", "metric": "latency_seconds", "quantiles": [0.5, 0.99],
          "drift": True},
         {"name": "cpu", "kind": "mean", "metric": "cpu"}]})
     rollbacks = 0
-    runs = 150
+    runs = 300
     for seed in range(runs):
         frame = simulate_export(SimulationSpec(scenario="aa", duration=1800, seed=seed))
         rollbacks += analyze(CanaryData(frame, "aa"), cfg).decision is Verdict.ROLLBACK
-    # 150 runs cannot bound a 5% rate tightly; this catches a broken test (say 20% false alarms).
-    assert rollbacks / runs <= 0.10
+    # The Bonferroni split is conservative here: the binomial upper bound itself stays below alpha.
+    assert binomial_upper(rollbacks / runs, runs) <= ALPHA, rollbacks
 
 
 def test_detection_is_monotone_in_traffic() -> None:

@@ -125,3 +125,59 @@ def test_kayenta_metric_set_pairs(tmp_path: Path) -> None:
     assert sorted(frame["arm"].unique()) == ["baseline", "canary"]
     assert frame["timestamp"].tolist() == [120.0, 180.0, 120.0, 180.0]
     assert frame["value"].isna().sum() == 1
+
+
+def test_csv_mixed_epoch_and_iso_timestamps(tmp_path: Path) -> None:
+    """A CSV mixing seconds since the epoch and ISO 8601 times reads both."""
+    data = read_export(_write(tmp_path, "e.csv", "timestamp,arm,metric,value\n2026-01-01T00:01:00Z,canary,x,1\n"
+                                                 "1767225660,baseline,x,2\n"))
+    assert data.frame["timestamp"].tolist() == [1767225660.0, 1767225660.0]
+
+
+def test_csv_with_bom_and_crlf(tmp_path: Path) -> None:
+    """A CSV saved by a spreadsheet (UTF-8 byte order mark, CRLF line ends) reads like a plain one."""
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"\xef\xbb\xbftimestamp,arm,metric,value\r\n60,canary,requests,100\r\n")
+    data = read_export(path)
+    assert data.frame[["timestamp", "arm", "value"]].values.tolist() == [[60.0, "canary", 100.0]]
+
+
+def test_directory_is_refused(tmp_path: Path) -> None:
+    """A directory passed as DATA is named as one, not reported as a missing file."""
+    with pytest.raises(DataError, match="is a directory"):
+        read_export(tmp_path)
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"status": "success", "data": {"resultType": "matrix", "result": [5]}}, r"data.result\[0\]: expected a series"),
+    ({"status": "success", "data": {"resultType": "matrix", "result": {}}}, "expected a list of series"),
+])
+def test_prometheus_malformed_series(tmp_path: Path, doc: object, message: str) -> None:
+    """Series that are not objects are bad input, not an internal error."""
+    with pytest.raises(DataError, match=message):
+        read_export(_write(tmp_path, "requests.json", json.dumps(doc)))
+
+
+def test_prometheus_empty_result_is_no_rows(tmp_path: Path) -> None:
+    """A successful answer with an empty result list is an empty export (NO_DATA), not an error."""
+    doc = {"status": "success", "data": {"resultType": "matrix", "result": []}}
+    assert read_export(_write(tmp_path, "requests.json", json.dumps(doc))).empty
+
+
+@pytest.mark.parametrize(("pair", "message"), [
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"control": {"startTimeMillis": "soon"}}}, r"scopes.control.startTimeMillis: expected milliseconds"),
+    ({"name": "errors", "values": {"control": [1], "experiment": "x"}}, "values.experiment: expected a list"),
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"experiment": {"stepMillis": 0}}}, "stepMillis: must be > 0"),
+])
+def test_kayenta_malformed(tmp_path: Path, pair: dict[str, object], message: str) -> None:
+    """Malformed MetricSetPair fields are bad input with the field named."""
+    with pytest.raises(DataError, match=message):
+        read_export(_write(tmp_path, "k.json", json.dumps([pair])))
+
+
+def test_json_file_that_is_not_an_export(tmp_path: Path) -> None:
+    """A .json file holding something else is reported as JSON of the wrong shape, not as a CSV header."""
+    with pytest.raises(DataError, match="expected a Prometheus query_range response"):
+        read_export(_write(tmp_path, "e.json", '"hello"'))

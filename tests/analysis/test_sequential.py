@@ -1,4 +1,13 @@
-"""The anytime-valid building blocks: Dirichlet-multinomial test, rate-ratio e-process, quantile and mean CS."""
+"""The anytime-valid building blocks: Dirichlet-multinomial test, rate-ratio e-process, quantile and mean CS.
+
+References
+----------
+M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing and
+best-arm identification. Bernoulli 28(3).
+I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit theory
+and asymptotic confidence sequences. arXiv:2103.06476.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ from numpy.testing import assert_allclose
 from tests.strategies import concentrations, event_counts, traffic_shares
 
 from mlplat.analysis import (
+    binomial_upper,
     dirichlet_multinomial_log_bf,
     dirichlet_multinomial_test,
     mean_confidence_sequence,
@@ -22,7 +32,12 @@ from mlplat.analysis import (
 
 
 def test_dirichlet_multinomial_closed_form() -> None:
-    """Counts [946, 92] against shares [0.95, 0.05] with k = 100 give the published p-value."""
+    """Counts [946, 92] against shares [0.95, 0.05] with k = 100 give the published p-value.
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    """
     # Source: the savvi package's multinomial test example (Lindon & Malek 2022, "Anytime-valid inference
     # for multinomial count data", NeurIPS): p = 1.8186749e-05.
     p = dirichlet_multinomial_test([[946, 92]], [0.95, 0.05], 100.0)
@@ -81,7 +96,7 @@ def test_rate_conditional_on_varying_load() -> None:
 
 
 def test_rate_confidence_sequence_covers_truth() -> None:
-    """Seeded: the 95% confidence sequence for the ratio holds the true ratio 2 at every look in most runs."""
+    """Seeded: the 95% sequence for the ratio holds the true ratio 2 at every look (binomial upper bound)."""
     rng = np.random.default_rng(5)
     runs, looks = 1000, 60
     share = 0.05
@@ -91,7 +106,7 @@ def test_rate_confidence_sequence_covers_truth() -> None:
     res = rate_ratio_process(canary, total - canary, np.full((runs, looks), share), direction="either",
                              prior_share=share, concentration=20, alpha=0.05)
     missed = ((res.ci_low > 2) | (res.ci_high < 2)).any(axis=-1).sum()
-    assert binomial_lower(missed, runs) <= 0.05
+    assert binomial_upper(missed / runs, runs) <= 0.05, missed
 
 
 def test_dirichlet_log_bf_vectorised() -> None:
@@ -129,13 +144,71 @@ def test_quantile_cs_covers_median_sequentially() -> None:
     assert misses / runs <= 0.05
 
 
+@pytest.mark.slow
+def test_quantile_cs_coverage_three_quantiles() -> None:
+    """Seeded, 1000 runs x 60 looks: the p50, p90 and p99 sequences each miss the truth in at most alpha of runs.
+
+    The binomial upper bound of the miss rate (not the point estimate) must be <= alpha.
+
+    References
+    ----------
+    S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3), Theorem 2.
+    """
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(2026)
+    edges = np.linspace(-4, 4, 401)
+    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
+    quantiles = (0.5, 0.9, 0.99)
+    misses = dict.fromkeys(quantiles, 0)
+    offsets = np.arange(looks)[:, None] * len(edges)
+    for _ in range(runs):
+        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
+        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        for q in quantiles:
+            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha)
+            assert np.isfinite(hi[-1]) or q == 0.99  # the sequence is informative, not (-inf, inf)
+            misses[q] += bool(((lo > norm.ppf(q)) | (hi < norm.ppf(q))).any())
+    for q in quantiles:
+        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sigma", [0.0, 0.5, 1.0])
+def test_mean_cs_coverage_of_paired_differences(sigma: float) -> None:
+    """Seeded, 2000 runs x 200 looks: the sequence on canary - baseline differences (as the judge uses it)
+    misses the true mean 0 in at most alpha of runs, by the binomial upper bound.
+
+    sigma = 0 is normal data; 0.5 and 1.0 are differences of skewed (lognormal) gauges.
+
+    References
+    ----------
+    I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit
+    theory and asymptotic confidence sequences. arXiv:2103.06476.
+    """
+    rng = np.random.default_rng(3)
+    runs, alpha = 2000, 0.05
+    if sigma == 0.0:
+        d = rng.normal(0.0, 1.0, (runs, 200))
+    else:
+        d = rng.lognormal(0.0, sigma, (runs, 200)) - rng.lognormal(0.0, sigma, (runs, 200))
+    _, lo, hi = mean_confidence_sequence(d, alpha)
+    # Informative by the end: narrower than one standard deviation of the data.
+    assert np.isfinite(hi[:, -1]).all() and (hi[:, -1] - lo[:, -1] < d.std()).all()
+    missed = int(((lo > 0) | (hi < 0)).any(axis=-1).sum())
+    assert binomial_upper(missed / runs, runs) <= alpha, missed
+
+
 @pytest.mark.parametrize("t_opt", [10.0, 100.0])
 def test_mean_cs_coverage(t_opt: float) -> None:
     """Seeded: after its burn-in, the mean sequence holds the mean at every look in at least 95% of runs."""
     rng = np.random.default_rng(11)
     x = rng.normal(1.0, 0.3, (1000, 200))  # per-interval averages are close to normal
     _, lo, hi = mean_confidence_sequence(x, 0.05, t_opt=t_opt)
-    assert binomial_lower(((lo > 1) | (hi < 1)).any(axis=-1).sum(), 1000) <= 0.05
+    missed = int(((lo > 1) | (hi < 1)).any(axis=-1).sum())
+    assert binomial_upper(missed / 1000, 1000) <= 0.05, missed
 
 
 def test_mean_exceedance_p_matches_sequence() -> None:
@@ -146,13 +219,6 @@ def test_mean_exceedance_p_matches_sequence() -> None:
     first_ci = int(np.argmax(lo > 0))
     first_p = int(np.argmax(p <= 0.05))
     assert lo.max() > 0 and abs(first_ci - first_p) <= 1
-
-
-def binomial_lower(k: int, n: int) -> float:
-    """One-sided 95% Clopper-Pearson lower bound: a seeded miss rate is consistent with <= alpha if it is."""
-    from scipy.stats import beta
-
-    return 0.0 if k == 0 else float(beta.ppf(0.05, k, n - k + 1))
 
 
 @given(st.integers(min_value=2, max_value=60))

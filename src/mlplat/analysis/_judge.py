@@ -131,31 +131,15 @@ class CanaryResult:
                 "elapsed_s": self.elapsed, "warnings": list(self.warnings)}
 
     def __rich__(self) -> Any:
-        # rich is imported here only because rich itself calls this method.
-        from rich.console import Group
-        from rich.table import Table
+        # The tables are drawn by the CLI (library code does not import rich); rich calls this only when
+        # it prints the result, so rich is already loaded then.
+        from mlplat.cli.canary import render_result
 
-        colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[self.decision.value]
-        table = Table(title="canary tests", title_justify="left", header_style="bold")
-        for name, right in (("test", False), ("status", False), ("effect", True), ("CI", True),
-                            ("p", True), ("n base", True), ("n canary", True), ("detail", False)):
-            table.add_column(name, justify="right" if right else "left")
-        for m in self.metrics:
-            style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
-            table.add_row(m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
-                          _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
-                          f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail)
-        lines: list[Any] = [f"[bold {colour}]{self.decision.value}[/bold {colour}]"]
-        lines += [f"  - {reason}" for reason in self.reasons]
-        if self.srm is not None:
-            lines.append(f"SRM: canary share {self.srm.observed_share:.4f} vs configured "
-                         f"{self.srm.expected_share:.4f}, p = {self.srm.p_value:.3g} (alpha {self.srm.alpha:g})")
-        lines.append(f"alpha {self.alpha:g}: {self.alpha_split}")
-        lines.append(table)
-        return Group(*lines)
+        return render_result(self)
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
+    """A relative change as a signed percentage; '-' when there is none."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     if math.isinf(x):
@@ -224,7 +208,9 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
-        prep.warnings.append(f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed")
+        warning = f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed"
+        if warning not in prep.warnings:  # the same counter can feed a rate metric and the SRM check
+            prep.warnings.append(warning)
     table = rows.groupby(keys)["value"].sum().unstack("arm")
     table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
     return np.asarray(table.to_numpy(dtype=float))

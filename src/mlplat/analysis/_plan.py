@@ -117,10 +117,13 @@ def simulate_detection(
 
     if not 0 < traffic < 1:
         raise SimulationError(f"traffic share must be in (0, 1), got {traffic}")
-    if not 0 < baseline_rate < 1 or baseline_rate * effect >= 1:
+    if not 0 < baseline_rate < 1 or not 0 <= baseline_rate * effect < 1:
         raise SimulationError(f"error rates must be in (0, 1), got {baseline_rate} and {baseline_rate * effect}")
-    if runs < 1 or interval <= 0 or duration < interval:
-        raise SimulationError("need runs >= 1 and a duration of at least one interval")
+    if runs < 1:
+        raise SimulationError(f"runs must be >= 1, got {runs}")
+    if interval <= 0 or duration < interval:
+        raise SimulationError(f"the duration must be at least one interval (> 0), got duration {duration:g} s and "
+                              f"interval {interval:g} s")
     looks = int(duration // interval)
     per_interval = rps * interval
     times = interval * np.arange(1, looks + 1)
@@ -198,36 +201,9 @@ class PlanResult:
                 "smallest": smallest}
 
     def __rich__(self) -> Any:
-        # rich is imported here only because rich itself calls this method.
-        from rich.console import Group
-        from rich.table import Table
+        from mlplat.cli.canary import render_plan
 
-        from mlplat.units import format_duration
-
-        table = Table(title=f"canary plan: {self.rps:g} req/s, baseline error rate {self.baseline_rate:g}, "
-                      f"alpha {self.alpha:g}, {self.runs} runs, max {format_duration(self.max_duration)}",
-                      title_justify="left", header_style="bold")
-        for name in ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by"):
-            table.add_column(name, justify="right")
-        for c in self.cells:
-            table.add_row(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x",
-                          f"{c.power:.3f}", format_duration(c.median_time), format_duration(c.time_to_80),
-                          format_duration(c.time_to_95))
-        lines: list[Any] = [table]
-        for t, r in self.false_alarm.items():
-            lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
-                         f"(95% upper bound {binomial_upper(r, self.runs):.4f})")
-        for effect in sorted({c.effect for c in self.cells}):
-            for target in (0.8, 0.95):
-                cell = self.smallest(effect, target)
-                if cell is None:
-                    lines.append(f"{effect:g}x: no share in the grid reaches {target:.0%} power within "
-                                 f"{format_duration(self.max_duration)}")
-                else:
-                    dwell = cell.time_to_80 if target == 0.8 else cell.time_to_95
-                    lines.append(f"{effect:g}x: {target:.0%} power from {cell.traffic:.0%} traffic "
-                                 f"in {format_duration(dwell)}")
-        return Group(*lines)
+        return render_plan(self)
 
 
 def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:

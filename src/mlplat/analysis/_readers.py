@@ -68,6 +68,8 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     [['canary', 100.0]]
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected an export file (CSV, Prometheus or Kayenta JSON)")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -77,7 +79,8 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     if not text.strip():
         return CanaryData(_empty_frame(), str(path), ("the export is empty",))
     if fmt is None:
-        fmt = "csv" if path.suffix.lower() == ".csv" or not text.lstrip().startswith(("{", "[")) else None
+        looks_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
+        fmt = "csv" if path.suffix.lower() == ".csv" or not looks_json else None
     if fmt == "csv":
         return _read_csv(text, str(path))
     try:
@@ -143,13 +146,16 @@ def _timestamps(column: pd.Series, source: str) -> pd.Series:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
         return numeric.astype(float)
-    parsed = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+    # Parse only the non-numeric cells as ISO 8601, so a file mixing both forms still reads.
+    text = column[numeric.isna()]
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna()
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{source}:{first + 2}: column timestamp: expected seconds or an ISO 8601 time, "
-                        f"got {column.iloc[first]!r}")
-    return (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        raise DataError(f"{source}:{int(text.index[first]) + 2}: column timestamp: expected seconds or an "
+                        f"ISO 8601 time, got {text.iloc[first]!r}")
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    return numeric.astype(float).where(numeric.notna(), seconds)
 
 
 def _looks_kayenta(doc: Any) -> bool:
@@ -179,7 +185,12 @@ def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str 
     if data.get("resultType", "matrix") != "matrix":
         raise DataError(f"{source}: expected resultType 'matrix' (query_range), got {data.get('resultType')!r}")
     parts = []
+    if not isinstance(data["result"], list):
+        raise DataError(f"{source}: data.result: expected a list of series, got {type(data['result']).__name__}")
     for index, series in enumerate(data["result"]):
+        if not isinstance(series, Mapping) or not isinstance(series.get("metric", {}), Mapping):
+            raise DataError(f"{source}: data.result[{index}]: expected a series "
+                            "{\"metric\": {labels}, \"values\": [[timestamp, \"value\"], ...]}")
         labels = series.get("metric", {})
         if arm_label not in labels:
             raise DataError(f"{source}: data.result[{index}] has no {arm_label!r} label to tell the arms "
@@ -233,16 +244,19 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
     parts = []
     for index, item in enumerate(items):
         name = item.get("name")
+        scopes = item.get("scopes", {})
+        if not isinstance(scopes, Mapping):
+            raise DataError(f"{source}: [{index}] ({name}): scopes: expected an object, got {type(scopes).__name__}")
         if not name:
             raise DataError(f"{source}: [{index}]: a MetricSetPair needs a 'name'")
-        scopes = item.get("scopes", {})
         for key, arm in (("control", arms[0]), ("experiment", arms[1])):
             values = item["values"].get(key)
             if values is None:
                 raise DataError(f"{source}: [{index}] ({name}): values.{key} is missing")
-            scope = scopes.get(key, {})
-            start = float(scope.get("startTimeMillis", 0)) / 1000.0
-            step = float(scope.get("stepMillis", 60_000)) / 1000.0
+            if not isinstance(values, list):
+                raise DataError(f"{source}: [{index}] ({name}): values.{key}: expected a list of numbers, "
+                                f"got {type(values).__name__}")
+            start, step = _kayenta_scope(scopes, key, f"{source}: [{index}] ({name})")
             parts.append(pd.DataFrame({
                 "timestamp": start + step * (np.arange(len(values)) + 1),
                 "arm": arm,
@@ -253,6 +267,23 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()
     return CanaryData(_categorical(frame), source)
+
+
+def _kayenta_scope(scopes: Mapping[str, Any], key: str, where: str) -> tuple[float, float]:
+    """(start, step) in seconds from a MetricSetPair scope's ``startTimeMillis`` and ``stepMillis``."""
+    scope = scopes.get(key, {})
+    if not isinstance(scope, Mapping):
+        raise DataError(f"{where}: scopes.{key}: expected an object, got {type(scope).__name__}")
+    out = []
+    for field_name, default in (("startTimeMillis", 0), ("stepMillis", 60_000)):
+        value = scope.get(field_name, default)
+        try:
+            out.append(float(value) / 1000.0)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: scopes.{key}.{field_name}: expected milliseconds, got {value!r}") from None
+    if not out[1] > 0:
+        raise DataError(f"{where}: scopes.{key}.stepMillis: must be > 0, got {out[1] * 1000:g}")
+    return out[0], out[1]
 
 
 def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:

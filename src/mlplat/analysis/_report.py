@@ -81,17 +81,23 @@ def plot_png(result: CanaryResult) -> bytes:
         ax_p.set_title(f"{m.name}: anytime p-value ({m.status.value})", fontsize=9)
         ax_p.set_xlabel("minutes")
         ax_p.legend(fontsize=7)
-        # Open ends (a sequence not yet bounded) are drawn at the edge of the panel.
-        lo = np.clip(np.nan_to_num(series.ci_low, nan=-1.0, neginf=-1.0), -1.0, 3.0)
-        hi = np.clip(np.nan_to_num(series.ci_high, nan=3.0, posinf=3.0), -1.0, 3.0)
-        ax_ci.fill_between(minutes, lo, hi, alpha=0.3, color="C1", label="confidence sequence")
+        if np.isnan(series.ci_low).all() and np.isnan(series.ci_high).all():
+            # A test with no effect estimate (drift) has no sequence to draw; an empty band would look like one.
+            ax_ci.text(0.5, 0.5, "no confidence sequence for this test", ha="center", va="center",
+                       transform=ax_ci.transAxes, fontsize=8)
+        else:
+            # Open ends (a sequence not yet bounded) are drawn at the edge of the panel.
+            lo = np.clip(np.nan_to_num(series.ci_low, nan=-1.0, neginf=-1.0), -1.0, 3.0)
+            hi = np.clip(np.nan_to_num(series.ci_high, nan=3.0, posinf=3.0), -1.0, 3.0)
+            ax_ci.fill_between(minutes, lo, hi, alpha=0.3, color="C1", label="confidence sequence")
         ax_ci.axhline(0.0, color="black", linewidth=0.8)
         ax_ci.set_title(f"{m.name}: relative effect", fontsize=9)
         ax_ci.set_xlabel("minutes")
         if m.decided_at is not None:
             for ax in (ax_p, ax_ci):
                 ax.axvline((m.decided_at - t0) / 60.0, color="C2", linestyle=":", label="decision")
-        ax_ci.legend(fontsize=7)
+        if ax_ci.get_legend_handles_labels()[0]:
+            ax_ci.legend(fontsize=7)
     fig.suptitle(f"canary: {result.decision.value}", fontsize=11)
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -115,24 +115,9 @@ class RolloutPlan:
                 "suggestions": list(self.suggestions), "stickiness": self.stickiness}
 
     def __rich__(self) -> Any:
-        # rich is imported here only because rich itself calls this method.
-        from rich.console import Group
-        from rich.table import Table
+        from mlplat.cli.canary import render_rollout
 
-        table = Table(title=f"canary rollout: {self.rps:g} req/s, detect {self.effect:g}x errors with "
-                      f"{self.power:.0%} power per stage, split by {self.unit}", title_justify="left",
-                      header_style="bold")
-        for name in ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"):
-            table.add_column(name, justify="left" if name in ("stage", "checks") else "right")
-        for s in self.stages:
-            table.add_row(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
-                          "-" if math.isnan(s.power) else f"{s.power:.2f}",
-                          f"{s.affected_requests:,.0f}", f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-")
-        lines: list[Any] = [table, f"total {format_duration(self.total)} of max {format_duration(self.max_total)}"
-                            + ("" if self.fits else " — does not fit")]
-        lines += [f"  - {s}" for s in self.suggestions]
-        lines.append(self.stickiness)
-        return Group(*lines)
+        return render_rollout(self)
 
 
 def _stickiness(unit: Unit) -> str:
@@ -334,7 +319,7 @@ def _weight(share: float) -> int:
     return weight
 
 
-def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> str:
+def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate") -> str:
     """A Rollout ``strategy.canary`` block and the AnalysisTemplate it calls, as YAML documents."""
     import yaml
 
@@ -375,14 +360,19 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-gate") -> 
                                                           "/config/canary.yaml", "--start",
                                                           "now-{{args.window}}", "--max-duration",
                                                           "{{args.window}}", "--traffic-share",
-                                                          "{{args.traffic-share}}"]}]}}}}}}]}}
+                                                          "{{args.traffic-share}}"],
+                                                 "volumeMounts": [{"name": "config", "mountPath": "/config"}]}],
+                                 # The ConfigMap of examples/argo/analysis-template.yaml holds canary.yaml.
+                                 "volumes": [{"name": "config",
+                                              "configMap": {"name": "mlplat-canary-config"}}]}}}}}}]}}
     header = (f"# mlplat canary rollout: {plan.rps:g} req/s, {plan.effect:g}x errors at {plan.power:.0%} power "
               f"per stage; total {format_duration(plan.total)}.\n# Rename `model` to your workload (or merge "
               "spec.strategy into your Rollout).\n# Each stage sets its weight, pauses for its planned dwell, "
               "then a Job\n# runs `mlplat canary analyze` on "
-              "that window (mount a config with promote_on_timeout: true, so a clean stage\n# passes; "
-              "ROLLBACK or CONTINUE fails the step). For rollback during the dwell, run `mlplat canary "
-              "watch`\n# as background analysis (examples/argo/analysis-template.yaml).\n")
+              "that window (canary.yaml from the ConfigMap mlplat-canary-config, with\n# "
+              "promote_on_timeout: true, so a clean stage passes; "
+              "ROLLBACK or CONTINUE fails the step).\n# For rollback during the dwell, run `mlplat canary "
+              "watch` as background analysis (examples/argo/analysis-template.yaml).\n")
     if any(s.share == 0 for s in plan.stages):
         header += "# setMirrorRoute needs a traffic router that mirrors (Istio, for example).\n"
     return header + yaml.safe_dump_all([rollout, analysis], sort_keys=False)

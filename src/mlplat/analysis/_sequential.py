@@ -384,7 +384,10 @@ def mean_confidence_sequence(
     ``mean_t +- sd_t sqrt(2 (t rho^2 + 1) / (t^2 rho^2) log(sqrt(t rho^2 + 1) / alpha))``; ``rho`` is tuned
     so the boundary is tightest near ``t_opt`` observations. The sequence is asymptotic: with a handful of
     observations the variance estimate is too noisy, so it is unbounded before ``burn_in`` observations
-    (a seeded test shows coverage at 20 for near-normal data, such as per-interval averages).
+    (a seeded test shows coverage at 20 for near-normal data, such as per-interval averages, and for
+    canary - baseline differences, which are symmetric under no change). Skewed one-sample data needs a
+    longer burn-in: for lognormal(0, 0.5) values, 200 looks missed the mean in 6.9% of seeded runs at 20,
+    3.8% at 50.
 
     References
     ----------

@@ -57,7 +57,12 @@ def simulate_export(spec: SimulationSpec) -> pd.DataFrame:
     if not 0 < spec.traffic < 1:
         raise SimulationError(f"traffic must be in (0, 1), got {spec.traffic}")
     if spec.interval <= 0 or spec.duration < spec.interval:
-        raise SimulationError("need interval > 0 and duration >= interval")
+        raise SimulationError(f"need interval > 0 and duration >= interval, got interval {spec.interval:g} s and "
+                              f"duration {spec.duration:g} s")
+    if not 0 < spec.baseline_rate < 1:
+        raise SimulationError(f"baseline_rate must be in (0, 1), got {spec.baseline_rate:g}")
+    if spec.effect <= 0:
+        raise SimulationError(f"effect must be > 0 (a multiplier), got {spec.effect:g}")
     rng = np.random.default_rng(spec.seed)
     looks = int(spec.duration // spec.interval)
     times = spec.start + spec.interval * np.arange(1, looks + 1)

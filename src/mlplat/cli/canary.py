@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json as jsonlib
+import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group
+from rich.table import Table
 
 from mlplat.cli._output import JsonOption, Output
 from mlplat.errors import DataError
@@ -17,7 +20,7 @@ from mlplat.jsonable import dumps
 from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
 
 if TYPE_CHECKING:
-    from mlplat.analysis import CanaryConfig, CanaryResult
+    from mlplat.analysis import CanaryConfig, CanaryResult, PlanResult, RolloutPlan
 
 app = typer.Typer(help="Anytime-valid canary analysis: promote, roll back, or wait for evidence.",
                   no_args_is_help=True)
@@ -221,7 +224,8 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({start_s:g}) is in the future; nothing to analyse")
+        raise DataError(f"--start ({dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%dT%H:%M:%SZ}) is in the "
+                        "future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
@@ -261,6 +265,10 @@ def plan(
     shares = _floats(traffic, "--traffic", parse_percent)
     effects = _floats(effect, "--effect")
     _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
+    if concentration <= 0:
+        raise DataError(f"--concentration must be > 0, got {concentration:g}")
+    if tolerance < 0:
+        raise DataError(f"--tolerance must be >= 0 (a relative margin), got {tolerance:g}")
     with out.progress("simulating", total=None):
         result = run_plan(rps=rate, baseline_rate=baseline_rate, traffic=shares, effects=effects,
                           max_duration=_seconds(max_duration, "--max-duration"),
@@ -335,6 +343,12 @@ def rollout(
         result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
                               power=power, effect=effect, max_total=_seconds(max_total, "--max-total"),
                               unit=unit, metrics=names, runs=runs, seed=seed)  # type: ignore[arg-type]
+    if not result.fits:
+        # Show which stages fail, but write no file: a plan that cannot reach its power in time must not
+        # be applied to a cluster by accident.
+        out.result(result)
+        raise DataError(f"the stages cannot reach {power:g} power within --max-total {max_total}: "
+                        + "; ".join(result.suggestions))
     text = {"markdown": rollout_markdown, "argo": rollout_argo, "flagger": rollout_flagger}.get(fmt)
     if output is not None:
         body = text(result) if text is not None else dumps(result) + "\n"
@@ -344,9 +358,6 @@ def rollout(
         out.result(result)
     elif output is None:
         typer.echo(text(result), nl=False)
-    if not result.fits and (text is not None or out.json):  # the table already lists them
-        for suggestion in result.suggestions:
-            out.warn(suggestion)
 
 
 @app.command()
@@ -424,4 +435,78 @@ def schema() -> None:
     typer.echo(jsonlib.dumps(CanaryConfig.model_json_schema(), indent=2))
 
 
-__all__ = ["app"]
+def render_result(result: CanaryResult) -> Group:
+    """The verdict, its reasons, the SRM check and a table of the tests."""
+    from mlplat.analysis._judge import _pct
+
+    colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[result.decision.value]
+    table = Table(title="canary tests", title_justify="left", header_style="bold")
+    for name, right in (("test", False), ("status", False), ("effect", True), ("CI", True),
+                        ("p", True), ("n base", True), ("n canary", True), ("detail", False)):
+        table.add_column(name, justify="right" if right else "left")
+    for m in result.metrics:
+        style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
+        table.add_row(m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
+                      _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
+                      f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail)
+    lines: list[Any] = [f"[bold {colour}]{result.decision.value}[/bold {colour}]"]
+    lines += [f"  - {reason}" for reason in result.reasons]
+    if result.srm is not None:
+        lines.append(f"SRM: canary share {result.srm.observed_share:.4f} vs configured "
+                     f"{result.srm.expected_share:.4f}, p = {result.srm.p_value:.3g} (alpha {result.srm.alpha:g})")
+    lines.append(f"alpha {result.alpha:g}: {result.alpha_split}")
+    lines.append(table)
+    return Group(*lines)
+
+
+def render_plan(result: PlanResult) -> Group:
+    """The power grid, the false-alarm rates and the smallest share per effect."""
+    from mlplat.analysis import binomial_upper
+
+    def when(seconds: float) -> str:
+        return "not reached" if math.isinf(seconds) else format_duration(seconds)
+
+    table = Table(title=f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
+                  f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
+                  title_justify="left", header_style="bold")
+    for name in ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by"):
+        table.add_column(name, justify="right")
+    for c in result.cells:
+        table.add_row(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x",
+                      f"{c.power:.3f}", when(c.median_time), when(c.time_to_80), when(c.time_to_95))
+    lines: list[Any] = [table]
+    for t, r in result.false_alarm.items():
+        lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
+                     f"(95% upper bound {binomial_upper(r, result.runs):.4f})")
+    for effect in sorted({c.effect for c in result.cells}):
+        for target in (0.8, 0.95):
+            cell = result.smallest(effect, target)
+            if cell is None:
+                lines.append(f"{effect:g}x: no share in the grid reaches {target:.0%} power within "
+                             f"{format_duration(result.max_duration)}")
+            else:
+                dwell = cell.time_to_80 if target == 0.8 else cell.time_to_95
+                lines.append(f"{effect:g}x: {target:.0%} power from {cell.traffic:.0%} traffic "
+                             f"in {format_duration(dwell)}")
+    return Group(*lines)
+
+
+def render_rollout(result: RolloutPlan) -> Group:
+    """The stages with dwell, power, blast radius and checks; the total and what to change."""
+    table = Table(title=f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
+                  f"{result.power:.0%} power per stage, split by {result.unit}", title_justify="left",
+                  header_style="bold")
+    for name in ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"):
+        table.add_column(name, justify="left" if name in ("stage", "checks") else "right")
+    for s in result.stages:
+        table.add_row(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
+                      "-" if math.isnan(s.power) else f"{s.power:.2f}",
+                      f"{s.affected_requests:,.0f}", f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-")
+    lines: list[Any] = [table, f"total {format_duration(result.total)} of max {format_duration(result.max_total)}"
+                        + ("" if result.fits else " — does not fit")]
+    lines += [f"  - {s}" for s in result.suggestions]
+    lines.append(result.stickiness)
+    return Group(*lines)
+
+
+__all__ = ["app", "render_plan", "render_result", "render_rollout"]
