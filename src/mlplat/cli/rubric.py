@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
@@ -12,16 +12,10 @@ from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.files import atomic_write_text, check_writable, read_template
-from mlplat.rubric import (
-    Rubric,
-    RubricResult,
-    decision_record,
-    load_rubric,
-    parse_start,
-    plot_result,
-    render_pilot,
-    score_rubric,
-)
+
+# The library (numpy, pydantic models) is imported inside the commands so `mlplat --help` stays fast.
+if TYPE_CHECKING:
+    from mlplat.rubric import RubricResult
 
 app = typer.Typer(help="Build vs buy: weighted scoring (WSM, TOPSIS, AHP), TCO as NPV, sensitivity, pilot plan.",
                   no_args_is_help=True)
@@ -83,6 +77,8 @@ def init(ctx: typer.Context,
 @app.command()
 def validate(ctx: typer.Context, file: FileArg, json: JsonOption = False) -> None:
     """Check a rubric file; errors name file:line:column and the key."""
+    from mlplat.rubric import load_rubric
+
     rubric = load_rubric(file)
     out = Output.from_ctx(ctx, json=json)
     summary = {"file": str(file), "valid": True, "criteria": len(rubric.criteria), "options": len(rubric.options)}
@@ -95,6 +91,8 @@ def validate(ctx: typer.Context, file: FileArg, json: JsonOption = False) -> Non
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the rubric file."""
+    from mlplat.rubric import Rubric
+
     typer.echo(jsonlib.dumps(Rubric.model_json_schema(), indent=2))
 
 
@@ -122,6 +120,8 @@ def score(
     for path in (report, plot):
         if path is not None:
             check_writable(path, force=force)  # before scoring: refuse both files or write both
+    from mlplat.rubric import decision_record, load_rubric, plot_result, score_rubric
+
     rubric = load_rubric(file)
     result = score_rubric(rubric, method=method, normalization=normalization, draws=draws, seed=seed, strict=strict)
     for warning in result.warnings:
@@ -151,6 +151,8 @@ def pilot(
 ) -> None:
     """Write a Markdown pilot plan: dated phases, success and kill criteria, risks, commands to run."""
     out = Output.from_ctx(ctx)
+    from mlplat.rubric import load_rubric, parse_start, render_pilot, score_rubric
+
     rubric = load_rubric(file)
     result = score_rubric(rubric)
     for warning in result.warnings:  # the plan rests on this scoring: an inconsistent AHP matters here too
