@@ -32,18 +32,34 @@ def percentiles(values: Iterable[float], qs: Iterable[float] = QUANTILES) -> dic
 class ServiceTimeEstimate:
     """Predict time per batch size, learned online: an EWMA of the time and of its absolute deviation.
 
-    The estimate for a size is ``mean + 2 * deviation`` (a margin for jitter). A size never seen borrows
-    the nearest larger size seen (predict time does not fall as a batch grows), else scales the nearest
-    smaller one linearly; with nothing seen there is no estimate (``None``).
+    The estimate for a size is ``mean + 2 * deviation`` (a margin for jitter), raised to the 99th
+    percentile of that size's last 100 times once 20 are measured. A size never seen borrows the nearest
+    larger size seen (predict time does not fall as a batch grows), else scales the nearest smaller one
+    linearly; with nothing seen there is no estimate (``None``).
     """
 
     ALPHA = 0.2
+    # Predict times on a shared CPU are heavy-tailed (a descheduled thread, a GC pause): mean + 2 x
+    # deviation then sits well inside the tail, and a dispatch planned on it misses whenever a batch lands
+    # in the tail. A high quantile of recent times covers that; it waits for enough samples, because a
+    # quantile of a handful of times says nothing (and the first estimates must come from the EWMA).
+    QUANTILE = 0.99
+    RECENT = 100
+    MIN_RECENT = 20
 
     def __init__(self) -> None:
         self._mean: dict[int, float] = {}
         self._dev: dict[int, float] = {}
+        self._recent: dict[int, deque[float]] = {}
+        self._tail: dict[int, float] = {}  # QUANTILE of _recent, refreshed per observation (not per look)
 
     def observe(self, size: int, seconds: float) -> None:
+        recent = self._recent.get(size)
+        if recent is None:
+            self._recent[size] = recent = deque(maxlen=self.RECENT)
+        recent.append(seconds)
+        if len(recent) >= self.MIN_RECENT:
+            self._tail[size] = sorted(recent)[math.ceil(self.QUANTILE * len(recent)) - 1]
         mean = self._mean.get(size)
         if mean is None:
             self._mean[size], self._dev[size] = seconds, 0.0
@@ -54,7 +70,7 @@ class ServiceTimeEstimate:
 
     def estimate(self, size: int) -> float | None:
         if size in self._mean:
-            return self._mean[size] + 2.0 * self._dev[size]
+            return max(self._mean[size] + 2.0 * self._dev[size], self._tail.get(size, 0.0))
         larger = [s for s in self._mean if s > size]
         if larger:
             return self.estimate(min(larger))
