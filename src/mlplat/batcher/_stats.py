@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -50,16 +51,21 @@ class ServiceTimeEstimate:
     def __init__(self) -> None:
         self._mean: dict[int, float] = {}
         self._dev: dict[int, float] = {}
-        self._recent: dict[int, deque[float]] = {}
+        self._recent: dict[int, deque[float]] = {}  # the last RECENT times per size, oldest first
+        self._ordered: dict[int, list[float]] = {}  # the same times, sorted (kept by bisection, not re-sorted)
         self._tail: dict[int, float] = {}  # QUANTILE of _recent, refreshed per observation (not per look)
 
     def observe(self, size: int, seconds: float) -> None:
-        recent = self._recent.get(size)
-        if recent is None:
+        recent, ordered = self._recent.get(size), self._ordered.get(size)
+        if recent is None or ordered is None:
             self._recent[size] = recent = deque(maxlen=self.RECENT)
+            self._ordered[size] = ordered = []
+        if len(recent) == self.RECENT:
+            del ordered[bisect.bisect_left(ordered, recent[0])]  # the time about to fall out of the window
         recent.append(seconds)
-        if len(recent) >= self.MIN_RECENT:
-            self._tail[size] = sorted(recent)[math.ceil(self.QUANTILE * len(recent)) - 1]
+        bisect.insort(ordered, seconds)
+        if len(ordered) >= self.MIN_RECENT:
+            self._tail[size] = ordered[math.ceil(self.QUANTILE * len(ordered)) - 1]
         mean = self._mean.get(size)
         if mean is None:
             self._mean[size], self._dev[size] = seconds, 0.0
