@@ -49,9 +49,11 @@ def miss_causes(trace: Trace, calls: list[tuple[float, float, int]], profile_s: 
     recorded on the worker thread right after predict returns). The first cause that applies is counted:
     the predict ran more than 10% of ``max_latency`` over its profiled time (the machine), the load
     generator sent the request over 1 ms after its scheduled time (the machine: the batcher's clock
-    starts at the send), the request waited longer than ``max_latency - S(n)`` before dispatch (the
-    batcher's decision or a late wake-up; split by whether the worker was idle at the last safe moment),
-    else the hand-back after predict.
+    starts at the send), the request waited longer than ``max_latency - S(n)`` before dispatch while the
+    worker was in an earlier predict (the machine if that predict ran as far over its profile, else the
+    batcher) or out of predict (the deadline policy's wait or a late wake-up of it, or, for either
+    policy, the worker thread held off the CPU or the GIL, or handing back the previous batch: eager
+    never waits, so its count of this cause is the machine's share), else the hand-back.
     """
     low, high = trace.window
     starts = np.array([c[0] for c in calls])
@@ -73,10 +75,12 @@ def miss_causes(trace: Trace, calls: list[tuple[float, float, int]], profile_s: 
             causes["predict slower than profiled by > 10% of the deadline (machine)"] += 1
         elif trace.lag.size and trace.lag[i] > 0.001:
             causes["generator sent it > 1 ms late (machine)"] += 1
+        elif starts[k] > safe and 0 <= j < k and ends[j] > safe:
+            slow = ends[j] - starts[j] > profile_s(sizes[j]) + 0.1 * max_latency
+            causes["held up by an earlier, slow predict (machine)" if slow else
+                   "queued behind an earlier batch (batcher)"] += 1
         elif starts[k] > safe:
-            busy = 0 <= j < k and ends[j] > safe
-            causes["queued too long, worker in an earlier predict" if busy else
-                   "queued too long, worker idle (batcher decision or late wake-up)"] += 1
+            causes["sent after the last safe moment, worker out of predict (policy wait or thread held off)"] += 1
         else:
             causes["hand-back after predict"] += 1
     return causes
@@ -159,8 +163,10 @@ def main() -> None:
             "share of the run the worker spent inside predict: when other processes take the CPU, predict "
             "itself slows down (throughput falls below X*) while the worker stays busy. 'miss causes' traces "
             "each Poisson miss to its batch (see `miss_causes` in the script): 'machine' causes are a "
-            "predict that ran well over its profile or a request the generator sent late; 'queued too long, "
-            "worker idle' is the batcher's own decision (or a late wake-up of its timed wait).")
+            "predict (its own or an earlier one) that ran well over its profile, or a request the generator "
+            "sent late; '(batcher)' is the batcher's own decision. 'Worker out of predict' is the deadline "
+            "policy's wait (or a late wake-up) or the worker thread held off the CPU: eager never waits, so "
+            "eager's count of it is the machine's share.")
     write_section("batcher_mlp", "Batcher with the MLP on the CPU (`benchmarks/batcher_mlp.py`)", body,
                   packages=["torch"])
     print(body)
