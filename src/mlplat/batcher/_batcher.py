@@ -508,9 +508,10 @@ class DynamicBatcher:
                     # Sent because a timed wait ran out: learn how late the wake-up came, and keep that
                     # much more in hand from now on (rule 5).
                     self._queue.observe_lateness(now - due)
+                columns = _columns(take.batch)
                 if take.batch:
                     self._in_flight += len(take.batch)
-                    self._counters.queue_delay.extend([now - request[ARRIVAL] for request in take.batch])
+                    self._counters.dispatched(now, columns[ARRIVAL])
                 if self._blocked:
                     self._cond.notify_all()
             # Outside the lock from here: these requests are ours alone (invariant 2).
@@ -523,10 +524,10 @@ class DynamicBatcher:
                 _complete(doomed, [BatcherClosed("the batcher closed before this request ran")] * len(doomed),
                           error=True)
             if take.batch:
-                self._run(take.batch)
+                self._run(take.batch, columns)
 
-    def _run(self, taken: list[Request]) -> None:
-        columns = _columns(taken)
+    def _run(self, taken: list[Request], columns: list[tuple[Any, ...]]) -> None:
+        """Predict one batch and complete its futures; ``columns`` is ``_columns(taken)``."""
         if None in columns[LOOP]:  # thread futures move to running now; a few may have been cancelled
             batch = _claim(taken)
             columns = _columns(batch)

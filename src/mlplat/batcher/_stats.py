@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,11 +101,27 @@ class Counters:
     batches: int = 0
     padded: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
-    queue_delay: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    # Queue delays are kept per batch, as (dispatch time, arrival times), and subtracted only when stats()
+    # asks: a subtraction per request would otherwise run on the dispatch path. `held` counts the arrival
+    # times kept; whole batches are dropped once the rest still hold WINDOW of them.
+    dispatches: deque[tuple[float, Sequence[float]]] = field(default_factory=deque)
+    held: int = 0
     predict_time: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
+    def dispatched(self, now: float, arrivals: Sequence[float]) -> None:
+        """A batch left the queue at ``now``; ``arrivals`` are its requests' arrival times."""
+        self.dispatches.append((now, arrivals))
+        self.held += len(arrivals)
+        while self.held - len(self.dispatches[0][1]) >= WINDOW:
+            self.held -= len(self.dispatches.popleft()[1])
+
+    def queue_delays(self) -> list[float]:
+        """Arrival-to-dispatch times of the last WINDOW requests dispatched, oldest first."""
+        delays = [now - arrival for now, arrivals in self.dispatches for arrival in arrivals]
+        return delays[-WINDOW:]
+
     def snapshot(self, queued: int, in_flight: int) -> BatcherStats:
-        delay = percentiles(self.queue_delay)
+        delay = percentiles(self.queue_delays())
         predict = percentiles(self.predict_time)
         return BatcherStats(
             submitted=self.submitted, completed=self.completed, rejected=self.rejected, expired=self.expired,
