@@ -281,6 +281,19 @@ def test_close_drain_finishes_queued_work() -> None:
         batcher.submit(9)
 
 
+def test_thread_futures_are_completed_off_the_worker_thread() -> None:
+    """A thread future's done-callbacks run on the completer thread, so they never delay the next predict."""
+    gate = Gate()
+    seen: list[str] = []
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG) as batcher:
+        _busy(gate, batcher)
+        future = batcher.submit("second")
+        future.add_done_callback(lambda _: seen.append(threading.current_thread().name))
+        gate.release.set()
+        assert future.result(WAIT) == "second"
+    assert seen == ["mlplat-batcher-completer"]
+
+
 def test_close_without_drain_fails_queued_work() -> None:
     """close(drain=False) fails queued requests with BatcherClosed; the running batch completes."""
     gate = Gate()

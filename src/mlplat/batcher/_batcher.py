@@ -7,7 +7,8 @@ Invariants (why there is no race and why every future is completed exactly once)
 2. A request leaves the deque exactly once, under the lock, by one of: dispatch, expiry, cancellation
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
    outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
-   producer call that refused it.
+   producer call that refused it. A worker that ran a batch holding thread futures hands the batch's
+   futures and values to the completer thread (a queue put: from then on only the completer touches them).
 3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
    that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
    An asyncio future is completed only on its own loop (``call_soon_threadsafe``) and only if not yet done
@@ -26,6 +27,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import math
+import queue
 import threading
 import time
 from collections import deque
@@ -371,6 +373,16 @@ class DynamicBatcher:
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
             threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
+        # Thread futures of a finished batch are completed on this thread, not the worker's: setting a
+        # concurrent.futures.Future runs its done-callbacks (the caller's code) and costs a few µs each,
+        # which would otherwise sit between one predict and the next. The worker hands a batch over and
+        # starts the next predict at once; the last worker to stop sends None, so nothing is left behind.
+        self._completions: queue.SimpleQueue[tuple[Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
+            queue.SimpleQueue()
+        self._live_workers = workers
+        self._completer = threading.Thread(target=self._complete_thread_futures, name="mlplat-batcher-completer",
+                                           daemon=True)
+        self._completer.start()
         self._threads = [threading.Thread(target=self._work, name=f"mlplat-batcher-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -496,6 +508,9 @@ class DynamicBatcher:
                     if take.batch or take.expired or take.cancelled or doomed:
                         break
                     if closing:
+                        self._live_workers -= 1
+                        if not self._live_workers:
+                            self._completions.put(None)  # after every batch this worker handed over
                         return
                     timeout = None if take.wake_at is None else max(take.wake_at - now, 0.0)
                     due = take.wake_at
@@ -565,17 +580,24 @@ class DynamicBatcher:
                 counters.completed += len(batch)
             else:
                 counters.failed += len(batch)
-        if error is None:
-            _send_back(columns[FUTURE], columns[LOOP], results, error=False)
-        else:
-            _send_back(columns[FUTURE], columns[LOOP], [error] * len(batch), error=True)
+        values = results if error is None else [error] * len(batch)
+        if None in columns[LOOP]:
+            self._completions.put((columns[FUTURE], columns[LOOP], values, error is not None))  # invariant 2
+        else:  # asyncio futures only: one call_soon_threadsafe per loop, cheaper than a thread hop
+            _send_back(columns[FUTURE], columns[LOOP], values, error=error is not None)
+
+    def _complete_thread_futures(self) -> None:
+        while (job := self._completions.get()) is not None:
+            futures, loops, values, error = job
+            _send_back(futures, loops, values, error=error)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Stop accepting requests; ``drain=True`` runs what is queued, ``False`` fails it with BatcherClosed.
 
-        Returns when the workers have finished (or after ``timeout`` seconds). Closing twice is harmless.
+        Returns when the workers have finished and every future they completed is set (or after ``timeout``
+        seconds for each of them). Closing twice is harmless.
         """
         with self._cond:
             if not self._closed:
@@ -585,6 +607,8 @@ class DynamicBatcher:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
+        if self._completer is not threading.current_thread():
+            self._completer.join(timeout)
         if self._async_loop is not None and not any(t.is_alive() for t in self._threads):
             self._async_loop.call_soon_threadsafe(self._async_loop.stop)
 
