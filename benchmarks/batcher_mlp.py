@@ -112,12 +112,18 @@ def _row(label: str, result: PolicyResult, ceiling: float, why: str = "") -> tup
 
 def _round(repeat: int, predictor: Any, inputs: list[Any], config: BenchConfig, ceiling: float, rate: float,
            concurrency: int, profile_s: Callable[[int], float]) -> list[tuple[str, ...]]:
-    """One saturation run and one Poisson run per policy."""
+    """One saturation run and one Poisson run per policy.
+
+    The policies swap order from round to round: the first run after the profile (or after the previous
+    round) was measurably slower on the shared machine, which would otherwise always count against the
+    same policy.
+    """
     rows = []
-    for policy in ("deadline", "eager"):
+    policies = ("deadline", "eager") if repeat % 2 else ("eager", "deadline")
+    for policy in policies:
         saturated = run_policy(policy, predictor, inputs, config, rate=None, rng=np.random.default_rng(repeat))
         rows.append(_row(f"#{repeat} {policy}, closed loop ({concurrency} outstanding)", saturated, ceiling))
-    for policy in ("deadline", "eager"):
+    for policy in policies:
         poisson, causes = run_poisson(policy, predictor, inputs, config, rate, repeat, profile_s)
         why = "; ".join(f"{count} {cause}" for cause, count in causes.most_common()) or "none"
         rows.append(_row(f"#{repeat} {policy}, Poisson at 40% of X* ({rate:,.0f}/s)", poisson, ceiling, why))
