@@ -109,6 +109,15 @@ class _Queue:
         """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
         self._late.observe(1, max(seconds, 0.0))
 
+    def next_batch_ready(self) -> bool:
+        """True when a free worker would send at once: a full batch is queued (eager: anything is).
+
+        Read without the lock by a worker choosing where to complete its futures; a stale answer only
+        picks the other path, and both are correct.
+        """
+        queued = len(self.items)
+        return queued >= self.cap or (self.policy == "eager" and queued > 0)
+
     def padded_size(self, n: int) -> int:
         """Size predict sees for ``n`` requests: the smallest allowed size >= n (n without allowed sizes)."""
         if not self.allowed:
@@ -373,10 +382,11 @@ class DynamicBatcher:
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
             threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
-        # Thread futures of a finished batch are completed on this thread, not the worker's: setting a
-        # concurrent.futures.Future runs its done-callbacks (the caller's code) and costs a few µs each,
-        # which would otherwise sit between one predict and the next. The worker hands a batch over and
-        # starts the next predict at once; the last worker to stop sends None, so nothing is left behind.
+        # When the next batch is ready, a finished batch's thread futures are completed on this thread, not
+        # the worker's: setting a concurrent.futures.Future runs its done-callbacks (the caller's code) and
+        # costs a few µs each, which would otherwise sit between one predict and the next. The worker hands
+        # them over and starts the next predict at once; the last worker to stop sends None, so nothing is
+        # left behind.
         self._completions: queue.SimpleQueue[tuple[Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
             queue.SimpleQueue()
         self._live_workers = workers
@@ -581,9 +591,12 @@ class DynamicBatcher:
             else:
                 counters.failed += len(batch)
         values = results if error is None else [error] * len(batch)
-        if None in columns[LOOP]:
-            self._completions.put((columns[FUTURE], columns[LOOP], values, error is not None))  # invariant 2
-        else:  # asyncio futures only: one call_soon_threadsafe per loop, cheaper than a thread hop
+        if None in columns[LOOP] and self._queue.next_batch_ready():
+            # The next predict can start now: the completer sets these while it runs (invariant 2).
+            self._completions.put((columns[FUTURE], columns[LOOP], values, error is not None))
+        else:
+            # Nothing to start (the worker would only wait), or asyncio futures only (one
+            # call_soon_threadsafe per loop): completing here saves the results a thread hop.
             _send_back(columns[FUTURE], columns[LOOP], values, error=error is not None)
 
     def _complete_thread_futures(self) -> None:
