@@ -30,6 +30,7 @@ import math
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -187,12 +188,52 @@ def _deliver(futures: Sequence[Any], values: Iterable[Any], error: bool) -> None
             pass  # the awaiting task was cancelled while its batch ran (rule 10)
 
 
-def _call_on_loop(loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
-                  error: bool) -> None:
-    try:
-        loop.call_soon_threadsafe(_deliver, futures, values, error)
-    except RuntimeError:
-        pass  # the producer's loop is closed: nobody is left to receive the result
+class _Outbox:
+    """Finished batches on their way back to one event loop, delivered with as few wake-ups as possible.
+
+    A worker that finishes a batch while the loop has not yet run the previous delivery adds to it
+    instead of waking the loop again: each wake-up is a write to the loop's self-pipe (a system call)
+    plus a loop iteration, and a worker that outruns its producers' loop would pay one per batch.
+    Invariant: ``_batches`` is non-empty exactly while a ``_drain`` is scheduled and has not yet taken
+    them (both sides change it under ``_lock``), so no batch is left without a delivery on the way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[tuple[Sequence[Any], Iterable[Any], bool]] = []
+
+    def put(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
+            error: bool) -> None:
+        with self._lock:
+            self._batches.append((futures, values, error))
+            if len(self._batches) > 1:
+                return  # a delivery is scheduled and has not run yet: it takes this batch too
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:
+            pass  # the producer's loop is closed: nobody is left to receive the result
+
+    def _drain(self) -> None:
+        with self._lock:
+            batches, self._batches = self._batches, []
+        for futures, values, error in batches:
+            _deliver(futures, values, error)
+
+
+class _Outboxes:
+    """One :class:`_Outbox` per producer loop, held weakly so a finished loop takes its outbox with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._boxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
+
+    def send(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
+             error: bool) -> None:
+        with self._lock:  # workers and the completer send concurrently; the first one creates the box
+            box = self._boxes.get(loop)
+            if box is None:
+                self._boxes[loop] = box = _Outbox()
+        box.put(loop, futures, values, error)
 
 
 def _columns(requests: Sequence[Request]) -> list[tuple[Any, ...]]:
@@ -203,13 +244,13 @@ def _columns(requests: Sequence[Request]) -> list[tuple[Any, ...]]:
     return list(zip(*requests, strict=True)) if requests else [()] * 5
 
 
-def _send_back(futures: Sequence[Any], loops: Sequence[asyncio.AbstractEventLoop | None], values: Sequence[Any],
-               *, error: bool) -> None:
+def _send_back(outboxes: _Outboxes, futures: Sequence[Any], loops: Sequence[asyncio.AbstractEventLoop | None],
+               values: Sequence[Any], *, error: bool) -> None:
     """Complete each future once (invariant 3): thread futures here, asyncio futures in one hop per loop."""
     only = loops[0] if loops else None
     if only is not None and loops.count(only) == len(loops):
         # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
-        _call_on_loop(only, futures, values, error)
+        outboxes.send(only, futures, values, error)
         return
     by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
     for future, loop, value in zip(futures, loops, values, strict=False):
@@ -225,12 +266,12 @@ def _send_back(futures: Sequence[Any], loops: Sequence[asyncio.AbstractEventLoop
             group[0].append(future)
             group[1].append(value)
     for loop, (loop_futures, loop_values) in by_loop.items():
-        _call_on_loop(loop, loop_futures, loop_values, error)
+        outboxes.send(loop, loop_futures, loop_values, error)
 
 
-def _complete(requests: Sequence[Request], values: Sequence[Any], *, error: bool) -> None:
+def _complete(outboxes: _Outboxes, requests: Sequence[Request], values: Sequence[Any], *, error: bool) -> None:
     columns = _columns(requests)
-    _send_back(columns[FUTURE], columns[LOOP], values, error=error)
+    _send_back(outboxes, columns[FUTURE], columns[LOOP], values, error=error)
 
 
 def _claim(requests: list[Request]) -> list[Request]:
@@ -390,6 +431,7 @@ class DynamicBatcher:
         self._completions: queue.SimpleQueue[tuple[Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
             queue.SimpleQueue()
         self._live_workers = workers
+        self._outboxes = _Outboxes()
         self._completer = threading.Thread(target=self._complete_thread_futures, name="mlplat-batcher-completer",
                                            daemon=True)
         self._completer.start()
@@ -543,11 +585,11 @@ class DynamicBatcher:
             _claim(take.cancelled)
             if take.expired:
                 expired = _claim(take.expired)
-                _complete(expired, [_expired_error(r, now) for r in expired], error=True)
+                _complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
             if doomed:
                 doomed = _claim(doomed)
-                _complete(doomed, [BatcherClosed("the batcher closed before this request ran")] * len(doomed),
-                          error=True)
+                closed = BatcherClosed("the batcher closed before this request ran")
+                _complete(self._outboxes, doomed, [closed] * len(doomed), error=True)
             if take.batch:
                 self._run(take.batch, columns)
 
@@ -597,12 +639,12 @@ class DynamicBatcher:
         else:
             # Nothing to start (the worker would only wait), or asyncio futures only (one
             # call_soon_threadsafe per loop): completing here saves the results a thread hop.
-            _send_back(columns[FUTURE], columns[LOOP], values, error=error is not None)
+            _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
 
     def _complete_thread_futures(self) -> None:
         while (job := self._completions.get()) is not None:
             futures, loops, values, error = job
-            _send_back(futures, loops, values, error=error)
+            _send_back(self._outboxes, futures, loops, values, error=error)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
