@@ -59,6 +59,8 @@ def write_section(name: str, title: str, body: str, *, packages: Sequence[str] =
     facts = f"_Measured {stamp} on {machine()}"
     if packages:
         facts += f"; {versions(*packages)}"
+    # The machine is shared: how loaded it was over the run (1, 5, 15 minutes) belongs with the numbers.
+    facts += "; load average {:.2f}, {:.2f}, {:.2f} when written".format(*os.getloadavg())
     facts += "._"
     section = f"<!-- begin:{name} -->\n## {title}\n\n{facts}\n\n{body.strip()}\n<!-- end:{name} -->"
     text = PAGE.read_text(encoding="utf-8") if PAGE.exists() else HEADER

@@ -281,6 +281,21 @@ def test_close_drain_finishes_queued_work() -> None:
         batcher.submit(9)
 
 
+def test_thread_futures_are_completed_off_the_worker_thread_when_more_work_waits() -> None:
+    """With the next batch queued, a batch's done-callbacks run on the completer thread, not the worker's."""
+    gate = Gate()
+    seen: dict[str, str] = {}
+    with DynamicBatcher(gate, policy="eager", max_batch_size=1, max_latency_ms=LONG) as batcher:
+        first = _busy(gate, batcher)
+        second = batcher.submit("second")
+        for future, name in ((first, "first"), (second, "second")):
+            future.add_done_callback(lambda _, name=name: seen.setdefault(name, threading.current_thread().name))
+        gate.release.set()
+        assert first.result(WAIT) == "first" and second.result(WAIT) == "second"
+    # "second" was queued when "first" finished; nothing was queued when "second" finished.
+    assert seen == {"first": "mlplat-batcher-completer", "second": "mlplat-batcher-0"}
+
+
 def test_close_without_drain_fails_queued_work() -> None:
     """close(drain=False) fails queued requests with BatcherClosed; the running batch completes."""
     gate = Gate()

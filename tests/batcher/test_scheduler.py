@@ -93,6 +93,20 @@ def test_deadline_margin_includes_jitter() -> None:
     assert queue.take(0.0).wake_at == pytest.approx(10 * MS - 3.2 * MS)
 
 
+def test_estimate_rises_to_a_high_quantile_of_recent_times() -> None:
+    """Once 20 times of a size are known, the estimate is at least their 99th percentile (a heavy tail)."""
+    queue = _queue()
+    for _ in range(18):
+        queue.estimate.observe(1, 1 * MS)
+    queue.estimate.observe(1, 5 * MS)  # one slow batch among 19: the EWMA alone still decides
+    ewma = queue.estimate.estimate(1)
+    assert ewma is not None and ewma < 5 * MS
+    queue.estimate.observe(1, 1 * MS)  # the 20th time: the 99th percentile of 20 is the slowest, 5 ms
+    assert queue.estimate.estimate(1) == pytest.approx(5 * MS)
+    _add(queue, 0, 0.0)
+    assert queue.take(0.0).wake_at == pytest.approx(10 * MS - 5 * MS)
+
+
 def test_estimate_for_unseen_size_borrows_larger_then_scales_smaller() -> None:
     """An unseen size takes the nearest larger size's time, else scales the nearest smaller one."""
     queue = _queue(cap=8)

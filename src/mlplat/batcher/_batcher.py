@@ -7,13 +7,18 @@ Invariants (why there is no race and why every future is completed exactly once)
 2. A request leaves the deque exactly once, under the lock, by one of: dispatch, expiry, cancellation
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
    outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
-   producer call that refused it.
+   producer call that refused it. A worker that ran a batch holding thread futures hands the batch's
+   futures and values to the completer thread (a queue put: from then on only the completer touches them).
 3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
    that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
    An asyncio future is completed only on its own loop (``call_soon_threadsafe``) and only if not yet done
    (a task cancelled while its batch was running).
 4. A worker forms a batch only when it is free (it is the worker), so no batch is ever closed while all
    workers are busy; ``workers`` bounds the number of concurrent ``predict`` calls.
+5. ``_idle`` counts workers inside ``cond.wait`` and changes only under the lock (before the wait, and
+   after it returns with the lock re-acquired). ``Condition.wait`` registers its waiter before it releases
+   the lock, so a producer that appends under the lock and sees ``_idle == 0`` knows every worker will
+   look at the queue before it next waits: skipping ``notify()`` then loses no wake-up.
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import asyncio
 import concurrent.futures
 import inspect
 import math
+import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from mlplat.batcher._stats import BatcherStats, Counters, ServiceTimeEstimate
 from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
@@ -41,31 +48,39 @@ GUARD_SHARE = 0.1
 PredictFn = Callable[[list[Any]], Sequence[Any] | Awaitable[Sequence[Any]]]
 
 
-class _Request:
-    """One queued item and the future its producer waits on (``loop`` set for asyncio futures)."""
+class _Request(NamedTuple):
+    """One queued item and the future its producer waits on (``loop`` set for asyncio futures).
 
-    __slots__ = ("arrival", "deadline", "future", "item", "loop")
+    The batcher itself builds requests as plain tuples in this layout and reads them by position
+    (``request[DEADLINE]``): an asyncio producer builds one per request on the hot path, and a plain tuple
+    costs about a fifth of an object with an ``__init__`` (or of this class's own constructor), which is
+    a measurable share of rule 15's few microseconds. The named class keeps the layout in one place.
+    """
 
-    def __init__(self, item: Any, arrival: float, deadline: float, future: Any,
-                 loop: asyncio.AbstractEventLoop | None) -> None:
-        self.item = item
-        self.arrival = arrival
-        self.deadline = deadline
-        self.future = future
-        self.loop = loop
+    item: Any
+    arrival: float
+    deadline: float
+    future: Any
+    loop: asyncio.AbstractEventLoop | None
 
-    def cancelled(self) -> bool:
-        return bool(self.future.cancelled())
+
+# Positions in a request tuple (the fields of _Request).
+ITEM: Final = 0
+ARRIVAL: Final = 1
+DEADLINE: Final = 2
+FUTURE: Final = 3
+LOOP: Final = 4
+Request = tuple[Any, float, float, Any, "asyncio.AbstractEventLoop | None"]
 
 
 @dataclass
 class _Take:
     """What a free worker should do now: send ``batch`` (padded to ``size``), fail ``expired``, or wait."""
 
-    batch: list[_Request]
+    batch: list[Request]
     size: int
-    expired: list[_Request]
-    cancelled: list[_Request]
+    expired: list[Request]
+    cancelled: list[Request]
     wake_at: float | None  # clock time to look again when nothing is sent; None: wait for a new request
 
 
@@ -79,7 +94,7 @@ class _Queue:
                  allowed_batch_sizes: tuple[int, ...] | None, guard: float = 0.0) -> None:
         self.base_guard = guard
         self._late = ServiceTimeEstimate()  # the same EWMA, kept under one key, for wake-up lateness
-        self.items: deque[_Request] = deque()
+        self.items: deque[Request] = deque()
         self.policy = policy
         self.reject_expired = on_deadline == "reject"
         self.allowed = allowed_batch_sizes
@@ -95,34 +110,48 @@ class _Queue:
         """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
         self._late.observe(1, max(seconds, 0.0))
 
+    def next_batch_ready(self) -> bool:
+        """True when a free worker would send at once: a full batch is queued (eager: anything is).
+
+        Read without the lock by a worker choosing where to complete its futures; a stale answer only
+        picks the other path, and both are correct.
+        """
+        queued = len(self.items)
+        return queued >= self.cap or (self.policy == "eager" and queued > 0)
+
     def padded_size(self, n: int) -> int:
         """Size predict sees for ``n`` requests: the smallest allowed size >= n (n without allowed sizes)."""
         if not self.allowed:
             return n
         return min(size for size in self.allowed if size >= n)
 
-    def _dead(self, request: _Request, now: float) -> bool:
-        return request.cancelled() or (self.reject_expired and request.deadline <= now)
+    def _dead(self, request: Request, now: float) -> bool:
+        return bool(request[FUTURE].cancelled()) or (self.reject_expired and request[DEADLINE] <= now)
 
     def take(self, now: float, *, closing: bool = False) -> _Take:
         """Decide for a free worker at clock time ``now`` (called under the batcher's lock)."""
         items = self.items
-        expired: list[_Request] = []
-        cancelled: list[_Request] = []
+        expired: list[Request] = []
+        cancelled: list[Request] = []
         # Dead requests at the head leave now, so their producers hear at once.
         while items and self._dead(items[0], now):
             request = items.popleft()
-            (cancelled if request.cancelled() else expired).append(request)
+            (cancelled if request[FUTURE].cancelled() else expired).append(request)
         if not items:
             return _Take([], 0, expired, cancelled, None)
         if self.policy == "deadline" and not closing:
-            live, soonest = 0, math.inf
+            # This scan runs each time a request arrives while a worker waits, so it is kept to plain
+            # comparisons (no method or builtin calls but cancelled()).
+            live, soonest, cap = 0, math.inf, self.cap
+            cutoff = now if self.reject_expired else -math.inf
             for request in items:
-                if self._dead(request, now):
+                deadline = request[DEADLINE]
+                if deadline <= cutoff or request[FUTURE].cancelled():
                     continue
                 live += 1
-                soonest = min(soonest, request.deadline)
-                if live == self.cap:
+                if deadline < soonest:
+                    soonest = deadline
+                if live == cap:
                     break
             if live < self.cap:
                 service = self.estimate.estimate(self.padded_size(live))
@@ -131,70 +160,129 @@ class _Queue:
                 # `guard` to spare for a late thread wake-up and the hand-back of results.
                 if service is not None and now < soonest - service - self.guard:
                     return _Take([], 0, expired, cancelled, soonest - service - self.guard)
-        batch: list[_Request] = []
+        batch: list[Request] = []
         cutoff = now if self.reject_expired else -math.inf
         cap = self.cap
         popleft, append = items.popleft, batch.append
         while items and len(batch) < cap:  # the hot loop: _dead() inlined
             request = popleft()
-            if request.deadline <= cutoff or request.future.cancelled():
-                (cancelled if request.cancelled() else expired).append(request)
+            if request[DEADLINE] <= cutoff or request[FUTURE].cancelled():
+                (cancelled if request[FUTURE].cancelled() else expired).append(request)
             else:
                 append(request)
         size = self.padded_size(len(batch)) if batch else 0
         return _Take(batch, size, expired, cancelled, None)
 
 
-def _deliver(pairs: list[tuple[Any, Any]], error: bool) -> None:
+def _deliver(futures: Sequence[Any], values: Iterable[Any], error: bool) -> None:
     """Complete asyncio futures on their own loop; a future cancelled meanwhile is left alone."""
-    for future, value in pairs:
-        if not future.done():
+    # Runs on the producers' loop, once per batch, for every request: try/except rather than a done()
+    # check per future, because a future here is almost never cancelled (the exception is the rare path).
+    for future, value in zip(futures, values, strict=False):
+        try:
             if error:
                 future.set_exception(value)
             else:
                 future.set_result(value)
+        except asyncio.InvalidStateError:
+            pass  # the awaiting task was cancelled while its batch ran (rule 10)
 
 
-def _complete(requests: Sequence[_Request], values: Iterable[Any], *, error: bool) -> None:
-    """Complete each request's future once (invariant 3), grouping asyncio futures by loop."""
-    loop = requests[0].loop if requests else None
-    if loop is not None and all(request.loop is loop for request in requests):
-        # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
+class _Outbox:
+    """Finished batches on their way back to one event loop, delivered with as few wake-ups as possible.
+
+    A worker that finishes a batch while the loop has not yet run the previous delivery adds to it
+    instead of waking the loop again: each wake-up is a write to the loop's self-pipe (a system call)
+    plus a loop iteration, and a worker that outruns its producers' loop would pay one per batch.
+    Invariant: ``_batches`` is non-empty exactly while a ``_drain`` is scheduled and has not yet taken
+    them (both sides change it under ``_lock``), so no batch is left without a delivery on the way.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._batches: list[tuple[Sequence[Any], Iterable[Any], bool]] = []
+
+    def put(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
+            error: bool) -> None:
+        with self._lock:
+            self._batches.append((futures, values, error))
+            if len(self._batches) > 1:
+                return  # a delivery is scheduled and has not run yet: it takes this batch too
         try:
-            loop.call_soon_threadsafe(_deliver, list(zip([r.future for r in requests], values, strict=False)),
-                                      error)
+            loop.call_soon_threadsafe(self._drain)
         except RuntimeError:
             pass  # the producer's loop is closed: nobody is left to receive the result
+
+    def _drain(self) -> None:
+        with self._lock:
+            batches, self._batches = self._batches, []
+        for futures, values, error in batches:
+            _deliver(futures, values, error)
+
+
+class _Outboxes:
+    """One :class:`_Outbox` per producer loop, held weakly so a finished loop takes its outbox with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._boxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
+
+    def send(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
+             error: bool) -> None:
+        with self._lock:  # workers and the completer send concurrently; the first one creates the box
+            box = self._boxes.get(loop)
+            if box is None:
+                self._boxes[loop] = box = _Outbox()
+        box.put(loop, futures, values, error)
+
+
+def _columns(requests: Sequence[Request]) -> list[tuple[Any, ...]]:
+    """The fields of ``requests`` as five tuples, indexed like a request (``columns[FUTURE]``).
+
+    One transposition in C instead of a comprehension per field: this is per-request work on the hot path.
+    """
+    return list(zip(*requests, strict=True)) if requests else [()] * 5
+
+
+def _send_back(outboxes: _Outboxes, futures: Sequence[Any], loops: Sequence[asyncio.AbstractEventLoop | None],
+               values: Sequence[Any], *, error: bool) -> None:
+    """Complete each future once (invariant 3): thread futures here, asyncio futures in one hop per loop."""
+    only = loops[0] if loops else None
+    if only is not None and loops.count(only) == len(loops):
+        # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
+        outboxes.send(only, futures, values, error)
         return
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
-    for request, value in zip(requests, values, strict=False):
-        loop = request.loop
+    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
+    for future, loop, value in zip(futures, loops, values, strict=False):
         if loop is None:
             if error:
-                request.future.set_exception(value)
+                future.set_exception(value)
             else:
-                request.future.set_result(value)
+                future.set_result(value)
         else:
-            pairs = by_loop.get(loop)
-            if pairs is None:
-                by_loop[loop] = pairs = []
-            pairs.append((request.future, value))
-    for loop, pairs in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_deliver, pairs, error)
-        except RuntimeError:
-            pass  # the producer's loop is closed: nobody is left to receive the result
+            group = by_loop.get(loop)
+            if group is None:
+                by_loop[loop] = group = ([], [])
+            group[0].append(future)
+            group[1].append(value)
+    for loop, (loop_futures, loop_values) in by_loop.items():
+        outboxes.send(loop, loop_futures, loop_values, error)
 
 
-def _claim(requests: list[_Request]) -> list[_Request]:
+def _complete(outboxes: _Outboxes, requests: Sequence[Request], values: Sequence[Any], *, error: bool) -> None:
+    columns = _columns(requests)
+    _send_back(outboxes, columns[FUTURE], columns[LOOP], values, error=error)
+
+
+def _claim(requests: list[Request]) -> list[Request]:
     """Move thread futures to running; drop those a producer cancelled at the last moment."""
     return [request for request in requests
-            if request.loop is not None or request.future.set_running_or_notify_cancel()]
+            if request[LOOP] is not None or request[FUTURE].set_running_or_notify_cancel()]
 
 
-def _expired_error(request: _Request, now: float) -> DeadlineExceeded:
-    return DeadlineExceeded(f"deadline passed {(now - request.deadline) * 1000:.2f} ms before dispatch "
-                            f"(the request waited {(now - request.arrival) * 1000:.2f} ms in the queue)")
+def _expired_error(request: Request, now: float) -> DeadlineExceeded:
+    return DeadlineExceeded(f"deadline passed {(now - request[DEADLINE]) * 1000:.2f} ms before dispatch "
+                            f"(the request waited {(now - request[ARRIVAL]) * 1000:.2f} ms in the queue)")
 
 
 def _check_results(results: Any, count: int) -> BatcherError | None:
@@ -324,13 +412,29 @@ class DynamicBatcher:
         self._drain = True
         self._in_flight = 0
         self._blocked = 0  # producers waiting for room (block=True); workers notify them when they pop
+        # Workers inside cond.wait(). A producer wakes one only if there is one: Condition.notify() is
+        # Python code costing about a microsecond, paid per request by thread producers even while
+        # every worker is busy in predict and nobody listens.
+        self._idle = 0
         # asyncio requests gathered during one loop iteration, per loop; only that loop's thread touches
         # its own entry (dict get/set/pop are atomic), and _flush hands them over under one lock.
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Request]] = {}
+        self._pending: dict[asyncio.AbstractEventLoop, list[Request]] = {}
         self._async_loop: asyncio.AbstractEventLoop | None = None
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
             threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
+        # When the next batch is ready, a finished batch's thread futures are completed on this thread, not
+        # the worker's: setting a concurrent.futures.Future runs its done-callbacks (the caller's code) and
+        # costs a few µs each, which would otherwise sit between one predict and the next. The worker hands
+        # them over and starts the next predict at once; the last worker to stop sends None, so nothing is
+        # left behind.
+        self._completions: queue.SimpleQueue[tuple[Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
+            queue.SimpleQueue()
+        self._live_workers = workers
+        self._outboxes = _Outboxes()
+        self._completer = threading.Thread(target=self._complete_thread_futures, name="mlplat-batcher-completer",
+                                           daemon=True)
+        self._completer.start()
         self._threads = [threading.Thread(target=self._work, name=f"mlplat-batcher-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -356,12 +460,13 @@ class DynamicBatcher:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._cond:
             now = self._clock()
-            request = _Request(item, now, self._deadline(now, deadline_ms), future, None)
+            request = (item, now, self._deadline(now, deadline_ms), future, None)
             self._admit_locked(request, block, timeout)
-            self._cond.notify()
+            if self._idle:
+                self._cond.notify()
         return future
 
-    def _admit_locked(self, request: _Request, block: bool, timeout: float | None) -> None:
+    def _admit_locked(self, request: Request, block: bool, timeout: float | None) -> None:
         if self._closed:
             raise BatcherClosed("the batcher is closed; no new requests are accepted")
         if len(self._queue.items) >= self.max_queue_size:
@@ -401,7 +506,7 @@ class DynamicBatcher:
         future = loop.create_future()
         now = self._clock()
         deadline = now + self.max_latency if deadline_ms is None else self._deadline(now, deadline_ms)
-        request = _Request(item, now, deadline, future, loop)
+        request = (item, now, deadline, future, loop)
         pending = self._pending.get(loop)
         if pending is None:
             self._pending[loop] = [request]
@@ -413,7 +518,7 @@ class DynamicBatcher:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
         requests = self._pending.pop(loop)
-        refused: list[_Request] = []
+        refused: list[Request] = []
         with self._cond:
             if self._closed:
                 refused = requests
@@ -425,12 +530,13 @@ class DynamicBatcher:
                     self._counters.rejected += len(refused)
                 self._queue.items.extend(requests)
                 self._counters.submitted += len(requests)
-                self._cond.notify()
+                if self._idle:
+                    self._cond.notify()
         if refused:
             error: BatcherError = (BatcherClosed("the batcher is closed; no new requests are accepted")
                                    if self._closed else
                                    QueueFull(f"the queue holds max_queue_size={self.max_queue_size} requests"))
-            _deliver([(r.future, error) for r in refused], True)
+            _deliver([request[FUTURE] for request in refused], [error] * len(refused), True)
 
     # ---- workers -------------------------------------------------------------------------------------
 
@@ -454,35 +560,48 @@ class DynamicBatcher:
                     if take.batch or take.expired or take.cancelled or doomed:
                         break
                     if closing:
+                        self._live_workers -= 1
+                        if not self._live_workers:
+                            self._completions.put(None)  # after every batch this worker handed over
                         return
                     timeout = None if take.wake_at is None else max(take.wake_at - now, 0.0)
                     due = take.wake_at
-                    self._cond.wait(timeout)
+                    self._idle += 1
+                    try:
+                        self._cond.wait(timeout)
+                    finally:
+                        self._idle -= 1
                 if take.batch and due is not None and now >= due:
                     # Sent because a timed wait ran out: learn how late the wake-up came, and keep that
                     # much more in hand from now on (rule 5).
                     self._queue.observe_lateness(now - due)
+                columns = _columns(take.batch)
                 if take.batch:
                     self._in_flight += len(take.batch)
-                    self._counters.queue_delay.extend([now - request.arrival for request in take.batch])
+                    self._counters.dispatched(now, columns[ARRIVAL])
                 if self._blocked:
                     self._cond.notify_all()
             # Outside the lock from here: these requests are ours alone (invariant 2).
             _claim(take.cancelled)
             if take.expired:
                 expired = _claim(take.expired)
-                _complete(expired, [_expired_error(r, now) for r in expired], error=True)
+                _complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
             if doomed:
                 doomed = _claim(doomed)
-                _complete(doomed, [BatcherClosed("the batcher closed before this request ran")] * len(doomed),
-                          error=True)
+                closed = BatcherClosed("the batcher closed before this request ran")
+                _complete(self._outboxes, doomed, [closed] * len(doomed), error=True)
             if take.batch:
-                self._run(take.batch)
+                self._run(take.batch, columns)
 
-    def _run(self, taken: list[_Request]) -> None:
-        batch = _claim(taken)
+    def _run(self, taken: list[Request], columns: list[tuple[Any, ...]]) -> None:
+        """Predict one batch and complete its futures; ``columns`` is ``_columns(taken)``."""
+        if None in columns[LOOP]:  # thread futures move to running now; a few may have been cancelled
+            batch = _claim(taken)
+            columns = _columns(batch)
+        else:
+            batch = taken  # asyncio futures only: nothing to claim (invariant 3)
         size = self._queue.padded_size(len(batch)) if batch else 0
-        items = [request.item for request in batch]
+        items = list(columns[ITEM])
         if items and size > len(items):
             items.extend([items[-1]] * (size - len(items)))
         start = self._clock()
@@ -513,17 +632,27 @@ class DynamicBatcher:
                 counters.completed += len(batch)
             else:
                 counters.failed += len(batch)
-        if error is None:
-            _complete(batch, results, error=False)
+        values = results if error is None else [error] * len(batch)
+        if None in columns[LOOP] and self._queue.next_batch_ready():
+            # The next predict can start now: the completer sets these while it runs (invariant 2).
+            self._completions.put((columns[FUTURE], columns[LOOP], values, error is not None))
         else:
-            _complete(batch, [error] * len(batch), error=True)
+            # Nothing to start (the worker would only wait), or asyncio futures only (one
+            # call_soon_threadsafe per loop): completing here saves the results a thread hop.
+            _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
+
+    def _complete_thread_futures(self) -> None:
+        while (job := self._completions.get()) is not None:
+            futures, loops, values, error = job
+            _send_back(self._outboxes, futures, loops, values, error=error)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def close(self, drain: bool = True, timeout: float | None = None) -> None:
         """Stop accepting requests; ``drain=True`` runs what is queued, ``False`` fails it with BatcherClosed.
 
-        Returns when the workers have finished (or after ``timeout`` seconds). Closing twice is harmless.
+        Returns when the workers have finished and every future they completed is set (or after ``timeout``
+        seconds for each of them). Closing twice is harmless.
         """
         with self._cond:
             if not self._closed:
@@ -533,6 +662,8 @@ class DynamicBatcher:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
+        if self._completer is not threading.current_thread():
+            self._completer.join(timeout)
         if self._async_loop is not None and not any(t.is_alive() for t in self._threads):
             self._async_loop.call_soon_threadsafe(self._async_loop.stop)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,18 +33,39 @@ def percentiles(values: Iterable[float], qs: Iterable[float] = QUANTILES) -> dic
 class ServiceTimeEstimate:
     """Predict time per batch size, learned online: an EWMA of the time and of its absolute deviation.
 
-    The estimate for a size is ``mean + 2 * deviation`` (a margin for jitter). A size never seen borrows
-    the nearest larger size seen (predict time does not fall as a batch grows), else scales the nearest
-    smaller one linearly; with nothing seen there is no estimate (``None``).
+    The estimate for a size is ``mean + 2 * deviation`` (a margin for jitter), raised to the 99th
+    percentile of that size's last 100 times once 20 are measured. A size never seen borrows the nearest
+    larger size seen (predict time does not fall as a batch grows), else scales the nearest smaller one
+    linearly; with nothing seen there is no estimate (``None``).
     """
 
     ALPHA = 0.2
+    # Predict times on a shared CPU are heavy-tailed (a descheduled thread, a GC pause): mean + 2 x
+    # deviation then sits well inside the tail, and a dispatch planned on it misses whenever a batch lands
+    # in the tail. A high quantile of recent times covers that; it waits for enough samples, because a
+    # quantile of a handful of times says nothing (and the first estimates must come from the EWMA).
+    QUANTILE = 0.99
+    RECENT = 100
+    MIN_RECENT = 20
 
     def __init__(self) -> None:
         self._mean: dict[int, float] = {}
         self._dev: dict[int, float] = {}
+        self._recent: dict[int, deque[float]] = {}  # the last RECENT times per size, oldest first
+        self._ordered: dict[int, list[float]] = {}  # the same times, sorted (kept by bisection, not re-sorted)
+        self._tail: dict[int, float] = {}  # QUANTILE of _recent, refreshed per observation (not per look)
 
     def observe(self, size: int, seconds: float) -> None:
+        recent, ordered = self._recent.get(size), self._ordered.get(size)
+        if recent is None or ordered is None:
+            self._recent[size] = recent = deque(maxlen=self.RECENT)
+            self._ordered[size] = ordered = []
+        if len(recent) == self.RECENT:
+            del ordered[bisect.bisect_left(ordered, recent[0])]  # the time about to fall out of the window
+        recent.append(seconds)
+        bisect.insort(ordered, seconds)
+        if len(ordered) >= self.MIN_RECENT:
+            self._tail[size] = ordered[math.ceil(self.QUANTILE * len(ordered)) - 1]
         mean = self._mean.get(size)
         if mean is None:
             self._mean[size], self._dev[size] = seconds, 0.0
@@ -54,7 +76,7 @@ class ServiceTimeEstimate:
 
     def estimate(self, size: int) -> float | None:
         if size in self._mean:
-            return self._mean[size] + 2.0 * self._dev[size]
+            return max(self._mean[size] + 2.0 * self._dev[size], self._tail.get(size, 0.0))
         larger = [s for s in self._mean if s > size]
         if larger:
             return self.estimate(min(larger))
@@ -79,11 +101,27 @@ class Counters:
     batches: int = 0
     padded: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
-    queue_delay: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    # Queue delays are kept per batch, as (dispatch time, arrival times), and subtracted only when stats()
+    # asks: a subtraction per request would otherwise run on the dispatch path. `held` counts the arrival
+    # times kept; whole batches are dropped once the rest still hold WINDOW of them.
+    dispatches: deque[tuple[float, Sequence[float]]] = field(default_factory=deque)
+    held: int = 0
     predict_time: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
+    def dispatched(self, now: float, arrivals: Sequence[float]) -> None:
+        """A batch left the queue at ``now``; ``arrivals`` are its requests' arrival times."""
+        self.dispatches.append((now, arrivals))
+        self.held += len(arrivals)
+        while self.held - len(self.dispatches[0][1]) >= WINDOW:
+            self.held -= len(self.dispatches.popleft()[1])
+
+    def queue_delays(self) -> list[float]:
+        """Arrival-to-dispatch times of the last WINDOW requests dispatched, oldest first."""
+        delays = [now - arrival for now, arrivals in self.dispatches for arrival in arrivals]
+        return delays[-WINDOW:]
+
     def snapshot(self, queued: int, in_flight: int) -> BatcherStats:
-        delay = percentiles(self.queue_delay)
+        delay = percentiles(self.queue_delays())
         predict = percentiles(self.predict_time)
         return BatcherStats(
             submitted=self.submitted, completed=self.completed, rejected=self.rejected, expired=self.expired,
