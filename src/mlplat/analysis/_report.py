@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 
 from mlplat.analysis._judge import CanaryResult, MetricResult
@@ -63,15 +62,13 @@ def markdown_report(result: CanaryResult, *, title: str = "Canary analysis") -> 
 
 def plot_png(result: CanaryResult) -> bytes:
     """PNG bytes: per test, the anytime-valid p-value and the confidence sequence over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    from mlplat.plots import png_bytes, pyplot
 
     tests = [(m, m.series) for m in result.metrics if m.series is not None]
     rows = max(len(tests), 1)
-    fig, axes = plt.subplots(rows, 2, figsize=(11, 2.6 * rows), squeeze=False)
+    fig, axes = pyplot().subplots(rows, 2, figsize=(11, 2.6 * rows), squeeze=False)
     for row, (m, series) in enumerate(tests):
         t0 = result.start if result.start is not None else float(series.times[0])
         minutes = (series.times - t0) / 60.0
@@ -100,7 +97,4 @@ def plot_png(result: CanaryResult) -> bytes:
             ax_ci.legend(fontsize=7)
     fig.suptitle(f"canary: {result.decision.value}", fontsize=11)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return buffer.getvalue()
+    return png_bytes(fig, dpi=90)

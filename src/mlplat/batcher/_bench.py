@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import io
 import math
 import sys
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from mlplat.batcher._load import (
 from mlplat.batcher._models import ModelSpec, ProfilePoint, TorchPredictor, profile_predict, resolve_device
 from mlplat.batcher._stats import percentiles
 from mlplat.errors import MlplatError
-from mlplat.files import atomic_write_bytes
+from mlplat.plots import pyplot, write_png
 
 __all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
 
@@ -309,13 +308,8 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
 
 def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) -> Path:
     """A PNG: latency CDF per policy; for a sweep, throughput, goodput and p99 against offered load."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = 3 if result.sweep else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
     for p in result.policies:
         if p.cdf_ms:
@@ -338,7 +332,4 @@ def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) ->
         axes[0][1].legend()
     fig.suptitle(f"{result.model} on {result.device}, X* = {result.ceiling_rps:,.0f} req/s")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue(), force=force)
+    return write_png(fig, path, force=force)

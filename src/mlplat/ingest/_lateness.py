@@ -64,16 +64,9 @@ class LatenessReport:
 
         An existing ``path`` is overwritten only with ``force``, as every mlplat output file is.
         """
-        import io
+        from mlplat.plots import pyplot, write_png
 
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from mlplat.files import atomic_write_bytes
-
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = pyplot().subplots(figsize=(7, 4))
         ax.hist(self.behind, bins=60, color="#4477aa")
         for t in self.targets:
             ax.axvline(t["bound"], color="#cc3311", linestyle="--", label=f"{t['target'] * 100:g}%: {t['bound']:g} s")
@@ -81,10 +74,7 @@ class LatenessReport:
         ax.set_ylabel("events")
         ax.set_yscale("log")
         ax.legend()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        return atomic_write_bytes(path, buffer.getvalue(), force=force)
+        return write_png(fig, path, force=force, dpi=110, tight=True)
 
 
 def analyze_lateness(source: FileSource, *, event_time: str = "event_time", ingest_time: str = "ingest_time",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from mlplat.files import atomic_write_bytes
+from mlplat.plots import pyplot, write_png
 from mlplat.rubric._model import Rubric
 from mlplat.rubric._score import RubricResult
 
@@ -85,14 +84,9 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
 
 def plot_result(result: RubricResult, path: str | Path, *, force: bool = False) -> Path:
     """A PNG with the stacked contributions per option and P(best), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     options = [r.option for r in result.ranking]
     panels = 2 if result.sensitivity.p_best is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels + 2, 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, panels, figsize=(5 * panels + 2, 4), squeeze=False)
     left = axes[0][0]
     bottom = [0.0] * len(options)
     for criterion, label in result.criteria.items():
@@ -107,7 +101,4 @@ def plot_result(result: RubricResult, path: str | Path, *, force: bool = False) 
         right.set_ylim(0, 1)
         right.set_title(f"P(best) over {result.sensitivity.draws:,} draws")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buffer.getvalue(), force=force)
+    return write_png(fig, path, force=force)

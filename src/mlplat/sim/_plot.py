@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from typing import Any
 
-from mlplat.files import atomic_write_bytes
+from mlplat.plots import pyplot, write_png
 from mlplat.sim._results import SimulationResult, SweepResult
-
-
-def _figure() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str | Path, force: bool) -> Path:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    return atomic_write_bytes(path, buffer.getvalue(), force=force)
 
 
 def plot_result(result: SimulationResult, path: str | Path, *, force: bool = False) -> Path:
     """Bar charts of p99 latency (with the SLO) and cost per month (stacked by part) per platform."""
-    plt = _figure()
+    plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [p.name for p in result.platforms]
     p99 = [p["p99"] for p in result.platforms]
@@ -47,14 +30,12 @@ def plot_result(result: SimulationResult, path: str | Path, *, force: bool = Fal
     right.set_ylabel("USD per month")
     right.legend()
     fig.suptitle(f"{result.workload} workload, mean {result.mean_rate:.3g} req/s")
-    out = _save(fig, path, force)
-    plt.close(fig)
-    return out
+    return write_png(fig, path, force=force, dpi=120, tight=True)
 
 
 def plot_sweep(sweep: SweepResult, path: str | Path, *, force: bool = False) -> Path:
     """Cost per month and p99 against the mean rate, log-log, break-even rates marked."""
-    plt = _figure()
+    plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
     for name in sweep.names:
         top.plot(sweep.rates, sweep.cost_per_month[name], marker="o", label=name)
@@ -71,6 +52,4 @@ def plot_sweep(sweep: SweepResult, path: str | Path, *, force: bool = False) -> 
     bottom.set_ylabel("p99 latency (ms)")
     bottom.set_xlabel("mean arrival rate (requests/s)")
     top.legend()
-    out = _save(fig, path, force)
-    plt.close(fig)
-    return out
+    return write_png(fig, path, force=force, dpi=120, tight=True)
