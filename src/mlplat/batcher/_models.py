@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class TorchPredictor:
         self.model = spec.build().to(self.device)
         self._autocast = dtype != "float32"
         self._torch = torch
-        self._pinned: Any = None
+        self._local = threading.local()  # one pinned staging buffer per worker thread
 
     def example_inputs(self, count: int, seed: int = 0) -> list[Any]:
         """``count`` request inputs (CPU float32 tensors), drawn from a seeded generator."""
@@ -124,11 +125,14 @@ class TorchPredictor:
         torch = self._torch
         if self.device.type != "cuda":
             return torch.stack(list(items))
-        shape = (len(items), *self.spec.input_shape())
-        if self._pinned is None or self._pinned.shape[0] < len(items):
-            self._pinned = torch.empty((max(len(items), 1), *shape[1:]), pin_memory=True)
-        host = self._pinned[: len(items)]
+        pinned = getattr(self._local, "pinned", None)
+        if pinned is None or pinned.shape[0] < len(items):
+            pinned = torch.empty((max(len(items), 1), *self.spec.input_shape()), pin_memory=True)
+            self._local.pinned = pinned
+        host = pinned[: len(items)]
         torch.stack(list(items), out=host)
+        # Safe to refill on this thread's next call: __call__ ends with a blocking copy on the same stream,
+        # so this upload has finished by then.
         return host.to(self.device, non_blocking=True)
 
     def __call__(self, items: Sequence[Any]) -> Sequence[Any]:
