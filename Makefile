@@ -58,6 +58,7 @@ bench: install
 	$(PY) benchmarks/batcher_overhead.py
 	$(PY) benchmarks/batcher_mlp.py
 	$(PY) benchmarks/batcher_vs_ray.py
+	$(PY) benchmarks/bench_gpu.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
