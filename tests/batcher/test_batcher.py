@@ -234,6 +234,73 @@ def test_asyncio_queue_full() -> None:
     assert all(isinstance(r, QueueFull) for r in results[3:])
 
 
+def test_asyncio_block_waits_for_room() -> None:
+    """infer(block=True) on a full queue waits, without blocking the loop, and gets in when a worker pops."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=1) as batcher:
+        _busy(gate, batcher)
+        queued = batcher.submit("queued")
+
+        async def main() -> list[Any]:
+            waiting = batcher.infer("waited", block=True)
+            ticks = 0
+            while ticks < 20:  # the loop keeps running while the request waits for room
+                await asyncio.sleep(0)
+                ticks += 1
+            assert not waiting.done()
+            gate.release.set()
+            return [await waiting, ticks]
+
+        assert asyncio.run(main()) == ["waited", 20]
+        assert queued.result(WAIT) == "queued"
+    stats = batcher.stats()
+    assert (stats.submitted, stats.completed, stats.rejected) == (3, 3, 0)
+
+
+def test_asyncio_block_times_out_with_queue_full() -> None:
+    """infer(block=True, timeout=...) raises QueueFull when no room comes in time; it counts as rejected."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=1) as batcher:
+        _busy(gate, batcher)
+        batcher.submit("queued")
+
+        async def main() -> None:
+            with pytest.raises(QueueFull, match=r"max_queue_size=1 requests for the whole timeout \(0.01 s\)"):
+                await batcher.infer("late", block=True, timeout=0.01)
+
+        asyncio.run(main())
+        assert batcher.stats().rejected == 1
+        gate.release.set()
+
+
+def test_asyncio_block_hears_close_and_cancel() -> None:
+    """A request waiting for room gets BatcherClosed on close; a cancelled one never enters the queue."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=1)
+    _busy(gate, batcher)
+    batcher.submit("queued")
+
+    async def main() -> BaseException | None:
+        cancelled = batcher.infer("cancelled", block=True)
+        closed = batcher.infer("closed", block=True)
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        closer = asyncio.get_running_loop().run_in_executor(None, lambda: batcher.close(drain=False))
+        error = None
+        try:
+            await closed
+        except BatcherClosed as exc:
+            error = exc
+        gate.release.set()
+        await closer
+        assert cancelled.cancelled()
+        return error
+
+    assert isinstance(asyncio.run(main()), BatcherClosed)
+    assert batcher.stats().submitted == 2  # the busy request and the queued one; neither waiter got in
+
+
 def test_cancel_before_dispatch_removes_the_request() -> None:
     """A thread future cancelled before dispatch never reaches predict."""
     gate = Gate()

@@ -7,7 +7,8 @@ Invariants (why there is no race and why every future is completed exactly once)
 2. A request leaves the deque exactly once, under the lock, by one of: dispatch, expiry, cancellation
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
    outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
-   producer call that refused it. A worker that ran a batch holding thread futures hands the batch's
+   producer call that refused it; for ``infer(block=True)`` that is the task the caller awaits, which
+   raises, and the request's own future, never seen by anyone, is left pending. A worker that ran a batch holding thread futures hands the batch's
    futures and values to the completer thread (a queue put: from then on only the completer touches them).
 3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
    that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
@@ -19,6 +20,10 @@ Invariants (why there is no race and why every future is completed exactly once)
    after it returns with the lock re-acquired). ``Condition.wait`` registers its waiter before it releases
    the lock, so a producer that appends under the lock and sees ``_idle == 0`` knows every worker will
    look at the queue before it next waits: skipping ``notify()`` then loses no wake-up.
+6. An ``infer(block=True)`` caller finds the queue full and registers its room future in
+   ``_room_waiters`` under the same lock hold; a worker takes that list under the lock whenever it
+   removes requests, and ``close`` takes it after marking the batcher closed, so no room or close
+   is missed.
 """
 
 from __future__ import annotations
@@ -285,6 +290,20 @@ def _expired_error(request: Request, now: float) -> DeadlineExceeded:
                             f"(the request waited {(now - request[ARRIVAL]) * 1000:.2f} ms in the queue)")
 
 
+def _set_none(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _wake(waiters: Sequence[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+    """Tell ``infer(block=True)`` callers to look for room again, each on its own loop."""
+    for loop, future in waiters:
+        try:
+            loop.call_soon_threadsafe(_set_none, future)
+        except RuntimeError:
+            pass  # that loop is closed: nobody is waiting any more
+
+
 def _check_results(results: Any, count: int) -> BatcherError | None:
     """None when ``results`` holds one result per item, else the error every request of the batch gets."""
     try:
@@ -412,6 +431,9 @@ class DynamicBatcher:
         self._drain = True
         self._in_flight = 0
         self._blocked = 0  # producers waiting for room (block=True); workers notify them when they pop
+        # Event-loop producers waiting for room (infer(block=True)): one future per waiting request on its
+        # own loop. A worker that pops, or close(), takes the list under the lock and wakes each future.
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         # Workers inside cond.wait(). A producer wakes one only if there is one: Condition.notify() is
         # Python code costing about a microsecond, paid per request by thread producers even while
         # every worker is busy in predict and nobody listens.
@@ -492,13 +514,15 @@ class DynamicBatcher:
         """Submit ``item`` and wait for its result (raises what the future holds)."""
         return self.submit(item, deadline_ms=deadline_ms).result(timeout)
 
-    def infer(self, item: Any, *, deadline_ms: float | None = None) -> asyncio.Future[Any]:
+    def infer(self, item: Any, *, deadline_ms: float | None = None, block: bool = False,
+              timeout: float | None = None) -> asyncio.Future[Any]:
         """Queue ``item`` from a running event loop: ``result = await batcher.infer(item)``.
 
         Requests made during one iteration of the loop reach the queue together (one lock, one wake-up),
         and results come back to the loop once per batch, which is what keeps the overhead per request
-        to a few microseconds. A full queue fails the future with :class:`~mlplat.errors.QueueFull`;
-        cancelling the awaiting task before dispatch removes the request.
+        to a few microseconds. A full queue fails the future with :class:`~mlplat.errors.QueueFull`, or
+        with ``block=True`` the request waits up to ``timeout`` seconds (forever when ``None``) for room
+        without blocking the loop. Cancelling the awaiting task before dispatch removes the request.
         """
         loop = asyncio.get_running_loop()
         if self._closed:
@@ -507,6 +531,8 @@ class DynamicBatcher:
         now = self._clock()
         deadline = now + self.max_latency if deadline_ms is None else self._deadline(now, deadline_ms)
         request = (item, now, deadline, future, loop)
+        if block:
+            return loop.create_task(self._infer_when_room(request, loop, timeout))
         pending = self._pending.get(loop)
         if pending is None:
             self._pending[loop] = [request]
@@ -514,6 +540,41 @@ class DynamicBatcher:
         else:
             pending.append(request)
         return future
+
+    async def _infer_when_room(self, request: Request, loop: asyncio.AbstractEventLoop,
+                               timeout: float | None) -> Any:
+        """``infer(block=True)``: admit ``request`` when the queue has room, then await its result.
+
+        The rare path, taken only by callers who asked to wait: the request goes in under the lock on its
+        own, not through the per-iteration hand-over, and its deadline counts from the call.
+        """
+        end = None if timeout is None else loop.time() + timeout
+        while True:
+            with self._cond:
+                if self._closed:
+                    raise BatcherClosed("the batcher is closed; no new requests are accepted")
+                if len(self._queue.items) < self.max_queue_size:
+                    self._queue.items.append(request)
+                    self._counters.submitted += 1
+                    if self._idle:
+                        self._cond.notify()
+                    break
+                remaining = None if end is None else end - loop.time()
+                if remaining is not None and remaining <= 0:
+                    self._counters.rejected += 1
+                    raise QueueFull(f"the queue held max_queue_size={self.max_queue_size} requests for the "
+                                    f"whole timeout ({timeout} s)")
+                room: asyncio.Future[None] = loop.create_future()
+                self._room_waiters.append((loop, room))
+            try:
+                await asyncio.wait_for(room, remaining)
+            except TimeoutError:
+                pass  # the next pass finds the time spent and raises QueueFull, unless there is room now
+        return await request[FUTURE]
+
+    def _wake_room_waiters_locked(self) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]:
+        waiters, self._room_waiters = self._room_waiters, []
+        return waiters
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
@@ -581,7 +642,9 @@ class DynamicBatcher:
                     self._counters.dispatched(now, columns[ARRIVAL])
                 if self._blocked:
                     self._cond.notify_all()
+                waiters = self._wake_room_waiters_locked() if self._room_waiters else []
             # Outside the lock from here: these requests are ours alone (invariant 2).
+            _wake(waiters)
             _claim(take.cancelled)
             if take.expired:
                 expired = _claim(take.expired)
@@ -659,6 +722,8 @@ class DynamicBatcher:
                 self._closed = True
                 self._drain = drain
             self._cond.notify_all()
+            waiters = self._wake_room_waiters_locked()
+        _wake(waiters)  # waiting infer(block=True) callers see the batcher closed and raise BatcherClosed
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
