@@ -8,8 +8,9 @@ Invariants (why there is no race and why every future is completed exactly once)
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
    outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
    producer call that refused it; for ``infer(block=True)`` that is the task the caller awaits, which
-   raises, and the request's own future, never seen by anyone, is left pending. A worker that ran a batch holding thread futures hands the batch's
-   futures and values to the completer thread (a queue put: from then on only the completer touches them).
+   raises, and the request's own future, never seen by anyone, is left pending. A worker that ran a
+   batch holding thread futures hands the batch's futures and values to the completer thread (a queue
+   put: from then on only the completer touches them).
 3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
    that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
    An asyncio future is completed only on its own loop (``call_soon_threadsafe``) and only if not yet done
