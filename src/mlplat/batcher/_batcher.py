@@ -645,7 +645,8 @@ class DynamicBatcher:
                     self._cond.notify_all()
                 waiters = self._wake_room_waiters_locked() if self._room_waiters else []
             # Outside the lock from here: these requests are ours alone (invariant 2).
-            _wake(waiters)
+            if waiters:
+                _wake(waiters)
             _claim(take.cancelled)
             if take.expired:
                 expired = _claim(take.expired)
