@@ -73,6 +73,12 @@ def run_ray(harness: str, requests: int, outstanding: int, batch: int) -> float 
     return asyncio.run(main())
 
 
+def _row(harness: str, batcher: str, rates: list[float]) -> tuple[str, ...]:
+    """Best and median requests/s of the runs, and the time per request each stands for."""
+    best, median = max(rates), statistics.median(rates)
+    return (harness, batcher, f"{best:,.0f}", f"{median:,.0f}", f"{1e6 / best:.2f}", f"{1e6 / median:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200_000)
@@ -90,12 +96,9 @@ def main() -> None:
             ray = run_ray(harness, ray_requests, args.outstanding, args.batch)
             if ray is not None:
                 theirs.append(ray)
-        rows.append((harness, "mlplat DynamicBatcher (eager)", f"{max(ours):,.0f}", f"{statistics.median(ours):,.0f}",
-                     f"{1e6 / max(ours):.2f}", f"{1e6 / statistics.median(ours):.2f}"))
+        rows.append(_row(harness, "mlplat DynamicBatcher (eager)", ours))
         if theirs:
-            rows.append((harness, "ray.serve.batch (standalone)", f"{max(theirs):,.0f}",
-                         f"{statistics.median(theirs):,.0f}", f"{1e6 / max(theirs):.2f}",
-                         f"{1e6 / statistics.median(theirs):.2f}"))
+            rows.append(_row(harness, "ray.serve.batch (standalone)", theirs))
             ratios.append(f"{harness} {statistics.median(ours) / statistics.median(theirs):.1f}x")
     ratio = ", ".join(ratios) if ratios else "n/a (ray not installed)"
     body = (f"Predict returns its input; {args.outstanding} requests in flight on one event loop; max batch "

@@ -17,6 +17,7 @@ Run: `python benchmarks/bench_gpu.py`; writes the "bench_gpu" section of docs/be
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 from collections.abc import Sequence
 
@@ -28,8 +29,8 @@ MLP = ModelSpec()
 TRANSFORMER = ModelSpec(kind="transformer", width=1024, hidden=4096, layers=6, seq_len=64)
 
 
-def _policy_rows(result: BenchResult, label: str, points: Sequence[PolicyResult]) -> list[tuple[object, ...]]:
-    rows = []
+def _policy_rows(label: str, points: Sequence[PolicyResult]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     for p in points:
         lag = "-" if p.generator_lag_p99_ms is None else f"{p.generator_lag_p99_ms:.1f}"
         p99 = p.latency_ms["p99"]
@@ -53,6 +54,10 @@ def _ratio_line(result: BenchResult, label: str) -> str:
     return f"{label}: best goodput against the window baseline: " + (", ".join(parts) or "window served nothing")
 
 
+def _progress(label: str, message: str) -> None:
+    print(f"{label}: {message}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per run")
@@ -63,20 +68,19 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("bench_gpu: no CUDA GPU here; nothing measured, docs/benchmarks.md left as is")
         return
-    common = {"device": "cuda", "duration": args.duration, "warmup": 1.0}
+    on_gpu = functools.partial(BenchConfig, device="cuda", duration=args.duration, warmup=1.0)
+    transformer_sweep = functools.partial(on_gpu, model=TRANSFORMER, max_batch=64, max_latency_ms=20.0, slo_ms=50.0,
+                                          mode="sweep")
     runs = [
-        ("MLP, float32, Poisson", BenchConfig(model=MLP, rate=args.mlp_rate, **common)),  # type: ignore[arg-type]
-        ("transformer, float32, sweep", BenchConfig(model=TRANSFORMER, max_batch=64, max_latency_ms=20.0,
-                                                    slo_ms=50.0, mode="sweep", **common)),  # type: ignore[arg-type]
-        ("transformer, bfloat16, sweep", BenchConfig(model=TRANSFORMER, dtype="bfloat16", max_batch=64,
-                                                     max_latency_ms=20.0, slo_ms=50.0, mode="sweep",
-                                                     **common)),  # type: ignore[arg-type]
+        ("MLP, float32, Poisson", on_gpu(model=MLP, rate=args.mlp_rate)),
+        ("transformer, float32, sweep", transformer_sweep()),
+        ("transformer, bfloat16, sweep", transformer_sweep(dtype="bfloat16")),
     ]
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[str, ...]] = []
     notes: list[str] = []
     for label, config in runs:
-        result = run_bench(config, progress=lambda message, label=label: print(f"{label}: {message}", flush=True))
-        rows += _policy_rows(result, label, result.policies)
+        result = run_bench(config, progress=functools.partial(_progress, label))
+        rows += _policy_rows(label, result.policies)
         notes.append(f"- {_profile_line(result)}")
         if config.mode == "sweep":
             notes.append(f"- {_ratio_line(result, label)}.")
