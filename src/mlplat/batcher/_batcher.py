@@ -291,20 +291,6 @@ def _expired_error(request: Request, now: float) -> DeadlineExceeded:
                             f"(the request waited {(now - request[ARRIVAL]) * 1000:.2f} ms in the queue)")
 
 
-def _set_none(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _wake(waiters: Sequence[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
-    """Tell ``infer(block=True)`` callers to look for room again, each on its own loop."""
-    for loop, future in waiters:
-        try:
-            loop.call_soon_threadsafe(_set_none, future)
-        except RuntimeError:
-            pass  # that loop is closed: nobody is waiting any more
-
-
 def _check_results(results: Any, count: int) -> BatcherError | None:
     """None when ``results`` holds one result per item, else the error every request of the batch gets."""
     try:
@@ -573,9 +559,14 @@ class DynamicBatcher:
                 pass  # the next pass finds the time spent and raises QueueFull, unless there is room now
         return await request[FUTURE]
 
-    def _wake_room_waiters_locked(self) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]:
+    def _take_room_waiters_locked(self) -> list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]:
         waiters, self._room_waiters = self._room_waiters, []
         return waiters
+
+    def _wake_room_waiters(self, waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
+        """Tell ``infer(block=True)`` callers to look for room again: the results' path, one hop per loop."""
+        loops, futures = zip(*waiters, strict=True)
+        _send_back(self._outboxes, futures, loops, [None] * len(futures), error=False)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
@@ -643,10 +634,10 @@ class DynamicBatcher:
                     self._counters.dispatched(now, columns[ARRIVAL])
                 if self._blocked:
                     self._cond.notify_all()
-                waiters = self._wake_room_waiters_locked() if self._room_waiters else []
+                waiters = self._take_room_waiters_locked() if self._room_waiters else []
             # Outside the lock from here: these requests are ours alone (invariant 2).
             if waiters:
-                _wake(waiters)
+                self._wake_room_waiters(waiters)
             _claim(take.cancelled)
             if take.expired:
                 expired = _claim(take.expired)
@@ -724,8 +715,9 @@ class DynamicBatcher:
                 self._closed = True
                 self._drain = drain
             self._cond.notify_all()
-            waiters = self._wake_room_waiters_locked()
-        _wake(waiters)  # waiting infer(block=True) callers see the batcher closed and raise BatcherClosed
+            waiters = self._take_room_waiters_locked()
+        if waiters:  # waiting infer(block=True) callers look again, see the batcher closed: BatcherClosed
+            self._wake_room_waiters(waiters)
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
