@@ -27,8 +27,8 @@ from _report import table, write_section
 from batcher_common import mlp_predictor
 
 from mlplat.batcher import BenchConfig, ModelSpec, PolicyResult, profile_predict
-from mlplat.batcher._bench import run_policy, summarize
-from mlplat.batcher._load import OK, Meter, Trace, make_server, open_loop
+from mlplat.batcher._bench import _run_policy, run_policy
+from mlplat.batcher._load import OK, Trace
 
 
 class Recorder:
@@ -98,17 +98,7 @@ def run_poisson(policy: str, predictor: Any, inputs: list[Any], config: BenchCon
                 profile_s: Callable[[int], float]) -> tuple[PolicyResult, Counter[str]]:
     """One open-loop run like ``mlplat bench --rate``, keeping the trace to give each miss a cause."""
     recorder = Recorder(predictor)
-    meter = Meter(recorder)
-    server = make_server(policy, meter, max_batch_size=config.max_batch, max_latency_ms=config.max_latency_ms)
-    started = time.perf_counter()
-    try:
-        trace = open_loop(server, inputs, rate=rate, duration=config.duration, warmup=config.warmup,
-                          rng=np.random.default_rng(seed), drain_timeout=max(0.5, 4 * config.slo_ms / 1000.0))
-    finally:
-        server.close(drain=False)
-    result = summarize(policy, trace, meter, offered=rate, concurrency=None, max_batch=config.max_batch,
-                       max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
-                       elapsed=time.perf_counter() - started)
+    result, trace = _run_policy(policy, recorder, inputs, config, rate=rate, rng=np.random.default_rng(seed))
     return result, miss_causes(trace, recorder.calls, profile_s, config.max_latency_ms / 1000.0)
 
 

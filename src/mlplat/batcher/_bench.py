@@ -207,6 +207,12 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
 def run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequence[Any], config: BenchConfig,
                *, rate: float | None, rng: np.random.Generator) -> PolicyResult:
     """Drive one policy with open-loop Poisson load at ``rate``, or closed-loop load when ``rate`` is None."""
+    return _run_policy(policy, predict, inputs, config, rate=rate, rng=rng)[0]
+
+
+def _run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequence[Any], config: BenchConfig,
+                *, rate: float | None, rng: np.random.Generator) -> tuple[PolicyResult, Trace]:
+    """`run_policy`, also returning the run's trace (benchmarks/batcher_mlp.py gives each miss a cause from it)."""
     import time
 
     meter = Meter(predict)
@@ -224,9 +230,10 @@ def run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequenc
     finally:
         server.close(drain=False)
     elapsed = time.perf_counter() - started
-    return summarize(policy, trace, meter, offered=rate, concurrency=None if rate is not None else config.concurrency,
-                     max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
-                     elapsed=elapsed)
+    result = summarize(policy, trace, meter, offered=rate,
+                       concurrency=None if rate is not None else config.concurrency, max_batch=config.max_batch,
+                       max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms, elapsed=elapsed)
+    return result, trace
 
 
 def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda message: None) -> BenchResult:
