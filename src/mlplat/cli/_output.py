@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 import typer
@@ -51,8 +51,7 @@ class Output:
         """Output for the running command; a command's own ``--json`` adds to the global one."""
         settings = _settings(ctx)
         if json and not settings.json:
-            settings = Settings(json=True, quiet=settings.quiet, verbose=settings.verbose,
-                                no_color=settings.no_color)
+            settings = replace(settings, json=True)
         return cls(settings)
 
     def result(self, obj: Any) -> None:

@@ -12,12 +12,11 @@ import traceback
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from mlplat.cli import bench, canary, doctor, ingest, rubric, sim
-from mlplat.cli._output import Settings
+from mlplat.cli._output import Output, Settings
 from mlplat.errors import MlplatError
 
 __all__ = ["ExitCode", "MlplatGroup", "app", "main"]
@@ -43,29 +42,22 @@ class MlplatGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
         except MlplatError as exc:
-            _stderr(ctx).print(f"[red]error:[/red] {escape(str(exc))}")
-            if _settings(ctx).verbose:
-                _stderr(ctx).print(escape(traceback.format_exc()))
+            out = Output.from_ctx(ctx)
+            out.err.print(f"[red]error:[/red] {escape(str(exc))}")
+            if out.settings.verbose:
+                out.err.print(escape(traceback.format_exc()))
             raise typer.Exit(ExitCode.BAD_INPUT) from exc
         except KeyboardInterrupt:
             raise typer.Abort() from None
         except Exception as exc:
+            out = Output.from_ctx(ctx)
             message = f"internal error: {type(exc).__name__}: {exc}"
-            if _settings(ctx).verbose:
-                _stderr(ctx).print(escape(traceback.format_exc()))
+            if out.settings.verbose:
+                out.err.print(escape(traceback.format_exc()))
             else:
                 message += " (run with --verbose for the traceback, and please report it)"
-            _stderr(ctx).print(f"[red]{escape(message)}[/red]")
+            out.err.print(f"[red]{escape(message)}[/red]")
             raise typer.Exit(ExitCode.INTERNAL) from exc
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, Settings) else Settings()
-
-
-def _stderr(ctx: typer.Context) -> Console:
-    return Console(stderr=True, no_color=_settings(ctx).no_color, highlight=False, soft_wrap=True)
 
 
 def _version_callback(value: bool) -> None:
