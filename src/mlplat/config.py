@@ -93,7 +93,7 @@ def _locate(doc: YamlDocument, path: KeyPath, message: str, *, key: bool = False
     # Show the path as the user wrote it: drop parts that are not in the file (a union's tag), but keep
     # the last part, which names the missing or unknown key.
     shown = list(doc.document_path(path))
-    if path and (not shown or shown[-1] != path[-1] or len(shown) < len(path)) and path[-1] not in shown[-1:]:
+    if path and path[-1] not in shown[-1:]:
         shown.append(path[-1])
     label = f" {format_path(shown)}:" if shown else ""
     return f"{where}:{label} {message}"
@@ -287,9 +287,7 @@ def load_config(path: str | Path, model: type[M]) -> M:
     >>> load_config(p, Demo).alpha
     0.05
     """
-    path = Path(path)
-    doc = parse_yaml(_read_text(path), source=str(path))
-    return validate_document(doc, model)
+    return validate_document(load_document(path), model)
 
 
 def load_document(path: str | Path) -> YamlDocument:
