@@ -14,7 +14,6 @@ Run: `python benchmarks/batcher_mlp.py`; writes the "batcher_mlp" section of doc
 from __future__ import annotations
 
 import argparse
-import gc
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from _report import table, write_section
 from batcher_common import mlp_predictor
 
 from mlplat.batcher import BenchConfig, ModelSpec, PolicyResult, profile_predict
-from mlplat.batcher._bench import _run_policy, run_policy
+from mlplat.batcher._bench import _run_policy, measurement_runtime, run_policy
 from mlplat.batcher._load import OK, Trace
 
 
@@ -159,18 +158,17 @@ def main() -> None:
         return float(np.interp(size, sizes, ms)) / 1000.0
 
     # As mlplat bench does after its warm-up: the model, weights and inputs live for the whole run, so
-    # freezing takes them out of the cyclic collector's generations (shorter GC pauses in the tail).
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(0.0005)  # as mlplat bench does: GIL hand-offs in 0.5 ms, not 5 ms
-    config = BenchConfig(model=ModelSpec(width=512, hidden=2048), device="cpu", max_batch=32,
-                         max_latency_ms=10.0, mode="concurrency", concurrency=args.concurrency,
-                         duration=args.duration, warmup=1.0, slo_ms=25.0)
-    rows = []
-    rate = 0.4 * ceiling
-    for repeat in range(1, args.repeats + 1):
-        rows += _round(repeat, predictor, inputs, config, (ceiling, busy_ceiling), rate, args.concurrency,
-                       profile_s)
+    # freezing takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
+    # GIL hand-offs come every 0.5 ms, not 5 ms.
+    with measurement_runtime():
+        config = BenchConfig(model=ModelSpec(width=512, hidden=2048), device="cpu", max_batch=32,
+                             max_latency_ms=10.0, mode="concurrency", concurrency=args.concurrency,
+                             duration=args.duration, warmup=1.0, slo_ms=25.0)
+        rows = []
+        rate = 0.4 * ceiling
+        for repeat in range(1, args.repeats + 1):
+            rows += _round(repeat, predictor, inputs, config, (ceiling, busy_ceiling), rate, args.concurrency,
+                           profile_s)
     curve = ", ".join(f"S({p.batch}) = {p.ms:.2f} ms" for p in profile)
     body = (f"MLP 512-2048-512, float32, one torch thread, max batch 32, max latency 10 ms, {args.duration:g} s "
             f"measured per run after 1 s of warm-up, "

@@ -10,15 +10,14 @@ Run: `python benchmarks/batcher_vs_ray.py`; writes the "batcher_vs_ray" section 
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import sys
 from typing import Any
 
 from _report import table, write_section
 from batcher_common import Call, mlp_predictor, poisson, ray_batch, summary
 
 from mlplat.batcher import DynamicBatcher
+from mlplat.batcher._bench import measurement_runtime
 
 
 def main() -> None:
@@ -32,12 +31,6 @@ def main() -> None:
     predictor, inputs = mlp_predictor()
     for _ in range(5):
         predictor(inputs[:32])  # warm-up
-    # The same for both peers, after the warm-up as mlplat bench does: freezing the model, weights and
-    # inputs takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
-    # GIL hand-offs come every 0.5 ms, not 5 ms.
-    gc.collect()
-    gc.freeze()
-    sys.setswitchinterval(0.0005)
 
     def ray_call() -> Call:
         call = ray_batch(predictor, max_batch_size=32, wait_s=0.010)
@@ -50,23 +43,27 @@ def main() -> None:
         return (name, f"{rate:,.0f}", f"{med['goodput']:,.0f}", f"{med['within_slo']:.1%}", f"{med['p50']:.1f}",
                 f"{med['p99']:.1f}")
 
-    rows, ratios = [], []
-    for rate in [float(r) for r in args.rates.split(",")]:
-        results: dict[str, list[dict[str, float]]] = {"mlplat": [], "ray": []}
-        for repeat in range(args.repeats):
-            with DynamicBatcher(predictor, max_batch_size=32, max_latency_ms=10.0, policy="deadline") as batcher:
-                # Warm-up at the same rate: the deadline policy learns S(b) online.
-                poisson(lambda b=batcher: b.infer, inputs, rate=rate, duration=1.0, seed=99)
-                latency = poisson(lambda b=batcher: b.infer, inputs, rate=rate, duration=args.duration,
-                                  seed=repeat)
-            results["mlplat"].append(summary(latency, args.duration, args.slo_ms))
-            latency = poisson(ray_call, inputs, rate=rate, duration=args.duration, seed=repeat)
-            results["ray"].append(summary(latency, args.duration, args.slo_ms))
-        rows += [row("mlplat DynamicBatcher (deadline)", results["mlplat"]),
-                 row("ray.serve.batch (standalone)", results["ray"])]
-        ours = statistics.median(r["goodput"] for r in results["mlplat"])
-        theirs = statistics.median(r["goodput"] for r in results["ray"])
-        ratios.append(f"{ours / theirs:.2f}x at {rate:,.0f} req/s" if theirs else f"inf at {rate:,.0f} req/s")
+    # The same for both peers, after the warm-up as mlplat bench does: freezing the model, weights and
+    # inputs takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
+    # GIL hand-offs come every 0.5 ms, not 5 ms.
+    with measurement_runtime():
+        rows, ratios = [], []
+        for rate in [float(r) for r in args.rates.split(",")]:
+            results: dict[str, list[dict[str, float]]] = {"mlplat": [], "ray": []}
+            for repeat in range(args.repeats):
+                with DynamicBatcher(predictor, max_batch_size=32, max_latency_ms=10.0, policy="deadline") as batcher:
+                    # Warm-up at the same rate: the deadline policy learns S(b) online.
+                    poisson(lambda b=batcher: b.infer, inputs, rate=rate, duration=1.0, seed=99)
+                    latency = poisson(lambda b=batcher: b.infer, inputs, rate=rate, duration=args.duration,
+                                      seed=repeat)
+                results["mlplat"].append(summary(latency, args.duration, args.slo_ms))
+                latency = poisson(ray_call, inputs, rate=rate, duration=args.duration, seed=repeat)
+                results["ray"].append(summary(latency, args.duration, args.slo_ms))
+            rows += [row("mlplat DynamicBatcher (deadline)", results["mlplat"]),
+                     row("ray.serve.batch (standalone)", results["ray"])]
+            ours = statistics.median(r["goodput"] for r in results["mlplat"])
+            theirs = statistics.median(r["goodput"] for r in results["ray"])
+            ratios.append(f"{ours / theirs:.2f}x at {rate:,.0f} req/s" if theirs else f"inf at {rate:,.0f} req/s")
     body = (f"MLP 512-2048-512, CPU, one torch thread; Poisson arrivals for {args.duration:g} s; "
             f"SLO {args.slo_ms:g} ms; medians of {args.repeats} alternating runs per rate.\n\n"
             + table(["batcher", "offered req/s", "goodput req/s", "answered within SLO", "p50 ms", "p99 ms"], rows)

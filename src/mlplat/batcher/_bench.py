@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -204,6 +205,26 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     )
 
 
+@contextmanager
+def measurement_runtime() -> Iterator[None]:
+    """Collect and freeze the objects built so far and switch the GIL every 0.5 ms; both restored on exit."""
+    # Everything built so far (the model, its weights, the inputs) lives for the whole run. Freezing moves
+    # it out of the cyclic garbage collector's generations, so collections during the measurement do
+    # not walk it: fewer and shorter GC pauses, which would otherwise show up as tail latency.
+    gc.collect()
+    gc.freeze()
+    # The generator, the batcher's worker and the completions are Python threads sharing the GIL. With
+    # the default 5 ms switch interval a thread that wants the GIL can wait 5 ms, which would show up as
+    # load-generator lag and latency for every policy alike; 0.5 ms keeps the harness out of the numbers.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(switch)
+        gc.unfreeze()
+
+
 def run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequence[Any], config: BenchConfig,
                *, rate: float | None, rng: np.random.Generator) -> PolicyResult:
     """Drive one policy with open-loop Poisson load at ``rate``, or closed-loop load when ``rate`` is None."""
@@ -275,17 +296,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
     elif rates[0] is not None and rates[0] > capacity:
         raise MlplatError(f"--rate {rates[0]:,.0f} req/s is above what the load generator can schedule on this "
                           f"machine (about {capacity:,.0f} req/s); lower the rate")
-    # Everything built so far (the model, its weights, the inputs) lives for the whole run. Freezing moves
-    # it out of the cyclic garbage collector's generations, so collections during the measurement do
-    # not walk it: fewer and shorter GC pauses, which would otherwise show up as tail latency.
-    gc.collect()
-    gc.freeze()
-    # The generator, the batcher's worker and the completions are Python threads sharing the GIL. With
-    # the default 5 ms switch interval a thread that wants the GIL can wait 5 ms, which would show up as
-    # load-generator lag and latency for every policy alike; 0.5 ms keeps the harness out of the numbers.
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
-    try:
+    with measurement_runtime():
         results: list[PolicyResult] = []
         for rate in rates:
             for policy in config.policies:
@@ -293,9 +304,6 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
                 progress(f"{policy} at {label}")
                 rng = np.random.default_rng([config.seed, int(rate or 0)])  # same arrivals for every policy
                 results.append(run_policy(policy, predictor, inputs, config, rate=rate, rng=rng))
-    finally:
-        sys.setswitchinterval(switch)
-        gc.unfreeze()
     if config.mode == "sweep":
         chosen = tuple(max((r for r in results if r.policy == policy), key=lambda r: r.goodput_rps)
                        for policy in config.policies)
