@@ -19,20 +19,16 @@ import argparse
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from _report import table, write_section
-from batcher_common import ray_batch
+from batcher_common import Call, ray_batch
 
 from mlplat.batcher import DynamicBatcher
 
 
 def identity(items: list[Any]) -> list[Any]:
     return items
-
-
-Call = Callable[[Any], Awaitable[Any]]
 
 
 async def _clients(call: Call, requests: int, outstanding: int) -> float:
