@@ -90,11 +90,8 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
         risks.append(f"Weak on **{criterion.label}**: normalised {value:.2f} of 1, weight "
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
     if option == result.decision.winner:
-        near = sorted((c for c in result.sensitivity.crossovers if c.winner_changes_at is not None),
-                      key=lambda c: c.distance)
-        for c in near[:2]:
-            verb = "rises above" if c.direction == "above" else "falls below"
-            risks.append(f"If the **{result.criteria[c.criterion]}** weight {verb} {c.winner_changes_at:.2f} "
+        for c in result.sensitivity.changing_crossovers()[:2]:
+            risks.append(f"If the **{result.criteria[c.criterion]}** weight {c.verb} {c.winner_changes_at:.2f} "
                          f"(now {c.weight:.2f}), {c.new_winner} wins instead.")
     else:
         risks.append(f"{option} is not the rubric's winner ({result.decision.winner} is); the pilot must "

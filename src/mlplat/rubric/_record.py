@@ -76,7 +76,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
     out += ["", "## What would change it", ""]
     changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {c.winner_changes_at:.2f} "
                f"(now {c.weight:.2f}): {c.new_winner} wins."
-               for c in sorted(s.crossovers, key=lambda c: c.distance) if c.winner_changes_at is not None]
+               for c in s.changing_crossovers()]
     out += changes or ["- No single weight change makes another option win."]
     out += [f"- Warning: {w}" for w in result.warnings]
     return "\n".join(out) + "\n"

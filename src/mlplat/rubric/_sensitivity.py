@@ -41,6 +41,13 @@ class Crossover:
     def distance(self) -> float:
         return abs(self.winner_changes_at - self.weight) if self.winner_changes_at is not None else float("inf")
 
+    @property
+    def verb(self) -> str | None:
+        """How the weight must move to change the winner: "rises above" or "falls below"; None if nothing does."""
+        if self.direction is None:
+            return None
+        return "rises above" if self.direction == "above" else "falls below"
+
     def to_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "weight": self.weight, "winner_changes_at": self.winner_changes_at,
                 "new_winner": self.new_winner, "direction": self.direction}
