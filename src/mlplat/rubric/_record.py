@@ -69,7 +69,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
                 f"{' > '.join(r.after)}." for r in s.rank_reversals]
     else:
         out.append("Rank-reversal check: removing any one option leaves the order of the others unchanged.")
-    winner = next(o for o in rubric.options if o.id == result.decision.winner)
+    winner = rubric.option(result.decision.winner)
     out += ["", "## Decision", "", f"**{winner.label}**, by {result.decision.margin:.4f} over "
             f"{result.decision.runner_up}. {result.decision.sentence}.", "", "## Consequences", ""]
     out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
