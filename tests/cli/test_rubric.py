@@ -246,6 +246,15 @@ def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     assert runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args]).exit_code == ExitCode.USAGE
 
 
+@pytest.mark.parametrize(("args", "message"), [(["--method", "ahp"], "must be wsm or topsis, got 'ahp'"),
+                                               (["--normalization", "l2"], "must be minmax, vector, sum or max, got")])
+def test_usage_errors_list_the_choices(runner: CliRunner, args: list[str], message: str) -> None:
+    """A bad --method or --normalization names every allowed value."""
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args])
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+
+
 def test_missing_file_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     """A missing rubric file is bad input."""
     result = runner.invoke(app, ["rubric", "score", str(tmp_path / "none.yaml")])

@@ -29,6 +29,13 @@ def test_base_is_valid(write_rubric: Callable[..., Path]) -> None:
     assert rubric.criterion_ids == ["cost", "speed", "fit"]
 
 
+def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
+    """Rubric.option and Rubric.criterion return the entry with that id."""
+    rubric = load_rubric(write_rubric())
+    assert rubric.option("buy") is rubric.options[1]
+    assert rubric.criterion("fit") is rubric.criteria[2]
+
+
 @pytest.mark.parametrize(
     ("replacement", "expected"),
     [

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 from tests.rubric.conftest import BASE
 
 from mlplat.errors import ConfigError
-from mlplat.rubric import Rubric, load_rubric, score_rubric
+from mlplat.rubric import Crossover, Rubric, SensitivityResult, load_rubric, score_rubric
 
 INCONSISTENT_AHP = """\
 weights_ahp:
@@ -67,6 +67,19 @@ def test_sentence_names_p_best_and_crossover(write_rubric: Callable[..., Path]) 
     assert result.decision.sentence == (
         f"{result.decision.winner} wins in {p:.0%} of 1,000 draws; {nearest.new_winner} overtakes it if the "
         f"{nearest.criterion} weight {verb} {nearest.winner_changes_at:.2f}")
+
+
+def test_changing_crossovers_nearest_first_ties_in_criterion_order() -> None:
+    """Crossovers that change nothing are left out; the rest sort by distance, a tie keeping criterion order."""
+    found = (Crossover("a", 0.5, None, None), Crossover("b", 0.5, 0.875, "q"), Crossover("c", 0.5, 0.25, "r"),
+             Crossover("d", 0.5, 0.75, "s"))
+    sensitivity = SensitivityResult(0, 0, 100.0, None, None, found, ())
+    assert [c.criterion for c in sensitivity.changing_crossovers()] == ["c", "d", "b"]  # c and d: both 0.25 away
+    tied = SensitivityResult(0, 0, 100.0, None, None, (found[0], found[3], found[2]), ())
+    assert [c.criterion for c in tied.changing_crossovers()] == ["d", "c"]
+    assert tied.nearest_crossover() == found[3]
+    assert [c.verb for c in found] == [None, "rises above", "falls below", "rises above"]
+    assert SensitivityResult(0, 0, 100.0, None, None, found[:1], ()).nearest_crossover() is None
 
 
 def test_without_draws_the_sentence_gives_the_margin(write_rubric: Callable[..., Path]) -> None:

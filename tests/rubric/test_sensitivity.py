@@ -51,7 +51,7 @@ def test_wsm_crossover_is_exact_and_agrees_with_search() -> None:
             continue
         s = wsm(v, _rescaled(WEIGHTS, k, np.array([c.winner_changes_at]))[0])
         assert_allclose(s[2], s[OPTIONS.index(c.new_winner or "")], atol=1e-12)
-        numeric = _numeric_crossing(MATRIX, COST, WEIGHTS, k, 2, "wsm", "minmax")
+        numeric = _numeric_crossing(v, WEIGHTS, k, 2, "wsm")
         assert numeric is not None
         assert_allclose(numeric, c.winner_changes_at, atol=1e-9)
     # Hand computation: the TCO weight x where hybrid (0.6667x + b_h(1-x)) meets buy (x + b_b(1-x)).

@@ -65,6 +65,12 @@ def render(result: RubricResult) -> Group:
     return Group(*parts)  # type: ignore[arg-type]  # rich renderables
 
 
+def _one_of(names: list[str]) -> str:
+    """``a, b or c``: the allowed values in a usage error."""
+    *rest, last = names
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
 @app.command()
 def init(ctx: typer.Context,
          path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("rubric.yaml"),
@@ -112,10 +118,13 @@ def score(
 ) -> None:
     """Rank the options, show the TCO, test the winner's robustness and say it in one sentence."""
     out = Output.from_ctx(ctx, json=json)
-    if method is not None and method not in ("wsm", "topsis"):
-        raise typer.BadParameter(f"must be wsm or topsis, got {method!r}", param_hint="--method")
-    if normalization is not None and normalization not in ("minmax", "vector", "sum", "max"):
-        raise typer.BadParameter(f"must be minmax, vector, sum or max, got {normalization!r}",
+    # Here, not at the top: _mcda imports numpy, and the scoring below needs it anyway.
+    from mlplat.rubric._mcda import METHODS, NORMALIZATIONS
+
+    if method is not None and method not in METHODS:
+        raise typer.BadParameter(f"must be {_one_of(list(METHODS))}, got {method!r}", param_hint="--method")
+    if normalization is not None and normalization not in NORMALIZATIONS:
+        raise typer.BadParameter(f"must be {_one_of(list(NORMALIZATIONS))}, got {normalization!r}",
                                  param_hint="--normalization")
     for path in (report, plot):
         if path is not None:

@@ -164,8 +164,8 @@ class Rubric(ConfigModel):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Rubric:
-        _unique([c.id for c in self.criteria], "criteria")
-        _unique([o.id for o in self.options], "options")
+        _unique(self.criterion_ids, "criteria")
+        _unique(self.option_ids, "options")
         self._check_weights()
         self._check_scores()
         self._check_tco()
@@ -178,8 +178,7 @@ class Rubric(ConfigModel):
                 index = given.index(True)
                 raise ConfigError("give either `weight` on criteria or `weights_ahp`, not both",
                                   path=("criteria", index, "weight"))
-            ids = [c.id for c in self.criteria]
-            pairwise_matrix(self.weights_ahp, ids)  # raises ConfigError on a bad judgement
+            pairwise_matrix(self.weights_ahp, self.criterion_ids)  # raises ConfigError on a bad judgement
             return
         if not all(given):
             index = given.index(False)
@@ -208,7 +207,7 @@ class Rubric(ConfigModel):
                 raise ConfigError(f"missing score for criterion {missing[0]!r}", path=("options", index, "scores"))
 
     def _check_tco(self) -> None:
-        ids = [o.id for o in self.options]
+        ids = self.option_ids
         if self.tco is not None:
             for key, flows in self.tco.options.items():
                 if key not in ids:
@@ -216,10 +215,10 @@ class Rubric(ConfigModel):
                                       path=("tco", "options", key))
                 for index, flow in enumerate(flows):
                     _check_flow(flow, self.tco.horizon_years, ("tco", "options", key, index))
-        if any(c.source == "tco" for c in self.criteria):
-            index = next(i for i, c in enumerate(self.criteria) if c.source == "tco")
+        first = next((i for i, c in enumerate(self.criteria) if c.source == "tco"), None)
+        if first is not None:
             if self.tco is None:
-                raise ConfigError("`source: tco` needs a `tco` section", path=("criteria", index, "source"))
+                raise ConfigError("`source: tco` needs a `tco` section", path=("criteria", first, "source"))
             for position, criterion in enumerate(self.criteria):
                 if criterion.source == "tco" and criterion.direction != "cost":
                     raise ConfigError("a `source: tco` criterion is a cost (its score is an NPV of costs); "
@@ -242,6 +241,14 @@ class Rubric(ConfigModel):
     @property
     def option_ids(self) -> list[str]:
         return [o.id for o in self.options]
+
+    def criterion(self, criterion_id: str) -> Criterion:
+        """The criterion with this id."""
+        return next(c for c in self.criteria if c.id == criterion_id)
+
+    def option(self, option_id: str) -> Option:
+        """The option with this id."""
+        return next(o for o in self.options if o.id == option_id)
 
 
 def _check_flow(flow: CashFlow, horizon: int, where: tuple[str | int, ...]) -> None:

@@ -84,17 +84,14 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
     strengths = [(ranked.contributions[c] / w, c) for c, w in result.weights.items() if w > 0]
     risks = []
     for value, criterion_id in sorted(strengths)[:2]:
-        criterion = next(c for c in rubric.criteria if c.id == criterion_id)
+        criterion = rubric.criterion(criterion_id)
         low = criterion.guide.get(1) if criterion.source is None else None
         detail = f" (a 1 here means: {low})" if low else ""
         risks.append(f"Weak on **{criterion.label}**: normalised {value:.2f} of 1, weight "
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
     if option == result.decision.winner:
-        near = sorted((c for c in result.sensitivity.crossovers if c.winner_changes_at is not None),
-                      key=lambda c: c.distance)
-        for c in near[:2]:
-            verb = "rises above" if c.direction == "above" else "falls below"
-            risks.append(f"If the **{result.criteria[c.criterion]}** weight {verb} {c.winner_changes_at:.2f} "
+        for c in result.sensitivity.changing_crossovers()[:2]:
+            risks.append(f"If the **{result.criteria[c.criterion]}** weight {c.verb} {c.winner_changes_at:.2f} "
                          f"(now {c.weight:.2f}), {c.new_winner} wins instead.")
     else:
         risks.append(f"{option} is not the rubric's winner ({result.decision.winner} is); the pilot must "
@@ -115,7 +112,7 @@ def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = N
     pilot = rubric.pilot
     start = start or pilot.start or date.today()
     phases = pilot_phases(rubric, start, rubric_file)
-    chosen = next(o for o in rubric.options if o.id == option)
+    chosen = rubric.option(option)
     ranked = result.option(option)
     workloads = [w if isinstance(w, str) else
                  w.name + (f" ({w.share:.0%} of traffic)" if w.share is not None else "")

@@ -69,14 +69,14 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
                 f"{' > '.join(r.after)}." for r in s.rank_reversals]
     else:
         out.append("Rank-reversal check: removing any one option leaves the order of the others unchanged.")
-    winner = next(o for o in rubric.options if o.id == result.decision.winner)
+    winner = rubric.option(result.decision.winner)
     out += ["", "## Decision", "", f"**{winner.label}**, by {result.decision.margin:.4f} over "
             f"{result.decision.runner_up}. {result.decision.sentence}.", "", "## Consequences", ""]
     out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
     out += ["", "## What would change it", ""]
     changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {c.winner_changes_at:.2f} "
                f"(now {c.weight:.2f}): {c.new_winner} wins."
-               for c in sorted(s.crossovers, key=lambda c: c.distance) if c.winner_changes_at is not None]
+               for c in s.changing_crossovers()]
     out += changes or ["- No single weight change makes another option win."]
     out += [f"- Warning: {w}" for w in result.warnings]
     return "\n".join(out) + "\n"

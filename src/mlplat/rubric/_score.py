@@ -43,9 +43,13 @@ class SensitivityResult:
     crossovers: tuple[Crossover, ...]
     rank_reversals: tuple[RankReversal, ...]
 
+    def changing_crossovers(self) -> tuple[Crossover, ...]:
+        """The crossovers that change the winner, nearest to the current weight first (ties keep criterion order)."""
+        return tuple(sorted((c for c in self.crossovers if c.winner_changes_at is not None), key=lambda c: c.distance))
+
     def nearest_crossover(self) -> Crossover | None:
-        found = [c for c in self.crossovers if c.winner_changes_at is not None]
-        return min(found, key=lambda c: c.distance) if found else None
+        changing = self.changing_crossovers()
+        return changing[0] if changing else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"draws": self.draws, "seed": self.seed, "concentration": self.concentration,
@@ -154,8 +158,7 @@ def _sentence(winner: str, runner_up: str, p_best: dict[str, float] | None, draw
             else f"{winner} wins by a margin of {margin:.3f}")
     if nearest is None or nearest.winner_changes_at is None:
         return head + "; no single weight change in [0, 1] makes another option win"
-    verb = "rises above" if nearest.direction == "above" else "falls below"
-    return (f"{head}; {nearest.new_winner} overtakes it if the {labels[nearest.criterion]} weight {verb} "
+    return (f"{head}; {nearest.new_winner} overtakes it if the {labels[nearest.criterion]} weight {nearest.verb} "
             f"{nearest.winner_changes_at:.2f}")
 
 

@@ -41,6 +41,13 @@ class Crossover:
     def distance(self) -> float:
         return abs(self.winner_changes_at - self.weight) if self.winner_changes_at is not None else float("inf")
 
+    @property
+    def verb(self) -> str | None:
+        """How the weight must move to change the winner: "rises above" or "falls below"; None if nothing does."""
+        if self.direction is None:
+            return None
+        return "rises above" if self.direction == "above" else "falls below"
+
     def to_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "weight": self.weight, "winner_changes_at": self.winner_changes_at,
                 "new_winner": self.new_winner, "direction": self.direction}
@@ -129,11 +136,12 @@ def _wsm_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int) -> fl
     return float(candidates[np.argmin(np.abs(candidates - weights[k]))])
 
 
-def _numeric_crossing(matrix: FloatArray, cost: FloatArray, weights: FloatArray, k: int, winner: int,
-                      method: str, normalization: str) -> float | None:
-    """Grid over [0, 1] (vectorised), then bisection between the nearest change and its neighbour."""
+def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, method: str) -> float | None:
+    """Grid over [0, 1] (vectorised), then bisection between the nearest change and its neighbour.
+
+    ``v`` is the normalised matrix: the weights do not change it, so it is normalised once for every criterion.
+    """
     grid = np.linspace(0.0, 1.0, _GRID)[1:-1]  # open interval: a tie at 0 or 1 is not a change
-    v = normalize(matrix, cost, normalization)
     best = np.argmax(METHODS[method](v[None, :, :], _rescaled(weights, k, grid)), axis=1)
     changed = np.flatnonzero(best != winner)
     if changed.size == 0:
@@ -167,7 +175,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
             if method == "wsm":
                 at = _wsm_crossing(v, weights, k, winner)
             else:
-                at = _numeric_crossing(matrix, cost, weights, k, winner, method, normalization)
+                at = _numeric_crossing(v, weights, k, winner, method)
         new = None
         if at is not None:
             # Just past the crossing, in the direction away from the current weight.
