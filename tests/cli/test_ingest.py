@@ -35,6 +35,8 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("max_out_of_orderness: 1m\nfeatures:\n  - {name: n, agg: count}\n", ":3:5: features[0]"),
     ("max_out_of_orderness: soon\nfeatures: [{name: n, agg: count, window: 1h}]\n", "max_out_of_orderness"),
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: soon}]\n",
+     ":2:42: features[0].window: expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d', got 'soon'\n"),
     ("max_out_of_orderness: 1m\ndedup_ttl: 1m\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":2:12: dedup_ttl: must be >= allowed_lateness + the longest window"),
     ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1h, hop: 7m}]\n",

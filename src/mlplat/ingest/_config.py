@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplat.config import ConfigModel, load_config
+from mlplat.config import ConfigModel, Duration, load_config
 from mlplat.errors import ConfigError
 from mlplat.units import parse_duration
 
@@ -33,13 +33,8 @@ class FeatureSpec(ConfigModel):
                                description="Feature name, e.g. txn_count_1h.")]
     agg: Annotated[Aggregate, Field(description="last | count | sum | mean | min | max.")]
     field: Annotated[str | None, Field(description="Event field aggregated (not needed for count).")] = None
-    window: Annotated[float | None, Field(description="Window length, e.g. 1h (windowed aggregates).")] = None
-    hop: Annotated[float | None, Field(description="Hop of a hopping window; omitted = tumbling.")] = None
-
-    @field_validator("window", "hop", mode="before")
-    @classmethod
-    def _duration(cls, value: object) -> float | int | None:
-        return None if value is None else _seconds(value, "duration")
+    window: Annotated[Duration | None, Field(description="Window length, e.g. 1h (windowed aggregates).")] = None
+    hop: Annotated[Duration | None, Field(description="Hop of a hopping window; omitted = tumbling.")] = None
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
@@ -82,7 +77,7 @@ class IngestConfig(ConfigModel):
     max_out_of_orderness: Annotated[float, Field(ge=0, description="Watermark lag behind the max event time.")]
     allowed_lateness: Annotated[float, Field(ge=0, description="How long after the watermark passes a window "
                                                               "late events still update it.")] = 0
-    dedup_ttl: Annotated[float | None, Field(description="How long (event time) an event id is remembered; "
+    dedup_ttl: Annotated[Duration | None, Field(description="How long (event time) an event id is remembered; "
                                                         "default: the smallest safe value.")] = None
     batch_size: Annotated[int, Field(gt=0, le=100_000, description="Events per micro-batch.")] = 1000
     on_error: Annotated[Literal["dead_letter", "fail"], Field(
@@ -91,7 +86,9 @@ class IngestConfig(ConfigModel):
         "ingest-dead-letter.jsonl")
     features: Annotated[list[FeatureSpec], Field(min_length=1, description="The features computed.")]
 
-    @field_validator("max_out_of_orderness", "allowed_lateness", "dedup_ttl", mode="before")
+    # Not typed `Duration` (as window, hop and dedup_ttl are): on these two that would crash on null (Duration's
+    # validator does not take None) and `ingest schema` would write the bound as "ge" instead of "minimum".
+    @field_validator("max_out_of_orderness", "allowed_lateness", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float | int | None:
         return None if value is None else _seconds(value, "duration")

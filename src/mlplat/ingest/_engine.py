@@ -289,8 +289,8 @@ class Engine:
         self.partition = partition
         self.ttl = config.effective_dedup_ttl
         self.cache: dict[str, tuple[int, list[Any]]] = {}
-        self._windowed = [(i, s) for i, s in enumerate(config.features) if s.window is not None]
-        self._steps: list[tuple[float, float]] = sorted({(s.step, s.window or 0.0) for _, s in self._windowed})
+        self._steps: list[tuple[float, float]] = sorted({(s.step, s.window) for s in config.features
+                                                         if s.window is not None})
         self._pruned_at = -math.inf
         self._fields = field_plan(config)
         # What the inline parse in `process` reads: each feature's field (None for none) and the numeric ones.

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mlplat.errors import DataError
-from mlplat.ingest._engine import Checkpoint, parse_time
+from mlplat.ingest._engine import parse_time
 from mlplat.ingest._sources import FileSource
 
 __all__ = ["LatenessReport", "analyze_lateness"]
@@ -102,16 +102,15 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
     import numpy as np
 
     times, ingests = [], []
-    for batch in source.batches(Checkpoint(), 10_000):
-        for record in batch:
-            if record.payload is None or record.payload.get(event_time) in (None, ""):
-                continue
-            try:
-                times.append(parse_time(record.payload[event_time]))
-                raw = record.payload.get(ingest_time)
-                ingests.append(parse_time(raw) if raw not in (None, "") else None)
-            except ValueError:
-                continue
+    for record in source.records():
+        if record.payload is None:
+            continue
+        try:  # parse_time raises ValueError on a missing (None) or blank time, as on any unreadable one
+            times.append(parse_time(record.payload.get(event_time)))
+            raw = record.payload.get(ingest_time)
+            ingests.append(parse_time(raw) if raw not in (None, "") else None)
+        except ValueError:
+            continue
     if not times:
         raise DataError(f"{source.name}: no events with a readable `{event_time}`")
     t = np.asarray(times)

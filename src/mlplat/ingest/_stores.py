@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import struct
+from abc import ABC, abstractmethod
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
 from mlplat.errors import OutputError, ServiceError
@@ -101,7 +102,47 @@ def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
         yield items[start:start + size]
 
 
-class SQLiteStore:
+class _EncodedCommit(NamedTuple):
+    """The parts of a :class:`Commit` that both stores write, encoded once."""
+
+    states: list[tuple[str, str, str, int, str]]  # key, entity, the rest of the key, version, state JSON
+    markers: tuple[float, bytes] | None  # the latest marker time and the packed markers; None without markers
+    checkpoint: str  # the checkpoint's JSON
+
+
+def _encode_commit(commit: Commit) -> _EncodedCommit:
+    states = []
+    for key, (version, value) in commit.states.items():
+        entity, rest = key.split(SEP, 1)  # every state key holds SEP: entity, feature, window start
+        states.append((key, entity, rest, version, encode_state(value)))
+    markers = (max(commit.markers.values()), _pack_markers(commit.markers)) if commit.markers else None
+    return _EncodedCommit(states, markers, json.dumps(commit.checkpoint.to_dict()))
+
+
+class _CheckpointTexts(ABC):
+    """``checkpoint``, ``meta`` and ``put_meta`` over a store's JSON text per partition (``"#meta"``: the meta)."""
+
+    @abstractmethod
+    def _text(self, name: str) -> str | bytes | None:
+        """The text stored under ``name``, or None."""
+
+    @abstractmethod
+    def _put_text(self, name: str, text: str) -> None:
+        """Store ``text`` under ``name``."""
+
+    def checkpoint(self, partition: str) -> Checkpoint | None:
+        raw = self._text(partition)
+        return None if raw is None else Checkpoint(**json.loads(raw))
+
+    def put_meta(self, meta: dict[str, Any]) -> None:
+        self._put_text("#meta", json.dumps(meta))
+
+    def meta(self) -> dict[str, Any]:
+        raw = self._text("#meta")
+        return {} if raw is None else json.loads(raw)
+
+
+class SQLiteStore(_CheckpointTexts):
     """Feature state in one SQLite file; each micro-batch is one transaction with conditional upserts.
 
     WAL mode with ``synchronous=NORMAL``: a killed process never loses a committed batch; a power cut may
@@ -131,9 +172,15 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise OutputError(f"{self.url}: cannot open the SQLite store: {exc}") from exc
 
-    def checkpoint(self, partition: str) -> Checkpoint | None:
-        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = ?", (partition,)).fetchone()
-        return Checkpoint(**json.loads(row[0])) if row else None
+    def _text(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def _put_text(self, name: str, text: str) -> None:
+        try:
+            self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)", (name, text))
+        except sqlite3.Error as exc:
+            raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
     def markers(self, since: float) -> dict[str, float]:
         rows = self.db.execute("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
@@ -143,29 +190,26 @@ class SQLiteStore:
         found: dict[str, StateRow] = {}
         for chunk in _chunks(list(keys), 500):
             marks = ",".join("?" * len(chunk))
-            for key, version, value in self.db.execute(
-                    f"SELECT key, version, value FROM state WHERE key IN ({marks})", chunk):
-                found[key] = (version, json.loads(value))
+            found.update(self._rows(f"SELECT key, version, value FROM state WHERE key IN ({marks})", chunk))
         return found
 
     def commit(self, commit: Commit) -> None:
         condition = "" if commit.force else " WHERE excluded.version > state.version"
-        rows = [(key, key.split(SEP, 1)[0], version, encode_state(value))
-                for key, (version, value) in commit.states.items()]
+        encoded = _encode_commit(commit)
+        rows = [(key, entity, version, value) for key, entity, _, version, value in encoded.states]
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.executemany(
                     "INSERT INTO state (key, entity, version, value) VALUES (?, ?, ?, ?) ON CONFLICT(key) "
                     "DO UPDATE SET version = excluded.version, value = excluded.value" + condition, rows)
-                if commit.markers:
-                    self.db.execute("INSERT INTO dedup (max_time, markers) VALUES (?, ?)",
-                                    (max(commit.markers.values()), _pack_markers(commit.markers)))
+                if encoded.markers is not None:
+                    self.db.execute("INSERT INTO dedup (max_time, markers) VALUES (?, ?)", encoded.markers)
                 self.db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in commit.deletes])
                 if commit.forget_before is not None:
                     self.db.execute("DELETE FROM dedup WHERE max_time < ?", (commit.forget_before,))
                 self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)",
-                                (commit.checkpoint.partition, json.dumps(commit.checkpoint.to_dict())))
+                                (commit.checkpoint.partition, encoded.checkpoint))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -173,7 +217,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
-    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> dict[str, StateRow]:
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> dict[str, StateRow]:
         return {key: (version, json.loads(value)) for key, version, value in self.db.execute(sql, args)}
 
     def entity(self, entity: str) -> dict[str, StateRow]:
@@ -181,17 +225,6 @@ class SQLiteStore:
 
     def states(self) -> dict[str, StateRow]:
         return self._rows("SELECT key, version, value FROM state")
-
-    def put_meta(self, meta: dict[str, Any]) -> None:
-        try:
-            self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES ('#meta', ?)",
-                            (json.dumps(meta),))
-        except sqlite3.Error as exc:
-            raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
-
-    def meta(self) -> dict[str, Any]:
-        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = '#meta'").fetchone()
-        return json.loads(row[0]) if row else {}
 
     def clear(self) -> None:
         self.db.executescript("BEGIN; DELETE FROM state; DELETE FROM dedup; DELETE FROM checkpoint; COMMIT;")
@@ -253,7 +286,7 @@ def redis_client(url: str) -> Any:
     return client
 
 
-class RedisStore:
+class RedisStore(_CheckpointTexts):
     """Feature state in Redis: one hash per entity, dedup markers one blob per batch, a checkpoint hash.
 
     A Lua script applies each micro-batch (versioned writes, markers, checkpoint) atomically; reads of a
@@ -274,9 +307,11 @@ class RedisStore:
         except redis.RedisError as exc:
             raise ServiceError(f"{self.url}: Redis error: {exc}") from exc
 
-    def checkpoint(self, partition: str) -> Checkpoint | None:
-        raw = self._call(self.client.hget, self.prefix + "ckpt", partition)
-        return Checkpoint(**json.loads(raw)) if raw else None
+    def _text(self, name: str) -> bytes | None:
+        return self._call(self.client.hget, self.prefix + "ckpt", name) or None  # b"" counts as absent, as it did
+
+    def _put_text(self, name: str, text: str) -> None:
+        self._call(self.client.hset, self.prefix + "ckpt", name, text)
 
     def markers(self, since: float) -> dict[str, float]:
         batches = self._call(self.client.zrangebyscore, self.prefix + "dedup_t", since, "+inf")
@@ -302,20 +337,21 @@ class RedisStore:
         return found
 
     def commit(self, commit: Commit) -> None:
+        encoded = _encode_commit(commit)
         rows: list[str] = []
-        for key, (version, value) in commit.states.items():
-            rows += (*key.split(SEP, 1), str(version), encode_state(value))
+        for _, entity, rest, version, value in encoded.states:
+            rows += (entity, rest, str(version), value)
         # ensure_ascii=False: text goes as UTF-8, as the separate arguments did; cjson reads it unchanged.
         args: list[Any] = [self.prefix, "1" if commit.force else "0", json.dumps(rows, ensure_ascii=False)]
-        if commit.markers:
-            args += [repr(float(max(commit.markers.values()))), _pack_markers(commit.markers)]
+        if encoded.markers is not None:
+            args += [repr(float(encoded.markers[0])), encoded.markers[1]]
         else:
             args += ["", ""]
         args.append(len(commit.deletes))
         for key in commit.deletes:
             args += key.split(SEP, 1)
         args += ["" if commit.forget_before is None else repr(float(commit.forget_before)),
-                 commit.checkpoint.partition, json.dumps(commit.checkpoint.to_dict())]
+                 commit.checkpoint.partition, encoded.checkpoint]
         self._call(lambda: self._script(keys=[], args=args))
 
     def entity(self, entity: str) -> dict[str, StateRow]:
@@ -327,13 +363,6 @@ class RedisStore:
         for entity in sorted(m.decode() for m in self._call(self.client.smembers, self.prefix + "entities")):
             found.update(self.entity(entity))
         return found
-
-    def put_meta(self, meta: dict[str, Any]) -> None:
-        self._call(self.client.hset, self.prefix + "ckpt", "#meta", json.dumps(meta))
-
-    def meta(self) -> dict[str, Any]:
-        raw = self._call(self.client.hget, self.prefix + "ckpt", "#meta")
-        return json.loads(raw) if raw else {}
 
     def clear(self) -> None:
         names = list(self._call(self.client.scan_iter, self.prefix + "*"))

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlplat.errors import DataError
 from mlplat.ingest._config import IngestConfig
-from mlplat.ingest._engine import Checkpoint, Event, compute_batch, diff_states, parse_event
+from mlplat.ingest._engine import Event, compute_batch, diff_states, field_plan, parse_event
 from mlplat.ingest._sources import FileSource
 from mlplat.ingest._stores import open_store
 
@@ -24,14 +24,14 @@ __all__ = ["VerifyReport", "perturb", "read_events", "verify"]
 def read_events(source: FileSource, config: IngestConfig) -> list[tuple[Event, dict[str, Any]]]:
     """The valid events of a file with their payloads (malformed records are skipped)."""
     out = []
-    for batch in source.batches(Checkpoint(), 10_000):
-        for record in batch:
-            if record.payload is None:
-                continue
-            try:
-                out.append((parse_event(record.payload, config), dict(record.payload)))
-            except ValueError:
-                continue
+    plan = field_plan(config)
+    for record in source.records():
+        if record.payload is None:
+            continue
+        try:
+            out.append((parse_event(record.payload, config, plan), dict(record.payload)))
+        except ValueError:
+            continue
     return out
 
 
