@@ -26,6 +26,8 @@ def parse_duration(value: str | float | int) -> float:
         raise ValueError(f"expected a duration such as '90s', '10m' or '1h', got {value!r}")
     if isinstance(value, int | float):
         seconds = float(value)
+    elif not isinstance(value, str):  # a YAML list, mapping or null
+        raise ValueError(f"expected a duration such as '90s', '10m', '1h30m' or '1d', got {value!r}")
     else:
         text = value.strip().lower().replace(" ", "")
         try:
