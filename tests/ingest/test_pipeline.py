@@ -192,6 +192,15 @@ def test_lateness_targets(tmp_path: Path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_lateness_keeps_an_event_whose_ingest_time_is_unreadable(tmp_path: Path) -> None:
+    """An unreadable ingest time leaves the event in the out-of-orderness figures and drops ingest lateness."""
+    events = [{"event_time": 0, "ingest_time": 1}, {"event_time": 10, "ingest_time": "soon"},
+              {"event_time": 5, "ingest_time": 12}]
+    report = analyze_lateness(FileSource(write_jsonl(tmp_path / "e.jsonl", events)), targets=(0.25,))
+    assert report.events == 3 and report.behind == [0.0, 0.0, 5.0]
+    assert report.lateness_quantiles is None
+
+
 def test_example_file_has_duplicates_late_and_malformed(tmp_path: Path) -> None:
     """The bundled example exercises every outcome (the demo shows them); the dead-letter folder is made."""
     from mlplat.ingest import load_ingest_config

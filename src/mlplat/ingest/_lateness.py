@@ -106,11 +106,17 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
         if record.payload is None:
             continue
         try:  # parse_time raises ValueError on a missing (None) or blank time, as on any unreadable one
-            times.append(parse_time(record.payload.get(event_time)))
-            raw = record.payload.get(ingest_time)
-            ingests.append(parse_time(raw) if raw not in (None, "") else None)
+            when = parse_time(record.payload.get(event_time))
         except ValueError:
             continue
+        raw = record.payload.get(ingest_time)
+        try:
+            arrived = parse_time(raw) if raw not in (None, "") else None
+        except ValueError:
+            arrived = None  # the event still counts for out-of-orderness; ingest lateness needs every time
+        # Appended together, so times[i] and ingests[i] are always the same event.
+        times.append(when)
+        ingests.append(arrived)
     if not times:
         raise DataError(f"{source.name}: no events with a readable `{event_time}`")
     t = np.asarray(times)
