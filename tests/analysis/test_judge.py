@@ -164,6 +164,30 @@ def test_duplicates_summed_with_warning() -> None:
     assert result.metrics[0].detail.startswith("61 events (4 canary)")
 
 
+@pytest.mark.parametrize("policy", ["drop", "zero"])
+def test_duplicated_shared_counter_warns_once(policy: str) -> None:
+    """A duplicated `requests` row read by two rate metrics and the SRM check is reported once."""
+    rows = _counts(3, 1.0)
+    rows.append((60.0, "canary", "requests", 5.0))
+    cfg = _config(RATE, {"name": "e2", "kind": "rate", "events": "errors", "nan_policy": policy})
+    warnings = analyze(_data(rows), cfg).warnings
+    assert [w for w in warnings if "duplicated" in w] == ["metric 'requests': 1 duplicated (timestamp, arm) "
+                                                          "row(s) summed"]
+
+
+def test_counts_cached_read_only() -> None:
+    """A counter is tabled once per (metric, nan_policy); callers share the array, so it is read-only."""
+    from mlplat.analysis import _judge
+
+    cfg = _config()
+    prep = _judge._prepare(_data(_counts(3, 1.0)), cfg, None)
+    first = _judge._counts(prep, cfg, "requests", "drop")
+    assert first is not None and _judge._counts(prep, cfg, "requests", "drop") is first
+    assert _judge._counts(prep, cfg, "requests", "zero") is not first
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 1.0
+
+
 def test_unsorted_timestamps_sorted_with_warning() -> None:
     """Rows out of time order are sorted and the result says so; the verdict is unchanged."""
     rows = _counts(30, 3.0)

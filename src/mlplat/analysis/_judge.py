@@ -156,6 +156,9 @@ class _Prepared:
     looks: NDArray[np.float64]
     warnings: list[str]
     source: str
+    # _counts results by (metric, nan_policy): twenty rate metrics over one `requests` column would
+    # otherwise filter and group the whole frame twenty-one times. The arrays are read-only.
+    counts: dict[tuple[str, str], NDArray[np.float64] | None] = field(default_factory=dict)
 
 
 def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepared:
@@ -191,7 +194,17 @@ def _apply_nan(values: pd.DataFrame, policy: str, name: str, source: str) -> pd.
 
 
 def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
-    """Per-look counts of one counter metric, shape (looks, 2) as [baseline, canary]; None if absent."""
+    """Per-look counts of one counter metric, shape (looks, 2) as [baseline, canary]; None if absent.
+
+    Computed once per (name, policy) and kept on ``prep``; the array is read-only, as callers share it.
+    """
+    key = (name, policy)
+    if key not in prep.counts:
+        prep.counts[key] = _count_table(prep, config, name, policy)
+    return prep.counts[key]
+
+
+def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
     import numpy as np
 
     f = prep.frame
@@ -209,11 +222,15 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
         warning = f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed"
-        if warning not in prep.warnings:  # the same counter can feed a rate metric and the SRM check
+        # The cache is per nan_policy: one counter read under two policies (a rate metric's and the SRM
+        # check's "drop") comes here twice.
+        if warning not in prep.warnings:
             prep.warnings.append(warning)
     table = rows.groupby(keys)["value"].sum().unstack("arm")
     table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
-    return np.asarray(table.to_numpy(dtype=float))
+    out = np.asarray(table.to_numpy(dtype=float))
+    out.flags.writeable = False
+    return out
 
 
 def _first(hit: NDArray[np.bool_]) -> int | None:
