@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.table import Table
 
-from mlplat.cli._output import JsonOption, Output
+from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
@@ -440,15 +439,14 @@ def render_result(result: CanaryResult) -> Group:
     from mlplat.analysis._judge import _pct
 
     colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[result.decision.value]
-    table = Table(title="canary tests", title_justify="left", header_style="bold")
-    for name, right in (("test", False), ("status", False), ("effect", True), ("CI", True),
-                        ("p", True), ("n base", True), ("n canary", True), ("detail", False)):
-        table.add_column(name, justify="right" if right else "left")
+    rows = []
     for m in result.metrics:
         style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
-        table.add_row(m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
-                      _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
-                      f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail)
+        rows.append((m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
+                     _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
+                     f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail))
+    table = make_table("canary tests", ("test", "status", "effect", "CI", "p", "n base", "n canary", "detail"),
+                       rows, numeric=(2, 3, 4, 5, 6))
     lines: list[Any] = [f"[bold {colour}]{result.decision.value}[/bold {colour}]"]
     lines += [f"  - {reason}" for reason in result.reasons]
     if result.srm is not None:
@@ -466,14 +464,12 @@ def render_plan(result: PlanResult) -> Group:
     def when(seconds: float) -> str:
         return "not reached" if math.isinf(seconds) else format_duration(seconds)
 
-    table = Table(title=f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
-                  f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
-                  title_justify="left", header_style="bold")
-    for name in ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by"):
-        table.add_column(name, justify="right")
-    for c in result.cells:
-        table.add_row(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x",
-                      f"{c.power:.3f}", when(c.median_time), when(c.time_to_80), when(c.time_to_95))
+    columns = ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by")
+    rows = [(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x", f"{c.power:.3f}",
+             when(c.median_time), when(c.time_to_80), when(c.time_to_95)) for c in result.cells]
+    table = make_table(f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
+                       f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
+                       columns, rows, numeric=range(len(columns)))
     lines: list[Any] = [table]
     for t, r in result.false_alarm.items():
         lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
@@ -493,15 +489,13 @@ def render_plan(result: PlanResult) -> Group:
 
 def render_rollout(result: RolloutPlan) -> Group:
     """The stages with dwell, power, blast radius and checks; the total and what to change."""
-    table = Table(title=f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
-                  f"{result.power:.0%} power per stage, split by {result.unit}", title_justify="left",
-                  header_style="bold")
-    for name in ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"):
-        table.add_column(name, justify="left" if name in ("stage", "checks") else "right")
-    for s in result.stages:
-        table.add_row(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
-                      "-" if math.isnan(s.power) else f"{s.power:.2f}",
-                      f"{s.affected_requests:,.0f}", f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-")
+    rows = [(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
+             "-" if math.isnan(s.power) else f"{s.power:.2f}", f"{s.affected_requests:,.0f}",
+             f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-") for s in result.stages]
+    table = make_table(f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
+                       f"{result.power:.0%} power per stage, split by {result.unit}",
+                       ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"), rows,
+                       numeric=(1, 2, 3, 4))
     lines: list[Any] = [table, f"total {format_duration(result.total)} of max {format_duration(result.max_total)}"
                         + ("" if result.fits else " — does not fit")]
     lines += [f"  - {s}" for s in result.suggestions]
