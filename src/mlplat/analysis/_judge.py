@@ -140,7 +140,7 @@ class CanaryResult:
 
 def _pct(x: float | None) -> str:
     """A relative change as a signed percentage; '-' when there is none."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if x is None or math.isnan(x):
         return "-"
     if math.isinf(x):
         return "+inf" if x > 0 else "-inf"

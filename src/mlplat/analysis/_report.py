@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 
-from mlplat.analysis._judge import CanaryResult, MetricResult
+from mlplat.analysis._judge import CanaryResult, MetricResult, _pct
 
 __all__ = ["markdown_report", "plot_png"]
 
@@ -16,17 +15,9 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _fmt(x: float) -> str:
-    if x is None or math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{x:+.1%}"
-
-
 def _row(m: MetricResult) -> str:
-    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {_fmt(m.effect)} | "
-            f"[{_fmt(m.ci[0])}, {_fmt(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | {m.n_baseline:,.0f} | "
+    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {_pct(m.effect)} | "
+            f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | {m.n_baseline:,.0f} | "
             f"{m.n_canary:,.0f} | {_when(m.decided_at)} | {m.detail} |")
 
 
