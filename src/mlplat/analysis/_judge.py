@@ -286,9 +286,7 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         arm_name = (config.arms.baseline, config.arms.canary)[arm]
         raise DataError(f"{prep.source}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
                         f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp {prep.looks[t]:g} ({arm_name})")
-    total = exposure.sum(axis=1)
-    valid = (exposure[:, 0] > 0) & (exposure[:, 1] > 0)
-    share = np.where(valid, exposure[:, 1] / np.where(total > 0, total, 1), 0.5)
+    valid, share = _canary_share(exposure)
     b = np.where(valid, events[:, 0], 0.0)
     c = np.where(valid, events[:, 1], 0.0)
     k = metric.concentration
@@ -319,6 +317,15 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         n_baseline=float(exposure[:, 0].sum()), n_canary=float(exposure[:, 1].sum()), decided_at=decided,
         critical=metric.critical, alpha=alpha, detail=detail,
         series=Series(prep.looks, p_reg, cs.ci_low - 1, cs.ci_high - 1))]
+
+
+def _canary_share(per_look: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Per look, from counts (looks, 2): whether both arms have some, and the canary's share (0.5 if not)."""
+    import numpy as np
+
+    total = per_look.sum(axis=1)
+    valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
+    return valid, np.where(valid, per_look[:, 1] / np.where(total > 0, total, 1), 0.5)
 
 
 def _no_data(name: str, metric: str, kind: str, critical: bool, alpha: float, detail: str) -> MetricResult:
@@ -461,11 +468,9 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
                   alpha: float) -> list[MetricResult]:
     import numpy as np
 
-    tests = len(metric.quantiles) + int(metric.drift)
-    a_test = alpha / tests
+    names = _test_names(metric)
+    a_test = alpha / len(names)
     hist = _histograms(prep, config, metric)
-    names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
-        [f"{metric.name} drift"] if metric.drift else [])
     if hist is None:
         return [_no_data(n, metric.name, "distribution", metric.critical, a_test, f"no {metric.metric!r} data")
                 for n in names]
@@ -524,6 +529,12 @@ def _qname(q: float) -> str:
     return f"{q * 100:g}"
 
 
+def _test_names(metric: DistributionMetric) -> list[str]:
+    """A distribution metric's tests: one per quantile ("latency p99"), then drift if configured."""
+    return [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
+        [f"{metric.name} drift"] if metric.drift else [])
+
+
 def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float64], n_b: NDArray[np.float64],
            n_c: NDArray[np.float64], enough: NDArray[np.bool_], alpha: float, name: str) -> MetricResult:
     """Equality in distribution: a product of rate-ratio e-processes, one per group of pooled buckets."""
@@ -534,10 +545,7 @@ def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float
     share_cum = np.cumsum(pooled) / max(pooled.sum(), 1.0)
     group = np.minimum((share_cum * _DRIFT_GROUPS - 1e-9).astype(int), _DRIFT_GROUPS - 1)
     grouped = np.stack([counts[..., group == g].sum(axis=-1) for g in range(_DRIFT_GROUPS)], axis=-1)
-    per_look = counts.sum(axis=-1)
-    total = per_look.sum(axis=1)
-    valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
-    share = np.where(valid, per_look[:, 1] / np.where(total > 0, total, 1), 0.5)
+    valid, share = _canary_share(counts.sum(axis=-1))
     c = np.where(valid[:, None], grouped[:, 1, :], 0.0).T
     b = np.where(valid[:, None], grouped[:, 0, :], 0.0).T
     prior_share = float(np.clip(n_c[-1] / max(n_b[-1] + n_c[-1], 1.0), 1e-6, 1 - 1e-6))
@@ -682,8 +690,7 @@ def analyze(data: CanaryData, config: CanaryConfig, *, at: float | None = None,
 
 def _empty(metric: RateMetric | DistributionMetric | MeanMetric, alpha: float) -> list[MetricResult]:
     if isinstance(metric, DistributionMetric):
-        names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
-            [f"{metric.name} drift"] if metric.drift else [])
+        names = _test_names(metric)
         a = alpha / len(names)
         return [_no_data(n, metric.name, metric.kind, metric.critical, a, "no data") for n in names]
     return [_no_data(metric.name, metric.name, metric.kind, metric.critical, alpha, "no data")]
