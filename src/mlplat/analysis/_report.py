@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from mlplat.analysis._judge import CanaryResult, MetricResult, _pct
 
-__all__ = ["markdown_report", "plot_png"]
+__all__ = ["markdown_report", "write_plot"]
 
 
 def _when(ts: float | None) -> str:
@@ -51,11 +52,11 @@ def markdown_report(result: CanaryResult, *, title: str = "Canary analysis") -> 
     return "\n".join(lines)
 
 
-def plot_png(result: CanaryResult) -> bytes:
-    """PNG bytes: per test, the anytime-valid p-value and the confidence sequence over time."""
+def write_plot(result: CanaryResult, path: str | Path, *, force: bool = False) -> Path:
+    """Write a PNG to ``path``: per test, the anytime-valid p-value and the confidence sequence over time."""
     import numpy as np
 
-    from mlplat.plots import png_bytes, pyplot
+    from mlplat.plots import pyplot, write_png
 
     tests = [(m, m.series) for m in result.metrics if m.series is not None]
     rows = max(len(tests), 1)
@@ -88,4 +89,4 @@ def plot_png(result: CanaryResult) -> bytes:
             ax_ci.legend(fontsize=7)
     fig.suptitle(f"canary: {result.decision.value}", fontsize=11)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return write_png(fig, path, force=force, dpi=90)

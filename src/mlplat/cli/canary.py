@@ -14,7 +14,7 @@ from rich.console import Group
 
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import DataError
-from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template
+from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
 from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
 
@@ -100,7 +100,7 @@ def _check_outputs(*paths: Path | None, force: bool) -> None:
 
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
             force: bool) -> None:
-    from mlplat.analysis._report import markdown_report, plot_png
+    from mlplat.analysis._report import markdown_report, write_plot
 
     # Imported here: cli/app.py imports this module while it is being built.
     from mlplat.cli.app import ExitCode
@@ -113,7 +113,7 @@ def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Pat
         atomic_write_text(report, markdown_report(result), force=force)
         out.note(f"wrote {report}")
     if plot is not None:
-        atomic_write_bytes(plot, plot_png(result), force=force)
+        write_plot(result, plot, force=force)
         out.note(f"wrote {plot}")
     out.result(result)
     raise typer.Exit(codes[result.decision.value])
@@ -192,7 +192,7 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import fetch_prometheus
+    from mlplat.analysis._prometheus import _iso, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, force=force)
@@ -223,8 +223,7 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%dT%H:%M:%SZ}) is in the "
-                        "future; nothing to analyse")
+        raise DataError(f"--start ({_iso(start_s)}) is in the future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
