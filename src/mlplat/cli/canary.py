@@ -480,9 +480,8 @@ def render_plan(result: PlanResult) -> Group:
                 lines.append(f"{effect:g}x: no share in the grid reaches {target:.0%} power within "
                              f"{format_duration(result.max_duration)}")
             else:
-                dwell = cell.time_to_80 if target == 0.8 else cell.time_to_95
                 lines.append(f"{effect:g}x: {target:.0%} power from {cell.traffic:.0%} traffic "
-                             f"in {format_duration(dwell)}")
+                             f"in {format_duration(cell.time_to_power(target))}")
     return Group(*lines)
 
 
