@@ -164,6 +164,30 @@ def test_duplicates_summed_with_warning() -> None:
     assert result.metrics[0].detail.startswith("61 events (4 canary)")
 
 
+@pytest.mark.parametrize("policy", ["drop", "zero"])
+def test_duplicated_shared_counter_warns_once(policy: str) -> None:
+    """A duplicated `requests` row read by two rate metrics and the SRM check is reported once."""
+    rows = _counts(3, 1.0)
+    rows.append((60.0, "canary", "requests", 5.0))
+    cfg = _config(RATE, {"name": "e2", "kind": "rate", "events": "errors", "nan_policy": policy})
+    warnings = analyze(_data(rows), cfg).warnings
+    assert [w for w in warnings if "duplicated" in w] == ["metric 'requests': 1 duplicated (timestamp, arm) "
+                                                          "row(s) summed"]
+
+
+def test_counts_cached_read_only() -> None:
+    """A counter is tabled once per (metric, nan_policy); callers share the array, so it is read-only."""
+    from mlplat.analysis import _judge
+
+    cfg = _config()
+    prep = _judge._prepare(_data(_counts(3, 1.0)), cfg, None)
+    first = _judge._counts(prep, cfg, "requests", "drop")
+    assert first is not None and _judge._counts(prep, cfg, "requests", "drop") is first
+    assert _judge._counts(prep, cfg, "requests", "zero") is not first
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 1.0
+
+
 def test_unsorted_timestamps_sorted_with_warning() -> None:
     """Rows out of time order are sorted and the result says so; the verdict is unchanged."""
     rows = _counts(30, 3.0)
@@ -251,6 +275,16 @@ def test_config_rejects_bad_values() -> None:
         _config(srm={"alpha": 0.2})
     with pytest.raises(ConfigError, match=r"must be in \(0, 1\), got 1.5"):
         _config({"name": "l", "kind": "distribution", "metric": "l", "quantiles": [1.5]})
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, "-"), (math.nan, "-"), (np.float64("nan"), "-"), (np.float32("nan"), "-"), (math.inf, "+inf"),
+    (-math.inf, "-inf"), (np.float64(0.25), "+25.0%"), (-0.5, "-50.0%"), (0, "+0.0%")])
+def test_pct(value: float | None, text: str) -> None:
+    """Effects print as signed percentages, infinities by sign, and no effect (None or any NaN) as '-'."""
+    from mlplat.analysis._judge import _pct
+
+    assert _pct(value) == text
 
 
 def test_result_to_dict_shape() -> None:

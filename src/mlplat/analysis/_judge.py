@@ -140,7 +140,7 @@ class CanaryResult:
 
 def _pct(x: float | None) -> str:
     """A relative change as a signed percentage; '-' when there is none."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
+    if x is None or math.isnan(x):
         return "-"
     if math.isinf(x):
         return "+inf" if x > 0 else "-inf"
@@ -156,6 +156,9 @@ class _Prepared:
     looks: NDArray[np.float64]
     warnings: list[str]
     source: str
+    # _counts results by (metric, nan_policy): twenty rate metrics over one `requests` column would
+    # otherwise filter and group the whole frame twenty-one times. The arrays are read-only.
+    counts: dict[tuple[str, str], NDArray[np.float64] | None] = field(default_factory=dict)
 
 
 def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepared:
@@ -191,7 +194,17 @@ def _apply_nan(values: pd.DataFrame, policy: str, name: str, source: str) -> pd.
 
 
 def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
-    """Per-look counts of one counter metric, shape (looks, 2) as [baseline, canary]; None if absent."""
+    """Per-look counts of one counter metric, shape (looks, 2) as [baseline, canary]; None if absent.
+
+    Computed once per (name, policy) and kept on ``prep``; the array is read-only, as callers share it.
+    """
+    key = (name, policy)
+    if key not in prep.counts:
+        prep.counts[key] = _count_table(prep, config, name, policy)
+    return prep.counts[key]
+
+
+def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
     import numpy as np
 
     f = prep.frame
@@ -209,11 +222,15 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
         warning = f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed"
-        if warning not in prep.warnings:  # the same counter can feed a rate metric and the SRM check
+        # The cache is per nan_policy: one counter read under two policies (a rate metric's and the SRM
+        # check's "drop") comes here twice.
+        if warning not in prep.warnings:
             prep.warnings.append(warning)
     table = rows.groupby(keys)["value"].sum().unstack("arm")
     table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
-    return np.asarray(table.to_numpy(dtype=float))
+    out = np.asarray(table.to_numpy(dtype=float))
+    out.flags.writeable = False
+    return out
 
 
 def _first(hit: NDArray[np.bool_]) -> int | None:
@@ -269,9 +286,7 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         arm_name = (config.arms.baseline, config.arms.canary)[arm]
         raise DataError(f"{prep.source}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
                         f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp {prep.looks[t]:g} ({arm_name})")
-    total = exposure.sum(axis=1)
-    valid = (exposure[:, 0] > 0) & (exposure[:, 1] > 0)
-    share = np.where(valid, exposure[:, 1] / np.where(total > 0, total, 1), 0.5)
+    valid, share = _canary_share(exposure)
     b = np.where(valid, events[:, 0], 0.0)
     c = np.where(valid, events[:, 1], 0.0)
     k = metric.concentration
@@ -302,6 +317,15 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         n_baseline=float(exposure[:, 0].sum()), n_canary=float(exposure[:, 1].sum()), decided_at=decided,
         critical=metric.critical, alpha=alpha, detail=detail,
         series=Series(prep.looks, p_reg, cs.ci_low - 1, cs.ci_high - 1))]
+
+
+def _canary_share(per_look: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
+    """Per look, from counts (looks, 2): whether both arms have some, and the canary's share (0.5 if not)."""
+    import numpy as np
+
+    total = per_look.sum(axis=1)
+    valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
+    return valid, np.where(valid, per_look[:, 1] / np.where(total > 0, total, 1), 0.5)
 
 
 def _no_data(name: str, metric: str, kind: str, critical: bool, alpha: float, detail: str) -> MetricResult:
@@ -444,11 +468,9 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
                   alpha: float) -> list[MetricResult]:
     import numpy as np
 
-    tests = len(metric.quantiles) + int(metric.drift)
-    a_test = alpha / tests
+    names = _test_names(metric)
+    a_test = alpha / len(names)
     hist = _histograms(prep, config, metric)
-    names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
-        [f"{metric.name} drift"] if metric.drift else [])
     if hist is None:
         return [_no_data(n, metric.name, "distribution", metric.critical, a_test, f"no {metric.metric!r} data")
                 for n in names]
@@ -507,6 +529,12 @@ def _qname(q: float) -> str:
     return f"{q * 100:g}"
 
 
+def _test_names(metric: DistributionMetric) -> list[str]:
+    """A distribution metric's tests: one per quantile ("latency p99"), then drift if configured."""
+    return [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
+        [f"{metric.name} drift"] if metric.drift else [])
+
+
 def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float64], n_b: NDArray[np.float64],
            n_c: NDArray[np.float64], enough: NDArray[np.bool_], alpha: float, name: str) -> MetricResult:
     """Equality in distribution: a product of rate-ratio e-processes, one per group of pooled buckets."""
@@ -517,10 +545,7 @@ def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float
     share_cum = np.cumsum(pooled) / max(pooled.sum(), 1.0)
     group = np.minimum((share_cum * _DRIFT_GROUPS - 1e-9).astype(int), _DRIFT_GROUPS - 1)
     grouped = np.stack([counts[..., group == g].sum(axis=-1) for g in range(_DRIFT_GROUPS)], axis=-1)
-    per_look = counts.sum(axis=-1)
-    total = per_look.sum(axis=1)
-    valid = (per_look[:, 0] > 0) & (per_look[:, 1] > 0)
-    share = np.where(valid, per_look[:, 1] / np.where(total > 0, total, 1), 0.5)
+    valid, share = _canary_share(counts.sum(axis=-1))
     c = np.where(valid[:, None], grouped[:, 1, :], 0.0).T
     b = np.where(valid[:, None], grouped[:, 0, :], 0.0).T
     prior_share = float(np.clip(n_c[-1] / max(n_b[-1] + n_c[-1], 1.0), 1e-6, 1 - 1e-6))
@@ -665,8 +690,7 @@ def analyze(data: CanaryData, config: CanaryConfig, *, at: float | None = None,
 
 def _empty(metric: RateMetric | DistributionMetric | MeanMetric, alpha: float) -> list[MetricResult]:
     if isinstance(metric, DistributionMetric):
-        names = [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
-            [f"{metric.name} drift"] if metric.drift else [])
+        names = _test_names(metric)
         a = alpha / len(names)
         return [_no_data(n, metric.name, metric.kind, metric.critical, a, "no data") for n in names]
     return [_no_data(metric.name, metric.name, metric.kind, metric.critical, alpha, "no data")]

@@ -164,6 +164,10 @@ class PlanCell:
                 "median_time_to_detect_s": self.median_time, "time_to_80_s": self.time_to_80,
                 "time_to_95_s": self.time_to_95}
 
+    def time_to_power(self, target: float) -> float:
+        """The time to detect in a share ``target`` of runs: 0.8 or 0.95, the two the plan measures."""
+        return self.time_to_80 if target == 0.8 else self.time_to_95
+
 
 @dataclass(frozen=True)
 class PlanResult:
@@ -191,7 +195,7 @@ class PlanResult:
             for target, key in ((0.8, "power_80"), (0.95, "power_95")):
                 cell = self.smallest(effect, target)
                 row[key] = None if cell is None else {
-                    "traffic": cell.traffic, "duration_s": cell.time_to_80 if target == 0.8 else cell.time_to_95}
+                    "traffic": cell.traffic, "duration_s": cell.time_to_power(target)}
             smallest[str(effect)] = row
         return {"rps": self.rps, "baseline_rate": self.baseline_rate, "max_duration_s": self.max_duration,
                 "alpha": self.alpha, "runs": self.runs, "seed": self.seed,

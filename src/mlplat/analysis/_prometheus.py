@@ -9,8 +9,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from mlplat.analysis._config import CanaryConfig, DistributionMetric, RateMetric
-from mlplat.analysis._readers import CanaryData, prometheus_frame
+from mlplat.analysis._config import CanaryConfig, RateMetric
+from mlplat.analysis._readers import CanaryData, _categorical, prometheus_frame
 from mlplat.errors import ConfigError, DataError, ServiceError
 
 __all__ = ["fetch_prometheus", "query_range"]
@@ -55,8 +55,6 @@ def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]
         if isinstance(metric, RateMetric):
             pairs = [(metric.events, metric.query, "query"), (metric.exposure, metric.exposure_query,
                                                                "exposure_query")]
-        elif isinstance(metric, DistributionMetric):
-            pairs = [(metric.metric, metric.query, "query")]
         else:
             pairs = [(metric.metric, metric.query, "query")]
         for name, query, key in pairs:
@@ -97,4 +95,4 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     for name, query, _ in _queries(config):
         response = query_range(url, query, start, end, step, timeout=config.prometheus.timeout)
         frames.append(prometheus_frame(response, name, f"{url} ({name})", arm_label=config.prometheus.arm_label))
-    return CanaryData(pd.concat(frames, ignore_index=True).astype({"arm": "category", "metric": "category"}), url)
+    return CanaryData(_categorical(pd.concat(frames, ignore_index=True)), url)

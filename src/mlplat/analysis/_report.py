@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
+from pathlib import Path
 
-from mlplat.analysis._judge import CanaryResult, MetricResult
+from mlplat.analysis._judge import CanaryResult, MetricResult, _pct
 
-__all__ = ["markdown_report", "plot_png"]
+__all__ = ["markdown_report", "write_plot"]
 
 
 def _when(ts: float | None) -> str:
@@ -16,17 +16,9 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _fmt(x: float) -> str:
-    if x is None or math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{x:+.1%}"
-
-
 def _row(m: MetricResult) -> str:
-    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {_fmt(m.effect)} | "
-            f"[{_fmt(m.ci[0])}, {_fmt(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | {m.n_baseline:,.0f} | "
+    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {_pct(m.effect)} | "
+            f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | {m.n_baseline:,.0f} | "
             f"{m.n_canary:,.0f} | {_when(m.decided_at)} | {m.detail} |")
 
 
@@ -60,11 +52,11 @@ def markdown_report(result: CanaryResult, *, title: str = "Canary analysis") -> 
     return "\n".join(lines)
 
 
-def plot_png(result: CanaryResult) -> bytes:
-    """PNG bytes: per test, the anytime-valid p-value and the confidence sequence over time."""
+def write_plot(result: CanaryResult, path: str | Path, *, force: bool = False) -> Path:
+    """Write a PNG to ``path``: per test, the anytime-valid p-value and the confidence sequence over time."""
     import numpy as np
 
-    from mlplat.plots import png_bytes, pyplot
+    from mlplat.plots import pyplot, write_png
 
     tests = [(m, m.series) for m in result.metrics if m.series is not None]
     rows = max(len(tests), 1)
@@ -97,4 +89,4 @@ def plot_png(result: CanaryResult) -> bytes:
             ax_ci.legend(fontsize=7)
     fig.suptitle(f"canary: {result.decision.value}", fontsize=11)
     fig.tight_layout()
-    return png_bytes(fig, dpi=90)
+    return write_png(fig, path, force=force, dpi=90)

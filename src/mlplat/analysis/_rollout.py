@@ -11,15 +11,12 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from mlplat.analysis._config import CanaryConfig, RateMetric
 from mlplat.analysis._plan import simulate_detection
 from mlplat.errors import ConfigError, SimulationError
 from mlplat.units import format_duration, parse_percent
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["RolloutPlan", "RolloutStage", "parse_stages", "plan_rollout", "rollout_argo", "rollout_flagger",
            "rollout_markdown"]

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlplat.analysis._readers import _categorical
 from mlplat.errors import SimulationError
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def many_rate_metrics_export(looks: int = 1440, metrics: int = 20, seed: int = 0
                                    "value": rng.poisson(np.tile([19.0, 1.0], looks)).astype(float)}))
         entries.append({"name": f"e{i}", "kind": "rate", "events": f"e{i}"})
     frame = pd.concat(parts, ignore_index=True).assign(le=math.nan)
-    return frame.astype({"arm": "category", "metric": "category"}), entries  # as the readers give them
+    return _categorical(frame), entries  # as the readers give them
 
 
 def raw_latency_export(samples: int = 10_000_000, looks: int = 60, seed: int = 0) -> pd.DataFrame:

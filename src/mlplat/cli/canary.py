@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.table import Table
 
-from mlplat.cli._output import JsonOption, Output
+from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import DataError
-from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template
+from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
 from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
 
@@ -101,7 +100,7 @@ def _check_outputs(*paths: Path | None, force: bool) -> None:
 
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
             force: bool) -> None:
-    from mlplat.analysis._report import markdown_report, plot_png
+    from mlplat.analysis._report import markdown_report, write_plot
 
     # Imported here: cli/app.py imports this module while it is being built.
     from mlplat.cli.app import ExitCode
@@ -114,7 +113,7 @@ def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Pat
         atomic_write_text(report, markdown_report(result), force=force)
         out.note(f"wrote {report}")
     if plot is not None:
-        atomic_write_bytes(plot, plot_png(result), force=force)
+        write_plot(result, plot, force=force)
         out.note(f"wrote {plot}")
     out.result(result)
     raise typer.Exit(codes[result.decision.value])
@@ -193,7 +192,7 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import fetch_prometheus
+    from mlplat.analysis._prometheus import _iso, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, force=force)
@@ -224,8 +223,7 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({dt.datetime.fromtimestamp(start_s, dt.UTC):%Y-%m-%dT%H:%M:%SZ}) is in the "
-                        "future; nothing to analyse")
+        raise DataError(f"--start ({_iso(start_s)}) is in the future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
@@ -440,15 +438,14 @@ def render_result(result: CanaryResult) -> Group:
     from mlplat.analysis._judge import _pct
 
     colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[result.decision.value]
-    table = Table(title="canary tests", title_justify="left", header_style="bold")
-    for name, right in (("test", False), ("status", False), ("effect", True), ("CI", True),
-                        ("p", True), ("n base", True), ("n canary", True), ("detail", False)):
-        table.add_column(name, justify="right" if right else "left")
+    rows = []
     for m in result.metrics:
         style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
-        table.add_row(m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
-                      _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
-                      f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail)
+        rows.append((m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
+                     _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
+                     f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail))
+    table = make_table("canary tests", ("test", "status", "effect", "CI", "p", "n base", "n canary", "detail"),
+                       rows, numeric=(2, 3, 4, 5, 6))
     lines: list[Any] = [f"[bold {colour}]{result.decision.value}[/bold {colour}]"]
     lines += [f"  - {reason}" for reason in result.reasons]
     if result.srm is not None:
@@ -466,14 +463,12 @@ def render_plan(result: PlanResult) -> Group:
     def when(seconds: float) -> str:
         return "not reached" if math.isinf(seconds) else format_duration(seconds)
 
-    table = Table(title=f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
-                  f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
-                  title_justify="left", header_style="bold")
-    for name in ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by"):
-        table.add_column(name, justify="right")
-    for c in result.cells:
-        table.add_row(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x",
-                      f"{c.power:.3f}", when(c.median_time), when(c.time_to_80), when(c.time_to_95))
+    columns = ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by")
+    rows = [(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x", f"{c.power:.3f}",
+             when(c.median_time), when(c.time_to_80), when(c.time_to_95)) for c in result.cells]
+    table = make_table(f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
+                       f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
+                       columns, rows, numeric=range(len(columns)))
     lines: list[Any] = [table]
     for t, r in result.false_alarm.items():
         lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
@@ -485,23 +480,20 @@ def render_plan(result: PlanResult) -> Group:
                 lines.append(f"{effect:g}x: no share in the grid reaches {target:.0%} power within "
                              f"{format_duration(result.max_duration)}")
             else:
-                dwell = cell.time_to_80 if target == 0.8 else cell.time_to_95
                 lines.append(f"{effect:g}x: {target:.0%} power from {cell.traffic:.0%} traffic "
-                             f"in {format_duration(dwell)}")
+                             f"in {format_duration(cell.time_to_power(target))}")
     return Group(*lines)
 
 
 def render_rollout(result: RolloutPlan) -> Group:
     """The stages with dwell, power, blast radius and checks; the total and what to change."""
-    table = Table(title=f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
-                  f"{result.power:.0%} power per stage, split by {result.unit}", title_justify="left",
-                  header_style="bold")
-    for name in ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"):
-        table.add_column(name, justify="left" if name in ("stage", "checks") else "right")
-    for s in result.stages:
-        table.add_row(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
-                      "-" if math.isnan(s.power) else f"{s.power:.2f}",
-                      f"{s.affected_requests:,.0f}", f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-")
+    rows = [(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
+             "-" if math.isnan(s.power) else f"{s.power:.2f}", f"{s.affected_requests:,.0f}",
+             f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-") for s in result.stages]
+    table = make_table(f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
+                       f"{result.power:.0%} power per stage, split by {result.unit}",
+                       ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"), rows,
+                       numeric=(1, 2, 3, 4))
     lines: list[Any] = [table, f"total {format_duration(result.total)} of max {format_duration(result.max_total)}"
                         + ("" if result.fits else " — does not fit")]
     lines += [f"  - {s}" for s in result.suggestions]
