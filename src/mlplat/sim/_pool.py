@@ -106,8 +106,9 @@ class _Loop:
 
     def __init__(self, spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray, horizon: tuple[float, float]):
         self.spec = spec
-        self.arrivals = arrivals
-        self.service = service
+        # Python floats, not numpy scalars: indexed once per event, and float64 -> float is exact.
+        self.arrivals: list[float] = arrivals.tolist()
+        self.service: list[float] = service.tolist()
         self.t0, self.t1 = horizon
         n = len(arrivals)
         self.start = np.full(n, np.nan)
@@ -401,7 +402,7 @@ class _Loop:
         n, i = len(arrivals), 0
         while i < n or heap:
             if i < n and (not heap or arrivals[i] <= heap[0][0]):
-                t = float(arrivals[i])
+                t = arrivals[i]
                 self.advance(t)
                 self.arrive(i, t)
                 i += 1
