@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_DEPART, _READY, _EXPIRE, _TICK, _NODE_READY, _NODE_EXPIRE = range(6)
+_DEPART, _READY, _EXPIRE, _TICK, _NODE_EXPIRE = range(5)
 
 
 @dataclass(frozen=True)
@@ -380,9 +380,6 @@ class _Loop:
             self.zero_since = None
         desired = min(max(desired, self.spec.min_instances), self.spec.max_instances)
         self.scale_to(desired, t)
-
-    def node_ready(self, node: _Node, t: float) -> None:
-        return None
 
     def node_expire(self, node: _Node, stamp: float, t: float) -> None:
         if node.alive and node.pods == 0 and node.stamp == stamp:
