@@ -20,6 +20,7 @@ from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
 from mlplat.sim._pricing import SECONDS_PER_MONTH, PriceTable, Pricing, load_pricing
 from mlplat.sim._results import (
     COST_PARTS,
+    LATENCY_KEYS,
     Estimate,
     PlatformResult,
     SimulationResult,
@@ -90,9 +91,9 @@ def _ms_ceil(seconds: np.ndarray) -> np.ndarray:
 
 def _percentiles(latency_s: np.ndarray) -> dict[str, float]:
     if len(latency_s) == 0:
-        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "p999": math.nan}
+        return dict.fromkeys(LATENCY_KEYS, math.nan)
     q = np.percentile(latency_s, [50, 95, 99, 99.9]) * 1000.0
-    return dict(zip(("p50", "p95", "p99", "p999"), (float(v) for v in q), strict=True))
+    return dict(zip(LATENCY_KEYS, (float(v) for v in q), strict=True))
 
 
 def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
