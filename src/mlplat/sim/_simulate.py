@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mlplat.config import YamlDocument
-from mlplat.errors import SimulationError
+from mlplat.errors import SimulationError, format_path
 from mlplat.sim._levels import simulate_levels
 from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
 from mlplat.sim._pricing import SECONDS_PER_MONTH, PriceTable, Pricing, load_pricing
@@ -62,7 +62,7 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
             key, message = problem
             if doc is not None:
                 raise doc.error(("platforms", index, key), message)
-            raise SimulationError(f"platforms[{index}].{key}: {message}")
+            raise SimulationError(f"{format_path(('platforms', index, key))}: {message}")
     trace = read_trace(scenario.workload, base) if isinstance(scenario.workload, TraceWorkload) else None
     return Prepared(scenario, prices, trace)
 
