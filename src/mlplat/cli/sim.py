@@ -5,6 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -117,8 +118,7 @@ def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:
 
     prepared = load(scenario, pricing=pricing)
     if free_tier:
-        prepared = type(prepared)(prepared.scenario.model_copy(update={"free_tier": True}), prepared.pricing,
-                                  prepared.trace)
+        prepared = replace(prepared, scenario=prepared.scenario.model_copy(update={"free_tier": True}))
     return prepared
 
 
@@ -183,9 +183,8 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
         out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
                  f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
     if seconds != prepared.scenario.duration:
-        warmup = min(prepared.scenario.warmup, seconds / 10)
-        prepared = type(prepared)(prepared.scenario.model_copy(update={"duration": seconds, "warmup": warmup}),
-                                  prepared.pricing, prepared.trace)
+        update = {"duration": seconds, "warmup": min(prepared.scenario.warmup, seconds / 10)}
+        prepared = replace(prepared, scenario=prepared.scenario.model_copy(update=update))
     grid = np.geomspace(lo, hi, points)
     with out.progress("rates", total=points) as advance:
         result = sweep(prepared, grid, replications=replications, seed=seed, jobs=jobs, progress=advance)

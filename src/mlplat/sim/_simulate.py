@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -382,7 +382,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     for rate in rates:
         workload = with_mean_rate(base.scenario.workload, float(rate), base.trace)
         sc = base.scenario.model_copy(update={"workload": workload})
-        result = simulate(Prepared(sc, base.pricing, base.trace), replications=replications, seed=seed, jobs=jobs)
+        result = simulate(replace(base, scenario=sc), replications=replications, seed=seed, jobs=jobs)
         for p in result.platforms:
             cost[p.name].append(p["cost_per_month"])
             p99[p.name].append(p["p99"])
