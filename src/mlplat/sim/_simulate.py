@@ -84,7 +84,7 @@ def load(path: str | Path, pricing: str | Path | None = None) -> Prepared:
 
 # -- one platform, one replication ---------------------------------------------------------------------
 
-def _ms_ceil(seconds: np.ndarray) -> np.ndarray:
+def _ms_ceil(seconds: np.ndarray | float) -> np.ndarray | float:
     # Lambda bills duration rounded up to the millisecond.
     return np.ceil(np.round(seconds * 1000.0, 6)) / 1000.0
 
@@ -104,15 +104,16 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     m = (a >= t0) & (a < t1)
     served = m & ~run.rejected
     lat = run.occupancy[served]
-    billed = (_ms_ceil(s) + np.where(run.cold, _ms_ceil(np.full(len(s), cs.billed_init())), 0.0)) * p.memory_gb
+    billed = (_ms_ceil(s) + np.where(run.cold, _ms_ceil(cs.billed_init()), 0.0)) * p.memory_gb
     on_demand_gbs = float(billed[served & ~run.provisioned].sum())
     prov_gbs = float(billed[served & run.provisioned].sum())
     lp = prices.lambda_
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
     out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
-    out["mean_busy"] = float(run.occupancy[served].sum()) / span
-    out["utilization"] = float(run.occupancy[served].sum()) / max(run.instance_seconds, 1e-12)
+    busy = float(lat.sum())  # a function's latency is its occupancy
+    out["mean_busy"] = busy / span
+    out["utilization"] = busy / max(run.instance_seconds, 1e-12)
     requests = float(served.sum())
     cost = {"compute": on_demand_gbs * gb_price + prov_gbs * lp.provisioned_executing_gb_second.usd,
             "requests": requests * lp.requests_per_million.usd / 1e6,
@@ -390,7 +391,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
         if progress:
             progress(1)
     rates_t = tuple(float(r) for r in rates)
-    return SweepResult(rates=rates_t, names=names, cost_per_month={n: tuple(v) for n, v in cost.items()},
+    cost_t = {n: tuple(v) for n, v in cost.items()}
+    return SweepResult(rates=rates_t, names=names, cost_per_month=cost_t,
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
-                       slo_p99_ms=base.scenario.slo.p99_ms,
-                       break_even=tuple(break_evens(rates_t, names, {n: tuple(v) for n, v in cost.items()})))
+                       slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)))
