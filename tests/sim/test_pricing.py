@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from mlplat.sim import Scenario, load_pricing
+from mlplat.errors import SimulationError
+from mlplat.sim import Scenario, load_pricing, prepare
 
 # Issue 5, "Pricing defaults" (AWS Lambda, Cloud Run, EC2 on-demand us-east-1 and EKS pricing pages).
 ISSUE_PRICES = {
@@ -41,3 +42,15 @@ def test_default_prices_match_issue(name: str, usd: float) -> None:
 def test_free_tiers_off_by_default(make_scenario: Callable[..., Scenario]) -> None:
     """A scenario bills without free tiers unless it (or --free-tier) turns them on."""
     assert make_scenario().free_tier is False
+
+
+@pytest.mark.parametrize(("platform", "message"), [
+    ({"name": "k8s", "kind": "kubernetes", "node": "m9.huge"}, r"^platforms\[1\]\.node: unknown node type 'm9.huge'"),
+    ({"name": "run", "kind": "cloud_run", "gpu": "a100"}, r"^platforms\[1\]\.gpu: no price for GPU 'a100'"),
+])
+def test_unpriced_platform_named_by_path(make_scenario: Callable[..., Scenario], platform: dict[str, str],
+                                        message: str) -> None:
+    """A scenario built in code with an unpriced node or GPU is refused with the platform's key path."""
+    sc = make_scenario(platforms=[{"name": "fn", "kind": "lambda"}, platform])
+    with pytest.raises(SimulationError, match=message):
+        prepare(sc)

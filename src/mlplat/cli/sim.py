@@ -5,6 +5,7 @@ from __future__ import annotations
 import json as jsonlib
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,8 +14,8 @@ from rich.console import Group
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
-from mlplat.errors import ConfigError, OutputError
-from mlplat.files import atomic_write_text, read_template
+from mlplat.errors import ConfigError
+from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.units import format_duration, parse_duration, parse_rate
 
 if TYPE_CHECKING:
@@ -112,19 +113,12 @@ def _show(out: Output, result: SimulationResult | SweepResult, plot: Path | None
     out.result(result)
 
 
-def _check_plot(plot: Path | None, force: bool) -> None:
-    """Refuse an existing plot file before simulating, not after minutes of work."""
-    if plot is not None and plot.exists() and not force:
-        raise OutputError(f"{plot}: already exists; pass --force to overwrite it")
-
-
 def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:
     from mlplat.sim import load
 
     prepared = load(scenario, pricing=pricing)
     if free_tier:
-        prepared = type(prepared)(prepared.scenario.model_copy(update={"free_tier": True}), prepared.pricing,
-                                  prepared.trace)
+        prepared = replace(prepared, scenario=prepared.scenario.model_copy(update={"free_tier": True}))
     return prepared
 
 
@@ -136,7 +130,8 @@ def run(ctx: typer.Context, scenario: ScenarioArg, replications: Replications = 
     from mlplat.sim import simulate
 
     out = Output.from_ctx(ctx, json=json)
-    _check_plot(plot, force)
+    if plot is not None:
+        check_writable(plot, force=force)  # before the minutes of simulating, not after
     prepared = _load(scenario, pricing, free_tier)
     reps = replications or prepared.scenario.replications
     with out.progress("replications", total=reps) as advance:
@@ -172,7 +167,8 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
     from mlplat.sim import sweep
 
     out = Output.from_ctx(ctx, json=json)
-    _check_plot(plot, force)
+    if plot is not None:
+        check_writable(plot, force=force)  # before the minutes of simulating, not after
     lo, hi = parse_rates(rates)
     prepared = _load(scenario, pricing, free_tier)
     seconds = prepared.scenario.duration
@@ -187,9 +183,8 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
         out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
                  f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
     if seconds != prepared.scenario.duration:
-        warmup = min(prepared.scenario.warmup, seconds / 10)
-        prepared = type(prepared)(prepared.scenario.model_copy(update={"duration": seconds, "warmup": warmup}),
-                                  prepared.pricing, prepared.trace)
+        update = {"duration": seconds, "warmup": min(prepared.scenario.warmup, seconds / 10)}
+        prepared = replace(prepared, scenario=prepared.scenario.model_copy(update=update))
     grid = np.geomspace(lo, hi, points)
     with out.progress("rates", total=points) as advance:
         result = sweep(prepared, grid, replications=replications, seed=seed, jobs=jobs, progress=advance)

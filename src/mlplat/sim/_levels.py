@@ -155,14 +155,16 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
     occupancy = np.where(rejected, 0.0, service + cold_s * cold)
     prov = np.zeros(n, dtype=bool)
     if provisioned:
-        prov = (_busy_before(a, occupancy, rejected) < provisioned) & ~rejected
+        ends = np.sort((a + occupancy)[~rejected])
+        prov = (_busy_before(a, ~rejected, ends) < provisioned) & ~rejected
     return LevelRun(cold=cold, rejected=rejected, provisioned=prov, occupancy=occupancy,
                     instance_seconds=integral, peak_instances=int(peak))
 
 
-def _busy_before(a: np.ndarray, occupancy: np.ndarray, rejected: np.ndarray) -> np.ndarray:
-    ends = np.sort((a + occupancy)[~rejected])
-    before = np.concatenate(([0], np.cumsum(~rejected)[:-1]))
+def _busy_before(a: np.ndarray, served: np.ndarray, ends: np.ndarray, ncarry: int = 0) -> np.ndarray:
+    """B(a_i-): served requests before each ``a_i`` (``ncarry`` more from earlier) minus sorted ``ends`` <= a_i."""
+    # The callers build ``ends`` themselves: each sums its end times in its own order (ulps differ).
+    before = np.concatenate(([0], np.cumsum(served)[:-1])) + ncarry
     return before - np.searchsorted(ends, a, side="right")
 
 
@@ -172,8 +174,7 @@ def _counts(a: np.ndarray, s: np.ndarray, cold: np.ndarray, rej: np.ndarray, col
     served = ~rej
     ends = np.sort(np.concatenate(((a + s + cold_s * cold)[served], carry_ends)))
     ncarry = len(carry_ends)
-    before = np.concatenate(([0], np.cumsum(served)[:-1])) + ncarry
-    bminus = before - np.searchsorted(ends, a, side="right")
+    bminus = _busy_before(a, served, ends, ncarry)
     bplus = bminus + served
     # B at the start of each request's keep-alive window (the window is a[k] - keep_alive .. a[k]).
     served_upto = np.concatenate(([0], np.cumsum(served)))[arrived] + ncarry

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_DEPART, _READY, _EXPIRE, _TICK, _NODE_READY, _NODE_EXPIRE = range(6)
+_DEPART, _READY, _EXPIRE, _TICK, _NODE_EXPIRE = range(5)
 
 
 @dataclass(frozen=True)
@@ -106,8 +106,9 @@ class _Loop:
 
     def __init__(self, spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray, horizon: tuple[float, float]):
         self.spec = spec
-        self.arrivals = arrivals
-        self.service = service
+        # Python floats, not numpy scalars: indexed once per event, and float64 -> float is exact.
+        self.arrivals: list[float] = arrivals.tolist()
+        self.service: list[float] = service.tolist()
         self.t0, self.t1 = horizon
         n = len(arrivals)
         self.start = np.full(n, np.nan)
@@ -380,9 +381,6 @@ class _Loop:
         desired = min(max(desired, self.spec.min_instances), self.spec.max_instances)
         self.scale_to(desired, t)
 
-    def node_ready(self, node: _Node, t: float) -> None:
-        return None
-
     def node_expire(self, node: _Node, stamp: float, t: float) -> None:
         if node.alive and node.pods == 0 and node.stamp == stamp:
             node.alive = False
@@ -401,7 +399,7 @@ class _Loop:
         n, i = len(arrivals), 0
         while i < n or heap:
             if i < n and (not heap or arrivals[i] <= heap[0][0]):
-                t = float(arrivals[i])
+                t = arrivals[i]
                 self.advance(t)
                 self.arrive(i, t)
                 i += 1

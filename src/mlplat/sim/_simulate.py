@@ -7,19 +7,20 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlplat.config import YamlDocument
-from mlplat.errors import SimulationError
+from mlplat.errors import SimulationError, format_path
 from mlplat.sim._levels import simulate_levels
 from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
 from mlplat.sim._pricing import SECONDS_PER_MONTH, PriceTable, Pricing, load_pricing
 from mlplat.sim._results import (
     COST_PARTS,
+    LATENCY_KEYS,
     Estimate,
     PlatformResult,
     SimulationResult,
@@ -61,7 +62,7 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
             key, message = problem
             if doc is not None:
                 raise doc.error(("platforms", index, key), message)
-            raise SimulationError(f"platforms[{index}].{key}: {message}")
+            raise SimulationError(f"{format_path(('platforms', index, key))}: {message}")
     trace = read_trace(scenario.workload, base) if isinstance(scenario.workload, TraceWorkload) else None
     return Prepared(scenario, prices, trace)
 
@@ -83,16 +84,16 @@ def load(path: str | Path, pricing: str | Path | None = None) -> Prepared:
 
 # -- one platform, one replication ---------------------------------------------------------------------
 
-def _ms_ceil(seconds: np.ndarray) -> np.ndarray:
+def _ms_ceil(seconds: np.ndarray | float) -> np.ndarray | float:
     # Lambda bills duration rounded up to the millisecond.
     return np.ceil(np.round(seconds * 1000.0, 6)) / 1000.0
 
 
 def _percentiles(latency_s: np.ndarray) -> dict[str, float]:
     if len(latency_s) == 0:
-        return {"p50": math.nan, "p95": math.nan, "p99": math.nan, "p999": math.nan}
+        return dict.fromkeys(LATENCY_KEYS, math.nan)
     q = np.percentile(latency_s, [50, 95, 99, 99.9]) * 1000.0
-    return dict(zip(("p50", "p95", "p99", "p999"), (float(v) for v in q), strict=True))
+    return dict(zip(LATENCY_KEYS, (float(v) for v in q), strict=True))
 
 
 def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
@@ -103,15 +104,16 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     m = (a >= t0) & (a < t1)
     served = m & ~run.rejected
     lat = run.occupancy[served]
-    billed = (_ms_ceil(s) + np.where(run.cold, _ms_ceil(np.full(len(s), cs.billed_init())), 0.0)) * p.memory_gb
+    billed = (_ms_ceil(s) + np.where(run.cold, _ms_ceil(cs.billed_init()), 0.0)) * p.memory_gb
     on_demand_gbs = float(billed[served & ~run.provisioned].sum())
     prov_gbs = float(billed[served & run.provisioned].sum())
     lp = prices.lambda_
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
     out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
-    out["mean_busy"] = float(run.occupancy[served].sum()) / span
-    out["utilization"] = float(run.occupancy[served].sum()) / max(run.instance_seconds, 1e-12)
+    busy = float(lat.sum())  # a function's latency is its occupancy
+    out["mean_busy"] = busy / span
+    out["utilization"] = busy / max(run.instance_seconds, 1e-12)
     requests = float(served.sum())
     cost = {"compute": on_demand_gbs * gb_price + prov_gbs * lp.provisioned_executing_gb_second.usd,
             "requests": requests * lp.requests_per_million.usd / 1e6,
@@ -381,7 +383,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     for rate in rates:
         workload = with_mean_rate(base.scenario.workload, float(rate), base.trace)
         sc = base.scenario.model_copy(update={"workload": workload})
-        result = simulate(Prepared(sc, base.pricing, base.trace), replications=replications, seed=seed, jobs=jobs)
+        result = simulate(replace(base, scenario=sc), replications=replications, seed=seed, jobs=jobs)
         for p in result.platforms:
             cost[p.name].append(p["cost_per_month"])
             p99[p.name].append(p["p99"])
@@ -389,7 +391,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
         if progress:
             progress(1)
     rates_t = tuple(float(r) for r in rates)
-    return SweepResult(rates=rates_t, names=names, cost_per_month={n: tuple(v) for n, v in cost.items()},
+    cost_t = {n: tuple(v) for n, v in cost.items()}
+    return SweepResult(rates=rates_t, names=names, cost_per_month=cost_t,
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
-                       slo_p99_ms=base.scenario.slo.p99_ms,
-                       break_even=tuple(break_evens(rates_t, names, {n: tuple(v) for n, v in cost.items()})))
+                       slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)))
