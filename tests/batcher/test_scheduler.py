@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import queue_scripts
 
-from mlplat.batcher._batcher import _Queue, _Request
+from mlplat.batcher._batcher import _claim, _Queue, _Request
 
 MS = 0.001
 
@@ -20,8 +21,11 @@ def _queue(policy: str = "deadline", *, cap: int = 4, on_deadline: str = "reject
                   allowed_batch_sizes=allowed, guard=guard)
 
 
-def _add(queue: _Queue, item: int, now: float, latency: float = 10 * MS) -> _Request:
-    request = _Request(item, now, now + latency, concurrent.futures.Future(), None)
+def _add(queue: _Queue, item: int, now: float, latency: float = 10 * MS,
+         loop: asyncio.AbstractEventLoop | None = None) -> _Request:
+    """Queue a request with a thread future, or an asyncio future of ``loop``."""
+    future = concurrent.futures.Future() if loop is None else loop.create_future()
+    request = _Request(item, now, now + latency, future, loop)
     queue.items.append(request)
     return request
 
@@ -203,33 +207,41 @@ def test_deadline_estimate_uses_the_padded_size() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(queue_scripts())
-def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, float, float]]) -> None:
-    """Whatever the arrivals, cancellations and clock steps, each request leaves once, FIFO, in capped batches."""
-    for policy in ("deadline", "eager"):
-        queue = _queue(policy, cap=3)
-        queue.estimate.observe(2, 1 * MS)
-        requests: list[_Request] = []
-        out: list[_Request] = []
-        now = 0.0
-        for op, dt, latency in script:
-            now += dt
-            if op == "add":
-                requests.append(_add(queue, len(requests), now, latency))
-            elif op == "cancel" and requests:
-                requests[int(latency * 1e6) % len(requests)].future.cancel()
-            else:
-                take = queue.take(now)
-                assert len(take.batch) <= 3
-                assert all(r.deadline > now and not r.future.cancelled() for r in take.batch)
-                assert all(r.deadline <= now for r in take.expired)
-                if take.batch == [] and queue.items and take.wake_at is not None:
-                    assert take.wake_at > now
-                out += take.batch + take.expired + take.cancelled
-        out += list(queue.items)
-        assert sorted(r.item for r in out) == list(range(len(requests)))
-        sent = [r.item for r in out]
-        assert len(set(sent)) == len(sent)
+@given(queue_scripts(), st.booleans())
+def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, float, float]],
+                                                    asyncio_futures: bool) -> None:
+    """Whatever the arrivals, cancellations and clock steps, each request leaves once, FIFO, in capped batches,
+    and no cancelled request reaches predict (a thread future is dropped by _claim at dispatch, rule 10)."""
+    loop = asyncio.new_event_loop() if asyncio_futures else None
+    try:
+        for policy in ("deadline", "eager"):
+            queue = _queue(policy, cap=3)
+            queue.estimate.observe(2, 1 * MS)
+            requests: list[_Request] = []
+            out: list[_Request] = []
+            now = 0.0
+            for op, dt, latency in script:
+                now += dt
+                if op == "add":
+                    requests.append(_add(queue, len(requests), now, latency, loop))
+                elif op == "cancel" and requests:
+                    requests[int(latency * 1e6) % len(requests)].future.cancel()
+                else:
+                    take = queue.take(now)
+                    assert len(take.batch) <= 3
+                    assert all(r.deadline > now for r in take.batch)
+                    assert not any(r.future.cancelled() for r in _claim(take.batch))
+                    assert all(r.deadline <= now for r in take.expired)
+                    if take.batch == [] and queue.items and take.wake_at is not None:
+                        assert take.wake_at > now
+                    out += take.batch + take.expired + take.cancelled
+            out += list(queue.items)
+            assert sorted(r.item for r in out) == list(range(len(requests)))
+            sent = [r.item for r in out]
+            assert len(set(sent)) == len(sent)
+    finally:
+        if loop is not None:
+            loop.close()
 
 
 @given(st.lists(st.integers(1, 64), min_size=1, max_size=6, unique=True), st.integers(1, 64))

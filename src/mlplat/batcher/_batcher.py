@@ -147,12 +147,12 @@ class _Queue:
             return _Take([], 0, expired, cancelled, None)
         if self.policy == "deadline" and not closing:
             # This scan runs each time a request arrives while a worker waits, so it is kept to plain
-            # comparisons (no method or builtin calls but cancelled()).
+            # comparisons (no method or builtin calls but an asyncio future's cancelled(); see below).
             live, soonest, cap = 0, math.inf, self.cap
             cutoff = now if self.reject_expired else -math.inf
             for request in items:
                 deadline = request[DEADLINE]
-                if deadline <= cutoff or request[FUTURE].cancelled():
+                if deadline <= cutoff or (request[LOOP] is not None and request[FUTURE].cancelled()):
                     continue
                 live += 1
                 if deadline < soonest:
@@ -170,9 +170,12 @@ class _Queue:
         cutoff = now if self.reject_expired else -math.inf
         cap = self.cap
         popleft, append = items.popleft, batch.append
-        while items and len(batch) < cap:  # the hot loop: _dead() inlined
+        # The hot loop, _dead() inlined. A thread future's cancelled() takes the future's lock (about 1 µs,
+        # a third of the worker's own time per request), and _claim() drops a cancelled thread future
+        # at dispatch anyway, so only asyncio futures (about 20 ns) are checked here (rule 10).
+        while items and len(batch) < cap:
             request = popleft()
-            if request[DEADLINE] <= cutoff or request[FUTURE].cancelled():
+            if request[DEADLINE] <= cutoff or (request[LOOP] is not None and request[FUTURE].cancelled()):
                 (cancelled if request[FUTURE].cancelled() else expired).append(request)
             else:
                 append(request)
