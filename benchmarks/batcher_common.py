@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -79,22 +80,58 @@ async def _poisson(call: Call, inputs: Sequence[Any], rate: float, duration: flo
     return latency * 1000.0
 
 
+async def _closed(call: Call, inputs: Sequence[Any], concurrency: int, duration: float,
+                  warmup: float) -> np.ndarray:
+    low = time.perf_counter() + warmup
+    high = low + duration
+    latency: list[float] = []
+
+    async def client(first: int) -> None:
+        for i in itertools.count(first, concurrency):
+            sent = time.perf_counter()
+            if sent >= high:
+                return
+            try:
+                await call(inputs[i % len(inputs)])
+            except Exception:
+                continue  # a refused or failed request is not counted as served
+            finished = time.perf_counter()
+            if low <= finished < high:
+                latency.append(finished - sent)
+
+    await asyncio.gather(*(client(k) for k in range(concurrency)))
+    return np.array(latency) * 1000.0
+
+
 def poisson(call_factory: Callable[[], Call], inputs: Sequence[Any], *, rate: float, duration: float,
             seed: int = 0) -> np.ndarray:
     """Latencies (ms; NaN when not answered) of Poisson arrivals at ``rate`` for ``duration`` seconds."""
+    return _run(lambda: _poisson(call_factory(), inputs, rate, duration, seed))
 
-    async def main() -> np.ndarray:
-        return await _poisson(call_factory(), inputs, rate, duration, seed)
 
+def closed_loop(call_factory: Callable[[], Call], inputs: Sequence[Any], *, concurrency: int, duration: float,
+                warmup: float) -> np.ndarray:
+    """Closed loop from asyncio clients: ``concurrency`` tasks, each awaiting its request, then sending the next.
+
+    Returns the latencies (ms) of the requests answered inside the ``duration`` after ``warmup``, so
+    ``len(result) / duration`` is the throughput.
+    """
+    return _run(lambda: _closed(call_factory(), inputs, concurrency, duration, warmup))
+
+
+def _run(main: Callable[[], Awaitable[np.ndarray]]) -> np.ndarray:
     # Not asyncio.run: on exit it cancels every task and waits for them, and ray's batch-processing task,
-    # cancelled in the middle of an overloaded queue, does not finish. The loop is closed with whatever
-    # is left pending (the measurement is already taken).
+    # cancelled in the middle of an overloaded queue, does not finish. The tasks left are cancelled and
+    # given a moment, then the loop is closed with whatever is still pending (the measurement is taken).
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(main())
     finally:
-        for task in asyncio.all_tasks(loop):
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            loop.run_until_complete(asyncio.wait(tasks, timeout=0.1))
         loop.close()
 
 

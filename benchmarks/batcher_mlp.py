@@ -5,7 +5,10 @@ X* = max_b b / S(b) from a profile of the predict alone; saturation is a closed 
 outstanding, so the batcher's share of the time is what keeps throughput below X*. X* is profiled with the
 machine otherwise idle; the script also profiles the ceiling batch while another process keeps the second
 core busy (as the load generator and completions do during a run), which gives the ceiling the machine
-itself allows under load, so the batcher's share can be told from the machine's. Each deadline miss
+itself allows under load, so the batcher's share can be told from the machine's; the ceiling batch is also
+profiled just before and after each saturation run. Saturation is measured twice: with the thread
+producers of `mlplat bench --concurrency`, and with asyncio clients through ``infer``, the harness in which
+``ray.serve.batch`` runs too (same predict, same run). Each deadline miss
 under Poisson load is traced to its batch and given a cause, so misses the batcher decided can be told
 from misses the machine caused (a predict far slower than its profile, a load generator sent late).
 Run: `python benchmarks/batcher_mlp.py`; writes the "batcher_mlp" section of docs/benchmarks.md.
@@ -14,20 +17,26 @@ Run: `python benchmarks/batcher_mlp.py`; writes the "batcher_mlp" section of doc
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import importlib.util
+import math
+import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from _report import table, write_section
-from batcher_common import mlp_predictor
+from batcher_common import Call, closed_loop, mlp_predictor, ray_batch
 
-from mlplat.batcher import BenchConfig, ModelSpec, PolicyResult, profile_predict
+from mlplat.batcher import BenchConfig, DynamicBatcher, ModelSpec, PolicyResult, profile_predict
 from mlplat.batcher._bench import _run_policy, measurement_runtime, run_policy
-from mlplat.batcher._load import OK, Trace
+from mlplat.batcher._load import OK, Meter, Trace
 
 
 class Recorder:
@@ -113,16 +122,96 @@ def busy_core_ceiling(predictor: Any, batch: int) -> float:
     return point.rps
 
 
-def _row(label: str, result: PolicyResult, ceiling: float, busy_ceiling: float,
+def ceiling_now(predictor: Any, batch: int) -> float:
+    """b / S(b) at the ceiling batch, profiled now: taken just before and just after each saturation run."""
+    (point,) = profile_predict(predictor, [batch], repeats=21)
+    return point.rps
+
+
+Server = Callable[[Meter], contextlib.AbstractContextManager[Call]]
+
+
+@contextlib.contextmanager
+def mlplat_server(meter: Meter, policy: Any) -> Iterator[Call]:
+    with DynamicBatcher(meter, max_batch_size=32, max_latency_ms=10.0, policy=policy) as batcher:
+        yield batcher.infer
+
+
+def ray_server(meter: Meter) -> contextlib.AbstractContextManager[Call]:
+    return contextlib.nullcontext(ray_batch(meter, max_batch_size=32, wait_s=0.010))  # type: ignore[arg-type]
+
+
+@dataclass
+class Segment:
+    """One short saturation run from asyncio clients, with the ceiling profiled around it."""
+
+    throughput: float
+    ceiling: float  # b / S(b) at the ceiling batch: the mean of the profiles just before and just after
+    busy: float  # share of the run the worker spent inside predict
+    mean_batch: float
+    p99: float
+
+
+def async_segment(server: Server, predictor: Any, inputs: list[Any], batch: int, concurrency: int,
+                  seconds: float) -> Segment:
+    """Saturate ``server`` from asyncio clients for ``seconds``, profiling the ceiling batch just before and after."""
+    before = ceiling_now(predictor, batch)
+    meter = Meter(predictor)
+    started = time.perf_counter()
+    with server(meter) as call:
+        latency = closed_loop(lambda: call, inputs, concurrency=concurrency, duration=seconds, warmup=0.25)
+    elapsed = time.perf_counter() - started
+    after = ceiling_now(predictor, batch)
+    return Segment(latency.size / seconds, statistics.mean((before, after)), meter.busy / elapsed,
+                   meter.items / meter.calls if meter.calls else math.nan,
+                   float(np.percentile(latency, 99)) if latency.size else math.nan)
+
+
+def async_saturation(predictor: Any, inputs: list[Any], batch: int, concurrency: int, segments: int,
+                     seconds: float, ceiling: float) -> tuple[list[tuple[str, ...]], dict[str, float]]:
+    """mlplat's two policies and ``ray.serve.batch`` (when installed), saturated from asyncio clients.
+
+    Each server runs ``segments`` short runs, the servers taking turns in alternating order, and each run
+    is divided by the ceiling profiled just before and after it (a paired measurement): on this shared
+    machine S(32) moved between about 1.5 and 2.0 ms from one minute to the next, and a ceiling taken
+    once at the start would mostly measure that. Returns the table rows and each server's median
+    throughput.
+    """
+    servers: dict[str, Server] = {f"mlplat {policy}": functools.partial(mlplat_server, policy=policy)
+                                  for policy in ("deadline", "eager")}
+    if importlib.util.find_spec("ray") is not None:
+        servers["ray.serve.batch"] = ray_server
+    runs: dict[str, list[Segment]] = {name: [] for name in servers}
+    for k in range(segments):
+        for name in list(servers)[::1 if k % 2 else -1]:
+            runs[name].append(async_segment(servers[name], predictor, inputs, batch, concurrency, seconds))
+    rows, medians = [], {}
+    for name, done in runs.items():
+        paired = np.array([run.throughput / run.ceiling for run in done])
+        medians[name] = statistics.median(run.throughput for run in done)
+        rows.append((name, f"{medians[name]:,.0f}", f"{medians[name] / ceiling:.0%}",
+                     f"{np.median(paired):.1%}",
+                     f"{np.percentile(paired, 25):.1%} - {np.percentile(paired, 75):.1%}",
+                     f"{paired.min():.1%} - {paired.max():.1%}",
+                     f"{statistics.median(run.busy for run in done):.1%}",
+                     f"{statistics.median(run.mean_batch for run in done):.1f}",
+                     f"{statistics.median(run.p99 for run in done):.1f}"))
+    return rows, medians
+
+
+def _row(label: str, result: PolicyResult, ceiling: float, busy_ceiling: float, around: tuple[float, float] | None,
          why: str = "") -> tuple[str, ...]:
+    """One table row; ``around`` is the ceiling profiled just before and after a saturation run."""
+    bracket = (f"{around[0]:,.0f} / {around[1]:,.0f}", f"{result.throughput_rps / statistics.mean(around):.1%}"
+               ) if around else ("-", "-")
     return (label, f"{result.throughput_rps:,.0f}", f"{result.throughput_rps / ceiling:.0%}",
-            f"{result.throughput_rps / busy_ceiling:.0%}",
+            f"{result.throughput_rps / busy_ceiling:.0%}", *bracket,
             f"{result.busy_fraction:.0%}", f"{result.mean_batch:.1f}", f"{result.latency_ms['p99']:.1f}",
             f"{result.miss_rate:.2%}", f"{result.reject_rate:.2%}", why)
 
 
 def _round(repeat: int, predictor: Any, inputs: list[Any], config: BenchConfig, ceilings: tuple[float, float],
-           rate: float, concurrency: int, profile_s: Callable[[int], float]) -> list[tuple[str, ...]]:
+           batch: int, rate: float, concurrency: int, profile_s: Callable[[int], float]) -> list[tuple[str, ...]]:
     """One saturation run and one Poisson run per policy.
 
     The policies swap order from round to round: the first run after the profile (or after the previous
@@ -132,12 +221,16 @@ def _round(repeat: int, predictor: Any, inputs: list[Any], config: BenchConfig, 
     rows = []
     policies = ("deadline", "eager") if repeat % 2 else ("eager", "deadline")
     for policy in policies:
+        before = ceiling_now(predictor, batch)
         saturated = run_policy(policy, predictor, inputs, config, rate=None, rng=np.random.default_rng(repeat))
-        rows.append(_row(f"#{repeat} {policy}, closed loop ({concurrency} outstanding)", saturated, *ceilings))
+        around = (before, ceiling_now(predictor, batch))
+        rows.append(_row(f"#{repeat} {policy}, closed loop ({concurrency} outstanding)", saturated, *ceilings,
+                         around))
     for policy in policies:
         poisson, causes = run_poisson(policy, predictor, inputs, config, rate, repeat, profile_s)
         why = "; ".join(f"{count} {cause}" for cause, count in causes.most_common()) or "none"
-        rows.append(_row(f"#{repeat} {policy}, Poisson at 40% of X* ({rate:,.0f}/s)", poisson, *ceilings, why))
+        rows.append(_row(f"#{repeat} {policy}, Poisson at 40% of X* ({rate:,.0f}/s)", poisson, *ceilings, None,
+                         why))
     return rows
 
 
@@ -146,6 +239,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--segments", type=int, default=10, help="short paired runs per server, asyncio clients")
+    parser.add_argument("--segment-seconds", type=float, default=1.0)
     args = parser.parse_args()
     predictor, inputs = mlp_predictor()
     profile = profile_predict(predictor, [1, 8, 16, 24, 32], repeats=21)
@@ -167,8 +262,14 @@ def main() -> None:
         rows = []
         rate = 0.4 * ceiling
         for repeat in range(1, args.repeats + 1):
-            rows += _round(repeat, predictor, inputs, config, (ceiling, busy_ceiling), rate, args.concurrency,
-                           profile_s)
+            rows += _round(repeat, predictor, inputs, config, (ceiling, busy_ceiling), best.batch, rate,
+                           args.concurrency, profile_s)
+        async_rows, medians = async_saturation(predictor, inputs, best.batch, args.concurrency, args.segments,
+                                               args.segment_seconds, ceiling)
+    ray = medians.get("ray.serve.batch")
+    versus_ray = ("; mlplat / ray at the median: " + ", ".join(
+        f"{name.removeprefix('mlplat ')} {medians[name] / ray:.2f}x" for name in medians if name.startswith("mlplat"))
+        if ray else "")
     curve = ", ".join(f"S({p.batch}) = {p.ms:.2f} ms" for p in profile)
     body = (f"MLP 512-2048-512, float32, one torch thread, max batch 32, max latency 10 ms, {args.duration:g} s "
             f"measured per run after 1 s of warm-up, "
@@ -177,19 +278,34 @@ def main() -> None:
             f"{best.batch / busy_ceiling * 1000:.2f} ms: X* with the other core busy = {busy_ceiling:,.0f} req/s "
             f"({busy_ceiling / ceiling:.0%} of X*). The issue's figures on this kind of machine: S(32) about "
             "1.57 ms, X* about 20.4k req/s, `ray.serve.batch` 14.9k req/s (73% of X*).\n\n"
-            + table(["run", "throughput req/s", "share of X*", "share of X* (other core busy)", "worker busy",
+            + table(["run", "throughput req/s", "share of X*", "share of X* (other core busy)",
+                     "X* before / after", "share of X* before/after", "worker busy",
                      "mean batch", "p99 ms", "deadline misses", "rejected", "miss causes (requests)"], rows)
             + "\n\nTargets: >= 90% of X* at saturation; no deadline misses at 40% of X*. 'share of X* (other core "
             "busy)' divides by the ceiling measured while another process spins on the second core: the "
             "load generator and the completions keep that core busy during a run, and predict slows down "
-            "when it is. 'worker busy' is the "
+            "when it is. 'X* before / after' is b / S(b) at the ceiling batch profiled just before and just "
+            "after a saturation run, and the next column divides by their mean: on this shared machine S(32) "
+            "moved between about 1.5 and 2.0 ms from one minute to the next, so a run is also compared with "
+            "the ceiling of its own minute. The closed loop here is `mlplat bench --concurrency`'s: thread "
+            "producers, with a thread that records each answer and sends the next. 'worker busy' is the "
             "share of the run the worker spent inside predict: when other processes take the CPU, predict "
             "itself slows down (throughput falls below X*) while the worker stays busy. 'miss causes' traces "
             "each Poisson miss to its batch (see `miss_causes` in the script): 'machine' causes are a "
             "predict (its own or an earlier one) that ran well over its profile, or a request the generator "
             "sent late; '(batcher)' is the batcher's own decision. 'Worker out of predict' is the deadline "
             "policy's wait (or a late wake-up) or the worker thread held off the CPU: eager never waits, so "
-            "eager's count of it is the machine's share.")
+            "eager's count of it is the machine's share.\n\n"
+            f"Saturation from asyncio clients ({args.concurrency} tasks, each awaiting its request and then "
+            "sending the next): the same harness for mlplat's `infer` and `ray.serve.batch`, in "
+            f"{args.segments} runs of {args.segment_seconds:g} s each (after 0.25 s of warm-up), the servers "
+            "taking turns. Each run is divided by the ceiling profiled just before and just after it "
+            "('paired'); the table gives the median over the runs and the spread of the paired share. "
+            "'worker busy' is the share of the run spent inside predict; ray runs predict on the clients' "
+            f"event loop, so its clients cannot send while a batch runs{versus_ray}.\n\n"
+            + table(["server", "throughput req/s (median)", "share of X*", "paired share of X* (median)",
+                     "paired: middle half", "paired: min - max", "worker busy", "mean batch", "p99 ms"],
+                    async_rows))
     write_section("batcher_mlp", "Batcher with the MLP on the CPU (`benchmarks/batcher_mlp.py`)", body,
                   packages=["torch"])
     print(body)
