@@ -314,6 +314,20 @@ def test_cancel_before_dispatch_removes_the_request() -> None:
     assert batcher.stats().cancelled == 1
 
 
+def test_thread_future_cancelled_inside_a_batch_is_dropped_at_dispatch() -> None:
+    """A cancelled thread future in the middle of the queue never reaches predict; its batch goes one short."""
+    gate = Gate()
+    with DynamicBatcher(gate, policy="eager", max_batch_size=2, max_latency_ms=LONG) as batcher:
+        _busy(gate, batcher)
+        a, doomed, b, c = (batcher.submit(x) for x in ("a", "doomed", "b", "c"))
+        assert doomed.cancel()
+        gate.release.set()
+        assert [f.result(WAIT) for f in (a, b, c)] == ["a", "b", "c"]
+    assert gate.batches[1:] == [["a"], ["b", "c"]]
+    stats = batcher.stats()
+    assert (stats.cancelled, stats.completed) == (1, 4)
+
+
 def test_cancelled_task_removes_its_request() -> None:
     """An asyncio task cancelled before dispatch removes its request."""
     gate = Gate()
