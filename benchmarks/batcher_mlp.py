@@ -138,7 +138,10 @@ def mlplat_server(meter: Meter, policy: Any) -> Iterator[Call]:
 
 
 def ray_server(meter: Meter) -> contextlib.AbstractContextManager[Call]:
-    return contextlib.nullcontext(ray_batch(meter, max_batch_size=32, wait_s=0.010))  # type: ignore[arg-type]
+    call = ray_batch(meter, max_batch_size=32, wait_s=0.010)
+    if call is None:
+        raise SystemExit("ray is not installed: pip install -r benchmarks/requirements.txt")
+    return contextlib.nullcontext(call)
 
 
 @dataclass
@@ -173,7 +176,7 @@ def async_saturation(predictor: Any, inputs: list[Any], batch: int, concurrency:
 
     Each server runs ``segments`` short runs, the servers taking turns in alternating order, and each run
     is divided by the ceiling profiled just before and after it (a paired measurement): on this shared
-    machine S(32) moved between about 1.5 and 2.0 ms from one minute to the next, and a ceiling taken
+    machine S(32) moved between about 1.5 and 2.1 ms from one minute to the next, and a ceiling taken
     once at the start would mostly measure that. Returns the table rows and each server's median
     throughput.
     """
@@ -286,7 +289,7 @@ def main() -> None:
             "load generator and the completions keep that core busy during a run, and predict slows down "
             "when it is. 'X* before / after' is b / S(b) at the ceiling batch profiled just before and just "
             "after a saturation run, and the next column divides by their mean: on this shared machine S(32) "
-            "moved between about 1.5 and 2.0 ms from one minute to the next, so a run is also compared with "
+            "moved between about 1.5 and 2.1 ms from one minute to the next, so a run is also compared with "
             "the ceiling of its own minute. The closed loop here is `mlplat bench --concurrency`'s: thread "
             "producers, with a thread that records each answer and sends the next. 'worker busy' is the "
             "share of the run the worker spent inside predict: when other processes take the CPU, predict "
