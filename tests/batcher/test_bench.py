@@ -13,6 +13,7 @@ import pytest
 from mlplat.batcher import (
     BenchConfig,
     ModelSpec,
+    ProfilePoint,
     TorchPredictor,
     WindowBatcher,
     _bench,
@@ -203,3 +204,35 @@ def test_run_bench_sweep_picks_the_best_point(monkeypatch: pytest.MonkeyPatch, t
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(OutputError, match="already exists"):
         write_plot(result, path)
+
+
+@pytest.mark.parametrize(("after_ms", "warned"), [(1.0, False), (1.09, False), (0.91, False), (1.2, True),
+                                                  (0.8, True)])
+def test_ceiling_drift_is_reported_beyond_ten_percent(after_ms: float, warned: bool) -> None:
+    """S(b) at the ceiling batch moving by more than 10% between the profiles is a warning, either way."""
+    warning = _bench.ceiling_drift_warning(ProfilePoint(32, 1.0), ProfilePoint(32, after_ms))
+    assert (warning is not None) == warned
+    if warned:
+        assert warning is not None and warning.startswith(f"S(32) was 1.00 ms before the runs and {after_ms:.2f} ms")
+
+
+def test_run_bench_profiles_the_ceiling_again_and_warns_when_it_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the runs the ceiling batch is profiled again: its rate is reported, and a 2x slower S(b) warns."""
+    real = _bench.profile_predict
+    calls: list[list[int]] = []
+    first: dict[int, float] = {}
+
+    def slower_after(predictor: TorchPredictor, sizes: list[int], **kwargs: Any) -> list[ProfilePoint]:
+        calls.append(list(sizes))
+        if len(calls) == 1:
+            points = real(predictor, sizes, **kwargs)
+            first.update((p.batch, p.ms) for p in points)
+            return points
+        return [ProfilePoint(size, 2 * first[size]) for size in sizes]
+
+    monkeypatch.setattr(_bench, "profile_predict", slower_after)
+    result = run_bench(BenchConfig(**{**QUICK, "policies": ("eager",)}))  # type: ignore[arg-type]
+    assert calls == [[1, 2, 3, 4], [result.ceiling_batch]]
+    assert result.ceiling_after_rps == pytest.approx(result.ceiling_rps / 2)
+    assert any("the machine's speed changed during the run" in w for w in result.warnings)
+    assert result.to_dict()["ceiling_after_rps"] == result.ceiling_after_rps

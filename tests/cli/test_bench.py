@@ -21,7 +21,7 @@ def test_json_has_the_documented_fields(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["device"] == "cpu" and doc["model"].startswith("mlp 8-16-8")
-    assert doc["ceiling_rps"] > 0
+    assert doc["ceiling_rps"] > 0 and doc["ceiling_after_rps"] > 0
     assert [p["batch"] for p in doc["profile"]] == [1, 2, 3, 4] and all(p["ms"] > 0 for p in doc["profile"])
     assert [p["policy"] for p in doc["policies"]] == ["none", "window", "deadline", "eager"]
     for entry in doc["policies"]:
@@ -38,6 +38,7 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, [*QUICK, "--concurrency", "4", "--policies", "window,deadline", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
     assert "predict time S(b)" in result.stdout and "ceiling X*" in result.stdout
+    assert "after the runs" in result.stdout
     assert "window" in result.stdout and "deadline" in result.stdout and "p99.9" in result.stdout
     assert plot.read_bytes()[:4] == b"\x89PNG"
     again = runner.invoke(app, [*QUICK, "--concurrency", "4", "--policies", "eager", "--plot", str(plot)])

@@ -32,6 +32,9 @@ from mlplat.plots import pyplot, write_png
 __all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
 
 SWEEP_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1)
+# S(b) at the ceiling batch is profiled again after the runs; a change larger than this share means the
+# machine's speed changed during the run (a shared host, thermal or frequency limits), and it is reported.
+CEILING_DRIFT = 0.10
 Mode = Literal["rate", "concurrency", "sweep"]
 
 
@@ -138,12 +141,14 @@ class BenchResult:
     policies: tuple[PolicyResult, ...]
     sweep: tuple[PolicyResult, ...] = ()
     warnings: tuple[str, ...] = ()
+    ceiling_after_rps: float | None = None  # b / S(b) at the ceiling batch, profiled again after the runs
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "device": self.device, "model": self.model, "dtype": self.dtype, "mode": self.mode,
             "max_batch": self.max_batch, "max_latency_ms": self.max_latency_ms, "slo_ms": self.slo_ms,
             "ceiling_rps": self.ceiling_rps, "ceiling_batch": self.ceiling_batch,
+            "ceiling_after_rps": self.ceiling_after_rps,
             "profile": [p.to_dict() for p in self.profile],
             "policies": [p.to_dict() for p in self.policies],
             "sweep": [p.to_dict() for p in self.sweep],
@@ -157,6 +162,16 @@ class BenchResult:
             lines.append(f"{p.policy:>8}: goodput {p.goodput_rps:,.0f} req/s, p99 {p.latency_ms['p99']:.2f} ms, "
                          f"mean batch {p.mean_batch:.1f}")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def ceiling_drift_warning(before: ProfilePoint, after: ProfilePoint) -> str | None:
+    """A warning when S(b) at the ceiling batch moved by more than CEILING_DRIFT between two profiles."""
+    change = after.ms / before.ms - 1.0
+    if abs(change) <= CEILING_DRIFT:
+        return None
+    return (f"S({before.batch}) was {before.ms:.2f} ms before the runs and {after.ms:.2f} ms after them "
+            f"({change:+.0%}): the machine's speed changed during the run, so shares of X* are off by about "
+            "as much; compare the policies with each other, or run again on a quieter machine")
 
 
 def _profile_sizes(max_batch: int) -> list[int]:
@@ -310,6 +325,10 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
         sweep = tuple(results)
     else:
         chosen, sweep = tuple(results), ()
+    (after,) = profile_predict(predictor, [best.batch])
+    drift = ceiling_drift_warning(best, after)
+    if drift is not None:
+        warnings.append(drift)
     for result in results:
         if result.generator_behind:
             warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
@@ -318,7 +337,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
     return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
                        max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
                        ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,
-                       sweep=sweep, warnings=tuple(warnings))
+                       sweep=sweep, warnings=tuple(warnings), ceiling_after_rps=after.rps)
 
 
 def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) -> Path:

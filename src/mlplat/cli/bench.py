@@ -41,8 +41,9 @@ def _k(value: float | None) -> str:
 
 def render(result: BenchResult) -> Group:
     """Tables for a bench result: the S(b) profile, then one row per policy (and the sweep, if any)."""
+    after = "" if result.ceiling_after_rps is None else f" ({result.ceiling_after_rps:,.0f} after the runs)"
     head = Text(f"{result.model} on {result.device} ({result.dtype}); ceiling X* = {result.ceiling_rps:,.0f} "
-                f"req/s at batch {result.ceiling_batch}; SLO {result.slo_ms:g} ms, max latency "
+                f"req/s at batch {result.ceiling_batch}{after}; SLO {result.slo_ms:g} ms, max latency "
                 f"{result.max_latency_ms:g} ms, max batch {result.max_batch}")
     profile = make_table("predict time S(b)", ["batch", "ms", "req/s"],
                          [(p.batch, f"{p.ms:.3f}", f"{p.rps:,.0f}") for p in result.profile], numeric=(0, 1, 2))
