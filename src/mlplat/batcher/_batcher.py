@@ -145,11 +145,12 @@ class _Queue:
             (cancelled if request[FUTURE].cancelled() else expired).append(request)
         if not items:
             return _Take([], 0, expired, cancelled, None)
+        cutoff = now if self.reject_expired else -math.inf
+        cap = self.cap
         if self.policy == "deadline" and not closing:
             # This scan runs each time a request arrives while a worker waits, so it is kept to plain
             # comparisons (no method or builtin calls but an asyncio future's cancelled(); see below).
-            live, soonest, cap = 0, math.inf, self.cap
-            cutoff = now if self.reject_expired else -math.inf
+            live, soonest = 0, math.inf
             for request in items:
                 deadline = request[DEADLINE]
                 if deadline <= cutoff or (request[LOOP] is not None and request[FUTURE].cancelled()):
@@ -159,7 +160,7 @@ class _Queue:
                     soonest = deadline
                 if live == cap:
                     break
-            if live < self.cap:
+            if live < cap:
                 service = self.estimate.estimate(self.padded_size(live))
                 # Unknown predict time: send now and learn it. Otherwise wait while the tightest
                 # deadline in the batch can still be met after one predict of the batch we'd send, with
@@ -167,8 +168,6 @@ class _Queue:
                 if service is not None and now < soonest - service - self.guard:
                     return _Take([], 0, expired, cancelled, soonest - service - self.guard)
         batch: list[Request] = []
-        cutoff = now if self.reject_expired else -math.inf
-        cap = self.cap
         popleft, append = items.popleft, batch.append
         # The hot loop, _dead() inlined. A thread future's cancelled() takes the future's lock (about 1 µs,
         # a third of the worker's own time per request), and _claim() drops a cancelled thread future
@@ -656,7 +655,8 @@ class DynamicBatcher:
         """Predict one batch and complete its futures; ``columns`` is ``_columns(taken)``."""
         if None in columns[LOOP]:  # thread futures move to running now; a few may have been cancelled
             batch = _claim(taken)
-            columns = _columns(batch)
+            if len(batch) != len(taken):
+                columns = _columns(batch)
         else:
             batch = taken  # asyncio futures only: nothing to claim (invariant 3)
         size = self._queue.padded_size(len(batch)) if batch else 0
