@@ -49,6 +49,14 @@ def ray_batch(predict: Callable[[list[Any]], Sequence[Any]], *, max_batch_size: 
     return Model().__call__
 
 
+def require_ray_batch(predict: Callable[[list[Any]], Sequence[Any]], *, max_batch_size: int, wait_s: float) -> Call:
+    """``ray_batch``, for a benchmark that cannot run without ray: exits with the install command instead."""
+    call = ray_batch(predict, max_batch_size=max_batch_size, wait_s=wait_s)
+    if call is None:
+        raise SystemExit("ray is not installed: pip install -r benchmarks/requirements.txt")
+    return call
+
+
 async def _poisson(call: Call, inputs: Sequence[Any], rate: float, duration: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     offsets = np.cumsum(rng.exponential(1.0 / rate, size=int(rate * duration * 1.2) + 16))

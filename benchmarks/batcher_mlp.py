@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from _report import table, write_section
-from batcher_common import Call, closed_loop, mlp_predictor, ray_batch
+from batcher_common import Call, closed_loop, mlp_predictor, require_ray_batch
 
 from mlplat.batcher import BenchConfig, DynamicBatcher, ModelSpec, PolicyResult, profile_predict
 from mlplat.batcher._bench import _run_policy, measurement_runtime, run_policy
@@ -115,15 +115,14 @@ def busy_core_ceiling(predictor: Any, batch: int) -> float:
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
-        (point,) = profile_predict(predictor, [batch], repeats=21)
+        return ceiling_now(predictor, batch)
     finally:
         spinner.kill()
         spinner.wait()
-    return point.rps
 
 
 def ceiling_now(predictor: Any, batch: int) -> float:
-    """b / S(b) at the ceiling batch, profiled now: taken just before and just after each saturation run."""
+    """b / S(b) at the ceiling batch, profiled now (21 calls): also taken just before and after each saturation run."""
     (point,) = profile_predict(predictor, [batch], repeats=21)
     return point.rps
 
@@ -138,10 +137,7 @@ def mlplat_server(meter: Meter, policy: Any) -> Iterator[Call]:
 
 
 def ray_server(meter: Meter) -> contextlib.AbstractContextManager[Call]:
-    call = ray_batch(meter, max_batch_size=32, wait_s=0.010)
-    if call is None:
-        raise SystemExit("ray is not installed: pip install -r benchmarks/requirements.txt")
-    return contextlib.nullcontext(call)
+    return contextlib.nullcontext(require_ray_batch(meter, max_batch_size=32, wait_s=0.010))
 
 
 @dataclass

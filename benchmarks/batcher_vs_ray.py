@@ -14,7 +14,7 @@ import statistics
 from typing import Any
 
 from _report import table, write_section
-from batcher_common import Call, mlp_predictor, poisson, ray_batch, summary
+from batcher_common import Call, mlp_predictor, poisson, require_ray_batch, summary
 
 from mlplat.batcher import DynamicBatcher
 from mlplat.batcher._bench import measurement_runtime
@@ -33,10 +33,7 @@ def main() -> None:
         predictor(inputs[:32])  # warm-up
 
     def ray_call() -> Call:
-        call = ray_batch(predictor, max_batch_size=32, wait_s=0.010)
-        if call is None:
-            raise SystemExit("ray is not installed: pip install -r benchmarks/requirements.txt")
-        return call
+        return require_ray_batch(predictor, max_batch_size=32, wait_s=0.010)
 
     def row(name: str, runs: list[dict[str, float]]) -> tuple[Any, ...]:
         med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
