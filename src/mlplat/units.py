@@ -12,6 +12,10 @@ _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d|w)")
 _RATE_UNITS = {"s": 1.0, "m": 1 / 60.0, "min": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
 
 
+def _not_a_duration(value: object) -> ValueError:
+    return ValueError(f"expected a duration such as '90s', '10m', '1h30m' or '1d', got {value!r}")
+
+
 def parse_duration(value: str | float | int) -> float:
     """Seconds in a duration such as ``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"1d"``, ``"250ms"``.
 
@@ -22,12 +26,10 @@ def parse_duration(value: str | float | int) -> float:
     >>> parse_duration("1h30m"), parse_duration("250ms"), parse_duration(12)
     (5400.0, 0.25, 12.0)
     """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as '90s', '10m' or '1h', got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | str):  # a YAML bool, list, mapping, null
+        raise _not_a_duration(value)
     if isinstance(value, int | float):
         seconds = float(value)
-    elif not isinstance(value, str):  # a YAML list, mapping or null
-        raise ValueError(f"expected a duration such as '90s', '10m', '1h30m' or '1d', got {value!r}")
     else:
         text = value.strip().lower().replace(" ", "")
         try:
@@ -40,9 +42,7 @@ def parse_duration(value: str | float | int) -> float:
                 seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or not text:
-                raise ValueError(
-                    f"expected a duration such as '90s', '10m', '1h30m' or '1d', got {value!r}"
-                ) from None
+                raise _not_a_duration(value) from None
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"a duration must be finite and >= 0, got {value!r}")
     return seconds
