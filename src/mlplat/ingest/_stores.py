@@ -142,6 +142,10 @@ class _CheckpointTexts(ABC):
         return {} if raw is None else json.loads(raw)
 
 
+# A partition's checkpoint (or "#meta") as JSON text: written inside each commit's transaction and on its own.
+_PUT_CHECKPOINT = "INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)"
+
+
 class SQLiteStore(_CheckpointTexts):
     """Feature state in one SQLite file; each micro-batch is one transaction with conditional upserts.
 
@@ -178,7 +182,7 @@ class SQLiteStore(_CheckpointTexts):
 
     def _put_text(self, name: str, text: str) -> None:
         try:
-            self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)", (name, text))
+            self.db.execute(_PUT_CHECKPOINT, (name, text))
         except sqlite3.Error as exc:
             raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
@@ -208,8 +212,7 @@ class SQLiteStore(_CheckpointTexts):
                 self.db.executemany("DELETE FROM state WHERE key = ?", [(k,) for k in commit.deletes])
                 if commit.forget_before is not None:
                     self.db.execute("DELETE FROM dedup WHERE max_time < ?", (commit.forget_before,))
-                self.db.execute("INSERT OR REPLACE INTO checkpoint (partition, value) VALUES (?, ?)",
-                                (commit.checkpoint.partition, encoded.checkpoint))
+                self.db.execute(_PUT_CHECKPOINT, (commit.checkpoint.partition, encoded.checkpoint))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
