@@ -74,6 +74,20 @@ def test_run_on_error_fail_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     assert "events.jsonl:151: malformed: missing `event_time`" in result.stderr
 
 
+def test_run_event_time_past_year_9999_is_malformed(runner: CliRunner, tmp_path: Path) -> None:
+    """An event stamped 1e30 s is dead-lettered; it used to become the watermark and crash the summary."""
+    lines = Path(EVENTS).read_text().splitlines()[:5]
+    poisoned = json.loads(lines[1]) | {"event_time": 1e30}
+    source = tmp_path / "events.jsonl"
+    source.write_text("\n".join([lines[0], json.dumps(poisoned), *lines[2:]]) + "\n")
+    result = runner.invoke(app, ["ingest", "run", CONFIG, "--source", str(source), "--store",
+                                 f"sqlite:///{tmp_path}/f.db", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "(reconciled)" in result.stdout and "2025-12-31T" in result.stdout  # the watermark, a real date
+    (dead,) = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
+    assert dead["line"] == 2 and "years 1 to 9999" in dead["reason"]
+
+
 def test_run_unreachable_redis_and_bad_store_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     """An unreachable Redis and an unwritable store path are exit 4 with a clear message."""
     with socket.socket() as sock:

@@ -151,6 +151,10 @@ def test_partition_applies_only_own_entities_and_shares_watermark() -> None:
     ({"event_id": "a", "entity": "u", "event_time": "soon"}, "expected epoch seconds or ISO 8601"),
     ({"event_id": "a", "entity": "u", "event_time": 1, "amount": "x"}, "`amount` must be a finite number"),
     ({"event_id": "a", "entity": "u\x1fv", "event_time": 1}, "must not contain the unit separator"),
+    ({"event_id": "a", "entity": "u", "event_time": 1e30}, "expected a time in the years 1 to 9999"),
+    ({"event_id": "a", "entity": "u", "event_time": -10**18}, "expected a time in the years 1 to 9999"),
+    ({"event_id": "a", "entity": "u", "event_time": "1e308"}, "expected a time in the years 1 to 9999"),
+    ({"event_id": "a", "entity": "u", "event_time": math.nan}, "expected a finite time"),
 ])
 def test_malformed_events_dead_lettered_with_reason(payload: dict[str, object], reason: str) -> None:
     """Rule 7: malformed events are dead-lettered with their line and reason, and counted."""
@@ -158,6 +162,16 @@ def test_malformed_events_dead_lettered_with_reason(payload: dict[str, object], 
     _, counts, dead = run_engine(cfg, [{"event_id": "ok", "entity": "u", "event_time": 0}, payload])
     assert counts["malformed"] == 1 and dead[0].line == 2
     assert reason in dead[0].reason
+
+
+def test_time_no_date_can_hold_is_malformed_and_leaves_the_watermark() -> None:
+    """Rule 7: one event stamped past the year 9999 must not push the watermark past every later event."""
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], max_out_of_orderness=0)
+    engine, counts, dead = run_engine(cfg, [{"event_id": "a", "entity": "u", "event_time": 100},
+                                            {"event_id": "b", "entity": "u", "event_time": 1e30},
+                                            {"event_id": "c", "entity": "u", "event_time": 110}])
+    assert (counts["applied"], counts["malformed"], counts["late"]) == (2, 1, 0)
+    assert engine.watermark == 110 and [d.line for d in dead] == [2]
 
 
 def test_inline_parse_matches_parse_event_for_every_shape() -> None:
@@ -190,6 +204,12 @@ def test_parse_time_forms() -> None:
     assert parse_time("2026-01-01T00:00:00") == parse_time("2026-01-01T00:00:00Z") == 1767225600.0
     with pytest.raises(ValueError, match="finite"):
         parse_time(math.inf)
+    # The years 1 to 9999 (UTC), what a date can hold: the first and last second are in, one more is out.
+    assert parse_time("0001-01-01T00:00:00Z") == -62135596800.0
+    assert parse_time("9999-12-31T23:59:59Z") == 253402300799.0
+    for outside in (-62135596801, 253402300800, "0001-01-01T00:00:00+01:00"):
+        with pytest.raises(ValueError, match="years 1 to 9999"):
+            parse_time(outside)
 
 
 def test_compute_batch_and_diff() -> None:

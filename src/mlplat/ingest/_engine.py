@@ -20,6 +20,11 @@ __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "c
            "diff_states", "feature_value", "parse_event", "parse_time", "partition_of", "split_key"]
 
 SEP = "\x1f"  # separates entity, feature and window start in a state key; not valid in names
+# Event times a date can hold (UTC, the years 1 to 9999), in epoch seconds: a time outside them is malformed,
+# not a watermark one event could push past every date (and past what a report can print). Integers, as
+# most event times are: comparing an int with a float takes twice as long, and it is done per event.
+MIN_TIME = int(dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp())
+MAX_TIME = int(dt.datetime(9999, 12, 31, tzinfo=dt.UTC).timestamp()) + 86_400  # exclusive
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
 
 
@@ -114,6 +119,8 @@ def parse_time(value: Any) -> float:
             seconds = stamp.timestamp()
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite time, got {value!r}")
+    if not MIN_TIME <= seconds < MAX_TIME:
+        raise ValueError(f"expected a time in the years 1 to 9999 (UTC), got {value!r}")
     return seconds
 
 
@@ -157,7 +164,7 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
         raise ValueError(f"missing `{config.entity}`")
     raw_time = get(config.event_time)
     kind = type(raw_time)
-    if (kind is float or kind is int) and raw_time - raw_time == 0:  # type: ignore[operator]  # finite number
+    if (kind is float or kind is int) and MIN_TIME <= raw_time < MAX_TIME:  # type: ignore[operator]  # a date
         time = float(raw_time)  # type: ignore[arg-type]
     elif raw_time is None or raw_time == "":
         raise ValueError(f"missing `{config.event_time}`")
@@ -338,6 +345,7 @@ class Engine:
         record: Record | None = None
         # Every window holding an event ends after it, so an event at or after the horizon is on time.
         lateness, ooo = config.allowed_lateness, config.max_out_of_orderness
+        low, high = MIN_TIME, MAX_TIME  # locals: read per event
         id_name, entity_name, time_name = config.event_id, config.entity, config.event_time
         fields, getters, numeric = self._fields, self._getters, self._numeric
         plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
@@ -354,13 +362,13 @@ class Engine:
                     dead.append(DeadLetter(record.line, f"malformed: {record.error}", "malformed", record.raw))
                 continue
             # parse_event, with the usual shapes accepted inline (a call per event is measurable): ids and
-            # entities that are non-empty strings, finite numeric times, and values that are not blank (and
+            # entities that are non-empty strings, numeric times in [low, high), values not blank (and
             # finite numbers for numeric features) are exactly what parse_event would return for them.
             get = payload.get
             event_id, entity, time = get(id_name), get(entity_name), get(time_name)
             values = tuple(map(get, getters))  # type: ignore[arg-type]  # get(None) is None: keys are str
             usual = (type(event_id) is str and event_id != "" and type(entity) is str and entity != ""
-                     and (type(time) is float or type(time) is int) and time - time == 0
+                     and (type(time) is float or type(time) is int) and low <= time < high
                      and SEP not in entity and "" not in values)
             for i in numeric if usual else ():
                 value = values[i]
