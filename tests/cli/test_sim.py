@@ -155,6 +155,14 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "bad.yaml:12:41: platforms[0].memory_gb: must be >= service.memory_gb (2), got 1"),
     ("memory_gib: 4,", "memory_gib: 1,",
      "bad.yaml:13:55: platforms[1].memory_gib: must hold service.memory_gb (2 GB = 1.86 GiB), got 1 GiB"),
+    # Runs that could never finish (or fit in memory) are refused before they start, naming the cause.
+    ("duration: 30m", "duration: 1e308",
+     "bad.yaml:1:11: duration: one replication of 1e+308 s would simulate countless events (countless requests)"),
+    ("rate: 2/s", "rate: 1e6/s", "bad.yaml:1:11: duration: one replication of 1800 s would simulate about 1.8e+09"),
+    ("target_concurrency: 4}", "target_concurrency: 4, tick_s: 0.00001}",
+     "bad.yaml:1:11: duration: one replication of 1800 s would simulate about 1.8e+08 events (about 1.8e+08 kn "
+     "KPA ticks), more than the 20,000,000 that fit in memory and time; shorten it (costs are scaled "
+     "to a month from any duration), or raise platforms[3].tick_s"),
 ])
 def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""
@@ -211,6 +219,15 @@ def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, mo
     assert result.exit_code == 0, result.output
     assert "simulating 10m per rate (not 30m)" in result.stderr
     assert len(json.loads(result.stdout)["rates_per_s"]) == 2
+
+
+def test_compare_refuses_a_rate_too_big_to_simulate_before_running_any(runner: CliRunner, scenario_file: Path) -> None:
+    """With --duration given, a top rate whose replication could not finish is exit 4, before the low rates run."""
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "1/s..1e6/s", "--points", "2",
+                                 "--duration", "1h"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "duration at 1e+06 req/s: one replication of 3600 s would simulate about 3.6e+09 events" in result.stderr
+    assert "Traceback" not in result.output
 
 
 def test_free_tier_flag(runner: CliRunner, scenario_file: Path) -> None:

@@ -216,7 +216,7 @@ def init(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to
 
 @app.command("validate")
 def validate(ctx: typer.Context, scenario: ScenarioArg, pricing: PricingOpt = None, json: JsonOption = False) -> None:
-    """Check a scenario (schema, prices, node types, trace file) without simulating."""
+    """Check a scenario (schema, prices, node types, trace file, size) without simulating."""
     out = Output.from_ctx(ctx, json=json)
     prepared = _load(scenario, pricing, False)
     names = [p.name for p in prepared.scenario.platforms]

@@ -28,6 +28,7 @@ from mlplat.sim._results import (
     break_evens,
 )
 from mlplat.sim._scenario import (
+    BurstyWorkload,
     CloudRunPlatform,
     HpaAutoscaler,
     KnativePlatform,
@@ -52,7 +53,7 @@ class Prepared:
 
 def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument | None = None,
             pricing: str | Path | None = None) -> Prepared:
-    """Resolve the scenario's prices (``pricing`` overrides its own choice) and trace; check node types."""
+    """Resolve the scenario's prices (``pricing`` overrides its own choice) and trace; check node types and size."""
     base = base or Path(".")
     spec: Any = pricing if pricing is not None else scenario.pricing
     prices = load_pricing(spec, base=base if pricing is None else Path("."), scenario_doc=doc)
@@ -64,7 +65,47 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
                 raise doc.error(("platforms", index, key), message)
             raise SimulationError(f"{format_path(('platforms', index, key))}: {message}")
     trace = read_trace(scenario.workload, base) if isinstance(scenario.workload, TraceWorkload) else None
+    too_big = size_problem(scenario, trace)
+    if too_big is not None:
+        if doc is not None:
+            raise doc.error(("duration",), too_big)
+        raise SimulationError(f"duration: {too_big}")
     return Prepared(scenario, prices, trace)
+
+
+# Most events one replication may simulate (requests, control-loop ticks, on/off periods). With four
+# platforms a request costs about 14 µs and 130 bytes, so this is about 5 minutes and 2.6 GB; a duration
+# or rate far past it would exhaust memory or never finish.
+MAX_EVENTS = 20_000_000
+
+
+def size_problem(scenario: Scenario, trace: Trace | None = None) -> str | None:
+    """Why one replication of ``scenario`` would hold more than :data:`MAX_EVENTS` events, or None (it fits)."""
+    duration = scenario.duration
+    workload = scenario.workload
+    parts: list[tuple[float, str, tuple[str | int, ...] | None]] = [
+        (mean_rate(workload, trace) * duration, "requests", None)]
+    if isinstance(workload, BurstyWorkload):
+        parts.append((2 * duration / (workload.mean_on + workload.mean_off), "on and off periods",
+                      ("workload", "mean_on")))
+    for index, platform in enumerate(scenario.platforms):
+        if isinstance(platform, KubernetesPlatform) and isinstance(platform.autoscaler, HpaAutoscaler):
+            parts.append((duration / platform.autoscaler.sync_period_s, f"{platform.name} HPA syncs",
+                          ("platforms", index, "autoscaler", "sync_period_s")))
+        elif isinstance(platform, KnativePlatform):
+            parts.append((duration / platform.tick_s, f"{platform.name} KPA ticks", ("platforms", index, "tick_s")))
+    total = sum(count for count, _, _ in parts)
+    if total <= MAX_EVENTS:
+        return None
+    count, what, key_path = max(parts, key=lambda part: part[0])
+    hint = "" if key_path is None else f", or raise {format_path(key_path)}"
+    return (f"one replication of {duration:g} s would simulate {_about(total)} events ({_about(count)} {what}), "
+            f"more than the {MAX_EVENTS:,} that fit in memory and time; shorten it (costs are scaled to a month "
+            f"from any duration){hint}")
+
+
+def _about(count: float) -> str:
+    return f"about {count:.3g}" if math.isfinite(count) else "countless"
 
 
 def _unpriced(platform: Platform, table: PriceTable) -> tuple[str, str] | None:
@@ -380,9 +421,13 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     cost: dict[str, list[float]] = {n: [] for n in names}
     p99: dict[str, list[float]] = {n: [] for n in names}
     met: dict[str, list[bool]] = {n: [] for n in names}
-    for rate in rates:
-        workload = with_mean_rate(base.scenario.workload, float(rate), base.trace)
-        sc = base.scenario.model_copy(update={"workload": workload})
+    scenarios = [base.scenario.model_copy(update={
+        "workload": with_mean_rate(base.scenario.workload, float(rate), base.trace)}) for rate in rates]
+    for rate, sc in zip(rates, scenarios, strict=True):  # every rate is checked before any runs
+        too_big = size_problem(sc, base.trace)
+        if too_big is not None:
+            raise SimulationError(f"duration at {float(rate):g} req/s: {too_big}")
+    for sc in scenarios:
         result = simulate(replace(base, scenario=sc), replications=replications, seed=seed, jobs=jobs)
         for p in result.platforms:
             cost[p.name].append(p["cost_per_month"])
