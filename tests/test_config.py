@@ -112,6 +112,13 @@ def test_yaml_syntax_error(tmp_path: Path) -> None:
         load_config(path, Demo)
 
 
+def test_nesting_too_deep_for_the_parser(tmp_path: Path) -> None:
+    """Hundreds of nested lists exhaust PyYAML's recursion; that is a config error, not a crash."""
+    path = write(tmp_path, "alpha: " + "[" * 1000 + "]" * 1000 + "\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: nested too deeply to read"):
+        load_config(path, Demo)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     """An empty file says so."""
     with pytest.raises(ConfigError, match=r"c\.yaml: the file is empty; expected a YAML mapping"):

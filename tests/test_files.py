@@ -32,6 +32,8 @@ def test_check_writable_refuses_like_the_write(tmp_path: Path) -> None:
     assert check_writable(path, force=True) == path
     with pytest.raises(OutputError, match="does not exist"):
         check_writable(tmp_path / "missing" / "r.md")
+    with pytest.raises(OutputError, match="cannot use this path: File name too long"):
+        check_writable(tmp_path / ("a" * 300 + ".md"))  # over the 255 bytes a name may have
 
 
 def test_no_temp_file_left(tmp_path: Path) -> None:

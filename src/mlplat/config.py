@@ -140,6 +140,10 @@ def parse_yaml(text: str, source: str = "<string>") -> YamlDocument:
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML error: {exc}") from exc
+    except RecursionError:
+        # PyYAML composes and constructs recursively: hundreds of nested levels exhaust Python's stack.
+        raise ConfigError(f"{source}: nested too deeply to read (hundreds of levels); a config is a few levels "
+                          "deep") from None
     finally:
         loader.dispose()
     return YamlDocument(source=source, data=data, positions=positions, key_positions=key_positions)

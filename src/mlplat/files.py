@@ -24,12 +24,16 @@ def check_writable(path: str | Path, *, force: bool = False) -> Path:
     half-done. Returns ``path`` as a :class:`~pathlib.Path`.
     """
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputError(f"{path}: already exists; pass --force to overwrite it")
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory; expected a file name")
     folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
+    try:
+        exists, is_dir, folder_ok = path.exists(), path.is_dir(), folder.is_dir()
+    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG), a loop of links
+        raise OutputError(f"{path}: cannot use this path: {exc.strerror}") from None
+    if exists and not force:
+        raise OutputError(f"{path}: already exists; pass --force to overwrite it")
+    if is_dir:
+        raise OutputError(f"{path}: is a directory; expected a file name")
+    if not folder_ok:
         raise OutputError(f"{path}: folder {folder} does not exist")
     return path
 
