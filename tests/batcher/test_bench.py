@@ -44,6 +44,8 @@ def test_cuda_without_cuda_is_a_device_error(monkeypatch: pytest.MonkeyPatch) ->
     ({"kind": "cnn"}, r"--model must be one of mlp, transformer, got 'cnn'"),
     ({"width": 0}, r"model `width` must be a positive integer, got 0"),
     ({"kind": "transformer", "width": 10, "heads": 4}, r"`width` \(10\) must be a multiple of `heads` \(4\)"),
+    ({"width": 10**20}, r"about 4.1e\+23 weights, more than the 1,000,000,000 a benchmark model may have"),
+    ({"kind": "transformer", "width": 64, "seq_len": 10**6}, r"shape \(1000000, 64\) holds more than 4,194,304"),
 ])
 def test_model_spec_rejects_bad_sizes(kwargs: dict[str, Any], message: str) -> None:
     """A bad model option names the option and the value."""
@@ -171,13 +173,19 @@ def test_closed_loop_keeps_requests_outstanding() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"max_batch": 0}, r"--max-batch must be a positive integer, got 0"),
+    ({"max_batch": 0}, r"--max-batch must be an integer from 1 to 65,536, got 0"),
+    ({"max_batch": 10**12}, r"--max-batch must be an integer from 1 to 65,536, got 1000000000000"),
+    ({"max_batch": 40_000, "model": ModelSpec(width=40_000, hidden=8)}, r"holds more than 1,073,741,824 values"),
+    ({"torch_threads": 10**20}, r"--torch-threads must be an integer from 1 to 1,024"),
+    ({"seed": -1}, r"--seed must be an integer from 0 to 4,294,967,295, got -1"),
+    ({"seed": 2**32}, r"--seed must be an integer from 0 to 4,294,967,295"),
     ({"max_latency_ms": -1.0}, r"--max-latency-ms must be a positive number, got -1.0"),
     ({"duration": 0.0}, r"--duration must be a positive number, got 0.0"),
     ({"rate": -5.0}, r"--rate must be a positive number of requests per second, got -5.0"),
     ({"policies": ("batchy",)}, r"--policies: unknown policy 'batchy'"),
     ({"policies": ()}, r"--policies must name at least one"),
-    ({"concurrency": 0}, r"--concurrency must be a positive integer, got 0"),
+    ({"concurrency": 0}, r"--concurrency must be an integer from 1 to 100,000, got 0"),
+    ({"concurrency": 10**20}, r"--concurrency must be an integer from 1 to 100,000"),
 ])
 def test_bench_config_rejects_bad_options(kwargs: dict[str, Any], message: str) -> None:
     """Each bad bench option raises MlplatError naming the option and the value."""

@@ -63,10 +63,20 @@ class BenchConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, flag in (("max_batch", "--max-batch"), ("concurrency", "--concurrency")):
+        # Upper bounds keep an absurd value from hanging or failing deep in torch: a batch of more than
+        # 65,536 requests, more requests outstanding than a queue holds, threads the machine cannot have.
+        for name, flag, most in (("max_batch", "--max-batch", 65_536), ("concurrency", "--concurrency", 100_000),
+                                 ("torch_threads", "--torch-threads", 1024)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise MlplatError(f"{flag} must be a positive integer, got {value!r}")
+            if value is None and name == "torch_threads":
+                continue  # leave torch's own choice
+            if not isinstance(value, int) or not 0 < value <= most:
+                raise MlplatError(f"{flag} must be an integer from 1 to {most:,}, got {value!r}")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise MlplatError(f"--seed must be an integer from 0 to {2**32 - 1:,}, got {self.seed!r}")
+        if self.max_batch * math.prod(self.model.input_shape()) > 2**30:
+            raise MlplatError(f"a batch of {self.max_batch} requests of shape {self.model.input_shape()} holds more "
+                              f"than {2**30:,} values (4 GB); lower --max-batch, --width or --seq-len")
         for name, flag in (("max_latency_ms", "--max-latency-ms"), ("duration", "--duration"),
                            ("slo_ms", "--slo-ms"), ("rate_share", "rate share")):
             value = getattr(self, name)
@@ -81,8 +91,6 @@ class BenchConfig:
         for policy in self.policies:
             if policy not in POLICIES:
                 raise MlplatError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
-        if self.torch_threads is not None and self.torch_threads <= 0:
-            raise MlplatError(f"--torch-threads must be a positive integer, got {self.torch_threads!r}")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ torch is imported inside the functions: importing :mod:`mlplat.batcher` must not
 from __future__ import annotations
 
 import itertools
+import math
 import statistics
 import threading
 import time
@@ -19,6 +20,10 @@ __all__ = ["ModelSpec", "ProfilePoint", "TorchPredictor", "profile_predict", "re
 
 DTYPES = ("float32", "float16", "bfloat16")
 MODELS = ("mlp", "transformer")
+# Sizes a benchmark model may have, checked before torch allocates anything: 1e9 float32 weights are 4 GB,
+# and one request of 2**22 values is 16 MB. Past these torch fails deep in an allocation, or swaps.
+MAX_PARAMETERS = 1_000_000_000
+MAX_REQUEST_VALUES = 2**22
 
 
 def _torch() -> Any:
@@ -68,6 +73,18 @@ class ModelSpec:
                 raise MlplatError(f"model `{name}` must be a positive integer, got {value!r}")
         if self.kind == "transformer" and self.width % self.heads:
             raise MlplatError(f"transformer `width` ({self.width}) must be a multiple of `heads` ({self.heads})")
+        if self.parameters() > MAX_PARAMETERS:
+            raise MlplatError(f"{self.describe()} has about {self.parameters():.3g} weights, more than the "
+                              f"{MAX_PARAMETERS:,} a benchmark model may have; lower --width, --hidden or --layers")
+        if math.prod(self.input_shape()) > MAX_REQUEST_VALUES:
+            raise MlplatError(f"one request of shape {self.input_shape()} holds more than {MAX_REQUEST_VALUES:,} "
+                              "values; lower --width or --seq-len")
+
+    def parameters(self) -> int:
+        """Weights (biases left out) of the model :meth:`build` makes: enough to refuse an absurd size."""
+        if self.kind == "mlp":
+            return self.width * self.hidden * 2 + self.hidden * self.hidden * (self.layers - 1)
+        return self.layers * (4 * self.width * self.width + 2 * self.width * self.hidden)
 
     def describe(self) -> str:
         if self.kind == "mlp":
