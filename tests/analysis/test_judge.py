@@ -210,6 +210,16 @@ def test_nan_policy(policy: str, outcome: str) -> None:
         assert analyze(_data(rows), cfg).metrics[0].status is Status.PENDING
 
 
+@pytest.mark.parametrize("le", [math.nan, math.inf])
+def test_latency_all_nan_is_no_data(le: float) -> None:
+    """A latency metric whose every value is NaN (dropped by nan_policy) has no data; it used to crash."""
+    frame = pd.DataFrame({"timestamp": [60.0, 60.0], "arm": ["baseline", "canary"], "metric": "lat",
+                          "value": math.nan, "le": le})
+    cfg = _config({"name": "lat", "kind": "distribution", "metric": "lat", "quantiles": [0.99]})
+    result = analyze(CanaryData(frame, "test.csv"), cfg)
+    assert {m.status for m in result.metrics} == {Status.NO_DATA}
+
+
 def test_histogram_not_cumulative() -> None:
     """Buckets whose counts fall as le grows are an error naming the place."""
     rows = pd.DataFrame({"timestamp": 60.0, "arm": ["canary", "canary", "canary"], "metric": "lat",

@@ -166,7 +166,7 @@ def test_prometheus_empty_result_is_no_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("pair", "message"), [
     ({"name": "errors", "values": {"control": [1], "experiment": [1]},
-      "scopes": {"control": {"startTimeMillis": "soon"}}}, r"scopes.control.startTimeMillis: expected milliseconds"),
+      "scopes": {"control": {"startTimeMillis": "soon"}}}, r"scopes.control.startTimeMillis: expected a finite number"),
     ({"name": "errors", "values": {"control": [1], "experiment": "x"}}, "values.experiment: expected a list"),
     ({"name": "errors", "values": {"control": [1], "experiment": [1]},
       "scopes": {"experiment": {"stepMillis": 0}}}, "stepMillis: must be > 0"),
@@ -175,6 +175,62 @@ def test_kayenta_malformed(tmp_path: Path, pair: dict[str, object], message: str
     """Malformed MetricSetPair fields are bad input with the field named."""
     with pytest.raises(DataError, match=message):
         read_export(_write(tmp_path, "k.json", json.dumps([pair])))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[5]", r"\[0\]: expected a MetricSetPair object with 'name' and 'values', got 5"),
+    ('[null]', r"\[0\]: expected a MetricSetPair object"),
+    ('"x"', r"\[0\]: expected a MetricSetPair object"),
+    ('[{"name": "x"}]', r"\[0\] \(x\): values: expected an object with 'control' and 'experiment' lists"),
+    ('[{"name": "x", "values": [1]}]', r"values: expected an object"),
+    ('[{"name": ["a", "b"], "values": {"control": [1], "experiment": [1]}}]', r"needs a 'name' \(a string\)"),
+    ('[{"name": "x", "values": {"control": [1], "experiment": [1]}, "scopes": {"control": {"stepMillis": 1'
+     + "0" * 309 + "}}}]", r"scopes.control.stepMillis: expected a finite number of milliseconds"),
+])
+def test_kayenta_document_of_the_wrong_shape(tmp_path: Path, text: str, message: str) -> None:
+    """A Kayenta document that is not a list of MetricSetPair objects is bad input naming the item."""
+    with pytest.raises(DataError, match=message):
+        read_export(_write(tmp_path, "k.json", text), "kayenta")
+
+
+def test_prometheus_arm_label_must_be_a_string(tmp_path: Path) -> None:
+    """A label value that is a list (not what Prometheus sends) is bad input, not a pandas error."""
+    doc = {"status": "success", "data": {"result": [{"metric": {"arm": ["a", "b"]}, "values": [[1, "1"]]}]}}
+    with pytest.raises(DataError, match=r"data.result\[0\].metric.arm: expected a string, got \['a', 'b'\]"):
+        read_export(_write(tmp_path, "p.json", json.dumps(doc)))
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("1,canary,errors,5,6,7\n2,canary,errors,5\n", r"e.csv:2: 6 fields, but the header has 4"),
+    ("1,canary,errors,5\n2,canary,errors,5,6\n", r"e.csv: not a readable CSV file: .*line 3, saw 5"),
+])
+def test_csv_row_longer_than_the_header(tmp_path: Path, rows: str, message: str) -> None:
+    """A row with more fields than the header names its own line (pandas would shift every column)."""
+    with pytest.raises(DataError, match=message):
+        read_export(_write(tmp_path, "e.csv", "timestamp,arm,metric,value\n" + rows))
+
+
+def test_csv_iso_timestamps_outside_nanoseconds(tmp_path: Path) -> None:
+    """Years pandas cannot hold in nanoseconds (before 1678, after 2261) still read as epoch seconds."""
+    path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value\n9999-12-31,canary,errors,5\n"
+                  "1677-01-01,canary,errors,5\n")
+    assert read_export(path).frame["timestamp"].tolist() == [253402214400.0, -9246096000.0]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[" * 1000 + "]" * 1000, "nested too deeply to read"),
+    ('{"status": "success", "data": {"result": [[1, ' + "9" * 5000 + "]]}}", "holds a number thousands of digits long"),
+])
+def test_json_python_cannot_parse(tmp_path: Path, text: str, message: str) -> None:
+    """JSON nested hundreds deep, or with a 5,000-digit number, is bad input naming the file."""
+    with pytest.raises(DataError, match=rf"e.json: {message}"):
+        read_export(_write(tmp_path, "e.json", text))
+
+
+def test_file_name_too_long(tmp_path: Path) -> None:
+    """A name over the file system's 255 bytes is bad input, not an OSError."""
+    with pytest.raises(DataError, match="cannot use this path: File name too long"):
+        read_export(tmp_path / ("a" * 300 + ".csv"))
 
 
 def test_json_file_that_is_not_an_export(tmp_path: Path) -> None:

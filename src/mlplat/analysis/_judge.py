@@ -350,6 +350,8 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     if len(rows) == 0:
         return None
     rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
+    if len(rows) == 0:
+        return None  # every value was NaN and nan_policy dropped them: no data, as with no rows at all
     has_le = rows["le"].notna()
     if has_le.any() and not has_le.all():
         raise DataError(f"{prep.source}: metric {metric.metric!r} mixes raw samples and histogram buckets (le)")

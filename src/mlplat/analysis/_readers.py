@@ -68,9 +68,13 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     [['canary', 100.0]]
     """
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
+        raise DataError(f"{path}: cannot use this path: {exc.strerror}") from None
+    if is_dir:
         raise DataError(f"{path}: is a directory; expected an export file (CSV, Prometheus or Kayenta JSON)")
-    if not path.is_file():
+    if not is_file:
         raise DataError(f"{path}: no such file")
     try:
         text = path.read_text(encoding="utf-8")
@@ -87,6 +91,10 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    except RecursionError:
+        raise DataError(f"{path}: nested too deeply to read (hundreds of levels); expected an export") from None
+    except ValueError:  # Python refuses to convert an integer of over 4,300 digits
+        raise DataError(f"{path}: holds a number thousands of digits long; expected timestamps and values") from None
     if fmt is None:
         fmt = "kayenta" if _looks_kayenta(doc) else "prometheus"
     if fmt == "kayenta":
@@ -103,6 +111,9 @@ def _read_csv(text: str, source: str) -> CanaryData:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{source}: not a readable CSV file: {exc}") from exc
+    if not isinstance(raw.index, pd.RangeIndex):
+        # pandas reads a first row longer than the header as an index, shifting every column: find it.
+        raise DataError(_long_row(text, source))
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = [c for c in ("timestamp", "arm", "metric", "value") if c not in raw.columns]
     if missing:
@@ -118,6 +129,20 @@ def _read_csv(text: str, source: str) -> CanaryData:
         "le": _numbers(raw["le"], source, "le", blank_is_nan=True) if "le" in raw.columns else math.nan,
     })
     return CanaryData(_categorical(frame), source)
+
+
+def _long_row(text: str, source: str) -> str:
+    """The message for the first CSV row with more fields than the header (a slow path, errors only)."""
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    header = len(next(reader))
+    for row in reader:
+        if len(row) > header:
+            return (f"{source}:{reader.line_num}: {len(row)} fields, but the header has {header}; "
+                    "expected 'timestamp,arm,metric,value[,le]'")
+    return f"{source}: a row has more fields than the header"  # pandas saw one; csv should too
 
 
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
@@ -154,7 +179,8 @@ def _timestamps(column: pd.Series, source: str) -> pd.Series:
         first = int(bad.to_numpy().argmax())
         raise DataError(f"{source}:{int(text.index[first]) + 2}: column timestamp: expected seconds or an "
                         f"ISO 8601 time, got {text.iloc[first]!r}")
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    # The epoch in the parsed unit: a year pandas cannot hold in nanoseconds (9999) comes back in µs.
+    seconds = (parsed - pd.Timestamp(0, tz="UTC").as_unit(parsed.dt.unit)).dt.total_seconds()
     return numeric.astype(float).where(numeric.notna(), seconds)
 
 
@@ -195,6 +221,9 @@ def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str 
         if arm_label not in labels:
             raise DataError(f"{source}: data.result[{index}] has no {arm_label!r} label to tell the arms "
                             f"apart (labels: {sorted(labels)}); aggregate with 'by ({arm_label})'")
+        if not isinstance(labels[arm_label], str):
+            raise DataError(f"{source}: data.result[{index}].metric.{arm_label}: expected a string, "
+                            f"got {labels[arm_label]!r}")
         values = series.get("values", [])
         if not values:
             continue
@@ -243,14 +272,21 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
     items = doc if isinstance(doc, list) else [doc]
     parts = []
     for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise DataError(f"{source}: [{index}]: expected a MetricSetPair object with 'name' and 'values', "
+                            f"got {item!r:.60}")
         name = item.get("name")
+        if not isinstance(name, str) or not name:
+            raise DataError(f"{source}: [{index}]: a MetricSetPair needs a 'name' (a string), got {name!r:.60}")
         scopes = item.get("scopes", {})
         if not isinstance(scopes, Mapping):
             raise DataError(f"{source}: [{index}] ({name}): scopes: expected an object, got {type(scopes).__name__}")
-        if not name:
-            raise DataError(f"{source}: [{index}]: a MetricSetPair needs a 'name'")
+        pair = item.get("values")
+        if not isinstance(pair, Mapping):
+            raise DataError(f"{source}: [{index}] ({name}): values: expected an object with 'control' and "
+                            f"'experiment' lists, got {pair!r:.60}")
         for key, arm in (("control", arms[0]), ("experiment", arms[1])):
-            values = item["values"].get(key)
+            values = pair.get(key)
             if values is None:
                 raise DataError(f"{source}: [{index}] ({name}): values.{key} is missing")
             if not isinstance(values, list):
@@ -278,9 +314,13 @@ def _kayenta_scope(scopes: Mapping[str, Any], key: str, where: str) -> tuple[flo
     for field_name, default in (("startTimeMillis", 0), ("stepMillis", 60_000)):
         value = scope.get(field_name, default)
         try:
-            out.append(float(value) / 1000.0)
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: scopes.{key}.{field_name}: expected milliseconds, got {value!r}") from None
+            seconds = float(value) / 1000.0
+        except (TypeError, ValueError, OverflowError):
+            seconds = math.nan
+        if not math.isfinite(seconds):
+            raise DataError(f"{where}: scopes.{key}.{field_name}: expected a finite number of milliseconds, "
+                            f"got {value!r:.60}")
+        out.append(seconds)
     if not out[1] > 0:
         raise DataError(f"{where}: scopes.{key}.stepMillis: must be > 0, got {out[1] * 1000:g}")
     return out[0], out[1]
