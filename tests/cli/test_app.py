@@ -79,6 +79,24 @@ def _probe_app() -> typer.Typer:
     return probe
 
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("command", [
+    ["canary", "plan", "--baseline-rate", "0.01", "--rps", "100"], ["canary", "rollout", "--rps", "300"],
+    ["canary", "simulate", "-o", "x.csv"], ["sim", "run", str(EXAMPLES / "sim" / "steady.yaml")],
+    ["sim", "compare", str(EXAMPLES / "sim" / "steady.yaml")],
+    ["rubric", "score", str(EXAMPLES / "rubric" / "serving-platform.yaml")],
+    ["ingest", "verify", str(EXAMPLES / "ingest" / "ingest.yaml"), "--source",
+     str(EXAMPLES / "ingest" / "events.jsonl")],
+])
+def test_negative_seed_is_a_usage_error(runner: CliRunner, command: list[str]) -> None:
+    """Every --seed is >= 0 (numpy refuses negative seeds deep inside; it used to be exit 5)."""
+    result = runner.invoke(app, [*command, "--seed", "-1"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "--seed" in result.output and "Traceback" not in result.output
+
+
 def test_yaml_error_exit_4_without_traceback(runner: CliRunner, tmp_path: Path) -> None:
     """A config error prints file:line:col and the key path on stderr, exits 4, and shows no traceback."""
     path = tmp_path / "c.yaml"

@@ -252,7 +252,7 @@ def plan(
     tolerance: Annotated[float, typer.Option("--tolerance", help="The rate metric's tolerance.")] = 0.0,
     concentration: Annotated[float, typer.Option("--concentration", help="Prior concentration k.")] = 20.0,
     runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per cell.")] = 2000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     json: JsonOption = False,
 ) -> None:
     """Power and median time to detect per traffic share x effect, by seeded simulation of the same test."""
@@ -319,7 +319,7 @@ def rollout(
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | argo | flagger")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan to this file.")] = None,
     runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage.")] = 500,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -370,7 +370,7 @@ def simulate(
     interval: Annotated[str, typer.Option("--interval", help="Time between rows.")] = "60s",
     baseline_rate: Annotated[float, typer.Option("--baseline-rate", help="Baseline error rate.")] = 0.001,
     effect: Annotated[float, typer.Option("--effect", help="Multiplier of the regression scenarios.")] = 2.0,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     force: ForceOption = False,
 ) -> None:
     """Write a synthetic export (requests, errors, latency buckets, CPU) for demos and tests."""

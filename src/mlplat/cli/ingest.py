@@ -200,7 +200,7 @@ def verify(ctx: typer.Context, config: ConfigArg, source: SourceOpt,
            store: Annotated[str, typer.Option("--store", help="A scratch store: it is cleared before each run.")]
            = "sqlite:///verify.db",
            crashes: Annotated[int, typer.Option("--crashes", min=1, help="Runs, each SIGKILLed once.")] = 50,
-           seed: Annotated[int, typer.Option("--seed", help="Seed for shuffles, duplicates, kill points.")] = 0,
+           seed: Annotated[int, typer.Option("--seed", min=0, help="Seed (>= 0) for shuffles, duplicates, kills.")] = 0,
            json: JsonOption = False) -> None:
     """Kill the pipeline with SIGKILL at random points, restart it, and compare with a batch computation."""
     from mlplat.cli.app import ExitCode
