@@ -107,6 +107,22 @@ def test_simulation_rejects_bad_inputs() -> None:
         simulate_detection(rps=1, traffic=0.5, baseline_rate=0.6, effect=2, duration=60, rng=rng)
 
 
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"interval": float("nan")}, "at least one interval"),
+    ({"tolerance": float("nan")}, "tolerance must be >= 0 and concentration > 0, both finite"),
+    ({"concentration": float("inf")}, "both finite"),
+    ({"rps": 1e300}, r"rps x interval must be in \(0, 1e\+12\]"),
+    ({"runs": 10**6, "duration": 3600}, r"1,000,000 runs x 60 looks .* is more than the 5,000,000"),
+])
+def test_simulation_refuses_nan_and_work_it_cannot_finish(kwargs: dict[str, float], message: str) -> None:
+    """NaN fails every comparison, so each bound is written to refuse it; absurd sizes are refused up front."""
+    args = {"rps": 100.0, "traffic": 0.05, "baseline_rate": 0.01, "effect": 2.0, "duration": 600.0,
+            "rng": np.random.default_rng(0)} | kwargs
+    with pytest.raises(SimulationError, match=message):
+        simulate_detection(**args)  # type: ignore[arg-type]
+
+
 def test_time_to_power() -> None:
     """time_to_power is the order statistic of the detection times."""
     from mlplat.analysis import DetectionSimulation

@@ -287,9 +287,14 @@ def test_plan_table(runner: CliRunner) -> None:
     (["--effect", "0.5"], "each multiplier must be > 1"),
     (["--rps", "fast"], "--rps"),
     (["--alpha", "1.5"], "--srm-alpha"),
-    (["--concentration", "0"], "--concentration must be > 0"),
-    (["--tolerance", "-1"], "--tolerance must be >= 0"),
+    (["--concentration", "0"], "--concentration must be a finite number > 0"),
+    (["--concentration", "nan"], "--concentration must be a finite number > 0"),
+    (["--tolerance", "-1"], "--tolerance must be a finite number >= 0"),
+    (["--tolerance", "nan"], "--tolerance must be a finite number >= 0"),
     (["--max-duration", "0s"], "the duration must be at least one interval"),
+    (["--max-duration", "1e9"], "16,666,666 looks (1e+09 s every 60 s) is more than the 5,000,000"),
+    (["--runs", "100000000000000000000"], "is more than the 5,000,000 a simulation may hold"),
+    (["--rps", "1e308"], "rps x interval must be in (0, 1e+12] requests per look"),
 ])
 def test_plan_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
     """plan refuses impossible inputs with exit 4."""
@@ -310,8 +315,11 @@ def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--baseline-rate", "2"], r"baseline_rate must be in \(0, 1\), got 2"),
-    (["--effect", "-1"], "effect must be > 0"),
+    (["--effect", "-1"], "effect must be a finite number > 0"),
+    (["--effect", "nan"], "effect must be a finite number > 0"),
     (["--duration", "0s"], "duration >= interval"),
+    (["--duration", "1e12"], "is more than 50,000 looks"),
+    (["--rps", "1e308"], r"rps x interval must be in \(0, 1e\+12\] requests per look"),
 ])
 def test_simulate_bad_numbers(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
     """Rates outside (0, 1), a negative effect or no interval are exit 4 with the value, not an internal error."""
@@ -381,6 +389,7 @@ def test_rollout_formats_to_file(runner: CliRunner, tmp_path: Path, fmt: str) ->
     (["--power", "1.5"], "--power must be in (0, 1)"),
     (["--max-total", "10s"], "is shorter than one look"),
     (["--format", "helm"], "--format must be"),
+    (["--max-total", "100d"], "144,000 looks (8.64e+06 s every 60 s) is more than the 5,000,000"),
 ])
 def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
     """Bad stages, unknown metrics, power outside (0, 1), an impossible --max-total: exit 4 with a message."""

@@ -22,6 +22,10 @@ __all__ = ["DetectionSimulation", "PlanCell", "PlanResult", "plan", "simulate_de
 
 # Runs per vectorised block: runs x looks x grid floats stay near 30 MB (256 runs at 60 looks).
 _CELLS_PER_BLOCK = 256 * 60
+# Bounds on one simulation: a run-look costs 30-40 µs, so 5M of them is about 3 minutes; numpy's Poisson
+# sampler cannot draw means past about 1e18, and no canary sees 1e12 requests a minute.
+MAX_CELLS = 5_000_000
+MAX_PER_INTERVAL = 1e12
 
 
 @dataclass(frozen=True)
@@ -115,15 +119,26 @@ def simulate_detection(
     """
     import numpy as np
 
+    # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
     if not 0 < traffic < 1:
         raise SimulationError(f"traffic share must be in (0, 1), got {traffic}")
     if not 0 < baseline_rate < 1 or not 0 <= baseline_rate * effect < 1:
         raise SimulationError(f"error rates must be in (0, 1), got {baseline_rate} and {baseline_rate * effect}")
+    if not (tolerance >= 0 and math.isfinite(tolerance)) or not (concentration > 0 and math.isfinite(concentration)):
+        raise SimulationError(f"tolerance must be >= 0 and concentration > 0, both finite, got {tolerance} and "
+                              f"{concentration}")
     if runs < 1:
         raise SimulationError(f"runs must be >= 1, got {runs}")
-    if interval <= 0 or duration < interval:
+    if not (interval > 0 and duration >= interval):
         raise SimulationError(f"the duration must be at least one interval (> 0), got duration {duration:g} s and "
                               f"interval {interval:g} s")
+    if not 0 < rps * interval <= MAX_PER_INTERVAL:
+        raise SimulationError(f"rps x interval must be in (0, {MAX_PER_INTERVAL:.0e}] requests per look, got "
+                              f"{rps:g}/s x {interval:g} s")
+    if runs * (duration // interval) > MAX_CELLS:
+        raise SimulationError(f"{runs:,} runs x {duration // interval:,.0f} looks ({duration:g} s every {interval:g} "
+                              f"s) is more than the {MAX_CELLS:,} a simulation may hold (minutes of work): "
+                              "lower the runs or the longest duration")
     looks = int(duration // interval)
     per_interval = rps * interval
     times = interval * np.arange(1, looks + 1)

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlplat.analysis._plan import MAX_PER_INTERVAL
 from mlplat.analysis._readers import _categorical
 from mlplat.errors import SimulationError
 
@@ -20,6 +21,11 @@ Scenario = Literal["aa", "error-regression", "latency-regression", "srm"]
 # Buckets growing by 2**(1/4) (about 19%) from 10 ms to 10 s, like a fine native histogram: coarse
 # buckets would hide a latency change smaller than a bucket from any quantile test.
 LATENCY_BUCKETS = (*(round(0.01 * 2 ** (i / 4), 6) for i in range(40)), math.inf)
+
+
+# At most this many looks in one export: a look writes 88 rows (41 buckets and 3 metrics per arm), so 50,000
+# looks are 4.4M rows, a CSV of about 170 MB (35 days at one look a minute).
+MAX_LOOKS = 50_000
 
 
 @dataclass(frozen=True)
@@ -55,15 +61,22 @@ def simulate_export(spec: SimulationSpec) -> pd.DataFrame:
     import pandas as pd
     from scipy.stats import norm
 
+    # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
     if not 0 < spec.traffic < 1:
         raise SimulationError(f"traffic must be in (0, 1), got {spec.traffic}")
-    if spec.interval <= 0 or spec.duration < spec.interval:
+    if not (spec.interval > 0 and spec.duration >= spec.interval):
         raise SimulationError(f"need interval > 0 and duration >= interval, got interval {spec.interval:g} s and "
                               f"duration {spec.duration:g} s")
+    if spec.duration // spec.interval > MAX_LOOKS:
+        raise SimulationError(f"{spec.duration:g} s every {spec.interval:g} s is more than {MAX_LOOKS:,} looks "
+                              "(each writes 88 rows); shorten the duration or lengthen the interval")
+    if not 0 < spec.rps * spec.interval <= MAX_PER_INTERVAL:
+        raise SimulationError(f"rps x interval must be in (0, {MAX_PER_INTERVAL:.0e}] requests per look, got "
+                              f"{spec.rps:g}/s x {spec.interval:g} s")
     if not 0 < spec.baseline_rate < 1:
         raise SimulationError(f"baseline_rate must be in (0, 1), got {spec.baseline_rate:g}")
-    if spec.effect <= 0:
-        raise SimulationError(f"effect must be > 0 (a multiplier), got {spec.effect:g}")
+    if not (spec.effect > 0 and math.isfinite(spec.effect)):
+        raise SimulationError(f"effect must be a finite number > 0 (a multiplier), got {spec.effect:g}")
     rng = np.random.default_rng(spec.seed)
     looks = int(spec.duration // spec.interval)
     times = spec.start + spec.interval * np.arange(1, looks + 1)

@@ -263,10 +263,10 @@ def plan(
     shares = _floats(traffic, "--traffic", parse_percent)
     effects = _floats(effect, "--effect")
     _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
-    if concentration <= 0:
-        raise DataError(f"--concentration must be > 0, got {concentration:g}")
-    if tolerance < 0:
-        raise DataError(f"--tolerance must be >= 0 (a relative margin), got {tolerance:g}")
+    if not (concentration > 0 and math.isfinite(concentration)):  # "not (ok)" refuses NaN too
+        raise DataError(f"--concentration must be a finite number > 0, got {concentration:g}")
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise DataError(f"--tolerance must be a finite number >= 0 (a relative margin), got {tolerance:g}")
     with out.progress("simulating", total=None):
         result = run_plan(rps=rate, baseline_rate=baseline_rate, traffic=shares, effects=effects,
                           max_duration=_seconds(max_duration, "--max-duration"),
@@ -280,8 +280,8 @@ def _checked_rate(rps: str) -> float:
         rate = parse_rate(rps)
     except ValueError as exc:
         raise DataError(f"--rps: {exc}") from None
-    if rate <= 0:
-        raise DataError(f"--rps must be > 0, got {rps!r}")
+    if not (rate > 0 and math.isfinite(rate)):
+        raise DataError(f"--rps must be a finite number > 0, got {rps!r}")
     return rate
 
 
