@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["format_duration", "parse_duration", "parse_percent", "parse_rate"]
+__all__ = ["MAX_EPOCH", "MIN_EPOCH", "format_duration", "parse_duration", "parse_percent", "parse_rate"]
+
+# Epoch seconds a date can hold (UTC, the years 1 to 9999; MAX_EPOCH excluded). Integers, as most times
+# in data are: comparing an int with a float takes twice as long, and ingest does it per event.
+MIN_EPOCH = -62_135_596_800  # 0001-01-01T00:00:00Z
+MAX_EPOCH = 253_402_300_800  # 10000-01-01T00:00:00Z
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d|w)")

@@ -212,6 +212,41 @@ def silent_server() -> Iterator[str]:
     sock.close()
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("http://[::1", "Prometheus URL 'http://[::1': Invalid IPv6 URL"),
+    ("http://127.0.0.1:abc", "Port could not be cast to integer"),
+    ("http://exa mple.com", "must not contain spaces or control characters"),
+    ("ftp://prometheus", "must be http:// or https:// and a host"),
+])
+def test_malformed_prometheus_url_is_exit_4(runner: CliRunner, url: str, message: str) -> None:
+    """A URL urllib cannot use is bad input named as the Prometheus URL, not an internal error."""
+    result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--start", "1e308", "--start: expected a time in the years 1 to 9999, got '1e308'"),
+    ("--start", "nan", "--start: expected a time in the years 1 to 9999, got 'nan'"),
+    ("--start", "nowhere", "--start: expected now, now-30m or now+5m, got 'nowhere'"),
+    ("--end", "inf", "--end: expected a time in the years 1 to 9999, got 'inf'"),
+])
+def test_time_no_date_can_hold_is_exit_4(runner: CliRunner, option: str, value: str, message: str) -> None:
+    """Times are dates: NaN, inf and 1e308 are refused before any query (they used to crash the report)."""
+    args = {"--start": "now-10m", option: value}
+    result = _invoke(runner, "analyze", "--prometheus", "http://127.0.0.1:9", "-c", str(CONFIG),
+                     *[item for pair in args.items() for item in pair])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+def test_at_nan_is_exit_4(runner: CliRunner) -> None:
+    """--at nan used to be accepted and judge nothing; it is bad input like any time no date can hold."""
+    result = _invoke(runner, "analyze", str(EXAMPLES / "regression.csv"), "--at", "nan")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--at: expected a time in the years 1 to 9999" in result.stderr
+
+
 def test_prometheus_end_before_start_is_exit_4(runner: CliRunner) -> None:
     """--end before --start is exit 4 naming both times readably, before any query is sent."""
     result = _invoke(runner, "analyze", "--prometheus", "http://127.0.0.1:9", "-c", str(CONFIG),

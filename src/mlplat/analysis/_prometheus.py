@@ -18,11 +18,10 @@ __all__ = ["fetch_prometheus", "query_range"]
 
 def query_range(url: str, query: str, start: float, end: float, step: float, *, timeout: float = 10.0) -> Any:
     """One ``query_range`` call; unreachable, timed out or error answers raise :class:`ServiceError`."""
+    _check_url(url)
     params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
                                      "step": f"{step:g}s"})
     endpoint = url.rstrip("/") + "/api/v1/query_range?" + params
-    if not endpoint.startswith(("http://", "https://")):
-        raise ServiceError(f"Prometheus URL must start with http:// or https://, got {url!r}")
     try:
         with urllib.request.urlopen(endpoint, timeout=timeout) as response:
             body = response.read()
@@ -46,6 +45,19 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         return json.loads(body)
     except ValueError as exc:
         raise ServiceError(f"Prometheus at {url} did not answer JSON for {query!r}") from exc
+
+
+def _check_url(url: str) -> None:
+    """Raise :class:`ConfigError` unless ``url`` is an http(s) URL with a host and a numeric port, if any."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  # reading it raises ValueError for a port that is not a number
+    except ValueError as exc:  # an unclosed IPv6 bracket, a port such as ':abc'
+        raise ConfigError(f"Prometheus URL {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"Prometheus URL must be http:// or https:// and a host, got {url!r}")
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ConfigError(f"Prometheus URL must not contain spaces or control characters, got {url!r}")
 
 
 def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]]]:

@@ -16,7 +16,7 @@ from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
-from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
+from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration, parse_duration, parse_percent, parse_rate
 
 if TYPE_CHECKING:
     from mlplat.analysis import CanaryConfig, CanaryResult, PlanResult, RolloutPlan
@@ -59,16 +59,22 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
 
 def _time(value: str, name: str, *, now: float | None = None) -> float:
     """Seconds since the epoch from ``1767225600``, ``2026-01-01T00:00:00Z``, ``now`` or ``now-30m``."""
-    text = value.strip()
+    seconds = _epoch(value.strip(), name, value, now)
+    if not MIN_EPOCH <= seconds < MAX_EPOCH:  # NaN and inf too
+        raise DataError(f"{name}: expected a time in the years 1 to 9999, got {value!r}")
+    return seconds
+
+
+def _epoch(text: str, name: str, value: str, now: float | None) -> float:
     if text.startswith("now"):
         base = time.time() if now is None else now
         rest = text[3:]
+        if rest and rest[0] not in "+-":
+            raise DataError(f"{name}: expected now, now-30m or now+5m, got {value!r}")
         try:
             offset = parse_duration(rest[1:]) if rest else 0.0
         except ValueError as exc:
             raise DataError(f"{name}: {exc}") from None
-        if rest and rest[0] not in "+-":
-            raise DataError(f"{name}: expected now, now-30m or now+5m, got {value!r}")
         return base - offset if rest.startswith("-") else base + offset
     try:
         return float(text)

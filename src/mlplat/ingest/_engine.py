@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from mlplat.ingest._config import IngestConfig
+from mlplat.units import MAX_EPOCH, MIN_EPOCH
 
 __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "compute_batch",
            "diff_states", "feature_value", "parse_event", "parse_time", "partition_of", "split_key"]
 
 SEP = "\x1f"  # separates entity, feature and window start in a state key; not valid in names
-# Event times a date can hold (UTC, the years 1 to 9999), in epoch seconds: a time outside them is malformed,
-# not a watermark one event could push past every date (and past what a report can print). Integers, as
-# most event times are: comparing an int with a float takes twice as long, and it is done per event.
-MIN_TIME = int(dt.datetime(1, 1, 1, tzinfo=dt.UTC).timestamp())
-MAX_TIME = int(dt.datetime(9999, 12, 31, tzinfo=dt.UTC).timestamp()) + 86_400  # exclusive
+# An event time outside the dates (units.MIN_EPOCH to MAX_EPOCH) is malformed, not a watermark one event
+# could push past every date (and past what a report can print).
+MIN_TIME, MAX_TIME = MIN_EPOCH, MAX_EPOCH
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
 
 
