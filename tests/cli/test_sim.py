@@ -203,12 +203,41 @@ def test_malformed_trace_names_line(runner: CliRunner, tmp_path: Path) -> None:
     assert f"{tmp_path / 'ts.txt'}:4:1: expected a timestamp (a number), got 'abc'" in result.stderr
 
 
+@pytest.mark.parametrize(("count", "message"), [
+    ("99999999999999999999", "trace.csv:2:12: minute 1: a count must be at most 20,000,000"),
+    ("100000000000", "trace.csv:2:1: the function has 100,000,000,000 invocations, more than the 20,000,000"),
+])
+def test_trace_too_big_to_hold_names_line(runner: CliRunner, tmp_path: Path, count: str, message: str) -> None:
+    """An Azure count past int64, or a row of more invocations than memory holds, is exit 4 at its cell."""
+    (tmp_path / "trace.csv").write_text(f"HashOwner,HashApp,HashFunction,Trigger,1\no,a,f,http,{count}\n")
+    path = _bad(tmp_path, "  kind: poisson\n  rate: 2/s\n", "  kind: trace\n  path: trace.csv\n")
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert message in " ".join(result.stderr.split())
+
+
+def test_sparse_timestamps_trace(runner: CliRunner, tmp_path: Path) -> None:
+    """Timestamps spanning 1e308 s are exit 4; a trace too sparse to replay at the swept rates is refused."""
+    path = _bad(tmp_path, "  kind: poisson\n  rate: 2/s\n", "  kind: trace\n  path: ts.txt\n  format: timestamps\n")
+    (tmp_path / "ts.txt").write_text("0\n1e308\n")
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "the timestamps span more seconds than a number holds" in result.stderr
+    (tmp_path / "ts.txt").write_text("0\n1e12\n")
+    result = runner.invoke(app, ["sim", "compare", str(path), "--rates", "0.5/s..1/s", "--points", "2",
+                                 "--duration", "10m"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "trace arrivals built: 2 over 2e+12 s" in " ".join(result.stderr.split())
+
+
 def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None:
     """`--rates` with a zero, negative or reversed range is bad input."""
     for rates in ("0/s..10/s", "10/s..1/s", "-1/s..1/s", "fast"):
         result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", rates])
         assert result.exit_code == ExitCode.BAD_INPUT, rates
         assert "--rates" in result.stderr
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--duration", "0s"])
+    assert result.exit_code == ExitCode.BAD_INPUT and "--duration must be > 0, got '0s'" in result.stderr
 
 
 def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -177,6 +177,8 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
             seconds = parse_duration(duration)
         except ValueError as exc:
             raise ConfigError(f"--duration: {exc}") from None
+        if not seconds > 0:
+            raise ConfigError(f"--duration must be > 0, got {duration!r}")
     elif hi * seconds > MAX_SWEEP_REQUESTS:
         # The event loop runs ~200,000 requests/s: keep the top rate's replication to seconds, not hours.
         seconds = max(MAX_SWEEP_REQUESTS / hi, 600.0)

@@ -83,25 +83,31 @@ def size_problem(scenario: Scenario, trace: Trace | None = None) -> str | None:
     """Why one replication of ``scenario`` would hold more than :data:`MAX_EVENTS` events, or None (it fits)."""
     duration = scenario.duration
     workload = scenario.workload
-    parts: list[tuple[float, str, tuple[str | int, ...] | None]] = [
-        (mean_rate(workload, trace) * duration, "requests", None)]
+    shorten = "shorten it (costs are scaled to a month from any duration)"
+    # (events, what they are, what to change)
+    parts: list[tuple[float, str, str]] = [(mean_rate(workload, trace) * duration, "requests", shorten)]
     if isinstance(workload, BurstyWorkload):
         parts.append((2 * duration / (workload.mean_on + workload.mean_off), "on and off periods",
-                      ("workload", "mean_on")))
+                      f"{shorten}, or raise workload.mean_on"))
+    if isinstance(workload, TraceWorkload) and trace is not None:
+        # The replay builds the looped trace over its whole span before cutting it to the duration.
+        loops = math.ceil(duration / trace.span) if math.isfinite(duration / trace.span) else math.inf
+        parts.append((len(trace.times) * loops * max(workload.scale, 1.0),
+                      f"trace arrivals built: {len(trace.times):,} over {trace.span:g} s, replayed x "
+                      f"{workload.scale:g}", "trim the trace to the times you mean to simulate"))
     for index, platform in enumerate(scenario.platforms):
         if isinstance(platform, KubernetesPlatform) and isinstance(platform.autoscaler, HpaAutoscaler):
             parts.append((duration / platform.autoscaler.sync_period_s, f"{platform.name} HPA syncs",
-                          ("platforms", index, "autoscaler", "sync_period_s")))
+                          f"{shorten}, or raise {format_path(('platforms', index, 'autoscaler', 'sync_period_s'))}"))
         elif isinstance(platform, KnativePlatform):
-            parts.append((duration / platform.tick_s, f"{platform.name} KPA ticks", ("platforms", index, "tick_s")))
+            parts.append((duration / platform.tick_s, f"{platform.name} KPA ticks",
+                          f"{shorten}, or raise {format_path(('platforms', index, 'tick_s'))}"))
     total = sum(count for count, _, _ in parts)
     if total <= MAX_EVENTS:
         return None
-    count, what, key_path = max(parts, key=lambda part: part[0])
-    hint = "" if key_path is None else f", or raise {format_path(key_path)}"
+    count, what, advice = max(parts, key=lambda part: part[0])
     return (f"one replication of {duration:g} s would simulate {_about(total)} events ({_about(count)} {what}), "
-            f"more than the {MAX_EVENTS:,} that fit in memory and time; shorten it (costs are scaled to a month "
-            f"from any duration){hint}")
+            f"more than the {MAX_EVENTS:,} that fit in memory and time; {advice}")
 
 
 def _about(count: float) -> str:

@@ -20,6 +20,9 @@ from mlplat.sim._scenario import (
     Workload,
 )
 
+# Most invocations an Azure trace row may hold: each becomes an arrival time (8 bytes) before any replay.
+MAX_TRACE_INVOCATIONS = 20_000_000
+
 
 @dataclass(frozen=True)
 class Trace:
@@ -168,6 +171,8 @@ def _read_timestamps(path: Path, text: str, unit: float) -> Trace:
         # The trace loops over its span; with one distinct time it has no span and no rate.
         raise DataError(f"{path}: expected at least two distinct timestamps, got {len(values)} equal to {values[0]:g}")
     span = float(times[-1]) + (float(np.mean(np.diff(times))) if len(times) > 1 else 1.0)
+    if not math.isfinite(span):
+        raise DataError(f"{path}: the timestamps span more seconds than a number holds ({times[-1]:g})")
     return Trace(times=times, span=span)
 
 
@@ -189,6 +194,10 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
         for column, cell in enumerate(row[4:]):
             try:
                 counts[column] = int(cell)
+            except OverflowError:  # past the int64 counts are kept in
+                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
+                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: a count must be at most "
+                                f"{MAX_TRACE_INVOCATIONS:,}, got {cell!r}") from None
             except ValueError:
                 col = sum(len(c) + 1 for c in row[: column + 4]) + 1
                 raise DataError(f"{path}:{number}:{col}: minute {column + 1}: expected a count, got {cell!r}") from None
@@ -197,6 +206,9 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
                 raise DataError(f"{path}:{number}:{col}: minute {column + 1}: a count must be >= 0, got {cell!r}")
         if counts.sum() == 0:
             raise DataError(f"{path}:{number}:1: the function has no invocations")
+        if counts.sum() > MAX_TRACE_INVOCATIONS:  # each becomes an arrival time in memory
+            raise DataError(f"{path}:{number}:1: the function has {counts.sum():,} invocations, more than the "
+                            f"{MAX_TRACE_INVOCATIONS:,} a trace may hold; use the scenario's `scale` instead")
         starts = np.repeat(np.arange(minutes) * 60.0, counts)
         times = np.sort(starts + rng.uniform(0, 60.0, len(starts)))
         return Trace(times=times, span=minutes * 60.0)
