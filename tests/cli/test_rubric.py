@@ -238,9 +238,16 @@ def test_bad_template_and_start_exit_4(runner: CliRunner, tmp_path: Path) -> Non
     result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "soon"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "--start must be a date as YYYY-MM-DD, got 'soon'" in result.stderr
+    result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "9999-12-01"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--start 9999-12-01: a 6-week pilot from it would end after the year 9999" in result.stderr
+    result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--option", ""])
+    assert result.exit_code == ExitCode.BAD_INPUT  # an empty name is not "the winner"
+    assert "--option: unknown option ''" in result.stderr
 
 
-@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"], ["--seed", "-1"]])
+@pytest.mark.parametrize("args", [["--method", "ahp"], ["--normalization", "l2"], ["--draws", "-5"], ["--seed", "-1"],
+                                  ["--draws", "100000000000000000000"]])
 def test_usage_errors_exit_2(runner: CliRunner, args: list[str]) -> None:
     """Bad option values are usage errors (exit 2)."""
     assert runner.invoke(app, ["rubric", "score", str(EXAMPLE), *args]).exit_code == ExitCode.USAGE

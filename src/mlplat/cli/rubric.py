@@ -108,7 +108,7 @@ def score(
     file: FileArg,
     method: Annotated[str | None, typer.Option(help="wsm or topsis (default: the file's).")] = None,
     normalization: Annotated[str | None, typer.Option(help="minmax, vector, sum or max (default: the file's).")] = None,
-    draws: Annotated[int | None, typer.Option(min=0, help="Monte Carlo draws; 0 skips it.")] = None,
+    draws: Annotated[int | None, typer.Option(min=0, max=10_000_000, help="Monte Carlo draws; 0 skips it.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="An AHP consistency ratio above 0.10 is an error.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write a Markdown decision record.")] = None,

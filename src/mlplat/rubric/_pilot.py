@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from mlplat.errors import TemplateError
+from mlplat.errors import ConfigError, TemplateError
 from mlplat.files import read_template
 from mlplat.rubric._model import Rubric, Threshold
 from mlplat.rubric._score import RubricResult
@@ -46,7 +46,12 @@ def pilot_phases(rubric: Rubric, start: date, rubric_file: str = "rubric.yaml") 
     setup = max(1, round(total / 6))
     shadow = max(1, round(total / 3))
     canary = max(1, total - setup - shadow)
-    t1, t2, t3 = start + timedelta(setup), start + timedelta(setup + shadow), start + timedelta(setup + shadow + canary)
+    try:
+        t1, t2 = start + timedelta(setup), start + timedelta(setup + shadow)
+        t3 = start + timedelta(setup + shadow + canary)
+    except OverflowError:  # date arithmetic stops at 9999-12-31
+        raise ConfigError(f"--start {start.isoformat()}: a {pilot.duration_weeks}-week pilot from it would end "
+                          "after the year 9999") from None
     sim, canary_cfg = pilot.sim_config, pilot.canary_config
     rps = f"{pilot.rps:g}" if pilot.rps else "<peak-rps>"
     prometheus = pilot.prometheus_url or "<prometheus-url>"
@@ -106,7 +111,7 @@ def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = N
     ``template`` is a Markdown file with ``$placeholders`` (see the shipped ``rubric-pilot.md``); a
     placeholder that is unknown or malformed raises :class:`TemplateError` with ``file:line:col``.
     """
-    option = option or result.decision.winner
+    option = result.decision.winner if option is None else option
     if option not in rubric.option_ids:
         raise TemplateError(f"--option: unknown option {option!r}; options are: {', '.join(rubric.option_ids)}")
     pilot = rubric.pilot
