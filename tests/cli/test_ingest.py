@@ -101,6 +101,29 @@ def test_run_unreachable_redis_and_bad_store_exit_4(runner: CliRunner, tmp_path:
     assert result.exit_code == ExitCode.BAD_INPUT and "0 <= i < N" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["read", "x", "--store", "redis://127.0.0.1:1/0?x=y"], "redis://127.0.0.1:1/0?x=y: not a Redis URL"),
+    (["read", "x", "--store", "redis://[::1/0"], "redis://[::1/0: not a store URL: Invalid IPv6 URL"),
+    (["run", CONFIG, "--source", "redis://[::1/0/s"], "not a Redis stream URL: Invalid IPv6 URL"),
+    (["run", CONFIG, "--source", "a" * 300], "cannot use this path: File name too long"),
+    (["run", CONFIG, "--source", EVENTS, "--store", "sqlite:///" + "a" * 300 + ".db"],
+     "cannot use this path: File name too long"),
+])
+def test_unusable_urls_and_paths_exit_4(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    """A URL urllib or redis cannot use, or a name over 255 bytes, is exit 4 naming it (it was exit 5)."""
+    if args[0] == "run" and "--store" not in args:
+        args = [*args, "--store", f"sqlite:///{tmp_path}/f.db"]  # not the default store in the working dir
+    result = runner.invoke(app, ["ingest", *args])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+def test_batch_size_over_the_config_bound_is_a_usage_error(runner: CliRunner, tmp_path: Path) -> None:
+    """--batch-size has the config's bound (100,000); past it used to be a raw pydantic error, exit 5."""
+    result = _run(runner, tmp_path, "--batch-size", "100001")
+    assert result.exit_code == ExitCode.USAGE and "--batch-size" in result.output
+
+
 def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
     """`read` serves an entity's features; `repair` on a correct store finds nothing to fix."""
     assert _run(runner, tmp_path).exit_code == 0

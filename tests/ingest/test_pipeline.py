@@ -87,6 +87,16 @@ def test_on_error_fail_stops_with_line(tmp_path: Path) -> None:
     assert store.states() == {}
 
 
+def test_json_nested_too_deep_is_a_malformed_line(tmp_path: Path) -> None:
+    """A line nested a thousand deep exhausts json's recursion: it is dead-lettered, the rest applied."""
+    path = tmp_path / "e.jsonl"
+    path.write_text("[" * 1000 + "]" * 1000 + "\n" + json.dumps({"event_id": "a", "entity": "u", "event_time": 1,
+                                                                   "amount": 1}) + "\n")
+    result = run_pipeline(config(SUM), FileSource(path), SQLiteStore(tmp_path / "f.db"), dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 1)
+    assert "nested too deeply" in json.loads((tmp_path / "dl").read_text())["reason"]
+
+
 def test_unwritable_store_path(tmp_path: Path) -> None:
     """A store in a missing folder, or on a directory, is an OutputError with the URL."""
     with pytest.raises(OutputError, match=r"folder .* does not exist"):

@@ -80,8 +80,8 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
         follow: Annotated[bool, typer.Option("--follow", help="Keep reading new events until Ctrl-C.")] = False,
         partition: PartitionOpt = "0/1",
         dead_letter: Annotated[Path | None, typer.Option("--dead-letter", help="Overrides the config's.")] = None,
-        batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Overrides the config's.")]
-        = None,
+        batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000,
+                                                       help="Overrides the config's.")] = None,
         trace: Annotated[bool, typer.Option("--trace", hidden=True)] = False,
         json: JsonOption = False) -> None:
     """Ingest a file or a Redis Stream into the store, resuming from its checkpoint; print reconciled counts."""

@@ -41,6 +41,8 @@ def _parse_json(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"not valid JSON ({exc})"
+    except RecursionError:
+        return None, "JSON nested too deeply to read (hundreds of levels)"
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {type(value).__name__}"
     return value, None
@@ -56,8 +58,12 @@ class FileSource:
         self.path = Path(path)
         self.name = str(path)
         self.poll = poll
-        if not self.path.is_file():
-            raise DataError(f"{path}: no such file" if not self.path.exists() else f"{path}: not a file")
+        try:
+            is_file, exists = self.path.is_file(), self.path.exists()
+        except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
+            raise DataError(f"{path}: cannot use this path: {exc.strerror}") from None
+        if not is_file:
+            raise DataError(f"{path}: no such file" if not exists else f"{path}: not a file")
         suffix = self.path.suffix.lower()
         self.format = fmt or ("csv" if suffix == ".csv" else "jsonl")
         self.header: list[str] | None = None
@@ -76,7 +82,7 @@ class FileSource:
         if self.format == "jsonl":
             try:
                 values = json.loads(b"[" + b",".join(texts) + b"]")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):  # find the bad line, line by line
                 values = None
             # One C-level decode per batch; any odd line (invalid, not an object, "1, 2") falls back below.
             if values is not None and len(values) == len(texts) and all(type(v) is dict for v in values):
@@ -175,7 +181,10 @@ class RedisStreamSource:
     def __init__(self, url: str, partition: tuple[int, int] = (0, 1)) -> None:
         from mlplat.ingest._stores import redis_client
 
-        parsed = urlparse(url)
+        try:
+            parsed = urlparse(url)
+        except ValueError as exc:  # an unclosed IPv6 bracket
+            raise DataError(f"{url}: not a Redis stream URL: {exc}") from None
         parts = [p for p in parsed.path.split("/") if p]
         if len(parts) != 2 or not parts[0].isdigit():
             raise DataError(f"{url}: expected redis://host:port/DB/STREAM")

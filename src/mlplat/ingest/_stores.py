@@ -156,9 +156,13 @@ class SQLiteStore(_CheckpointTexts):
     def __init__(self, path: str | Path, url: str | None = None) -> None:
         self.path = Path(path)
         self.url = url or f"sqlite:///{path}"
-        if self.path.is_dir():
+        try:
+            is_dir, folder_ok = self.path.is_dir(), self.path.parent.is_dir()
+        except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
+            raise OutputError(f"{self.url}: cannot use this path: {exc.strerror}") from None
+        if is_dir:
             raise OutputError(f"{self.url}: {self.path} is a directory; expected a database file")
-        if not self.path.parent.is_dir():
+        if not folder_ok:
             raise OutputError(f"{self.url}: folder {self.path.parent} does not exist")
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
@@ -282,7 +286,7 @@ def redis_client(url: str) -> Any:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
         client.ping()
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:  # TypeError: a query argument redis does not take (?x=y)
         raise ServiceError(f"{url}: not a Redis URL: {exc}") from exc
     except redis.RedisError as exc:
         raise ServiceError(f"{url}: cannot reach Redis: {exc}") from exc
@@ -389,7 +393,10 @@ def open_store(url: str) -> FeatureStore:
     >>> store.checkpoint("0/1") is None
     True
     """
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:  # an unclosed IPv6 bracket
+        raise OutputError(f"{url}: not a store URL: {exc}") from None
     if parsed.scheme in ("redis", "rediss", "unix"):
         return RedisStore(url)
     if parsed.scheme == "sqlite":
