@@ -220,6 +220,19 @@ def test_latency_all_nan_is_no_data(le: float) -> None:
     assert {m.status for m in result.metrics} == {Status.NO_DATA}
 
 
+@pytest.mark.parametrize(("metric", "what"), [
+    ({"name": "lat", "kind": "distribution", "metric": "lat"}, "samples"),
+    ({"name": "lat", "kind": "mean", "metric": "lat"}, "gauges"),
+])
+def test_infinite_sample_or_gauge_is_refused(metric: dict[str, Any], what: str) -> None:
+    """An infinite latency sample or gauge is bad input naming the row (a gauge's used to leak warnings)."""
+    frame = pd.DataFrame({"timestamp": [60.0, 60.0, 120.0, 120.0], "arm": ["baseline", "canary"] * 2,
+                          "metric": "lat", "value": [1.0, 1.0, 1.0, -math.inf], "le": math.nan})
+    with pytest.raises(DataError, match=rf"test.csv: metric 'lat': {what} must be finite \(NaN follows "
+                                        r"nan_policy\), got -inf at timestamp 120 \(canary\)"):
+        analyze(CanaryData(frame, "test.csv"), _config(metric))
+
+
 def test_histogram_not_cumulative() -> None:
     """Buckets whose counts fall as le grows are an error naming the place."""
     rows = pd.DataFrame({"timestamp": 60.0, "arm": ["canary", "canary", "canary"], "metric": "lat",

@@ -202,12 +202,36 @@ def test_prometheus_arm_label_must_be_a_string(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("rows", "message"), [
     ("1,canary,errors,5,6,7\n2,canary,errors,5\n", r"e.csv:2: 6 fields, but the header has 4"),
-    ("1,canary,errors,5\n2,canary,errors,5,6\n", r"e.csv: not a readable CSV file: .*line 3, saw 5"),
+    ("1,canary,errors,5\n2,canary,errors,5,6\n", r"e.csv:3: 5 fields, but the header has 4"),
+    ("1,canary,errors,5\n2,canary,errors,5,6,7\n", r"e.csv:3: 6 fields, but the header has 4"),
+    ('1,canary,errors,5\n"2\n",canary,errors,5\n3,canary,errors,5,6\n', r"e.csv:5: 5 fields, but the header has 4"),
 ])
 def test_csv_row_longer_than_the_header(tmp_path: Path, rows: str, message: str) -> None:
     """A row with more fields than the header names its own line (pandas would shift every column)."""
     with pytest.raises(DataError, match=message):
         read_export(_write(tmp_path, "e.csv", "timestamp,arm,metric,value\n" + rows))
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("e.csv", "timestamp,arm,metric,value\n1,canary,errors,5\ninf,canary,errors,5\n",
+     r"e.csv:3: column timestamp: expected a time in the years 1 to 9999 \(finite seconds since the epoch\), "
+     r"got 'inf'"),
+    ("e.csv", "timestamp,arm,metric,value\n1e308,canary,errors,5\n", r"e.csv:2: column timestamp: .*got '1e308'"),
+    ("e.csv", "timestamp,arm,metric,value\nnan,canary,errors,5\n", r"e.csv:2: column timestamp: .*got 'nan'"),
+    ("errors.json", json.dumps({"status": "success", "data": {"result": [
+        {"metric": {"arm": "canary"}, "values": [[60, "1"], ["NaN", "1"]]}]}}),
+     r"errors.json \(errors\):1: column data.result\[0\] timestamp: expected a time in the years 1 to 9999 "
+     r".*got 'NaN'"),
+    ("errors.json", json.dumps({"status": "success", "data": {"result": [
+        {"metric": {"arm": "canary"}, "values": [["+Inf", "1"]]}]}}), r"data.result\[0\] timestamp: .*got '\+Inf'"),
+    ("k.json", json.dumps([{"name": "errors", "values": {"control": [1], "experiment": [1, 2]},
+                            "scopes": {"experiment": {"startTimeMillis": 0, "stepMillis": 1e308}}}]),
+     r"k.json:0: column \[0\] experiment time \(from scopes.experiment\): expected a time in the years 1"),
+])
+def test_timestamp_no_date_can_hold_is_refused(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """A NaN, infinite or out-of-calendar timestamp is bad input in every format (reports print dates)."""
+    with pytest.raises(DataError, match=message):
+        read_export(_write(tmp_path, name, text))
 
 
 def test_csv_iso_timestamps_outside_nanoseconds(tmp_path: Path) -> None:

@@ -212,15 +212,28 @@ def silent_server() -> Iterator[str]:
     sock.close()
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("http://[::1", "Prometheus URL 'http://[::1': Invalid IPv6 URL"),
-    ("http://127.0.0.1:abc", "Port could not be cast to integer"),
-    ("http://exa mple.com", "must not contain spaces or control characters"),
-    ("ftp://prometheus", "must be http:// or https:// and a host"),
-])
+MALFORMED_URLS = [
+    ("http://[::1", "--prometheus: expected http://HOST[:PORT] or https://HOST[:PORT], got 'http://[::1' "
+     "(Invalid IPv6 URL)"),
+    ("http://127.0.0.1:abc", "got 'http://127.0.0.1:abc' (Port could not be cast to integer"),
+    ("http://exa mple.com", "--prometheus: must not contain spaces or control characters"),
+    ("http://h:1/a b", "--prometheus: must not contain spaces or control characters"),
+    ("ftp://prometheus", "--prometheus: expected http://HOST[:PORT] or https://HOST[:PORT] (a scheme and a host)"),
+]
+
+
+@pytest.mark.parametrize(("url", "message"), MALFORMED_URLS)
 def test_malformed_prometheus_url_is_exit_4(runner: CliRunner, url: str, message: str) -> None:
-    """A URL urllib cannot use is bad input named as the Prometheus URL, not an internal error."""
-    result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    """A URL urllib cannot use is bad input named as --prometheus, checked before --start is read."""
+    result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+@pytest.mark.parametrize(("url", "message"), MALFORMED_URLS)
+def test_watch_malformed_prometheus_url_is_exit_4_before_waiting(runner: CliRunner, url: str, message: str) -> None:
+    """canary watch refuses an unusable --prometheus at once, even when --start is hours away."""
+    result = _invoke(runner, "watch", "--prometheus", url, "-c", str(CONFIG), "--start", "now+2h")
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert message in " ".join(result.stderr.split())
 
@@ -245,6 +258,26 @@ def test_at_nan_is_exit_4(runner: CliRunner) -> None:
     result = _invoke(runner, "analyze", str(EXAMPLES / "regression.csv"), "--at", "nan")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "--at: expected a time in the years 1 to 9999" in result.stderr
+
+
+@pytest.mark.parametrize(("config", "extra", "message"), [
+    (None, ["--traffic-share", "1e-300"], "--traffic-share must be in [0.0001%, 99.9999%], got '1e-300'"),
+    ("traffic_share: 1.0e-9\nmetrics:\n  - {name: errors, kind: rate, events: errors}\n", [],
+     "c.yaml:1:16: traffic_share:"),
+    ("metrics:\n  - {name: errors, kind: rate, events: errors, concentration: 1.0e+300}\n", [],
+     "metrics[0].concentration:"),
+])
+def test_share_or_concentration_the_prior_cannot_hold_is_exit_4(
+        runner: CliRunner, tmp_path: Path, config: str | None, extra: list[str], message: str) -> None:
+    """A share within 1e-6 of 0 or 1, or a concentration over 1e6, is refused (it leaked numpy warnings)."""
+    cfg = CONFIG
+    if config is not None:
+        cfg = tmp_path / "c.yaml"
+        cfg.write_text(config)
+    result = _invoke(runner, "analyze", str(EXAMPLES / "regression.csv"), "-c", str(cfg), *extra)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+    assert "RuntimeWarning" not in result.stderr
 
 
 def test_prometheus_end_before_start_is_exit_4(runner: CliRunner) -> None:
@@ -318,12 +351,14 @@ def test_plan_table(runner: CliRunner) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--traffic", "150%"], "each share must be in (0%, 100%)"),
+    (["--traffic", "150%"], "each share must be in [0.0001%, 99.9999%], got 1.5"),
+    (["--traffic", "1e-300"], "each share must be in [0.0001%, 99.9999%], got 1e-300"),
     (["--effect", "0.5"], "each multiplier must be > 1"),
     (["--rps", "fast"], "--rps"),
     (["--alpha", "1.5"], "--srm-alpha"),
-    (["--concentration", "0"], "--concentration must be a finite number > 0"),
-    (["--concentration", "nan"], "--concentration must be a finite number > 0"),
+    (["--concentration", "0"], "--concentration must be in (0, 1e+06], got 0"),
+    (["--concentration", "nan"], "--concentration must be in (0, 1e+06], got nan"),
+    (["--concentration", "1e300"], "--concentration must be in (0, 1e+06], got 1e+300"),
     (["--tolerance", "-1"], "--tolerance must be a finite number >= 0"),
     (["--tolerance", "nan"], "--tolerance must be a finite number >= 0"),
     (["--max-duration", "0s"], "the duration must be at least one interval"),

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_SHARE
 from mlplat.config import ConfigModel, PositiveDuration
 from mlplat.errors import ConfigError
 from mlplat.units import parse_percent
@@ -43,7 +44,8 @@ class RateMetric(_MetricBase):
     events: Annotated[str, Field(description="Metric name of the bad-event counts in the data.")]
     exposure: Annotated[str, Field(description="Metric name of the request counts in the data.")] = "requests"
     min_events: Annotated[int, Field(ge=0, description="Bad events (both arms) needed before a verdict.")] = 10
-    concentration: Annotated[float, Field(gt=0, description="Concentration k of the mixture prior on the "
+    concentration: Annotated[float, Field(gt=0, le=MAX_CONCENTRATION, description="Concentration k of the "
+                                          "mixture prior on the "
                                           "canary's share of bad events (Dirichlet-multinomial).")] = 20.0
     query: Annotated[str | None, Field(description="PromQL for bad events per step, by the arm label.")] = None
     exposure_query: Annotated[str | None, Field(description="PromQL for requests per step, by arm.")] = None
@@ -116,7 +118,8 @@ class CanaryConfig(ConfigModel):
     """The whole ``canary.yaml``."""
 
     alpha: Annotated[float, Field(gt=0, lt=1, description="Family-wise false-rollback rate.")] = 0.05
-    traffic_share: Annotated[float, Field(gt=0, lt=1, description="Configured canary share ('5%').")] = 0.05
+    traffic_share: Annotated[float, Field(ge=MIN_SHARE, le=1 - MIN_SHARE,
+                                          description="Configured canary share ('5%').")] = 0.05
     arms: ArmsConfig = Field(default_factory=ArmsConfig)
     max_duration: Annotated[PositiveDuration, Field(description="Longest the canary runs ('60m').")] = 3600.0
     promote_on_timeout: bool = False

@@ -360,9 +360,7 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     values = rows["value"].to_numpy(dtype=float)
     if has_le.any():
         return _bucket_counts(prep, metric, rows, arm_idx, look_idx, values)
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise DataError(f"{prep.source}: metric {metric.metric!r}: {int((~finite).sum())} non-finite sample(s)")
+    _check_finite(rows, prep.source, metric.metric, "samples")
     lo, hi = float(values.min()), float(values.max())
     if lo > 0 and hi / lo > 1.0001:
         edges = np.geomspace(lo, hi, _FINE_BINS)
@@ -382,6 +380,18 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     flat = (look_idx * 2 + arm_idx) * _FINE_BINS + bins
     counts = np.bincount(flat, minlength=len(prep.looks) * 2 * _FINE_BINS).astype(float)
     return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS)
+
+
+def _check_finite(rows: pd.DataFrame, source: str, name: str, what: str) -> None:
+    """Raise :class:`DataError` naming the first infinite value (NaN has been through nan_policy)."""
+    import numpy as np
+
+    infinite = np.isinf(rows["value"].to_numpy(dtype=float))
+    if infinite.any():
+        row = rows[infinite].iloc[0]
+        raise DataError(f"{source}: metric {name!r}: {what} must be finite (NaN follows nan_policy), got "
+                        f"{row['value']} at timestamp {row['timestamp']:g} ({row['arm']}); "
+                        f"{int(infinite.sum())} infinite value(s)")
 
 
 def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFrame, arm_idx: NDArray[np.intp],
@@ -578,6 +588,7 @@ def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: floa
     if len(rows) == 0:
         return [_no_data(metric.name, metric.name, "mean", metric.critical, alpha, f"no {metric.metric!r} data")]
     rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
+    _check_finite(rows, prep.source, metric.metric, "gauges")
     table = rows.groupby(["timestamp", "arm"])["value"].mean().unstack("arm")
     table = table.reindex(columns=[config.arms.baseline, config.arms.canary]).dropna()
     if len(table) == 0:

@@ -47,17 +47,21 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         raise ServiceError(f"Prometheus at {url} did not answer JSON for {query!r}") from exc
 
 
-def _check_url(url: str) -> None:
-    """Raise :class:`ConfigError` unless ``url`` is an http(s) URL with a host and a numeric port, if any."""
+def _check_url(url: str, name: str = "Prometheus URL") -> None:
+    """Raise :class:`ConfigError` unless ``url`` is an http(s) URL with a host and a numeric port, if any.
+
+    ``name`` says where the URL came from in the message (the CLI passes ``--prometheus``).
+    """
+    expected = "expected http://HOST[:PORT] or https://HOST[:PORT]"
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018  # reading it raises ValueError for a port that is not a number
     except ValueError as exc:  # an unclosed IPv6 bracket, a port such as ':abc'
-        raise ConfigError(f"Prometheus URL {url!r}: {exc}") from None
+        raise ConfigError(f"{name}: {expected}, got {url!r} ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"Prometheus URL must be http:// or https:// and a host, got {url!r}")
+        raise ConfigError(f"{name}: {expected} (a scheme and a host), got {url!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise ConfigError(f"Prometheus URL must not contain spaces or control characters, got {url!r}")
+        raise ConfigError(f"{name}: must not contain spaces or control characters, got {url!r}")
 
 
 def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]]]:

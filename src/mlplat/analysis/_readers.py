@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlplat.errors import DataError
+from mlplat.units import MAX_EPOCH, MIN_EPOCH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,10 +111,11 @@ def _read_csv(text: str, source: str) -> CanaryData:
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"{source}: not a readable CSV file: {exc}") from exc
+        # pandas names a later row longer than the header by its record number, not its line: find it.
+        raise DataError(_long_row(text, source) or f"{source}: not a readable CSV file: {exc}") from exc
     if not isinstance(raw.index, pd.RangeIndex):
         # pandas reads a first row longer than the header as an index, shifting every column: find it.
-        raise DataError(_long_row(text, source))
+        raise DataError(_long_row(text, source) or f"{source}: a row has more fields than the header")
     raw.columns = [str(c).strip().lower() for c in raw.columns]
     missing = [c for c in ("timestamp", "arm", "metric", "value") if c not in raw.columns]
     if missing:
@@ -131,8 +133,8 @@ def _read_csv(text: str, source: str) -> CanaryData:
     return CanaryData(_categorical(frame), source)
 
 
-def _long_row(text: str, source: str) -> str:
-    """The message for the first CSV row with more fields than the header (a slow path, errors only)."""
+def _long_row(text: str, source: str) -> str | None:
+    """The message for the first CSV row with more fields than the header, if any (a slow path, errors only)."""
     import csv
     import io
 
@@ -142,7 +144,7 @@ def _long_row(text: str, source: str) -> str:
         if len(row) > header:
             return (f"{source}:{reader.line_num}: {len(row)} fields, but the header has {header}; "
                     "expected 'timestamp,arm,metric,value[,le]'")
-    return f"{source}: a row has more fields than the header"  # pandas saw one; csv should too
+    return None
 
 
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
@@ -170,7 +172,7 @@ def _timestamps(column: pd.Series, source: str) -> pd.Series:
 
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
-        return numeric.astype(float)
+        return _dates(numeric.astype(float), column, source, "timestamp", line_offset=2)
     # Parse only the non-numeric cells as ISO 8601, so a file mixing both forms still reads.
     text = column[numeric.isna()]
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
@@ -181,7 +183,17 @@ def _timestamps(column: pd.Series, source: str) -> pd.Series:
                         f"ISO 8601 time, got {text.iloc[first]!r}")
     # The epoch in the parsed unit: a year pandas cannot hold in nanoseconds (9999) comes back in µs.
     seconds = (parsed - pd.Timestamp(0, tz="UTC").as_unit(parsed.dt.unit)).dt.total_seconds()
-    return numeric.astype(float).where(numeric.notna(), seconds)
+    return _dates(numeric.astype(float).where(numeric.notna(), seconds), column, source, "timestamp", line_offset=2)
+
+
+def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, line_offset: int) -> pd.Series:
+    """``seconds`` unless a time is NaN, infinite or outside the years 1 to 9999 (no report can show it)."""
+    bad = ~seconds.between(MIN_EPOCH, MAX_EPOCH, inclusive="left")  # NaN is outside too
+    if bad.any():
+        first = int(bad.to_numpy().argmax())
+        raise DataError(f"{source}:{first + line_offset}: column {name}: expected a time in the years 1 to 9999 "
+                        f"(finite seconds since the epoch), got {raw.iloc[first]!r}")
+    return seconds
 
 
 def _looks_kayenta(doc: Any) -> bool:
@@ -231,9 +243,9 @@ def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str 
         if pairs.ndim != 2 or pairs.shape[1] != 2:
             raise DataError(f"{source}: data.result[{index}].values: expected [timestamp, \"value\"] pairs")
         le = labels.get("le")
+        times, where = pd.Series(pairs[:, 0]), f"data.result[{index}] timestamp"
         parts.append(pd.DataFrame({
-            "timestamp": _numbers(pd.Series(pairs[:, 0]), source, f"data.result[{index}] timestamp",
-                                  line_offset=0),
+            "timestamp": _dates(_numbers(times, source, where, line_offset=0), times, source, where, line_offset=0),
             "arm": labels[arm_label],
             "metric": metric,
             "value": _numbers(pd.Series(pairs[:, 1]), source, f"data.result[{index}] value", line_offset=0),
@@ -293,8 +305,9 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
                 raise DataError(f"{source}: [{index}] ({name}): values.{key}: expected a list of numbers, "
                                 f"got {type(values).__name__}")
             start, step = _kayenta_scope(scopes, key, f"{source}: [{index}] ({name})")
+            times = pd.Series(start + step * (np.arange(len(values)) + 1))
             parts.append(pd.DataFrame({
-                "timestamp": start + step * (np.arange(len(values)) + 1),
+                "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})", line_offset=0),
                 "arm": arm,
                 "metric": name,
                 "value": _numbers(pd.Series(values, dtype=object), source, f"[{index}] values.{key}",

@@ -32,6 +32,10 @@ __all__ = [
 # Grid points of the mixture over the rate ratio; 241 points in logit space keep the quadrature error of
 # the Dirichlet closed form below 1e-6 relative (tests/analysis/test_sequential.py checks it).
 _GRID = 241
+# The grid spans quantiles of Beta(k s, k (1 - s)) in logit space: for a share s nearer 0 or 1 than MIN_SHARE,
+# or a concentration k above MAX_CONCENTRATION, they leave double precision and the weights become NaN.
+MIN_SHARE = 1e-6
+MAX_CONCENTRATION = 1e6
 
 
 def dirichlet_multinomial_log_bf(counts: ArrayLike, shares: ArrayLike, concentration: float) -> NDArray[np.float64]:

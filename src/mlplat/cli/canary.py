@@ -36,6 +36,7 @@ ShareOption = Annotated[str | None, typer.Option("--traffic-share", help="Overri
 def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: float | None = None
           ) -> CanaryConfig:
     from mlplat.analysis import CanaryConfig
+    from mlplat.analysis._sequential import MIN_SHARE
     from mlplat.config import load_config, parse_yaml, validate_document
 
     if path is None:
@@ -47,8 +48,9 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
             share = parse_percent(traffic_share)
         except ValueError as exc:
             raise DataError(f"--traffic-share: {exc}") from None
-        if not 0 < share < 1:
-            raise DataError(f"--traffic-share must be in (0%, 100%), got {traffic_share!r}")
+        if not MIN_SHARE <= share <= 1 - MIN_SHARE:
+            raise DataError(f"--traffic-share must be in [{MIN_SHARE:.4%}, {1 - MIN_SHARE:.4%}], "
+                            f"got {traffic_share!r}")
         cfg.traffic_share = share
     if max_duration is not None:
         if max_duration <= 0:
@@ -151,7 +153,7 @@ def analyze(
     """Judge a canary: PROMOTE (exit 0), ROLLBACK (exit 1) or CONTINUE (exit 3, not enough evidence yet)."""
     from mlplat.analysis import analyze as run_analysis
     from mlplat.analysis import combine_exports, read_export
-    from mlplat.analysis._prometheus import fetch_prometheus
+    from mlplat.analysis._prometheus import _check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, plot, force=force)
@@ -161,6 +163,7 @@ def analyze(
         raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
     at_s = _time(at, "--at") if at is not None else None
     if prometheus is not None:
+        _check_url(prometheus, "--prometheus")
         if data:
             raise DataError("give either DATA or --prometheus, not both")
         if start is None:
@@ -198,10 +201,11 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import _iso, fetch_prometheus
+    from mlplat.analysis._prometheus import _check_url, _iso, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, force=force)
+    _check_url(prometheus, "--prometheus")  # before any wait for --start
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
     cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)
@@ -263,14 +267,15 @@ def plan(
 ) -> None:
     """Power and median time to detect per traffic share x effect, by seeded simulation of the same test."""
     from mlplat.analysis import plan as run_plan
+    from mlplat.analysis._sequential import MAX_CONCENTRATION
 
     out = Output.from_ctx(ctx, json=json)
     rate = _checked_rate(rps)
     shares = _floats(traffic, "--traffic", parse_percent)
     effects = _floats(effect, "--effect")
     _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
-    if not (concentration > 0 and math.isfinite(concentration)):  # "not (ok)" refuses NaN too
-        raise DataError(f"--concentration must be a finite number > 0, got {concentration:g}")
+    if not 0 < concentration <= MAX_CONCENTRATION:  # "not (ok)" refuses NaN too
+        raise DataError(f"--concentration must be in (0, {MAX_CONCENTRATION:g}], got {concentration:g}")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise DataError(f"--tolerance must be a finite number >= 0 (a relative margin), got {tolerance:g}")
     with out.progress("simulating", total=None):
@@ -293,11 +298,14 @@ def _checked_rate(rps: str) -> float:
 
 def _check_plan_inputs(baseline_rate: float, shares: list[float], effects: list[float], alpha: float,
                        srm_alpha: float, runs: int) -> None:
+    from mlplat.analysis._sequential import MIN_SHARE
+
     if not 0 < baseline_rate < 1:
         raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
     for share in shares:
-        if not 0 < share < 1:
-            raise DataError(f"--traffic: each share must be in (0%, 100%), got {share:.4g}")
+        if not MIN_SHARE <= share <= 1 - MIN_SHARE:
+            raise DataError(f"--traffic: each share must be in [{MIN_SHARE:.4%}, {1 - MIN_SHARE:.4%}], "
+                            f"got {share:.4g}")
     for e in effects:
         if e <= 1 or baseline_rate * e >= 1:
             raise DataError(f"--effect: each multiplier must be > 1 (and keep the rate below 1), got {e:g}")
