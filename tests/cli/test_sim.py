@@ -203,13 +203,18 @@ def test_malformed_trace_names_line(runner: CliRunner, tmp_path: Path) -> None:
     assert f"{tmp_path / 'ts.txt'}:4:1: expected a timestamp (a number), got 'abc'" in result.stderr
 
 
-@pytest.mark.parametrize(("count", "message"), [
-    ("99999999999999999999", "trace.csv:2:12: minute 1: a count must be at most 20,000,000"),
-    ("100000000000", "trace.csv:2:1: the function has 100,000,000,000 invocations, more than the 20,000,000"),
+@pytest.mark.parametrize(("counts", "message"), [
+    ("99999999999999999999,1", "trace.csv:2:12: minute 1: a count must be in [0, 20,000,000], got '9999999999"),
+    ("100000000000,1", "trace.csv:2:12: minute 1: a count must be in [0, 20,000,000], got '100000000000'"),
+    # Two cells that each fit an int64 but whose sum wraps around (it was exit 5, negative dimensions).
+    ("9000000000000000000,9000000000000000000", "trace.csv:2:12: minute 1: a count must be in [0, 20,000,000]"),
+    ("1,-3", "trace.csv:2:14: minute 2: a count must be in [0, 20,000,000], got '-3'"),
+    ("9" * 5000 + ",1", "trace.csv:2:12: minute 1: a count must be in [0, 20,000,000], got '999"),  # int() refuses
+    ("15000000,15000000", "trace.csv:2:1: the function has 30,000,000 invocations, more than the 20,000,000"),
 ])
-def test_trace_too_big_to_hold_names_line(runner: CliRunner, tmp_path: Path, count: str, message: str) -> None:
-    """An Azure count past int64, or a row of more invocations than memory holds, is exit 4 at its cell."""
-    (tmp_path / "trace.csv").write_text(f"HashOwner,HashApp,HashFunction,Trigger,1\no,a,f,http,{count}\n")
+def test_trace_too_big_to_hold_names_line(runner: CliRunner, tmp_path: Path, counts: str, message: str) -> None:
+    """An Azure count out of range, or a row of more invocations than memory holds, is exit 4 at its cell."""
+    (tmp_path / "trace.csv").write_text(f"HashOwner,HashApp,HashFunction,Trigger,1,2\no,a,f,http,{counts}\n")
     path = _bad(tmp_path, "  kind: poisson\n  rate: 2/s\n", "  kind: trace\n  path: trace.csv\n")
     result = runner.invoke(app, ["sim", "validate", str(path)])
     assert result.exit_code == ExitCode.BAD_INPUT

@@ -191,19 +191,16 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
         if len(row) != len(header):
             raise DataError(f"{path}:{number}:1: expected {len(header)} columns, got {len(row)}")
         counts = np.empty(minutes, dtype=np.int64)
+        in_range = f"a count must be in [0, {MAX_TRACE_INVOCATIONS:,}]"
         for column, cell in enumerate(row[4:]):
             try:
-                counts[column] = int(cell)
-            except OverflowError:  # past the int64 counts are kept in
-                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
-                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: a count must be at most "
-                                f"{MAX_TRACE_INVOCATIONS:,}, got {cell!r}") from None
-            except ValueError:
-                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
-                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: expected a count, got {cell!r}") from None
-            if counts[column] < 0:
-                col = sum(len(c) + 1 for c in row[: column + 4]) + 1
-                raise DataError(f"{path}:{number}:{col}: minute {column + 1}: a count must be >= 0, got {cell!r}")
+                count = int(cell)
+            except ValueError:  # also past Python's 4,300-digit limit on int(str)
+                rule = in_range if cell.strip().isdigit() else "expected a count"
+                raise _cell_error(path, number, row, column, rule) from None
+            if not 0 <= count <= MAX_TRACE_INVOCATIONS:  # bounded cells keep the row's int64 sum from wrapping
+                raise _cell_error(path, number, row, column, in_range)
+            counts[column] = count
         if counts.sum() == 0:
             raise DataError(f"{path}:{number}:1: the function has no invocations")
         if counts.sum() > MAX_TRACE_INVOCATIONS:  # each becomes an arrival time in memory
@@ -214,6 +211,12 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
         return Trace(times=times, span=minutes * 60.0)
     what = f"function {function!r}" if function else "data rows"
     raise DataError(f"{path}: no {what} found")
+
+
+def _cell_error(path: Path, number: int, row: list[str], column: int, rule: str) -> DataError:
+    """``file:line:col: minute m: rule, got 'cell'`` for per-minute column ``column`` of ``row``."""
+    col = sum(len(c) + 1 for c in row[: column + 4]) + 1
+    return DataError(f"{path}:{number}:{col}: minute {column + 1}: {rule}, got {row[column + 4]!r}")
 
 
 def service_sampler(service: Service) -> Callable[[np.random.Generator, int], np.ndarray]:
