@@ -109,14 +109,19 @@ def test_inconsistent_ahp_warns_and_strict_fails(write_rubric: Callable[..., Pat
 
 
 def test_bad_overrides(write_rubric: Callable[..., Path]) -> None:
-    """Unknown method or normalisation and negative draws are errors naming the value."""
+    """Unknown method or normalisation are errors naming the value."""
     rubric = load_rubric(write_rubric())
     with pytest.raises(ConfigError, match="method must be one of wsm, topsis, got 'ahp'"):
         score_rubric(rubric, method="ahp")
     with pytest.raises(ConfigError, match="normalization must be one of minmax, vector, sum, max, got 'z'"):
         score_rubric(rubric, normalization="z")
-    with pytest.raises(ConfigError, match="draws must be >= 0, got -1"):
-        score_rubric(rubric, draws=-1)
+
+
+@pytest.mark.parametrize("draws", [-1, 10_000_001, 10**20])
+def test_draws_out_of_range(write_rubric: Callable[..., Path], draws: int) -> None:
+    """Draws outside [0, MAX_DRAWS] are refused before any run (10**20 used to run for ever)."""
+    with pytest.raises(ConfigError, match=rf"draws must be in \[0, 10,000,000\], got {draws}$"):
+        score_rubric(load_rubric(write_rubric()), draws=draws)
 
 
 def test_example_file_scores(tmp_path: Path) -> None:

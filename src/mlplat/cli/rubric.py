@@ -108,6 +108,7 @@ def score(
     file: FileArg,
     method: Annotated[str | None, typer.Option(help="wsm or topsis (default: the file's).")] = None,
     normalization: Annotated[str | None, typer.Option(help="minmax, vector, sum or max (default: the file's).")] = None,
+    # max is rubric._model.MAX_DRAWS (see why there), written out so `mlplat --help` need not import the models.
     draws: Annotated[int | None, typer.Option(min=0, max=10_000_000, help="Monte Carlo draws; 0 skips it.")] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="An AHP consistency ratio above 0.10 is an error.")] = False,

@@ -138,10 +138,16 @@ class Pilot(ConfigModel):
     prometheus_url: str | None = None
 
 
+# Most Monte Carlo draws. Memory stays flat (draws are scored in blocks of 20,000, ~80 MB), but time grows
+# with them: 10M draws take ~16 s on the bundled 3-option example and ~75 s on 10 options x 12 criteria
+# (measured), and P(best) from 10M draws already has a standard error below 0.0002.
+MAX_DRAWS = 10_000_000
+
+
 class Sensitivity(ConfigModel):
     """Monte Carlo settings; the command line overrides draws and seed."""
 
-    draws: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
+    draws: Annotated[int, Field(ge=0, le=MAX_DRAWS)] = 10_000
     seed: Annotated[int, Field(ge=0, description="numpy's generator takes seeds >= 0")] = 0
     concentration: Annotated[Finite, Field(gt=0, description="Dirichlet concentration around the weights")] = 100.0
 

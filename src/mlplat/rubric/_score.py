@@ -9,7 +9,7 @@ import numpy as np
 
 from mlplat.errors import ConfigError
 from mlplat.rubric._mcda import CR_LIMIT, METHODS, NORMALIZATIONS, AhpResult, ahp, normalize
-from mlplat.rubric._model import Rubric, pairwise_matrix
+from mlplat.rubric._model import MAX_DRAWS, Rubric, pairwise_matrix
 from mlplat.rubric._sensitivity import Crossover, RankReversal, crossovers, monte_carlo, rank_reversals
 from mlplat.rubric._tco import TcoResult, tco_table
 
@@ -214,8 +214,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
         raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     draws = rubric.sensitivity.draws if draws is None else draws
     seed = rubric.sensitivity.seed if seed is None else seed
-    if draws < 0:
-        raise ConfigError(f"draws must be >= 0, got {draws}")
+    if not 0 <= draws <= MAX_DRAWS:
+        raise ConfigError(f"draws must be in [0, {MAX_DRAWS:,}], got {draws}")
     if seed < 0:
         raise ConfigError(f"seed must be >= 0, got {seed}")
     warnings: list[str] = []
