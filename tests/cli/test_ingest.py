@@ -124,6 +124,19 @@ def test_batch_size_over_the_config_bound_is_a_usage_error(runner: CliRunner, tm
     assert result.exit_code == ExitCode.USAGE and "--batch-size" in result.output
 
 
+def test_missing_dead_letter_folder_and_store_are_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """A --dead-letter in a missing folder, or reading a missing store, is exit 4 and creates nothing."""
+    result = runner.invoke(app, ["ingest", "run", CONFIG, "--source", EVENTS, "--store", f"sqlite:///{tmp_path}/f.db",
+                                 "--dead-letter", str(tmp_path / "nope" / "dl.jsonl")])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"--dead-letter {tmp_path}/nope/dl.jsonl: folder {tmp_path}/nope does not exist" in " ".join(
+        result.stderr.split())
+    result = runner.invoke(app, ["ingest", "read", "x", "--store", f"sqlite:///{tmp_path}/nope.db"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"sqlite:///{tmp_path}/nope.db: no such store" in " ".join(result.stderr.split())
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
     """`read` serves an entity's features; `repair` on a correct store finds nothing to fix."""
     assert _run(runner, tmp_path).exit_code == 0

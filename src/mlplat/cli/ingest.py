@@ -44,6 +44,19 @@ def _config(path: Path, batch_size: int | None = None) -> Any:
     return config
 
 
+def _check_folder(option: str, path: Path) -> None:
+    """Refuse an output path given on the command line whose folder is missing, as --plot and --report do."""
+    # The config's own `dead_letter` folder is still made by run_pipeline: it may name out/ on a fresh clone.
+    from mlplat.errors import OutputError
+
+    try:
+        folder_ok = path.parent.is_dir()
+    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
+        raise OutputError(f"{option} {path}: cannot use this path: {exc.strerror}") from None
+    if not folder_ok:
+        raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
+
+
 @app.command()
 def init(path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("ingest.yaml"),
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
@@ -90,6 +103,8 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
     out = Output.from_ctx(ctx, json=json)
     cfg = _config(config, batch_size)
     part = _partition(partition)
+    if dead_letter is not None:
+        _check_folder("--dead-letter", dead_letter)
     stopping = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -123,7 +138,7 @@ def read(ctx: typer.Context, entity: Annotated[str, typer.Argument(help="The ent
     """Show the stored features of one entity (windows newest first, with final/open)."""
     from mlplat.ingest import open_store, read_entity
 
-    feature_store = open_store(store)
+    feature_store = open_store(store, create=False)  # reading must not leave an empty store behind
     try:
         result = read_entity(feature_store, entity, feature)
     finally:

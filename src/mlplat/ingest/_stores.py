@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
-from mlplat.errors import OutputError, ServiceError
+from mlplat.errors import DataError, OutputError, ServiceError
 from mlplat.ingest._engine import SEP, Checkpoint, Commit
 
 __all__ = ["FeatureStore", "RedisStore", "SQLiteStore", "open_store"]
@@ -153,17 +153,19 @@ class SQLiteStore(_CheckpointTexts):
     roll back the last batches, but state and checkpoint roll back together, so a restart stays exact.
     """
 
-    def __init__(self, path: str | Path, url: str | None = None) -> None:
+    def __init__(self, path: str | Path, url: str | None = None, *, create: bool = True) -> None:
         self.path = Path(path)
         self.url = url or f"sqlite:///{path}"
         try:
-            is_dir, folder_ok = self.path.is_dir(), self.path.parent.is_dir()
+            exists, is_dir, folder_ok = self.path.exists(), self.path.is_dir(), self.path.parent.is_dir()
         except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
             raise OutputError(f"{self.url}: cannot use this path: {exc.strerror}") from None
         if is_dir:
             raise OutputError(f"{self.url}: {self.path} is a directory; expected a database file")
         if not folder_ok:
             raise OutputError(f"{self.url}: folder {self.path.parent} does not exist")
+        if not exists and not create:
+            raise DataError(f"{self.url}: no such store ({self.path} does not exist; `mlplat ingest run` makes it)")
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -385,8 +387,10 @@ def _decode(raw: bytes) -> StateRow:
     return int(version), json.loads(value)
 
 
-def open_store(url: str) -> FeatureStore:
+def open_store(url: str, *, create: bool = True) -> FeatureStore:
     """A store for ``sqlite:///path.db`` (relative; four slashes for absolute), a bare path, or ``redis://``.
+
+    With ``create=False`` a missing SQLite file is a :class:`DataError` instead of a new, empty store.
 
     >>> import tempfile, os
     >>> store = open_store("sqlite:///" + os.path.join(tempfile.mkdtemp(), "f.db"))
@@ -403,7 +407,7 @@ def open_store(url: str) -> FeatureStore:
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path:
             raise OutputError(f"{url}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
-        return SQLiteStore(path, url)
+        return SQLiteStore(path, url, create=create)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a bare path (or a Windows drive)
-        return SQLiteStore(parsed.path if parsed.scheme == "file" else url)
+        return SQLiteStore(parsed.path if parsed.scheme == "file" else url, create=create)
     raise OutputError(f"{url}: unknown store; expected sqlite:///path.db or redis://host:port/db")
