@@ -18,7 +18,7 @@ __all__ = ["fetch_prometheus", "query_range"]
 
 def query_range(url: str, query: str, start: float, end: float, step: float, *, timeout: float = 10.0) -> Any:
     """One ``query_range`` call; unreachable, timed out or error answers raise :class:`ServiceError`."""
-    _check_url(url)
+    check_url(url)
     params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
                                      "step": f"{step:g}s"})
     endpoint = url.rstrip("/") + "/api/v1/query_range?" + params
@@ -47,7 +47,7 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         raise ServiceError(f"Prometheus at {url} did not answer JSON for {query!r}") from exc
 
 
-def _check_url(url: str, name: str = "Prometheus URL") -> None:
+def check_url(url: str, name: str = "Prometheus URL") -> None:
     """Raise :class:`ConfigError` unless ``url`` is an http(s) URL with a host and a numeric port, if any.
 
     ``name`` says where the URL came from in the message (the CLI passes ``--prometheus``).

@@ -153,7 +153,7 @@ def analyze(
     """Judge a canary: PROMOTE (exit 0), ROLLBACK (exit 1) or CONTINUE (exit 3, not enough evidence yet)."""
     from mlplat.analysis import analyze as run_analysis
     from mlplat.analysis import combine_exports, read_export
-    from mlplat.analysis._prometheus import _check_url, fetch_prometheus
+    from mlplat.analysis._prometheus import check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, plot, force=force)
@@ -163,7 +163,7 @@ def analyze(
         raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
     at_s = _time(at, "--at") if at is not None else None
     if prometheus is not None:
-        _check_url(prometheus, "--prometheus")
+        check_url(prometheus, "--prometheus")
         if data:
             raise DataError("give either DATA or --prometheus, not both")
         if start is None:
@@ -201,11 +201,11 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import _check_url, _iso, fetch_prometheus
+    from mlplat.analysis._prometheus import _iso, check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     _check_outputs(report, force=force)
-    _check_url(prometheus, "--prometheus")  # before any wait for --start
+    check_url(prometheus, "--prometheus")  # before any wait for --start
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
     cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)
