@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlplat.errors import OutputError, TemplateError
-from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, read_template, template_names
+from mlplat.files import atomic_write_bytes, atomic_write_text, check_writable, path_kind, read_template, template_names
 
 
 def test_write_then_refuse_overwrite(tmp_path: Path) -> None:
@@ -86,3 +86,13 @@ def test_shipped_templates_are_readable() -> None:
     """Every shipped template reads as UTF-8 text."""
     for name in template_names():
         assert read_template(name)
+
+
+def test_path_kind_from_one_stat(tmp_path: Path) -> None:
+    """file, dir, other (a FIFO), missing (also under a file); a name the OS refuses raises the given error."""
+    (tmp_path / "f").write_text("x")
+    os.mkfifo(tmp_path / "p")
+    assert [path_kind(tmp_path / n) for n in ("f", ".", "p", "nope")] == ["file", "dir", "other", "missing"]
+    assert path_kind(tmp_path / "f" / "below") == "missing"
+    with pytest.raises(TemplateError, match=r"^where: cannot use this path: File name too long$"):
+        path_kind(tmp_path / ("a" * 300), name="where", error=TemplateError)

@@ -8,13 +8,30 @@ crash never leaves a truncated store. An existing file is only replaced when ``f
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from importlib import resources
 from pathlib import Path
 
-from mlplat.errors import OutputError, TemplateError
+from mlplat.errors import MlplatError, OutputError, TemplateError
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable", "read_template", "template_names"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "check_writable", "path_kind", "read_template",
+           "template_names"]
+
+
+def path_kind(path: Path, *, name: str | None = None, error: type[MlplatError] = OutputError) -> str:
+    """What is at ``path``: ``"file"``, ``"dir"``, ``"other"`` or ``"missing"``, from one ``stat``.
+
+    ``Path.exists()`` and ``is_file()`` let some refusals of the operating system through as
+    :class:`OSError` (a name over 255 bytes); here they raise ``error`` naming ``name`` (default: the path).
+    """
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        raise error(f"{name or path}: cannot use this path: {exc.strerror}") from None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
 def check_writable(path: str | Path, *, force: bool = False) -> Path:
@@ -25,15 +42,12 @@ def check_writable(path: str | Path, *, force: bool = False) -> Path:
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    try:
-        exists, is_dir, folder_ok = path.exists(), path.is_dir(), folder.is_dir()
-    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG), a loop of links
-        raise OutputError(f"{path}: cannot use this path: {exc.strerror}") from None
-    if exists and not force:
+    kind = path_kind(path)
+    if kind != "missing" and not force:
         raise OutputError(f"{path}: already exists; pass --force to overwrite it")
-    if is_dir:
+    if kind == "dir":
         raise OutputError(f"{path}: is a directory; expected a file name")
-    if not folder_ok:
+    if path_kind(folder) != "dir":
         raise OutputError(f"{path}: folder {folder} does not exist")
     return path
 

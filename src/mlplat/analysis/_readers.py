@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlplat.errors import DataError
+from mlplat.files import path_kind
 from mlplat.units import MAX_EPOCH, MIN_EPOCH
 
 if TYPE_CHECKING:
@@ -69,13 +70,10 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     [['canary', 100.0]]
     """
     path = Path(path)
-    try:
-        is_dir, is_file = path.is_dir(), path.is_file()
-    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
-        raise DataError(f"{path}: cannot use this path: {exc.strerror}") from None
-    if is_dir:
+    kind = path_kind(path, error=DataError)
+    if kind == "dir":
         raise DataError(f"{path}: is a directory; expected an export file (CSV, Prometheus or Kayenta JSON)")
-    if not is_file:
+    if kind != "file":
         raise DataError(f"{path}: no such file")
     try:
         text = path.read_text(encoding="utf-8")

@@ -48,12 +48,9 @@ def _check_folder(option: str, path: Path) -> None:
     """Refuse an output path given on the command line whose folder is missing, as --plot and --report do."""
     # The config's own `dead_letter` folder is still made by run_pipeline: it may name out/ on a fresh clone.
     from mlplat.errors import OutputError
+    from mlplat.files import path_kind
 
-    try:
-        folder_ok = path.parent.is_dir()
-    except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
-        raise OutputError(f"{option} {path}: cannot use this path: {exc.strerror}") from None
-    if not folder_ok:
+    if path_kind(path.parent, name=f"{option} {path}") != "dir":
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
 
 

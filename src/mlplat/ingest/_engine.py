@@ -21,9 +21,6 @@ __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "c
            "diff_states", "feature_value", "parse_event", "parse_time", "partition_of", "split_key"]
 
 SEP = "\x1f"  # separates entity, feature and window start in a state key; not valid in names
-# An event time outside the dates (units.MIN_EPOCH to MAX_EPOCH) is malformed, not a watermark one event
-# could push past every date (and past what a report can print).
-MIN_TIME, MAX_TIME = MIN_EPOCH, MAX_EPOCH
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
 
 
@@ -118,7 +115,9 @@ def parse_time(value: Any) -> float:
             seconds = stamp.timestamp()
     if not math.isfinite(seconds):
         raise ValueError(f"expected a finite time, got {value!r}")
-    if not MIN_TIME <= seconds < MAX_TIME:
+    # Outside the dates (the years 1 to 9999) is malformed: one such event would otherwise become the
+    # watermark, past every date (and past what a report can print).
+    if not MIN_EPOCH <= seconds < MAX_EPOCH:
         raise ValueError(f"expected a time in the years 1 to 9999 (UTC), got {value!r}")
     return seconds
 
@@ -163,7 +162,7 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
         raise ValueError(f"missing `{config.entity}`")
     raw_time = get(config.event_time)
     kind = type(raw_time)
-    if (kind is float or kind is int) and MIN_TIME <= raw_time < MAX_TIME:  # type: ignore[operator]  # a date
+    if (kind is float or kind is int) and MIN_EPOCH <= raw_time < MAX_EPOCH:  # type: ignore[operator]  # a date
         time = float(raw_time)  # type: ignore[arg-type]
     elif raw_time is None or raw_time == "":
         raise ValueError(f"missing `{config.event_time}`")
@@ -344,7 +343,7 @@ class Engine:
         record: Record | None = None
         # Every window holding an event ends after it, so an event at or after the horizon is on time.
         lateness, ooo = config.allowed_lateness, config.max_out_of_orderness
-        low, high = MIN_TIME, MAX_TIME  # locals: read per event
+        low, high = MIN_EPOCH, MAX_EPOCH  # locals: read per event
         id_name, entity_name, time_name = config.event_id, config.entity, config.event_time
         fields, getters, numeric = self._fields, self._getters, self._numeric
         plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]

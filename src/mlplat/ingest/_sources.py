@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
 from mlplat.errors import DataError, ServiceError
+from mlplat.files import path_kind
 from mlplat.ingest._engine import Checkpoint, Record
 
 __all__ = ["FileSource", "RedisStreamSource", "Source", "open_source"]
@@ -58,12 +59,9 @@ class FileSource:
         self.path = Path(path)
         self.name = str(path)
         self.poll = poll
-        try:
-            is_file, exists = self.path.is_file(), self.path.exists()
-        except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
-            raise DataError(f"{path}: cannot use this path: {exc.strerror}") from None
-        if not is_file:
-            raise DataError(f"{path}: no such file" if not exists else f"{path}: not a file")
+        kind = path_kind(self.path, name=str(path), error=DataError)
+        if kind != "file":
+            raise DataError(f"{path}: no such file" if kind == "missing" else f"{path}: not a file")
         suffix = self.path.suffix.lower()
         self.format = fmt or ("csv" if suffix == ".csv" else "jsonl")
         self.header: list[str] | None = None

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
 from mlplat.errors import DataError, OutputError, ServiceError
+from mlplat.files import path_kind
 from mlplat.ingest._engine import SEP, Checkpoint, Commit
 
 __all__ = ["FeatureStore", "RedisStore", "SQLiteStore", "open_store"]
@@ -156,15 +157,12 @@ class SQLiteStore(_CheckpointTexts):
     def __init__(self, path: str | Path, url: str | None = None, *, create: bool = True) -> None:
         self.path = Path(path)
         self.url = url or f"sqlite:///{path}"
-        try:
-            exists, is_dir, folder_ok = self.path.exists(), self.path.is_dir(), self.path.parent.is_dir()
-        except OSError as exc:  # a name over the file system's limit (ENAMETOOLONG)
-            raise OutputError(f"{self.url}: cannot use this path: {exc.strerror}") from None
-        if is_dir:
+        kind = path_kind(self.path, name=self.url)
+        if kind == "dir":
             raise OutputError(f"{self.url}: {self.path} is a directory; expected a database file")
-        if not folder_ok:
+        if path_kind(self.path.parent, name=self.url) != "dir":
             raise OutputError(f"{self.url}: folder {self.path.parent} does not exist")
-        if not exists and not create:
+        if kind == "missing" and not create:
             raise DataError(f"{self.url}: no such store ({self.path} does not exist; `mlplat ingest run` makes it)")
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
