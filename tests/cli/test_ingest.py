@@ -60,8 +60,10 @@ def test_run_prints_reconciled_counts(runner: CliRunner, tmp_path: Path) -> None
     (tmp_path / "x").mkdir()
     doc = json.loads(_run(runner, tmp_path / "x", "--json").stdout)
     c = doc["counts"]
-    assert doc["reconciles"] and c["read"] == c["applied"] + c["duplicates"] + c["late"] + c["malformed"]
-    assert c["duplicates"] > 0 and c["late"] > 0 and c["malformed"] > 0
+    assert doc["reconciles"] and c["read"] == (c["applied"] + c["duplicates"] + c["late"] + c["malformed"]
+                                               + c["future"])
+    # The example has each fate; its one future event is stamped a year after its ingest time.
+    assert c["duplicates"] > 0 and c["late"] > 0 and c["malformed"] > 0 and c["future"] == 1
 
 
 def test_run_on_error_fail_exit_4(runner: CliRunner, tmp_path: Path) -> None:
@@ -86,6 +88,19 @@ def test_run_event_time_past_year_9999_is_malformed(runner: CliRunner, tmp_path:
     assert "(reconciled)" in result.stdout and "2025-12-31T" in result.stdout  # the watermark, a real date
     (dead,) = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
     assert dead["line"] == 2 and "years 1 to 9999" in dead["reason"]
+
+
+def test_run_on_a_store_of_another_source_exit_4(runner: CliRunner, tmp_path: Path) -> None:
+    """Resuming another file's checkpoint would skip its first 429 lines: exit 4, naming both sources."""
+    assert _run(runner, tmp_path).exit_code == 0
+    other = tmp_path / "other.jsonl"
+    other.write_text(Path(EVENTS).read_text())
+    result = runner.invoke(app, ["ingest", "run", CONFIG, "--source", str(other), "--store",
+                                 f"sqlite:///{tmp_path}/f.db", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    message = " ".join(result.stderr.split())
+    assert f"at record 429 of {Path(EVENTS).resolve()}, not of {other.resolve()}" in message
+    assert "Traceback" not in result.output
 
 
 def test_run_unreachable_redis_and_bad_store_exit_4(runner: CliRunner, tmp_path: Path) -> None:

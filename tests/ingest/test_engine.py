@@ -80,7 +80,7 @@ def test_flink_example_pinned() -> None:
     assert outcome.counts["applied"] == 1 and engine.cache[f"k{SEP}n_1m{SEP}0"][1] == [3]  # updated in place
     outcome = engine.process(recs[5:], lambda keys: {})
     assert outcome.counts == {"read": 3, "applied": 2, "duplicates": 0, "late": 1, "malformed": 0,
-                              "other_partition": 0}
+                              "future": 0, "other_partition": 0}
     assert outcome.dead_letters[0].line == 7
     assert outcome.dead_letters[0].reason == ("late: window [0, 60) closed at horizon 80 "
                                               "(watermark 100 - allowed lateness 20)")
@@ -172,6 +172,55 @@ def test_time_no_date_can_hold_is_malformed_and_leaves_the_watermark() -> None:
                                             {"event_id": "c", "entity": "u", "event_time": 110}])
     assert (counts["applied"], counts["malformed"], counts["late"]) == (2, 1, 0)
     assert engine.watermark == 110 and [d.line for d in dead] == [2]
+
+
+def _stamped(event_id: str, time: float, ingest: object = None) -> dict[str, object]:
+    event: dict[str, object] = {"event_id": event_id, "entity": "u", "event_time": time}
+    if ingest is not None:
+        event["ingest_time"] = ingest
+    return event
+
+
+def test_future_event_dead_lettered_and_leaves_the_watermark() -> None:
+    """Rule 8: an event stamped more than max_future after its ingest time is refused before the watermark
+    moves, so the events after it are not late; without max_future the same stream loses them."""
+    events = [_stamped("a", 100, 101), _stamped("b", 10_000, 102), _stamped("c", 110, 111)]
+    guarded = config(max_future=60)
+    engine, counts, dead = run_engine(guarded, events)
+    assert (counts["applied"], counts["future"], counts["late"], counts["read"]) == (2, 1, 0, 3)
+    assert engine.watermark == 110 and [(d.line, d.kind) for d in dead] == [(2, "future")]
+    assert dead[0].reason == "future: event time 10000 is 2h45m after ingest time 102 (max_future 1m)"
+    unguarded, counts, _ = run_engine(config(), events)
+    assert (counts["applied"], counts["late"], unguarded.watermark) == (2, 1, 10_000)
+
+
+def test_future_bound_is_inclusive_and_reads_iso_ingest_times() -> None:
+    """Rule 8: exactly max_future ahead is on time; an ISO ingest time counts like epoch seconds."""
+    cfg = config(max_future=60)
+    _, counts, _ = run_engine(cfg, [_stamped("a", 160, 100), _stamped("b", 160.5, "1970-01-01T00:01:40Z")])
+    assert (counts["applied"], counts["future"]) == (1, 1)
+
+
+def test_future_needs_an_ingest_time_and_a_readable_one() -> None:
+    """Rule 8: an event without ingest_time is not checked; an unreadable one is malformed (rule 7) when
+    max_future is set, and ignored when it is not."""
+    events = [_stamped("a", 10**9), _stamped("b", 10**9 + 1, "soon")]
+    engine, counts, dead = run_engine(config(max_future=60), events)
+    assert (counts["applied"], counts["malformed"], counts["future"]) == (1, 1, 0)
+    assert dead[0].reason == "malformed: `ingest_time`: expected epoch seconds or ISO 8601, got 'soon'"
+    assert engine.watermark == 10**9
+    _, counts, _ = run_engine(config(), events)
+    assert counts["applied"] == 2
+
+
+def test_future_event_counted_once_across_partitions() -> None:
+    """Rule 8 with partitions: every worker skips the event (one watermark), and worker 0 counts it."""
+    events = [_stamped(f"e{i}", i, i) for i in range(40)] + [_stamped("x", 10**6, 40)]
+    cfg = config(max_future=60)
+    parts = [Engine(cfg, partition=(p, 3)) for p in range(3)]
+    outcomes = [p.process(records(events), lambda keys: {}) for p in parts]
+    assert [o.counts["future"] for o in outcomes] == [1, 0, 0]
+    assert sum(o.counts["applied"] for o in outcomes) == 40 and {p.watermark for p in parts} == {39}
 
 
 def test_inline_parse_matches_parse_event_for_every_shape() -> None:

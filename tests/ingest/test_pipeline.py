@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_counts_reconcile_and_dead_letters_name_lines(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "f.db")
     result = run_pipeline(cfg, FileSource(_events(tmp_path)), store, dead_letter=tmp_path / "dl.jsonl")
     assert result.counts == {"read": 7, "applied": 3, "duplicates": 1, "late": 1, "malformed": 2,
-                             "other_partition": 0}
+                             "future": 0, "other_partition": 0}
     assert result.reconciles
     dead = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
     assert [(d["line"], d["kind"]) for d in dead] == [(3, "malformed"), (5, "late"), (6, "malformed")]
@@ -64,6 +65,43 @@ def test_restart_resumes_from_checkpoint(tmp_path: Path) -> None:
     second = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
     assert (first.counts["read"], second.counts["read"]) == (6, 4)
     assert read_entity(store, "u", "n_1m").rows[0].value == 10
+
+
+def test_checkpoint_of_another_source_is_refused_before_anything_is_written(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store resumes only the source its offsets count in: a second file would start at record 6 of
+    something else. Nothing is written, nor cut from the dead-letter file; the same file named from another
+    working directory resumes."""
+    events = [{"event_id": f"e{i}", "entity": "u", "event_time": i} for i in range(6)]
+    first = write_jsonl(tmp_path / "a.jsonl", events)
+    other = write_jsonl(tmp_path / "b.jsonl", [*events, "not json"])
+    store = SQLiteStore(tmp_path / "f.db")
+    dl = tmp_path / "dl.jsonl"
+    run_pipeline(config(), FileSource(first), store, dead_letter=dl)
+    dl.write_text("kept\n")
+    before = store.checkpoint("0/1")
+    with pytest.raises(DataError, match=r"at record 6 of .*a\.jsonl, not of .*b\.jsonl; resume with"):
+        run_pipeline(config(), FileSource(other), store, dead_letter=dl)
+    assert store.checkpoint("0/1") == before and dl.read_text() == "kept\n"
+    monkeypatch.chdir(tmp_path)
+    assert run_pipeline(config(), FileSource("a.jsonl"), store, dead_letter=dl).counts["read"] == 0
+
+
+def test_checkpoint_without_a_source_adopts_the_first_one(tmp_path: Path) -> None:
+    """A store written before checkpoints named their source resumes, and records the source from then on;
+    repair records the source it rebuilt the store from."""
+    events = [{"event_id": f"e{i}", "entity": "u", "event_time": i} for i in range(4)]
+    path = write_jsonl(tmp_path / "a.jsonl", events[:2])
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(config(), FileSource(path), store, dead_letter=tmp_path / "dl")
+    store.commit(Commit({}, {}, replace(store.checkpoint("0/1"), source="")))  # as an older mlplat wrote it
+    write_jsonl(path, events)
+    result = run_pipeline(config(), FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert result.counts["read"] == 2 and store.checkpoint("0/1").source == str(path.resolve())
+    other = write_jsonl(tmp_path / "b.jsonl", events[:3])
+    repair(config(), FileSource(other), store, dead_letter=tmp_path / "dl")
+    assert store.checkpoint("0/1").source == str(other.resolve())
+    assert run_pipeline(config(), FileSource(other), store, dead_letter=tmp_path / "dl").counts["read"] == 0
 
 
 def test_csv_source(tmp_path: Path) -> None:
@@ -198,6 +236,7 @@ def test_lateness_targets(tmp_path: Path) -> None:
     assert by_target[0.001]["bound"] == 29 and by_target[0.001]["dead_lettered"] == 0
     assert by_target[0.02]["bound"] == 0 and by_target[0.02]["dead_lettered"] == 0.01
     assert report.lateness_quantiles is not None and report.lateness_quantiles["p50"] == 1
+    assert report.ahead == {"events": 0, "max": 0.0}
     png = report.plot(tmp_path / "l.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -211,14 +250,23 @@ def test_lateness_keeps_an_event_whose_ingest_time_is_unreadable(tmp_path: Path)
     assert report.lateness_quantiles is None
 
 
-def test_example_file_has_duplicates_late_and_malformed(tmp_path: Path) -> None:
+def test_lateness_reports_events_stamped_after_their_ingest_time(tmp_path: Path) -> None:
+    """`lateness` counts the events ahead of their ingest time and the largest lead (what max_future bounds)."""
+    events = [{"event_time": t, "ingest_time": t + 1} for t in range(10)]
+    events[3]["event_time"], events[7]["event_time"] = 3 + 30, 7 + 3600
+    report = analyze_lateness(FileSource(write_jsonl(tmp_path / "e.jsonl", events)), targets=(0.25,))
+    assert report.ahead == {"events": 2, "max": 3599.0}
+    assert "stamped after their ingest time: 2 events, up to 59m59s ahead" in report.summary()
+
+
+def test_example_file_has_every_fate(tmp_path: Path) -> None:
     """The bundled example exercises every outcome (the demo shows them); the dead-letter folder is made."""
     from mlplat.ingest import load_ingest_config
 
     cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
     result = run_pipeline(cfg, FileSource(EXAMPLES / "events.jsonl"), SQLiteStore(tmp_path / "f.db"),
                           dead_letter=tmp_path / "new" / "dl")
-    assert result.reconciles and all(result.counts[k] > 0 for k in ("duplicates", "late", "malformed"))
+    assert result.reconciles and all(result.counts[k] > 0 for k in ("duplicates", "late", "malformed", "future"))
 
 
 def test_verify_few_crashes(tmp_path: Path) -> None:
@@ -233,6 +281,21 @@ def test_verify_few_crashes(tmp_path: Path) -> None:
     report = verify(cfg_path, load_ingest_config(cfg_path), FileSource(source), f"sqlite:///{tmp_path}/v.db",
                     crashes=2, seed=1)
     assert report.passed and report.identical == 2 and report.events == 300 and report.killed >= 1
+
+
+def test_verify_leaves_future_events_out_of_the_batch_computation(tmp_path: Path) -> None:
+    """`verify` compares with a batch computation of the events a run applies: future ones are not."""
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text("max_out_of_orderness: 30\nmax_future: 60\nfeatures:\n  - {name: n, agg: count, window: 60}\n")
+    from mlplat.ingest import load_ingest_config
+
+    events = [{"event_id": i, "entity": f"u{i % 5}", "event_time": i * 3, "ingest_time": i * 3 + 1}
+              for i in range(200)]
+    events[100]["event_time"] = 10**6  # a year of clock skew would not do more harm
+    source = write_jsonl(tmp_path / "e.jsonl", events)
+    report = verify(cfg_path, load_ingest_config(cfg_path), FileSource(source), f"sqlite:///{tmp_path}/v.db",
+                    crashes=1, seed=2)
+    assert report.passed and report.events == 199
 
 
 def test_follow_waits_for_complete_lines_and_stops(tmp_path: Path) -> None:

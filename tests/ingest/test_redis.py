@@ -18,7 +18,7 @@ from tests.conftest import require_binary
 from tests.ingest.helpers import CrashAt, config, write_jsonl
 from tests.strategies import INGEST_FEATURES, bounded_streams
 
-from mlplat.errors import ServiceError
+from mlplat.errors import DataError, ServiceError
 from mlplat.ingest import (
     Checkpoint,
     Commit,
@@ -152,6 +152,13 @@ def test_stream_consumer_group_acks_after_commit(redis_url: str, tmp_path: Path)
     assert (first.counts["applied"], second.counts["applied"], second.counts["malformed"]) == (40, 20, 1)
     assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 0
     assert sum(r.value for e in range(7) for r in read_entity(store, f"user{e}").rows) == 60
+    # The checkpoint names the stream, not the host or the consumer group: another stream is refused.
+    assert store.checkpoint("0/1").source == "redis stream events in db 0"
+    _xadd(redis_url, "other", EVENTS[:5])
+    with pytest.raises(DataError, match="at record 61 of redis stream events in db 0, not of redis stream other"):
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/other"), store, dead_letter=tmp_path / "dl")
+    resumed = run_pipeline(cfg, RedisStreamSource(redis_url + "/events?group=g2"), store, dead_letter=tmp_path / "dl")
+    assert resumed.counts["read"] == 0
 
 
 def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> None:

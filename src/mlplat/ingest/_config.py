@@ -79,6 +79,10 @@ class IngestConfig(ConfigModel):
                                                               "late events still update it.")] = 0
     dedup_ttl: Annotated[Duration | None, Field(description="How long (event time) an event id is remembered; "
                                                         "default: the smallest safe value.")] = None
+    max_future: Annotated[Duration | None, Field(
+        description="Refuse an event stamped more than this after its own `ingest_time` (a producer clock "
+                    "ahead, or a bad time): it is dead-lettered as future and never moves the watermark. "
+                    "Unset: not checked. Events without `ingest_time` are not checked.")] = None
     batch_size: Annotated[int, Field(gt=0, le=100_000, description="Events per micro-batch.")] = 1000
     on_error: Annotated[Literal["dead_letter", "fail"], Field(
         description="Malformed events: dead_letter (and continue) or fail (stop, exit 4).")] = "dead_letter"

@@ -11,14 +11,15 @@ import datetime as dt
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from mlplat.ingest._config import IngestConfig
-from mlplat.units import MAX_EPOCH, MIN_EPOCH
+from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration
 
 __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "compute_batch",
-           "diff_states", "feature_value", "parse_event", "parse_time", "partition_of", "split_key"]
+           "diff_states", "feature_value", "future_reason", "parse_event", "parse_time", "partition_of",
+           "split_key"]
 
 SEP = "\x1f"  # separates entity, feature and window start in a state key; not valid in names
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
@@ -50,7 +51,7 @@ class DeadLetter:
 
     line: int
     reason: str
-    kind: str  # "late" or "malformed"
+    kind: str  # "late", "malformed" or "future"
     record: Any
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,9 +67,10 @@ class Checkpoint:
     cursor: str = ""
     max_time: float | None = None
     dead_letter_size: int = 0
+    source: str = ""  # what seq and cursor count in (Source.identity); "" before a run records it
 
     def to_dict(self) -> dict[str, Any]:
-        return {"partition": self.partition, "seq": self.seq, "cursor": self.cursor,
+        return {"partition": self.partition, "source": self.source, "seq": self.seq, "cursor": self.cursor,
                 "max_time": self.max_time, "dead_letter_size": self.dead_letter_size}
 
 
@@ -193,14 +195,43 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
     return _new_event(Event, (event_id if type(event_id) is str else str(event_id), entity, time, tuple(values)))
 
 
+def _fmt(value: float) -> str:
+    """A time as exact text: ``60`` rather than ``60.0`` (a state key's window start, a dead letter's reason)."""
+    as_int = int(value)
+    return str(as_int) if value == as_int else repr(float(value))
+
+
+def future_reason(payload: Mapping[str, Any], time: float, config: IngestConfig) -> str | None:
+    """Why an event stamped more than ``max_future`` after its own ingest time is refused (rule 8), or None.
+
+    Raises :class:`ValueError` (the event is malformed) when the ingest time is there but unreadable.
+
+    >>> from mlplat.ingest import IngestConfig
+    >>> cfg = IngestConfig(max_out_of_orderness=0, max_future="5m", features=[{"name": "n", "agg": "count",
+    ...                                                                        "window": 60}])
+    >>> future_reason({"ingest_time": 1000}, 1200, cfg) is None, future_reason({}, 9e9, cfg) is None
+    (True, True)
+    >>> future_reason({"ingest_time": 1000}, 8200, cfg)
+    'future: event time 8200 is 2h after ingest time 1000 (max_future 5m)'
+    """
+    if config.max_future is None:
+        return None
+    raw = payload.get(config.ingest_time)
+    if raw is None or raw == "":
+        return None  # nothing to compare with: not checked
+    try:
+        ingest = parse_time(raw)
+    except ValueError as exc:
+        raise ValueError(f"`{config.ingest_time}`: {exc}") from None
+    if time - ingest <= config.max_future:
+        return None
+    return (f"future: event time {_fmt(time)} is {format_duration(time - ingest)} after ingest time {_fmt(ingest)} "
+            f"(max_future {format_duration(config.max_future)})")
+
+
 def partition_of(entity: str, count: int) -> int:
     """The partition (of ``count``) that owns ``entity``: a stable CRC32 hash, the same in every process."""
     return zlib.crc32(entity.encode("utf-8")) % count if count > 1 else 0
-
-
-def _fmt(start: float) -> str:
-    as_int = int(start)
-    return str(as_int) if start == as_int else repr(float(start))
 
 
 def split_key(key: str) -> tuple[str, str, float | None]:
@@ -314,14 +345,14 @@ class Engine:
         horizon = watermark - self.config.allowed_lateness
         if not self._steps:
             if horizon > time:
-                return (f"late: event time {time:g} is before horizon {horizon:g} (watermark {watermark:g} "
-                        f"- allowed lateness {self.config.allowed_lateness:g})")
+                return (f"late: event time {_fmt(time)} is before horizon {_fmt(horizon)} (watermark "
+                        f"{_fmt(watermark)} - allowed lateness {_fmt(self.config.allowed_lateness)})")
             return None
         # The earliest-ending window holding the event ends at the next multiple of the smallest step.
         end, length = min(((time // step + 1) * step, length) for step, length in self._steps)
         if horizon >= end:
-            return (f"late: window [{_fmt(end - length)}, {_fmt(end)}) closed at horizon {horizon:g} "
-                    f"(watermark {watermark:g} - allowed lateness {self.config.allowed_lateness:g})")
+            return (f"late: window [{_fmt(end - length)}, {_fmt(end)}) closed at horizon {_fmt(horizon)} "
+                    f"(watermark {_fmt(watermark)} - allowed lateness {_fmt(self.config.allowed_lateness)})")
         return None
 
     def process(self, records: Iterable[Record],
@@ -348,7 +379,8 @@ class Engine:
         fields, getters, numeric = self._fields, self._getters, self._numeric
         plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
         max_time = self.max_time
-        malformed = duplicates = late = other = 0
+        check_future = config.max_future is not None
+        malformed = duplicates = late = future = other = 0
         event_id: Any
         entity: Any
         time: Any
@@ -382,6 +414,21 @@ class Engine:
                     if part == 0:
                         malformed += 1
                         dead.append(DeadLetter(record.line, f"malformed: {exc}", "malformed", dict(payload)))
+                    continue
+            if check_future:
+                # Before the watermark moves: a time far ahead of its ingest time would make every later
+                # event late. Like a malformed record, it is counted by one partition only.
+                try:
+                    reason, kind = future_reason(payload, time, config), "future"
+                except ValueError as exc:
+                    reason, kind = f"malformed: {exc}", "malformed"
+                if reason is not None:
+                    if part == 0:
+                        if kind == "future":
+                            future += 1
+                        else:
+                            malformed += 1
+                        dead.append(DeadLetter(record.line, reason, kind, dict(payload)))
                     continue
             watermark = max_time - ooo
             if time > max_time:
@@ -437,12 +484,12 @@ class Engine:
             else:
                 state = _fold(agg, state or None, time, event_id, value)
             cache[key] = dirty[key] = (seq, state)
-        counts = {"read": applied + duplicates + late + malformed, "applied": applied,
-                  "duplicates": duplicates, "late": late, "malformed": malformed, "other_partition": other}
+        counts = {"read": applied + duplicates + late + malformed + future, "applied": applied,
+                  "duplicates": duplicates, "late": late, "malformed": malformed, "future": future,
+                  "other_partition": other}
         if record is not None:
-            self.checkpoint = Checkpoint(self.checkpoint.partition, record.seq, record.cursor,
-                                         None if self.max_time == -math.inf else self.max_time,
-                                         self.checkpoint.dead_letter_size)
+            self.checkpoint = replace(self.checkpoint, seq=record.seq, cursor=record.cursor,
+                                      max_time=None if self.max_time == -math.inf else self.max_time)
         if new_markers:
             self._marker_groups.append((max(new_markers.values()), list(new_markers)))
         forget = None

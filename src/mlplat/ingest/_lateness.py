@@ -30,10 +30,12 @@ class LatenessReport:
     behind_quantiles: dict[str, float]
     targets: list[dict[str, float]]
     behind: list[float]
+    #: Events stamped after their own ingest time, and the largest lead (None without ingest times).
+    ahead: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "events": self.events, "lateness_quantiles": self.lateness_quantiles,
-                "behind_quantiles": self.behind_quantiles, "targets": self.targets}
+                "behind_quantiles": self.behind_quantiles, "targets": self.targets, "ahead": self.ahead}
 
     def summary(self) -> str:
         """The two distributions, one line each (without the per-target table)."""
@@ -43,6 +45,9 @@ class LatenessReport:
         if self.lateness_quantiles:
             lines.append("ingest_time - event_time: " + ", ".join(
                 f"{k} {fd(v)}" for k, v in self.lateness_quantiles.items()))
+        if self.ahead and self.ahead["events"]:
+            lines.append(f"stamped after their ingest time: {self.ahead['events']:,.0f} events, up to "
+                         f"{fd(self.ahead['max'])} ahead (`max_future` refuses those beyond the skew you accept)")
         lines.append("behind the max event time on arrival: " + ", ".join(
             f"{k} {fd(v)}" for k, v in self.behind_quantiles.items()))
         return "\n".join(lines)
@@ -121,12 +126,14 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
         raise DataError(f"{source.name}: no events with a readable `{event_time}`")
     t = np.asarray(times)
     have_ingest = all(i is not None for i in ingests)
-    lateness = None
+    lateness = ahead = None
     if have_ingest:
         ing = np.asarray(ingests, dtype=float)
         order = np.argsort(ing, kind="stable")
         t, ing = t[order], ing[order]
         lateness = {f"p{q * 100:g}" if q < 1 else "max": float(np.quantile(ing - t, q)) for q in QUANTILES}
+        lead = t - ing
+        ahead = {"events": int((lead > 0).sum()), "max": float(max(lead.max(), 0.0))}
     running = np.maximum.accumulate(t)
     before = np.concatenate(([-np.inf], running[:-1]))
     behind = np.clip(before - t, 0, None)
@@ -139,4 +146,4 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
         rows.append({"target": q, "bound": bound, "dead_lettered": float(np.mean(behind > bound)),
                      "max_out_of_orderness": ooo, "allowed_lateness": bound - ooo, "freshness": ooo})
     behind_q = {f"p{q * 100:g}" if q < 1 else "max": float(np.quantile(behind, q)) for q in QUANTILES}
-    return LatenessReport(source.name, len(times), lateness, behind_q, rows, behind.tolist())
+    return LatenessReport(source.name, len(times), lateness, behind_q, rows, behind.tolist(), ahead)

@@ -20,7 +20,7 @@ from mlplat.units import format_duration
 
 __all__ = ["EntityFeatures", "IngestResult", "RepairReport", "read_entity", "repair", "run_pipeline"]
 
-COUNTS = ("read", "applied", "duplicates", "late", "malformed")
+COUNTS = ("read", "applied", "duplicates", "late", "malformed", "future")
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -38,7 +38,7 @@ def _lines(rows: list[tuple[str, Any]]) -> str:
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What one ``run`` did; ``read == applied + duplicates + late + malformed`` always holds."""
+    """What one ``run`` did; ``read == applied + duplicates + late + malformed + future`` always holds."""
 
     source: str
     store: str
@@ -53,7 +53,7 @@ class IngestResult:
     def reconciles(self) -> bool:
         """True when every record read is accounted for."""
         c = self.counts
-        return c["read"] == c["applied"] + c["duplicates"] + c["late"] + c["malformed"]
+        return c["read"] == c["applied"] + c["duplicates"] + c["late"] + c["malformed"] + c["future"]
 
     @property
     def events_per_second(self) -> float:
@@ -68,11 +68,11 @@ class IngestResult:
                 "dead_letter": self.dead_letter}
 
     def summary(self) -> str:
-        """``read 10 = applied 7 + duplicates 1 + late 1 + malformed 1 (reconciled)``."""
+        """``read 10 = applied 7 + duplicates 1 + late 1 + malformed 1 + future 0 (reconciled)``."""
         c = self.counts
         verdict = "reconciled" if self.reconciles else "DOES NOT RECONCILE"
         return (f"read {c['read']} = applied {c['applied']} + duplicates {c['duplicates']} + late {c['late']} "
-                f"+ malformed {c['malformed']} ({verdict})")
+                f"+ malformed {c['malformed']} + future {c['future']} ({verdict})")
 
     def __rich__(self) -> str:
         rows: list[tuple[str, Any]] = [(name, self.counts[name]) for name in COUNTS]
@@ -121,6 +121,15 @@ def _meta(config: IngestConfig) -> dict[str, Any]:
             "features": {f.name: {"agg": f.agg, "window": f.window, "hop": f.hop} for f in config.features}}
 
 
+def _check_same_source(checkpoint: Checkpoint | None, source: Source, store: str) -> None:
+    """Refuse to resume offsets counted in another source: they would skip (or re-read) unrelated records."""
+    if checkpoint is None or not checkpoint.seq or not checkpoint.source or checkpoint.source == source.identity:
+        return
+    raise DataError(f"{store}: its checkpoint for partition {checkpoint.partition} is at record {checkpoint.seq} "
+                    f"of {checkpoint.source}, not of {source.identity}; resume with that source, use a new "
+                    f"store, or rebuild this one from the new source with `mlplat ingest repair`")
+
+
 def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
                  partition: tuple[int, int] = (0, 1), follow: bool = False,
                  stop: Callable[[], bool] = lambda: False, dead_letter: str | Path | None = None,
@@ -163,19 +172,22 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     >>> cfg = IngestConfig(max_out_of_orderness=10, features=[{"name": "n", "agg": "count", "window": 60}])
     >>> store = open_store(f"sqlite:///{d}/f.db")
     >>> run_pipeline(cfg, FileSource(src), store, dead_letter=os.path.join(d, "dl.jsonl")).summary()
-    'read 3 = applied 1 + duplicates 1 + late 0 + malformed 1 (reconciled)'
+    'read 3 = applied 1 + duplicates 1 + late 0 + malformed 1 + future 0 (reconciled)'
     """
     label = f"{partition[0]}/{partition[1]}"
     dl_path = _dead_letter_path(config, partition, dead_letter)
     start = time.perf_counter()
-    store.put_meta(_meta(config))
     checkpoint = store.checkpoint(label)
+    _check_same_source(checkpoint, source, store.url)  # before anything is written (or cut from dead letters)
+    store.put_meta(_meta(config))
     handle = _open_dead_letter(dl_path, checkpoint.dead_letter_size if checkpoint else None)
     try:
         if checkpoint is None:
             # Record where this store's dead letters start, so a crash in the first batch is undone too.
-            checkpoint = Checkpoint(partition=label, dead_letter_size=int(handle.tell()))
+            checkpoint = Checkpoint(partition=label, dead_letter_size=int(handle.tell()), source=source.identity)
             store.commit(Commit({}, {}, checkpoint))
+        elif checkpoint.source != source.identity:  # a store from before sources were recorded, or one unread
+            checkpoint = replace(checkpoint, source=source.identity)
         since = -math.inf if checkpoint.max_time is None else (
             checkpoint.max_time - config.max_out_of_orderness - config.effective_dedup_ttl)
         engine = Engine(config, checkpoint, store.markers(since), partition)
@@ -371,7 +383,7 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
         stored = store.checkpoint(label)
         dl_path = _dead_letter_path(config, partition, dead_letter)
         size = stored.dead_letter_size if stored else (dl_path.stat().st_size if dl_path.exists() else 0)
-        checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size)
+        checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
         store.put_meta(_meta(config))
         store.commit(Commit({k: expected_rows[k] for k in keys if k in expected_rows},
                             dict(engine.markers), checkpoint,

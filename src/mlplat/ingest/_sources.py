@@ -25,6 +25,9 @@ class Source(Protocol):
     """A replayable, ordered source of records."""
 
     name: str
+    #: What a checkpoint's offsets count in, the same from any working directory: a store refuses to
+    #: resume another source's offsets.
+    identity: str
 
     def batches(self, checkpoint: Checkpoint, size: int, *, follow: bool = False,
                 stop: Stop = lambda: False) -> Iterator[list[Record]]:
@@ -62,6 +65,7 @@ class FileSource:
         kind = path_kind(self.path, name=str(path), error=DataError)
         if kind != "file":
             raise DataError(f"{path}: no such file" if kind == "missing" else f"{path}: not a file")
+        self.identity = str(self.path.resolve())
         suffix = self.path.suffix.lower()
         self.format = fmt or ("csv" if suffix == ".csv" else "jsonl")
         self.header: list[str] | None = None
@@ -189,6 +193,8 @@ class RedisStreamSource:
         query = parse_qs(parsed.query)
         self.name = url
         self.stream = parts[1]
+        # Not the host (a failover or another name for it is the same stream), nor a password.
+        self.identity = f"redis stream {parts[1]} in db {parts[0]}"
         group = query.get("group", ["mlplat-ingest"])[0]
         self.group = f"{group}-p{partition[0]}of{partition[1]}" if partition[1] > 1 else group
         self.consumer = query.get("consumer", ["worker"])[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlplat.errors import DataError
 from mlplat.ingest._config import IngestConfig
-from mlplat.ingest._engine import Event, compute_batch, diff_states, field_plan, parse_event
+from mlplat.ingest._engine import Event, compute_batch, diff_states, field_plan, future_reason, parse_event
 from mlplat.ingest._sources import FileSource
 from mlplat.ingest._stores import open_store
 
@@ -22,16 +22,19 @@ __all__ = ["VerifyReport", "perturb", "read_events", "verify"]
 
 
 def read_events(source: FileSource, config: IngestConfig) -> list[tuple[Event, dict[str, Any]]]:
-    """The valid events of a file with their payloads (malformed records are skipped)."""
+    """The valid events of a file with their payloads (malformed and future records are skipped)."""
     out = []
     plan = field_plan(config)
     for record in source.records():
         if record.payload is None:
             continue
         try:
-            out.append((parse_event(record.payload, config, plan), dict(record.payload)))
+            event = parse_event(record.payload, config, plan)
+            if future_reason(record.payload, event.time, config) is not None:
+                continue  # never applied by a run (rule 8), so not in the batch computation either
         except ValueError:
             continue
+        out.append((event, dict(record.payload)))
     return out
 
 
