@@ -53,6 +53,18 @@ def parse_duration(value: str | float | int) -> float:
     return seconds
 
 
+def format_exact(value: float) -> str:
+    """A number as exact text, integers without ``.0``: for times that must be found again in the input.
+
+    ``f"{t:g}"`` would print an epoch time as ``1.76723e+09``.
+
+    >>> format_exact(1767225660.0), format_exact(60.5), format_exact(-3)
+    ('1767225660', '60.5', '-3')
+    """
+    as_int = int(value)
+    return str(as_int) if value == as_int else repr(float(value))
+
+
 def format_duration(seconds: float) -> str:
     """Short human form of a duration: ``"45s"``, ``"12m30s"``, ``"2h05m"``, ``"3d4h"``.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -224,12 +225,16 @@ def test_latency_all_nan_is_no_data(le: float) -> None:
     ({"name": "lat", "kind": "distribution", "metric": "lat"}, "samples"),
     ({"name": "lat", "kind": "mean", "metric": "lat"}, "gauges"),
 ])
-def test_infinite_sample_or_gauge_is_refused(metric: dict[str, Any], what: str) -> None:
-    """An infinite latency sample or gauge is bad input naming the row (a gauge's used to leak warnings)."""
+@pytest.mark.parametrize(("value", "shown"), [(-math.inf, "-inf"), (1e308, "1e+308")])
+def test_infinite_or_huge_sample_or_gauge_is_refused(metric: dict[str, Any], what: str, value: float,
+                                                     shown: str) -> None:
+    """An infinite latency sample or gauge is bad input naming the row (a gauge's used to leak warnings), and
+    so is a finite one whose square overflows (it turned the mean test's bounds into NaN, with warnings)."""
     frame = pd.DataFrame({"timestamp": [60.0, 60.0, 120.0, 120.0], "arm": ["baseline", "canary"] * 2,
-                          "metric": "lat", "value": [1.0, 1.0, 1.0, -math.inf], "le": math.nan})
+                          "metric": "lat", "value": [1.0, 1.0, 1.0, value], "le": math.nan})
     with pytest.raises(DataError, match=rf"test.csv: metric 'lat': {what} must be finite \(NaN follows "
-                                        r"nan_policy\), got -inf at timestamp 120 \(canary\)"):
+                                        rf"nan_policy\) and within ±1e\+150, got {re.escape(shown)} at timestamp 120 "
+                                        r"\(canary\)"):
         analyze(CanaryData(frame, "test.csv"), _config(metric))
 
 

@@ -20,6 +20,7 @@ from mlplat.analysis._sequential import (
     rate_ratio_process,
 )
 from mlplat.errors import DataError
+from mlplat.units import format_exact
 
 if TYPE_CHECKING:
     import numpy as np
@@ -217,7 +218,7 @@ def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) 
         row = rows[bad].iloc[0]
         what = "negative" if row["value"] < 0 else "non-finite"
         raise DataError(f"{prep.source}: metric {name!r}: {what} count {row['value']} at timestamp "
-                        f"{row['timestamp']:g} ({row['arm']}); counts must be finite and >= 0")
+                        f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be finite and >= 0")
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
@@ -285,7 +286,8 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         t, arm = np.argwhere(over)[0]
         arm_name = (config.arms.baseline, config.arms.canary)[arm]
         raise DataError(f"{prep.source}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
-                        f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp {prep.looks[t]:g} ({arm_name})")
+                        f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp "
+                        f"{format_exact(prep.looks[t])} ({arm_name})")
     valid, share = _canary_share(exposure)
     b = np.where(valid, events[:, 0], 0.0)
     c = np.where(valid, events[:, 1], 0.0)
@@ -382,16 +384,22 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS)
 
 
+#: The largest magnitude a sample or gauge may have. The mean test sums squares, and 1e308 (finite) would
+#: overflow them into NaN bounds; no real metric comes near 1e150.
+MAX_VALUE = 1e150
+
+
 def _check_finite(rows: pd.DataFrame, source: str, name: str, what: str) -> None:
-    """Raise :class:`DataError` naming the first infinite value (NaN has been through nan_policy)."""
+    """Raise :class:`DataError` naming the first infinite or huge value (NaN has been through nan_policy)."""
     import numpy as np
 
-    infinite = np.isinf(rows["value"].to_numpy(dtype=float))
-    if infinite.any():
-        row = rows[infinite].iloc[0]
-        raise DataError(f"{source}: metric {name!r}: {what} must be finite (NaN follows nan_policy), got "
-                        f"{row['value']} at timestamp {row['timestamp']:g} ({row['arm']}); "
-                        f"{int(infinite.sum())} infinite value(s)")
+    values = rows["value"].to_numpy(dtype=float)
+    bad = np.abs(values) > MAX_VALUE  # False for NaN
+    if bad.any():
+        row = rows[bad].iloc[0]
+        raise DataError(f"{source}: metric {name!r}: {what} must be finite (NaN follows nan_policy) and within "
+                        f"±{MAX_VALUE:g}, got {row['value']} at timestamp {format_exact(row['timestamp'])} "
+                        f"({row['arm']}); {int(bad.sum())} such value(s)")
 
 
 def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFrame, arm_idx: NDArray[np.intp],
@@ -421,8 +429,9 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFra
     if (step < -1e-9).any():
         t, arm, j = np.argwhere(step < -1e-9)[0]
         raise DataError(f"{prep.source}: metric {metric.metric!r}: histogram buckets are not cumulative at "
-                        f"timestamp {prep.looks[t]:g} ({'canary' if arm else 'baseline'}): le={edges[j + 1]:g} "
-                        f"holds {filled[t, arm, j + 1]:g} < {filled[t, arm, j]:g} at le={edges[j]:g}")
+                        f"timestamp {format_exact(prep.looks[t])} ({'canary' if arm else 'baseline'}): "
+                        f"le={edges[j + 1]:g} holds {filled[t, arm, j + 1]:g} < {filled[t, arm, j]:g} at "
+                        f"le={edges[j]:g}")
     per_bucket = np.diff(filled, axis=-1, prepend=0.0)
     return edges, per_bucket
 

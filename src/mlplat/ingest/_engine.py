@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from mlplat.ingest._config import IngestConfig
-from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration
+from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration, format_exact
 
 __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "compute_batch",
            "diff_states", "feature_value", "future_reason", "parse_event", "parse_time", "partition_of",
@@ -195,12 +195,6 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
     return _new_event(Event, (event_id if type(event_id) is str else str(event_id), entity, time, tuple(values)))
 
 
-def _fmt(value: float) -> str:
-    """A time as exact text: ``60`` rather than ``60.0`` (a state key's window start, a dead letter's reason)."""
-    as_int = int(value)
-    return str(as_int) if value == as_int else repr(float(value))
-
-
 def future_reason(payload: Mapping[str, Any], time: float, config: IngestConfig) -> str | None:
     """Why an event stamped more than ``max_future`` after its own ingest time is refused (rule 8), or None.
 
@@ -225,8 +219,8 @@ def future_reason(payload: Mapping[str, Any], time: float, config: IngestConfig)
         raise ValueError(f"`{config.ingest_time}`: {exc}") from None
     if time - ingest <= config.max_future:
         return None
-    return (f"future: event time {_fmt(time)} is {format_duration(time - ingest)} after ingest time {_fmt(ingest)} "
-            f"(max_future {format_duration(config.max_future)})")
+    return (f"future: event time {format_exact(time)} is {format_duration(time - ingest)} after ingest time "
+            f"{format_exact(ingest)} (max_future {format_duration(config.max_future)})")
 
 
 def partition_of(entity: str, count: int) -> int:
@@ -343,16 +337,16 @@ class Engine:
 
     def _late_reason(self, time: float, watermark: float) -> str | None:
         horizon = watermark - self.config.allowed_lateness
+        why = (f"horizon {format_exact(horizon)} (watermark {format_exact(watermark)} - allowed lateness "
+               f"{format_exact(self.config.allowed_lateness)})")
         if not self._steps:
             if horizon > time:
-                return (f"late: event time {_fmt(time)} is before horizon {_fmt(horizon)} (watermark "
-                        f"{_fmt(watermark)} - allowed lateness {_fmt(self.config.allowed_lateness)})")
+                return f"late: event time {format_exact(time)} is before {why}"
             return None
         # The earliest-ending window holding the event ends at the next multiple of the smallest step.
         end, length = min(((time // step + 1) * step, length) for step, length in self._steps)
         if horizon >= end:
-            return (f"late: window [{_fmt(end - length)}, {_fmt(end)}) closed at horizon {_fmt(horizon)} "
-                    f"(watermark {_fmt(watermark)} - allowed lateness {_fmt(self.config.allowed_lateness)})")
+            return f"late: window [{format_exact(end - length)}, {format_exact(end)}) closed at {why}"
         return None
 
     def process(self, records: Iterable[Record],
@@ -459,7 +453,7 @@ class Engine:
                     last = (time // step) * step
                     text = starts.get(last)
                     if text is None:
-                        text = starts[last] = _fmt(last)
+                        text = starts[last] = format_exact(last)
                     key = entity + name + text
                 else:  # hopping: several windows hold the event
                     for key in _hop_keys(entity + name, time, window, step, count):
@@ -528,7 +522,7 @@ class Engine:
 def _hop_keys(prefix: str, time: float, window: float, step: float, count: int) -> list[str]:
     """Keys of the ``count`` windows of length ``window`` every ``step`` that hold ``time`` (one if tumbling)."""
     last = (time // step) * step
-    return [prefix + _fmt(start) for start in (last - k * step for k in range(count)) if start + window > time]
+    return [prefix + format_exact(start) for start in (last - k * step for k in range(count)) if start + window > time]
 
 
 @dataclass(frozen=True)
