@@ -182,6 +182,18 @@ def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "lots"]).exit_code == ExitCode.BAD_INPUT
 
 
+def test_lateness_leaves_out_future_events_like_a_run(runner: CliRunner) -> None:
+    """The example's one event stamped a year ahead is left out with the config's max_future (or
+    --max-future); without either it is reported, and every later event reads as a year behind."""
+    plain = json.loads(runner.invoke(app, ["ingest", "lateness", EVENTS, "--json"]).stdout)
+    assert plain["ahead"]["left_out"] == 0 and plain["behind_quantiles"]["p90"] > 300 * 86400
+    for extra in (["--config", CONFIG], ["--max-future", "5m"]):
+        doc = json.loads(runner.invoke(app, ["ingest", "lateness", EVENTS, "--json", *extra]).stdout)
+        assert doc["ahead"]["left_out"] == 1 and doc["behind_quantiles"]["max"] < 3600
+    result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--max-future", "soon"])
+    assert result.exit_code == ExitCode.BAD_INPUT and "--max-future: expected a duration" in result.stderr
+
+
 @pytest.mark.slow
 def test_verify_command(runner: CliRunner, tmp_path: Path) -> None:
     """`verify` reports N/N identical runs and exits 0."""

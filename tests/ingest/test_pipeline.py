@@ -236,7 +236,7 @@ def test_lateness_targets(tmp_path: Path) -> None:
     assert by_target[0.001]["bound"] == 29 and by_target[0.001]["dead_lettered"] == 0
     assert by_target[0.02]["bound"] == 0 and by_target[0.02]["dead_lettered"] == 0.01
     assert report.lateness_quantiles is not None and report.lateness_quantiles["p50"] == 1
-    assert report.ahead == {"events": 0, "max": 0.0}
+    assert report.ahead == {"events": 0, "max": 0.0, "left_out": 0}
     png = report.plot(tmp_path / "l.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -254,9 +254,16 @@ def test_lateness_reports_events_stamped_after_their_ingest_time(tmp_path: Path)
     """`lateness` counts the events ahead of their ingest time and the largest lead (what max_future bounds)."""
     events = [{"event_time": t, "ingest_time": t + 1} for t in range(10)]
     events[3]["event_time"], events[7]["event_time"] = 3 + 30, 7 + 3600
-    report = analyze_lateness(FileSource(write_jsonl(tmp_path / "e.jsonl", events)), targets=(0.25,))
-    assert report.ahead == {"events": 2, "max": 3599.0}
-    assert "stamped after their ingest time: 2 events, up to 59m59s ahead" in report.summary()
+    source = FileSource(write_jsonl(tmp_path / "e.jsonl", events))
+    report = analyze_lateness(source, targets=(0.25,))
+    assert report.ahead == {"events": 2, "max": 3599.0, "left_out": 0}
+    assert "stamped after their ingest time: 2 events, up to 59m59s ahead; --max-future" in report.summary()
+    assert max(report.behind) == 3599  # the event an hour ahead puts every later one behind
+    guarded = analyze_lateness(source, targets=(0.25,), max_future=60)
+    assert guarded.ahead == {"events": 2, "max": 3599.0, "left_out": 1} and guarded.events == 9
+    assert max(guarded.behind) == 29 and "1 past max_future left out below" in guarded.summary()
+    with pytest.raises(DataError, match="every event is stamped more than max_future"):
+        analyze_lateness(FileSource(write_jsonl(tmp_path / "f.jsonl", events[7:8])), max_future=60)
 
 
 def test_example_file_has_every_fate(tmp_path: Path) -> None:

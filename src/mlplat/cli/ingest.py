@@ -149,22 +149,30 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
              = "0.1%,1%",
              config: Annotated[Path | None, typer.Option("--config", help="Take field names from this config.")]
              = None,
+             max_future: Annotated[str | None, typer.Option(
+                 "--max-future", help="Leave out events stamped more than this after their ingest_time, as a "
+                                      "run refuses them (default: the --config's max_future).")] = None,
              plot: Annotated[Path | None, typer.Option("--plot", help="Write a histogram PNG here.")] = None,
              force: Annotated[bool, typer.Option("--force", help="Overwrite the --plot file.")] = False,
              json: JsonOption = False) -> None:
     """Lateness distribution and the out-of-orderness / allowed lateness each target share needs."""
     from mlplat.errors import ConfigError
     from mlplat.ingest import FileSource, analyze_lateness
-    from mlplat.units import format_duration, parse_percent
+    from mlplat.units import format_duration, parse_duration, parse_percent
 
     try:
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
     except ValueError as exc:
         raise ConfigError(f"--target: {exc}") from None
-    fields = {}
+    fields: dict[str, Any] = {}
     if config is not None:
         cfg = _config(config)
-        fields = {"event_time": cfg.event_time, "ingest_time": cfg.ingest_time}
+        fields = {"event_time": cfg.event_time, "ingest_time": cfg.ingest_time, "max_future": cfg.max_future}
+    if max_future is not None:
+        try:
+            fields["max_future"] = parse_duration(max_future)
+        except ValueError as exc:
+            raise ConfigError(f"--max-future: {exc}") from None
     report = analyze_lateness(FileSource(file), targets=targets, **fields)
     out = Output.from_ctx(ctx, json=json)
     if out.json:

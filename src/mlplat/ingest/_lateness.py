@@ -30,7 +30,8 @@ class LatenessReport:
     behind_quantiles: dict[str, float]
     targets: list[dict[str, float]]
     behind: list[float]
-    #: Events stamped after their own ingest time, and the largest lead (None without ingest times).
+    #: Events stamped after their own ingest time, the largest lead, and how many of them were left out as
+    #: ``max_future`` refuses them (None when no event has an ingest time).
     ahead: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,8 +47,14 @@ class LatenessReport:
             lines.append("ingest_time - event_time: " + ", ".join(
                 f"{k} {fd(v)}" for k, v in self.lateness_quantiles.items()))
         if self.ahead and self.ahead["events"]:
-            lines.append(f"stamped after their ingest time: {self.ahead['events']:,.0f} events, up to "
-                         f"{fd(self.ahead['max'])} ahead (`max_future` refuses those beyond the skew you accept)")
+            count = int(self.ahead["events"])
+            line = (f"stamped after their ingest time: {count:,} event{'s' if count > 1 else ''}, up to "
+                    f"{fd(self.ahead['max'])} ahead; ")
+            if self.ahead["left_out"]:
+                line += f"{self.ahead['left_out']:,.0f} past max_future left out below, as a run refuses them"
+            else:
+                line += "--max-future leaves out those a run would refuse (one far ahead skews every figure below)"
+            lines.append(line)
         lines.append("behind the max event time on arrival: " + ", ".join(
             f"{k} {fd(v)}" for k, v in self.behind_quantiles.items()))
         return "\n".join(lines)
@@ -83,8 +90,11 @@ class LatenessReport:
 
 
 def analyze_lateness(source: FileSource, *, event_time: str = "event_time", ingest_time: str = "ingest_time",
-                     targets: tuple[float, ...] = (0.001, 0.01)) -> LatenessReport:
+                     targets: tuple[float, ...] = (0.001, 0.01), max_future: float | None = None) -> LatenessReport:
     """Lateness of the events in a file, in arrival order (``ingest_time`` order when every event has one).
+
+    With ``max_future`` (seconds), an event stamped more than that after its own ingest time is left out,
+    as the pipeline refuses it (rule 8): one such event would otherwise put every later one far behind.
 
     For each target share ``q`` the bound is the ``1 - q`` quantile of ``behind`` (so at most ``q`` of
     events exceed it). The suggested split keeps the watermark at the ``1 - 10 q`` quantile (results are
@@ -107,6 +117,8 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
     import numpy as np
 
     times, ingests = [], []
+    leads = left_out = 0
+    max_lead = 0.0
     for record in source.records():
         if record.payload is None:
             continue
@@ -119,21 +131,30 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
             arrived = parse_time(raw) if raw not in (None, "") else None
         except ValueError:
             arrived = None  # the event still counts for out-of-orderness; ingest lateness needs every time
+        if arrived is not None and when > arrived:
+            leads += 1
+            max_lead = max(max_lead, when - arrived)
+            if max_future is not None and when - arrived > max_future:
+                left_out += 1
+                continue
         # Appended together, so times[i] and ingests[i] are always the same event.
         times.append(when)
         ingests.append(arrived)
     if not times:
+        if left_out:
+            raise DataError(f"{source.name}: every event is stamped more than max_future ({max_future:g} s) after "
+                            f"its `{ingest_time}`")
         raise DataError(f"{source.name}: no events with a readable `{event_time}`")
     t = np.asarray(times)
     have_ingest = all(i is not None for i in ingests)
-    lateness = ahead = None
+    lateness = None
+    ahead = ({"events": leads, "max": max_lead, "left_out": left_out}
+             if left_out or any(i is not None for i in ingests) else None)
     if have_ingest:
         ing = np.asarray(ingests, dtype=float)
         order = np.argsort(ing, kind="stable")
         t, ing = t[order], ing[order]
         lateness = {f"p{q * 100:g}" if q < 1 else "max": float(np.quantile(ing - t, q)) for q in QUANTILES}
-        lead = t - ing
-        ahead = {"events": int((lead > 0).sum()), "max": float(max(lead.max(), 0.0))}
     running = np.maximum.accumulate(t)
     before = np.concatenate(([-np.inf], running[:-1]))
     behind = np.clip(before - t, 0, None)
