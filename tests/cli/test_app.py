@@ -135,6 +135,21 @@ def test_json_is_only_document_on_stdout(runner: CliRunner, tmp_path: Path) -> N
     assert json.loads(result.stdout) == {"alpha": 0.25}
 
 
+def test_quiet_keeps_results_and_drops_notes(runner: CliRunner, tmp_path: Path) -> None:
+    """--quiet means "only results and errors": the verdict and tables stay on stdout, the notes on stderr
+    go (it used to silence the results too)."""
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    args = ["canary", "analyze", str(examples / "canary" / "regression.csv"), "--config",
+            str(examples / "canary" / "canary.yaml")]
+    loud, quiet = runner.invoke(app, args), runner.invoke(app, ["--quiet", *args])
+    assert loud.exit_code == quiet.exit_code == ExitCode.FAIL  # ROLLBACK
+    assert quiet.stdout.startswith("ROLLBACK") and quiet.stdout == loud.stdout
+    plot = ["ingest", "lateness", str(examples / "ingest" / "events.jsonl"), "--plot"]
+    loud = runner.invoke(app, [*plot, str(tmp_path / "a.png")])
+    quiet = runner.invoke(app, ["-q", *plot, str(tmp_path / "b.png")])
+    assert "wrote" in loud.stderr and quiet.stderr == "" and quiet.stdout == loud.stdout
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, check=False)
 

@@ -59,12 +59,15 @@ class Output:
         if self.json:
             sys.stdout.write(dumps(obj) + "\n")
             sys.stdout.flush()
-        elif not self.settings.quiet or not hasattr(obj, "__rich__"):
+        else:
             self.out.print(obj)
 
     def print(self, *objects: Any) -> None:
-        """Human output on stdout; suppressed with ``--json`` (stdout holds the document) or ``--quiet``."""
-        if not self.json and not self.settings.quiet:
+        """A result for people on stdout; suppressed with ``--json`` (stdout holds the document).
+
+        ``--quiet`` keeps results ("only results and errors"): it silences notes and progress bars.
+        """
+        if not self.json:
             self.out.print(*objects)
 
     def note(self, message: str) -> None:
