@@ -176,6 +176,7 @@ def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
     again = ["ingest", "lateness", EVENTS, "--plot", str(tmp_path / "l.png")]
     refused = runner.invoke(app, again)
     assert refused.exit_code == ExitCode.BAD_INPUT and "--force" in refused.stderr
+    assert refused.stdout == ""  # refused before the analysis, not after printing it
     assert runner.invoke(app, [*again, "--force"]).exit_code == 0
     doc = json.loads(runner.invoke(app, ["ingest", "lateness", EVENTS, "--json"]).stdout)
     assert [t["target"] for t in doc["targets"]] == [0.001, 0.01]

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.files import check_writable
 
 app = typer.Typer(help="Online features from an event stream, written exactly once (watermarks, late "
                        "events, dedup, repair).", no_args_is_help=True)
@@ -173,6 +174,8 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
             fields["max_future"] = parse_duration(max_future)
         except ValueError as exc:
             raise ConfigError(f"--max-future: {exc}") from None
+    if plot is not None:
+        check_writable(plot, force=force)  # before the analysis is printed, not after
     report = analyze_lateness(FileSource(file), targets=targets, **fields)
     out = Output.from_ctx(ctx, json=json)
     if out.json:
