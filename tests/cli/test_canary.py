@@ -418,6 +418,12 @@ def test_validate_points_at_line(runner: CliRunner, tmp_path: Path) -> None:
     result = _invoke(runner, "validate", str(path))
     assert result.exit_code == ExitCode.BAD_INPUT
     assert f"{path}:6:16: metrics[0].tolerance: must be >= 0" in result.stderr
+    # A bound inside a nested list item: the item itself, not the top of the file.
+    path.write_text("alpha: 0.05\nmetrics:\n  - name: lat\n    kind: distribution\n    metric: lat\n"
+                    "    quantiles: [0.5, 1.5]\n")
+    result = _invoke(runner, "validate", str(path))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert f"{path}:6:22: metrics[0].quantiles[1]: must be < 1.0, got 1.5" in result.stderr
 
 
 def test_help_lists_commands(runner: CliRunner) -> None:

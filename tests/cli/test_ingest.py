@@ -39,8 +39,10 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      ":2:42: features[0].window: expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d', got 'soon'\n"),
     ("max_out_of_orderness: 1m\ndedup_ttl: 1m\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":2:12: dedup_ttl: must be >= allowed_lateness + the longest window"),
-    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1h, hop: 7m}]\n",
-     "must be a multiple of `hop`"),
+    # Raised by a feature's own validator: the place is that feature, not the top of the file.
+    ("max_out_of_orderness: 1m\nfeatures:\n  - {name: a, agg: count, window: 1h}\n"
+     "  - {name: n, agg: count, window: 1h, hop: 7m}\n",
+     ":4:5: features[1]: `window` must be a multiple of `hop`, got 3600 / 420"),
     ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),
 ])
 def test_config_errors_exit_4_with_position(runner: CliRunner, tmp_path: Path, text: str, message: str) -> None:

@@ -54,8 +54,7 @@ class FeatureSpec(ConfigModel):
                 raise ValueError(f"`hop` must be in (0, window], got {self.hop}")
             ratio = self.window / self.hop
             if abs(ratio - round(ratio)) > 1e-9:
-                raise ConfigError(f"`window` must be a multiple of `hop`, got {self.window} / {self.hop}",
-                                  path=("hop",))
+                raise ValueError(f"`window` must be a multiple of `hop`, got {self.window:g} / {self.hop:g}")
         return self
 
     @property
