@@ -123,6 +123,8 @@ def test_run_unreachable_redis_and_bad_store_exit_4(runner: CliRunner, tmp_path:
     (["read", "x", "--store", "redis://[::1/0"], "redis://[::1/0: not a store URL: Invalid IPv6 URL"),
     (["run", CONFIG, "--source", "redis://[::1/0/s"], "not a Redis stream URL: Invalid IPv6 URL"),
     (["run", CONFIG, "--source", "a" * 300], "cannot use this path: File name too long"),
+    (["repair", CONFIG, "--source", "redis://127.0.0.1:1/0/s"], "`ingest repair` replays a file from its first line"),
+    (["verify", CONFIG, "--source", "redis://127.0.0.1:1/0/s"], "`ingest verify` replays a file from its first line"),
     (["run", CONFIG, "--source", EVENTS, "--store", "sqlite:///" + "a" * 300 + ".db"],
      "cannot use this path: File name too long"),
 ])

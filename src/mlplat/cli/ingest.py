@@ -18,6 +18,7 @@ app = typer.Typer(help="Online features from an event stream, written exactly on
 
 ConfigArg = Annotated[Path, typer.Argument(help="Ingest config YAML (`mlplat ingest init` writes one).")]
 SourceOpt = Annotated[str, typer.Option("--source", help="JSONL/CSV file or redis://host:port/db/stream.")]
+FileSourceOpt = Annotated[str, typer.Option("--source", help="JSONL/CSV file: the whole history, replayed.")]
 StoreOpt = Annotated[str, typer.Option("--store", help="sqlite:///path.db (default) or redis://host:port/db.")]
 PartitionOpt = Annotated[str, typer.Option("--partition", help="i/N: apply only entities hashing to i of N.")]
 DEFAULT_STORE = "sqlite:///features.db"
@@ -192,8 +193,19 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         out.note(f"wrote {report.plot(plot, force=force)}")
 
 
+def _file_source(spec: str, command: str) -> Any:
+    """The file ``repair`` and ``verify`` replay from its start; a stream cannot be replayed that way."""
+    from mlplat.errors import ConfigError
+    from mlplat.ingest import FileSource
+
+    if spec.startswith(("redis://", "rediss://")):
+        raise ConfigError(f"--source {spec}: `ingest {command}` replays a file from its first line; export the "
+                          "stream to JSONL (one message per line) and pass that file")
+    return FileSource(spec)
+
+
 @app.command()
-def repair(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOpt = DEFAULT_STORE,
+def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: StoreOpt = DEFAULT_STORE,
            since: Annotated[str | None, typer.Option("--since", help="Only windows ending after this time "
                                                                      "(epoch s or ISO 8601).")] = None,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
@@ -201,7 +213,7 @@ def repair(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: Stor
            json: JsonOption = False) -> None:
     """Recompute every feature from the source file and fix each stored key that differs (idempotent)."""
     from mlplat.errors import ConfigError
-    from mlplat.ingest import FileSource, open_store, parse_time
+    from mlplat.ingest import open_store, parse_time
     from mlplat.ingest import repair as do_repair
 
     cfg = _config(config)
@@ -211,7 +223,7 @@ def repair(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: Stor
         raise ConfigError(f"--since: {exc}") from None
     feature_store = open_store(store)
     try:
-        report = do_repair(cfg, FileSource(source), feature_store, since=since_s, dry_run=dry_run,
+        report = do_repair(cfg, _file_source(source, "repair"), feature_store, since=since_s, dry_run=dry_run,
                            partition=_partition(partition))
     finally:
         feature_store.close()
@@ -219,7 +231,7 @@ def repair(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: Stor
 
 
 @app.command()
-def verify(ctx: typer.Context, config: ConfigArg, source: SourceOpt,
+def verify(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt,
            store: Annotated[str, typer.Option("--store", help="A scratch store: it is cleared before each run.")]
            = "sqlite:///verify.db",
            crashes: Annotated[int, typer.Option("--crashes", min=1, help="Runs, each SIGKILLed once.")] = 50,
@@ -227,11 +239,10 @@ def verify(ctx: typer.Context, config: ConfigArg, source: SourceOpt,
            json: JsonOption = False) -> None:
     """Kill the pipeline with SIGKILL at random points, restart it, and compare with a batch computation."""
     from mlplat.cli.app import ExitCode
-    from mlplat.ingest import FileSource
     from mlplat.ingest import verify as do_verify
 
     cfg = _config(config)
-    report = do_verify(config, cfg, FileSource(source), store, crashes=crashes, seed=seed)
+    report = do_verify(config, cfg, _file_source(source, "verify"), store, crashes=crashes, seed=seed)
     Output.from_ctx(ctx, json=json).result(report)
     if not report.passed:
         raise typer.Exit(ExitCode.FAIL)
