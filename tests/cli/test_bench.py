@@ -40,6 +40,8 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert "predict time S(b)" in result.stdout and "ceiling X*" in result.stdout
     assert "after the runs" in " ".join(result.stdout.split())  # the console may wrap the heading there
     assert "window" in result.stdout and "deadline" in result.stdout and "p99.9" in result.stdout
+    # A closed loop has no schedule: its latency counts from sending (the open loop's from the schedule).
+    assert "latency (ms, from sending)" in " ".join(result.stdout.split())
     assert plot.read_bytes()[:4] == b"\x89PNG"
     again = runner.invoke(app, [*QUICK, "--concurrency", "4", "--policies", "eager", "--plot", str(plot)])
     assert again.exit_code == ExitCode.BAD_INPUT
