@@ -156,6 +156,23 @@ def test_missing_dead_letter_folder_and_store_are_refused(runner: CliRunner, tmp
     assert sorted(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("args", [
+    ["run", CONFIG, "--source", "nope.jsonl"],
+    ["repair", CONFIG, "--source", "nope.jsonl"],
+    ["repair", CONFIG, "--source", "redis://127.0.0.1:1/0/s"],
+    ["repair", CONFIG, "--source", EVENTS, "--partition", "2/2"],
+    ["repair", CONFIG, "--source", EVENTS, "--dry-run"],
+])
+def test_refused_run_or_repair_leaves_no_store(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               args: list[str]) -> None:
+    """Bad input is refused before the default store (features.db here) is opened, which would create it;
+    a dry run never creates one."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["ingest", *args])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
     """`read` serves an entity's features; `repair` on a correct store finds nothing to fix."""
     assert _run(runner, tmp_path).exit_code == 0

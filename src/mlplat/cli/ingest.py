@@ -117,15 +117,17 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
         sys.stderr.write(f"committed {checkpoint.seq}\n")
         sys.stderr.flush()
 
-    feature_store = open_store(store)
-    src = open_source(source, part)
+    src = open_source(source, part)  # first: opening a SQLite store creates it, even for a missing source
     try:
-        result = run_pipeline(cfg, src, feature_store, partition=part, follow=follow,
-                              stop=lambda: stopping["now"], dead_letter=dead_letter,
-                              on_batch=_trace if trace else None)
+        feature_store = open_store(store)
+        try:
+            result = run_pipeline(cfg, src, feature_store, partition=part, follow=follow,
+                                  stop=lambda: stopping["now"], dead_letter=dead_letter,
+                                  on_batch=_trace if trace else None)
+        finally:
+            feature_store.close()
     finally:
         src.close()
-        feature_store.close()
     out.result(result)
 
 
@@ -221,10 +223,11 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
         since_s = parse_time(since) if since is not None else None
     except ValueError as exc:
         raise ConfigError(f"--since: {exc}") from None
-    feature_store = open_store(store)
+    # Every input checked before the store is opened: opening a SQLite store creates it. A dry run never does.
+    replayed, part = _file_source(source, "repair"), _partition(partition)
+    feature_store = open_store(store, create=not dry_run)
     try:
-        report = do_repair(cfg, _file_source(source, "repair"), feature_store, since=since_s, dry_run=dry_run,
-                           partition=_partition(partition))
+        report = do_repair(cfg, replayed, feature_store, since=since_s, dry_run=dry_run, partition=part)
     finally:
         feature_store.close()
     Output.from_ctx(ctx, json=json).result(report)
