@@ -28,8 +28,11 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, ["ingest", "init", str(path)]).exit_code == ExitCode.BAD_INPUT
     result = runner.invoke(app, ["ingest", "validate", str(path), "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["valid"] is True
+    assert json.loads(result.stdout)["max_future"] == 300  # the template sets 5m
+    shown = runner.invoke(app, ["ingest", "validate", str(path)]).stdout
+    assert "dedup_ttl 3900 s; max_future 300 s)" in " ".join(shown.split())
     schema = json.loads(runner.invoke(app, ["ingest", "schema"]).stdout)
-    assert "max_out_of_orderness" in schema["properties"]
+    assert {"max_out_of_orderness", "max_future"} <= set(schema["properties"])
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -72,11 +72,13 @@ def validate(ctx: typer.Context, config: ConfigArg, json: JsonOption = False) ->
     cfg = _config(config)
     out = Output.from_ctx(ctx, json=json)
     summary = {"valid": True, "config": str(config), "features": [f.name for f in cfg.features],
-               "dedup_ttl": cfg.effective_dedup_ttl}
+               "dedup_ttl": cfg.effective_dedup_ttl, "max_future": cfg.max_future}
     if out.json:
         out.result(summary)
     else:
-        out.print(f"{config}: valid ({len(cfg.features)} features; dedup_ttl {cfg.effective_dedup_ttl:g} s)")
+        future = "not checked" if cfg.max_future is None else f"{cfg.max_future:g} s"
+        out.print(f"{config}: valid ({len(cfg.features)} features; dedup_ttl {cfg.effective_dedup_ttl:g} s; "
+                  f"max_future {future})")
 
 
 @app.command()
