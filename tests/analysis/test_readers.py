@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlplat.analysis import prometheus_frame, read_export
@@ -26,6 +27,14 @@ def test_csv_round_trip(tmp_path: Path) -> None:
     assert len(data.frame) == len(frame)
     assert set(data.frame["metric"]) == {"requests", "errors", "latency_seconds", "cpu"}
     assert math.isinf(data.frame["le"].max())
+    # Row for row: the same values at the same (timestamp, arm, metric, le).
+    keys = ["timestamp", "arm", "metric", "le"]
+    got = data.frame.sort_values(keys, na_position="first").reset_index(drop=True)
+    want = frame.sort_values(keys, na_position="first").reset_index(drop=True)
+    assert (got["metric"] == want["metric"]).all() and (got["arm"] == want["arm"]).all()
+    np.testing.assert_allclose(got["timestamp"].to_numpy(dtype=float), want["timestamp"].to_numpy(dtype=float))
+    np.testing.assert_allclose(got["value"].to_numpy(dtype=float), want["value"].to_numpy(dtype=float),
+                               rtol=1e-6)
 
 
 def test_prometheus_round_trip(tmp_path: Path) -> None:

@@ -169,7 +169,9 @@ def test_closed_loop_keeps_requests_outstanding() -> None:
     server = _Pool()
     trace = closed_loop(server, [0], concurrency=3, duration=0.05, warmup=0.0)
     server.close()
-    assert len(trace.start) >= 3 and (trace.status == OK).all()
+    assert (trace.status == OK).all()
+    # Far more than the three sent at start-up: each completion sent the next one for 50 ms.
+    assert len(trace.start) > 30
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -7,7 +7,17 @@ import math
 import pytest
 from tests.ingest.helpers import config, records, run_engine, state
 
-from mlplat.ingest import Checkpoint, Engine, Event, compute_batch, diff_states, feature_value, parse_event, parse_time
+from mlplat.ingest import (
+    Checkpoint,
+    Engine,
+    Event,
+    compute_batch,
+    diff_states,
+    feature_value,
+    parse_event,
+    parse_time,
+    partition_of,
+)
 
 SEP = "\x1f"
 LAST = [{"name": "last", "agg": "last", "field": "amount"}]
@@ -142,6 +152,10 @@ def test_partition_applies_only_own_entities_and_shares_watermark() -> None:
     assert sum(o.counts["applied"] for o in outcomes) == 40
     assert all(o.counts["read"] + o.counts["other_partition"] == 40 for o in outcomes)
     assert {p.watermark for p in parts} == {39}
+    # Each worker holds exactly its own entities, and the hash spreads them: no worker has them all.
+    owned = [{key.split(SEP)[0] for key in state(p)} for p in parts]
+    assert all(all(partition_of(entity, 3) == i for entity in mine) for i, mine in enumerate(owned))
+    assert set().union(*owned) == {f"user{i}" for i in range(40)} and max(map(len, owned)) < 40
 
 
 @pytest.mark.parametrize(("payload", "reason"), [
@@ -221,6 +235,8 @@ def test_future_event_counted_once_across_partitions() -> None:
     outcomes = [p.process(records(events), lambda keys: {}) for p in parts]
     assert [o.counts["future"] for o in outcomes] == [1, 0, 0]
     assert sum(o.counts["applied"] for o in outcomes) == 40 and {p.watermark for p in parts} == {39}
+    assert [o.counts["applied"] for o in outcomes] == [sum(partition_of("u", 3) == i for _ in range(40))
+                                                       for i in range(3)]  # all 40 events are entity "u"
 
 
 def test_inline_parse_matches_parse_event_for_every_shape() -> None:

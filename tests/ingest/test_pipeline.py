@@ -273,7 +273,10 @@ def test_example_file_has_every_fate(tmp_path: Path) -> None:
     cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
     result = run_pipeline(cfg, FileSource(EXAMPLES / "events.jsonl"), SQLiteStore(tmp_path / "f.db"),
                           dead_letter=tmp_path / "new" / "dl")
-    assert result.reconciles and all(result.counts[k] > 0 for k in ("duplicates", "late", "malformed", "future"))
+    # Pinned, not only "reconciles" (read is the sum of the others by construction): a record skipped
+    # silently would change `read`.
+    assert result.counts == {"read": 429, "applied": 398, "duplicates": 25, "late": 2, "malformed": 3,
+                             "future": 1, "other_partition": 0}
 
 
 def test_verify_few_crashes(tmp_path: Path) -> None:
@@ -288,6 +291,22 @@ def test_verify_few_crashes(tmp_path: Path) -> None:
     report = verify(cfg_path, load_ingest_config(cfg_path), FileSource(source), f"sqlite:///{tmp_path}/v.db",
                     crashes=2, seed=1)
     assert report.passed and report.identical == 2 and report.events == 300 and report.killed >= 1
+
+
+def test_verify_reports_runs_that_differ(tmp_path: Path) -> None:
+    """`verify` fails when the pipeline computes something else: here the subprocess runs a config whose
+    window is 120 s while the batch computation uses 60 s, so every run differs and each is reported."""
+    from mlplat.ingest import load_ingest_config
+
+    run_cfg, ref_cfg = tmp_path / "run.yaml", tmp_path / "ref.yaml"
+    run_cfg.write_text("max_out_of_orderness: 30\nfeatures:\n  - {name: n, agg: count, window: 120}\n")
+    ref_cfg.write_text("max_out_of_orderness: 30\nfeatures:\n  - {name: n, agg: count, window: 60}\n")
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": i, "entity": f"u{i % 5}", "event_time": i * 3}
+                                                for i in range(200)])
+    report = verify(run_cfg, load_ingest_config(ref_cfg), FileSource(source), f"sqlite:///{tmp_path}/v.db",
+                    crashes=2, seed=3)
+    assert not report.passed and report.identical == 0
+    assert [f["run"] for f in report.failures] == [1, 2] and all(f["differing"] > 0 for f in report.failures)
 
 
 def test_verify_leaves_future_events_out_of_the_batch_computation(tmp_path: Path) -> None:
