@@ -212,6 +212,18 @@ def test_nan_policy(policy: str, outcome: str) -> None:
         assert analyze(_data(rows), cfg).metrics[0].status is Status.PENDING
 
 
+@pytest.mark.parametrize(("policy", "intervals", "canary_mean"), [("drop", 9, 1.0), ("zero", 10, 0.9)])
+def test_nan_policy_drop_and_zero_differ_on_a_gauge(policy: str, intervals: int, canary_mean: float) -> None:
+    """On a gauge the two policies give different data (on counters both end as a missing count of 0):
+    `drop` loses that interval, `zero` keeps it with the value 0."""
+    rows = [(60.0 * t, arm, "cpu", 1.0) for t in range(1, 11) for arm in ("baseline", "canary")]
+    rows[5] = (180.0, "canary", "cpu", math.nan)
+    cfg = _config({"name": "cpu", "kind": "mean", "metric": "cpu", "nan_policy": policy}, srm={"enabled": False})
+    (result,) = analyze(_data(rows), cfg).metrics
+    assert (result.n_baseline, result.n_canary) == (intervals, intervals)
+    assert result.detail.startswith(f"1 vs {canary_mean:g}, {intervals} intervals")
+
+
 @pytest.mark.parametrize("le", [math.nan, math.inf])
 def test_latency_all_nan_is_no_data(le: float) -> None:
     """A latency metric whose every value is NaN (dropped by nan_policy) has no data; it used to crash."""

@@ -93,9 +93,16 @@ def test_plan_is_seeded() -> None:
 
 def test_plan_to_dict_smallest() -> None:
     """The plan names the smallest traffic share that reaches 80% and 95% power."""
-    doc = plan(rps=278, baseline_rate=0.001, traffic=[0.01, 0.1], effects=[3.0], runs=200, seed=5).to_dict()
+    result = plan(rps=278, baseline_rate=0.001, traffic=[0.01, 0.1, 0.3], effects=[3.0], runs=200, seed=5)
+    doc = result.to_dict()
     assert set(doc["smallest"]["3.0"]) == {"power_80", "power_95"}
     assert doc["false_alarm"][0]["ci_upper"] >= doc["false_alarm"][0]["rate"]
+    # The named share is the smallest of those whose simulated power reaches the target, checked against
+    # the cells themselves (more than one share reaches it here, so "smallest" is not the only choice).
+    for target, key in ((0.8, "power_80"), (0.95, "power_95")):
+        reaching = sorted(c.traffic for c in result.cells if c.effect == 3.0 and c.power >= target)
+        assert len(reaching) >= 2
+        assert doc["smallest"]["3.0"][key]["traffic"] == reaching[0]
 
 
 def test_simulation_rejects_bad_inputs() -> None:

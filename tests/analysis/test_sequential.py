@@ -29,6 +29,7 @@ from mlplat.analysis import (
     quantile_epsilon,
     rate_ratio_process,
 )
+from mlplat.analysis._sequential import RatePrior
 
 
 def test_dirichlet_multinomial_closed_form() -> None:
@@ -107,6 +108,41 @@ def test_rate_confidence_sequence_covers_truth() -> None:
                              prior_share=share, concentration=20, alpha=0.05)
     missed = ((res.ci_low > 2) | (res.ci_high < 2)).any(axis=-1).sum()
     assert binomial_upper(missed / runs, runs) <= 0.05, missed
+    # The point estimate (the reported effect) is the ratio of rates: about 2 after 60 looks (each run's
+    # has a standard error near 10%, so the median over 1000 runs is well inside 5%).
+    assert np.median(res.ratio[:, -1]) == pytest.approx(2.0, rel=0.05)
+
+
+def test_rate_confidence_sequence_matches_the_beta_binomial_closed_form() -> None:
+    """With a constant share the mixture has a closed form: Beta(k s, k (1 - s)) over p, the canary's share of
+    bad events, makes it Beta-binomial (Lindon & Malek 2022 with two categories). The sequence's ends found
+    by root-finding on it, intersected over looks, must match the grid's to within one grid step outward."""
+    import math
+
+    from scipy.optimize import brentq
+    from scipy.special import betaln, expit, logit
+
+    share, k, alpha = 0.05, 20.0, 0.05
+    canary, baseline = [3, 1, 4, 2, 5, 3, 2, 6], [40, 38, 45, 41, 39, 44, 40, 42]
+    res = rate_ratio_process(canary, baseline, [share] * 8, direction="either", prior_share=share,
+                             concentration=k, alpha=alpha)
+    a, b = k * share, k * (1 - share)
+    ends = []
+    for c, n_b in zip(np.cumsum(canary), np.cumsum(baseline), strict=True):
+        def excess(log_rho: float, c: float = c, n_b: float = n_b) -> float:
+            p = expit(log_rho + logit(share))
+            return float(betaln(a + c, b + n_b) - betaln(a, b) - c * np.log(p) - n_b * np.log1p(-p)
+                         - math.log(1 / alpha))
+
+        mle = logit(c / (c + n_b)) - logit(share)
+        ends.append((brentq(excess, mle - 30, mle), brentq(excess, mle, mle + 30)))
+    low = np.maximum.accumulate([lo for lo, _ in ends])
+    high = np.minimum.accumulate([hi for _, hi in ends])
+    log_rho, _ = RatePrior(share, k).grid()
+    step = log_rho[1] - log_rho[0]
+    got_low, got_high = np.log(res.ci_low), np.log(res.ci_high)
+    assert np.all((got_low <= low + 1e-9) & (got_low >= low - step - 1e-9)), (got_low, low)
+    assert np.all((got_high >= high - 1e-9) & (got_high <= high + step + 1e-9)), (got_high, high)
 
 
 def test_dirichlet_log_bf_vectorised() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -161,7 +162,10 @@ def test_deadline_policy_dispatches_when_the_fake_clock_reaches_deadline_minus_p
         assert batcher(0) == 0  # unknown predict time: sent at once, S(1) learned
         clock.now = 1.0
         future = batcher.submit(1)
-        assert not future.done()
+        # The worker wakes every 7.5 ms of real time (its timed wait), reads the fake clock still at 1.0,
+        # and keeps the request: 50 ms later it is still queued (a policy that never waits sends it at once).
+        batcher._kick()
+        assert not concurrent.futures.wait([future], timeout=0.05).done
         clock.now = 1.0075  # past deadline 1.010 - S(1) 0.002 - guard 0.001
         batcher._kick()
         assert future.result(WAIT) == 1

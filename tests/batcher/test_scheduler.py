@@ -219,6 +219,7 @@ def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, floa
             queue.estimate.observe(2, 1 * MS)
             requests: list[_Request] = []
             out: list[_Request] = []
+            dispatched: list[int] = []
             now = 0.0
             for op, dt, latency in script:
                 now += dt
@@ -235,7 +236,9 @@ def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, floa
                     if take.batch == [] and queue.items and take.wake_at is not None:
                         assert take.wake_at > now
                     out += take.batch + take.expired + take.cancelled
+                    dispatched += [r.item for r in take.batch]
             out += list(queue.items)
+            assert dispatched == sorted(dispatched)  # FIFO: batches leave in arrival order, across batches too
             assert sorted(r.item for r in out) == list(range(len(requests)))
             sent = [r.item for r in out]
             assert len(set(sent)) == len(sent)
