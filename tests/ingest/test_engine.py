@@ -7,17 +7,8 @@ import math
 import pytest
 from tests.ingest.helpers import config, records, run_engine, state
 
-from mlplat.ingest import (
-    Checkpoint,
-    Engine,
-    Event,
-    compute_batch,
-    diff_states,
-    feature_value,
-    parse_event,
-    parse_time,
-    partition_of,
-)
+from mlplat.ingest import Checkpoint, Engine, Event, compute_batch, diff_states, feature_value, parse_event, parse_time
+from mlplat.ingest._engine import partition_of
 
 SEP = "\x1f"
 LAST = [{"name": "last", "agg": "last", "field": "amount"}]
