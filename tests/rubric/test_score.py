@@ -125,13 +125,20 @@ def test_draws_out_of_range(write_rubric: Callable[..., Path], draws: int) -> No
 
 
 def test_example_file_scores(tmp_path: Path) -> None:
-    """The bundled example validates and picks a winner under every method and normalisation."""
+    """The bundled example validates and picks a winner under every method and normalisation; under the
+    defaults it gives the worked example's winner and risk adjustment."""
     example = Path(__file__).resolve().parents[2] / "examples" / "rubric" / "serving-platform.yaml"
     rubric: Rubric = load_rubric(example)
     for method in ("wsm", "topsis"):
         for normalization in ("minmax", "vector", "sum", "max"):
             result = score_rubric(rubric, method=method, normalization=normalization, draws=200)
             assert result.decision.winner in rubric.option_ids
+    # The worked example of docs/rubric.md: hybrid wins under the defaults, and build's risk adjustment is,
+    # by hand, a 30% chance of a 200,000 overrun in year 1 discounted at 10%.
+    default = score_rubric(rubric, draws=200)
+    assert default.decision.winner == "hybrid"
+    build = default.to_dict()["tco"]["build"]
+    assert build["risk_adjusted_npv"] - build["npv"] == pytest.approx(0.3 * 200_000 / 1.1)
 
 
 def test_full_score_ten_by_twelve_runs() -> None:
