@@ -45,13 +45,16 @@ def test_lognormal_from_mean_and_p99(make_scenario: Callable[..., Scenario]) -> 
 
 
 def test_azure_trace(tmp_path: Path) -> None:
-    """An Azure Functions 2019 row becomes arrivals with the per-minute counts; the row is chosen by hash."""
+    """An Azure Functions 2019 row becomes arrivals with the per-minute counts; the row is chosen by its
+    HashFunction, or is the first row when none is named."""
     header = "HashOwner,HashApp,HashFunction,Trigger," + ",".join(str(i) for i in range(1, 6))
     (tmp_path / "t.csv").write_text(f"{header}\no,a,f1,http,0,0,0,0,1\no,a,f2,timer,3,0,5,0,1\n")
     trace = read_trace(TraceWorkload(kind="trace", path="t.csv", function="f2"), tmp_path)
     assert len(trace.times) == 9 and trace.span == 300
     counts = np.bincount((trace.times // 60).astype(int), minlength=5)
     assert counts.tolist() == [3, 0, 5, 0, 1]
+    first = read_trace(TraceWorkload(kind="trace", path="t.csv"), tmp_path)  # no function named: the first row
+    assert np.bincount((first.times // 60).astype(int), minlength=5).tolist() == [0, 0, 0, 0, 1]
     a = arrivals(TraceWorkload(kind="trace", path="t.csv"), 900.0, np.random.default_rng(0), trace)
     assert len(a) == 27  # looped three times
     with pytest.raises(DataError, match="no function 'nope' found"):
