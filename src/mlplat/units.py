@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["MAX_EPOCH", "MIN_EPOCH", "format_duration", "parse_duration", "parse_percent", "parse_rate"]
+__all__ = ["MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "parse_duration", "parse_percent",
+           "parse_rate"]
 
 # Epoch seconds a date can hold (UTC, the years 1 to 9999; MAX_EPOCH excluded). Integers, as most times
 # in data are: comparing an int with a float takes twice as long, and ingest does it per event.

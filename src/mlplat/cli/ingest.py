@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mlplat.cli._output import JsonOption, Output, make_table
-from mlplat.files import check_writable
+from mlplat.files import check_writable, path_kind
 
 app = typer.Typer(help="Online features from an event stream, written exactly once (watermarks, late "
                        "events, dedup, repair).", no_args_is_help=True)
@@ -50,7 +50,6 @@ def _check_folder(option: str, path: Path) -> None:
     """Refuse an output path given on the command line whose folder is missing, as --plot and --report do."""
     # The config's own `dead_letter` folder is still made by run_pipeline: it may name out/ on a fresh clone.
     from mlplat.errors import OutputError
-    from mlplat.files import path_kind
 
     if path_kind(path.parent, name=f"{option} {path}") != "dir":
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")

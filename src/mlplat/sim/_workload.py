@@ -201,10 +201,11 @@ def _read_azure(path: Path, text: str, function: str | None, rng: np.random.Gene
             if not 0 <= count <= MAX_TRACE_INVOCATIONS:  # bounded cells keep the row's int64 sum from wrapping
                 raise _cell_error(path, number, row, column, in_range)
             counts[column] = count
-        if counts.sum() == 0:
+        total = int(counts.sum())
+        if total == 0:
             raise DataError(f"{path}:{number}:1: the function has no invocations")
-        if counts.sum() > MAX_TRACE_INVOCATIONS:  # each becomes an arrival time in memory
-            raise DataError(f"{path}:{number}:1: the function has {counts.sum():,} invocations, more than the "
+        if total > MAX_TRACE_INVOCATIONS:  # each becomes an arrival time in memory
+            raise DataError(f"{path}:{number}:1: the function has {total:,} invocations, more than the "
                             f"{MAX_TRACE_INVOCATIONS:,} a trace may hold; use the scenario's `scale` instead")
         starts = np.repeat(np.arange(minutes) * 60.0, counts)
         times = np.sort(starts + rng.uniform(0, 60.0, len(starts)))
