@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from mlplat.batcher import DynamicBatcher
+from mlplat.batcher import DynamicBatcher, _batcher
+from mlplat.batcher._batcher import HAND_BACK_MAX
 from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
 
 WAIT = 10.0  # seconds a test waits for a worker thread before calling it hung (never a timing rule)
@@ -379,6 +381,46 @@ def test_thread_futures_are_completed_off_the_worker_thread_when_more_work_waits
         assert first.result(WAIT) == "first" and second.result(WAIT) == "second"
     # "second" was queued when "first" finished; nothing was queued when "second" finished.
     assert seen == {"first": "mlplat-batcher-completer", "second": "mlplat-batcher-0"}
+
+
+def test_asyncio_results_wait_for_the_next_predict_when_more_work_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule 12: with the next batch queued, a batch's results go back from the completer, HAND_BACK_MAX later.
+
+    The fake clock makes predict take a second, so the delay is the cap; nothing was queued when the second
+    batch finished, so the worker sends its result at once.
+    """
+    clock = FakeClock()
+    ended: dict[str, float] = {}
+
+    def slow(items: list[str]) -> list[str]:
+        clock.now += 1.0
+        ended[items[0]] = time.perf_counter()
+        return list(items)
+
+    gate = Gate(slow)
+    sent: dict[str, tuple[str, float]] = {}
+    send_back = _batcher._send_back
+
+    def recording(outboxes: Any, futures: Any, loops: Any, values: Any, *, error: bool) -> None:
+        sent[values[0]] = (threading.current_thread().name, time.perf_counter())
+        send_back(outboxes, futures, loops, values, error=error)
+
+    monkeypatch.setattr(_batcher, "_send_back", recording)
+
+    async def main(batcher: DynamicBatcher) -> list[str]:
+        loop = asyncio.get_running_loop()
+        first = batcher.infer("first")
+        assert await loop.run_in_executor(None, gate.started.wait, WAIT)
+        second = batcher.infer("second")
+        await asyncio.sleep(0)  # the loop hands "second" to the queue
+        gate.release.set()
+        return [await first, await second]
+
+    with DynamicBatcher(gate, policy="eager", max_batch_size=1, max_latency_ms=LONG, clock=clock) as batcher:
+        assert asyncio.run(main(batcher)) == ["first", "second"]
+    assert sent["first"][0] == "mlplat-batcher-completer"
+    assert sent["first"][1] - ended["first"] >= HAND_BACK_MAX
+    assert sent["second"][0] == "mlplat-batcher-0"
 
 
 def test_close_without_drain_fails_queued_work() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import queue_scripts
 
-from mlplat.batcher._batcher import _claim, _Queue, _Request
+from mlplat.batcher._batcher import HAND_BACK_MAX, _claim, _hand_back_delay, _Queue, _Request
 
 MS = 0.001
 
@@ -117,6 +117,15 @@ def test_estimate_for_unseen_size_borrows_larger_then_scales_smaller() -> None:
     queue.estimate.observe(4, 2 * MS)
     assert queue.estimate.estimate(3) == pytest.approx(2 * MS)
     assert queue.estimate.estimate(8) == pytest.approx(4 * MS)
+
+
+def test_hand_back_delay_is_a_share_of_predict_capped_and_inside_every_deadline() -> None:
+    """Rule 12: results wait a quarter of their predict time, at most HAND_BACK_MAX, never past a deadline."""
+    assert _hand_back_delay(1 * MS, [10.0], 1.0) == pytest.approx(0.25 * MS)
+    assert _hand_back_delay(1.0, [10.0], 1.0) == HAND_BACK_MAX
+    assert _hand_back_delay(1.0, [10.0, 1.0 + 0.3 * MS], 1.0) == pytest.approx(0.3 * MS)  # the tightest
+    assert _hand_back_delay(0.1 * MS, [10.0], 1.0) == 0.0  # shorter than a sleep can be: at once
+    assert _hand_back_delay(1.0, [0.5], 1.0) == 0.0  # already late (on_deadline="serve"): at once
 
 
 def test_eager_sends_whatever_is_queued() -> None:

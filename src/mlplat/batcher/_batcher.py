@@ -51,6 +51,12 @@ Policy = Literal["deadline", "eager"]
 OnDeadline = Literal["reject", "serve"]
 # Share of max_latency the deadline policy keeps in hand for thread wake-up and result hand-back.
 GUARD_SHARE = 0.1
+# When the next batch is ready, a finished batch's results go back this share of its predict time after
+# the next predict starts, at most HAND_BACK_MAX (rule 12). None below HAND_BACK_MIN: Linux sleeps at
+# least its default timer slack, 50 µs, so a shorter delay would only come out longer.
+HAND_BACK_SHARE = 0.25
+HAND_BACK_MAX = 0.0005
+HAND_BACK_MIN = 0.00005
 PredictFn = Callable[[list[Any]], Sequence[Any] | Awaitable[Sequence[Any]]]
 
 
@@ -306,6 +312,16 @@ def _check_results(results: Any, count: int) -> BatcherError | None:
     return None
 
 
+def _hand_back_delay(seconds: float, deadlines: Sequence[float], now: float) -> float:
+    """Seconds to hold a finished batch's results while the next predict gets under way (rule 12).
+
+    ``seconds`` is the batch's predict time and ``now`` the clock when it ended; the delay never takes a
+    result past its request's deadline, and is 0 when it would be shorter than the system can sleep.
+    """
+    delay = min(HAND_BACK_SHARE * seconds, HAND_BACK_MAX, min(deadlines) - now)
+    return delay if delay >= HAND_BACK_MIN else 0.0
+
+
 def _positive(name: str, value: Any, kind: type = int) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value)
     if kind is int:
@@ -439,7 +455,7 @@ class DynamicBatcher:
         # costs a few µs each, which would otherwise sit between one predict and the next. The worker hands
         # them over and starts the next predict at once; the last worker to stop sends None, so nothing is
         # left behind.
-        self._completions: queue.SimpleQueue[tuple[Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
+        self._completions: queue.SimpleQueue[tuple[float, Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
             queue.SimpleQueue()
         self._live_workers = workers
         self._outboxes = _Outboxes()
@@ -692,17 +708,25 @@ class DynamicBatcher:
             else:
                 counters.failed += len(batch)
         values = results if error is None else [error] * len(batch)
-        if None in columns[LOOP] and self._queue.next_batch_ready():
-            # The next predict can start now: the completer sets these while it runs (invariant 2).
-            self._completions.put((columns[FUTURE], columns[LOOP], values, error is not None))
-        else:
-            # Nothing to start (the worker would only wait), or asyncio futures only (one
-            # call_soon_threadsafe per loop): completing here saves the results a thread hop.
-            _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
+        if self._queue.next_batch_ready():
+            # The next predict can start now (rule 12). Its results wake their producers, whose Python
+            # would compete for the GIL with this worker's own until the next predict is under way: hand
+            # them back from the completer a little later (invariant 2).
+            delay = _hand_back_delay(seconds, columns[DEADLINE], start + seconds) if batch else 0.0
+            if delay or None in columns[LOOP]:
+                due = time.perf_counter() + delay
+                self._completions.put((due, columns[FUTURE], columns[LOOP], values, error is not None))
+                return
+        # Nothing to start (the worker would only wait), or a short predict with asyncio futures only
+        # (one call_soon_threadsafe per loop): completing here saves the results a thread hop.
+        _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
 
     def _complete_thread_futures(self) -> None:
         while (job := self._completions.get()) is not None:
-            futures, loops, values, error = job
+            due, futures, loops, values, error = job
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
             _send_back(self._outboxes, futures, loops, values, error=error)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
