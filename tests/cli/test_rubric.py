@@ -151,6 +151,45 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
 
 
+@pytest.mark.slow
+def test_the_example_pilot_plan_commands_work(runner: CliRunner, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command the example's pilot plan prints works once the files it names exist.
+
+    The bundled sim and canary examples stand in for the user's own. `sim compare` over the plan's range
+    takes minutes and `canary watch` needs a Prometheus, so those two are checked for their option names
+    (`--help`) and their values (the parsers the commands use); the others run as printed.
+    """
+    import shlex
+
+    from mlplat.cli.canary import _seconds
+    from mlplat.cli.sim import parse_rates
+
+    examples = EXAMPLE.parents[1]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sim.yaml").write_text((examples / "sim" / "steady.yaml").read_text())
+    (tmp_path / "canary.yaml").write_text((examples / "canary" / "canary.yaml").read_text())
+    (tmp_path / "canary-export.csv").write_text((examples / "canary" / "regression.csv").read_text())
+    plan = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE)])
+    assert plan.exit_code == 0, plan.output
+    commands = [line.strip() for line in plan.stdout.splitlines() if line.strip().startswith("mlplat ")]
+    assert len(commands) == 8, commands
+    for command in commands:
+        args = shlex.split(command)[1:]
+        if args[:2] == ["sim", "compare"]:
+            assert parse_rates(args[args.index("--rates") + 1]) == (0.1, 2000.0)
+            args.append("--help")
+        elif args[:2] == ["canary", "watch"]:
+            assert _seconds(args[args.index("--interval") + 1], "--interval") == 60.0
+            args.append("--help")
+        result = runner.invoke(app, args)
+        # canary analyze exits 1 on the regression example: a verdict (block), not a failure to run.
+        expected = (0, 1) if args[:2] == ["canary", "analyze"] else (0,)
+        assert result.exit_code in expected, (command, result.output)
+    written = {"pilot-sim.png", "pilot-rollout.md", "pilot-canary.md", "decision.md"}
+    assert written <= {path.name for path in tmp_path.iterdir()}
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
