@@ -8,9 +8,9 @@ Invariants (why there is no race and why every future is completed exactly once)
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
    outside the lock. A request that never entered the deque (``QueueFull``, closed) is completed by the
    producer call that refused it; for ``infer(block=True)`` that is the task the caller awaits, which
-   raises, and the request's own future, never seen by anyone, is left pending. A worker that ran a
-   batch holding thread futures hands the batch's futures and values to the completer thread (a queue
-   put: from then on only the completer touches them).
+   raises, and the request's own future, never seen by anyone, is left pending. A worker that hands a
+   finished batch back through the completer thread (rule 12) passes the batch's futures and values in
+   one queue put: from then on only the completer touches them.
 3. A thread future goes through ``set_running_or_notify_cancel()`` once, when it leaves the deque: after
    that a user's ``cancel()`` fails, so the one ``set_result``/``set_exception`` that follows cannot race it.
    An asyncio future is completed only on its own loop (``call_soon_threadsafe``) and only if not yet done
@@ -453,16 +453,17 @@ class DynamicBatcher:
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
             threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
-        # When the next batch is ready, a finished batch's thread futures are completed on this thread, not
-        # the worker's: setting a concurrent.futures.Future runs its done-callbacks (the caller's code) and
-        # costs a few µs each, which would otherwise sit between one predict and the next. The worker hands
-        # them over and starts the next predict at once; the last worker to stop sends None, so nothing is
-        # left behind.
+        # When the next batch is ready, a finished batch's results go back from this thread, not the
+        # worker's (rule 12): setting a concurrent.futures.Future runs its done-callbacks (the caller's code)
+        # and costs a few µs each, and waking the producers starts their Python, both of which would
+        # otherwise compete with the worker's own between one predict and the next. The worker hands them
+        # over and starts the next predict at once; the last worker to stop sends None, so nothing is left
+        # behind.
         self._completions: queue.SimpleQueue[tuple[float, Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
             queue.SimpleQueue()
         self._live_workers = workers
         self._outboxes = _Outboxes()
-        self._completer = threading.Thread(target=self._complete_thread_futures, name="mlplat-batcher-completer",
+        self._completer = threading.Thread(target=self._hand_back, name="mlplat-batcher-completer",
                                            daemon=True)
         self._completer.start()
         self._threads = [threading.Thread(target=self._work, name=f"mlplat-batcher-{i}", daemon=True)
@@ -724,7 +725,7 @@ class DynamicBatcher:
         # (one call_soon_threadsafe per loop): completing here saves the results a thread hop.
         _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
 
-    def _complete_thread_futures(self) -> None:
+    def _hand_back(self) -> None:
         while (job := self._completions.get()) is not None:
             due, futures, loops, values, error = job
             wait = due - time.perf_counter()
