@@ -713,9 +713,9 @@ class DynamicBatcher:
                 counters.failed += len(batch)
         values = results if error is None else [error] * len(batch)
         if self._queue.next_batch_ready():
-            # The next predict can start now (rule 12). Its results wake their producers, whose Python
-            # would compete for the GIL with this worker's own until the next predict is under way: hand
-            # them back from the completer a little later (invariant 2).
+            # The next predict can start now (rule 12). This batch's results wake their producers, whose
+            # Python would compete for the GIL with this worker's own until the next predict is under way:
+            # the completer hands them back a little later (invariant 2).
             delay = _hand_back_delay(seconds, columns[DEADLINE], start + seconds) if batch else 0.0
             if delay or None in columns[LOOP]:
                 due = time.perf_counter() + delay
