@@ -97,6 +97,29 @@ def test_summary_metric_definitions() -> None:
     assert result.latency_ms["p50"] == pytest.approx(5.0)
 
 
+@pytest.mark.parametrize(("throughput", "offered", "warned"), [(0.0, 100.0, True), (89.0, 100.0, True),
+                                                                 (90.0, 100.0, False), (50.0, None, False)])
+def test_overload_warning_below_ninety_percent_of_the_offered_rate(throughput: float, offered: float | None,
+                                                                  warned: bool) -> None:
+    """An open-loop run answering under 90% of its offered rate in the interval is called overloaded."""
+    result = _bench.PolicyResult(
+        policy="none", offered_rps=offered, concurrency=None if offered else 64, requests=100,
+        throughput_rps=throughput, goodput_rps=throughput, latency_ms={}, miss_rate=0.0, reject_rate=0.0,
+        mean_batch=1.0, fill_ratio=1.0, busy_fraction=1.0, generator_lag_p99_ms=None, generator_behind=False)
+    warning = _bench.overload_warning(result)
+    assert (warning is not None) == warned
+    if warned:
+        assert warning is not None and warning.startswith(f"none: {throughput:,.0f} of the 100 req/s offered")
+
+
+def test_run_bench_says_when_a_policy_could_not_keep_up() -> None:
+    """One request per predict at half the batched ceiling falls behind, and the result says so."""
+    result = run_bench(BenchConfig(**{**QUICK, "rate": None, "rate_share": 0.5, "policies": ("none",)}))  # type: ignore[arg-type]
+    (none,) = result.policies
+    assert none.throughput_rps < 0.9 * (none.offered_rps or 0)
+    assert any(w.startswith("none: ") and "could not keep up" in w for w in result.warnings)
+
+
 def test_window_batcher_sends_full_batches() -> None:
     """The window baseline closes a batch as soon as it is full."""
     window = WindowBatcher(lambda xs: [x * 2 for x in xs], max_batch_size=2, window_s=60.0)

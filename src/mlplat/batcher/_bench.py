@@ -35,6 +35,9 @@ SWEEP_FRACTIONS = (0.2, 0.4, 0.6, 0.8, 0.9, 1.0, 1.1)
 # S(b) at the ceiling batch is profiled again after the runs; a change larger than this share means the
 # machine's speed changed during the run (a shared host, thermal or frequency limits), and it is reported.
 CEILING_DRIFT = 0.10
+# An open-loop run that answers under this share of the offered rate inside its measured interval could
+# not keep up; the report says so beside its rates.
+OVERLOADED_SHARE = 0.9
 Mode = Literal["rate", "concurrency", "sweep"]
 
 
@@ -170,6 +173,20 @@ class BenchResult:
             lines.append(f"{p.policy:>8}: goodput {p.goodput_rps:,.0f} req/s, p99 {p.latency_ms['p99']:.2f} ms, "
                          f"mean batch {p.mean_batch:.1f}")
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+
+def overload_warning(result: PolicyResult) -> str | None:
+    """A warning when an open-loop run answered under OVERLOADED_SHARE of its offered rate in the interval.
+
+    Rates count answers to requests that arrived after the warm-up and came back inside the measured
+    interval (rule 7), so a server that falls behind can show a throughput near 0; this says why.
+    """
+    offered = result.offered_rps
+    if offered is None or result.throughput_rps >= OVERLOADED_SHARE * offered:
+        return None
+    return (f"{result.policy}: {result.throughput_rps:,.0f} of the {offered:,.0f} req/s offered were answered inside "
+            "the measured interval; it could not keep up with this load, and a request answered after the "
+            "interval or refused counts as a miss or a reject, not as throughput")
 
 
 def ceiling_drift_warning(before: ProfilePoint, after: ProfilePoint) -> str | None:
@@ -342,6 +359,8 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
             warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
                             f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms); latencies still "
                             "count from the scheduled arrival, but the offered load was not fully delivered")
+    if config.mode == "rate":  # in a sweep, points past a policy's capacity are expected
+        warnings += [w for w in map(overload_warning, results) if w is not None]
     return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
                        max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
                        ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,
