@@ -356,8 +356,15 @@ class _Loop:
             self.kpa_hist.popleft()
 
         def average(window: float) -> float:
-            since = t - window
-            ref = next(((time, v) for time, v in self.kpa_hist if time >= since - 1e-9), self.kpa_hist[0])
+            # From the oldest sample inside the window. The stable window's is the first left after the
+            # trim above; the panic window's is found from the newest end, a few ticks back.
+            since = t - window - 1e-9
+            ref = self.kpa_hist[0]
+            if window < k.stable_window:
+                for sample in reversed(self.kpa_hist):
+                    if sample[0] < since:
+                        break
+                    ref = sample
             span = t - ref[0]
             return (self.demand_int - ref[1]) / span if span > 0 else float(self.active + len(self.queue))
 
