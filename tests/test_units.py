@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlplat.units import format_duration, parse_duration, parse_percent, parse_rate
+from mlplat.units import MAX_DURATION, format_duration, parse_duration, parse_percent, parse_rate
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
@@ -23,6 +23,14 @@ def test_parse_duration_rejects(bad: object) -> None:
     """Anything else names the accepted forms."""
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("long", [MAX_DURATION + 1, 1e308, "5300w", str(MAX_DURATION * 2)])
+def test_parse_duration_rejects_over_100_years(long: object) -> None:
+    """Longer than 100 years is a typo, and would overflow a date or a window count downstream."""
+    assert parse_duration(MAX_DURATION) == MAX_DURATION
+    with pytest.raises(ValueError, match=r"a duration must be from 0 to 100 years, got"):
+        parse_duration(long)  # type: ignore[arg-type]
 
 
 @given(st.floats(min_value=0, max_value=1e7, allow_nan=False))

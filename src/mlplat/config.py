@@ -39,7 +39,7 @@ def _duration(value: Any) -> float:
         return parse_duration(value)
     except ValueError:
         # The loader appends ", got <value>" itself.
-        raise ValueError("expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d'") from None
+        raise ValueError("expected a duration from 0 to 100 years such as '90s', '10m', '1h30m' or '1d'") from None
 
 
 #: Seconds, written in a config as ``90``, ``"90s"``, ``"10m"``, ``"1h30m"`` or ``"1d"``.
@@ -87,13 +87,13 @@ class YamlDocument:
         return ConfigError(_locate(self, path, message))
 
 
-def _locate(doc: YamlDocument, path: KeyPath, message: str, *, key: bool = False) -> str:
+def _locate(doc: YamlDocument, path: KeyPath, message: str, *, key: bool = False, names_key: bool = True) -> str:
     pos = doc.position(path, key=key)
     where = f"{doc.source}:{pos[0]}:{pos[1]}" if pos else doc.source
     # Show the path as the user wrote it: drop parts that are not in the file (a union's tag), but keep
-    # the last part, which names the missing or unknown key.
+    # the last part when it names a missing or unknown key (``names_key``).
     shown = list(doc.document_path(path))
-    if path and path[-1] not in shown[-1:]:
+    if names_key and path and path[-1] not in shown[-1:]:
         shown.append(path[-1])
     label = f" {format_path(shown)}:" if shown else ""
     return f"{where}:{label} {message}"
@@ -242,14 +242,20 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         least, got = error["ctx"]["min_length"], error["ctx"]["actual_length"]
         return loc, f"must have at least {least} {'entry' if least == 1 else 'entries'}, got {got}"
     bound = _BOUNDS.get(kind)
-    message = f"must be {bound[0]} {error['ctx'][bound[1]]}" if bound and "ctx" in error else str(error["msg"])
+    message = f"must be {bound[0]} {_shown(error['ctx'][bound[1]])}" if bound and "ctx" in error else str(
+        error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(
         error["input"], dict | list
     ):
-        message += f", got {error['input']!r}"
+        message += f", got {_shown(error['input'])}"
     return loc, message
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: large floats as 1e+15, not 1000000000000000.0; the rest as repr."""
+    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e6 else repr(value)
 
 
 def validate_document(doc: YamlDocument, model: type[M]) -> M:
@@ -265,7 +271,8 @@ def validate_document(doc: YamlDocument, model: type[M]) -> M:
         for error in errors[:_MAX_ERRORS]:
             # A missing key has no position of its own: point at its parent mapping.
             loc, message = _describe(model, error)
-            lines.append(_locate(doc, loc, message, key=error["type"] == "extra_forbidden"))
+            lines.append(_locate(doc, loc, message, key=error["type"] == "extra_forbidden",
+                                 names_key=error["type"] in ("extra_forbidden", "missing")))
         if len(errors) > _MAX_ERRORS:
             lines.append(f"... and {len(errors) - _MAX_ERRORS} more errors")
         raise ConfigError("\n".join(lines)) from exc

@@ -5,13 +5,16 @@ from __future__ import annotations
 import math
 import re
 
-__all__ = ["MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "parse_duration", "parse_percent",
-           "parse_rate"]
+__all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "parse_duration",
+           "parse_percent", "parse_rate"]
 
 # Epoch seconds a date can hold (UTC, the years 1 to 9999; MAX_EPOCH excluded). Integers, as most times
 # in data are: comparing an int with a float takes twice as long, and ingest does it per event.
 MIN_EPOCH = -62_135_596_800  # 0001-01-01T00:00:00Z
 MAX_EPOCH = 253_402_300_800  # 10000-01-01T00:00:00Z
+# The longest duration accepted: 100 years of 365.25 days. Longer is a typo in any of our settings, and
+# would overflow a date (a watermark that far behind an event) or a count (windows, cycles) downstream.
+MAX_DURATION = 3_155_760_000
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d|w)")
@@ -49,8 +52,8 @@ def parse_duration(value: str | float | int) -> float:
                 pos = match.end()
             if pos != len(text) or not text:
                 raise _not_a_duration(value) from None
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"a duration must be finite and >= 0, got {value!r}")
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION:
+        raise ValueError(f"a duration must be from 0 to 100 years, got {value!r}")
     return seconds
 
 

@@ -388,7 +388,8 @@ def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
     (["--effect", "-1"], "effect must be a finite number > 0"),
     (["--effect", "nan"], "effect must be a finite number > 0"),
     (["--duration", "0s"], "duration >= interval"),
-    (["--duration", "1e12"], "is more than 50,000 looks"),
+    (["--duration", "1000d"], "is more than 50,000 looks"),
+    (["--duration", "1e12"], "--duration: a duration must be from 0 to 100 years, got '1e12'"),
     (["--rps", "1e308"], r"rps x interval must be in \(0, 1e\+12\] requests per look"),
 ])
 def test_simulate_bad_numbers(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:

@@ -39,13 +39,20 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("max_out_of_orderness: 1m\nfeatures:\n  - {name: n, agg: count}\n", ":3:5: features[0]"),
     ("max_out_of_orderness: soon\nfeatures: [{name: n, agg: count, window: 1h}]\n", "max_out_of_orderness"),
     ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: soon}]\n",
-     ":2:42: features[0].window: expected a duration >= 0 such as '90s', '10m', '1h30m' or '1d', got 'soon'\n"),
+     ":2:42: features[0].window: expected a duration from 0 to 100 years such as '90s', '10m', '1h30m' or '1d', "
+     "got 'soon'\n"),
     ("max_out_of_orderness: 1m\ndedup_ttl: 1m\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":2:12: dedup_ttl: must be >= allowed_lateness + the longest window"),
     # Raised by a feature's own validator: the place is that feature, not the top of the file.
     ("max_out_of_orderness: 1m\nfeatures:\n  - {name: a, agg: count, window: 1h}\n"
      "  - {name: n, agg: count, window: 1h, hop: 7m}\n",
      ":4:5: features[1]: `window` must be a multiple of `hop`, got 3600 / 420"),
+    # A slip of the unit: each event would update 86,400 windows (found hanging with a window of 1e308 s).
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1d, hop: 1s}]\n",
+     ":2:12: features[0]: `window` / `hop` must be at most 10,000 (each event updates that many windows), "
+     "got 86400 / 1 = 86,400"),
+    ("max_out_of_orderness: 1e308\nfeatures: [{name: n, agg: count, window: 1h}]\n",
+     ":1:23: max_out_of_orderness: `duration`: a duration must be from 0 to 100 years"),
     ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),
 ])
 def test_config_errors_exit_4_with_position(runner: CliRunner, tmp_path: Path, text: str, message: str) -> None:

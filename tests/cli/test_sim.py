@@ -155,9 +155,17 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "bad.yaml:12:41: platforms[0].memory_gb: must be >= service.memory_gb (2), got 1"),
     ("memory_gib: 4,", "memory_gib: 1,",
      "bad.yaml:13:55: platforms[1].memory_gib: must hold service.memory_gb (2 GB = 1.86 GiB), got 1 GiB"),
+    # Knative's own bounds on the KPA windows (a stable window of years once took the simulation forever).
+    ("target_concurrency: 4}", "target_concurrency: 4, stable_window_s: 7200}",
+     "bad.yaml:15:89: platforms[3].stable_window_s: must be <= 3600.0, got 7200"),
+    ("target_concurrency: 4}", "target_concurrency: 4, stable_window_s: 30, panic_window_s: 60}",
+     "bad.yaml:15:109: platforms[3].panic_window_s: must be <= stable_window_s (30), got 60"),
     # Runs that could never finish (or fit in memory) are refused before they start, naming the cause.
     ("duration: 30m", "duration: 1e308",
-     "bad.yaml:1:11: duration: one replication of 1e+308 s would simulate countless events (countless requests)"),
+     "bad.yaml:1:11: duration: expected a duration from 0 to 100 years such as '90s', '10m', '1h30m' or '1d', "
+     "got '1e308'"),
+    ("rate: 2/s", "rate: 1e308/s",
+     "bad.yaml:1:11: duration: one replication of 1800 s would simulate countless events (countless requests)"),
     ("rate: 2/s", "rate: 1e6/s", "bad.yaml:1:11: duration: one replication of 1800 s would simulate about 1.8e+09"),
     ("target_concurrency: 4}", "target_concurrency: 4, tick_s: 0.00001}",
      "bad.yaml:1:11: duration: one replication of 1800 s would simulate about 1.8e+08 events (about 1.8e+08 kn "

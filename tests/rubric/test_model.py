@@ -70,7 +70,13 @@ def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
         (("weight: 0.3", "weight: .inf"),
          r"r\.yaml:4:45: criteria\[1\]\.weight: must be a finite number, got inf"),
         (("scores: {speed: 5, fit: 2}", "scores: {speed: .nan, fit: 2}"),
-         r"r\.yaml:10:21: options\[1\]\.scores\.speed\.float: must be a finite number, got nan"),
+         r"r\.yaml:10:21: options\[1\]\.scores\.speed: must be a finite number, got nan\n"
+         r".*r\.yaml:10:21: options\[1\]\.scores\.speed: Input should be a valid dictionary or instance of "
+         r"Triangular"),
+        (("scores: {speed: 5, fit: 2}", "scores: {speed: 1e308, fit: 2}"),
+         r"r\.yaml:10:21: options\[1\]\.scores\.speed: must be <= 1e\+15, got '1e308'"),
+        (("year: 0, amount: 300", "year: 0, amount: -2.0e+15"),
+         r"r\.yaml:18:40: tco\.options\.build\[0\]\.amount: must be >= -1e\+15, got -2e\+15"),
         (("{low: 2, mode: 3, high: 4}", "{low: 2, mode: 3, high: .inf}"),
          r"r\.yaml:8:53: options\[0\]\.scores\.fit\.high: must be a finite number, got inf"),
         (("year: 0, amount: 300", "year: 0, amount: .nan"),
@@ -85,7 +91,7 @@ def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
     ids=["unknown-criterion", "missing-score", "negative-weight", "duplicate-option", "duplicate-criterion",
          "typo-key", "year-outside-horizon", "years-outside-horizon", "probability-above-1",
          "probability-below-0", "triangular-order", "unknown-tco-option", "score-for-tco-criterion",
-         "bad-method", "infinite-weight", "nan-score", "infinite-triangular", "nan-amount",
+         "bad-method", "infinite-weight", "nan-score", "huge-score", "huge-amount", "infinite-triangular", "nan-amount",
          "negative-seed", "tco-as-benefit",
          "one-option"],
 )

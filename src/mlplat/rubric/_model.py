@@ -14,8 +14,10 @@ from mlplat.errors import ConfigError, KeyPath
 
 Method = Literal["wsm", "topsis"]
 Normalization = Literal["minmax", "vector", "sum", "max"]
-# Infinite or NaN numbers would turn into NaN scores; YAML reads `.inf` and `.nan` as floats.
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Infinite or NaN numbers would turn into NaN scores; YAML reads `.inf` and `.nan` as floats. Past a
+# quadrillion a number is a typo, and 1e308 would overflow the NPV's draws or TOPSIS's squares to inf.
+LIMIT = 1e15
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-LIMIT, le=LIMIT)]
 Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="short identifier")]
 # Judgements that differ by less than this from the reciprocal of their mirror entry count as equal:
 # YAML users write 0.333 for 1/3.
@@ -73,7 +75,8 @@ class CashFlow(ConfigModel):
     amount: Finite | None = None
     unit_price: Annotated[Finite, Field(ge=0)] | None = None
     volume: Annotated[Finite, Field(ge=0)] | None = None
-    growth: Annotated[Finite, Field(gt=-1, description="yearly growth of the volume")] = 0.0
+    growth: Annotated[Finite, Field(gt=-1, le=10, description="yearly growth of the volume, at most 10 "
+                                                              "(elevenfold a year)")] = 0.0
     probability: Annotated[float, Field(ge=0, le=1, description="chance the cost happens")] = 1.0
 
     @property

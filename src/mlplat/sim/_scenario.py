@@ -246,8 +246,9 @@ class KnativePlatform(_ClusterPlatform):
     target_concurrency: float = Field(100.0, gt=0)
     target_utilization: float = Field(0.7, gt=0, le=1)
     container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
-    stable_window_s: float = Field(60.0, gt=0)
-    panic_window_s: float = Field(6.0, gt=0)
+    # Knative's own bounds: the stable window from 6 s to 1 h, the panic window 1-100% of it.
+    stable_window_s: float = Field(60.0, ge=6, le=3600)
+    panic_window_s: float = Field(6.0, gt=0, le=3600, description="at most stable_window_s")
     panic_threshold: float = Field(2.0, gt=1, description="panic when panic-window demand / ready >= this")
     scale_to_zero_grace_s: float = Field(30.0, ge=0)
     tick_s: float = Field(2.0, gt=0)
@@ -292,6 +293,9 @@ class Scenario(ConfigModel):
             if isinstance(platform, CloudRunPlatform) and platform.memory_gib * GB_PER_GIB < need:
                 raise ConfigError(f"must hold service.memory_gb ({need:g} GB = {need / GB_PER_GIB:.3g} GiB), "
                                   f"got {platform.memory_gib:g} GiB", path=("platforms", index, "memory_gib"))
+            if isinstance(platform, KnativePlatform) and platform.panic_window_s > platform.stable_window_s:
+                raise ConfigError(f"must be <= stable_window_s ({platform.stable_window_s:g}), got "
+                                  f"{platform.panic_window_s:g}", path=("platforms", index, "panic_window_s"))
             bounds = _scale_bounds(platform)
             if bounds is not None and bounds[3] < bounds[1]:
                 low, low_value, high, high_value = bounds
