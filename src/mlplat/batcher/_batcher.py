@@ -312,16 +312,17 @@ def _check_results(results: Any, count: int) -> BatcherError | None:
     return None
 
 
-def _hand_back_delay(seconds: float, deadlines: Sequence[float], now: float) -> float:
+def _hand_back_delay(seconds: float, deadlines: Sequence[float], now: float, keep: float = 0.0) -> float:
     """Seconds to hold a finished batch's results while the next predict gets under way (rule 12).
 
-    ``seconds`` is the batch's predict time and ``now`` the clock when it ended; the delay never takes a
-    result past its request's deadline, and is 0 when it would be shorter than the system can sleep.
+    ``seconds`` is the batch's predict time and ``now`` the clock when it ended. The delay never reaches
+    into the last ``keep`` seconds before any of its requests' deadlines (the deadline policy's guard, kept
+    for a late thread and the hand-back itself), and is 0 when it would be shorter than the system can sleep.
     """
     delay = HAND_BACK_SHARE * seconds
     if delay < HAND_BACK_MIN:
         return 0.0  # a short predict (an identity predict at 300k req/s): no per-batch scan of deadlines
-    delay = min(delay, HAND_BACK_MAX, min(deadlines) - now)
+    delay = min(delay, HAND_BACK_MAX, min(deadlines) - now - keep)
     return delay if delay >= HAND_BACK_MIN else 0.0
 
 
@@ -716,7 +717,8 @@ class DynamicBatcher:
             # The next predict can start now (rule 12). This batch's results wake their producers, whose
             # Python would compete for the GIL with this worker's own until the next predict is under way:
             # the completer hands them back a little later (invariant 2).
-            delay = _hand_back_delay(seconds, columns[DEADLINE], start + seconds) if batch else 0.0
+            delay = (_hand_back_delay(seconds, columns[DEADLINE], start + seconds, self._queue.guard)
+                     if batch else 0.0)
             if delay or None in columns[LOOP]:
                 due = time.perf_counter() + delay
                 self._completions.put((due, columns[FUTURE], columns[LOOP], values, error is not None))
