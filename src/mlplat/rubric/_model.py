@@ -16,8 +16,8 @@ Method = Literal["wsm", "topsis"]
 Normalization = Literal["minmax", "vector", "sum", "max"]
 # Infinite or NaN numbers would turn into NaN scores; YAML reads `.inf` and `.nan` as floats. Past a
 # quadrillion a number is a typo, and 1e308 would overflow the NPV's draws or TOPSIS's squares to inf.
-LIMIT = 1e15
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-LIMIT, le=LIMIT)]
+MAX_MAGNITUDE = 1e15
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
 Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="short identifier")]
 # Judgements that differ by less than this from the reciprocal of their mirror entry count as equal:
 # YAML users write 0.333 for 1/3.

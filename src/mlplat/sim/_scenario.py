@@ -246,7 +246,7 @@ class KnativePlatform(_ClusterPlatform):
     target_concurrency: float = Field(100.0, gt=0)
     target_utilization: float = Field(0.7, gt=0, le=1)
     container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
-    # Knative's own bounds: the stable window from 6 s to 1 h, the panic window 1-100% of it.
+    # Knative's own bounds: the stable window from 6 s to 1 h, the panic window at most that (its 1-100%).
     stable_window_s: float = Field(60.0, ge=6, le=3600)
     panic_window_s: float = Field(6.0, gt=0, le=3600, description="at most stable_window_s")
     panic_threshold: float = Field(2.0, gt=1, description="panic when panic-window demand / ready >= this")
