@@ -197,6 +197,8 @@ def test_the_example_pilot_plan_commands_work(runner: CliRunner, tmp_path: Path,
         ("    weight: 0.20\n", "    weight: -0.20\n", "criteria[1].weight: must be >= 0.0, got -0.2"),
         ("discount_rate: 0.10", "discount_rat: 0.10", "unknown key 'discount_rat'; did you mean 'discount_rate'?"),
         ("probability: 0.3", "probability: 3", "tco.options.build[2].probability: must be <= 1.0, got 3"),
+        # 1e308 here once overflowed the NPV (an internal error, exit 5).
+        ("growth: 0.25", "growth: 1e308", "tco.options.buy[1].growth: must be <= 10.0, got '1e308'"),
         ("{name: schedule overrun, year: 1", "{name: schedule overrun, year: 9",
          "year 9 is outside the horizon 0..3"),
         ("  - id: buy\n", "  - id: build\n", "duplicate id 'build'"),
@@ -204,8 +206,8 @@ def test_the_example_pilot_plan_commands_work(runner: CliRunner, tmp_path: Path,
         ("criteria:\n", "weights_ahp:\n  tco: {time_to_market: 2}\ncriteria:\n",
          "criteria[0].weight: give either `weight` on criteria or `weights_ahp`, not both"),
     ],
-    ids=["unknown-criterion", "negative-weight", "typo", "probability", "horizon", "duplicate", "missing-score",
-         "weight-and-ahp"],
+    ids=["unknown-criterion", "negative-weight", "typo", "probability", "huge-growth", "horizon", "duplicate",
+         "missing-score", "weight-and-ahp"],
 )
 def test_bad_input_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Bad input exits 4 with file:line:col and the message, no traceback, nothing on stdout."""
