@@ -106,6 +106,10 @@ class _Queue:
                  allowed_batch_sizes: tuple[int, ...] | None, guard: float = 0.0) -> None:
         self.base_guard = guard
         self._late = ServiceTimeEstimate()  # the same EWMA, kept under one key, for wake-up lateness
+        # Time kept in hand by the deadline policy: base_guard plus the learned wake-up lateness. Set only by
+        # observe_lateness (under the batcher's lock); a plain float, so a worker handing back results reads
+        # it outside the lock (rule 12) without walking the estimate's dicts while another worker adds to them.
+        self.guard = guard
         self.items: deque[Request] = deque()
         self.policy = policy
         self.reject_expired = on_deadline == "reject"
@@ -113,14 +117,10 @@ class _Queue:
         self.cap = max(allowed_batch_sizes) if allowed_batch_sizes else max_batch_size
         self.estimate = ServiceTimeEstimate()
 
-    @property
-    def guard(self) -> float:
-        """Time kept in hand by the deadline policy: the fixed guard plus the learned wake-up lateness."""
-        return self.base_guard + (self._late.estimate(1) or 0.0)
-
     def observe_lateness(self, seconds: float) -> None:
         """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
         self._late.observe(1, max(seconds, 0.0))
+        self.guard = self.base_guard + (self._late.estimate(1) or 0.0)
 
     def next_batch_ready(self) -> bool:
         """True when a free worker would send at once: a full batch is queued (eager: anything is).
