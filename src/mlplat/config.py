@@ -242,8 +242,10 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         least, got = error["ctx"]["min_length"], error["ctx"]["actual_length"]
         return loc, f"must have at least {least} {'entry' if least == 1 else 'entries'}, got {got}"
     bound = _BOUNDS.get(kind)
-    message = f"must be {bound[0]} {_shown(error['ctx'][bound[1]])}" if bound and "ctx" in error else str(
-        error["msg"])
+    if bound and "ctx" in error:
+        message = f"must be {bound[0]} {_shown(error['ctx'][bound[1]])}"
+    else:
+        message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(
