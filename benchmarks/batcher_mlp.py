@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from _report import table, write_section
-from batcher_common import Call, closed_loop, mlp_predictor, require_ray_batch
+from batcher_common import Call, closed_loop, mlp_predictor, preload_ray, require_ray_batch
 
 from mlplat.batcher import BenchConfig, DynamicBatcher, ModelSpec, PolicyResult, profile_predict
 from mlplat.batcher._bench import _run_policy, measurement_runtime, run_policy
@@ -251,9 +251,10 @@ def main() -> None:
     def profile_s(size: int) -> float:
         return float(np.interp(size, sizes, ms)) / 1000.0
 
-    # As mlplat bench does after its warm-up: the model, weights and inputs live for the whole run, so
-    # freezing takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
-    # GIL hand-offs come every 0.5 ms, not 5 ms.
+    # As mlplat bench does after its warm-up: the imports, model, weights and inputs live for the whole
+    # run, so freezing takes them out of the cyclic collector's generations (shorter GC pauses in the
+    # tail), and GIL hand-offs come every 0.5 ms, not 5 ms.
+    preload_ray()
     with measurement_runtime():
         config = BenchConfig(model=ModelSpec(width=512, hidden=2048), device="cpu", max_batch=32,
                              max_latency_ms=10.0, mode="concurrency", concurrency=args.concurrency,

@@ -22,9 +22,10 @@ import time
 from typing import Any
 
 from _report import table, write_section
-from batcher_common import Call, ray_batch
+from batcher_common import Call, preload_ray, ray_batch
 
 from mlplat.batcher import DynamicBatcher
+from mlplat.batcher._bench import frozen_heap
 
 
 def identity(items: list[Any]) -> list[Any]:
@@ -83,13 +84,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     ray_requests = max(args.requests // 10, args.outstanding)
+    # Each run, for both peers, starts with the heap collected and frozen (imports included), as mlplat bench
+    # does after its warm-up: otherwise full collections walk ray's modules during every later run.
+    preload_ray()
     rows, ratios = [], []
     for harness in HARNESSES:
         ours: list[float] = []
         theirs: list[float] = []
         for _ in range(args.repeats):
-            ours.append(run_mlplat(harness, args.requests, args.outstanding, args.batch))
-            ray = run_ray(harness, ray_requests, args.outstanding, args.batch)
+            with frozen_heap():
+                ours.append(run_mlplat(harness, args.requests, args.outstanding, args.batch))
+            with frozen_heap():
+                ray = run_ray(harness, ray_requests, args.outstanding, args.batch)
             if ray is not None:
                 theirs.append(ray)
         rows.append(_row(harness, "mlplat DynamicBatcher (eager)", ours))
@@ -103,7 +109,8 @@ def main() -> None:
             "`clients`: as many producer tasks, each awaiting one request at a time; `gather`: one producer "
             "awaiting them all with `asyncio.gather`, whose per-future bookkeeping is Python code. Time per "
             "request is the whole cost of a request through the batcher and the harness, so it bounds the "
-            "batcher's overhead from above.\n\n"
+            "batcher's overhead from above. Each run starts with the heap collected and frozen (`gc.freeze()`, "
+            "ray's modules included), as `mlplat bench` does after its warm-up.\n\n"
             + table(["harness", "batcher", "best req/s", "median req/s", "µs per request (best)",
                      "µs per request (median)"], rows)
             + f"\n\nmlplat / ray (medians): **{ratio}**. Target: >= 300k req/s, <= 5 µs per request.")

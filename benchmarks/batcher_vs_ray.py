@@ -14,7 +14,7 @@ import statistics
 from typing import Any
 
 from _report import table, write_section
-from batcher_common import Call, mlp_predictor, poisson, require_ray_batch, summary
+from batcher_common import Call, mlp_predictor, poisson, preload_ray, require_ray_batch, summary
 
 from mlplat.batcher import DynamicBatcher
 from mlplat.batcher._bench import measurement_runtime
@@ -40,9 +40,10 @@ def main() -> None:
         return (name, f"{rate:,.0f}", f"{med['goodput']:,.0f}", f"{med['within_slo']:.1%}", f"{med['p50']:.1f}",
                 f"{med['p99']:.1f}")
 
-    # The same for both peers, after the warm-up as mlplat bench does: freezing the model, weights and
-    # inputs takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
+    # The same for both peers, after the warm-up as mlplat bench does: freezing the imports, model, weights
+    # and inputs takes them out of the cyclic collector's generations (shorter GC pauses in the tail), and
     # GIL hand-offs come every 0.5 ms, not 5 ms.
+    preload_ray()
     with measurement_runtime():
         rows, ratios = [], []
         for rate in [float(r) for r in args.rates.split(",")]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
+import gc
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from mlplat.batcher import (
     run_bench,
     write_plot,
 )
+from mlplat.batcher._bench import frozen_heap, measurement_runtime
 from mlplat.batcher._load import OK, REJECTED, Meter, Trace, closed_loop, open_loop
 from mlplat.errors import BatcherClosed, DeviceError, MlplatError, OutputError
 
@@ -269,3 +272,21 @@ def test_run_bench_profiles_the_ceiling_again_and_warns_when_it_moved(monkeypatc
     assert result.ceiling_after_rps == pytest.approx(result.ceiling_rps / 2)
     assert any("the machine's speed changed during the run" in w for w in result.warnings)
     assert result.to_dict()["ceiling_after_rps"] == result.ceiling_after_rps
+
+
+def test_measurement_runtime_freezes_the_heap_and_restores_the_runtime_after() -> None:
+    switch = sys.getswitchinterval()
+    kept = [object() for _ in range(10)]
+    try:
+        with measurement_runtime():
+            assert gc.get_freeze_count() > len(kept)
+            assert sys.getswitchinterval() == pytest.approx(0.0005)
+            raise KeyError("the block fails")
+    except KeyError:
+        pass
+    assert gc.get_freeze_count() == 0
+    assert sys.getswitchinterval() == switch
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+        assert sys.getswitchinterval() == switch
+    assert gc.get_freeze_count() == 0
