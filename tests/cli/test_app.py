@@ -15,9 +15,11 @@ from typer.testing import CliRunner
 
 from mlplat import __version__
 from mlplat.cli import ExitCode, app
-from mlplat.cli._output import JsonOption, Output, Settings
+from mlplat.cli._output import JsonOption, Output, Settings, parse_option
 from mlplat.cli.app import MlplatGroup, root
 from mlplat.config import ConfigModel, load_config
+from mlplat.errors import DataError, MlplatError
+from mlplat.units import parse_duration
 
 
 def test_help(runner: CliRunner) -> None:
@@ -95,6 +97,17 @@ def test_negative_seed_is_a_usage_error(runner: CliRunner, command: list[str]) -
     result = runner.invoke(app, [*command, "--seed", "-1"])
     assert result.exit_code == ExitCode.USAGE
     assert "--seed" in result.output and "Traceback" not in result.output
+
+
+def test_parse_option_names_the_option_in_the_error_it_asks_for() -> None:
+    assert parse_option("--step", parse_duration, "90s") == 90.0
+    with pytest.raises(MlplatError, match=r"^--step: expected a duration such as '90s'.*got 'soon'$") as caught:
+        parse_option("--step", parse_duration, "soon")
+    assert type(caught.value) is MlplatError
+    with pytest.raises(DataError, match=r"^--step: "):
+        parse_option("--step", parse_duration, "soon", error=DataError)
+    with pytest.raises(ZeroDivisionError):  # only a ValueError is the user's; anything else is a bug (exit 5)
+        parse_option("--step", lambda text: 1 / 0, "1")
 
 
 def test_yaml_error_exit_4_without_traceback(runner: CliRunner, tmp_path: Path) -> None:

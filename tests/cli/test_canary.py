@@ -242,6 +242,7 @@ def test_watch_malformed_prometheus_url_is_exit_4_before_waiting(runner: CliRunn
     ("--start", "1e308", "--start: expected a time in the years 1 to 9999, got '1e308'"),
     ("--start", "nan", "--start: expected a time in the years 1 to 9999, got 'nan'"),
     ("--start", "nowhere", "--start: expected now, now-30m or now+5m, got 'nowhere'"),
+    ("--start", "now-soon", "--start: expected a duration such as '90s', '10m', '1h30m' or '1d', got 'soon'"),
     ("--end", "inf", "--end: expected a time in the years 1 to 9999, got 'inf'"),
 ])
 def test_time_no_date_can_hold_is_exit_4(runner: CliRunner, option: str, value: str, message: str) -> None:
@@ -262,6 +263,7 @@ def test_at_nan_is_exit_4(runner: CliRunner) -> None:
 
 @pytest.mark.parametrize(("config", "extra", "message"), [
     (None, ["--traffic-share", "1e-300"], "--traffic-share must be in [0.0001%, 99.9999%], got '1e-300'"),
+    (None, ["--traffic-share", "lots"], "--traffic-share: expected a share such as '5%' or '0.05', got 'lots'"),
     ("traffic_share: 1.0e-9\nmetrics:\n  - {name: errors, kind: rate, events: errors}\n", [],
      "c.yaml:1:16: traffic_share:"),
     ("metrics:\n  - {name: errors, kind: rate, events: errors, concentration: 1.0e+300}\n", [],

@@ -198,6 +198,10 @@ def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store,
                                  "--since", "2026-01-01T00:20:00Z", "--dry-run"])
     assert result.exit_code == 0 and "0 differ" in result.stdout
+    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store,
+                                 "--since", "yesterday", "--dry-run"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--since: expected epoch seconds or ISO 8601, got 'yesterday'" in result.stderr
 
 
 def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:

@@ -251,6 +251,8 @@ def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None
         assert "--rates" in result.stderr
     result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--duration", "0s"])
     assert result.exit_code == ExitCode.BAD_INPUT and "--duration must be > 0, got '0s'" in result.stderr
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--duration", "soon"])
+    assert result.exit_code == ExitCode.BAD_INPUT and "--duration: expected a duration such as" in result.stderr
 
 
 def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:

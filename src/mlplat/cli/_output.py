@@ -8,19 +8,22 @@ variable turn colour off (rich reads ``NO_COLOR`` itself).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from mlplat.errors import MlplatError
 from mlplat.jsonable import dumps
 
-__all__ = ["JsonOption", "Output", "Settings", "make_table"]
+__all__ = ["JsonOption", "Output", "Settings", "make_table", "parse_option"]
+
+T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 
@@ -92,6 +95,19 @@ class Output:
         with Progress(*columns, console=self.err, transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield lambda n=1: bar.advance(task, n)
+
+
+def parse_option(option: str, parse: Callable[[str], T], text: str, *,
+                 error: type[MlplatError] = MlplatError) -> T:
+    """``parse(text)`` for a command-line option: a ValueError becomes ``error``, its message led by ``option``.
+
+    ``error`` names the kind of input the option stands for (``ConfigError`` for a setting, ``DataError``
+    for data); every kind exits with code 4 and prints the one line.
+    """
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise error(f"{option}: {exc}") from None
 
 
 def _settings(ctx: typer.Context | None) -> Settings:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +10,7 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import MlplatError
 from mlplat.files import check_writable
 from mlplat.units import parse_duration, parse_rate
@@ -38,13 +37,6 @@ def _k(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
     return f"{value / 1000:.1f}k" if value >= 10_000 else f"{value:.0f}"
-
-
-def _parsed(option: str, parse: Callable[[str], float], text: str) -> float:
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise MlplatError(f"{option}: {exc}") from None
 
 
 def render(result: BenchResult) -> Group:
@@ -113,9 +105,9 @@ def bench(
                                     ("--sweep", sweep)) if on]
     if len(chosen) > 1:
         raise MlplatError(f"choose one load of --rate, --concurrency or --sweep, got {' and '.join(chosen)}")
-    run_s = _parsed("--duration", parse_duration, duration)
-    warm_s = _parsed("--warmup", parse_duration, warmup)
-    rate_rps = None if rate is None else _parsed("--rate", parse_rate, rate)
+    run_s = parse_option("--duration", parse_duration, duration)
+    warm_s = parse_option("--warmup", parse_duration, warmup)
+    rate_rps = None if rate is None else parse_option("--rate", parse_rate, rate)
     mode = "sweep" if sweep else "concurrency" if concurrency is not None else "rate"
     config = BenchConfig(
         model=ModelSpec(kind=model, width=width, hidden=hidden, layers=layers, seq_len=seq_len),  # type: ignore[arg-type]

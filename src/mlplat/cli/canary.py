@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 
-from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
@@ -44,10 +44,7 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
     else:
         cfg = load_config(path, CanaryConfig)
     if traffic_share is not None:
-        try:
-            share = parse_percent(traffic_share)
-        except ValueError as exc:
-            raise DataError(f"--traffic-share: {exc}") from None
+        share = parse_option("--traffic-share", parse_percent, traffic_share, error=DataError)
         if not MIN_SHARE <= share <= 1 - MIN_SHARE:
             raise DataError(f"--traffic-share must be in [{MIN_SHARE:.4%}, {1 - MIN_SHARE:.4%}], "
                             f"got {traffic_share!r}")
@@ -73,10 +70,7 @@ def _epoch(text: str, name: str, value: str, now: float | None) -> float:
         rest = text[3:]
         if rest and rest[0] not in "+-":
             raise DataError(f"{name}: expected now, now-30m or now+5m, got {value!r}")
-        try:
-            offset = parse_duration(rest[1:]) if rest else 0.0
-        except ValueError as exc:
-            raise DataError(f"{name}: {exc}") from None
+        offset = parse_option(name, parse_duration, rest[1:], error=DataError) if rest else 0.0
         return base - offset if rest.startswith("-") else base + offset
     try:
         return float(text)
@@ -93,10 +87,7 @@ def _epoch(text: str, name: str, value: str, now: float | None) -> float:
 
 
 def _seconds(value: str, name: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise DataError(f"{name}: {exc}") from None
+    return parse_option(name, parse_duration, value, error=DataError)
 
 
 def _check_outputs(*paths: Path | None, force: bool) -> None:
@@ -287,10 +278,7 @@ def plan(
 
 
 def _checked_rate(rps: str) -> float:
-    try:
-        rate = parse_rate(rps)
-    except ValueError as exc:
-        raise DataError(f"--rps: {exc}") from None
+    rate = parse_option("--rps", parse_rate, rps, error=DataError)
     if not (rate > 0 and math.isfinite(rate)):
         raise DataError(f"--rps must be a finite number > 0, got {rps!r}")
     return rate
@@ -393,10 +381,7 @@ def simulate(
     out = Output.from_ctx(ctx)
     if scenario not in ("aa", "error-regression", "latency-regression", "srm"):
         raise DataError(f"--scenario must be aa, error-regression, latency-regression or srm, got {scenario!r}")
-    try:
-        share = parse_percent(traffic)
-    except ValueError as exc:
-        raise DataError(f"--traffic: {exc}") from None
+    share = parse_option("--traffic", parse_percent, traffic, error=DataError)
     spec = SimulationSpec(scenario=scenario, rps=_checked_rate(rps), traffic=share,  # type: ignore[arg-type]
                           duration=_seconds(duration, "--duration"), interval=_seconds(interval, "--interval"),
                           baseline_rate=baseline_rate, effect=effect, seed=seed)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.files import check_writable, path_kind
 
 app = typer.Typer(help="Online features from an event stream, written exactly once (watermarks, late "
@@ -174,10 +174,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         cfg = _config(config)
         fields = {"event_time": cfg.event_time, "ingest_time": cfg.ingest_time, "max_future": cfg.max_future}
     if max_future is not None:
-        try:
-            fields["max_future"] = parse_duration(max_future)
-        except ValueError as exc:
-            raise ConfigError(f"--max-future: {exc}") from None
+        fields["max_future"] = parse_option("--max-future", parse_duration, max_future, error=ConfigError)
     if plot is not None:
         check_writable(plot, force=force)  # before the analysis is printed, not after
     report = analyze_lateness(FileSource(file), targets=targets, **fields)
@@ -220,10 +217,7 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
     from mlplat.ingest import repair as do_repair
 
     cfg = _config(config)
-    try:
-        since_s = parse_time(since) if since is not None else None
-    except ValueError as exc:
-        raise ConfigError(f"--since: {exc}") from None
+    since_s = parse_option("--since", parse_time, since, error=ConfigError) if since is not None else None
     # Every input checked before the store is opened: opening a SQLite store creates it. A dry run never does.
     replayed, part = _file_source(source, "repair"), _partition(partition)
     feature_store = open_store(store, create=not dry_run)

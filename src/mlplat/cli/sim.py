@@ -13,7 +13,7 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from mlplat.cli._output import JsonOption, Output, make_table
+from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import ConfigError
 from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.units import format_duration, parse_duration, parse_rate
@@ -173,10 +173,7 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
     prepared = _load(scenario, pricing, free_tier)
     seconds = prepared.scenario.duration
     if duration is not None:
-        try:
-            seconds = parse_duration(duration)
-        except ValueError as exc:
-            raise ConfigError(f"--duration: {exc}") from None
+        seconds = parse_option("--duration", parse_duration, duration, error=ConfigError)
         if not seconds > 0:
             raise ConfigError(f"--duration must be > 0, got {duration!r}")
     elif hi * seconds > MAX_SWEEP_REQUESTS:
