@@ -31,6 +31,21 @@ def test_mean_rate_matches_simulated(make_scenario: Callable[..., Scenario], wor
     assert_allclose(mean_rate(scaled), 1.0)
 
 
+def test_bursty_draws_arrivals_only_inside_a_window_shorter_than_its_cycle(
+        make_scenario: Callable[..., Scenario]) -> None:
+    """A second of a workload whose cycle is an hour costs a second's arrivals (before, 16 whole cycles
+    were drawn and then cut: 99 GiB at this rate); cut periods keep the mean count right."""
+    steady = make_scenario(workload={"kind": "bursty", "on_rate": "200000/s", "off_rate": "200000/s",
+                                     "mean_on": "30m", "mean_off": "30m"})
+    a = arrivals(steady.workload, 1.0, np.random.default_rng(0))
+    assert abs(len(a) - 200_000) < 5 * math.sqrt(200_000) and a[-1] < 1.0
+    # On half the time on average, and a minute rarely sees a switch: each count is about 0 or 6,000.
+    sc = make_scenario(workload={"kind": "bursty", "on_rate": "100/s", "off_rate": "0/s", "mean_on": "30m",
+                                 "mean_off": "30m"})
+    counts = [len(arrivals(sc.workload, 60.0, np.random.default_rng(seed))) for seed in range(2000)]
+    assert_allclose(np.mean(counts), mean_rate(sc.workload) * 60.0, rtol=0.1)  # se about 2.2%
+
+
 def test_lognormal_from_mean_and_p99(make_scenario: Callable[..., Scenario]) -> None:
     """The lognormal solved from mean 120 ms and p99 400 ms has that mean and p99."""
     warm = LognormalService(dist="lognormal", mean_ms=120, p99_ms=400)

@@ -93,7 +93,9 @@ def arrivals(workload: Workload, duration: float, rng: np.random.Generator,
 
 
 def _bursty(w: BurstyWorkload, duration: float, rng: np.random.Generator) -> np.ndarray:
-    # Alternate exponential on and off periods, starting in the stationary state.
+    # Alternate exponential on and off periods, starting in the stationary state. Arrivals are drawn only
+    # inside [0, duration): a period that runs past the end is cut there, and later ones are dropped (a
+    # sweep at a high rate simulates minutes of a workload whose cycle is an hour).
     cycles = int(duration / (w.mean_on + w.mean_off) * 1.2) + 16
     pieces: list[np.ndarray] = []
     t = 0.0
@@ -102,13 +104,15 @@ def _bursty(w: BurstyWorkload, duration: float, rng: np.random.Generator) -> np.
         ons = rng.exponential(w.mean_on, cycles)
         offs = rng.exponential(w.mean_off, cycles)
         lengths = np.column_stack((ons, offs) if on else (offs, ons)).ravel()
-        edges = t + np.concatenate(([0.0], np.cumsum(lengths)))
-        rates = np.tile([w.on_rate, w.off_rate] if on else [w.off_rate, w.on_rate], cycles)
-        counts = rng.poisson(rates * lengths)
-        starts = np.repeat(edges[:-1], counts)
-        spans = np.repeat(lengths, counts)
-        pieces.append(starts + rng.uniform(size=len(starts)) * spans)
-        t = float(edges[-1])
+        ends = t + np.cumsum(lengths)
+        begins = np.concatenate(([t], ends[:-1]))
+        inside = begins < duration
+        begins, ends = begins[inside], np.minimum(ends[inside], duration)
+        rates = np.tile([w.on_rate, w.off_rate] if on else [w.off_rate, w.on_rate], cycles)[inside]
+        spans = ends - begins
+        counts = rng.poisson(rates * spans)
+        pieces.append(np.repeat(begins, counts) + rng.uniform(size=int(counts.sum())) * np.repeat(spans, counts))
+        t = float(ends[-1])
     times = np.sort(np.concatenate(pieces))
     return times[times < duration]
 
