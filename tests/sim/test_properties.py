@@ -18,7 +18,7 @@ def test_level_model_matches_event_loop(params: tuple[float, float, float, int, 
     rng = np.random.default_rng(0)
     a = np.cumsum(rng.exponential(1 / rate, 1500))
     s = rng.exponential(0.5, len(a))
-    fast = simulate_levels(a, s, cold, keep, cap, provisioned, (0.0, float(a[-1])), chunk=256)
+    fast = simulate_levels(a, s, cold, keep, cap, provisioned, (0.0, float(a[-1])), chunk=256, max_work=None)
     slow = simulate_pool(PoolSpec(slots=1, startup_s=cold, keep_alive=keep, max_instances=cap,
                                   min_instances=provisioned, initial=provisioned), a, s, (0.0, float(a[-1])))
     np.testing.assert_array_equal(fast.cold, slow.cold)

@@ -89,7 +89,7 @@ def test_level_model_equals_event_loop(seed: int, cap: int, provisioned: int, ke
     a = np.cumsum(rng.exponential(1 / 1.5, n))
     s = rng.lognormal(0.0, 1.0, n)
     horizon = (100.0, float(a[-1]))
-    fast = simulate_levels(a, s, 2.0, keep_alive, cap, provisioned, horizon, chunk=4096)
+    fast = simulate_levels(a, s, 2.0, keep_alive, cap, provisioned, horizon, chunk=4096, max_work=None)
     slow = simulate_pool(PoolSpec(slots=1, startup_s=2.0, keep_alive=keep_alive, max_instances=cap,
                                   min_instances=provisioned, initial=provisioned), a, s, horizon)
     np.testing.assert_array_equal(fast.cold, slow.cold)
@@ -97,6 +97,12 @@ def test_level_model_equals_event_loop(seed: int, cap: int, provisioned: int, ke
     if provisioned == 0:
         assert_allclose(fast.instance_seconds, slow.instance_seconds, rtol=1e-9)
         assert fast.peak_instances == slow.peak_instances
+    # Past its work budget the level model hands the run to the event loop: the same flags and integrals.
+    handed = simulate_levels(a, s, 2.0, keep_alive, cap, provisioned, horizon, chunk=4096, max_work=1)
+    for field in ("cold", "rejected", "provisioned", "occupancy"):
+        np.testing.assert_array_equal(getattr(handed, field), getattr(fast, field), err_msg=field)
+    assert_allclose(handed.instance_seconds, fast.instance_seconds, rtol=1e-9)
+    assert handed.peak_instances == fast.peak_instances
 
 
 def test_cloud_run_at_max_instances_is_erlang_b(make_scenario: Callable[..., Scenario]) -> None:

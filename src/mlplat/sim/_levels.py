@@ -15,6 +15,11 @@ own occupancy, which changes ``B`` later, so each chunk of requests is solved by
 iteration: guess the flags, derive them, keep the prefix up to the first disagreement, repeat. The
 generic event loop (``_pool.py``) simulates the same policy one event at a time and a test checks
 that both give the same flags.
+
+The iteration converges fast while requests rarely depend on each other. At the concurrency cap they
+all do (whether one is throttled decides whether the next finds room), each pass fixes only a few
+flags, and every pass re-reads the whole keep-alive window: minutes at 10k req/s take hours. Past a
+budget of passes over the data the run goes to the event loop, which gives the same result.
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlplat.sim._pool import PoolSpec, simulate_pool
+
 _CHUNK = 1 << 14
+# Requests the fixed-point passes may read, per request simulated (plus a floor for short runs), before
+# the run goes to the event loop. Runs without throttling read each request 3-27 times (the most in short ones).
+WORK_PER_REQUEST = 32
+WORK_FLOOR = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -65,7 +76,7 @@ def _range_max(table: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.nda
 
 def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, keep_alive: float,
                     max_concurrency: int, provisioned: int, horizon: tuple[float, float],
-                    chunk: int = _CHUNK) -> LevelRun:
+                    chunk: int = _CHUNK, max_work: int | None = -1) -> LevelRun:
     """Simulate a one-request-per-instance function with keep-alive, a concurrency cap and provisioned
     instances; ``horizon = (t0, t1)`` is where instance-time is integrated.
 
@@ -81,6 +92,9 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         Requests in flight at which further requests are throttled (rejected).
     provisioned : int
         Instances kept warm at all times (never cold, never expire).
+    max_work : int or None
+        Requests the fixed-point passes may read before the run goes to the event loop; -1 (default):
+        ``WORK_PER_REQUEST`` per request plus ``WORK_FLOOR``; None: never (tests of this model).
 
     References
     ----------
@@ -98,6 +112,8 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
     """
     n = len(arrivals)
     a = np.asarray(arrivals, dtype=np.float64)
+    budget = WORK_PER_REQUEST * n + WORK_FLOOR if max_work == -1 else max_work
+    work = 0
     cold = np.zeros(n, dtype=bool)
     rejected = np.zeros(n, dtype=bool)
     t0, t1 = horizon
@@ -117,6 +133,9 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         arrived = np.searchsorted(ctx, ctx - keep_alive, side="right")
         longest = int(np.max(np.arange(off, hi - lo) - left, initial=1)) + 2
         while True:
+            work += hi - lo
+            if budget is not None and work > budget:
+                return _by_event_loop(a, service, cold_s, keep_alive, max_concurrency, provisioned, horizon)
             bminus, bstart, table, ends = _counts(ctx, service[lo:hi], cold[lo:hi], rejected[lo:hi],
                                                   cold_s, keep_alive, arrived, carry_ends, longest)
             window = np.maximum(bstart[off:], _range_max(table, left, np.arange(off, hi - lo)))
@@ -152,13 +171,29 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         integral = provisioned * max(0.0, t1 - t0)
     elif a[0] > t0:
         integral += provisioned * (min(a[0], t1) - t0)
+    return _level_run(a, service, cold_s, cold, rejected, provisioned, integral, int(peak))
+
+
+def _level_run(a: np.ndarray, service: np.ndarray, cold_s: float, cold: np.ndarray, rejected: np.ndarray,
+               provisioned: int, instance_seconds: float, peak: int) -> LevelRun:
+    """The run from its flags: occupancy, and which requests ran on a provisioned instance."""
     occupancy = np.where(rejected, 0.0, service + cold_s * cold)
-    prov = np.zeros(n, dtype=bool)
+    prov = np.zeros(len(a), dtype=bool)
     if provisioned:
         ends = np.sort((a + occupancy)[~rejected])
         prov = (_busy_before(a, ~rejected, ends) < provisioned) & ~rejected
     return LevelRun(cold=cold, rejected=rejected, provisioned=prov, occupancy=occupancy,
-                    instance_seconds=integral, peak_instances=int(peak))
+                    instance_seconds=instance_seconds, peak_instances=peak)
+
+
+def _by_event_loop(a: np.ndarray, service: np.ndarray, cold_s: float, keep_alive: float, max_concurrency: int,
+                   provisioned: int, horizon: tuple[float, float]) -> LevelRun:
+    """The same run one event at a time: one request per instance, newest idle instance first."""
+    spec = PoolSpec(slots=1, startup_s=cold_s, keep_alive=keep_alive, max_instances=max_concurrency,
+                    min_instances=provisioned, initial=provisioned)
+    run = simulate_pool(spec, a, service, horizon)
+    return _level_run(a, service, cold_s, run.cold, run.rejected, provisioned, run.instance_seconds,
+                      max(run.peak_instances, provisioned))
 
 
 def _busy_before(a: np.ndarray, served: np.ndarray, ends: np.ndarray, ncarry: int = 0) -> np.ndarray:
