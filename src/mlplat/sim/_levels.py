@@ -18,13 +18,15 @@ that both give the same flags.
 
 The iteration converges fast while requests rarely depend on each other. At the concurrency cap they
 all do (whether one is throttled decides whether the next finds room), each pass fixes only a few
-flags, and every pass re-reads the whole keep-alive window: minutes at 10k req/s take hours. Past a
-budget of passes over the data the run goes to the event loop, which gives the same result.
+flags, and every pass re-reads the whole keep-alive window: a throttled run of 3.65 million requests
+took over 10 minutes, against 31 s in the event loop. Past a budget of passes over the data the run goes
+to the event loop, which gives the same result.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -76,7 +78,7 @@ def _range_max(table: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.nda
 
 def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, keep_alive: float,
                     max_concurrency: int, provisioned: int, horizon: tuple[float, float],
-                    chunk: int = _CHUNK, max_work: int | None = -1) -> LevelRun:
+                    chunk: int = _CHUNK, max_work: int | Literal["auto"] | None = "auto") -> LevelRun:
     """Simulate a one-request-per-instance function with keep-alive, a concurrency cap and provisioned
     instances; ``horizon = (t0, t1)`` is where instance-time is integrated.
 
@@ -92,8 +94,8 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         Requests in flight at which further requests are throttled (rejected).
     provisioned : int
         Instances kept warm at all times (never cold, never expire).
-    max_work : int or None
-        Requests the fixed-point passes may read before the run goes to the event loop; -1 (default):
+    max_work : int, "auto" or None
+        Requests the fixed-point passes may read before the run goes to the event loop; "auto":
         ``WORK_PER_REQUEST`` per request plus ``WORK_FLOOR``; None: never (tests of this model).
 
     References
@@ -112,7 +114,7 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
     """
     n = len(arrivals)
     a = np.asarray(arrivals, dtype=np.float64)
-    budget = WORK_PER_REQUEST * n + WORK_FLOOR if max_work == -1 else max_work
+    budget = WORK_PER_REQUEST * n + WORK_FLOOR if max_work == "auto" else max_work
     work = 0
     cold = np.zeros(n, dtype=bool)
     rejected = np.zeros(n, dtype=bool)
