@@ -100,6 +100,7 @@ def test_negative_seed_is_a_usage_error(runner: CliRunner, command: list[str]) -
 
 
 def test_parse_option_names_the_option_in_the_error_it_asks_for() -> None:
+    """A parser's ValueError becomes the asked-for MlplatError led by the option; other errors pass through."""
     assert parse_option("--step", parse_duration, "90s") == 90.0
     with pytest.raises(MlplatError, match=r"^--step: expected a duration such as '90s'.*got 'soon'$") as caught:
         parse_option("--step", parse_duration, "soon")
