@@ -6,6 +6,7 @@ import concurrent.futures
 import gc
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from mlplat.batcher import (
     write_plot,
 )
 from mlplat.batcher._bench import frozen_heap, measurement_runtime
-from mlplat.batcher._load import OK, REJECTED, Meter, Trace, closed_loop, open_loop
+from mlplat.batcher._load import MIN_DEADLINE_MS, OK, REJECTED, Meter, Trace, closed_loop, open_loop
 from mlplat.errors import BatcherClosed, DeviceError, MlplatError, OutputError
 
 torch = pytest.importorskip("torch")
@@ -158,7 +159,14 @@ def test_window_batcher_close_without_drain_fails_queued_work() -> None:
 class _Instant:
     """A server that answers at once."""
 
-    def submit(self, item: Any) -> concurrent.futures.Future[Any]:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.deadlines: list[float | None] = []
+
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
+        self.deadlines.append(deadline_ms)
+        if self.delay:
+            time.sleep(self.delay)  # a slow submit makes the generator send the next requests late
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         future.set_result(item)
         return future
@@ -177,13 +185,26 @@ def test_open_loop_sends_a_seeded_poisson_schedule() -> None:
     assert (first.status == OK).all() and (first.finish >= first.start).all()
 
 
+def test_open_loop_deadlines_count_from_the_scheduled_arrival() -> None:
+    """A request sent late is told the time it has left; one sent after its deadline gets the minimum."""
+    server = _Instant(delay=0.004)
+    trace = open_loop(server, [0], rate=2000, duration=0.05, warmup=0.0, rng=np.random.default_rng(1),
+                      deadline_ms=10.0)
+    expected = np.maximum(10.0 - trace.lag * 1000.0, MIN_DEADLINE_MS)
+    assert np.allclose(np.array(server.deadlines, dtype=float), expected)
+    assert trace.lag.max() > 0.010 and min(server.deadlines) == MIN_DEADLINE_MS  # type: ignore[type-var]
+    plain = _Instant()
+    open_loop(plain, [0], rate=2000, duration=0.01, warmup=0.0, rng=np.random.default_rng(1))
+    assert set(plain.deadlines) == {None}
+
+
 class _Pool:
     """A server that answers on another thread."""
 
     def __init__(self) -> None:
         self.pool = concurrent.futures.ThreadPoolExecutor(1)
 
-    def submit(self, item: Any) -> concurrent.futures.Future[Any]:
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
         return self.pool.submit(lambda: item)
 
     def close(self, drain: bool = True) -> None:

@@ -295,7 +295,7 @@ def _run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequen
     try:
         if rate is not None:
             trace = open_loop(server, inputs, rate=rate, duration=config.duration, warmup=config.warmup, rng=rng,
-                              drain_timeout=drain)
+                              drain_timeout=drain, deadline_ms=config.max_latency_ms)
         else:
             trace = closed_loop(server, inputs, concurrency=config.concurrency, duration=config.duration,
                                 warmup=config.warmup, drain_timeout=drain)

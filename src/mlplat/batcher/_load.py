@@ -28,12 +28,16 @@ __all__ = ["POLICIES", "Meter", "Server", "Trace", "WindowBatcher", "closed_loop
 
 POLICIES = ("none", "window", "deadline", "eager")
 OK, REJECTED, FAILED = 1, 2, 3
+MIN_DEADLINE_MS = 1e-6  # the time left given to a request sent after its deadline: it expires in the queue
 
 
 class Server(Protocol):
-    """What the load generator drives: ``submit`` returns a future; ``close`` finishes queued work."""
+    """What the load generator drives: ``submit`` returns a future; ``close`` finishes queued work.
 
-    def submit(self, item: Any) -> concurrent.futures.Future[Any]: ...
+    ``deadline_ms`` is the time the request has left; a server without deadlines ignores it.
+    """
+
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]: ...
 
     def close(self, drain: bool = True) -> None: ...
 
@@ -75,7 +79,8 @@ class WindowBatcher:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, item: Any) -> concurrent.futures.Future[Any]:
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
+        """Queue ``item``; a fixed window knows no deadlines, so ``deadline_ms`` is ignored."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._in.put((item, future))
         return future
@@ -180,8 +185,13 @@ def generator_capacity(samples: int = 3000) -> float:
 
 
 def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: float, warmup: float,
-              rng: np.random.Generator, drain_timeout: float = 5.0) -> Trace:
-    """Poisson arrivals at ``rate`` for ``warmup + duration`` seconds; latency from the scheduled arrival."""
+              rng: np.random.Generator, drain_timeout: float = 5.0, deadline_ms: float | None = None) -> Trace:
+    """Poisson arrivals at ``rate`` for ``warmup + duration`` seconds; latency from the scheduled arrival.
+
+    With ``deadline_ms``, each request's deadline also counts from its scheduled arrival: one sent late
+    tells the server the time it has left (at least ``MIN_DEADLINE_MS``, so one already past its deadline
+    is refused), as a client that propagates its deadline would.
+    """
     horizon = warmup + duration
     gaps = rng.exponential(1.0 / rate, size=int(rate * horizon * 1.2) + 16)
     offsets = np.cumsum(gaps)
@@ -206,8 +216,10 @@ def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: f
         now = clock()
         while i < n and scheduled[i] <= now:
             lag[i] = now - scheduled[i]
+            left = None if deadline_ms is None else max(deadline_ms - lag[i] * 1000.0, MIN_DEADLINE_MS)
             try:
-                server.submit(inputs[i % len(inputs)]).add_done_callback(functools.partial(record, i))
+                server.submit(inputs[i % len(inputs)], deadline_ms=left).add_done_callback(
+                    functools.partial(record, i))
             except BatcherError:
                 finish[i], status[i] = now, REJECTED
                 finished[0] = next(counter) + 1
