@@ -90,6 +90,24 @@ def test_run_on_error_fail_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     assert "events.jsonl:151: malformed: missing `event_time`" in result.stderr
 
 
+def test_run_where_every_record_is_malformed_warns(runner: CliRunner, tmp_path: Path) -> None:
+    """Events keyed by a field the config does not name are all dead-lettered: the run says so on stderr."""
+    source = tmp_path / "events.jsonl"
+    source.write_text("".join(json.dumps({"event_id": f"e{i}", "user": "u1", "event_time": 1767225600 + i}) + "\n"
+                              for i in range(3)))
+    result = runner.invoke(app, ["ingest", "run", CONFIG, "--source", str(source), "--store",
+                                 f"sqlite:///{tmp_path}/f.db", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert result.exit_code == 0, result.output
+    assert "warning: all 3 records read were malformed" in result.stderr
+    assert "events.jsonl:1: malformed: missing `card`" in result.stderr
+    doc = json.loads(runner.invoke(app, ["ingest", "run", CONFIG, "--source", str(source), "--store",
+                                         f"sqlite:///{tmp_path}/g.db", "--dead-letter", str(tmp_path / "dl2.jsonl"),
+                                         "--json"]).stdout)
+    assert len(doc["warnings"]) == 1
+    # A run with some good records has no such warning.
+    assert "warning" not in _run(runner, tmp_path).stderr
+
+
 def test_run_event_time_past_year_9999_is_malformed(runner: CliRunner, tmp_path: Path) -> None:
     """An event stamped 1e30 s is dead-lettered; it used to become the watermark and crash the summary."""
     lines = Path(EVENTS).read_text().splitlines()[:5]

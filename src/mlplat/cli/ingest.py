@@ -130,6 +130,8 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
     finally:
         src.close()
     out.result(result)
+    for warning in result.warnings:
+        out.warn(warning)
 
 
 @app.command()

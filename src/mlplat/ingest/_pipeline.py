@@ -48,6 +48,17 @@ class IngestResult:
     watermark: float | None
     checkpoint: Checkpoint
     dead_letter: str
+    first_malformed: str | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """A run where every record read was malformed most likely reads the wrong fields or file."""
+        c = self.counts
+        if c["read"] == 0 or c["malformed"] < c["read"] or self.first_malformed is None:
+            return []
+        return [f"all {c['read']:,} records read were malformed and dead-lettered to {self.dead_letter} "
+                f"(the first: {self.first_malformed}); check the source against the config's field names, or "
+                "set on_error: fail to stop at the first malformed line"]
 
     @property
     def reconciles(self) -> bool:
@@ -65,7 +76,7 @@ class IngestResult:
                 "reconciles": self.reconciles, "batches": self.batches, "seconds": self.seconds,
                 "events_per_second": self.events_per_second, "watermark": self.watermark,
                 "watermark_iso": _iso(self.watermark), "checkpoint": self.checkpoint.to_dict(),
-                "dead_letter": self.dead_letter}
+                "dead_letter": self.dead_letter, "warnings": self.warnings}
 
     def summary(self) -> str:
         """``read 10 = applied 7 + duplicates 1 + late 1 + malformed 1 + future 0 (reconciled)``."""
@@ -193,12 +204,15 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
         engine = Engine(config, checkpoint, store.markers(since), partition)
         totals = dict.fromkeys((*COUNTS, "other_partition"), 0)
         batches = 0
+        first_malformed = None
         for batch in source.batches(checkpoint, config.batch_size, follow=follow, stop=stop):
             outcome = engine.process(batch, store.fetch)
-            if config.on_error == "fail" and outcome.counts["malformed"]:
+            if outcome.counts["malformed"]:
                 bad = next(d for d in outcome.dead_letters if d.kind == "malformed")
-                raise DataError(f"{source.name}:{bad.line}: {bad.reason} (on_error: fail; the batch with "
-                                f"this line was not applied)")
+                if config.on_error == "fail":
+                    raise DataError(f"{source.name}:{bad.line}: {bad.reason} (on_error: fail; the batch with "
+                                    f"this line was not applied)")
+                first_malformed = first_malformed or f"{source.name}:{bad.line}: {bad.reason}"
             size = _write_dead(handle, source.name, outcome.dead_letters)
             commit = outcome.commit
             commit.checkpoint = replace(commit.checkpoint, dead_letter_size=size)
@@ -214,7 +228,8 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
         handle.close()
     watermark = engine.watermark
     return IngestResult(source.name, store.url, totals, batches, time.perf_counter() - start,
-                        watermark if math.isfinite(watermark) else None, engine.checkpoint, str(dl_path))
+                        watermark if math.isfinite(watermark) else None, engine.checkpoint, str(dl_path),
+                        first_malformed)
 
 
 @dataclass(frozen=True)
