@@ -77,6 +77,17 @@ def test_run_table_jobs_and_plot(runner: CliRunner, scenario_file: Path, tmp_pat
         assert word in table.stdout
 
 
+def test_run_names_an_overloaded_platform(runner: CliRunner, tmp_path: Path) -> None:
+    """One pod of 4 slots at 120 ms serves about 33 req/s; at 50 req/s the table ends with a note saying so."""
+    path = _bad(tmp_path, "rate: 2/s", "rate: 50/s")
+    path.write_text(path.read_text().replace("max_replicas: 4", "max_replicas: 1"))
+    result = runner.invoke(app, ["sim", "run", str(path), "-r", "1"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "k8s: " in text and "of requests were still queued when the run ended" in text
+    assert "fn: " not in text  # Lambda scales to 1000 environments and queues nothing
+
+
 def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
     """`sim compare` sweeps the rates, finds break-evens and the cheapest platform within the SLO."""
     png = tmp_path / "sweep.png"

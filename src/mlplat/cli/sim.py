@@ -80,7 +80,8 @@ def render_result(result: SimulationResult) -> Group:
     best = result.cheapest()
     verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]" if best
                                else "[yellow]no platform meets the SLO[/yellow]")
-    return Group(table, sizes, costs, verdict)
+    notes = [Text(f"{p.name}: {note}", style="yellow") for p in result.platforms for note in p.notes]
+    return Group(table, sizes, costs, verdict, *notes)
 
 
 def render_sweep(sweep: SweepResult) -> Group:

@@ -77,6 +77,8 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
 # platforms a request costs about 14 µs and 130 bytes, so this is about 5 minutes and 2.6 GB; a duration
 # or rate far past it would exhaust memory or never finish.
 MAX_EVENTS = 20_000_000
+# A platform with more than this share of its requests still queued at the end of the run gets a note.
+BACKLOG_NOTE = 0.01
 
 
 def size_problem(scenario: Scenario, trace: Trace | None = None) -> str | None:
@@ -143,6 +145,17 @@ def _percentiles(latency_s: np.ndarray) -> dict[str, float]:
     return dict(zip(LATENCY_KEYS, (float(v) for v in q), strict=True))
 
 
+def _busy_in(start: np.ndarray, finish: np.ndarray, window: tuple[float, float]) -> float:
+    """Slot-seconds busy inside the measured window; a request that straddles an edge counts in part.
+
+    Counting whole requests that arrive inside the window is wrong when a queue holds them past its end:
+    an overloaded pool then showed a utilisation of 300%.
+    """
+    t0, t1 = window
+    done = np.isfinite(start) & np.isfinite(finish)
+    return float(np.clip(np.minimum(finish[done], t1) - np.maximum(start[done], t0), 0.0, None).sum())
+
+
 def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
                 window: tuple[float, float]) -> dict[str, float]:
     cs = sc.service.cold_start
@@ -158,7 +171,8 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
     out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
-    busy = float(lat.sum())  # a function's latency is its occupancy
+    ran = ~run.rejected
+    busy = _busy_in(a[ran], a[ran] + run.occupancy[ran], window)  # a function's latency is its occupancy
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds, 1e-12)
     requests = float(served.sum())
@@ -189,6 +203,7 @@ def _common(a: np.ndarray, m: np.ndarray, cold: np.ndarray, rejected: np.ndarray
     out["peak_nodes"] = 0.0
     out["wait_probability"] = 0.0
     out["mean_wait_s"] = 0.0
+    out["backlog_fraction"] = 0.0
     return out
 
 
@@ -245,7 +260,10 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     wait = (run.start - a)[served]
     out["wait_probability"] = float((wait > 1e-12).mean()) if len(wait) else math.nan
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
-    busy = float((run.finish - run.start)[served].sum())
+    # Requests still queued when the window closed: the pool could not keep up at its largest size.
+    out["backlog_fraction"] = float((run.start[served] >= t1).mean()) if served.any() else 0.0
+    ran = ~run.rejected
+    busy = _busy_in(run.start[ran], run.finish[ran], window)
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
     out["mean_nodes"] = run.node_seconds / span
@@ -390,10 +408,14 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
     for p in sc.platforms:
         keys = outcomes[0][0][p.name].keys()
         metrics = {k: Estimate.of([o[0][p.name][k] for o in outcomes]) for k in keys}
-        notes: tuple[str, ...] = ()
+        notes: list[str] = []
         if metrics["requests"].mean > 0 and metrics["rejection_fraction"].mean > 0:
-            notes = (f"{metrics['rejection_fraction'].mean:.2%} of requests throttled",)
-        platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), notes))
+            notes.append(f"{metrics['rejection_fraction'].mean:.2%} of requests throttled")
+        if metrics["backlog_fraction"].mean > BACKLOG_NOTE:
+            notes.append(f"{metrics['backlog_fraction'].mean:.1%} of requests were still queued when the run "
+                         "ended: the load is more than it serves at its largest size, so its latencies grow "
+                         "with the length of the run")
+        platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), tuple(notes)))
     return SimulationResult(
         platforms=tuple(platforms), replications=reps, seed=seed, duration_s=sc.duration, warmup_s=sc.warmup,
         mean_rate=mean_rate(sc.workload, prepared.trace), workload=sc.workload.kind, slo_p99_ms=sc.slo.p99_ms,
