@@ -7,6 +7,7 @@ import gc
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,35 @@ def test_overload_warning_below_ninety_percent_of_the_offered_rate(throughput: f
     assert (warning is not None) == warned
     if warned:
         assert warning is not None and warning.startswith(f"none: {throughput:,.0f} of the 100 req/s offered")
+
+
+def test_overload_warning_compares_with_what_was_sent() -> None:
+    """Two answered of 3 req/s offered is no overload when only two were sent (Poisson noise at a low rate)."""
+    result = _bench.PolicyResult(
+        policy="none", offered_rps=3.0, concurrency=None, requests=2, throughput_rps=2.0, goodput_rps=2.0,
+        latency_ms={}, miss_rate=0.0, reject_rate=0.0, mean_batch=1.0, fill_ratio=1.0, busy_fraction=0.01,
+        generator_lag_p99_ms=None, generator_behind=False, sent_rps=2.0)
+    assert _bench.overload_warning(result) is None
+    assert _bench.overload_warning(replace(result, throughput_rps=1.0)) is not None
+    assert _bench.overload_warning(replace(result, requests=0, throughput_rps=0.0, sent_rps=0.0)) is None
+
+
+@pytest.mark.parametrize(("requests", "tail"), [(39, "p99 and p99.9"), (500, "p99.9"), (1000, None)])
+def test_few_requests_warning_names_the_tail_that_is_only_a_maximum(requests: int, tail: str | None) -> None:
+    """Under 1,000 measured requests the p99.9 is the slowest one seen; under 100 the p99 is as well."""
+    def result(policy: str, count: int) -> _bench.PolicyResult:
+        return _bench.PolicyResult(
+            policy=policy, offered_rps=20.0, concurrency=None, requests=count, throughput_rps=20.0,
+            goodput_rps=20.0, latency_ms={}, miss_rate=0.0, reject_rate=0.0, mean_batch=1.0, fill_ratio=1.0,
+            busy_fraction=0.1, generator_lag_p99_ms=None, generator_behind=False)
+
+    warning = _bench.few_requests_warning([result("eager", 5000), result("deadline", requests)])
+    if tail is None:
+        assert warning is None
+    else:
+        assert warning is not None
+        assert warning.startswith(f"deadline measured only {requests:,} requests: its {tail} are just")
+    assert _bench.few_requests_warning([]) is None
 
 
 def test_run_bench_says_when_a_policy_could_not_keep_up() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,7 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     (["--policies", "none,batchy"], "--policies: unknown policy 'batchy'"),
     (["--width", "0"], "model `width` must be a positive integer, got 0"),
     (["--rate", "1e9"], "is above what the load generator can schedule"),
+    (["--rate", "0.5"], "--rate 0.5 req/s for --duration 0.2 s sends 0.1 requests on average; a run needs"),
 ])
 def test_bad_input_exits_4_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
     """Each bad option exits 4 with one message on stderr naming it, and no traceback."""
@@ -73,6 +75,16 @@ def test_bad_input_exits_4_with_a_message(runner: CliRunner, args: list[str], me
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.output
+
+
+def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunner) -> None:
+    """At 20 req/s for 0.2 s the table shows offered 20 (0.5 req/s would show 0.5, not 0) and a warning
+    says the tail percentiles rest on a handful of requests; Poisson noise alone is not called an overload."""
+    result = runner.invoke(app, [*QUICK, "--rate", "20", "--policies", "eager"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"│ eager\s+│\s+20 │", result.stdout)
+    assert "eager measured only" in result.stderr and "p99 and p99.9 are just the slowest request seen" in result.stderr
+    assert "could not keep up" not in result.stderr
 
 
 def test_cuda_without_cuda_exits_4(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:

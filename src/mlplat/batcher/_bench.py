@@ -38,6 +38,9 @@ CEILING_DRIFT = 0.10
 # An open-loop run that answers under this share of the offered rate inside its measured interval could
 # not keep up; the report says so beside its rates.
 OVERLOADED_SHARE = 0.9
+# With fewer measured requests than this, a run's p99.9 (and under a tenth of it, its p99) is only the
+# slowest request seen, and the report says so.
+FEW_REQUESTS = 1000
 Mode = Literal["rate", "concurrency", "sweep"]
 
 
@@ -87,6 +90,10 @@ class BenchConfig:
                 raise MlplatError(f"{flag} must be a positive number, got {value!r}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise MlplatError(f"--rate must be a positive number of requests per second, got {self.rate!r}")
+        if self.rate is not None and self.rate * self.duration < 1:
+            raise MlplatError(f"--rate {self.rate:g} req/s for --duration {self.duration:g} s sends "
+                              f"{self.rate * self.duration:.2g} requests on average; a run needs at least one "
+                              "(a p99.9 wants 1,000): raise the rate or the duration")
         if self.warmup < 0:
             raise MlplatError(f"--warmup must be >= 0, got {self.warmup!r}")
         if not self.policies:
@@ -120,6 +127,8 @@ class PolicyResult:
     generator_lag_p99_ms: float | None
     generator_behind: bool
     cdf_ms: tuple[float, ...] = field(default=(), repr=False)
+    # Open loop: requests sent in the measured interval per second, the offered rate plus Poisson noise.
+    sent_rps: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +137,7 @@ class PolicyResult:
             "latency_ms": dict(self.latency_ms), "miss_rate": self.miss_rate, "reject_rate": self.reject_rate,
             "mean_batch": self.mean_batch, "fill_ratio": self.fill_ratio, "busy_fraction": self.busy_fraction,
             "generator_lag_p99_ms": self.generator_lag_p99_ms, "generator_behind": self.generator_behind,
+            "sent_rps": self.sent_rps,
         }
 
 
@@ -176,17 +186,34 @@ class BenchResult:
 
 
 def overload_warning(result: PolicyResult) -> str | None:
-    """A warning when an open-loop run answered under OVERLOADED_SHARE of its offered rate in the interval.
+    """A warning when an open-loop run answered under OVERLOADED_SHARE of the rate it sent in the interval.
 
     Rates count answers to requests that arrived after the warm-up and came back inside the measured
     interval (rule 7), so a server that falls behind can show a throughput near 0; this says why.
     """
     offered = result.offered_rps
-    if offered is None or result.throughput_rps >= OVERLOADED_SHARE * offered:
-        return None
+    # Against what was sent: with few requests, Poisson noise alone can put the answers 10% under the offer.
+    sent = result.sent_rps if result.sent_rps is not None else offered
+    if offered is None or sent is None or result.requests == 0 or result.throughput_rps >= OVERLOADED_SHARE * sent:
+        return None  # with no request sent in the interval, few_requests_warning says so
     return (f"{result.policy}: {result.throughput_rps:,.0f} of the {offered:,.0f} req/s offered were answered inside "
             "the measured interval; it could not keep up with this load, and a request answered after the "
             "interval or refused counts as a miss or a reject, not as throughput")
+
+
+def few_requests_warning(results: Sequence[PolicyResult]) -> str | None:
+    """A warning when a run measured under FEW_REQUESTS requests, so its tail percentiles are its maximum."""
+    if not results:
+        return None
+    fewest = min(results, key=lambda r: r.requests)
+    if fewest.requests >= FEW_REQUESTS:
+        return None
+    if fewest.requests == 0:
+        return (f"{fewest.policy} measured no requests (none arrived after the warm-up); run longer (--duration) "
+                "or at a higher rate")
+    tail = "p99.9" if fewest.requests >= FEW_REQUESTS // 10 else "p99 and p99.9"
+    return (f"{fewest.policy} measured only {fewest.requests:,} requests: its {tail} are just the slowest request "
+            f"seen (a p99.9 wants {FEW_REQUESTS:,}); run longer (--duration) or at a higher rate")
 
 
 def ceiling_drift_warning(before: ProfilePoint, after: ProfilePoint) -> str | None:
@@ -242,6 +269,7 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
         generator_lag_p99_ms=lag_p99,
         generator_behind=lag_p99 is not None and lag_p99 > 0.25 * slo_ms,
         cdf_ms=cdf,
+        sent_rps=requests / measured if offered is not None else None,
     )
 
 
@@ -351,7 +379,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
         results: list[PolicyResult] = []
         for rate in rates:
             for policy in config.policies:
-                label = "closed loop" if rate is None else f"{rate:,.0f} req/s"
+                label = "closed loop" if rate is None else f"{rate:,.0f} req/s" if rate >= 100 else f"{rate:.3g} req/s"
                 progress(f"{policy} at {label}")
                 rng = np.random.default_rng([config.seed, int(rate or 0)])  # same arrivals for every policy
                 results.append(run_policy(policy, predictor, inputs, config, rate=rate, rng=rng))
@@ -372,6 +400,9 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
                             "count from the scheduled arrival, but the offered load was not fully delivered")
     if config.mode == "rate":  # in a sweep, points past a policy's capacity are expected
         warnings += [w for w in map(overload_warning, results) if w is not None]
+    few = few_requests_warning(results)
+    if few is not None:
+        warnings.append(few)
     return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
                        max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
                        ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,

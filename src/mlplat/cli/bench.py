@@ -33,10 +33,16 @@ def _pct(value: float) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value * 100:.0f}%"
 
 
+def _num(value: float) -> str:
+    return f"{value:.1f}" if math.isfinite(value) else "-"
+
+
 def _k(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "-"
-    return f"{value / 1000:.1f}k" if value >= 10_000 else f"{value:.0f}"
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"  # 0.5 req/s is not 0
 
 
 def render(result: BenchResult) -> Group:
@@ -54,7 +60,7 @@ def render(result: BenchResult) -> Group:
 
     def tables(results: tuple[PolicyResult, ...], title: str) -> list[Table]:
         rates = [(p.policy, _k(p.offered_rps), _k(p.throughput_rps), _k(p.goodput_rps), _pct(p.miss_rate),
-                  _pct(p.reject_rate), f"{p.mean_batch:.1f}", _pct(p.fill_ratio), _pct(p.busy_fraction))
+                  _pct(p.reject_rate), _num(p.mean_batch), _pct(p.fill_ratio), _pct(p.busy_fraction))
                  for p in results]
         latency = [(p.policy, _k(p.offered_rps), *(_ms(p.latency_ms[q]) for q in ("p50", "p90", "p99", "p999")))
                    for p in results]
