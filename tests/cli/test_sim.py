@@ -88,6 +88,14 @@ def test_run_names_an_overloaded_platform(runner: CliRunner, tmp_path: Path) -> 
     assert "fn: " not in text  # Lambda scales to 1000 environments and queues nothing
 
 
+def test_run_warns_when_a_replication_has_too_few_requests_for_a_p99(runner: CliRunner, tmp_path: Path) -> None:
+    """At 0.01 req/s for 28 minutes each replication sees about 17 requests; stderr says the p99 is their maximum."""
+    path = _bad(tmp_path, "rate: 2/s", "rate: 0.01/s")
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: each replication measured about" in result.stderr
+
+
 def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
     """`sim compare` sweeps the rates, finds break-evens and the cheapest platform within the SLO."""
     png = tmp_path / "sweep.png"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from mlplat.sim import Scenario, load_pricing, simulate
+from mlplat.sim import Scenario, load_pricing, prepare, simulate, sweep
 from mlplat.sim._simulate import run_platform
 
 MONTH = 30 * 86400.0
@@ -132,3 +132,17 @@ def test_break_even_and_cheapest_meeting_slo() -> None:
                         slo_met={"fn": (True, True), "k8s": (False, True), "run": (False, False)})
     # run is the cheapest everywhere but misses the SLO; at 1/s k8s misses it too, so fn; at 100/s k8s.
     assert sweep.cheapest() == ["fn", "k8s"]
+
+
+def test_too_few_requests_for_a_p99_are_named(make_scenario: Callable[..., Scenario]) -> None:
+    """At 0.01 req/s for an hour each replication measures about 33 requests: the result says its p99 is
+    about their maximum, a sweep names the rates where that happens, and enough requests say nothing."""
+    sc = make_scenario(workload={"kind": "poisson", "rate": "0.01/s"})
+    (warning,) = simulate(sc, seed=5).warnings
+    assert warning.startswith("each replication measured about ") and "p99 is about the slowest" in warning
+    assert simulate(make_scenario(), seed=5).warnings == []  # 2/s: about 6,600 requests
+    swept = sweep(prepare(sc), [0.01, 2.0], seed=5)
+    assert len(swept.requests) == 2 and swept.requests[0] < 100 < swept.requests[1]
+    (warning,) = swept.warnings
+    assert warning.startswith("at 0.01 req/s each replication measured under 100 requests")
+    assert swept.to_dict()["warnings"] == [warning]

@@ -112,6 +112,8 @@ def _show(out: Output, result: SimulationResult | SweepResult, plot: Path | None
                    else plot_sweep(result, plot, force=force))
         out.note(f"plot written to {written}")
     out.result(result)
+    for warning in result.warnings:
+        out.warn(warning)
 
 
 def _load(scenario: Path, pricing: Path | None, free_tier: bool) -> Prepared:

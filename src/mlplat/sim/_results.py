@@ -11,6 +11,12 @@ import numpy as np
 
 COST_PARTS = ("compute", "requests", "provisioned_idle", "nodes", "gpu", "control_plane")
 LATENCY_KEYS = ("p50", "p95", "p99", "p999")
+# A replication that measures fewer requests than this has a p99 that is about its slowest request.
+FEW_REQUESTS = 100
+
+
+def _few_requests(requests: float) -> bool:
+    return math.isfinite(requests) and requests < FEW_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,15 @@ class SimulationResult:
                 return p
         raise KeyError(name)
 
+    @property
+    def warnings(self) -> list[str]:
+        """Said when each replication measured too few requests for its p99 to be more than a maximum."""
+        requests = self.platforms[0]["requests"] if self.platforms else math.nan  # the same arrivals for all
+        if not _few_requests(requests):
+            return []
+        return [f"each replication measured about {requests:.0f} requests, so its p99 is about the slowest of "
+                f"them (a p99 wants {FEW_REQUESTS}): lengthen `duration` or raise the rate"]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "scenario": {"workload": self.workload, "mean_rate_per_s": self.mean_rate, "duration_s": self.duration_s,
@@ -121,6 +136,7 @@ class SimulationResult:
             "cheapest_meeting_slo": self.cheapest(),
             "elapsed_s": self.elapsed_s,
             "simulated_requests": self.simulated_requests,
+            "warnings": self.warnings,
         }
 
     def __rich__(self) -> Any:
@@ -159,6 +175,19 @@ class SweepResult:
     slo_met: dict[str, tuple[bool, ...]]
     slo_p99_ms: float
     break_even: tuple[BreakEven, ...] = field(default=())
+    requests: tuple[float, ...] = ()  # measured requests per replication at each rate
+
+    @property
+    def warnings(self) -> list[str]:
+        """Names the rates whose replications measured too few requests for a p99."""
+        few = [(rate, n) for rate, n in zip(self.rates, self.requests, strict=False) if _few_requests(n)]
+        if not few:
+            return []
+        rates = ", ".join(f"{rate:.3g}" for rate, _ in few)
+        fewest = min(n for _, n in few)
+        return [f"at {rates} req/s each replication measured under {FEW_REQUESTS} requests (about {fewest:.0f} at "
+                "the fewest), so those p99s are about the slowest request of each: pass --duration, or sweep "
+                "the low rates on their own"]
 
     def __rich__(self) -> Any:
         from mlplat.cli.sim import render_sweep
@@ -181,6 +210,8 @@ class SweepResult:
                            "slo_met": list(self.slo_met[n])} for n in self.names],
             "break_even": [b.to_dict() for b in self.break_even],
             "cheapest_meeting_slo": self.cheapest(),
+            "requests": list(self.requests),
+            "warnings": self.warnings,
         }
 
 

@@ -449,6 +449,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     cost: dict[str, list[float]] = {n: [] for n in names}
     p99: dict[str, list[float]] = {n: [] for n in names}
     met: dict[str, list[bool]] = {n: [] for n in names}
+    requests: list[float] = []
     scenarios = [base.scenario.model_copy(update={
         "workload": with_mean_rate(base.scenario.workload, float(rate), base.trace)}) for rate in rates]
     for rate, sc in zip(rates, scenarios, strict=True):  # every rate is checked before any runs
@@ -457,6 +458,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
             raise SimulationError(f"duration at {float(rate):g} req/s: {too_big}")
     for sc in scenarios:
         result = simulate(replace(base, scenario=sc), replications=replications, seed=seed, jobs=jobs)
+        requests.append(result.platforms[0]["requests"])
         for p in result.platforms:
             cost[p.name].append(p["cost_per_month"])
             p99[p.name].append(p["p99"])
@@ -467,4 +469,5 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     cost_t = {n: tuple(v) for n, v in cost.items()}
     return SweepResult(rates=rates_t, names=names, cost_per_month=cost_t,
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
-                       slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)))
+                       slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)),
+                       requests=tuple(requests))
