@@ -152,8 +152,9 @@ def _busy_in(start: np.ndarray, finish: np.ndarray, window: tuple[float, float])
     an overloaded pool then showed a utilisation of 300%.
     """
     t0, t1 = window
-    done = np.isfinite(start) & np.isfinite(finish)
-    return float(np.clip(np.minimum(finish[done], t1) - np.maximum(start[done], t0), 0.0, None).sum())
+    with np.errstate(invalid="ignore"):  # a request never started has start inf or NaN: no overlap
+        overlap = np.minimum(finish, t1) - np.maximum(start, t0)
+        return float(np.sum(overlap, where=overlap > 0))
 
 
 def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: np.ndarray,
@@ -171,8 +172,8 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
     out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
-    ran = ~run.rejected
-    busy = _busy_in(a[ran], a[ran] + run.occupancy[ran], window)  # a function's latency is its occupancy
+    # A function's latency is its occupancy (0 for a throttled request).
+    busy = _busy_in(a, a + run.occupancy, window)
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds, 1e-12)
     requests = float(served.sum())
@@ -262,8 +263,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
     # Requests still queued when the window closed: the pool could not keep up at its largest size.
     out["backlog_fraction"] = float((run.start[served] >= t1).mean()) if served.any() else 0.0
-    ran = ~run.rejected
-    busy = _busy_in(run.start[ran], run.finish[ran], window)
+    busy = _busy_in(np.where(run.rejected, np.inf, run.start), run.finish, window)
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
     out["mean_nodes"] = run.node_seconds / span
