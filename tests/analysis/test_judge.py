@@ -57,6 +57,17 @@ def test_equal_rates_with_lots_of_data_pass() -> None:
     assert result.decision is Verdict.PROMOTE
 
 
+def test_reported_interval_is_the_finer_grid_s() -> None:
+    """With 120 minutes of 50,000 canary and 950,000 baseline errors at equal rates, the reported interval
+    is the finer grid's: about +-1%, where the test's 241-point grid gives about +-5%."""
+    result = analyze(_data(_counts(120, 50_000.0, 950_000.0, 1e6, 19e6)), _config({**RATE, "tolerance": 0.1}))
+    (errors,) = result.metrics
+    assert errors.status is Status.PASS
+    low, high = errors.ci
+    assert -0.02 < low < 0 < high < 0.02
+    assert errors.series is not None and errors.series.ci_low[-1] == pytest.approx(low)
+
+
 def test_few_events_is_pending_not_pass() -> None:
     """Zero bad events never pass: PENDING and CONTINUE, with the min_events shortfall stated."""
     result = analyze(_data(_counts(10, 0.0, 0.0)), _config())

@@ -46,6 +46,7 @@ from mlplat.analysis._sequential import (
     p_from_log_e,
     quantile_confidence_sequence,
     quantile_epsilon,
+    rate_confidence_sequence,
     rate_ratio_process,
 )
 
@@ -86,6 +87,7 @@ __all__ = [
     "prometheus_frame",
     "quantile_confidence_sequence",
     "quantile_epsilon",
+    "rate_confidence_sequence",
     "rate_ratio_process",
     "read_export",
     "rollout_argo",

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
 from mlplat.analysis._readers import CanaryData
 from mlplat.analysis._sequential import (
+    cs_grid_points,
     dirichlet_multinomial_test,
     mean_confidence_sequence,
     mean_exceedance_p,
     p_from_log_e,
     quantile_confidence_sequence,
     quantile_epsilon,
+    rate_confidence_sequence,
     rate_ratio_process,
 )
 from mlplat.errors import DataError
@@ -306,7 +308,11 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         return proc.p_value if relation == "gt" else proc.pass_p_value
 
     p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
-    cs = next(iter(passes.values()))
+    estimate = next(iter(passes.values())).ratio
+    # The reported interval comes from a finer grid's mixture (any fixed prior gives a valid sequence):
+    # with many events the set narrows to about the grid's step around the estimate.
+    ci_low, ci_high = rate_confidence_sequence(c, b, share, prior_share=prior, concentration=k, alpha=alpha,
+                                               grid_points=cs_grid_points(len(c)))
     cum_events = np.cumsum(b + c)
     status, decided = _status_from(p_reg, p_pass, cum_events >= metric.min_events, alpha, prep.looks)
     n_events = float(cum_events[-1])
@@ -315,10 +321,10 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
         detail += f"; needs min_events {metric.min_events}"
     return [MetricResult(
         name=metric.name, metric=metric.name, kind="rate", status=status, p_value=float(p_reg[-1]),
-        effect=float(cs.ratio[-1] - 1), ci=(float(cs.ci_low[-1] - 1), float(cs.ci_high[-1] - 1)),
+        effect=float(estimate[-1] - 1), ci=(float(ci_low[-1] - 1), float(ci_high[-1] - 1)),
         n_baseline=float(exposure[:, 0].sum()), n_canary=float(exposure[:, 1].sum()), decided_at=decided,
         critical=metric.critical, alpha=alpha, detail=detail,
-        series=Series(prep.looks, p_reg, cs.ci_low - 1, cs.ci_high - 1))]
+        series=Series(prep.looks, p_reg, ci_low - 1, ci_high - 1))]
 
 
 def _canary_share(per_look: NDArray[np.float64]) -> tuple[NDArray[np.bool_], NDArray[np.float64]]:
