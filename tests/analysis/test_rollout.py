@@ -111,6 +111,12 @@ def test_bad_power_effect_and_total() -> None:
         plan_rollout(CFG, rps=300, stages=[0.05], max_total=10)
     with pytest.raises(ConfigError, match=r"unknown metric name\(s\) 'latency'"):
         plan_rollout(CFG, rps=300, stages=[0.05], metrics=["latency"])
+    # conversions gate on a decrease: a canary with more of them is no regression, so it cannot size the plan.
+    with pytest.raises(ConfigError, match="sized by a rate metric whose increase is bad"):
+        plan_rollout(CFG, rps=300, stages=[0.05], metrics=["conversions"])
+    with pytest.raises(SimulationError, match="within the tolerance of rate metric 'errors'"):
+        plan_rollout(CanaryConfig.model_validate({"metrics": [{**CFG.metrics[0].model_dump(), "tolerance": 0.5}]}),
+                     rps=300, stages=[0.05], effect=1.4)
 
 
 def test_argo_shape(plan_300: object) -> None:

@@ -469,9 +469,12 @@ def test_rollout_formats_to_file(runner: CliRunner, tmp_path: Path, fmt: str) ->
     (["--max-total", "10s"], "is shorter than one look"),
     (["--format", "helm"], "--format must be"),
     (["--max-total", "100d"], "144,000 looks (8.64e+06 s every 60 s) is more than the 5,000,000"),
+    # The example's errors metric accepts ratios up to 1.1: a 1.05x canary is no regression to it.
+    (["--effect", "1.05"], "--effect 1.05x is within the tolerance of rate metric 'errors' (0.1: ratios up to 1.1"),
 ])
 def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
-    """Bad stages, unknown metrics, power outside (0, 1), an impossible --max-total: exit 4 with a message."""
+    """Bad stages, unknown metrics, power outside (0, 1), an impossible --max-total, an effect the gate accepts:
+    exit 4 with a message."""
     result = _invoke(runner, *ROLLOUT, *args)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert message in result.stderr

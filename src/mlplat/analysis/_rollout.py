@@ -167,9 +167,15 @@ def plan_rollout(
         raise SimulationError(f"--max-total ({format_duration(max_total)}) is shorter than one look "
                               f"({format_duration(interval)}); give at least 30m per stage")
     chosen = _chosen_metrics(config, metrics)
-    rate = next((m for m in chosen if isinstance(m, RateMetric)), None)
+    # Sized by a rate whose increase is bad (the simulated canary has `effect` times the baseline's errors).
+    rate = next((m for m in chosen if isinstance(m, RateMetric) and m.direction != "decrease"), None)
     if rate is None:
-        raise ConfigError("the rollout is sized by a rate metric (errors); the config or --metrics has none")
+        raise ConfigError("the rollout is sized by a rate metric whose increase is bad (errors); the config or "
+                          "--metrics has none")
+    if effect <= 1 + rate.tolerance:
+        raise SimulationError(f"--effect {effect:g}x is within the tolerance of rate metric {rate.name!r} "
+                              f"({rate.tolerance:g}: ratios up to {1 + rate.tolerance:g} are acceptable), so its "
+                              f"gate never rolls back for it; plan for an effect above {1 + rate.tolerance:g}x")
     alpha = config.metric_alpha()
     seeds = np.random.SeedSequence(seed)
     judged = [s for s in stages if 0 <= s < 1]
