@@ -363,6 +363,7 @@ def test_plan_table(runner: CliRunner) -> None:
     (["--concentration", "1e300"], "--concentration must be in (0, 1e+06], got 1e+300"),
     (["--tolerance", "-1"], "--tolerance must be a finite number >= 0"),
     (["--tolerance", "nan"], "--tolerance must be a finite number >= 0"),
+    (["--tolerance", "1", "--effect", "3,1.5"], "--effect 1.5x is within --tolerance 1 (ratios up to 2 are"),
     (["--max-duration", "0s"], "the duration must be at least one interval"),
     (["--max-duration", "1e9"], "16,666,666 looks (1e+09 s every 60 s) is more than the 5,000,000"),
     (["--runs", "100000000000000000000"], "is more than the 5,000,000 a simulation may hold"),

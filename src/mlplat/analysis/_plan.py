@@ -264,6 +264,11 @@ def plan(
     """
     import numpy as np
 
+    accepted = [e for e in effects if e <= 1 + tolerance]
+    if accepted:
+        raise SimulationError(f"--effect {accepted[0]:g}x is within --tolerance {tolerance:g} (ratios up to "
+                              f"{1 + tolerance:g} are acceptable), so the gate is meant not to detect it; give "
+                              f"effects above {1 + tolerance:g}x (the A/A line reports the false alarms at 1x)")
     seeds = np.random.SeedSequence(seed)
     cells = []
     false_alarm = {}
