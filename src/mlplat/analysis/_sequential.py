@@ -136,7 +136,7 @@ class RatePrior:
         ladder of points that closes in on ``null_ratio`` from both sides, so that the test detects any
         ratio other than the null once there are enough events. The weights are the Beta density times
         each point's trapezoid width, so the ladder's points carry little prior mass. Any fixed discrete
-        prior gives a valid mixture; this one stays within 1e-6 of the closed form at moderate counts.
+        prior gives a valid mixture; this one stays within about 1e-5 of the closed form at moderate counts.
         """
         import numpy as np
         from scipy.special import expit, logit
