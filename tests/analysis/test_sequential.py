@@ -138,6 +138,19 @@ def test_finer_grid_confidence_sequence_covers_truth() -> None:
     assert binomial_upper(missed / runs, runs) <= 0.05, missed
 
 
+def test_p_value_only_gives_the_same_p_values() -> None:
+    """The power simulation's shortcut computes the same regression p-values and nothing else."""
+    rng = np.random.default_rng(15)
+    total = rng.poisson(30, (50, 20))
+    canary = rng.binomial(total, 0.08)
+    args = (canary, total - canary, np.full((50, 20), 0.05))
+    full = rate_ratio_process(*args, null_ratio=1.1, prior_share=0.05, concentration=20)
+    quick = rate_ratio_process(*args, null_ratio=1.1, prior_share=0.05, concentration=20, p_value_only=True)
+    assert_allclose(quick.p_value, full.p_value)
+    assert_allclose(quick.ratio, full.ratio)
+    assert (quick.pass_p_value == 1).all() and np.isnan(quick.ci_low).all() and np.isnan(quick.ci_high).all()
+
+
 def test_cs_grid_points_shrink_for_very_long_exports() -> None:
     """The finer grid for exports of ordinary length; fewer points, never under the test's, past CS_CELLS."""
     from mlplat.analysis._sequential import CS_CELLS, CS_GRID, cs_grid_points

@@ -22,7 +22,7 @@ __all__ = ["DetectionSimulation", "PlanCell", "PlanResult", "plan", "simulate_de
 
 # Runs per vectorised block: runs x looks x grid floats stay near 30 MB (256 runs at 60 looks).
 _CELLS_PER_BLOCK = 256 * 60
-# Bounds on one simulation: a run-look costs 30-40 µs, so 5M of them is about 3 minutes; numpy's Poisson
+# Bounds on one simulation: a run-look costs about 7 µs, so 5M of them is under a minute; numpy's Poisson
 # sampler cannot draw means past about 1e18, and no canary sees 1e12 requests a minute.
 MAX_CELLS = 5_000_000
 MAX_PER_INTERVAL = 1e12
@@ -137,7 +137,7 @@ def simulate_detection(
                               f"{rps:g}/s x {interval:g} s")
     if runs * (duration // interval) > MAX_CELLS:
         raise SimulationError(f"{runs:,} runs x {duration // interval:,.0f} looks ({duration:g} s every {interval:g} "
-                              f"s) is more than the {MAX_CELLS:,} a simulation may hold (minutes of work): "
+                              f"s) is more than the {MAX_CELLS:,} a simulation may hold (a minute of work): "
                               "lower the runs or the longest duration")
     looks = int(duration // interval)
     per_interval = rps * interval
@@ -156,7 +156,7 @@ def simulate_detection(
         share = np.clip(share, 1e-9, 1 - 1e-9)
         process = rate_ratio_process(canary_err, base_err, share, null_ratio=1 + tolerance,
                                      direction="increase", prior_share=traffic,
-                                     concentration=concentration, alpha=alpha)
+                                     concentration=concentration, alpha=alpha, p_value_only=True)
         hit = process.p_value <= alpha
         first = np.argmax(hit, axis=-1)
         detect[start:start + n] = np.where(hit.any(axis=-1), times[first], np.inf)

@@ -212,6 +212,7 @@ def rate_ratio_process(
     concentration: float,
     alpha: float = 0.05,
     grid_points: int = _GRID,
+    p_value_only: bool = False,
 ) -> RateProcess:
     """Anytime-valid test of the rate ratio of bad events, conditional on the events in each interval.
 
@@ -242,6 +243,9 @@ def rate_ratio_process(
         Even points of the prior's grid (a ladder around ``null_ratio`` is added). Any fixed grid gives a
         valid mixture; more points give a narrower confidence sequence with many events, at a cost
         proportional to the points.
+    p_value_only : bool
+        Compute only ``p_value`` (and ``log_e``, ``ratio``); ``pass_p_value`` is then 1 and the sequence NaN.
+        The power simulation needs no more, and the other two are 60% of the work.
 
     Returns
     -------
@@ -277,9 +281,13 @@ def rate_ratio_process(
     ll0 = _loglik_at(c, b, s, log_null)
     log_e = _mixture_log_e(ll, ll0, log_w, bad)
     p_value = p_from_log_e(log_e)
-    # Non-inferiority: mixture on the good side against the boundary.
-    pass_p = p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() else np.ones_like(p_value)
-    ci_low, ci_high = _sequence_ends(ll, log_w, np.exp(log_rho), alpha)
+    if p_value_only:
+        pass_p = np.ones_like(p_value)
+        ci_low = ci_high = np.full_like(p_value, np.nan)
+    else:
+        # Non-inferiority: mixture on the good side against the boundary.
+        pass_p = p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() else np.ones_like(p_value)
+        ci_low, ci_high = _sequence_ends(ll, log_w, np.exp(log_rho), alpha)
     cum_c = np.cumsum(c, axis=-1)
     expected = np.cumsum((c + b) * s, axis=-1)
     ratio_num = cum_c * np.cumsum((c + b) * (1 - s), axis=-1)
