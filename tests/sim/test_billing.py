@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,20 @@ def test_overloaded_pool_is_busy_at_most_all_its_slots(make_scenario: Callable[.
     assert k8s["backlog_fraction"] > 0.5
     (note,) = simulate(sc, seed=3).platforms[0].notes
     assert "still queued when the run ended" in note
+
+
+def test_backlog_below_the_largest_size_is_not_called_overload(make_scenario: Callable[..., Scenario],
+                                                              tmp_path: Path) -> None:
+    """A burst in the last 10 s after an idle hour waits for a node (90 s) on a scaled-to-zero Knative: the
+    note says the requests were waiting for instances or nodes, not that the load is too much."""
+    (tmp_path / "ts.txt").write_text("\n".join(["10"] + [f"{3590 + i * 0.05:.2f}" for i in range(200)]) + "\n")
+    sc = make_scenario(duration="1h", warmup="1s", replications=1,
+                       workload={"kind": "trace", "path": "ts.txt", "format": "timestamps"},
+                       platforms=[{"name": "kn", "kind": "knative", "node": "c6i.xlarge", "target_concurrency": 4}])
+    kn = simulate(prepare(sc, base=tmp_path), seed=1).platforms[0]
+    assert kn["backlog_fraction"] > 0.9 and kn["at_max_size"] == 0
+    (note,) = kn.notes
+    assert "still queued when the run ended: they were waiting for instances or nodes to start" in note
 
 
 def test_cloud_run_gpu_instance_billing(make_scenario: Callable[..., Scenario]) -> None:

@@ -205,6 +205,7 @@ def _common(a: np.ndarray, m: np.ndarray, cold: np.ndarray, rejected: np.ndarray
     out["wait_probability"] = 0.0
     out["mean_wait_s"] = 0.0
     out["backlog_fraction"] = 0.0
+    out["at_max_size"] = 0.0
     return out
 
 
@@ -263,6 +264,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
     # Requests still queued when the window closed: the pool could not keep up at its largest size.
     out["backlog_fraction"] = float((run.start[served] >= t1).mean()) if served.any() else 0.0
+    out["at_max_size"] = float(run.peak_instances >= spec.max_instances)
     busy = _busy_in(np.where(run.rejected, np.inf, run.start), run.finish, window)
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
@@ -411,10 +413,12 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
         notes: list[str] = []
         if metrics["requests"].mean > 0 and metrics["rejection_fraction"].mean > 0:
             notes.append(f"{metrics['rejection_fraction'].mean:.2%} of requests throttled")
-        if metrics["backlog_fraction"].mean > BACKLOG_NOTE:
-            notes.append(f"{metrics['backlog_fraction'].mean:.1%} of requests were still queued when the run "
-                         "ended: the load is more than it serves at its largest size, so its latencies grow "
-                         "with the length of the run")
+        backlog = metrics["backlog_fraction"].mean
+        if backlog > BACKLOG_NOTE:
+            why = ("the load is more than it serves at its largest size, so its latencies grow with the length "
+                   "of the run" if metrics["at_max_size"].mean > 0 else
+                   "they were waiting for instances or nodes to start, below its largest size")
+            notes.append(f"{backlog:.1%} of requests were still queued when the run ended: {why}")
         platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), tuple(notes)))
     return SimulationResult(
         platforms=tuple(platforms), replications=reps, seed=seed, duration_s=sc.duration, warmup_s=sc.warmup,
