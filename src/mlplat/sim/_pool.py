@@ -121,6 +121,7 @@ class _Loop:
         self.queue: deque[int] = deque()
         # A dict, not a set: iteration in creation order keeps runs repeatable (a set orders by address).
         self.instances: dict[_Instance, None] = {}
+        self.starting: dict[_Instance, None] = {}  # the instances not ready yet, also in creation order
         self.nodes: list[_Node] = []
         self.n_alive = 0  # instances alive, draining excluded from the autoscaler's count
         self.n_spec = 0
@@ -177,6 +178,7 @@ class _Loop:
         begin = max(t, node.ready_at) if node is not None else t
         inst = _Instance(begin if ready_now else begin + self.spec.startup_s, node)
         self.instances[inst] = None
+        self.starting[inst] = None
         self.n_alive += 1
         self.n_spec += 1
         self.n_billable += 1  # starting: billable until ready (Cloud Run bills start-up time)
@@ -189,6 +191,7 @@ class _Loop:
     def remove(self, inst: _Instance, t: float) -> None:
         inst.alive = False
         self.instances.pop(inst, None)
+        self.starting.pop(inst, None)
         self.n_alive -= 1
         if not inst.draining:
             self.n_spec -= 1
@@ -208,6 +211,7 @@ class _Loop:
             return
         was_billable = not inst.ready
         inst.ready = True
+        self.starting.pop(inst, None)
         if was_billable:
             self.n_billable -= 1
         for r in inst.waiting:
@@ -256,8 +260,10 @@ class _Loop:
         return None
 
     def starting_with_room(self) -> _Instance | None:
-        for inst in self.instances:
-            if not inst.ready and not inst.draining and len(inst.waiting) < self.spec.slots:
+        # Called on every arrival that finds no free slot: scanning only the starting instances keeps an
+        # overloaded pool at its largest size from walking all of them each time.
+        for inst in self.starting:
+            if not inst.draining and len(inst.waiting) < self.spec.slots:
                 return inst
         return None
 
