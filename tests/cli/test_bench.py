@@ -78,13 +78,13 @@ def test_bad_input_exits_4_with_a_message(runner: CliRunner, args: list[str], me
 
 
 def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunner) -> None:
-    """At 20 req/s for 0.2 s the table shows offered 20 (0.5 req/s would show 0.5, not 0) and a warning
-    says the tail percentiles rest on a handful of requests; Poisson noise alone is not called an overload."""
-    result = runner.invoke(app, [*QUICK, "--rate", "20", "--policies", "eager"])
+    """At 7.5 req/s for 2 s the table shows offered 7.5 (it printed 8, and 0.5 as 0), and a warning says the
+    tail percentiles rest on a handful of requests. (Whether few requests read as an overload is decided
+    against what was sent: test_overload_warning_compares_with_what_was_sent, without timing.)"""
+    result = runner.invoke(app, [*QUICK, "--rate", "7.5", "--duration", "2s", "--policies", "eager"])
     assert result.exit_code == 0, result.output
-    assert re.search(r"│ eager\s+│\s+20 │", result.stdout)
+    assert re.search(r"│ eager\s+│\s+7\.5 │", result.stdout)
     assert "eager measured only" in result.stderr and "p99 and p99.9 are just the slowest request seen" in result.stderr
-    assert "could not keep up" not in result.stderr
 
 
 def test_cuda_without_cuda_exits_4(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
