@@ -283,7 +283,7 @@ def rate_ratio_process(
     p_value = p_from_log_e(log_e)
     if p_value_only:
         pass_p = np.ones_like(p_value)
-        ci_low = ci_high = np.full_like(p_value, np.nan)
+        ci_low, ci_high = np.full_like(p_value, np.nan), np.full_like(p_value, np.nan)
     else:
         # Non-inferiority: mixture on the good side against the boundary.
         pass_p = p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() else np.ones_like(p_value)

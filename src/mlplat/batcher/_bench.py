@@ -192,10 +192,12 @@ def overload_warning(result: PolicyResult) -> str | None:
     interval (rule 7), so a server that falls behind can show a throughput near 0; this says why.
     """
     offered = result.offered_rps
+    if offered is None or result.requests == 0:
+        return None  # closed loop; or no request sent in the interval, which few_requests_warning says
     # Against what was sent: with few requests, Poisson noise alone can put the answers 10% under the offer.
     sent = result.sent_rps if result.sent_rps is not None else offered
-    if offered is None or sent is None or result.requests == 0 or result.throughput_rps >= OVERLOADED_SHARE * sent:
-        return None  # with no request sent in the interval, few_requests_warning says so
+    if result.throughput_rps >= OVERLOADED_SHARE * sent:
+        return None
     return (f"{result.policy}: {result.throughput_rps:,.0f} of the {offered:,.0f} req/s offered were answered inside "
             "the measured interval; it could not keep up with this load, and a request answered after the "
             "interval or refused counts as a miss or a reject, not as throughput")

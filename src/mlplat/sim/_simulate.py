@@ -262,10 +262,11 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     wait = (run.start - a)[served]
     out["wait_probability"] = float((wait > 1e-12).mean()) if len(wait) else math.nan
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
-    # Requests still queued when the window closed: the pool could not keep up at its largest size.
+    # Requests still queued when the window closed, and whether the pool ever reached its largest size
+    # (if so it could not keep up; if not, they waited for instances or nodes to start).
     out["backlog_fraction"] = float((run.start[served] >= t1).mean()) if served.any() else 0.0
     out["at_max_size"] = float(run.peak_instances >= spec.max_instances)
-    busy = _busy_in(np.where(run.rejected, np.inf, run.start), run.finish, window)
+    busy = _busy_in(run.start, run.finish, window)  # a refused request never started: its start is NaN
     out["mean_busy"] = busy / span
     out["utilization"] = busy / max(run.instance_seconds * spec.slots, 1e-12)
     out["mean_nodes"] = run.node_seconds / span
