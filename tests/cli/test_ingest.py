@@ -263,13 +263,15 @@ def test_verify_command(runner: CliRunner, tmp_path: Path) -> None:
 def test_verify_command_exits_1_when_a_run_differs(runner: CliRunner, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that differs from the batch computation is exit 1 with the run listed (the reference is
-    made wrong here: one extra key the pipeline never writes)."""
+    made wrong here: one extra key the pipeline never writes). Without --store the scratch store is a
+    temporary file, and nothing is left in the working directory."""
     import mlplat.ingest._verify as verify_module
 
     real = verify_module.compute_batch
     monkeypatch.setattr(verify_module, "compute_batch", lambda events, cfg: {**real(events, cfg), "ghost": [1]})
-    result = runner.invoke(app, ["ingest", "verify", CONFIG, "--source", EVENTS, "--store",
-                                 f"sqlite:///{tmp_path}/v.db", "--crashes", "1", "--json"])
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["ingest", "verify", CONFIG, "--source", EVENTS, "--crashes", "1", "--json"])
     assert result.exit_code == ExitCode.FAIL, result.output
     doc = json.loads(result.stdout)
     assert doc["passed"] is False and doc["failures"][0]["example"] == "ghost"
+    assert list(tmp_path.iterdir()) == []

@@ -232,8 +232,9 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
 
 @app.command()
 def verify(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt,
-           store: Annotated[str, typer.Option("--store", help="A scratch store: it is cleared before each run.")]
-           = "sqlite:///verify.db",
+           store: Annotated[str | None, typer.Option(
+               "--store", help="A scratch store, cleared before each run [default: a SQLite file in a "
+                               "temporary folder, removed at the end].")] = None,
            crashes: Annotated[int, typer.Option("--crashes", min=1, help="Runs, each SIGKILLed once.")] = 50,
            seed: Annotated[int, typer.Option("--seed", min=0, help="Seed (>= 0) for shuffles, duplicates, kills.")] = 0,
            json: JsonOption = False) -> None:

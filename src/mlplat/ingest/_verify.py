@@ -119,14 +119,15 @@ def _run_once(cmd: list[str], kill_after: int | None, rng: Any, timeout: float) 
             proc.wait()
 
 
-def verify(config_path: str | Path, config: IngestConfig, source: FileSource, store_url: str, *,
+def verify(config_path: str | Path, config: IngestConfig, source: FileSource, store_url: str | None = None, *,
            crashes: int = 50, seed: int = 0, timeout: float = 120.0) -> VerifyReport:
     """Run the pipeline ``crashes`` times, each killed with SIGKILL at a random batch and restarted.
 
     Each run gets the source's events deduplicated, shuffled within ``max_out_of_orderness`` and with 10%
     repeated, ingests them into a cleared ``store_url`` through ``python -m mlplat ingest run``, and
     compares the final state with :func:`compute_batch` on the events. The store is a scratch store: it
-    is cleared before every run.
+    is cleared before every run. Without ``store_url`` it is a SQLite file in a temporary folder, removed
+    at the end.
 
     References
     ----------
@@ -144,6 +145,7 @@ def verify(config_path: str | Path, config: IngestConfig, source: FileSource, st
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlplat-verify-") as tmp:
         stream, dead = Path(tmp) / "events.jsonl", Path(tmp) / "dead.jsonl"
+        store_url = store_url or f"sqlite:///{Path(tmp) / 'verify.db'}"
         batch = max(1, len(events) // 20)
         for run in range(1, crashes + 1):
             payloads = perturb(events, config.max_out_of_orderness, rng)
