@@ -162,16 +162,34 @@ def test_full_score_ten_by_twelve_runs() -> None:
 
 
 def test_tied_options_are_not_called_a_win() -> None:
-    """Options with identical scores tie: the sentence must not report the first one winning 100% of draws."""
+    """Options with identical scores tie: the sentence names every tied option, and the Monte Carlo shares
+    each draw's ranks among them (it gave the option listed first 100% of draws)."""
+    same = {"cost": 3, "fit": 3}
     rubric = Rubric.model_validate({
         "title": "tie",
         "criteria": [{"id": "cost", "direction": "cost", "weight": 0.5},
                      {"id": "fit", "direction": "benefit", "weight": 0.5}],
-        "options": [{"id": "a", "scores": {"cost": 3, "fit": 3}}, {"id": "b", "scores": {"cost": 3, "fit": 3}}]})
+        "options": [{"id": "a", "scores": same}, {"id": "b", "scores": same}, {"id": "c", "scores": same}]})
     for method in ("wsm", "topsis"):
         result = score_rubric(rubric, method=method, draws=100, seed=0)
         assert result.decision.margin == 0.0
-        assert result.decision.sentence.startswith("no winner: a and b tie on score")
+        assert result.decision.sentence.startswith("no winner: a, b and c tie on score")
+        assert result.sensitivity.p_best == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+        for row in result.sensitivity.rank_distribution.values():
+            assert row == pytest.approx([1 / 3] * 3)
+
+
+def test_a_tie_for_second_shares_second_and_third() -> None:
+    """a leads; b and c tie below it and take half of rank 2 and half of rank 3 each."""
+    rubric = Rubric.model_validate({
+        "title": "tie below",
+        "criteria": [{"id": "fit", "direction": "benefit", "weight": 1}],
+        "options": [{"id": "a", "scores": {"fit": 5}}, {"id": "b", "scores": {"fit": 2}},
+                    {"id": "c", "scores": {"fit": 2}}]})
+    result = score_rubric(rubric, normalization="max", draws=50, seed=0)
+    assert result.sensitivity.rank_distribution == {"a": [1.0, 0.0, 0.0], "b": [0.0, 0.5, 0.5],
+                                                    "c": [0.0, 0.5, 0.5]}
+    assert result.decision.sentence.startswith("a wins in 100% of 50 draws")
 
 
 def test_sum_normalisation_needs_positive_costs(write_rubric: Callable[..., Path]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from mlplat.errors import ConfigError
 from mlplat.rubric._mcda import CR_LIMIT, METHODS, NORMALIZATIONS, AhpResult, ahp, normalize
 from mlplat.rubric._model import MAX_DRAWS, Rubric, pairwise_matrix
-from mlplat.rubric._sensitivity import Crossover, RankReversal, crossovers, monte_carlo, rank_reversals
+from mlplat.rubric._sensitivity import TIE, Crossover, RankReversal, crossovers, monte_carlo, rank_reversals
 from mlplat.rubric._tco import TcoResult, tco_table
 
 __all__ = ["Decision", "RankedOption", "RubricResult", "SensitivityResult", "score_rubric"]
@@ -145,15 +145,11 @@ def _check_sum_costs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
                                  "use minmax or vector")
 
 
-# Scores closer than this are a tie: the ranking between them is only the order of the file.
-_TIE = 1e-12
-
-
-def _sentence(winner: str, runner_up: str, p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
+def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
               labels: dict[str, str], margin: float) -> str:
-    if margin <= _TIE:
-        return (f"no winner: {winner} and {runner_up} tie on score; add a criterion or score more finely "
-                "to separate them")
+    if tied:
+        names = ", ".join([winner, *tied[:-1]]) + f" and {tied[-1]}"
+        return f"no winner: {names} tie on score; add a criterion or score more finely to separate them"
     head = (f"{winner} wins in {p_best[winner]:.0%} of {draws:,} draws" if p_best is not None
             else f"{winner} wins by a margin of {margin:.3f}")
     if nearest is None or nearest.winner_changes_at is None:
@@ -264,8 +260,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     winner, runner_up = ranking[0], ranking[1]
     labels = {c.id: c.label for c in rubric.criteria}
     margin = winner.score - runner_up.score
-    sentence = _sentence(winner.option, runner_up.option, p_best, draws, sensitivity.nearest_crossover(), labels,
-                         margin)
+    tied = [r.option for r in ranking[1:] if winner.score - r.score <= TIE]
+    sentence = _sentence(winner.option, tied, p_best, draws, sensitivity.nearest_crossover(), labels, margin)
     decision = Decision(winner.option, runner_up.option, margin, sentence)
     return RubricResult(rubric.title, method, normalization, labels, dict(zip(criteria, weights.tolist(), strict=True)),
                         ahp_result, ranking, tco, sensitivity, decision, tuple(warnings))

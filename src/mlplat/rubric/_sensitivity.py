@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from mlplat.rubric._mcda import METHODS, FloatArray, normalize
 
-__all__ = ["Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_reversals", "triangular"]
+__all__ = ["TIE", "Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_reversals", "rank_shares",
+           "triangular"]
 
 _BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
+_RANK_CELLS = _BLOCK * 64  # ranking a block takes (draws, m, m) arrays: more than 8 options, fewer draws
 _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
 _EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
+TIE = 1e-12  # scores closer than this are a tie: any order between them is only the order of the file
 
 
 @dataclass(frozen=True)
@@ -89,26 +91,47 @@ def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArra
 
 def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: FloatArray, weights: FloatArray,
                 *, method: str, normalization: str, draws: int, rng: np.random.Generator,
-                concentration: float = 100.0) -> NDArray[np.int64]:
+                concentration: float = 100.0) -> FloatArray:
     """Rank counts ``(m, m)``: how often option ``i`` ranked ``r``-th (0 = best) over ``draws`` draws.
 
     Weights are drawn from Dirichlet(``concentration * w``) (criteria with weight 0 stay at 0), scores from
-    their triangular ranges; every draw is scored in one vectorised call per block of draws.
+    their triangular ranges; every draw is scored in one vectorised call per block of draws. Options that
+    tie in a draw share the ranks they span equally (two tied for best get half a first and half a second
+    place each), so a tie never goes to the option listed first.
     """
     m, n = mode.shape
-    counts = np.zeros((m, m), dtype=np.int64)
+    counts = np.zeros((m, m))
     positive = weights > 0
     done = 0
+    block = min(_BLOCK, max(1, _RANK_CELLS // (m * m)))
     while done < draws:
-        d = min(_BLOCK, draws - done)
+        d = min(block, draws - done)
         w = np.zeros((d, n))
         w[:, positive] = rng.dirichlet(concentration * weights[positive], size=d)
         x = triangular(low, mode, high, rng.random((d, m, n)))
-        s = score(x, cost, w, method, normalization)
-        ranks = np.argsort(np.argsort(-s, axis=1, kind="stable"), axis=1, kind="stable")
-        counts += np.bincount((np.arange(m) * m + ranks).ravel(), minlength=m * m).reshape(m, m)
+        counts += rank_shares(score(x, cost, w, method, normalization)).sum(axis=0)
         done += d
     return counts
+
+
+def rank_shares(scores: FloatArray, tie: float = TIE) -> FloatArray:
+    """``(d, m, m)``: the share of rank ``r`` (0 = best) that option ``i`` takes in each draw of ``scores``.
+
+    An option with ``a`` options strictly above it and ``k`` within ``tie`` of it (itself included) takes
+    ``1/k`` of each rank ``a .. a+k-1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rank_shares(np.array([[0.2, 0.9, 0.2]]))[0].tolist()
+    [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]
+    """
+    gap = scores[:, None, :] - scores[:, :, None]  # [d, i, j] = s_j - s_i
+    above = (gap > tie).sum(axis=2)
+    tied = (np.abs(gap) <= tie).sum(axis=2)
+    r = np.arange(scores.shape[1])
+    spanned = (r >= above[..., None]) & (r < (above + tied)[..., None])
+    return spanned / tied[..., None]
 
 
 def _rescaled(weights: FloatArray, k: int, x: FloatArray) -> FloatArray:
