@@ -11,7 +11,7 @@ from scipy import stats
 from tests.strategies import decision_matrices
 
 from mlplat.rubric import crossovers, monte_carlo, normalize, rank_reversals, topsis, triangular, wsm
-from mlplat.rubric._sensitivity import _numeric_crossing, _rescaled
+from mlplat.rubric._sensitivity import _numeric_crossing, _rescaled, rank_counts, rank_shares
 
 MATRIX = np.array([[2100, 9, 6, 1, 8, 9], [1650, 3, 9, 4, 7, 4], [1800, 5, 7, 2, 8, 7]], dtype=float)
 COST = np.array([True, True, False, True, False, False])
@@ -104,6 +104,17 @@ def test_monte_carlo_without_spread_agrees_with_deterministic() -> None:
     counts = monte_carlo(MATRIX, MATRIX, MATRIX, COST, WEIGHTS, method="wsm", normalization="minmax", draws=500,
                          rng=np.random.default_rng(0), concentration=1e7)
     assert counts[2, 0] == 500
+
+
+def test_rank_counts_quick_path_matches_the_share_table() -> None:
+    """Counting ranks by sorting (draws without a tie) and by the share table (draws with one) agree on
+    seeded draws with many ties (small integer scores) and with none; ranks and options each sum to draws."""
+    rng = np.random.default_rng(2)
+    for m in range(2, 7):
+        for scores in (rng.integers(0, 3, size=(200, m)).astype(float), rng.random((200, m))):
+            counts = rank_counts(scores)
+            assert_allclose(counts, rank_shares(scores).sum(axis=0), atol=1e-9)
+            assert_allclose(counts.sum(axis=0), 200) and assert_allclose(counts.sum(axis=1), 200)
 
 
 def test_zero_weight_criterion_stays_zero() -> None:

@@ -13,8 +13,8 @@ import numpy as np
 
 from mlplat.rubric._mcda import METHODS, FloatArray, normalize
 
-__all__ = ["TIE", "Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_reversals", "rank_shares",
-           "triangular"]
+__all__ = ["TIE", "Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_counts", "rank_reversals",
+           "rank_shares", "triangular"]
 
 _BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
 _RANK_CELLS = _BLOCK * 64  # ranking a block takes (draws, m, m) arrays: more than 8 options, fewer draws
@@ -109,9 +109,23 @@ def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: Float
         w = np.zeros((d, n))
         w[:, positive] = rng.dirichlet(concentration * weights[positive], size=d)
         x = triangular(low, mode, high, rng.random((d, m, n)))
-        counts += rank_shares(score(x, cost, w, method, normalization)).sum(axis=0)
+        counts += rank_counts(score(x, cost, w, method, normalization))
         done += d
     return counts
+
+
+def rank_counts(scores: FloatArray) -> FloatArray:
+    """``(m, m)``: :func:`rank_shares` summed over the draws (rows of ``scores``).
+
+    Draws without a tie take the quick path (a rank is a position in the sort); only draws with a tie
+    build the ``(m, m)`` share table.
+    """
+    m = scores.shape[1]
+    order = np.argsort(-scores, axis=1, kind="stable")
+    tied = (-np.diff(np.take_along_axis(scores, order, axis=1), axis=1) <= TIE).any(axis=1)
+    ranks = np.argsort(order[~tied], axis=1, kind="stable")
+    counts = np.bincount((np.arange(m) * m + ranks).ravel(), minlength=m * m).reshape(m, m).astype(float)
+    return counts + rank_shares(scores[tied]).sum(axis=0)
 
 
 def rank_shares(scores: FloatArray, tie: float = TIE) -> FloatArray:
