@@ -151,6 +151,21 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
 
 
+def test_pilot_of_a_tie_says_which_option_it_took(runner: CliRunner, tmp_path: Path) -> None:
+    """With no winner the plan is for the option listed first: pilot says so, and --option silences it."""
+    tie = tmp_path / "tie.yaml"
+    tie.write_text("title: tie\ncriteria: [{id: fit, direction: benefit, weight: 1}]\n"
+                   "options: [{id: a, scores: {fit: 3}}, {id: b, scores: {fit: 3}}]\n")
+    result = runner.invoke(app, ["rubric", "pilot", str(tie)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: no winner: a and b tie on score; add a criterion or score more finely to separate "
+            "them; this plan is for a, listed first: pass --option to choose") in " ".join(result.stderr.split())
+    chosen = runner.invoke(app, ["rubric", "pilot", str(tie), "--option", "b"])
+    assert chosen.exit_code == 0 and "no winner" not in chosen.stderr
+    doc = json.loads(runner.invoke(app, ["rubric", "score", str(tie), "--json"]).stdout)
+    assert doc["decision"]["tie"] is True
+
+
 @pytest.mark.slow
 def test_the_example_pilot_plan_commands_work(runner: CliRunner, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:

@@ -167,6 +167,9 @@ def pilot(
     result = score_rubric(rubric)
     for warning in result.warnings:  # the plan rests on this scoring: an inconsistent AHP matters here too
         out.warn(warning)
+    if option is None and result.decision.tie:
+        out.warn(f"{result.decision.sentence}; this plan is for {result.decision.winner}, listed first: "
+                 "pass --option to choose")
     text = render_pilot(rubric, result, option=option, start=parse_start(start), template=template,
                         rubric_file=str(file))
     if output is None:

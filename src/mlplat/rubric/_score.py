@@ -67,8 +67,13 @@ class Decision:
     margin: float
     sentence: str
 
+    @property
+    def tie(self) -> bool:
+        """The top options score the same: the winner is only the one listed first."""
+        return self.margin <= TIE
+
     def to_dict(self) -> dict[str, Any]:
-        return {"winner": self.winner, "runner_up": self.runner_up, "margin": self.margin,
+        return {"winner": self.winner, "runner_up": self.runner_up, "margin": self.margin, "tie": self.tie,
                 "sentence": self.sentence}
 
 
