@@ -104,6 +104,8 @@ def test_constant_column_and_errors() -> None:
     assert_allclose(normalize(x, [False, False], "minmax")[:, 1], [1.0, 1.0])
     with pytest.raises(MlplatError, match="sum normalisation needs cost scores > 0"):
         normalize([[0.0], [1.0]], [True], "sum")
+    with pytest.raises(MlplatError, match="sum normalisation needs benefit scores >= 0"):
+        normalize([[-5.0], [1.0], [2.0]], [False], "sum")  # x / sum(x) would rank -5 first
     with pytest.raises(MlplatError, match="normalization must be one of minmax, vector, sum, max, got 'z'"):
         normalize(x, [False, False], "z")
 

@@ -202,3 +202,11 @@ def test_sum_normalisation_needs_positive_costs(write_rubric: Callable[..., Path
                                               r"cost scores > 0 \(it uses 1/x\), got 0"):
             score_rubric(rubric, normalization="sum", draws=draws)
     assert score_rubric(rubric, normalization="minmax", draws=100).decision.winner
+
+
+def test_sum_normalisation_needs_non_negative_benefits(write_rubric: Callable[..., Path]) -> None:
+    """A benefit range reaching below 0 could make the column's sum negative and rank the worst option first."""
+    path = write_rubric(("{low: 2, mode: 3, high: 4}", "{low: -1, mode: 3, high: 4}"))
+    with pytest.raises(ConfigError, match=r"r\.yaml:8:29: options\[0\]\.scores\.fit: sum normalisation needs "
+                                          r"benefit scores >= 0 \(it divides by their sum\), got -1"):
+        score_rubric(load_rubric(path), normalization="sum", draws=0)

@@ -124,6 +124,9 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
     if method == "sum":
         if np.any(x[..., c] <= 0):
             raise MlplatError("sum normalisation needs cost scores > 0 (it uses 1/x); use minmax or vector")
+        if np.any(x[..., ~c] < 0):  # a negative sum would flip the column: the worst option first
+            raise MlplatError("sum normalisation needs benefit scores >= 0 (it divides by their sum); "
+                              "use minmax or vector")
         inverse = np.where(c, 1.0 / np.where(x > 0, x, 1.0), x)
         total = inverse.sum(axis=-2, keepdims=True)
         return inverse / np.where(total != 0, total, 1.0)

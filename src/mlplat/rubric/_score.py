@@ -140,14 +140,16 @@ def score_arrays(rubric: Rubric, tco: dict[str, TcoResult] | None) -> tuple[np.n
     return low, mode, high
 
 
-def _check_sum_costs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
-    """Sum normalisation divides by cost scores (1/x): every one, down to the low end of its range, must be > 0."""
-    for i, j in zip(*np.nonzero((low <= 0) & cost), strict=True):
+def _check_sum_signs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
+    """Sum normalisation divides by cost scores (1/x), so they must be > 0; and by a benefit column's sum, whose
+    sign a negative score can flip (ranking the worst option first), so benefit scores must be >= 0. Both are
+    checked down to the low end of each range."""
+    for i, j in zip(*np.nonzero(np.where(cost, low <= 0, low < 0)), strict=True):
         option, criterion = rubric.options[i], rubric.criteria[j]
         path = (("tco", "options", option.id) if criterion.source == "tco"
                 else ("options", int(i), "scores", criterion.id))
-        raise rubric.error(path, f"sum normalisation needs cost scores > 0 (it uses 1/x), got {low[i, j]:g}; "
-                                 "use minmax or vector")
+        need = "cost scores > 0 (it uses 1/x)" if cost[j] else "benefit scores >= 0 (it divides by their sum)"
+        raise rubric.error(path, f"sum normalisation needs {need}, got {low[i, j]:g}; use minmax or vector")
 
 
 def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
@@ -235,7 +237,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     options, criteria = rubric.option_ids, rubric.criterion_ids
 
     if normalization == "sum":
-        _check_sum_costs(rubric, low, cost)
+        _check_sum_signs(rubric, low, cost)
     normalized = normalize(mode, cost, normalization)
     scores = METHODS[method](normalized, weights)
     order = np.argsort(-scores, kind="stable")
