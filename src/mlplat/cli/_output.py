@@ -119,8 +119,9 @@ def _settings(ctx: typer.Context | None) -> Settings:
 
 def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                *, numeric: Sequence[int] = ()) -> Table:
-    """A rich table with the house style: numeric columns right-aligned."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+    """A rich table with the house style: numeric columns right-aligned, as wide as its title (rich wraps a
+    title to the table's width otherwise; the terminal's width still caps both)."""
+    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title or ""))
     for index, name in enumerate(columns):
         table.add_column(name, justify="right" if index in numeric else "left")
     for row in rows:
