@@ -155,6 +155,12 @@ def test_partition_applies_only_own_entities_and_shares_watermark() -> None:
     ({"event_id": "a", "entity": "u"}, "missing `event_time`"),
     ({"event_id": "a", "entity": "u", "event_time": "soon"}, "expected epoch seconds or ISO 8601"),
     ({"event_id": "a", "entity": "u", "event_time": 1, "amount": "x"}, "`amount` must be a finite number"),
+    # Beyond +-1e150 a window's sum could overflow to inf (unreadable in the store); a huge int reached the
+    # mean as an OverflowError (exit 5).
+    ({"event_id": "a", "entity": "u", "event_time": 1, "amount": 1e308}, "within ±1e150 (VALUE_LIMIT) for s"),
+    ({"event_id": "a", "entity": "u", "event_time": 1, "amount": 10**400}, "within ±1e150"),
+    ({"event_id": "a", "entity": "u", "event_time": 1, "amount": "-2e150"}, "within ±1e150"),
+    ({"event_id": "a", "entity": "u", "event_time": 1, "amount": math.nan}, "within ±1e150"),
     ({"event_id": "a", "entity": "u\x1fv", "event_time": 1}, "must not contain the unit separator"),
     ({"event_id": "a", "entity": "u", "event_time": 1e30}, "expected a time in the years 1 to 9999"),
     ({"event_id": "a", "entity": "u", "event_time": -10**18}, "expected a time in the years 1 to 9999"),

@@ -135,6 +135,24 @@ def test_json_nested_too_deep_is_a_malformed_line(tmp_path: Path) -> None:
     assert "nested too deeply" in json.loads((tmp_path / "dl").read_text())["reason"]
 
 
+def test_nan_and_infinity_are_malformed_lines_and_a_bom_is_skipped(tmp_path: Path) -> None:
+    """Python's json reads NaN and Infinity, which JSON has not: a `last` value of NaN was stored as text no
+    reader takes back (`ingest read` failed with exit 5). Such a line is malformed; a UTF-8 BOM is skipped,
+    as json.loads does for bytes."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"event_id": "a", "entity": "u", "event_time": 1, "v": 1}\n'
+                     b'{"event_id": "b", "entity": "u", "event_time": 2, "v": NaN}\n'
+                     b'{"event_id": "c", "entity": "u", "event_time": 3, "v": [-Infinity]}\n')
+    store = SQLiteStore(tmp_path / "f.db")
+    cfg = config([{"name": "v_last", "agg": "last", "field": "v"}])
+    result = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 2)
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl").read_text().splitlines()]
+    assert reasons == ["malformed: not valid JSON (NaN is not JSON; write null, or a number)",
+                       "malformed: not valid JSON (-Infinity is not JSON; write null, or a number)"]
+    assert read_entity(store, "u").rows[0].value == 1
+
+
 def test_unwritable_store_path(tmp_path: Path) -> None:
     """A store in a missing folder, or on a directory, is an OutputError with the URL."""
     with pytest.raises(OutputError, match=r"folder .* does not exist"):

@@ -23,6 +23,9 @@ __all__ = ["Checkpoint", "Commit", "DeadLetter", "Engine", "Event", "Record", "c
 
 SEP = "\x1f"  # separates entity, feature and window start in a state key; not valid in names
 NUMERIC = frozenset({"sum", "mean", "min", "max"})
+# Numeric feature values must lie within +-VALUE_LIMIT: a window's sum of them cannot overflow to inf (which
+# would also be unreadable JSON in the store), and an integer too large for a float cannot reach the mean.
+VALUE_LIMIT = 1e150
 
 
 class Record(NamedTuple):
@@ -125,20 +128,18 @@ def parse_time(value: Any) -> float:
 
 
 def _number(value: Any) -> float | int:
+    """A numeric feature's value: a number, or a string of one, within +-VALUE_LIMIT (NaN is not)."""
     if isinstance(value, bool):
         raise ValueError
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError
-        return value
-    text = str(value).strip()
-    try:
-        return int(text)
-    except ValueError:
-        number = float(text)
-        if not math.isfinite(number):
-            raise ValueError from None
-        return number
+    if not isinstance(value, int | float):
+        text = str(value).strip()
+        try:
+            value = int(text)
+        except ValueError:
+            value = float(text)
+    if not -VALUE_LIMIT <= value <= VALUE_LIMIT:
+        raise ValueError
+    return value
 
 
 _new_event = tuple.__new__
@@ -182,11 +183,12 @@ def parse_event(payload: Mapping[str, Any], config: IngestConfig,
         if value == "":
             value = None
         elif value is not None and numeric and not (
-                (type(value) is int or type(value) is float) and value - value == 0):
+                (type(value) is int or type(value) is float) and -VALUE_LIMIT <= value <= VALUE_LIMIT):
             try:
                 value = _number(value)
             except ValueError:
-                raise ValueError(f"`{field_name}` must be a finite number for {name}, got {value!r}") from None
+                raise ValueError(f"`{field_name}` must be a finite number within ±1e150 (VALUE_LIMIT) for {name}, "
+                                 f"got {value!r}") from None
         values.append(value)
     entity = entity if type(entity) is str else str(entity)
     if SEP in entity:
@@ -371,6 +373,7 @@ class Engine:
         low, high = MIN_EPOCH, MAX_EPOCH  # locals: read per event
         id_name, entity_name, time_name = config.event_id, config.entity, config.event_time
         fields, getters, numeric = self._fields, self._getters, self._numeric
+        limit = VALUE_LIMIT
         plan: list[tuple[str, str, bool, Any, Any, int]] = self._plan  # type: ignore[assignment]
         max_time = self.max_time
         check_future = config.max_future is not None
@@ -387,7 +390,7 @@ class Engine:
                 continue
             # parse_event, with the usual shapes accepted inline (a call per event is measurable): ids and
             # entities that are non-empty strings, numeric times in [low, high), values not blank (and
-            # finite numbers for numeric features) are exactly what parse_event would return for them.
+            # numbers within +-VALUE_LIMIT for numeric features) are exactly what parse_event would return.
             get = payload.get
             event_id, entity, time = get(id_name), get(entity_name), get(time_name)
             values = tuple(map(get, getters))  # type: ignore[arg-type]  # get(None) is None: keys are str
@@ -396,7 +399,8 @@ class Engine:
                      and SEP not in entity and "" not in values)
             for i in numeric if usual else ():
                 value = values[i]
-                if value is not None and not ((type(value) is int or type(value) is float) and value - value == 0):
+                if value is not None and not ((type(value) is int or type(value) is float)
+                                              and -limit <= value <= limit):
                     usual = False
                     break
             if usual:

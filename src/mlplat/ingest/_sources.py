@@ -40,9 +40,18 @@ class Source(Protocol):
         """Release the source."""
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON; write null, or a number")
+
+
+# Python's json module reads NaN, Infinity and -Infinity, which JSON does not have: a NaN `last` value
+# would be stored as text no JSON reader takes back. This decoder refuses them, so the line is malformed.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _parse_json(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        value = json.loads(raw)
+        value = _DECODER.decode(raw.decode("utf-8-sig"))  # as json.loads reads bytes: a BOM is skipped
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"not valid JSON ({exc})"
     except RecursionError:
@@ -83,7 +92,7 @@ class FileSource:
         numbers, ends, texts = lines
         if self.format == "jsonl":
             try:
-                values = json.loads(b"[" + b",".join(texts) + b"]")
+                values = _DECODER.decode((b"[" + b",".join(texts) + b"]").decode("utf-8"))
             except (ValueError, UnicodeDecodeError, RecursionError):  # find the bad line, line by line
                 values = None
             # One C-level decode per batch; any odd line (invalid, not an object, "1, 2") falls back below.
