@@ -298,6 +298,37 @@ def test_latency_from_raw_samples() -> None:
     assert abs(result.metrics[0].effect) < 0.05
 
 
+def test_raw_samples_tied_at_their_minimum_can_pass() -> None:
+    """Most samples at the smallest value (a latency recorded in whole milliseconds, a score floored at 0):
+    the first bin holds only that value, so a quantile there is known exactly. It used to take -inf as the
+    bin's lower edge: the p50 test stayed PENDING forever, the estimate read 0.05 for samples all 0.1."""
+    rng = np.random.default_rng(4)
+    n = 20_000
+    arm = np.where(rng.random(n) < 0.3, "canary", "baseline")
+    value = np.where(rng.random(n) < 0.7, 0.1, 0.1 + rng.exponential(0.05, n))
+    frame = pd.DataFrame({"timestamp": np.repeat(60.0 * np.arange(1, 21), n // 20), "arm": arm, "metric": "lat",
+                          "value": value})
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5],
+                   "tolerance": 0.1}, srm={"enabled": False})
+    p50 = analyze(_data(frame), cfg).metrics[0]
+    assert p50.status is Status.PASS and p50.detail == "0.1 vs 0.1"
+    assert p50.effect == 0.0 and p50.ci == (0.0, 0.0)
+
+
+def test_histogram_first_bucket_starts_at_zero_as_in_promql() -> None:
+    """Buckets whose first upper edge is above 0 start at 0 (PromQL's assumption for durations): the
+    relative interval of a quantile in the first bucket reads [-100%, +inf], not [-inf, +inf]."""
+    rows = []
+    for minute in range(1, 31):
+        for arm, n in (("baseline", 1900.0), ("canary", 100.0)):
+            rows += [(60.0 * minute, arm, "lat", n, 0.1), (60.0 * minute, arm, "lat", n, math.inf)]
+    frame = pd.DataFrame(rows, columns=["timestamp", "arm", "metric", "value", "le"])
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5]},
+                  srm={"enabled": False})
+    p50 = analyze(_data(frame), cfg).metrics[0]
+    assert p50.status is Status.PENDING and p50.ci == (-1.0, math.inf) and p50.detail == "0.05 vs 0.05"
+
+
 def test_mixed_samples_and_buckets() -> None:
     """A metric with some rows as buckets and some as samples is refused."""
     frame = pd.DataFrame({"timestamp": 60.0, "arm": "canary", "metric": "lat", "value": [1.0, 2.0],

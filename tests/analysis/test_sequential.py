@@ -11,6 +11,8 @@ and asymptotic confidence sequences. arXiv:2103.06476.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -297,6 +299,41 @@ def test_quantile_cs_covers_median_sequentially() -> None:
         lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
         misses += bool(((lo > 0) | (hi < 0)).any())
     assert misses / runs <= 0.05
+
+
+def test_quantile_cs_floor_is_the_first_buckets_lower_edge() -> None:
+    """With ``floor``, a bound in the first bucket is its lower edge; a level at or below 0 is still -inf
+    (nothing observed says the quantile is not lower)."""
+    edges = np.array([1.0, 2.0, 3.0])
+    cum = np.array([[600.0, 800.0, 1000.0]])
+    lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05, floor=1.0)
+    assert (lo[0], hi[0]) == (1.0, 1.0)
+    assert quantile_confidence_sequence(edges, cum, 0.5, 0.05)[0][0] == -np.inf
+    assert quantile_confidence_sequence(edges, cum[:, :] / 100, 0.5, 0.05, floor=1.0)[0][0] == -np.inf  # n = 10
+
+
+@pytest.mark.slow
+def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
+    """Seeded, 1000 runs x 60 looks of raw samples 70% at 1.0 and the rest 1 + Exp(1), binned as the judge
+    bins them (the first bin holds only the smallest sample, its lower edge that sample): the p50 sequence
+    (truth 1.0) and the p90 sequence (truth 1 + ln 3) each miss in at most alpha of runs (binomial bound)."""
+    from mlplat.analysis._judge import _FINE_BINS
+
+    rng = np.random.default_rng(2027)
+    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
+    truth = {0.5: 1.0, 0.9: 1.0 + math.log(3.0)}
+    misses = dict.fromkeys(truth, 0)
+    for _ in range(runs):
+        x = np.where(rng.random((looks, per_look)) < 0.7, 1.0, 1.0 + rng.exponential(1.0, (looks, per_look)))
+        edges = np.linspace(x.min(), x.max(), _FINE_BINS)
+        idx = np.minimum(np.searchsorted(edges, x), _FINE_BINS - 1) + np.arange(looks)[:, None] * _FINE_BINS
+        counts = np.bincount(idx.ravel(), minlength=looks * _FINE_BINS).reshape(looks, _FINE_BINS)
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        for q, true in truth.items():
+            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha, floor=float(x.min()))
+            misses[q] += bool(((lo > true) | (hi < true)).any())
+    for q in truth:
+        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
 
 
 @pytest.mark.slow

@@ -347,8 +347,14 @@ def _no_data(name: str, metric: str, kind: str, critical: bool, alpha: float, de
 
 
 def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetric
-                ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """Bucket edges and per-look, per-arm bucket counts (looks, 2, buckets), from raw samples or ``le`` rows."""
+                ) -> tuple[NDArray[np.float64], NDArray[np.float64], float] | None:
+    """Bucket edges, per-look, per-arm bucket counts (looks, 2, buckets) and the first bucket's lower edge,
+    from raw samples or ``le`` rows.
+
+    Raw samples: the first bin holds only the smallest sample, so its lower edge is that sample. Buckets:
+    as PromQL's ``histogram_quantile``, a first bucket with an upper edge above 0 starts at 0 (a histogram
+    of durations or sizes); otherwise nothing is known below it.
+    """
     import numpy as np
 
     f = prep.frame
@@ -367,7 +373,8 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     look_idx = np.searchsorted(prep.looks, rows["timestamp"].to_numpy())
     values = rows["value"].to_numpy(dtype=float)
     if has_le.any():
-        return _bucket_counts(prep, metric, rows, arm_idx, look_idx, values)
+        edges, counts = _bucket_counts(prep, metric, rows, arm_idx, look_idx, values)
+        return edges, counts, (0.0 if edges[0] > 0 else -math.inf)
     _check_finite(rows, prep.source, metric.metric, "samples")
     lo, hi = float(values.min()), float(values.max())
     if lo > 0 and hi / lo > 1.0001:
@@ -387,7 +394,7 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
         bins = np.minimum(np.searchsorted(edges, values, side="left"), _FINE_BINS - 1)
     flat = (look_idx * 2 + arm_idx) * _FINE_BINS + bins
     counts = np.bincount(flat, minlength=len(prep.looks) * 2 * _FINE_BINS).astype(float)
-    return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS)
+    return edges, counts.reshape(len(prep.looks), 2, _FINE_BINS), lo
 
 
 #: The largest magnitude a sample or gauge may have. The mean test sums squares, and 1e308 (finite) would
@@ -451,8 +458,8 @@ def _ffill_last_axis(a: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.nan_to_num(out, nan=0.0)
 
 
-def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: NDArray[np.float64], q: float,
-                relation: str, factor: float) -> NDArray[np.float64]:
+def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: NDArray[np.float64], floor: float,
+                q: float, relation: str, factor: float) -> NDArray[np.float64]:
     """Per-look level at which the two quantile sequences separate by ``factor``; running minimum."""
     import numpy as np
 
@@ -463,8 +470,10 @@ def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: N
         a = np.exp(log_a) / 2
         eps_c, eps_b = quantile_epsilon(n_c, a), quantile_epsilon(n_b, a)
         if relation == "gt":
-            return _bound(cum_c, edges, q - eps_c, low=True) > factor * _bound(cum_b, edges, q + eps_b, low=False)
-        return _bound(cum_c, edges, q + eps_c, low=False) < factor * _bound(cum_b, edges, q - eps_b, low=True)
+            return (_bound(cum_c, edges, floor, q - eps_c, low=True)
+                    > factor * _bound(cum_b, edges, floor, q + eps_b, low=False))
+        return (_bound(cum_c, edges, floor, q + eps_c, low=False)
+                < factor * _bound(cum_b, edges, floor, q - eps_b, low=True))
 
     ok_at_one = separated(np.zeros(len(n_c)))
     for _ in range(40):
@@ -476,9 +485,10 @@ def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: N
     return np.minimum.accumulate(p)
 
 
-def _bound(cum: NDArray[np.float64], edges: NDArray[np.float64], level: NDArray[np.float64],
+def _bound(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: float, level: NDArray[np.float64],
            *, low: bool) -> NDArray[np.float64]:
-    """The quantile at probability ``level`` per row: lower edge of its bucket (``low``) or upper edge."""
+    """The quantile at probability ``level`` per row: lower edge of its bucket (``low``; ``floor`` for the
+    first) or upper edge."""
     import numpy as np
 
     n = cum[:, -1]
@@ -486,7 +496,7 @@ def _bound(cum: NDArray[np.float64], edges: NDArray[np.float64], level: NDArray[
     idx = (cum < target[:, None] - 1e-9).sum(axis=1)
     idx_c = np.minimum(idx, len(edges) - 1)
     if low:
-        lower = np.concatenate([[-np.inf], edges[:-1]])
+        lower = np.concatenate([[floor], edges[:-1]])
         return np.where(level <= 0, -np.inf, lower[idx_c])
     return np.where((level >= 1) | (idx >= len(edges)), np.inf, edges[idx_c])
 
@@ -501,7 +511,7 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
     if hist is None:
         return [_no_data(n, metric.name, "distribution", metric.critical, a_test, f"no {metric.metric!r} data")
                 for n in names]
-    edges, counts = hist
+    edges, counts, floor = hist
     cum = np.cumsum(np.cumsum(counts, axis=0), axis=-1)  # over time, then over buckets
     cum_b, cum_c = cum[:, 0, :], cum[:, 1, :]
     n_b, n_c = cum_b[:, -1], cum_c[:, -1]
@@ -509,16 +519,17 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
     out = []
     for q, name in zip(metric.quantiles, names, strict=False):
         def shown(relation: str, factor: float, a: float, q: float = q) -> NDArray[np.float64]:
-            return _quantile_p(cum_c, cum_b, edges, q, relation, factor)
+            return _quantile_p(cum_c, cum_b, edges, floor, q, relation, factor)
 
         p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, a_test)
         status, decided = _status_from(p_reg, p_pass, enough, a_test, prep.looks)
-        lo_c, hi_c = quantile_confidence_sequence(edges, cum_c, q, a_test / 2)
-        lo_b, hi_b = quantile_confidence_sequence(edges, cum_b, q, a_test / 2)
+        lo_c, hi_c = quantile_confidence_sequence(edges, cum_c, q, a_test / 2, floor=floor)
+        lo_b, hi_b = quantile_confidence_sequence(edges, cum_b, q, a_test / 2, floor=floor)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             ci_lo = np.where(hi_b > 0, lo_c / hi_b - 1, np.nan)
             ci_hi = np.where(lo_b > 0, hi_c / lo_b - 1, np.inf)
-        est_c, est_b = _interpolated_quantile(cum_c[-1], edges, q), _interpolated_quantile(cum_b[-1], edges, q)
+        est_c, est_b = (_interpolated_quantile(cum_c[-1], edges, floor, q),
+                        _interpolated_quantile(cum_b[-1], edges, floor, q))
         effect = est_c / est_b - 1 if est_b > 0 and np.isfinite(est_b) and np.isfinite(est_c) else math.nan
         detail = f"{est_b:.4g} vs {est_c:.4g}"
         if status is Status.PENDING and not enough[-1]:
@@ -533,8 +544,10 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
     return out
 
 
-def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64], q: float) -> float:
-    """Point estimate of a quantile, linear inside its bucket (as PromQL's histogram_quantile)."""
+def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: float, q: float) -> float:
+    """Point estimate of a quantile, linear inside its bucket (as PromQL's histogram_quantile): the first
+    bucket starts at ``floor`` (at its upper edge if ``floor`` is -inf), the +Inf bucket answers its lower
+    edge, and a histogram with the +Inf bucket alone has no estimate (NaN)."""
     import numpy as np
 
     n = cum[-1]
@@ -543,9 +556,9 @@ def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64],
     j = int(np.searchsorted(cum, q * n, side="left"))
     j = min(j, len(edges) - 1)
     upper = edges[j]
-    lower = edges[j - 1] if j > 0 else min(0.0, upper)
+    lower = edges[j - 1] if j > 0 else (floor if math.isfinite(floor) else upper)
     if not np.isfinite(upper):
-        return float(lower)
+        return float(lower) if j > 0 else math.nan
     below = cum[j - 1] if j > 0 else 0.0
     inside = cum[j] - below
     frac = (q * n - below) / inside if inside > 0 else 1.0

@@ -421,14 +421,15 @@ def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
 
 
 def quantile_confidence_sequence(
-    edges: ArrayLike, cum_counts: ArrayLike, q: float, alpha: float
+    edges: ArrayLike, cum_counts: ArrayLike, q: float, alpha: float, *, floor: float = -math.inf
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Time-uniform confidence sequence for the ``q`` quantile from cumulative histograms.
 
     ``edges`` are the upper bounds of the buckets (increasing); ``cum_counts[t, j]`` is the number of
     samples up to look ``t`` that are ``<= edges[j]`` (cumulative over buckets and time). A sample in
     bucket ``j`` lies in ``(edges[j-1], edges[j]]``, so the lower bound uses the bucket's lower edge and
-    the upper bound its upper edge: coarse buckets widen the interval, never make it invalid.
+    the upper bound its upper edge: coarse buckets widen the interval, never make it invalid. ``floor`` is
+    the first bucket's lower edge: no sample lies below it (default: nothing is known).
 
     References
     ----------
@@ -450,7 +451,7 @@ def quantile_confidence_sequence(
     cum = np.atleast_2d(np.asarray(cum_counts, dtype=float))
     n = cum[:, -1]
     eps = quantile_epsilon(n, alpha)
-    lower_edges = np.concatenate([[-np.inf], e[:-1]])
+    lower_edges = np.concatenate([[floor], e[:-1]])
     # Lower bound: the smallest x with F_n(x) >= q - eps, taken at the lower edge of its bucket.
     target_lo = (q - eps) * n
     target_hi = (q + eps) * n
@@ -460,8 +461,10 @@ def quantile_confidence_sequence(
     hi = np.where((target_hi > n) | (idx_hi >= len(e)), np.inf, e[np.minimum(idx_hi, len(e) - 1)])
     lo = np.where(n > 0, lo, np.nan)
     hi = np.where(n > 0, hi, np.nan)
-    return np.maximum.accumulate(np.nan_to_num(lo, nan=-np.inf)), np.minimum.accumulate(
-        np.nan_to_num(hi, nan=np.inf))
+    # Before the first sample (NaN) nothing is known; np.where, not nan_to_num, which would also turn the
+    # infinite ends into the largest finite floats.
+    return (np.maximum.accumulate(np.where(np.isnan(lo), -np.inf, lo)),
+            np.minimum.accumulate(np.where(np.isnan(hi), np.inf, hi)))
 
 
 def _first_reaching(cum: NDArray[np.float64], target: NDArray[np.float64]) -> NDArray[np.intp]:
