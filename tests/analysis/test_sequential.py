@@ -413,6 +413,22 @@ def test_mean_exceedance_p_matches_sequence() -> None:
     assert lo.max() > 0 and abs(first_ci - first_p) <= 1
 
 
+@pytest.mark.parametrize(("scale", "offset"), [(1e-300, 0.0), (1e140, 0.0), (1.0, 1e9)])
+def test_mean_cs_and_p_are_equivariant_at_extreme_scales(scale: float, offset: float) -> None:
+    """Scaled or shifted gauges give the scaled, shifted sequence and the same p-values. The sums of
+    squares underflowed near 1e-300 (standard deviation 0, so p = 0 at the first look past the burn-in and
+    an empty running intersection: a reversed interval)."""
+    x = np.random.default_rng(3).normal(0.2, 1.0, 100)
+    mean, lo, hi = mean_confidence_sequence(x, 0.05)
+    y = x * scale + offset
+    mean_y, lo_y, hi_y = mean_confidence_sequence(y, 0.05)
+    ready = np.isfinite(lo)
+    assert_allclose((mean_y - offset) / scale, mean, rtol=1e-6, atol=1e-6)
+    assert_allclose((lo_y[ready] - offset) / scale, lo[ready], rtol=1e-6, atol=1e-6)
+    assert_allclose((hi_y[ready] - offset) / scale, hi[ready], rtol=1e-6, atol=1e-6)
+    assert_allclose(mean_exceedance_p(y, offset, 0.05), mean_exceedance_p(x, 0.0, 0.05), rtol=1e-6)
+
+
 @given(st.integers(min_value=2, max_value=60))
 def test_mean_cs_nested(n: int) -> None:
     """The running intersection never widens."""

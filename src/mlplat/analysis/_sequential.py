@@ -522,13 +522,23 @@ def mean_confidence_sequence(
 
 
 def _running_moments(values: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Running mean and sample standard deviation along the last axis.
+
+    The values are shifted by the first and scaled by the largest distance from it before squaring, so
+    the sums of squares neither underflow (gauges near 1e-300 had a standard deviation of exactly 0, and
+    decided at once) nor lose the variance to cancellation against a large mean.
+    """
     import numpy as np
 
     x = np.asarray(values, dtype=float)
     t = np.arange(1, x.shape[-1] + 1, dtype=float)
-    mean = np.cumsum(x, axis=-1) / t
-    var = np.maximum(np.cumsum(x * x, axis=-1) / t - mean * mean, 0.0) * t / np.maximum(t - 1, 1)
-    return mean, np.sqrt(var), t
+    shift = x[..., :1]
+    scale = np.max(np.abs(x - shift), axis=-1, keepdims=True) if x.shape[-1] else np.ones_like(shift)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (x - shift) / scale
+    mean_z = np.cumsum(z, axis=-1) / t
+    var_z = np.maximum(np.cumsum(z * z, axis=-1) / t - mean_z * mean_z, 0.0) * t / np.maximum(t - 1, 1)
+    return mean_z * scale + shift, np.sqrt(var_z) * scale, t
 
 
 def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_opt: float = 30.0,
