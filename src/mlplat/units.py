@@ -1,12 +1,12 @@
-"""Parse the human units used on command lines and in config files: durations, percentages, rates."""
+"""Parse (and print) the human units used on command lines and in config files: durations, percentages, rates."""
 
 from __future__ import annotations
 
 import math
 import re
 
-__all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "parse_duration",
-           "parse_percent", "parse_rate"]
+__all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "format_percent",
+           "parse_duration", "parse_percent", "parse_rate"]
 
 # Epoch seconds a date can hold (UTC, the years 1 to 9999; MAX_EPOCH excluded). Integers, as most times
 # in data are: comparing an int with a float takes twice as long, and ingest does it per event.
@@ -89,6 +89,15 @@ def format_duration(seconds: float) -> str:
         return f"{h}h{m:02d}m" if m else f"{h}h"
     d, h = divmod(round(seconds / 3600), 24)
     return f"{d}d{h}h" if h else f"{d}d"
+
+
+def format_percent(share: float) -> str:
+    """A share as a percentage to six significant figures, so 0.0001% and 99.9999% keep their digits.
+
+    >>> format_percent(0.05), format_percent(0.000001), format_percent(0.999999), format_percent(0.025)
+    ('5%', '0.0001%', '99.9999%', '2.5%')
+    """
+    return f"{share * 100:.6g}%"
 
 
 def parse_percent(value: str | float) -> float:

@@ -352,6 +352,16 @@ def test_plan_table(runner: CliRunner) -> None:
     assert "80% power from" in result.stdout
 
 
+def test_plan_table_keeps_the_digits_of_extreme_shares(runner: CliRunner) -> None:
+    """The smallest and largest shares plan accepts print as given; they printed as 0.00% and 100%."""
+    result = _invoke(runner, "plan", "--baseline-rate", "0.001", "--rps", "278", "--traffic", "0.0001%,99.9999%",
+                     "--effect", "3", "--runs", "20")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "false-alarm rate at 0.0001%" in text and "false-alarm rate at 99.9999%" in text
+    assert "0.00%" not in text and "at 100%" not in text
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--traffic", "150%"], "each share must be in [0.0001%, 99.9999%], got 1.5"),
     (["--traffic", "1e-300"], "each share must be in [0.0001%, 99.9999%], got 1e-300"),

@@ -16,7 +16,15 @@ from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
-from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration, parse_duration, parse_percent, parse_rate
+from mlplat.units import (
+    MAX_EPOCH,
+    MIN_EPOCH,
+    format_duration,
+    format_percent,
+    parse_duration,
+    parse_percent,
+    parse_rate,
+)
 
 if TYPE_CHECKING:
     from mlplat.analysis import CanaryConfig, CanaryResult, PlanResult, RolloutPlan
@@ -463,14 +471,14 @@ def render_plan(result: PlanResult) -> Group:
         return "not reached" if math.isinf(seconds) else format_duration(seconds)
 
     columns = ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by")
-    rows = [(f"{c.traffic:.0%}" if c.traffic >= 0.01 else f"{c.traffic:.2%}", f"{c.effect:g}x", f"{c.power:.3f}",
+    rows = [(format_percent(c.traffic), f"{c.effect:g}x", f"{c.power:.3f}",
              when(c.median_time), when(c.time_to_80), when(c.time_to_95)) for c in result.cells]
     table = make_table(f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
                        f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
                        columns, rows, numeric=range(len(columns)))
     lines: list[Any] = [table]
     for t, r in result.false_alarm.items():
-        lines.append(f"false-alarm rate at {t:.0%} (A/A, continuous monitoring): {r:.4f} "
+        lines.append(f"false-alarm rate at {format_percent(t)} (A/A, continuous monitoring): {r:.4f} "
                      f"(95% upper bound {binomial_upper(r, result.runs):.4f})")
     for effect in sorted({c.effect for c in result.cells}):
         for target in (0.8, 0.95):
@@ -479,7 +487,7 @@ def render_plan(result: PlanResult) -> Group:
                 lines.append(f"{effect:g}x: no share in the grid reaches {target:.0%} power within "
                              f"{format_duration(result.max_duration)}")
             else:
-                lines.append(f"{effect:g}x: {target:.0%} power from {cell.traffic:.0%} traffic "
+                lines.append(f"{effect:g}x: {target:.0%} power from {format_percent(cell.traffic)} traffic "
                              f"in {format_duration(cell.time_to_power(target))}")
     return Group(*lines)
 
