@@ -96,6 +96,18 @@ def test_run_warns_when_a_replication_has_too_few_requests_for_a_p99(runner: Cli
     assert "warning: each replication measured about" in result.stderr
 
 
+def test_run_with_no_request_measured_shows_dashes_not_nan(runner: CliRunner, tmp_path: Path) -> None:
+    """At 1e-6 req/s no request arrives: the shares print '-' (they printed nan%), no platform is called
+    short of the SLO, and the warning says no request was measured."""
+    path = _bad(tmp_path, "rate: 2/s", "rate: 1e-6/s")
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())
+    assert "nan" not in text and "no platform meets the SLO" not in text
+    assert "no request was measured, so no platform can be held to the SLO" in text
+    assert "warning: no replication measured a request" in result.stderr
+
+
 def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
     """`sim compare` sweeps the rates, finds break-evens and the cheapest platform within the SLO."""
     png = tmp_path / "sweep.png"

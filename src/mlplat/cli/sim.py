@@ -45,6 +45,10 @@ def _ms(value: float) -> str:
     return "-" if not math.isfinite(value) else (f"{value:,.0f}" if value >= 100 else f"{value:.1f}")
 
 
+def _share(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:.2%}"  # NaN: no request measured
+
+
 def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
     text = fmt(est.mean)
     if math.isfinite(est.low) and math.isfinite(est.high) and est.high > est.low:
@@ -59,10 +63,10 @@ def render_result(result: SimulationResult) -> Group:
     latency, capacity = [], []
     for p in result.platforms:
         m = p.metrics
-        latency.append([p.name, f"{m['requests'].mean:,.0f}", f"{m['cold_start_fraction'].mean:.2%}",
-                        f"{m['rejection_fraction'].mean:.2%}", _ms(m["p50"].mean), _ms(m["p95"].mean),
-                        _pm(m["p99"], _ms), _ms(m["p999"].mean),
-                        "[green]yes[/green]" if p.slo_met else "[red]no[/red]"])
+        slo = "-" if not math.isfinite(m["p99"].mean) else "[green]yes[/green]" if p.slo_met else "[red]no[/red]"
+        latency.append([p.name, f"{m['requests'].mean:,.0f}", _share(m["cold_start_fraction"].mean),
+                        _share(m["rejection_fraction"].mean), _ms(m["p50"].mean), _ms(m["p95"].mean),
+                        _pm(m["p99"], _ms), _ms(m["p999"].mean), slo])
         capacity.append([p.name, p.kind, f"{m['mean_instances'].mean:.1f} ({m['peak_instances'].mean:.0f})",
                          f"{m['mean_nodes'].mean:.1f}" if m["mean_nodes"].mean else "-",
                          f"{m['utilization'].mean:.0%}", _pm(m["cost_per_month"], _money),
@@ -78,8 +82,11 @@ def render_result(result: SimulationResult) -> Group:
                        [[p.name, *(_money(p[f"cost_{c}"]) for c in parts), _money(p["cost_per_month"])]
                         for p in result.platforms], numeric=range(1, len(parts) + 2))
     best = result.cheapest()
+    measured = any(math.isfinite(p.metrics["p99"].mean) for p in result.platforms)
     verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]" if best
-                               else "[yellow]no platform meets the SLO[/yellow]")
+                               else "[yellow]no platform meets the SLO[/yellow]" if measured
+                               else "[yellow]no request was measured, so no platform can be held to the SLO"
+                                    "[/yellow]")
     notes = [Text(f"{p.name}: {note}", style="yellow") for p in result.platforms for note in p.notes]
     return Group(table, sizes, costs, verdict, *notes)
 

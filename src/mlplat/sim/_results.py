@@ -124,6 +124,9 @@ class SimulationResult:
         requests = self.platforms[0]["requests"] if self.platforms else math.nan  # the same arrivals for all
         if not _few_requests(requests):
             return []
+        if round(requests) == 0:
+            return ["no replication measured a request (the window after warm-up saw none): lengthen `duration` "
+                    "or raise the rate"]
         return [f"each replication measured about {requests:.0f} requests, so its p99 is about the slowest of "
                 f"them (a p99 wants {FEW_REQUESTS}): lengthen `duration` or raise the rate"]
 
