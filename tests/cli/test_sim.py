@@ -182,6 +182,9 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "bad.yaml:13:107: platforms[1].max_instances: must be >= min_instances (3), got 2"),
     ("target_concurrency: 4}", "target_concurrency: 4, min_scale: 2, max_scale: 1}",
      "bad.yaml:15:97: platforms[3].max_scale: must be >= min_scale (2), got 1"),
+    ("name: fn, kind: lambda, memory_gb: 2", "name: fn, kind: lambda, memory_gb: 2, provisioned_concurrency: 20, "
+     "max_concurrency: 10", "bad.yaml:12:90: platforms[0].max_concurrency: must be >= provisioned_concurrency (20), "
+     "got 10"),
     ("name: fn, kind: lambda, memory_gb: 2", "name: fn, kind: lambda, memory_gb: 1",
      "bad.yaml:12:41: platforms[0].memory_gb: must be >= service.memory_gb (2), got 1"),
     ("memory_gib: 4,", "memory_gib: 1,",

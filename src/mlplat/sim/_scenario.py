@@ -297,7 +297,7 @@ class Scenario(ConfigModel):
                 raise ConfigError(f"must be <= stable_window_s ({platform.stable_window_s:g}), got "
                                   f"{platform.panic_window_s:g}", path=("platforms", index, "panic_window_s"))
             bounds = _scale_bounds(platform)
-            if bounds is not None and bounds[3] < bounds[1]:
+            if bounds[3] < bounds[1]:
                 low, low_value, high, high_value = bounds
                 raise ConfigError(f"must be >= {low} ({low_value}), got {high_value}",
                                   path=("platforms", index, high))
@@ -307,15 +307,16 @@ class Scenario(ConfigModel):
         return self
 
 
-def _scale_bounds(platform: Platform) -> tuple[str, int, str, int] | None:
-    """``(min key, min, max key, max)`` of a platform's instance count, or None (Lambda)."""
+def _scale_bounds(platform: Platform) -> tuple[str, int, str, int]:
+    """``(min key, min, max key, max)`` of a platform's instance count (for Lambda, provisioned concurrency
+    may not exceed the function's cap, as AWS refuses it)."""
+    if isinstance(platform, LambdaPlatform):
+        return "provisioned_concurrency", platform.provisioned_concurrency, "max_concurrency", platform.max_concurrency
     if isinstance(platform, KubernetesPlatform):
         return "min_replicas", platform.min_replicas, "max_replicas", platform.max_replicas
     if isinstance(platform, KnativePlatform):
         return "min_scale", platform.min_scale, "max_scale", platform.max_scale
-    if isinstance(platform, CloudRunPlatform):
-        return "min_instances", platform.min_instances, "max_instances", platform.max_instances
-    return None
+    return "min_instances", platform.min_instances, "max_instances", platform.max_instances
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, Any]:
