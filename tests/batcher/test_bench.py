@@ -128,7 +128,7 @@ def test_overload_warning_compares_with_what_was_sent() -> None:
     assert _bench.overload_warning(replace(result, requests=0, throughput_rps=0.0, sent_rps=0.0)) is None
 
 
-@pytest.mark.parametrize(("requests", "tail"), [(39, "p99 and p99.9"), (500, "p99.9"), (1000, None)])
+@pytest.mark.parametrize(("requests", "tail"), [(39, "p99 and p99.9 are"), (500, "p99.9 is"), (1000, None)])
 def test_few_requests_warning_names_the_tail_that_is_only_a_maximum(requests: int, tail: str | None) -> None:
     """Under 1,000 measured requests the p99.9 is the slowest one seen; under 100 the p99 is as well."""
     def result(policy: str, count: int) -> _bench.PolicyResult:
@@ -142,7 +142,18 @@ def test_few_requests_warning_names_the_tail_that_is_only_a_maximum(requests: in
         assert warning is None
     else:
         assert warning is not None
-        assert warning.startswith(f"deadline measured only {requests:,} requests: its {tail} are just")
+        assert warning.startswith(f"deadline measured only {requests:,} requests: its {tail} just")
+
+
+def test_a_deadline_shorter_than_one_predict_is_named_not_called_an_overload() -> None:
+    """--max-latency-ms 0.001 against a 0.35 ms predict: the batchers reject every request whatever the load;
+    the warning says so (it said they could not keep up with 500 req/s)."""
+    profile = [ProfilePoint(batch=1, ms=0.355), ProfilePoint(batch=2, ms=0.36)]
+    warning = _bench.short_deadline_warning(0.001, profile, ("none", "window", "deadline", "eager"))
+    assert warning == ("--max-latency-ms 0.001 is shorter than one request's predict time (0.355 ms at batch 1): "
+                       "deadline and eager reject or miss every request, whatever the load")
+    assert _bench.short_deadline_warning(10.0, profile, ("deadline",)) is None
+    assert _bench.short_deadline_warning(0.001, profile, ("none", "window")) is None
     assert _bench.few_requests_warning([]) is None
 
 
@@ -263,6 +274,7 @@ def test_closed_loop_keeps_requests_outstanding() -> None:
     ({"rate": -5.0}, r"--rate must be a positive number of requests per second, got -5.0"),
     ({"policies": ("batchy",)}, r"--policies: unknown policy 'batchy'"),
     ({"policies": ()}, r"--policies must name at least one"),
+    ({"policies": ("eager", "none", "eager")}, r"--policies: eager given more than once; name each policy once"),
     ({"concurrency": 0}, r"--concurrency must be an integer from 1 to 100,000, got 0"),
     ({"concurrency": 10**20}, r"--concurrency must be an integer from 1 to 100,000"),
 ])

@@ -101,6 +101,9 @@ class BenchConfig:
         for policy in self.policies:
             if policy not in POLICIES:
                 raise MlplatError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+        repeated = sorted({p for p in self.policies if self.policies.count(p) > 1})
+        if repeated:
+            raise MlplatError(f"--policies: {', '.join(repeated)} given more than once; name each policy once")
 
 
 @dataclass(frozen=True)
@@ -213,9 +216,19 @@ def few_requests_warning(results: Sequence[PolicyResult]) -> str | None:
     if fewest.requests == 0:
         return (f"{fewest.policy} measured no requests (none arrived after the warm-up); run longer (--duration) "
                 "or at a higher rate")
-    tail = "p99.9" if fewest.requests >= FEW_REQUESTS // 10 else "p99 and p99.9"
-    return (f"{fewest.policy} measured only {fewest.requests:,} requests: its {tail} are just the slowest request "
+    tail = "p99.9 is" if fewest.requests >= FEW_REQUESTS // 10 else "p99 and p99.9 are"
+    return (f"{fewest.policy} measured only {fewest.requests:,} requests: its {tail} just the slowest request "
             f"seen (a p99.9 wants {FEW_REQUESTS:,}); run longer (--duration) or at a higher rate")
+
+
+def short_deadline_warning(max_latency_ms: float, profile: Sequence[ProfilePoint],
+                           policies: Sequence[str]) -> str | None:
+    """A warning when the batchers' deadline is shorter than a predict of one request: they can answer none."""
+    batchers = [p for p in policies if p in ("deadline", "eager")]
+    if not batchers or not profile or max_latency_ms >= profile[0].ms:
+        return None
+    return (f"--max-latency-ms {max_latency_ms:g} is shorter than one request's predict time ({profile[0].ms:.3g} ms "
+            f"at batch 1): {' and '.join(batchers)} reject or miss every request, whatever the load")
 
 
 def ceiling_drift_warning(before: ProfilePoint, after: ProfilePoint) -> str | None:
@@ -400,8 +413,13 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
             warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
                             f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms); latencies still "
                             "count from the scheduled arrival, but the offered load was not fully delivered")
+    short = short_deadline_warning(config.max_latency_ms, profile, config.policies)
+    if short is not None:
+        warnings.append(short)
     if config.mode == "rate":  # in a sweep, points past a policy's capacity are expected
-        warnings += [w for w in map(overload_warning, results) if w is not None]
+        # With a deadline shorter than any predict the batchers answer nothing: that is said above, not the load.
+        warnings += [w for r in results if (w := overload_warning(r)) is not None
+                     and not (short and r.policy in ("deadline", "eager"))]
     few = few_requests_warning(results)
     if few is not None:
         warnings.append(few)
