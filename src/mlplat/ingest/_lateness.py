@@ -42,7 +42,7 @@ class LatenessReport:
         """The two distributions, one line each (without the per-target table)."""
         from mlplat.units import format_duration as fd
 
-        lines = [f"[bold]lateness of {self.source}[/bold] ({self.events} events)"]
+        lines = [f"[bold]lateness of {self.source}[/bold] ({self.events:,} event{'' if self.events == 1 else 's'})"]
         if self.lateness_quantiles:
             lines.append("ingest_time - event_time: " + ", ".join(
                 f"{k} {fd(v)}" for k, v in self.lateness_quantiles.items()))
