@@ -12,6 +12,7 @@ from mlplat.errors import ConfigError, TemplateError
 from mlplat.files import read_template
 from mlplat.rubric._model import Rubric, Threshold
 from mlplat.rubric._score import RubricResult
+from mlplat.rubric._sensitivity import weight_text
 
 __all__ = ["Phase", "pilot_phases", "render_pilot"]
 
@@ -96,8 +97,9 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
     if option == result.decision.winner:
         for c in result.sensitivity.changing_crossovers()[:2]:
-            risks.append(f"If the **{result.criteria[c.criterion]}** weight {c.verb} {c.winner_changes_at:.2f} "
-                         f"(now {c.weight:.2f}), {c.new_winner} wins instead.")
+            at, now = weight_text(c.winner_changes_at), weight_text(c.weight)
+            risks.append(f"If the **{result.criteria[c.criterion]}** weight {c.verb} {at} (now {now}), "
+                         f"{c.new_winner} wins instead.")
     else:
         risks.append(f"{option} is not the rubric's winner ({result.decision.winner} is); the pilot must "
                      "show why the rubric is wrong.")

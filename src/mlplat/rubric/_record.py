@@ -7,6 +7,7 @@ from pathlib import Path
 from mlplat.plots import pyplot, write_png
 from mlplat.rubric._model import Rubric
 from mlplat.rubric._score import RubricResult
+from mlplat.rubric._sensitivity import weight_text
 
 __all__ = ["decision_record", "plot_result"]
 
@@ -74,8 +75,8 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
             f"{result.decision.runner_up}. {result.decision.sentence}.", "", "## Consequences", ""]
     out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
     out += ["", "## What would change it", ""]
-    changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {c.winner_changes_at:.2f} "
-               f"(now {c.weight:.2f}): {c.new_winner} wins."
+    changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {weight_text(c.winner_changes_at)} "
+               f"(now {weight_text(c.weight)}): {c.new_winner} wins."
                for c in s.changing_crossovers()]
     out += changes or ["- No single weight change makes another option win."]
     out += [f"- Warning: {w}" for w in result.warnings]

@@ -10,7 +10,15 @@ import numpy as np
 from mlplat.errors import ConfigError
 from mlplat.rubric._mcda import CR_LIMIT, METHODS, NORMALIZATIONS, AhpResult, ahp, normalize
 from mlplat.rubric._model import MAX_DRAWS, Rubric, pairwise_matrix
-from mlplat.rubric._sensitivity import TIE, Crossover, RankReversal, crossovers, monte_carlo, rank_reversals
+from mlplat.rubric._sensitivity import (
+    TIE,
+    Crossover,
+    RankReversal,
+    crossovers,
+    monte_carlo,
+    rank_reversals,
+    weight_text,
+)
 from mlplat.rubric._tco import TcoResult, tco_table
 
 __all__ = ["Decision", "RankedOption", "RubricResult", "SensitivityResult", "score_rubric"]
@@ -162,7 +170,7 @@ def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, dra
     if nearest is None or nearest.winner_changes_at is None:
         return head + "; no single weight change in [0, 1] makes another option win"
     return (f"{head}; {nearest.new_winner} overtakes it if the {labels[nearest.criterion]} weight {nearest.verb} "
-            f"{nearest.winner_changes_at:.2f}")
+            f"{weight_text(nearest.winner_changes_at)}")
 
 
 def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: str | None = None,

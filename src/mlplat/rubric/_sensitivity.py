@@ -14,7 +14,7 @@ import numpy as np
 from mlplat.rubric._mcda import METHODS, FloatArray, normalize
 
 __all__ = ["TIE", "Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_counts", "rank_reversals",
-           "rank_shares", "triangular"]
+           "rank_shares", "triangular", "weight_text"]
 
 _BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 bytes per array
 _RANK_CELLS = _BLOCK * 64  # ranking a block takes (draws, m, m) arrays: more than 8 options, fewer draws
@@ -22,6 +22,18 @@ _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
 _EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
 TIE = 1e-12  # scores closer than this are a tie: any order between them is only the order of the file
+
+
+def weight_text(weight: float | None) -> str:
+    """A weight in a sentence: two decimals, or two significant figures below 0.01 (not "falls below 0.00");
+    "-" for none.
+
+    >>> weight_text(0.25), weight_text(0.00105), weight_text(None)
+    ('0.25', '0.001', '-')
+    """
+    if weight is None:
+        return "-"
+    return f"{weight:.2f}" if abs(weight) >= 0.01 or weight == 0 else f"{weight:.2g}"
 
 
 @dataclass(frozen=True)
