@@ -109,6 +109,15 @@ def test_at_cuts_the_data() -> None:
     assert result.decision is Verdict.CONTINUE
 
 
+def test_at_before_every_row_says_so() -> None:
+    """An --at before the first row leaves no data: the reason names --at and where the export starts (it
+    said the export was empty)."""
+    result = analyze(_data(_counts(30, 3.0)), _config(), at=0.0)
+    assert result.decision is Verdict.CONTINUE
+    assert result.reasons[0].startswith("no data: nothing in the export is at or before --at 0 (it starts at 60)")
+    assert analyze(_data([]), _config()).reasons[0].startswith("no data: the export is empty")
+
+
 def test_srm_rolls_back() -> None:
     """A canary that receives 2.5% of requests when 5% is configured is a sample-ratio mismatch."""
     result = analyze(_data(_counts(30, 0.5, canary_req=500.0, baseline_req=19500.0)), _config())

@@ -708,8 +708,12 @@ def analyze(data: CanaryData, config: CanaryConfig, *, at: float | None = None,
         "split again across a distribution metric's tests")
     if len(prep.looks) == 0:
         results = tuple(r for m in config.metrics for r in _empty(m, alpha_m))
-        return CanaryResult(decision=Verdict.CONTINUE, reasons=("no data: the export is empty; no data is "
-                            "never a pass",), alpha=config.alpha, alpha_split=split, srm=None, metrics=results,
+        why = "the export is empty"
+        if len(data.frame) and at is not None:  # --at cut every row
+            first = float(data.frame["timestamp"].min())
+            why = f"nothing in the export is at or before --at {format_exact(at)} (it starts at {format_exact(first)})"
+        return CanaryResult(decision=Verdict.CONTINUE, reasons=(f"no data: {why}; no data is never a pass",),
+                            alpha=config.alpha, alpha_split=split, srm=None, metrics=results,
                             start=start, at=at, elapsed=0.0, warnings=tuple(prep.warnings))
     results_list: list[MetricResult] = []
     for metric in config.metrics:
