@@ -308,6 +308,12 @@ def test_compare_refuses_a_rate_too_big_to_simulate_before_running_any(runner: C
     assert "Traceback" not in result.output
 
 
+def test_compare_caps_the_points(runner: CliRunner, scenario_file: Path) -> None:
+    """--points 100000 ran for hours; past 200 log-spaced rates is a usage error."""
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--points", "100000"])
+    assert result.exit_code == ExitCode.USAGE and "less than or equal to 200" in result.output
+
+
 def test_free_tier_flag(runner: CliRunner, scenario_file: Path) -> None:
     """`--free-tier` subtracts the monthly free tiers: the serverless bills drop, the cluster's does not."""
     args = ["sim", "run", str(scenario_file), "-r", "1", "--json"]

@@ -166,7 +166,8 @@ def parse_rates(text: str) -> tuple[float, float]:
 @app.command("compare")
 def compare(ctx: typer.Context, scenario: ScenarioArg,
             rates: Annotated[str, typer.Option("--rates", help="Mean-rate range, log-spaced.")] = "0.01/s..1000/s",
-            points: Annotated[int, typer.Option("--points", min=2, help="Rates in the sweep.")] = 13,
+            points: Annotated[int, typer.Option("--points", min=2, max=200,
+                                                help="Rates in the sweep, log-spaced (2 to 200).")] = 13,
             duration: Annotated[str | None, typer.Option("--duration", help="Override the simulated time.")] = None,
             replications: Replications = None, seed: Seed = 0, jobs: Jobs = 1, plot: PlotOpt = None,
             force: Force = False, pricing: PricingOpt = None, free_tier: FreeTier = False,
