@@ -308,10 +308,14 @@ def test_compare_refuses_a_rate_too_big_to_simulate_before_running_any(runner: C
     assert "Traceback" not in result.output
 
 
-def test_compare_caps_the_points(runner: CliRunner, scenario_file: Path) -> None:
-    """--points 100000 ran for hours; past 200 log-spaced rates is a usage error."""
+def test_compare_caps_the_points_and_replications(runner: CliRunner, scenario_file: Path) -> None:
+    """--points 100000 ran for hours; past 200 log-spaced rates is a usage error. -r past 1000 is too, as
+    in the scenario file (the option skipped the file's bound)."""
     result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--points", "100000"])
     assert result.exit_code == ExitCode.USAGE and "less than or equal to 200" in result.output
+    for command in ("run", "compare"):
+        result = runner.invoke(app, ["sim", command, str(scenario_file), "-r", "100000"])
+        assert result.exit_code == ExitCode.USAGE and "less than or equal to 1000" in result.output
 
 
 def test_free_tier_flag(runner: CliRunner, scenario_file: Path) -> None:

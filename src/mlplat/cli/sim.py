@@ -26,7 +26,8 @@ app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency 
 
 MAX_SWEEP_REQUESTS = 2_000_000
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML (mlplat sim init writes one).")]
-Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1, help="Override the scenario's.")]
+Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1, max=1000,
+                                                   help="Override the scenario's (1 to 1000, as in the file).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Root seed (>= 0); replication seeds are spawned from it.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for the replications.")]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
