@@ -103,6 +103,25 @@ class _MarkedLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate keys (safe_load silently keeps the last one)."""
 
 
+# Most values a config may expand to. Aliases (*name) reuse a node, so 400 bytes of nested aliases can
+# stand for billions of values ("billion laughs"): walking or validating them would never end.
+MAX_VALUES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias is expanded; each distinct node counted once."""
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(item, memo) for item in node.value)
+    memo[id(node)] = size
+    return size
+
+
 def _record(node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], Position],
             keys: dict[tuple[str | int, ...], Position], source: str) -> None:
     out[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -129,6 +148,10 @@ def parse_yaml(text: str, source: str = "<string>") -> YamlDocument:
         node = loader.get_single_node()
         if node is None:
             raise ConfigError(f"{source}: the file is empty; expected a YAML mapping")
+        size = _expanded_size(node, {})
+        if size > MAX_VALUES:
+            raise ConfigError(f"{source}: its aliases expand to {size:,} values, more than the {MAX_VALUES:,} a "
+                              "config may hold; write the values out, or use fewer nested aliases")
         positions: dict[tuple[str | int, ...], Position] = {}
         key_positions: dict[tuple[str | int, ...], Position] = {}
         _record(node, (), positions, key_positions, source)
