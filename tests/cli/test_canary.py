@@ -400,6 +400,9 @@ def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
     (["--baseline-rate", "2"], r"baseline_rate must be in \(0, 1\), got 2"),
     (["--effect", "-1"], "effect must be a finite number > 0"),
     (["--effect", "nan"], "effect must be a finite number > 0"),
+    # It was clamped silently to an error rate of 1.
+    (["--scenario", "error-regression", "--effect", "1e9"],
+     r"effect x baseline_rate is the canary's error rate and must be at most 1, got 1e\+09 x 0.001 = 1e\+06"),
     (["--duration", "0s"], "duration >= interval"),
     (["--duration", "1000d"], "is more than 50,000 looks"),
     (["--duration", "1e12"], "--duration: a duration must be from 0 to 100 years, got '1e12'"),

@@ -77,6 +77,9 @@ def simulate_export(spec: SimulationSpec) -> pd.DataFrame:
         raise SimulationError(f"baseline_rate must be in (0, 1), got {spec.baseline_rate:g}")
     if not (spec.effect > 0 and math.isfinite(spec.effect)):
         raise SimulationError(f"effect must be a finite number > 0 (a multiplier), got {spec.effect:g}")
+    if spec.scenario == "error-regression" and spec.baseline_rate * spec.effect > 1:
+        raise SimulationError(f"effect x baseline_rate is the canary's error rate and must be at most 1, got "
+                              f"{spec.effect:g} x {spec.baseline_rate:g} = {spec.effect * spec.baseline_rate:g}")
     rng = np.random.default_rng(spec.seed)
     looks = int(spec.duration // spec.interval)
     times = spec.start + spec.interval * np.arange(1, looks + 1)
@@ -86,7 +89,7 @@ def simulate_export(spec: SimulationSpec) -> pd.DataFrame:
     requests = rng.poisson(spec.rps * spec.interval, size=looks)
     canary = rng.binomial(requests, share)
     per_arm = np.stack([requests - canary, canary], axis=1)  # (looks, 2)
-    rates = np.array([spec.baseline_rate, min(spec.baseline_rate * err_effect, 1.0)])
+    rates = np.array([spec.baseline_rate, spec.baseline_rate * err_effect])
     errors = rng.binomial(per_arm, rates)
     edges = np.array(LATENCY_BUCKETS)
     medians = np.array([spec.latency_median, spec.latency_median * lat_effect])
