@@ -55,6 +55,10 @@ def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
          r"r\.yaml:18:29: tco\.options\.build\[0\]\.year: year 4 is outside the horizon 0\.\.3"),
         (("years: [1, 2, 3], amount: 120", "years: [1, 2, 5], amount: 120"),
          r"r\.yaml:25:28: tco\.options\.hybrid\[1\]\.years: year 5 is outside the horizon 0\.\.3"),
+        # It counted the cost once per listing.
+        (("years: [1, 2, 3], amount: 120", "years: [1, 1, 2], amount: 120"),
+         r"r\.yaml:25:28: tco\.options\.hybrid\[1\]\.years: lists year 1 more than once, which would count "
+         r"the cost again"),
         (("probability: 0.3", "probability: 1.3"),
          r"r\.yaml:20:60: tco\.options\.build\[2\]\.probability: must be <= 1\.0, got 1\.3"),
         (("probability: 0.3", "probability: -0.1"),
@@ -89,7 +93,7 @@ def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
          r"r\.yaml:7:3: options: must have at least 2 entries, got 1"),
     ],
     ids=["unknown-criterion", "missing-score", "negative-weight", "duplicate-option", "duplicate-criterion",
-         "typo-key", "year-outside-horizon", "years-outside-horizon", "probability-above-1",
+         "typo-key", "year-outside-horizon", "years-outside-horizon", "repeated-year", "probability-above-1",
          "probability-below-0", "triangular-order", "unknown-tco-option", "score-for-tco-criterion",
          "bad-method", "infinite-weight", "nan-score", "huge-score", "huge-amount", "infinite-triangular", "nan-amount",
          "negative-seed", "tco-as-benefit",

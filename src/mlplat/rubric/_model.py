@@ -265,6 +265,11 @@ def _check_flow(flow: CashFlow, horizon: int, where: tuple[str | int, ...]) -> N
         raise ConfigError("give exactly one of `year` or `years`", path=(*where, "year"))
     if flow.years is not None and not flow.years:
         raise ConfigError("must list at least one year", path=(*where, "years"))
+    years = flow.years or []
+    repeated = sorted({y for y in years if years.count(y) > 1})
+    if repeated:
+        raise ConfigError(f"lists year {repeated[0]} more than once, which would count the cost again; give each "
+                          "year once (another item for a second cost that year)", path=(*where, "years"))
     fee = flow.unit_price is not None or flow.volume is not None
     if fee and (flow.unit_price is None or flow.volume is None):
         raise ConfigError("a volume-based fee needs both `unit_price` and `volume`", path=(*where, "unit_price"))
