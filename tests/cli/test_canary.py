@@ -443,6 +443,23 @@ def test_validate_points_at_line(runner: CliRunner, tmp_path: Path) -> None:
     assert f"{path}:6:22: metrics[0].quantiles[1]: must be < 1.0, got 1.5" in result.stderr
 
 
+@pytest.mark.parametrize(("body", "expected"), [
+    # Both were valid: the quantile's test ran twice on half its alpha each; the rate was 1 in both arms.
+    ("  - name: lat\n    kind: distribution\n    metric: lat\n    quantiles: [0.5, 0.99, 0.5]\n",
+     "c.yaml:6:28: metrics[0].quantiles[2]: 0.5 is listed twice"),
+    ("  - name: errors\n    kind: rate\n    events: requests\n",
+     "c.yaml:5:13: metrics[0].events: must differ from exposure ('requests')"),
+])
+def test_validate_refuses_a_repeated_quantile_and_events_counted_as_exposure(runner: CliRunner, tmp_path: Path,
+                                                                             body: str, expected: str) -> None:
+    """Mistakes that validated: each is exit 4 at its line."""
+    path = tmp_path / "c.yaml"
+    path.write_text("alpha: 0.05\nmetrics:\n" + body)
+    result = _invoke(runner, "validate", str(path))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert expected in result.stderr
+
+
 def test_help_lists_commands(runner: CliRunner) -> None:
     """`mlplat canary --help` lists the commands."""
     result = _invoke(runner, "--help")

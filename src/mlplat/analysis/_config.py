@@ -132,6 +132,15 @@ class CanaryConfig(ConfigModel):
             if metric.name in seen:
                 raise ConfigError(f"duplicate metric name {metric.name!r}", path=("metrics", index, "name"))
             seen.add(metric.name)
+            # Checked here, not in the metric's own validator, so the error's path starts at the top.
+            if isinstance(metric, RateMetric) and metric.events == metric.exposure:
+                raise ConfigError(f"must differ from exposure ({metric.exposure!r}): bad events counted as "
+                                  "requests give a rate of 1", path=("metrics", index, "events"))
+            if isinstance(metric, DistributionMetric):
+                for q_index, q in enumerate(metric.quantiles):
+                    if metric.quantiles.index(q) < q_index:
+                        raise ConfigError(f"{q:g} is listed twice: the same test would run twice and take twice "
+                                          "its share of alpha", path=("metrics", index, "quantiles", q_index))
         if self.arms.baseline == self.arms.canary:
             raise ConfigError("baseline and canary must have different names", path=("arms", "canary"))
         if self.srm.enabled and self.srm.alpha >= self.alpha:
