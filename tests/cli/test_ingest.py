@@ -54,6 +54,12 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("max_out_of_orderness: 1e308\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":1:23: max_out_of_orderness: `duration`: a duration must be from 0 to 100 years"),
     ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),
+    # Validated before: every event was then its own entity, or every time unreadable (all malformed).
+    ("max_out_of_orderness: 1m\nentity: event_id\nfeatures: [{name: n, agg: count, window: 1h}]\n",
+     ":2:9: entity: names the same field as event_id ('event_id'); event_id, entity and event_time must be "
+     "three different fields"),
+    ("max_out_of_orderness: 1m\nentity: card\nevent_time: card\nfeatures: [{name: n, agg: count, window: 1h}]\n",
+     ":3:13: event_time: names the same field as entity ('card')"),
 ])
 def test_config_errors_exit_4_with_position(runner: CliRunner, tmp_path: Path, text: str, message: str) -> None:
     """Config errors are exit 4 with file:line:column and the key path, no traceback."""

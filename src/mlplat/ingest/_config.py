@@ -111,6 +111,12 @@ class IngestConfig(ConfigModel):
         for index, name in enumerate(names):
             if name in names[:index]:
                 raise ConfigError(f"duplicate feature name {name!r}", path=("features", index, "name"))
+        keys = [("event_id", self.event_id), ("entity", self.entity), ("event_time", self.event_time)]
+        for index, (key, value) in enumerate(keys):
+            for earlier, other in keys[:index]:
+                if other == value:
+                    raise ConfigError(f"names the same field as {earlier} ({value!r}); event_id, entity and "
+                                      "event_time must be three different fields", path=(key,))
         if self.dedup_ttl is not None and self.dedup_ttl < self.min_dedup_ttl:
             raise ConfigError(
                 f"must be >= allowed_lateness + the longest window ({self.min_dedup_ttl:g} s) so a forgotten "
