@@ -34,6 +34,10 @@ def test_check_writable_refuses_like_the_write(tmp_path: Path) -> None:
         check_writable(tmp_path / "missing" / "r.md")
     with pytest.raises(OutputError, match="cannot use this path: File name too long"):
         check_writable(tmp_path / ("a" * 300 + ".md"))  # over the 255 bytes a name may have
+    # A folder: said so at once (it said "already exists; pass --force", which could not help).
+    for force in (False, True):
+        with pytest.raises(OutputError, match=r"is a directory; expected a file name"):
+            check_writable(tmp_path, force=force)
 
 
 def test_no_temp_file_left(tmp_path: Path) -> None:

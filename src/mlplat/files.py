@@ -43,10 +43,10 @@ def check_writable(path: str | Path, *, force: bool = False) -> Path:
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     kind = path_kind(path)
+    if kind == "dir":  # before "already exists": --force could not help
+        raise OutputError(f"{path}: is a directory; expected a file name")
     if kind != "missing" and not force:
         raise OutputError(f"{path}: already exists; pass --force to overwrite it")
-    if kind == "dir":
-        raise OutputError(f"{path}: is a directory; expected a file name")
     if path_kind(folder) != "dir":
         raise OutputError(f"{path}: folder {folder} does not exist")
     return path
