@@ -136,6 +136,20 @@ def test_score_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert not report.exists()
 
 
+def test_plot_format_follows_the_suffix(runner: CliRunner, tmp_path: Path) -> None:
+    """--plot x.svg writes SVG (it wrote PNG bytes under the .svg name); --plot x.txt is exit 4 before
+    scoring, with no report written either."""
+    svg = tmp_path / "scores.svg"
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--draws", "100", "--plot", str(svg)])
+    assert result.exit_code == 0, result.output
+    assert svg.read_bytes().startswith(b"<?xml")
+    report = tmp_path / "decision.md"
+    refused = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--report", str(report), "--plot",
+                                  str(tmp_path / "scores.txt")])
+    assert refused.exit_code == ExitCode.BAD_INPUT and "name it .png, .svg or .pdf, got .txt" in refused.stderr
+    assert not report.exists()
+
+
 def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     """pilot prints the plan, or writes it with -o (refusing to overwrite without --force)."""
     result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "2026-12-01"])

@@ -56,7 +56,7 @@ def write_plot(result: CanaryResult, path: str | Path, *, force: bool = False) -
     """Write a PNG to ``path``: per test, the anytime-valid p-value and the confidence sequence over time."""
     import numpy as np
 
-    from mlplat.plots import pyplot, write_png
+    from mlplat.plots import pyplot, save_figure
 
     tests = [(m, m.series) for m in result.metrics if m.series is not None]
     rows = max(len(tests), 1)
@@ -89,4 +89,4 @@ def write_plot(result: CanaryResult, path: str | Path, *, force: bool = False) -
             ax_ci.legend(fontsize=7)
     fig.suptitle(f"canary: {result.decision.value}", fontsize=11)
     fig.tight_layout()
-    return write_png(fig, path, force=force, dpi=90)
+    return save_figure(fig, path, force=force, dpi=90)

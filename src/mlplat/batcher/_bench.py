@@ -27,7 +27,7 @@ from mlplat.batcher._load import (
 from mlplat.batcher._models import ModelSpec, ProfilePoint, TorchPredictor, profile_predict, resolve_device
 from mlplat.batcher._stats import percentiles
 from mlplat.errors import MlplatError
-from mlplat.plots import pyplot, write_png
+from mlplat.plots import pyplot, save_figure
 
 __all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
 
@@ -455,4 +455,4 @@ def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) ->
         axes[0][1].legend()
     fig.suptitle(f"{result.model} on {result.device}, X* = {result.ceiling_rps:,.0f} req/s")
     fig.tight_layout()
-    return write_png(fig, path, force=force)
+    return save_figure(fig, path, force=force)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import MlplatError
-from mlplat.files import check_writable
+from mlplat.plots import check_plot
 from mlplat.units import parse_duration, parse_rate
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ def bench(
         "none,window,deadline,eager",
     torch_threads: Annotated[int, typer.Option(help="torch intra-op threads.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed for inputs, weights and arrivals.")] = 0,
-    plot: Annotated[Path | None, typer.Option(help="Write a PNG: latency CDF, and the sweep curves.")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="Write a plot (.png, .svg or .pdf): latency CDF, and the sweep curves.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the --plot file.")] = False,
     json: JsonOption = False,
 ) -> None:
@@ -122,7 +123,7 @@ def bench(
         warmup=warm_s, slo_ms=slo_ms, policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
         torch_threads=torch_threads, seed=seed)
     if plot is not None:
-        check_writable(plot, force=force)  # before the minutes of benchmarking, not after
+        check_plot(plot, force=force)  # before the minutes of benchmarking, not after
     with out.progress("bench", total=None) as advance:
         def step(message: str) -> None:
             advance()

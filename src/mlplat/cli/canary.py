@@ -16,6 +16,7 @@ from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_text, check_writable, read_template
 from mlplat.jsonable import dumps
+from mlplat.plots import check_plot
 from mlplat.units import (
     MAX_EPOCH,
     MIN_EPOCH,
@@ -98,11 +99,12 @@ def _seconds(value: str, name: str) -> float:
     return parse_option(name, parse_duration, value, error=DataError)
 
 
-def _check_outputs(*paths: Path | None, force: bool) -> None:
+def _check_outputs(report: Path | None, plot: Path | None = None, *, force: bool) -> None:
     """Refuse existing output files up front, not after a long analysis or watch (and not half-written)."""
-    for path in paths:
-        if path is not None:
-            check_writable(path, force=force)
+    if report is not None:
+        check_writable(report, force=force)
+    if plot is not None:
+        check_plot(plot, force=force)
 
 
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
@@ -140,8 +142,8 @@ def analyze(
     start: Annotated[str | None, typer.Option("--start", help="With --prometheus: start time.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="With --prometheus: end time (default now).")] = None,
     step: Annotated[str, typer.Option("--step", help="With --prometheus: resolution.")] = "60s",
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG of p-values and confidence "
-                                              "sequences.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write a plot (.png, .svg or .pdf) of p-values "
+                                              "and confidence sequences.")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report.")] = None,
     traffic_share: ShareOption = None,
     max_duration: Annotated[str | None, typer.Option("--max-duration", help="Override the config's "

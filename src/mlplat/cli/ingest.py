@@ -11,7 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from mlplat.cli._output import JsonOption, Output, make_table, parse_option
-from mlplat.files import check_writable, path_kind
+from mlplat.files import path_kind
+from mlplat.plots import check_plot
 
 app = typer.Typer(help="Online features from an event stream, written exactly once (watermarks, late "
                        "events, dedup, repair).", no_args_is_help=True)
@@ -159,7 +160,8 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
              max_future: Annotated[str | None, typer.Option(
                  "--max-future", help="Leave out events stamped more than this after their ingest_time, as a "
                                       "run refuses them (default: the --config's max_future).")] = None,
-             plot: Annotated[Path | None, typer.Option("--plot", help="Write a histogram PNG here.")] = None,
+             plot: Annotated[Path | None, typer.Option(
+                 "--plot", help="Write a histogram here (.png, .svg or .pdf).")] = None,
              force: Annotated[bool, typer.Option("--force", help="Overwrite the --plot file.")] = False,
              json: JsonOption = False) -> None:
     """Lateness distribution and the out-of-orderness / allowed lateness each target share needs."""
@@ -178,7 +180,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
     if max_future is not None:
         fields["max_future"] = parse_option("--max-future", parse_duration, max_future, error=ConfigError)
     if plot is not None:
-        check_writable(plot, force=force)  # before the analysis is printed, not after
+        check_plot(plot, force=force)  # before the analysis is printed, not after
     report = analyze_lateness(FileSource(file), targets=targets, **fields)
     out = Output.from_ctx(ctx, json=json)
     if out.json:

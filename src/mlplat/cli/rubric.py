@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.files import atomic_write_text, check_writable, read_template
+from mlplat.plots import check_plot
 
 # The library (numpy, pydantic models) is imported inside the commands so `mlplat --help` stays fast.
 if TYPE_CHECKING:
@@ -113,7 +114,8 @@ def score(
     seed: Annotated[int | None, typer.Option(min=0, help="Random seed (>= 0).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="An AHP consistency ratio above 0.10 is an error.")] = False,
     report: Annotated[Path | None, typer.Option(help="Write a Markdown decision record.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Write a PNG: contributions and P(best).")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write a plot (.png, .svg or .pdf): contributions, P(best).")]
+    = None,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -127,9 +129,10 @@ def score(
     if normalization is not None and normalization not in NORMALIZATIONS:
         raise typer.BadParameter(f"must be {_one_of(list(NORMALIZATIONS))}, got {normalization!r}",
                                  param_hint="--normalization")
-    for path in (report, plot):
-        if path is not None:
-            check_writable(path, force=force)  # before scoring: refuse both files or write both
+    if report is not None:  # before scoring: refuse both files or write both
+        check_writable(report, force=force)
+    if plot is not None:
+        check_plot(plot, force=force)
     from mlplat.rubric import decision_record, load_rubric, plot_result, score_rubric
 
     rubric = load_rubric(file)

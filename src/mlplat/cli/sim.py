@@ -15,7 +15,8 @@ from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table, parse_option
 from mlplat.errors import ConfigError
-from mlplat.files import atomic_write_text, check_writable, read_template
+from mlplat.files import atomic_write_text, read_template
+from mlplat.plots import check_plot
 from mlplat.units import format_duration, parse_duration, parse_rate
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1,
                                                    help="Override the scenario's (1 to 1000, as in the file).")]
 Seed = Annotated[int, typer.Option("--seed", min=0, help="Root seed (>= 0); replication seeds are spawned from it.")]
 Jobs = Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for the replications.")]
-PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a PNG plot here.")]
+PlotOpt = Annotated[Path | None, typer.Option("--plot", help="Write a plot here (.png, .svg or .pdf).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 PricingOpt = Annotated[Path | None, typer.Option("--pricing", help="Pricing YAML laid over the defaults.")]
 FreeTier = Annotated[bool, typer.Option("--free-tier", help="Subtract the monthly free tiers.")]
@@ -142,7 +143,7 @@ def run(ctx: typer.Context, scenario: ScenarioArg, replications: Replications = 
 
     out = Output.from_ctx(ctx, json=json)
     if plot is not None:
-        check_writable(plot, force=force)  # before the minutes of simulating, not after
+        check_plot(plot, force=force)  # before the minutes of simulating, not after
     prepared = _load(scenario, pricing, free_tier)
     reps = replications or prepared.scenario.replications
     with out.progress("replications", total=reps) as advance:
@@ -180,7 +181,7 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
 
     out = Output.from_ctx(ctx, json=json)
     if plot is not None:
-        check_writable(plot, force=force)  # before the minutes of simulating, not after
+        check_plot(plot, force=force)  # before the minutes of simulating, not after
     lo, hi = parse_rates(rates)
     prepared = _load(scenario, pricing, free_tier)
     seconds = prepared.scenario.duration

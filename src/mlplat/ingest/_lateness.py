@@ -76,7 +76,7 @@ class LatenessReport:
 
         An existing ``path`` is overwritten only with ``force``, as every mlplat output file is.
         """
-        from mlplat.plots import pyplot, write_png
+        from mlplat.plots import pyplot, save_figure
 
         fig, ax = pyplot().subplots(figsize=(7, 4))
         ax.hist(self.behind, bins=60, color="#4477aa")
@@ -86,7 +86,7 @@ class LatenessReport:
         ax.set_ylabel("events")
         ax.set_yscale("log")
         ax.legend()
-        return write_png(fig, path, force=force, dpi=110, tight=True)
+        return save_figure(fig, path, force=force, dpi=110, tight=True)
 
 
 def analyze_lateness(source: FileSource, *, event_time: str = "event_time", ingest_time: str = "ingest_time",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlplat.plots import pyplot, write_png
+from mlplat.plots import pyplot, save_figure
 from mlplat.rubric._model import Rubric
 from mlplat.rubric._score import RubricResult
 from mlplat.rubric._sensitivity import weight_text
@@ -102,4 +102,4 @@ def plot_result(result: RubricResult, path: str | Path, *, force: bool = False) 
         right.set_ylim(0, 1)
         right.set_title(f"P(best) over {result.sensitivity.draws:,} draws")
     fig.tight_layout()
-    return write_png(fig, path, force=force)
+    return save_figure(fig, path, force=force)

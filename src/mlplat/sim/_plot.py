@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlplat.plots import pyplot, write_png
+from mlplat.plots import pyplot, save_figure
 from mlplat.sim._results import SimulationResult, SweepResult
 
 
@@ -30,7 +30,7 @@ def plot_result(result: SimulationResult, path: str | Path, *, force: bool = Fal
     right.set_ylabel("USD per month")
     right.legend()
     fig.suptitle(f"{result.workload} workload, mean {result.mean_rate:.3g} req/s")
-    return write_png(fig, path, force=force, dpi=120, tight=True)
+    return save_figure(fig, path, force=force, dpi=120, tight=True)
 
 
 def plot_sweep(sweep: SweepResult, path: str | Path, *, force: bool = False) -> Path:
@@ -52,4 +52,4 @@ def plot_sweep(sweep: SweepResult, path: str | Path, *, force: bool = False) -> 
     bottom.set_ylabel("p99 latency (ms)")
     bottom.set_xlabel("mean arrival rate (requests/s)")
     top.legend()
-    return write_png(fig, path, force=force, dpi=120, tight=True)
+    return save_figure(fig, path, force=force, dpi=120, tight=True)
