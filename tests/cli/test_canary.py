@@ -91,6 +91,11 @@ def test_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     both = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(report), "--plot", str(plot))
     assert both.exit_code == ExitCode.BAD_INPUT and "r.png: already exists" in both.stderr
     assert not report.exists()
+    # One path for both: refused up front (the report was written, then the plot refused as existing).
+    same = tmp_path / "same.md"
+    clash = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(same), "--plot", str(same))
+    assert clash.exit_code == ExitCode.BAD_INPUT and "--report and --plot name the same file" in clash.stderr
+    assert not same.exists()
 
 
 def test_srm_export_rolls_back(runner: CliRunner, tmp_path: Path) -> None:

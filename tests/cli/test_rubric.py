@@ -150,6 +150,17 @@ def test_plot_format_follows_the_suffix(runner: CliRunner, tmp_path: Path) -> No
     assert not report.exists()
 
 
+def test_report_and_plot_on_one_path_write_nothing(runner: CliRunner, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """--report and --plot naming one file (here through two spellings) is exit 4 before scoring; it wrote
+    the report and then refused the plot as 'already exists'."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--report", "same.png", "--plot", "./same.png"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "--report and --plot name the same file" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     """pilot prints the plan, or writes it with -o (refusing to overwrite without --force)."""
     result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "2026-12-01"])

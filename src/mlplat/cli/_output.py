@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -127,3 +128,19 @@ def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     return table
+
+
+def check_outputs(report: Path | None, plot: Path | None = None, *, force: bool) -> None:
+    """Refuse a command's output files up front, before its work, so it writes both or neither: each must be
+    writable, the plot's suffix known, and the two must not be the same file (the second write was refused
+    after the first had happened)."""
+    from mlplat.errors import OutputError
+    from mlplat.files import check_writable
+    from mlplat.plots import check_plot
+
+    if report is not None and plot is not None and report.resolve() == plot.resolve():
+        raise OutputError(f"{plot}: --report and --plot name the same file; give each its own")
+    if report is not None:
+        check_writable(report, force=force)
+    if plot is not None:
+        check_plot(plot, force=force)

@@ -12,11 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 
-from mlplat.cli._output import JsonOption, Output, make_table, parse_option
+from mlplat.cli._output import JsonOption, Output, check_outputs, make_table, parse_option
 from mlplat.errors import DataError
-from mlplat.files import atomic_write_text, check_writable, read_template
+from mlplat.files import atomic_write_text, read_template
 from mlplat.jsonable import dumps
-from mlplat.plots import check_plot
 from mlplat.units import (
     MAX_EPOCH,
     MIN_EPOCH,
@@ -99,14 +98,6 @@ def _seconds(value: str, name: str) -> float:
     return parse_option(name, parse_duration, value, error=DataError)
 
 
-def _check_outputs(report: Path | None, plot: Path | None = None, *, force: bool) -> None:
-    """Refuse existing output files up front, not after a long analysis or watch (and not half-written)."""
-    if report is not None:
-        check_writable(report, force=force)
-    if plot is not None:
-        check_plot(plot, force=force)
-
-
 def _finish(out: Output, result: CanaryResult, *, plot: Path | None, report: Path | None,
             force: bool) -> None:
     from mlplat.analysis._report import markdown_report, write_plot
@@ -157,7 +148,7 @@ def analyze(
     from mlplat.analysis._prometheus import check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    _check_outputs(report, plot, force=force)
+    check_outputs(report, plot, force=force)
     cfg = _load(config, traffic_share=traffic_share,
                 max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
@@ -205,7 +196,7 @@ def watch(
     from mlplat.analysis._prometheus import _iso, check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    _check_outputs(report, force=force)
+    check_outputs(report, force=force)
     check_url(prometheus, "--prometheus")  # before any wait for --start
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.

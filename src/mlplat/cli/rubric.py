@@ -10,9 +10,8 @@ import typer
 from rich.console import Group
 from rich.text import Text
 
-from mlplat.cli._output import JsonOption, Output, make_table
-from mlplat.files import atomic_write_text, check_writable, read_template
-from mlplat.plots import check_plot
+from mlplat.cli._output import JsonOption, Output, check_outputs, make_table
+from mlplat.files import atomic_write_text, read_template
 
 # The library (numpy, pydantic models) is imported inside the commands so `mlplat --help` stays fast.
 if TYPE_CHECKING:
@@ -129,10 +128,7 @@ def score(
     if normalization is not None and normalization not in NORMALIZATIONS:
         raise typer.BadParameter(f"must be {_one_of(list(NORMALIZATIONS))}, got {normalization!r}",
                                  param_hint="--normalization")
-    if report is not None:  # before scoring: refuse both files or write both
-        check_writable(report, force=force)
-    if plot is not None:
-        check_plot(plot, force=force)
+    check_outputs(report, plot, force=force)  # before scoring: refuse both files or write both
     from mlplat.rubric import decision_record, load_rubric, plot_result, score_rubric
 
     rubric = load_rubric(file)
