@@ -153,6 +153,19 @@ def test_nan_and_infinity_are_malformed_lines_and_a_bom_is_skipped(tmp_path: Pat
     assert read_entity(store, "u").rows[0].value == 1
 
 
+def test_dead_letters_never_go_into_the_source_or_the_store(tmp_path: Path) -> None:
+    """A dead-letter path naming the source file or the SQLite store is refused before anything is written:
+    the source's malformed line was appended to the source itself, and a restart could cut it back."""
+    source = tmp_path / "e.jsonl"
+    source.write_text(json.dumps({"event_id": "a", "entity": "u", "event_time": 1, "amount": 1}) + "\nnot json\n")
+    before = source.read_bytes()
+    store = SQLiteStore(tmp_path / "f.db")
+    for path, what in ((source, "the source"), (tmp_path / "f.db", "the SQLite store")):
+        with pytest.raises(OutputError, match=f"the dead-letter file is {what}; dead letters are appended"):
+            run_pipeline(config(SUM), FileSource(source), store, dead_letter=path)
+    assert source.read_bytes() == before and store.states() == {}
+
+
 def test_unwritable_store_path(tmp_path: Path) -> None:
     """A store in a missing folder, or on a directory, is an OutputError with the URL."""
     with pytest.raises(OutputError, match=r"folder .* does not exist"):

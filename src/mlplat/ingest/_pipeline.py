@@ -15,7 +15,7 @@ from mlplat.errors import DataError, OutputError
 from mlplat.ingest._config import IngestConfig
 from mlplat.ingest._engine import Checkpoint, Commit, DeadLetter, Engine, diff_states, feature_value, split_key
 from mlplat.ingest._sources import FileSource, Source
-from mlplat.ingest._stores import FeatureStore
+from mlplat.ingest._stores import FeatureStore, SQLiteStore
 from mlplat.units import format_duration
 
 __all__ = ["EntityFeatures", "IngestResult", "RepairReport", "read_entity", "repair", "run_pipeline"]
@@ -99,6 +99,17 @@ def _dead_letter_path(config: IngestConfig, partition: tuple[int, int], override
     if partition[1] > 1:
         path = path.with_name(f"{path.stem}.p{partition[0]}of{partition[1]}{path.suffix}")
     return path
+
+
+def _check_dead_letter_apart(path: Path, source: Source, store: FeatureStore) -> None:
+    """The dead-letter file is appended to, and cut back to its committed size on restart: naming the source
+    file or the SQLite store there would write into (or truncate) the user's data."""
+    others = [("source", source.path if isinstance(source, FileSource) else None),
+              ("SQLite store", store.path if isinstance(store, SQLiteStore) else None)]
+    for what, other in others:
+        if other is not None and path.resolve() == other.resolve():
+            raise OutputError(f"{path}: the dead-letter file is the {what}; dead letters are appended to it and "
+                              "cut back after a crash, which would damage it: give it its own path")
 
 
 def _open_dead_letter(path: Path, committed: int | None) -> Any:
@@ -187,6 +198,7 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     """
     label = f"{partition[0]}/{partition[1]}"
     dl_path = _dead_letter_path(config, partition, dead_letter)
+    _check_dead_letter_apart(dl_path, source, store)
     start = time.perf_counter()
     checkpoint = store.checkpoint(label)
     _check_same_source(checkpoint, source, store.url)  # before anything is written (or cut from dead letters)
