@@ -96,6 +96,11 @@ def test_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     clash = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(same), "--plot", str(same))
     assert clash.exit_code == ExitCode.BAD_INPUT and "--report and --plot name the same file" in clash.stderr
     assert not same.exists()
+    # The export itself as the report, even with --force: refused, the export kept.
+    kept = data.read_bytes()
+    own = _invoke(runner, "analyze", str(data), "-c", str(CONFIG), "--report", str(data), "--force")
+    assert own.exit_code == ExitCode.BAD_INPUT and "is an input of this command" in own.stderr
+    assert data.read_bytes() == kept
 
 
 def test_srm_export_rolls_back(runner: CliRunner, tmp_path: Path) -> None:

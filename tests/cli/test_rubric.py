@@ -161,6 +161,16 @@ def test_report_and_plot_on_one_path_write_nothing(runner: CliRunner, tmp_path: 
     assert list(tmp_path.iterdir()) == []
 
 
+def test_outputs_may_not_overwrite_the_rubric(runner: CliRunner, tmp_path: Path) -> None:
+    """--report or pilot's -o naming the rubric itself is exit 4 even with --force (it replaced the rubric)."""
+    rubric = tmp_path / "r.yaml"
+    rubric.write_text(EXAMPLE.read_text())
+    for args in (["score", str(rubric), "--report", str(rubric)], ["pilot", str(rubric), "-o", str(rubric)]):
+        result = runner.invoke(app, ["rubric", *args, "--force"])
+        assert result.exit_code == ExitCode.BAD_INPUT and "is an input of this command" in result.stderr
+    assert rubric.read_text() == EXAMPLE.read_text()
+
+
 def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     """pilot prints the plan, or writes it with -o (refusing to overwrite without --force)."""
     result = runner.invoke(app, ["rubric", "pilot", str(EXAMPLE), "--start", "2026-12-01"])

@@ -130,16 +130,22 @@ def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     return table
 
 
-def check_outputs(report: Path | None, plot: Path | None = None, *, force: bool) -> None:
+def check_outputs(report: Path | None, plot: Path | None = None, *, force: bool,
+                  inputs: Sequence[Path | None] = ()) -> None:
     """Refuse a command's output files up front, before its work, so it writes both or neither: each must be
-    writable, the plot's suffix known, and the two must not be the same file (the second write was refused
-    after the first had happened)."""
+    writable, the plot's suffix known, the two must not be the same file (the second write was refused
+    after the first had happened), and neither may be one of the command's ``inputs`` (``--force`` would
+    replace the user's export or rubric with the report)."""
     from mlplat.errors import OutputError
     from mlplat.files import check_writable
     from mlplat.plots import check_plot
 
     if report is not None and plot is not None and report.resolve() == plot.resolve():
         raise OutputError(f"{plot}: --report and --plot name the same file; give each its own")
+    read = {path.resolve() for path in inputs if path is not None}
+    for output in (report, plot):
+        if output is not None and output.resolve() in read:
+            raise OutputError(f"{output}: is an input of this command; write the output elsewhere")
     if report is not None:
         check_writable(report, force=force)
     if plot is not None:

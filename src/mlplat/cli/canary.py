@@ -148,7 +148,7 @@ def analyze(
     from mlplat.analysis._prometheus import check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    check_outputs(report, plot, force=force)
+    check_outputs(report, plot, force=force, inputs=[*(data or []), config])
     cfg = _load(config, traffic_share=traffic_share,
                 max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
@@ -196,7 +196,7 @@ def watch(
     from mlplat.analysis._prometheus import _iso, check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
-    check_outputs(report, force=force)
+    check_outputs(report, force=force, inputs=[config])
     check_url(prometheus, "--prometheus")  # before any wait for --start
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.

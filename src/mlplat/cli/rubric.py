@@ -128,7 +128,7 @@ def score(
     if normalization is not None and normalization not in NORMALIZATIONS:
         raise typer.BadParameter(f"must be {_one_of(list(NORMALIZATIONS))}, got {normalization!r}",
                                  param_hint="--normalization")
-    check_outputs(report, plot, force=force)  # before scoring: refuse both files or write both
+    check_outputs(report, plot, force=force, inputs=[file])  # before scoring: refuse both or write both
     from mlplat.rubric import decision_record, load_rubric, plot_result, score_rubric
 
     rubric = load_rubric(file)
@@ -160,6 +160,8 @@ def pilot(
 ) -> None:
     """Write a Markdown pilot plan: dated phases, success and kill criteria, risks, commands to run."""
     out = Output.from_ctx(ctx)
+    if output is not None:
+        check_outputs(output, force=force, inputs=[file, template])
     from mlplat.rubric import load_rubric, parse_start, render_pilot, score_rubric
 
     rubric = load_rubric(file)
