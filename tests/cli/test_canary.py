@@ -103,6 +103,14 @@ def test_report_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert data.read_bytes() == kept
 
 
+def test_the_same_export_twice_is_refused(runner: CliRunner, tmp_path: Path) -> None:
+    """One export given twice (here as two spellings) summed every count with itself, with only warnings."""
+    data = _simulate(runner, tmp_path / "r.csv", "aa")
+    result = _invoke(runner, "analyze", str(data), str(tmp_path / "." / "r.csv"), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "the same export is given twice" in result.stderr
+
+
 def test_srm_export_rolls_back(runner: CliRunner, tmp_path: Path) -> None:
     """The SRM scenario is rolled back because the comparison is not valid."""
     data = _simulate(runner, tmp_path / "s.json", "srm")

@@ -167,6 +167,11 @@ def analyze(
     else:
         if not data:
             raise DataError("give an export file (DATA) or --prometheus URL")
+        seen: dict[Path, Path] = {}
+        for path in data:  # the same export twice would sum every count with itself
+            first = seen.setdefault(path.resolve(), path)
+            if first is not path:
+                raise DataError(f"{path}: the same export is given twice ({first}); give each file once")
         exports = [read_export(path, fmt, arm_label=cfg.prometheus.arm_label,  # type: ignore[arg-type]
                                arms=(cfg.arms.baseline, cfg.arms.canary)) for path in data]
         result = run_analysis(combine_exports(exports), cfg, at=at_s)
