@@ -244,6 +244,13 @@ def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "lots"]).exit_code == ExitCode.BAD_INPUT
 
 
+def test_lateness_prints_targets_as_given(runner: CliRunner) -> None:
+    """Targets print to six significant figures, as canary plan's shares: 1e-9% read 0.000%."""
+    result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "0.1%,1e-9%"])
+    assert result.exit_code == 0, result.output
+    assert "│   0.1% │" in result.stdout and "│ 1e-09% │" in result.stdout
+
+
 def test_lateness_leaves_out_future_events_like_a_run(runner: CliRunner) -> None:
     """The example's one event stamped a year ahead is left out with the config's max_future (or
     --max-future); without either it is reported, and every later event reads as a year behind."""

@@ -167,7 +167,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
     """Lateness distribution and the out-of-orderness / allowed lateness each target share needs."""
     from mlplat.errors import ConfigError
     from mlplat.ingest import FileSource, analyze_lateness
-    from mlplat.units import format_duration, parse_duration, parse_percent
+    from mlplat.units import format_duration, format_percent, parse_duration, parse_percent
 
     try:
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
@@ -189,7 +189,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         out.print(report.summary())
         out.print(make_table("ooo + lateness needed per target, and a split", ["target", "bound",
                                     "dead-lettered", "ooo", "lateness", "final after"],
-                             [(f"{t['target']:.3%}", format_duration(t["bound"]), f"{t['dead_lettered']:.3%}",
+                             [(format_percent(t["target"]), format_duration(t["bound"]), f"{t['dead_lettered']:.3%}",
                                format_duration(t["max_out_of_orderness"]), format_duration(t["allowed_lateness"]),
                                format_duration(t["freshness"])) for t in report.targets],
                              numeric=range(6)))
