@@ -108,6 +108,15 @@ def test_run_with_no_request_measured_shows_dashes_not_nan(runner: CliRunner, tm
     assert "warning: no replication measured a request" in result.stderr
 
 
+@pytest.mark.parametrize(("value", "text"), [(0.0, "0.00%"), (0.0137, "1.37%"), (1e-5, "0.001%"),
+                                             (float("nan"), "-")])
+def test_small_shares_keep_a_digit(value: float, text: str) -> None:
+    """Cold-start and throttle shares under 0.01% keep two significant figures (1e-5 printed as 0.00%)."""
+    from mlplat.cli.sim import _share
+
+    assert _share(value) == text
+
+
 def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None:
     """`sim compare` sweeps the rates, finds break-evens and the cheapest platform within the SLO."""
     png = tmp_path / "sweep.png"

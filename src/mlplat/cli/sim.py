@@ -48,7 +48,11 @@ def _ms(value: float) -> str:
 
 
 def _share(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.2%}"  # NaN: no request measured
+    """A fraction of requests: two decimals of a percent, or two significant figures below 0.01% (a cold
+    start in 100,000 read 0.00%); "-" for NaN (no request measured)."""
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.2%}" if value >= 1e-4 or value == 0 else f"{value * 100:.2g}%"
 
 
 def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
