@@ -89,6 +89,16 @@ def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunn
     assert "eager measured only" in stderr and "p99 and p99.9 are just the slowest request seen" in stderr
 
 
+@pytest.mark.parametrize(("value", "text"), [(0.0, "0%"), (0.0002, "0.02%"), (0.005, "0.5%"), (0.37, "37%"),
+                                             (float("nan"), "-")])
+def test_small_miss_and_reject_rates_are_not_rounded_to_zero(value: float, text: str) -> None:
+    """Under 1% a share keeps two significant figures: 8 misses in 40,000 printed as 0%, while the
+    Poisson target is no miss at all."""
+    from mlplat.cli.bench import _pct
+
+    assert _pct(value) == text
+
+
 def test_cuda_without_cuda_exits_4(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """--device cuda where torch sees no GPU exits 4 saying so."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
