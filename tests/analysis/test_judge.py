@@ -374,7 +374,8 @@ def test_config_rejects_bad_values() -> None:
 
 @pytest.mark.parametrize(("value", "text"), [
     (None, "-"), (math.nan, "-"), (np.float64("nan"), "-"), (np.float32("nan"), "-"), (math.inf, "+inf"),
-    (-math.inf, "-inf"), (np.float64(0.25), "+25.0%"), (-0.5, "-50.0%"), (0, "+0.0%")])
+    (-math.inf, "-inf"), (np.float64(0.25), "+25.0%"), (-0.5, "-50.0%"), (0, "+0.0%"),
+    (0.00017, "+0.017%"), (-0.00017, "-0.017%"), (0.001, "+0.1%")])
 def test_pct(value: float | None, text: str) -> None:
     """Effects print as signed percentages, infinities by sign, and no effect (None or any NaN) as '-'."""
     from mlplat.analysis._judge import _pct

@@ -142,12 +142,13 @@ class CanaryResult:
 
 
 def _pct(x: float | None) -> str:
-    """A relative change as a signed percentage; '-' when there is none."""
+    """A relative change as a signed percentage, one decimal, or two significant figures under 0.1% (an
+    interval of +-0.017% over billions of requests read -0.0%, +0.0%); '-' when there is none."""
     if x is None or math.isnan(x):
         return "-"
     if math.isinf(x):
         return "+inf" if x > 0 else "-inf"
-    return f"{x:+.1%}"
+    return f"{x * 100:+.2g}%" if 0 < abs(x) < 0.001 else f"{x:+.1%}"
 
 
 # --------------------------------------------------------------------------------------------- data prep
