@@ -63,9 +63,10 @@ def test_sentence_names_p_best_and_crossover(write_rubric: Callable[..., Path]) 
     nearest = result.sensitivity.nearest_crossover()
     assert nearest is not None
     p = result.sensitivity.p_best[result.decision.winner]  # type: ignore[index]
+    assert p == 0.999  # one lost draw: the sentence says 99.9%, not a rounded 100%
     verb = "rises above" if nearest.direction == "above" else "falls below"
     assert result.decision.sentence == (
-        f"{result.decision.winner} wins in {p:.0%} of 1,000 draws; {nearest.new_winner} overtakes it if the "
+        f"{result.decision.winner} wins in 99.9% of 1,000 draws; {nearest.new_winner} overtakes it if the "
         f"{nearest.criterion} weight {verb} {nearest.winner_changes_at:.2f}")
 
 

@@ -160,12 +160,23 @@ def _check_sum_signs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
         raise rubric.error(path, f"sum normalisation needs {need}, got {low[i, j]:g}; use minmax or vector")
 
 
+def _share_of_draws(p: float) -> str:
+    """A whole percent that never rounds a loss away: 0.9996 is "over 99.9%", not "100%".
+
+    >>> _share_of_draws(0.76), _share_of_draws(1.0), _share_of_draws(0.9996), _share_of_draws(0.997)
+    ('76%', '100%', 'over 99.9%', '99.7%')
+    """
+    if p >= 1 or p < 0.995:
+        return f"{p:.0%}"
+    return f"{p:.1%}" if p < 0.9995 else "over 99.9%"
+
+
 def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
               labels: dict[str, str], margin: float) -> str:
     if tied:
         names = ", ".join([winner, *tied[:-1]]) + f" and {tied[-1]}"
         return f"no winner: {names} tie on score; add a criterion or score more finely to separate them"
-    head = (f"{winner} wins in {p_best[winner]:.0%} of {draws:,} draws" if p_best is not None
+    head = (f"{winner} wins in {_share_of_draws(p_best[winner])} of {draws:,} draws" if p_best is not None
             else f"{winner} wins by a margin of {margin:.3f}")
     if nearest is None or nearest.winner_changes_at is None:
         return head + "; no single weight change in [0, 1] makes another option win"
