@@ -298,6 +298,15 @@ def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None
     assert result.exit_code == ExitCode.BAD_INPUT and "--duration: expected a duration such as" in result.stderr
 
 
+def test_compare_marks_no_miss_where_no_request_was_measured(runner: CliRunner, scenario_file: Path) -> None:
+    """At rates that see no request, p99 is '-' and no ✗ calls the platform short of the SLO."""
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "1e-6/s..2e-6/s", "--points",
+                                 "2", "-r", "1", "--duration", "10m"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
+    assert rows and all("/ -" in row and "✗" not in row for row in rows)
+
+
 def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --duration, a sweep whose top rate would simulate too many requests is shortened, with a warning."""
     monkeypatch.setattr("mlplat.cli.sim.MAX_SWEEP_REQUESTS", 100)

@@ -104,7 +104,9 @@ def render_sweep(sweep: SweepResult) -> Group:
     for i, rate in enumerate(sweep.rates):
         cells = [f"{rate:.3g}"]
         for name in sweep.names:
-            mark = "" if sweep.slo_met[name][i] else " ✗"
+            # No request measured (p99 NaN): nothing to hold to the SLO, so no mark either way.
+            measured = math.isfinite(sweep.p99_ms[name][i])
+            mark = "" if sweep.slo_met[name][i] or not measured else " ✗"
             cells.append(f"{_money(sweep.cost_per_month[name][i])} / {_ms(sweep.p99_ms[name][i])}{mark}")
         cells.append(cheapest[i] or "-")
         rows.append(cells)
