@@ -384,6 +384,9 @@ def test_plan_table_keeps_the_digits_of_extreme_shares(runner: CliRunner) -> Non
     (["--traffic", "150%"], "each share must be in [0.0001%, 99.9999%], got 1.5"),
     (["--traffic", "1e-300"], "each share must be in [0.0001%, 99.9999%], got 1e-300"),
     (["--effect", "0.5"], "each multiplier must be > 1"),
+    # Each repeat was simulated again as another row, with its own noise.
+    (["--traffic", "5%,0.05"], "--traffic: 0.05 is given twice; list each value once"),
+    (["--effect", "2,2"], "--effect: 2 is given twice"),
     (["--rps", "fast"], "--rps"),
     (["--alpha", "1.5"], "--srm-alpha"),
     (["--concentration", "0"], "--concentration must be in (0, 1e+06], got 0"),

@@ -241,6 +241,9 @@ def _floats(text: str, name: str, parse: Any = float) -> list[float]:
         raise DataError(f"{name}: {exc}") from None
     if not values:
         raise DataError(f"{name}: expected a comma-separated list, got {text!r}")
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:  # each would be simulated again, with its own noise, as another row
+        raise DataError(f"{name}: {repeated:g} is given twice; list each value once")
     return values
 
 
