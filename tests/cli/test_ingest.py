@@ -249,6 +249,8 @@ def test_lateness_prints_targets_as_given(runner: CliRunner) -> None:
     result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "0.1%,1e-9%"])
     assert result.exit_code == 0, result.output
     assert "│   0.1% │" in result.stdout and "│ 1e-09% │" in result.stdout
+    repeated = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "1%,0.01"])
+    assert repeated.exit_code == ExitCode.BAD_INPUT and "--target: 1% is given twice" in repeated.stderr
 
 
 def test_lateness_leaves_out_future_events_like_a_run(runner: CliRunner) -> None:

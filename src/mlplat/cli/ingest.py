@@ -173,6 +173,9 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
     except ValueError as exc:
         raise ConfigError(f"--target: {exc}") from None
+    repeated = next((t for i, t in enumerate(targets) if t in targets[:i]), None)
+    if repeated is not None:
+        raise ConfigError(f"--target: {format_percent(repeated)} is given twice; list each target once")
     fields: dict[str, Any] = {}
     if config is not None:
         cfg = _config(config)
