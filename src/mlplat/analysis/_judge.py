@@ -297,14 +297,15 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
     k = metric.concentration
     prior = config.traffic_share
 
-    # One pass per boundary gives both one-sided p-values (and the confidence sequence, which does not
-    # depend on the boundary), so increase/decrease need one pass and either two.
+    # One pass per boundary gives both one-sided p-values, so increase/decrease need one pass and either
+    # two. The interval comes from rate_confidence_sequence below, so the passes skip their own.
     passes: dict[float, Any] = {}
 
     def shown(relation: str, factor: float, a: float) -> NDArray[np.float64]:
         if factor not in passes:
             passes[factor] = rate_ratio_process(c, b, share, null_ratio=factor, prior_share=prior,
-                                                concentration=k, alpha=alpha, direction="increase")
+                                                concentration=k, alpha=alpha, direction="increase",
+                                                sequence=False)
         proc = passes[factor]
         return proc.p_value if relation == "gt" else proc.pass_p_value
 
@@ -591,7 +592,7 @@ def _drift(prep: _Prepared, metric: DistributionMetric, counts: NDArray[np.float
     b = np.where(valid[:, None], grouped[:, 0, :], 0.0).T
     prior_share = float(np.clip(n_c[-1] / max(n_b[-1] + n_c[-1], 1.0), 1e-6, 1 - 1e-6))
     proc = rate_ratio_process(c, b, share[None, :], direction="either", prior_share=prior_share,
-                              concentration=100.0, alpha=alpha)
+                              concentration=100.0, alpha=alpha, p_value_only=True)  # only log_e is read
     log_e = proc.log_e.sum(axis=0)
     p = p_from_log_e(log_e)
     hit = (p <= alpha) & enough

@@ -246,6 +246,7 @@ def rate_ratio_process(
     alpha: float = 0.05,
     grid_points: int = _GRID,
     p_value_only: bool = False,
+    sequence: bool = True,
 ) -> RateProcess:
     """Anytime-valid test of the rate ratio of bad events, conditional on the events in each interval.
 
@@ -279,6 +280,9 @@ def rate_ratio_process(
     p_value_only : bool
         Compute only ``p_value`` (and ``log_e``, ``ratio``); ``pass_p_value`` is then 1 and the sequence NaN.
         The power simulation needs no more, and the other two are over 80% of the work at its shapes.
+    sequence : bool
+        Compute the confidence sequence (otherwise NaN). ``analyze`` takes its interval from
+        :func:`rate_confidence_sequence` on a finer grid, so its tests skip this one.
 
     Returns
     -------
@@ -314,13 +318,13 @@ def rate_ratio_process(
     ll0 = _loglik_at(c, b, s, log_null)
     log_e = _mixture_log_e(ll, ll0, log_w, bad)
     p_value = p_from_log_e(log_e)
-    if p_value_only:
-        pass_p = np.ones_like(p_value)
-        ci_low, ci_high = np.full_like(p_value, np.nan), np.full_like(p_value, np.nan)
-    else:
-        # Non-inferiority: mixture on the good side against the boundary.
-        pass_p = p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() else np.ones_like(p_value)
+    # Non-inferiority: mixture on the good side against the boundary.
+    pass_p = (p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() and not p_value_only
+              else np.ones_like(p_value))
+    if sequence and not p_value_only:
         ci_low, ci_high = _sequence_ends(ll, log_w, np.exp(log_rho), alpha)
+    else:
+        ci_low, ci_high = np.full_like(p_value, np.nan), np.full_like(p_value, np.nan)
     cum_c = np.cumsum(c, axis=-1)
     expected = np.cumsum((c + b) * s, axis=-1)
     ratio_num = cum_c * np.cumsum((c + b) * (1 - s), axis=-1)
