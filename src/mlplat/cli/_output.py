@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mlplat.errors import MlplatError
+from mlplat.errors import MlplatError, OutputError
+from mlplat.files import check_writable
 from mlplat.jsonable import dumps
+from mlplat.plots import check_plot
 
 __all__ = ["JsonOption", "Output", "Settings", "make_table", "parse_option"]
 
@@ -136,10 +138,6 @@ def check_outputs(report: Path | None, plot: Path | None = None, *, force: bool,
     writable, the plot's suffix known, the two must not be the same file (the second write was refused
     after the first had happened), and neither may be one of the command's ``inputs`` (``--force`` would
     replace the user's export or rubric with the report)."""
-    from mlplat.errors import OutputError
-    from mlplat.files import check_writable
-    from mlplat.plots import check_plot
-
     if report is not None and plot is not None and report.resolve() == plot.resolve():
         raise OutputError(f"{plot}: --report and --plot name the same file; give each its own")
     read = {path.resolve() for path in inputs if path is not None}
