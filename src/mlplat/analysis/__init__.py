@@ -26,6 +26,7 @@ from mlplat.analysis._plan import (
     plan,
     simulate_detection,
 )
+from mlplat.analysis._rate_interval import rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData, combine_exports, prometheus_frame, read_export
 from mlplat.analysis._rollout import (
     RolloutPlan,
@@ -46,7 +47,6 @@ from mlplat.analysis._sequential import (
     p_from_log_e,
     quantile_confidence_sequence,
     quantile_epsilon,
-    rate_confidence_sequence,
     rate_ratio_process,
 )
 

@@ -9,16 +9,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
+from mlplat.analysis._rate_interval import cs_grid_points, rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData
 from mlplat.analysis._sequential import (
-    cs_grid_points,
     dirichlet_multinomial_test,
     mean_confidence_sequence,
     mean_exceedance_p,
     p_from_log_e,
     quantile_confidence_sequence,
     quantile_epsilon,
-    rate_confidence_sequence,
     rate_ratio_process,
 )
 from mlplat.errors import DataError
@@ -311,8 +310,8 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
 
     p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
     estimate = next(iter(passes.values())).ratio
-    # The reported interval comes from a finer grid's mixture (any fixed prior gives a valid sequence):
-    # with many events the set narrows to about the grid's step around the estimate.
+    # The reported interval sums the prior where the likelihood is: on the tests' grid, with many events,
+    # the set would stop narrowing at about the grid's step around the estimate.
     ci_low, ci_high = rate_confidence_sequence(c, b, share, prior_share=prior, concentration=k, alpha=alpha,
                                                grid_points=cs_grid_points(len(c)))
     cum_events = np.cumsum(b + c)

@@ -26,21 +26,13 @@ __all__ = [
     "p_from_log_e",
     "quantile_confidence_sequence",
     "quantile_epsilon",
-    "rate_confidence_sequence",
     "rate_ratio_process",
 ]
 
 # Even grid points of the mixture over the rate ratio; 241 points in logit space (plus the ladder below)
 # keep the Dirichlet closed form within about 1e-5 relative at moderate counts (tests/analysis/
 # test_sequential.py checks it).
-_GRID = 241
-# Points of the finer grid that the judge's confidence sequence uses. With many events the set narrows
-# to about the grid's step around the estimate, so 241 points left it +-4% wide at a 5% share over tens
-# of millions of events; 961 make it about a quarter of that. The tests and the power simulation keep
-# _GRID: the finer grid costs four times as much per look.
-CS_GRID = 961
-# Most looks x grid points one confidence sequence holds (about 160 MB per array of them).
-CS_CELLS = 20_000_000
+GRID = 241
 # The grid covers rate ratios from 1/1000 to 1000 at most: the Beta prior's tails reach ratios of 1e-9 for
 # small shares, which spent most of the points on differences no canary needs and left the rest 0.1 apart.
 MAX_LOG_RATIO = math.log(1e3)
@@ -162,7 +154,7 @@ class RatePrior:
     share: float
     concentration: float
 
-    def grid(self, null_ratio: float = 1.0, points: int = _GRID) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    def grid(self, null_ratio: float = 1.0, points: int = GRID) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Log rate ratios of the grid and log prior weights (normalised over the whole grid).
 
         The grid is uniform in logit ``p`` over the prior's mass (ratios 1/1000 to 1000 at most), plus a
@@ -191,8 +183,8 @@ class RatePrior:
         ladder = np.concatenate([null - offsets, null + offsets])
         nodes = np.union1d(uniform, ladder[(ladder > first) & (ladder < last)])
         p = expit(nodes)
-        # Beta density times dp/dlogit = p (1 - p), then trapezoid weights on the uneven nodes.
-        log_w = beta.logpdf(p, a, b) + np.log(p) + np.log1p(-p)
+        # The density over logit p (the same as over log rho), then trapezoid weights on the uneven nodes.
+        log_w = self._log_density_at(p)
         gaps = np.diff(nodes)
         width = np.concatenate([gaps, [0.0]]) / 2 + np.concatenate([[0.0], gaps]) / 2
         log_w = log_w + np.log(width)
@@ -205,10 +197,19 @@ class RatePrior:
         log_rho = np.log(p * (1 - s)) - np.log(s * (1 - p))
         return log_rho, log_w
 
+    def log_density(self, log_rho: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Log density of the prior over ``log rho`` (the same as over ``logit p``: they differ by a shift)."""
+        from scipy.special import expit, logit
 
-def cs_grid_points(looks: int) -> int:
-    """CS_GRID points, fewer (down to the test's 241) when looks x points would pass CS_CELLS."""
-    return max(_GRID, min(CS_GRID, CS_CELLS // max(looks, 1)))
+        return self._log_density_at(expit(log_rho + logit(self.share)))
+
+    def _log_density_at(self, p: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The Beta density of ``p`` times ``dp / dlogit p = p (1 - p)``, in logs."""
+        import numpy as np
+        from scipy.stats import beta
+
+        k, s = self.concentration, self.share
+        return np.asarray(beta.logpdf(p, k * s, k * (1 - s)) + np.log(p) + np.log1p(-p))
 
 
 def _logsumexp(a: NDArray[np.float64], axis: int = -1) -> NDArray[np.float64]:
@@ -244,7 +245,7 @@ def rate_ratio_process(
     prior_share: float,
     concentration: float,
     alpha: float = 0.05,
-    grid_points: int = _GRID,
+    grid_points: int = GRID,
     p_value_only: bool = False,
     sequence: bool = True,
 ) -> RateProcess:
@@ -282,7 +283,7 @@ def rate_ratio_process(
         The power simulation needs no more, and the other two are over 80% of the work at its shapes.
     sequence : bool
         Compute the confidence sequence (otherwise NaN). ``analyze`` takes its interval from
-        :func:`rate_confidence_sequence` on a finer grid, so its tests skip this one.
+        :func:`rate_confidence_sequence`, which resolves narrow likelihoods, so its tests skip this one.
 
     Returns
     -------
@@ -322,7 +323,7 @@ def rate_ratio_process(
     pass_p = (p_from_log_e(_mixture_log_e(ll, ll0, log_w, good)) if good.any() and not p_value_only
               else np.ones_like(p_value))
     if sequence and not p_value_only:
-        ci_low, ci_high = _sequence_ends(ll, log_w, np.exp(log_rho), alpha)
+        ci_low, ci_high = _sequence_ends(ll, log_w, log_rho, alpha)
     else:
         ci_low, ci_high = np.full_like(p_value, np.nan), np.full_like(p_value, np.nan)
     cum_c = np.cumsum(c, axis=-1)
@@ -334,28 +335,6 @@ def rate_ratio_process(
         refined = np.where(ratio_den > 0, ratio_num / np.where(ratio_den > 0, ratio_den, 1), ratio)
     return RateProcess(p_value=p_value, pass_p_value=pass_p, ci_low=ci_low, ci_high=ci_high, ratio=refined,
                        log_e=log_e)
-
-
-def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_share: ArrayLike, *,
-                             prior_share: float, concentration: float, alpha: float = 0.05,
-                             grid_points: int = CS_GRID) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """The confidence sequence of :func:`rate_ratio_process` alone, ``(low, high)`` per look, on a finer grid.
-
-    Any fixed prior gives a valid sequence; with many events the set narrows to about the grid's step
-    around the estimate, so ``analyze`` reports this one (``CS_GRID`` points) and skips the tests' work.
-
-    Examples
-    --------
-    >>> low, high = rate_confidence_sequence([5, 6, 7, 9], [50, 48, 55, 52], [0.05] * 4, prior_share=0.05,
-    ...                                      concentration=50)
-    >>> bool(1 < low[-1] < high[-1])
-    True
-    """
-    import numpy as np
-
-    c, b, s = _counts(canary, baseline, canary_share)
-    log_rho, log_w = RatePrior(prior_share, concentration).grid(1.0, grid_points)
-    return _sequence_ends(_grid_loglik(c, b, s, log_rho), log_w, np.exp(log_rho), alpha)
 
 
 def _counts(canary: ArrayLike, baseline: ArrayLike,
@@ -377,26 +356,47 @@ def _grid_loglik(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.f
     return np.asarray(np.cumsum(ll, axis=-2))
 
 
-def _sequence_ends(ll: NDArray[np.float64], log_w: NDArray[np.float64], rho: NDArray[np.float64],
+def _sequence_ends(ll: NDArray[np.float64], log_w: NDArray[np.float64], log_rho: NDArray[np.float64],
                    alpha: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Ends of the confidence sequence: grid ratios whose mixture e-value stays below 1/alpha, over time."""
+    """Ends of the confidence sequence: ratios whose mixture e-value stays below 1/alpha, over time."""
     import numpy as np
 
-    size = rho.size
-    mix = _logsumexp(ll + log_w, axis=-1)[..., None]
-    inside = (mix - ll) < math.log(1 / alpha)
-    running = np.logical_and.accumulate(inside, axis=-2)
-    # An empty intersection is possible (with probability at most alpha); then report the current set,
-    # which always holds the grid's maximum-likelihood ratio.
-    inside = np.where(running.any(axis=-1, keepdims=True), running, inside)
-    any_in = inside.any(axis=-1)
-    # The log-likelihood is concave in log rho, so the set inside is an interval; its true ends lie between
-    # the outermost grid points inside and their excluded neighbours, which are reported (conservative).
+    low, high = look_ends(ll, _logsumexp(ll + log_w, axis=-1), log_rho, alpha)
+    return running_intersection(np.exp(low), np.exp(high))
+
+
+def look_ends(ll: NDArray[np.float64], log_mix: NDArray[np.float64], log_rho: NDArray[np.float64],
+              alpha: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Each look's set ``{rho : mixture / likelihood(rho) < 1/alpha}`` on the points ``log_rho``, in log rho.
+
+    The log-likelihood is concave in log rho, so the set is an interval; its true ends lie between the
+    outermost points inside and their excluded neighbours, which are returned (conservative; -inf or inf
+    past the points). The set always holds the best point, as the mixture is at most its likelihood.
+    """
+    import numpy as np
+
+    inside = (log_mix[..., None] - ll) < math.log(1 / alpha)
+    size = log_rho.size
     lo_idx = np.argmax(inside, axis=-1) - 1
     hi_idx = size - np.argmax(inside[..., ::-1], axis=-1)
-    ci_low = np.where(lo_idx < 0, 0.0, rho[np.clip(lo_idx, 0, size - 1)])
-    ci_high = np.where(hi_idx > size - 1, np.inf, rho[np.clip(hi_idx, 0, size - 1)])
-    return np.where(any_in, ci_low, np.nan), np.where(any_in, ci_high, np.nan)
+    low = np.where(lo_idx < 0, -np.inf, log_rho[np.clip(lo_idx, 0, size - 1)])
+    high = np.where(hi_idx > size - 1, np.inf, log_rho[np.clip(hi_idx, 0, size - 1)])
+    return low, high
+
+
+def running_intersection(low: NDArray[np.float64],
+                         high: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The intersection of each look's interval with all before it (time on the last axis).
+
+    An empty intersection is possible (with probability at most alpha); from then on each look's own
+    interval is reported.
+    """
+    import numpy as np
+
+    run_low = np.maximum.accumulate(low, axis=-1)
+    run_high = np.minimum.accumulate(high, axis=-1)
+    empty = run_low >= run_high
+    return np.where(empty, low, run_low), np.where(empty, high, run_high)
 
 
 def _loglik_at(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],

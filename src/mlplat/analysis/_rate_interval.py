@@ -1,0 +1,130 @@
+"""The rate ratio's reported confidence sequence: the rate test's Beta prior, resolved wherever it matters.
+
+On a fixed grid the set narrows to about the grid's step around the estimate: with millions of bad
+events the likelihood is far narrower than any grid that fits in memory for every look. So the mixture
+is first summed on the grid, and each look whose likelihood the grid does not resolve is summed again on
+fine points around its peak: the same continuous prior, integrated where its mass is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from mlplat.analysis._sequential import (
+    GRID,
+    RatePrior,
+    _counts,
+    _grid_loglik,
+    _logsumexp,
+    look_ends,
+    running_intersection,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["CS_CELLS", "CS_GRID", "cs_grid_points", "rate_confidence_sequence"]
+
+# Even points of the grid that finds each look's peak and sums the mixture where the likelihood is wide.
+# 961 (four times the test's 241) keep the fine windows below short: the fewer points, the more looks
+# need one.
+CS_GRID = 961
+# Most looks x grid points one confidence sequence holds (about 160 MB per array of them).
+CS_CELLS = 20_000_000
+# Each look's window holds the ratios whose log-likelihood is within this of the grid's best. The mixture
+# beyond it is under e^-60 of the peak's and is left out: leaving mass out only widens the set. The set's
+# ends lie inside unless the prior's density at the estimate is below about e^-40; then the look keeps
+# the grid's ends (conservative too).
+WINDOW_NATS = 60.0
+# A look is summed again when its window spans fewer even steps than this: a window holds about 22
+# standard deviations of the likelihood, so the grid's step is then over a quarter of one, and the
+# reported ends (the excluded neighbours) would be up to a step wide of the set.
+MIN_STEPS = 88
+# Fine points across the narrowest window of a block of looks: steps of about 1/8 standard deviation.
+# The trapezoid rule is then exact to far below double precision on a peak this smooth.
+FINE_POINTS = 176
+
+
+def cs_grid_points(looks: int) -> int:
+    """CS_GRID points, fewer (down to the test's 241) when looks x points would pass CS_CELLS."""
+    return max(GRID, min(CS_GRID, CS_CELLS // max(looks, 1)))
+
+
+def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_share: ArrayLike, *,
+                             prior_share: float, concentration: float, alpha: float = 0.05,
+                             grid_points: int = CS_GRID) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Time-uniform confidence sequence for the rate ratio, ``(low, high)`` per look.
+
+    The set is ``{rho0 : M_t(rho0) < 1/alpha}``, intersected over looks, where ``M_t`` is the mixture of
+    :func:`rate_ratio_process` (Beta prior over the canary's share of bad events) divided by the
+    likelihood at ``rho0``. Every ``rho0`` may be tested, not only grid points, and the mixture is the
+    prior's integral. It is summed on ``grid_points`` even points and, at looks where the likelihood is
+    narrower than a quarter of their step, again on fine points around its peak, so the set keeps
+    narrowing as events accrue instead of stopping at the grid's step. With a constant share it matches
+    the Beta-binomial closed form to within an eighth of a standard deviation, outward.
+
+    Examples
+    --------
+    >>> low, high = rate_confidence_sequence([5, 6, 7, 9], [50, 48, 55, 52], [0.05] * 4, prior_share=0.05,
+    ...                                      concentration=50)
+    >>> bool(1 < low[-1] < high[-1])
+    True
+    """
+    import numpy as np
+
+    c, b, s = _counts(canary, baseline, canary_share)
+    prior = RatePrior(prior_share, concentration)
+    log_rho, log_w = prior.grid(1.0, grid_points)
+    ll = _grid_loglik(c, b, s, log_rho)
+    low, high = look_ends(ll, _logsumexp(ll + log_w, axis=-1), log_rho, alpha)
+    # The grid's even step (the ladder around 1 only adds points).
+    step = float(np.max(np.diff(log_rho)))
+    for index in np.ndindex(c.shape[:-1]):
+        _resolve_narrow_looks(c[index], b[index], s[index], ll[index], log_rho, step, prior, alpha,
+                              low[index], high[index])
+    return running_intersection(np.exp(low), np.exp(high))
+
+
+def _resolve_narrow_looks(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
+                          ll: NDArray[np.float64], log_rho: NDArray[np.float64], step: float, prior: RatePrior,
+                          alpha: float, low: NDArray[np.float64], high: NDArray[np.float64]) -> None:
+    """Recompute, in place, the ends of the looks (of one series) whose likelihood the grid does not resolve.
+
+    Consecutive such looks share fine points while the union of their windows is at most twice the
+    narrowest; each block costs its last look times its points, and windows narrow as events accrue.
+    """
+    import numpy as np
+
+    size = log_rho.size
+    near = ll >= ll.max(axis=-1, keepdims=True) - WINDOW_NATS
+    first = np.argmax(near, axis=-1)
+    last = size - 1 - np.argmax(near[:, ::-1], axis=-1)
+    # The excluded neighbours bound the window: the log-likelihood is concave. A window at the grid's
+    # ends would meet the prior's tail mass lumped there, so such a look keeps the grid's sum.
+    edge_lo = log_rho[np.maximum(first - 1, 0)]
+    edge_hi = log_rho[np.minimum(last + 1, size - 1)]
+    width = edge_hi - edge_lo
+    narrow = (first > 0) & (last < size - 1) & (width < MIN_STEPS * step)
+    looks = np.flatnonzero(narrow)
+    start = 0
+    while start < looks.size:
+        stop = start + 1
+        lo, hi, least = edge_lo[looks[start]], edge_hi[looks[start]], width[looks[start]]
+        while stop < looks.size:
+            t = looks[stop]
+            new_lo, new_hi, new_least = min(lo, edge_lo[t]), max(hi, edge_hi[t]), min(least, width[t])
+            if new_hi - new_lo > 2 * new_least:
+                break
+            lo, hi, least, stop = new_lo, new_hi, new_least, stop + 1
+        block = looks[start:stop]
+        start = stop
+        nodes = np.linspace(lo, hi, math.ceil((hi - lo) / least * FINE_POINTS) + 1)
+        fine = _grid_loglik(c[:block[-1] + 1], b[:block[-1] + 1], s[:block[-1] + 1], nodes)[block]
+        log_mix = _logsumexp(fine + prior.log_density(nodes) + math.log(nodes[1] - nodes[0]), axis=-1)
+        fine_low, fine_high = look_ends(fine, log_mix, nodes, alpha)
+        # A set that reaches the window's edge (a prior nearly 0 at the estimate) keeps the grid's ends.
+        held = np.isfinite(fine_low) & np.isfinite(fine_high)
+        low[block[held]] = fine_low[held]
+        high[block[held]] = fine_high[held]
