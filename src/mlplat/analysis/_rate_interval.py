@@ -33,10 +33,10 @@ __all__ = ["CS_CELLS", "CS_GRID", "cs_grid_points", "rate_confidence_sequence"]
 CS_GRID = 961
 # Most looks x grid points one confidence sequence holds (about 160 MB per array of them).
 CS_CELLS = 20_000_000
-# Each look's window holds the ratios whose log-likelihood is within this of the grid's best. The mixture
-# beyond it is under e^-60 of the peak's and is left out: leaving mass out only widens the set. The set's
-# ends lie inside unless the prior's density at the estimate is below about e^-40; then the look keeps
-# the grid's ends (conservative too).
+# Each look's window holds the ratios whose log-likelihood is within this of its peak. The mixture beyond
+# it is under e^-60 of the peak's and is left out: leaving mass out only widens the set. The set's ends
+# lie inside unless the prior's density at the estimate is below about e^-40; then the look keeps the
+# grid's ends (conservative too).
 WINDOW_NATS = 60.0
 # A look is summed again when its window spans fewer even steps than this: a window holds about 22
 # standard deviations of the likelihood, so the grid's step is then over a quarter of one, and the
@@ -79,42 +79,52 @@ def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_shar
     log_rho, log_w = prior.grid(1.0, grid_points)
     ll = _grid_loglik(c, b, s, log_rho)
     low, high = look_ends(ll, _logsumexp(ll + log_w, axis=-1), log_rho, alpha)
-    # The grid's even step (the ladder around 1 only adds points).
-    step = float(np.max(np.diff(log_rho)))
     for index in np.ndindex(c.shape[:-1]):
-        _resolve_narrow_looks(c[index], b[index], s[index], ll[index], log_rho, step, prior, alpha,
-                              low[index], high[index])
+        _resolve_narrow_looks(c[index], b[index], s[index], ll[index], log_rho, prior, alpha, low[index],
+                              high[index])
     return running_intersection(np.exp(low), np.exp(high))
 
 
 def _resolve_narrow_looks(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
-                          ll: NDArray[np.float64], log_rho: NDArray[np.float64], step: float, prior: RatePrior,
-                          alpha: float, low: NDArray[np.float64], high: NDArray[np.float64]) -> None:
+                          ll: NDArray[np.float64], log_rho: NDArray[np.float64], prior: RatePrior, alpha: float,
+                          low: NDArray[np.float64], high: NDArray[np.float64]) -> None:
     """Recompute, in place, the ends of the looks (of one series) whose likelihood the grid does not resolve.
 
-    Consecutive such looks share fine points while the union of their windows is at most twice the
-    narrowest; each block costs its last look times its points, and windows narrow as events accrue.
+    Each look's peak and curvature come from the parabola through the grid's best point and its two
+    neighbours: the log-likelihood is smooth, so the parabola holds over a step even when the peak is far
+    narrower than one. Consecutive looks share fine points while the union of their windows is at most
+    twice the narrowest; each block costs its last look times its points, and windows narrow as events
+    accrue, so a long export needs a handful of blocks.
     """
     import numpy as np
 
     size = log_rho.size
-    near = ll >= ll.max(axis=-1, keepdims=True) - WINDOW_NATS
-    first = np.argmax(near, axis=-1)
-    last = size - 1 - np.argmax(near[:, ::-1], axis=-1)
-    # The excluded neighbours bound the window: the log-likelihood is concave. A window at the grid's
-    # ends would meet the prior's tail mass lumped there, so such a look keeps the grid's sum.
-    edge_lo = log_rho[np.maximum(first - 1, 0)]
-    edge_hi = log_rho[np.minimum(last + 1, size - 1)]
-    width = edge_hi - edge_lo
-    narrow = (first > 0) & (last < size - 1) & (width < MIN_STEPS * step)
+    best = np.argmax(ll, axis=-1)
+    # A peak at the grid's ends meets the prior's tail mass lumped there: such a look keeps the grid's sum.
+    inner = (best > 0) & (best < size - 1)
+    mid = np.clip(best, 1, size - 2)
+    rows = np.arange(ll.shape[0])
+    h1, h2 = log_rho[mid] - log_rho[mid - 1], log_rho[mid + 1] - log_rho[mid]
+    d1 = (ll[rows, mid] - ll[rows, mid - 1]) / h1
+    d2 = (ll[rows, mid + 1] - ll[rows, mid]) / h2
+    info = 2 * (d1 - d2) / (h1 + h2)  # minus the second derivative
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peak = log_rho[mid] - h1 / 2 + d1 / info
+        # 10% over the window a parabola gives, and the parabola's own error at the vertex (about a
+        # squared step: the third derivative is of the order of the second).
+        reach = 1.1 * np.sqrt(2 * WINDOW_NATS / info) + np.maximum(h1, h2) ** 2
+    # The even step, not the local one: the ladder around 1 is finer, but the set's ends lie beyond it.
+    narrow = inner & (info > 0) & (2 * reach < MIN_STEPS * np.max(np.diff(log_rho)))
     looks = np.flatnonzero(narrow)
     start = 0
     while start < looks.size:
         stop = start + 1
-        lo, hi, least = edge_lo[looks[start]], edge_hi[looks[start]], width[looks[start]]
+        first = looks[start]
+        lo, hi, least = peak[first] - reach[first], peak[first] + reach[first], 2 * reach[first]
         while stop < looks.size:
             t = looks[stop]
-            new_lo, new_hi, new_least = min(lo, edge_lo[t]), max(hi, edge_hi[t]), min(least, width[t])
+            new_lo, new_hi = min(lo, peak[t] - reach[t]), max(hi, peak[t] + reach[t])
+            new_least = min(least, 2 * reach[t])
             if new_hi - new_lo > 2 * new_least:
                 break
             lo, hi, least, stop = new_lo, new_hi, new_least, stop + 1
