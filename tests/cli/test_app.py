@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -216,3 +217,33 @@ def test_progress_goes_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> Non
     with Output(Settings(json=True)).progress("working", total=2) as advance:
         advance()
     assert capsys.readouterr() == ("", "")
+
+
+def test_tables_fold_rather_than_cut_cells_in_a_narrow_terminal() -> None:
+    """A table wider than the terminal folds its cells onto more lines; rich's default cut REGRESSION to
+    "REGRES…" and a p-value to "2.77e-…" at 80 columns."""
+    from mlplat.cli._output import make_table
+
+    console = Console(width=40, record=True, file=io.StringIO())
+    console.print(make_table("tests", ["test", "status", "p", "detail"],
+                             [["errors (critical)", "REGRESSION", "2.77e-05", "1067 events (98 canary)"]]))
+    text = console.export_text()
+    assert "…" not in text
+    body = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    columns = ["".join(row[i].strip() for row in body) for i in range(4)]
+    assert columns == ["errors(critical)", "REGRESSION", "2.77e-05", "1067events(98canary)"]
+
+
+def test_output_to_a_pipe_is_wide_unless_columns_says(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output to a file or pipe (a CI log) is 160 columns wide, so the canary table keeps each row on one
+    line; COLUMNS still sets the width."""
+    args = ["canary", "analyze", "examples/canary/regression.csv", "--config", "examples/canary/canary.yaml"]
+    monkeypatch.delenv("COLUMNS", raising=False)
+    wide = runner.invoke(app, args)
+    assert wide.exit_code == 1
+    assert re.search(r"errors \(critical\) +│ REGRESSION +│ \+92\.7% +│ \[\+26\.5%, \+149\.8%\]", wide.output)
+    monkeypatch.setenv("COLUMNS", "80")
+    narrow = runner.invoke(app, args)
+    assert narrow.exit_code == 1
+    assert max(len(line) for line in narrow.output.splitlines()) <= 80
+    assert "…" not in narrow.output

@@ -7,6 +7,7 @@ variable turn colour off (rich reads ``NO_COLOR`` itself).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +28,10 @@ from mlplat.plots import check_plot
 __all__ = ["JsonOption", "Output", "Settings", "make_table", "parse_option"]
 
 T = TypeVar("T")
+# Width of output that goes to a file or a pipe (a CI log) rather than a terminal, unless COLUMNS says
+# otherwise. rich's default there is 80 columns, which squeezed the canary table's eight columns into
+# fragments; a log has no edge to wrap at.
+PIPE_WIDTH = 160
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 
@@ -47,8 +52,9 @@ class Output:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.json = settings.json
-        self.out = Console(file=sys.stdout, no_color=settings.no_color, soft_wrap=False,
-                           highlight=False)
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+        self.out = Console(file=sys.stdout, no_color=settings.no_color, soft_wrap=False, highlight=False,
+                           width=width)
         self.err = Console(file=sys.stderr, no_color=settings.no_color, stderr=True, highlight=False,
                            soft_wrap=True)
 
@@ -126,7 +132,9 @@ def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     title to the table's width otherwise; the terminal's width still caps both)."""
     table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title or ""))
     for index, name in enumerate(columns):
-        table.add_column(name, justify="right" if index in numeric else "left")
+        # In a terminal too narrow for the table, a cell folds onto more lines: never cut with an ellipsis
+        # (rich's default), which turned REGRESSION into "REGRES…" and a p-value into "2.77e-…".
+        table.add_column(name, justify="right" if index in numeric else "left", overflow="fold")
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
     return table
