@@ -84,18 +84,19 @@ def test_profile_has_one_point_per_size() -> None:
 
 def test_summary_metric_definitions() -> None:
     """Throughput, goodput, miss and reject rates follow their documented definitions on a known trace."""
-    # Window [1, 3): six arrivals inside; one before the window (warm-up) is ignored.
-    start = np.array([0.5, 1.0, 1.2, 1.4, 1.6, 2.0, 2.5])
-    finish = np.array([0.6, 1.005, 1.25, 1.4, 1.62, 2.004, np.nan])
-    status = np.array([OK, OK, OK, REJECTED, OK, OK, 0], dtype=np.int8)
+    # Window [1, 3): six arrivals inside. Of the two before it (warm-up), one is answered before the window
+    # and one inside it: the second counts in the rates (answers inside the window), not in the requests.
+    start = np.array([0.5, 0.992, 1.0, 1.2, 1.4, 1.6, 2.0, 2.5])
+    finish = np.array([0.6, 1.002, 1.005, 1.25, 1.4, 1.62, 2.004, np.nan])
+    status = np.array([OK, OK, OK, OK, REJECTED, OK, OK, 0], dtype=np.int8)
     meter = Meter(lambda xs: xs)
     meter.calls, meter.items, meter.busy = 4, 10, 1.0
-    result = _bench.summarize("deadline", Trace(start, finish, status, np.zeros(7), (1.0, 3.0)), meter,
+    result = _bench.summarize("deadline", Trace(start, finish, status, np.zeros(8), (1.0, 3.0)), meter,
                               offered=3.0, concurrency=None, max_batch=4, max_latency_ms=10, slo_ms=25,
                               elapsed=4.0)
     assert result.requests == 6
-    assert result.throughput_rps == pytest.approx(4 / 2)  # four answered inside the window
-    assert result.goodput_rps == pytest.approx(3 / 2)  # 5, 20 and 4 ms are within 25 ms; 50 ms is not
+    assert result.throughput_rps == pytest.approx(5 / 2)  # five answered inside the window
+    assert result.goodput_rps == pytest.approx(4 / 2)  # 10, 5, 20 and 4 ms are within 25 ms; 50 ms is not
     assert result.miss_rate == pytest.approx(3 / 6)  # 50 ms and 20 ms late, one never answered
     assert result.reject_rate == pytest.approx(1 / 6)
     assert (result.mean_batch, result.fill_ratio, result.busy_fraction) == (2.5, 0.625, 0.25)
@@ -158,10 +159,12 @@ def test_a_deadline_shorter_than_one_predict_is_named_not_called_an_overload() -
 
 
 def test_run_bench_says_when_a_policy_could_not_keep_up() -> None:
-    """One request per predict at half the batched ceiling falls behind, and the result says so."""
+    """One request per predict at half the batched ceiling falls behind, and the result says so; its
+    throughput is what it served in the interval (it read 0 while the warm-up's backlog was served)."""
     result = run_bench(BenchConfig(**{**QUICK, "rate": None, "rate_share": 0.5, "policies": ("none",)}))  # type: ignore[arg-type]
     (none,) = result.policies
-    assert none.throughput_rps < 0.9 * (none.offered_rps or 0)
+    assert 0 < none.throughput_rps < 0.9 * (none.offered_rps or 0)
+    assert none.mean_batch == 1.0 and none.busy_fraction > 0.5
     assert any(w.startswith("none: ") and "could not keep up" in w for w in result.warnings)
 
 

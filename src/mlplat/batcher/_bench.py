@@ -112,7 +112,8 @@ class PolicyResult:
 
     ``miss_rate`` is the share of requests answered after ``max_latency_ms`` or never answered;
     ``reject_rate`` the share refused (``QueueFull`` or ``DeadlineExceeded``); ``throughput_rps`` and
-    ``goodput_rps`` count answers (within the SLO, for goodput) that came back inside the measured interval.
+    ``goodput_rps`` count answers (within the SLO, for goodput) that came back inside the measured interval,
+    whenever their request arrived; the other fields cover the requests that arrived inside it.
     """
 
     policy: str
@@ -191,8 +192,8 @@ class BenchResult:
 def overload_warning(result: PolicyResult) -> str | None:
     """A warning when an open-loop run answered under OVERLOADED_SHARE of the rate it sent in the interval.
 
-    Rates count answers to requests that arrived after the warm-up and came back inside the measured
-    interval (rule 7), so a server that falls behind can show a throughput near 0; this says why.
+    Rates count answers that came back inside the measured interval (rule 7), so a server that falls
+    behind shows its own completion rate, under the offered one; this says why.
     """
     offered = result.offered_rps
     if offered is None or result.requests == 0:
@@ -202,8 +203,8 @@ def overload_warning(result: PolicyResult) -> str | None:
     if result.throughput_rps >= OVERLOADED_SHARE * sent:
         return None
     return (f"{result.policy}: {result.throughput_rps:,.0f} of the {offered:,.0f} req/s offered were answered inside "
-            "the measured interval; it could not keep up with this load, and a request answered after the "
-            "interval or refused counts as a miss or a reject, not as throughput")
+            "the measured interval; it could not keep up with this load, its queue grew, and a request "
+            "answered late or refused counts as a miss or a reject")
 
 
 def few_requests_warning(results: Sequence[PolicyResult]) -> str | None:
@@ -262,9 +263,11 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     requests = int(keep.sum())
     served = status == OK
     latency = (finish[served] - start[served]) * 1000.0
-    # Rates count answers that came back inside the measured interval: an overloaded server that
-    # answers long after it is not credited with the offered rate.
-    in_window = finish[served] < high
+    # Rates count answers that came back inside the measured interval, whenever their request arrived: the
+    # server's completion rate. An overloaded server is credited with what it served, not with the offered
+    # rate; counting only requests that also arrived inside made it 0 while it served a warm-up backlog.
+    answered = (trace.status == OK) & (trace.finish >= low) & (trace.finish < high)
+    answered_latency = (trace.finish[answered] - trace.start[answered]) * 1000.0
     cdf = tuple(np.quantile(latency, np.linspace(0, 1, 201)).tolist()) if latency.size else ()
     lag = trace.lag[keep] if trace.lag.size else trace.lag
     lag_p99 = float(np.quantile(lag, 0.99) * 1000.0) if lag.size else None
@@ -273,8 +276,8 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     unanswered = int(((status != OK) & (status != REJECTED)).sum())
     return PolicyResult(
         policy=policy, offered_rps=offered, concurrency=concurrency, requests=requests,
-        throughput_rps=float(in_window.sum()) / measured,
-        goodput_rps=float((in_window & (latency <= slo_ms)).sum()) / measured,
+        throughput_rps=float(answered.sum()) / measured,
+        goodput_rps=float((answered_latency <= slo_ms).sum()) / measured,
         latency_ms=percentiles(latency.tolist()),
         miss_rate=float((latency > max_latency_ms).sum() + unanswered) / requests if requests else math.nan,
         reject_rate=float((status == REJECTED).sum()) / requests if requests else math.nan,

@@ -46,7 +46,7 @@ def _k(value: float | None) -> str:
         return "-"
     if value >= 10_000:
         return f"{value / 1000:.1f}k"
-    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"  # 0.5 req/s is not 0
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"  # 0.5 req/s is not 0
 
 
 def render(result: BenchResult) -> Group:
