@@ -134,8 +134,8 @@ def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None
         assert 0.01 < b["rate_per_s"] < 20
         assert {b["cheaper_below"], b["cheaper_above"]} <= {"fn", "run", "k8s", "kn"}
     for p in doc["platforms"]:
-        assert set(p) == {"name", "cost_per_month", "p99_ms", "slo_met"}
-        assert len(p["cost_per_month"]) == len(p["p99_ms"]) == len(p["slo_met"]) == 4
+        assert set(p) == {"name", "cost_per_month", "p99_ms", "slo_met", "slo_unsure"}
+        assert len(p["cost_per_month"]) == len(p["p99_ms"]) == len(p["slo_met"]) == len(p["slo_unsure"]) == 4
     assert set(doc["cheapest_meeting_slo"]) <= {"fn", "run", "k8s", "kn", None}
     assert png.exists()
     table = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.1/s..1/s", "--points", "2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -161,3 +162,59 @@ def test_too_few_requests_for_a_p99_are_named(make_scenario: Callable[..., Scena
     (warning,) = swept.warnings
     assert warning.startswith("at 0.01 req/s each replication measured under 100 requests")
     assert swept.to_dict()["warnings"] == [warning]
+
+
+def test_slo_verdict_is_unsure_when_its_ci_spans_the_bound(make_scenario: Callable[..., Scenario]) -> None:
+    """With the SLO set at the run's own mean p99, the p99's CI spans it: the verdict stands (the mean is
+    compared) but is marked unsure, with a note naming the CI; an SLO far above the CI is sure."""
+    from mlplat.cli._output import Output, Settings
+    from mlplat.cli.sim import render_result
+
+    first = simulate(make_scenario(replications=4), seed=2).platforms[0]
+    p99 = first.metrics["p99"]
+    assert p99.low < p99.mean < p99.high
+    at_bound = simulate(make_scenario(replications=4, slo={"p99_ms": p99.mean * (1 + 1e-9)}), seed=2)
+    (platform,) = at_bound.platforms
+    assert platform.slo_met and platform.slo_unsure
+    assert platform.to_dict()["slo_unsure"] is True
+    (note,) = [n for n in platform.notes if n.startswith("SLO verdict unsure")]
+    assert f"its p99's 95% CI ({p99.low:,.0f} to {p99.high:,.0f} ms) spans the SLO's" in note
+    console = Output(Settings()).out
+    with console.capture() as captured:
+        console.print(render_result(at_bound))
+    assert "yes?" in captured.get() and "fn (unsure: see its note)" in captured.get()
+    sure = simulate(make_scenario(replications=4, slo={"p99_ms": p99.high * 2}), seed=2).platforms[0]
+    assert sure.slo_met and not sure.slo_unsure
+    assert not any(n.startswith("SLO verdict unsure") for n in sure.notes)
+
+
+def test_slo_doubt_names_a_throttled_share_that_spans_the_bound(make_scenario: Callable[..., Scenario]) -> None:
+    """A throttled share whose CI spans `max_rejection` makes the verdict unsure; a CI of one point does not."""
+    from mlplat.sim._results import Estimate
+    from mlplat.sim._simulate import _slo_doubt
+
+    sc = make_scenario(slo={"p99_ms": 1000, "max_rejection": 0.01})
+    metrics = {"p99": Estimate(400.0, 390.0, 410.0, 5), "rejection_fraction": Estimate(0.012, 0.004, 0.02, 5)}
+    doubt = _slo_doubt(metrics, sc)
+    assert doubt == ("SLO verdict unsure: its throttled share's 95% CI (0.40% to 2.00%) spans the SLO's 1.00%; "
+                     "more replications (-r) narrow it")
+    metrics["rejection_fraction"] = Estimate(0.0, 0.0, 0.0, 5)
+    assert _slo_doubt(metrics, sc) is None
+    metrics["p99"] = Estimate(400.0, math.nan, math.nan, 1)  # one replication: no CI, no doubt to state
+    assert _slo_doubt(metrics, sc) is None
+
+
+def test_sweep_table_marks_unsure_verdicts() -> None:
+    """`sim compare` marks a rate whose SLO verdict is unsure with ?, beside ✗ when the mean misses."""
+    from mlplat.cli._output import Output, Settings
+    from mlplat.cli.sim import render_sweep
+    from mlplat.sim import SweepResult
+
+    sweep = SweepResult(rates=(1.0, 100.0), names=("fn",), cost_per_month={"fn": (1.0, 100.0)},
+                        p99_ms={"fn": (100.0, 900.0)}, slo_p99_ms=500.0, slo_met={"fn": (True, False)},
+                        slo_unsure={"fn": (True, True)})
+    console = Output(Settings()).out
+    with console.capture() as captured:
+        console.print(render_sweep(sweep))
+    assert "$1.00 / 100?" in captured.get() and "$100 / 900 ✗?" in captured.get()
+    assert sweep.to_dict()["platforms"][0]["slo_unsure"] == [True, True]

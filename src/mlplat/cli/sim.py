@@ -69,7 +69,8 @@ def render_result(result: SimulationResult) -> Group:
     latency, capacity = [], []
     for p in result.platforms:
         m = p.metrics
-        slo = "-" if not math.isfinite(m["p99"].mean) else "[green]yes[/green]" if p.slo_met else "[red]no[/red]"
+        slo = ("-" if not math.isfinite(m["p99"].mean) else "[yellow]yes?[/yellow]" if p.slo_met and p.slo_unsure
+               else "[yellow]no?[/yellow]" if p.slo_unsure else "[green]yes[/green]" if p.slo_met else "[red]no[/red]")
         latency.append([p.name, f"{m['requests'].mean:,.0f}", _share(m["cold_start_fraction"].mean),
                         _share(m["rejection_fraction"].mean), _ms(m["p50"].mean), _ms(m["p95"].mean),
                         _pm(m["p99"], _ms), _ms(m["p999"].mean), slo])
@@ -78,7 +79,8 @@ def render_result(result: SimulationResult) -> Group:
                          f"{m['utilization'].mean:.0%}", _pm(m["cost_per_month"], _money),
                          _money(m["cost_per_million"].mean)])
     title = (f"{result.workload} workload, mean {result.mean_rate:.3g} req/s, {result.replications} x "
-             f"{result.duration_s / 3600:.3g} h; SLO p99 <= {result.slo_p99_ms:g} ms; ± is the 95% CI half-width")
+             f"{result.duration_s / 3600:.3g} h; SLO p99 <= {result.slo_p99_ms:g} ms; ± is the 95% CI half-width; "
+             "?: the CI spans the SLO")
     table = make_table(title, ["platform", "requests", "cold", "throttled", "p50 ms", "p95 ms", "p99 ms",
                                "p99.9 ms", "SLO"], latency, numeric=range(1, 8))
     sizes = make_table("Capacity and cost", ["platform", "kind", "instances (peak)", "nodes", "util",
@@ -89,7 +91,8 @@ def render_result(result: SimulationResult) -> Group:
                         for p in result.platforms], numeric=range(1, len(parts) + 2))
     best = result.cheapest()
     measured = any(math.isfinite(p.metrics["p99"].mean) for p in result.platforms)
-    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]" if best
+    unsure = " (unsure: see its note)" if best and result.platform(best).slo_unsure else ""
+    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]{unsure}" if best
                                else "[yellow]no platform meets the SLO[/yellow]" if measured
                                else "[yellow]no request was measured, so no platform can be held to the SLO"
                                     "[/yellow]")
@@ -106,11 +109,13 @@ def render_sweep(sweep: SweepResult) -> Group:
         for name in sweep.names:
             # No request measured (p99 NaN): nothing to hold to the SLO, so no mark either way.
             measured = math.isfinite(sweep.p99_ms[name][i])
-            mark = "" if sweep.slo_met[name][i] or not measured else " ✗"
+            mark = "" if not measured else " ✗" if not sweep.slo_met[name][i] else ""
+            if measured and sweep.slo_unsure.get(name, ())[i:i + 1] == (True,):
+                mark += "?"
             cells.append(f"{_money(sweep.cost_per_month[name][i])} / {_ms(sweep.p99_ms[name][i])}{mark}")
         cells.append(cheapest[i] or "-")
         rows.append(cells)
-    table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO)",
+    table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO; ?: its 95% CI spans the SLO)",
                        ["rate /s", *sweep.names, "cheapest meeting SLO"], rows, numeric=range(0, len(sweep.names) + 1))
     lines = [f"break-even at {b.rate:.3g} req/s: {b.cheaper_below} cheaper below, {b.cheaper_above} above"
              for b in sweep.break_even] or ["no break-even inside the swept range"]

@@ -63,6 +63,8 @@ class PlatformResult:
     metrics: dict[str, Estimate]
     slo_met: bool
     notes: tuple[str, ...] = ()
+    slo_unsure: bool = False
+    """A 95% CI behind the verdict (p99, throttled share) spans the SLO's bound: more replications decide it."""
 
     def __getitem__(self, key: str) -> float:
         return self.metrics[key].mean
@@ -91,6 +93,7 @@ class PlatformResult:
             "cost_breakdown": {k: m[f"cost_{k}"].mean for k in COST_PARTS},
             "usage": {k[len("usage_"):]: v.mean for k, v in m.items() if k.startswith("usage_")},
             "slo_met": self.slo_met,
+            "slo_unsure": self.slo_unsure,
             "ci": {k: [v.low, v.high] for k, v in m.items()},
             "notes": list(self.notes),
         }
@@ -179,6 +182,7 @@ class SweepResult:
     slo_p99_ms: float
     break_even: tuple[BreakEven, ...] = field(default=())
     requests: tuple[float, ...] = ()  # measured requests per replication at each rate
+    slo_unsure: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # PlatformResult.slo_unsure per rate
 
     @property
     def warnings(self) -> list[str]:
@@ -210,7 +214,8 @@ class SweepResult:
             "rates_per_s": list(self.rates),
             "slo_p99_ms": self.slo_p99_ms,
             "platforms": [{"name": n, "cost_per_month": list(self.cost_per_month[n]), "p99_ms": list(self.p99_ms[n]),
-                           "slo_met": list(self.slo_met[n])} for n in self.names],
+                           "slo_met": list(self.slo_met[n]), "slo_unsure": list(self.slo_unsure.get(n, ()))}
+                          for n in self.names],
             "break_even": [b.to_dict() for b in self.break_even],
             "cheapest_meeting_slo": self.cheapest(),
             "requests": list(self.requests),

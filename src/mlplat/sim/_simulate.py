@@ -335,6 +335,25 @@ def _slo_met(metrics: dict[str, Estimate], sc: Scenario) -> bool:
     return bool(math.isfinite(p99) and p99 <= sc.slo.p99_ms and rejected <= sc.slo.max_rejection)
 
 
+def _slo_doubt(metrics: dict[str, Estimate], sc: Scenario) -> str | None:
+    """Why the SLO verdict is unsure, when a 95% CI behind it spans the SLO's bound; else None.
+
+    The verdict compares means over replications; a p99 near a cold-start boundary varies so much between
+    replications that the mean can land on either side of the bound by chance.
+    """
+    p99, rejected = metrics["p99"], metrics["rejection_fraction"]
+    spans = []
+    if p99.high > p99.low and p99.contains(sc.slo.p99_ms):
+        spans.append(f"its p99's 95% CI ({max(p99.low, 0.0):,.0f} to {p99.high:,.0f} ms) spans the SLO's "
+                     f"{sc.slo.p99_ms:,.0f} ms")
+    if rejected.high > rejected.low and rejected.contains(sc.slo.max_rejection):
+        spans.append(f"its throttled share's 95% CI ({max(rejected.low, 0.0):.2%} to {rejected.high:.2%}) spans "
+                     f"the SLO's {sc.slo.max_rejection:.2%}")
+    if not spans:
+        return None
+    return f"SLO verdict unsure: {' and '.join(spans)}; more replications (-r) narrow it"
+
+
 def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | None = None, seed: int = 0,
              jobs: int = 1, progress: Callable[[int], None] | None = None) -> SimulationResult:
     """Simulate every platform of ``scenario`` and bill it; the door of :mod:`mlplat.sim`.
@@ -420,7 +439,11 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
                    "of the run" if metrics["at_max_size"].mean > 0 else
                    "they were waiting for instances or nodes to start, below its largest size")
             notes.append(f"{backlog:.1%} of requests were still queued when the run ended: {why}")
-        platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), tuple(notes)))
+        doubt = _slo_doubt(metrics, sc)
+        if doubt is not None:
+            notes.append(doubt)
+        platforms.append(PlatformResult(p.name, p.kind, metrics, _slo_met(metrics, sc), tuple(notes),
+                                        slo_unsure=doubt is not None))
     return SimulationResult(
         platforms=tuple(platforms), replications=reps, seed=seed, duration_s=sc.duration, warmup_s=sc.warmup,
         mean_rate=mean_rate(sc.workload, prepared.trace), workload=sc.workload.kind, slo_p99_ms=sc.slo.p99_ms,
@@ -454,6 +477,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     cost: dict[str, list[float]] = {n: [] for n in names}
     p99: dict[str, list[float]] = {n: [] for n in names}
     met: dict[str, list[bool]] = {n: [] for n in names}
+    unsure: dict[str, list[bool]] = {n: [] for n in names}
     requests: list[float] = []
     scenarios = [base.scenario.model_copy(update={
         "workload": with_mean_rate(base.scenario.workload, float(rate), base.trace)}) for rate in rates]
@@ -468,6 +492,7 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
             cost[p.name].append(p["cost_per_month"])
             p99[p.name].append(p["p99"])
             met[p.name].append(p.slo_met)
+            unsure[p.name].append(p.slo_unsure)
         if progress:
             progress(1)
     rates_t = tuple(float(r) for r in rates)
@@ -475,4 +500,4 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     return SweepResult(rates=rates_t, names=names, cost_per_month=cost_t,
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
                        slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)),
-                       requests=tuple(requests))
+                       requests=tuple(requests), slo_unsure={n: tuple(v) for n, v in unsure.items()})
