@@ -296,6 +296,20 @@ def test_rate_p_values_are_valid_and_monotone(canary: list[int], baseline: list[
     assert np.all(res.ci_low <= res.ci_high)
 
 
+@settings(max_examples=40, deadline=None)
+@given(canary=event_counts, baseline=event_counts, share=traffic_shares, k=concentrations,
+       scale=st.sampled_from([1, 1_000, 1_000_000]))
+def test_reported_sequence_is_an_interval_at_any_count(canary: list[int], baseline: list[int], share: float,
+                                                       k: float, scale: int) -> None:
+    """At any counts (scaled up to where looks are summed on fine points) the reported sequence is a
+    non-empty interval of ratios at every look, never NaN."""
+    n = min(len(canary), len(baseline))
+    c, b = np.asarray(canary[:n]) * scale, np.asarray(baseline[:n]) * scale
+    low, high = rate_confidence_sequence(c, b, [share] * n, prior_share=share, concentration=k)
+    assert not np.isnan(low).any() and not np.isnan(high).any()
+    assert np.all((low >= 0) & (low < high))
+
+
 def test_one_sided_direction() -> None:
     """A canary with fewer errors is no regression when increase is bad, but is one when decrease is bad."""
     canary, baseline = [1, 0, 1, 0, 1, 0] * 5, [60, 55, 58, 61, 57, 59] * 5
