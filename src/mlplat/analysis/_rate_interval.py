@@ -11,15 +11,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mlplat.analysis._sequential import (
-    GRID,
-    RatePrior,
-    _counts,
-    _grid_loglik,
-    _logsumexp,
-    look_ends,
-    running_intersection,
-)
+from mlplat.analysis._sequential import GRID, RatePrior, grid_loglik, look_ends, rate_arrays, running_intersection
 
 if TYPE_CHECKING:
     import numpy as np
@@ -73,12 +65,13 @@ def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_shar
     True
     """
     import numpy as np
+    from scipy.special import logsumexp
 
-    c, b, s = _counts(canary, baseline, canary_share)
+    c, b, s = rate_arrays(canary, baseline, canary_share)
     prior = RatePrior(prior_share, concentration)
     log_rho, log_w = prior.grid(1.0, grid_points)
-    ll = _grid_loglik(c, b, s, log_rho)
-    low, high = look_ends(ll, _logsumexp(ll + log_w, axis=-1), log_rho, alpha)
+    ll = grid_loglik(c, b, s, log_rho)
+    low, high = look_ends(ll, logsumexp(ll + log_w, axis=-1), log_rho, alpha)
     for index in np.ndindex(c.shape[:-1]):
         _resolve_narrow_looks(c[index], b[index], s[index], ll[index], log_rho, prior, alpha, low[index],
                               high[index])
@@ -97,6 +90,7 @@ def _resolve_narrow_looks(c: NDArray[np.float64], b: NDArray[np.float64], s: NDA
     accrue, so a long export needs a handful of blocks.
     """
     import numpy as np
+    from scipy.special import logsumexp
 
     size = log_rho.size
     best = np.argmax(ll, axis=-1)
@@ -131,8 +125,8 @@ def _resolve_narrow_looks(c: NDArray[np.float64], b: NDArray[np.float64], s: NDA
         block = looks[start:stop]
         start = stop
         nodes = np.linspace(lo, hi, math.ceil((hi - lo) / least * FINE_POINTS) + 1)
-        fine = _grid_loglik(c[:block[-1] + 1], b[:block[-1] + 1], s[:block[-1] + 1], nodes)[block]
-        log_mix = _logsumexp(fine + prior.log_density(nodes) + math.log(nodes[1] - nodes[0]), axis=-1)
+        fine = grid_loglik(c[:block[-1] + 1], b[:block[-1] + 1], s[:block[-1] + 1], nodes)[block]
+        log_mix = logsumexp(fine + prior.log_density(nodes) + math.log(nodes[1] - nodes[0]), axis=-1)
         fine_low, fine_high = look_ends(fine, log_mix, nodes, alpha)
         # A set that reaches the window's edge (a prior nearly 0 at the estimate) keeps the grid's ends.
         held = np.isfinite(fine_low) & np.isfinite(fine_high)

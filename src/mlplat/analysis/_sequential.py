@@ -305,9 +305,9 @@ def rate_ratio_process(
     """
     import numpy as np
 
-    c, b, s = _counts(canary, baseline, canary_share)
+    c, b, s = rate_arrays(canary, baseline, canary_share)
     log_rho, log_w = RatePrior(prior_share, concentration).grid(null_ratio, grid_points)
-    ll = _grid_loglik(c, b, s, log_rho)
+    ll = grid_loglik(c, b, s, log_rho)
     log_null = np.log(null_ratio)
     if direction == "increase":
         bad, good = log_rho > log_null, log_rho < log_null
@@ -337,15 +337,16 @@ def rate_ratio_process(
                        log_e=log_e)
 
 
-def _counts(canary: ArrayLike, baseline: ArrayLike,
-            canary_share: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+def rate_arrays(canary: ArrayLike, baseline: ArrayLike,
+                canary_share: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Bad events per interval in each arm as floats, and the canary's share broadcast to their shape."""
     import numpy as np
 
     c = np.asarray(canary, dtype=float)
     return c, np.asarray(baseline, dtype=float), np.broadcast_to(np.asarray(canary_share, dtype=float), c.shape)
 
 
-def _grid_loglik(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
+def grid_loglik(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
                  log_rho: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per-interval log-likelihood at every grid ratio, cumulated over time: shape (..., T, G)."""
     import numpy as np
