@@ -216,5 +216,5 @@ def test_sweep_table_marks_unsure_verdicts() -> None:
     console = Output(Settings()).out
     with console.capture() as captured:
         console.print(render_sweep(sweep))
-    assert "$1.00 / 100?" in captured.get() and "$100 / 900 ✗?" in captured.get()
+    assert "$1.00 / 100 ?" in captured.get() and "$100 / 900 ✗?" in captured.get()
     assert sweep.to_dict()["platforms"][0]["slo_unsure"] == [True, True]

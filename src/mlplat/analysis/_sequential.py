@@ -348,7 +348,7 @@ def rate_arrays(canary: ArrayLike, baseline: ArrayLike,
 
 def grid_loglik(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
                  log_rho: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Per-interval log-likelihood at every grid ratio, cumulated over time: shape (..., T, G)."""
+    """Per-interval log-likelihood at each ratio of ``log_rho``, cumulated over time: shape (..., T, G)."""
     import numpy as np
 
     share = s[..., None]

@@ -20,7 +20,7 @@ from mlplat.plots import check_plot
 from mlplat.units import format_duration, parse_duration, parse_rate
 
 if TYPE_CHECKING:
-    from mlplat.sim import Estimate, Prepared, SimulationResult, SweepResult
+    from mlplat.sim import Estimate, PlatformResult, Prepared, SimulationResult, SweepResult
 
 app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency with cold starts, and the bill.",
                   no_args_is_help=True)
@@ -62,6 +62,15 @@ def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
     return text
 
 
+def _slo_cell(platform: PlatformResult) -> str:
+    """yes or no; with ? when a CI behind the verdict spans the SLO; - when no request was measured."""
+    if not math.isfinite(platform.metrics["p99"].mean):
+        return "-"
+    if platform.slo_unsure:
+        return "[yellow]yes?[/yellow]" if platform.slo_met else "[yellow]no?[/yellow]"
+    return "[green]yes[/green]" if platform.slo_met else "[red]no[/red]"
+
+
 def render_result(result: SimulationResult) -> Group:
     """Tables of one simulation: latency and SLO, capacity and cost, cost by part; the cheapest platform."""
     from mlplat.sim._results import COST_PARTS
@@ -69,11 +78,9 @@ def render_result(result: SimulationResult) -> Group:
     latency, capacity = [], []
     for p in result.platforms:
         m = p.metrics
-        slo = ("-" if not math.isfinite(m["p99"].mean) else "[yellow]yes?[/yellow]" if p.slo_met and p.slo_unsure
-               else "[yellow]no?[/yellow]" if p.slo_unsure else "[green]yes[/green]" if p.slo_met else "[red]no[/red]")
         latency.append([p.name, f"{m['requests'].mean:,.0f}", _share(m["cold_start_fraction"].mean),
                         _share(m["rejection_fraction"].mean), _ms(m["p50"].mean), _ms(m["p95"].mean),
-                        _pm(m["p99"], _ms), _ms(m["p999"].mean), slo])
+                        _pm(m["p99"], _ms), _ms(m["p999"].mean), _slo_cell(p)])
         capacity.append([p.name, p.kind, f"{m['mean_instances'].mean:.1f} ({m['peak_instances'].mean:.0f})",
                          f"{m['mean_nodes'].mean:.1f}" if m["mean_nodes"].mean else "-",
                          f"{m['utilization'].mean:.0%}", _pm(m["cost_per_month"], _money),
@@ -107,15 +114,15 @@ def render_sweep(sweep: SweepResult) -> Group:
     for i, rate in enumerate(sweep.rates):
         cells = [f"{rate:.3g}"]
         for name in sweep.names:
-            # No request measured (p99 NaN): nothing to hold to the SLO, so no mark either way.
-            measured = math.isfinite(sweep.p99_ms[name][i])
-            mark = "" if not measured else " ✗" if not sweep.slo_met[name][i] else ""
-            if measured and sweep.slo_unsure.get(name, ())[i:i + 1] == (True,):
-                mark += "?"
+            mark = ""
+            if math.isfinite(sweep.p99_ms[name][i]):  # else no request measured: nothing to hold to the SLO
+                unsure = sweep.slo_unsure.get(name, ())
+                flags = ("" if sweep.slo_met[name][i] else "✗") + ("?" if i < len(unsure) and unsure[i] else "")
+                mark = f" {flags}" if flags else ""
             cells.append(f"{_money(sweep.cost_per_month[name][i])} / {_ms(sweep.p99_ms[name][i])}{mark}")
         cells.append(cheapest[i] or "-")
         rows.append(cells)
-    table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO; ?: its 95% CI spans the SLO)",
+    table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO; ?: a 95% CI spans it)",
                        ["rate /s", *sweep.names, "cheapest meeting SLO"], rows, numeric=range(0, len(sweep.names) + 1))
     lines = [f"break-even at {b.rate:.3g} req/s: {b.cheaper_below} cheaper below, {b.cheaper_above} above"
              for b in sweep.break_even] or ["no break-even inside the swept range"]
