@@ -1,10 +1,8 @@
-"""The anytime-valid building blocks: Dirichlet-multinomial test, rate-ratio e-process, quantile and mean CS.
+"""The anytime-valid building blocks: Dirichlet-multinomial test, rate-ratio e-process and mean CS.
 
 References
 ----------
 M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
-S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing and
-best-arm identification. Bernoulli 28(3).
 I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit theory
 and asymptotic confidence sequences. arXiv:2103.06476.
 """
@@ -28,8 +26,6 @@ from mlplat.analysis import (
     mean_confidence_sequence,
     mean_exceedance_p,
     p_from_log_e,
-    quantile_confidence_sequence,
-    quantile_epsilon,
     rate_confidence_sequence,
     rate_ratio_process,
 )
@@ -383,95 +379,6 @@ def test_p_from_log_e_tiny_e_values_are_quiet() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert_allclose(p_from_log_e([-1e6, -2e6]), [1.0, 1.0])
-
-
-def test_quantile_epsilon_shrinks() -> None:
-    """The band narrows with more samples and widens with a smaller alpha."""
-    eps = quantile_epsilon([100, 1000, 10_000], 0.05)
-    assert np.all(np.diff(eps) < 0)
-    assert quantile_epsilon(1000, 0.01) > quantile_epsilon(1000, 0.05)
-
-
-def test_quantile_cs_covers_median_sequentially() -> None:
-    """Seeded: the median's sequence holds the true median at every look in at least 95% of runs."""
-    rng = np.random.default_rng(7)
-    edges = np.linspace(-4, 4, 801)
-    misses = 0
-    runs = 100
-    for _ in range(runs):
-        samples = rng.normal(size=(50, 40))  # 50 looks of 40 samples
-        idx = np.clip(np.searchsorted(edges, samples), 0, len(edges) - 1)
-        counts = np.stack([np.bincount(row, minlength=len(edges)) for row in idx])
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
-        lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
-        misses += bool(((lo > 0) | (hi < 0)).any())
-    assert misses / runs <= 0.05
-
-
-def test_quantile_cs_floor_is_the_first_buckets_lower_edge() -> None:
-    """With ``floor``, a bound in the first bucket is its lower edge; a level at or below 0 is still -inf
-    (nothing observed says the quantile is not lower)."""
-    edges = np.array([1.0, 2.0, 3.0])
-    cum = np.array([[600.0, 800.0, 1000.0]])
-    lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05, floor=1.0)
-    assert (lo[0], hi[0]) == (1.0, 1.0)
-    assert quantile_confidence_sequence(edges, cum, 0.5, 0.05)[0][0] == -np.inf
-    assert quantile_confidence_sequence(edges, cum[:, :] / 100, 0.5, 0.05, floor=1.0)[0][0] == -np.inf  # n = 10
-
-
-@pytest.mark.slow
-def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
-    """Seeded, 1000 runs x 60 looks of raw samples 70% at 1.0 and the rest 1 + Exp(1), binned as the judge
-    bins them (the first bin holds only the smallest sample, its lower edge that sample): the p50 sequence
-    (truth 1.0) and the p90 sequence (truth 1 + ln 3) each miss in at most alpha of runs (binomial bound)."""
-    from mlplat.analysis._judge import _FINE_BINS
-
-    rng = np.random.default_rng(2027)
-    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
-    truth = {0.5: 1.0, 0.9: 1.0 + math.log(3.0)}
-    misses = dict.fromkeys(truth, 0)
-    for _ in range(runs):
-        x = np.where(rng.random((looks, per_look)) < 0.7, 1.0, 1.0 + rng.exponential(1.0, (looks, per_look)))
-        edges = np.linspace(x.min(), x.max(), _FINE_BINS)
-        idx = np.minimum(np.searchsorted(edges, x), _FINE_BINS - 1) + np.arange(looks)[:, None] * _FINE_BINS
-        counts = np.bincount(idx.ravel(), minlength=looks * _FINE_BINS).reshape(looks, _FINE_BINS)
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
-        for q, true in truth.items():
-            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha, floor=float(x.min()))
-            misses[q] += bool(((lo > true) | (hi < true)).any())
-    for q in truth:
-        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
-
-
-@pytest.mark.slow
-def test_quantile_cs_coverage_three_quantiles() -> None:
-    """Seeded, 1000 runs x 60 looks: the p50, p90 and p99 sequences each miss the truth in at most alpha of runs.
-
-    The binomial upper bound of the miss rate (not the point estimate) must be <= alpha.
-
-    References
-    ----------
-    S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
-    and best-arm identification. Bernoulli 28(3), Theorem 2.
-    """
-    from scipy.stats import norm
-
-    rng = np.random.default_rng(2026)
-    edges = np.linspace(-4, 4, 401)
-    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
-    quantiles = (0.5, 0.9, 0.99)
-    misses = dict.fromkeys(quantiles, 0)
-    offsets = np.arange(looks)[:, None] * len(edges)
-    for _ in range(runs):
-        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
-        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
-        for q in quantiles:
-            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha)
-            assert np.isfinite(hi[-1]) or q == 0.99  # the sequence is informative, not (-inf, inf)
-            misses[q] += bool(((lo > norm.ppf(q)) | (hi < norm.ppf(q))).any())
-    for q in quantiles:
-        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from mlplat.analysis._plan import (
     plan,
     simulate_detection,
 )
+from mlplat.analysis._quantile import quantile_confidence_sequence, quantile_epsilon
 from mlplat.analysis._rate_interval import rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData, combine_exports, prometheus_frame, read_export
 from mlplat.analysis._rollout import (
@@ -45,8 +46,6 @@ from mlplat.analysis._sequential import (
     mean_confidence_sequence,
     mean_exceedance_p,
     p_from_log_e,
-    quantile_confidence_sequence,
-    quantile_epsilon,
     rate_ratio_process,
 )
 

@@ -24,8 +24,6 @@ __all__ = [
     "mean_confidence_sequence",
     "mean_exceedance_p",
     "p_from_log_e",
-    "quantile_confidence_sequence",
-    "quantile_epsilon",
     "rate_ratio_process",
 ]
 
@@ -433,85 +431,6 @@ def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(np.minimum(1.0, np.exp(-running)), dtype=float)
 
 
-
-
-def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
-    """Half-width, in probability, of the time-uniform band around the empirical CDF after ``n`` samples.
-
-    Uniformly over all sample sizes and all quantiles, with probability at least ``1 - alpha``,
-    ``|F_n(x) - F(x)| <= eps_n`` where ``eps_n = 0.85 sqrt((log log(e n) + 0.8 log(1612 / alpha)) / n)``.
-
-    References
-    ----------
-    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
-    and best-arm identification. Bernoulli 28(3), Theorem 2.
-
-    Examples
-    --------
-    >>> round(float(quantile_epsilon(10_000, 0.05)), 4)
-    0.0277
-    """
-    import numpy as np
-
-    m = np.maximum(np.asarray(n, dtype=float), 1.0)
-    a = np.asarray(alpha, dtype=float)
-    return np.asarray(0.85 * np.sqrt((np.log(np.log(np.e * m)) + 0.8 * np.log(1612 / a)) / m))
-
-
-def quantile_confidence_sequence(
-    edges: ArrayLike, cum_counts: ArrayLike, q: float, alpha: float, *, floor: float = -math.inf
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Time-uniform confidence sequence for the ``q`` quantile from cumulative histograms.
-
-    ``edges`` are the upper bounds of the buckets (increasing); ``cum_counts[t, j]`` is the number of
-    samples up to look ``t`` that are ``<= edges[j]`` (cumulative over buckets and time). A sample in
-    bucket ``j`` lies in ``(edges[j-1], edges[j]]``, so the lower bound uses the bucket's lower edge and
-    the upper bound its upper edge: coarse buckets widen the interval, never make it invalid. ``floor`` is
-    the first bucket's lower edge: no sample lies below it (default: nothing is known).
-
-    References
-    ----------
-    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
-    and best-arm identification. Bernoulli 28(3).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> edges = np.arange(1.0, 101.0)
-    >>> cum = np.cumsum(np.full((1, 100), 100.0), axis=1)   # 10,000 samples spread evenly on (0, 100]
-    >>> lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
-    >>> float(lo[0]), float(hi[0])
-    (47.0, 53.0)
-    """
-    import numpy as np
-
-    e = np.asarray(edges, dtype=float)
-    cum = np.atleast_2d(np.asarray(cum_counts, dtype=float))
-    n = cum[:, -1]
-    eps = quantile_epsilon(n, alpha)
-    lower_edges = np.concatenate([[floor], e[:-1]])
-    # Lower bound: the smallest x with F_n(x) >= q - eps, taken at the lower edge of its bucket.
-    target_lo = (q - eps) * n
-    target_hi = (q + eps) * n
-    idx_lo = _first_reaching(cum, target_lo)
-    idx_hi = _first_reaching(cum, target_hi)
-    lo = np.where(target_lo <= 0, -np.inf, lower_edges[np.minimum(idx_lo, len(e) - 1)])
-    hi = np.where((target_hi > n) | (idx_hi >= len(e)), np.inf, e[np.minimum(idx_hi, len(e) - 1)])
-    lo = np.where(n > 0, lo, np.nan)
-    hi = np.where(n > 0, hi, np.nan)
-    # Before the first sample (NaN) nothing is known; np.where, not nan_to_num, which would also turn the
-    # infinite ends into the largest finite floats.
-    return (np.maximum.accumulate(np.where(np.isnan(lo), -np.inf, lo)),
-            np.minimum.accumulate(np.where(np.isnan(hi), np.inf, hi)))
-
-
-def _first_reaching(cum: NDArray[np.float64], target: NDArray[np.float64]) -> NDArray[np.intp]:
-    """Per row, the first column whose cumulative count reaches ``target`` (``ncols`` if none)."""
-    import numpy as np
-
-    reach = cum >= target[:, None] - 1e-9
-    found = reach.any(axis=1)
-    return np.where(found, np.argmax(reach, axis=1), cum.shape[1])
 
 
 def _rho2(alpha: float, t_opt: float) -> float:

@@ -1,0 +1,184 @@
+"""Quantile confidence sequences: the beta-binomial mixture for one quantile, and the uniform CDF band.
+
+References
+----------
+S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing and
+best-arm identification. Bernoulli 28(3).
+S. R. Howard, A. Ramdas, J. McAuliffe and J. Sekhon (2021). Time-uniform, nonparametric, nonasymptotic
+confidence sequences. Annals of Statistics 49(2).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from mlplat.analysis import binomial_upper, quantile_confidence_sequence, quantile_epsilon
+from mlplat.analysis._quantile import quantile_log_e, quantile_rank_bound
+
+
+@pytest.mark.parametrize(("q", "k", "n", "alpha_opt", "want"), [
+    (0.5, 500, 1000, 0.05, -0.29238027506983144),
+    (0.99, 49410, 50000, 0.004, 5.421638480718229),
+    (0.99, 49584, 50000, 0.004, 5.405943258715524),
+    (0.9, 870, 1000, 0.01, 2.111416902487406),
+    (0.5, 30, 40, 0.05, 0.1384386928797312),
+    (0.999, 999_000, 1_000_000, 0.001, -3.8351200187407812),
+    (0.99, 5, 10, 0.025, 0.8054359946202112),
+])
+def test_log_e_matches_confseq(q: float, k: int, n: int, alpha_opt: float, want: float) -> None:
+    """The mixture is confseq's two-sided beta-binomial mixture for Bernoulli(q) counts.
+
+    Reference values: confseq 0.0.11 (Howard's package, built from source on 2026-11-25),
+    ``confseq.boundaries.beta_binomial_log_mixture(s=k - q n, v=q (1 - q) n, v_opt=10000 q (1 - q), g=q,
+    h=1 - q, alpha_opt, is_one_sided=False)``.
+    """
+    assert_allclose(quantile_log_e(k, n, q, alpha_opt=alpha_opt), want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.99, 0.999])
+@pytest.mark.parametrize("alpha", [0.05, 1e-3, 1e-9])
+def test_rank_bounds_are_the_exact_edges_of_the_set(q: float, alpha: float) -> None:
+    """For n from 1 to 1e9 the bounds are the set's outermost integers: the next integer out is outside
+    (so the bound is valid) and the bound itself is inside (so it is no wider than the set)."""
+    n = np.array([1, 7, 40, 1000, 12_345, 10**6, 10**9], dtype=float)
+    low = quantile_rank_bound(n, q, alpha, "low", alpha_opt=alpha)
+    high = quantile_rank_bound(n, q, alpha, "high", alpha_opt=alpha)
+    level = math.log(1 / alpha)
+
+    def log_e(k: np.ndarray) -> np.ndarray:
+        return quantile_log_e(k, n, q, alpha_opt=alpha)
+
+    assert np.all((low == 0) | (log_e(low - 1) >= level))
+    assert np.all((high == n) | (log_e(high + 1) >= level))
+    assert np.all(log_e(low) < level) and np.all(log_e(high) < level)
+    assert np.all(low <= q * n) and np.all(q * n <= high)
+
+
+def test_p99_sequence_is_informative_where_the_uniform_band_is_not() -> None:
+    """50,000 samples at 99% alpha 0.004 (the judge's split for three quantiles): the fixed-quantile
+    sequence pins the p99's rank within about +-0.2% of the samples, where the uniform band's
+    half-width (1.3%) passes 1 and leaves the upper end infinite."""
+    edges = np.linspace(0.001, 1.0, 1000)
+    cum = np.cumsum(np.full((1, 1000), 50.0), axis=1)  # 50,000 samples spread evenly on (0, 1]
+    lo, hi = quantile_confidence_sequence(edges, cum, 0.99, 0.004)
+    assert 0.987 < lo[0] < 0.99 < hi[0] < 0.993
+    assert quantile_epsilon(50_000, 0.004) > 0.01
+
+
+def test_quantile_epsilon_shrinks() -> None:
+    """The band narrows with more samples and widens with a smaller alpha."""
+    eps = quantile_epsilon([100, 1000, 10_000], 0.05)
+    assert np.all(np.diff(eps) < 0)
+    assert quantile_epsilon(1000, 0.01) > quantile_epsilon(1000, 0.05)
+
+
+def test_quantile_cs_covers_median_sequentially() -> None:
+    """Seeded: the median's sequence holds the true median at every look in at least 95% of runs."""
+    rng = np.random.default_rng(7)
+    edges = np.linspace(-4, 4, 801)
+    misses = 0
+    runs = 100
+    for _ in range(runs):
+        samples = rng.normal(size=(50, 40))  # 50 looks of 40 samples
+        idx = np.clip(np.searchsorted(edges, samples), 0, len(edges) - 1)
+        counts = np.stack([np.bincount(row, minlength=len(edges)) for row in idx])
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
+        misses += bool(((lo > 0) | (hi < 0)).any())
+    assert misses / runs <= 0.05
+
+
+def test_quantile_cs_floor_is_the_first_buckets_lower_edge() -> None:
+    """With ``floor``, a bound in the first bucket is its lower edge; a level at or below 0 is still -inf
+    (nothing observed says the quantile is not lower)."""
+    edges = np.array([1.0, 2.0, 3.0])
+    cum = np.array([[600.0, 800.0, 1000.0]])
+    lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05, floor=1.0)
+    assert (lo[0], hi[0]) == (1.0, 1.0)
+    assert quantile_confidence_sequence(edges, cum, 0.5, 0.05)[0][0] == -np.inf
+    assert quantile_confidence_sequence(edges, cum[:, :] / 100, 0.5, 0.05, floor=1.0)[0][0] == -np.inf  # n = 10
+
+
+@pytest.mark.slow
+def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
+    """Seeded, 1000 runs x 60 looks of raw samples 70% at 1.0 and the rest 1 + Exp(1), binned as the judge
+    bins them (the first bin holds only the smallest sample, its lower edge that sample): the p50 sequence
+    (truth 1.0) and the p90 sequence (truth 1 + ln 3) each miss in at most alpha of runs (binomial bound)."""
+    from mlplat.analysis._judge import _FINE_BINS
+
+    rng = np.random.default_rng(2027)
+    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
+    truth = {0.5: 1.0, 0.9: 1.0 + math.log(3.0)}
+    misses = dict.fromkeys(truth, 0)
+    for _ in range(runs):
+        x = np.where(rng.random((looks, per_look)) < 0.7, 1.0, 1.0 + rng.exponential(1.0, (looks, per_look)))
+        edges = np.linspace(x.min(), x.max(), _FINE_BINS)
+        idx = np.minimum(np.searchsorted(edges, x), _FINE_BINS - 1) + np.arange(looks)[:, None] * _FINE_BINS
+        counts = np.bincount(idx.ravel(), minlength=looks * _FINE_BINS).reshape(looks, _FINE_BINS)
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        for q, true in truth.items():
+            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha, floor=float(x.min()))
+            misses[q] += bool(((lo > true) | (hi < true)).any())
+    for q in truth:
+        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
+
+
+@pytest.mark.slow
+def test_quantile_cs_coverage_three_quantiles() -> None:
+    """Seeded, 1000 runs x 60 looks: the p50, p90 and p99 sequences each miss the truth in at most alpha of runs.
+
+    The binomial upper bound of the miss rate (not the point estimate) must be <= alpha.
+
+    References
+    ----------
+    S. R. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3) (the fixed-quantile sequence).
+    """
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(2026)
+    edges = np.linspace(-4, 4, 401)
+    runs, looks, per_look, alpha = 1000, 60, 40, 0.05
+    quantiles = (0.5, 0.9, 0.99)
+    misses = dict.fromkeys(quantiles, 0)
+    offsets = np.arange(looks)[:, None] * len(edges)
+    for _ in range(runs):
+        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
+        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
+        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        for q in quantiles:
+            lo, hi = quantile_confidence_sequence(edges, cum, q, alpha)
+            assert np.isfinite(hi[-1])  # informative at 2,400 samples, p99 too (the uniform band was not)
+            misses[q] += bool(((lo > norm.ppf(q)) | (hi < norm.ppf(q))).any())
+    for q in quantiles:
+        assert binomial_upper(misses[q] / runs, runs) <= alpha, (q, misses[q])
+
+
+@pytest.mark.slow
+def test_quantile_test_false_alarms_at_zero_tolerance() -> None:
+    """Seeded A/A, 500 runs x 30 looks (canary 200 and baseline 2,000 samples a look): the judge's one-sided
+    quantile test at tolerance 0 rejects in at most alpha of runs for p50 and p99 (binomial bound)."""
+    from mlplat.analysis._judge import _quantile_p
+
+    rng = np.random.default_rng(2031)
+    edges = np.linspace(-4, 4, 401)
+    runs, looks, alpha = 500, 30, 0.05
+    offsets = np.arange(looks)[:, None] * len(edges)
+    alarms = {0.5: 0, 0.99: 0}
+
+    def cumulative(per_look: int) -> np.ndarray:
+        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
+        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
+        return np.cumsum(np.cumsum(counts, axis=0), axis=1).astype(float)
+
+    for _ in range(runs):
+        cum_c, cum_b = cumulative(200), cumulative(2000)
+        for q in alarms:
+            p = _quantile_p(cum_c, cum_b, edges, -math.inf, q, "gt", 1.0, alpha / 2)
+            alarms[q] += bool(p[-1] <= alpha)
+    for q, count in alarms.items():
+        assert binomial_upper(count / runs, runs) <= alpha, (q, count)
