@@ -155,9 +155,10 @@ def quantile_confidence_sequence(
     ``k_hi`` from :func:`quantile_rank_bound`, the quantile lies at or above the ``k_lo``-th smallest sample
     and at or below the ``(k_hi + 1)``-th. A sample in bucket ``j`` lies in ``(edges[j-1], edges[j]]``, so
     the lower end takes its bucket's lower edge and the upper end its upper edge: coarse buckets widen the
-    interval, never make it invalid. Ties are covered too: the count at or below the quantile is at least
-    a Binomial(n, q) count, and the count strictly below it at most one. ``floor`` is the first bucket's
-    lower edge: no sample lies below it (default: nothing is known). The ends are intersected over looks.
+    interval, never make it invalid. Ties are covered too: drawing each sample from one uniform, the count
+    at or below the quantile is at least a Binomial(n, q) count and the count strictly below it at most the
+    same count. ``floor`` is the first bucket's lower edge: no sample lies below it (default: nothing is
+    known). The ends are intersected over looks.
 
     References
     ----------
