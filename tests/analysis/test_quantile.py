@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from mlplat.analysis import binomial_upper, quantile_confidence_sequence, quantile_epsilon
@@ -56,6 +58,20 @@ def test_rank_bounds_are_the_exact_edges_of_the_set(q: float, alpha: float) -> N
     assert np.all((high == n) | (log_e(high + 1) >= level))
     assert np.all(log_e(low) < level) and np.all(log_e(high) < level)
     assert np.all(low <= q * n) and np.all(q * n <= high)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(min_value=0, max_value=10**8), q=st.floats(min_value=0.001, max_value=0.999),
+       alpha=st.floats(min_value=1e-10, max_value=0.5), opt=st.floats(min_value=1e-6, max_value=0.5))
+def test_rank_bounds_are_valid_for_any_inputs(n: int, q: float, alpha: float, opt: float) -> None:
+    """For any count, quantile and level (and a mixture tuned to any other level) no integer below the low
+    bound or above the high bound is inside the set, and q n lies between them."""
+    low = float(quantile_rank_bound(n, q, alpha, "low", alpha_opt=opt))
+    high = float(quantile_rank_bound(n, q, alpha, "high", alpha_opt=opt))
+    level = math.log(1 / alpha)
+    assert 0 <= low <= q * n <= high <= n
+    assert low == 0 or quantile_log_e(low - 1, n, q, alpha_opt=opt) >= level
+    assert high == n or quantile_log_e(high + 1, n, q, alpha_opt=opt) >= level
 
 
 def test_p99_sequence_is_informative_where_the_uniform_band_is_not() -> None:
