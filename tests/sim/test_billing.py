@@ -218,3 +218,40 @@ def test_sweep_table_marks_unsure_verdicts() -> None:
         console.print(render_sweep(sweep))
     assert "$1.00 / 100 ?" in captured.get() and "$100 / 900 ✗?" in captured.get()
     assert sweep.to_dict()["platforms"][0]["slo_unsure"] == [True, True]
+
+
+def test_cheapest_margin_is_paired_over_replications(make_scenario: Callable[..., Scenario]) -> None:
+    """The cheapest platform's saving over the runner-up is the mean of per-replication differences, with a
+    paired t interval; it is sure only when that interval lies above 0, and the CLI says which."""
+    from dataclasses import replace
+
+    from mlplat.cli._output import Output, Settings
+    from mlplat.cli.sim import render_result
+    from mlplat.sim._results import Estimate
+
+    sc = make_scenario(replications=4, slo={"p99_ms": 60_000}, platforms=[
+        {"name": "fn", "kind": "lambda", "memory_gb": 2},
+        {"name": "run", "kind": "cloud_run", "concurrency": 4}])
+    result = simulate(sc, seed=3)
+    margin = result.cheapest_margin()
+    assert margin is not None and margin.cheapest == result.cheapest()
+    costs = result.replication_costs
+    want = Estimate.of([r - c for r, c in zip(costs[margin.runner_up], costs[margin.cheapest], strict=True)])
+    assert margin.saving == want
+    assert result.to_dict()["cheapest_margin"]["runner_up"] == margin.runner_up
+    console = Output(Settings()).out
+
+    def verdict(res: object) -> str:
+        with console.capture() as captured:
+            console.print(render_result(res))  # type: ignore[arg-type]
+        return next(line for line in captured.get().splitlines() if line.startswith("cheapest meeting"))
+
+    # Replace the per-replication costs: a steady saving is sure, one that changes sign is not.
+    best, other = margin.cheapest, margin.runner_up
+    sure = replace(result, replication_costs={best: (10.0, 11.0, 12.0, 13.0), other: (20.0, 21.5, 22.0, 23.5)})
+    assert sure.cheapest_margin().sure  # type: ignore[union-attr]
+    assert verdict(sure) == (f"cheapest meeting the SLO: {best}, $10.25/month less than {other} (paired 95% CI "
+                             "$9.79 to $10.71 over 4 replications)")  # diffs 10, 10.5, 10, 10.5: t(3) half-width 0.46
+    mixed = replace(result, replication_costs={best: (10.0, 30.0, 12.0, 13.0), other: (20.0, 21.5, 22.0, 3.5)})
+    assert not mixed.cheapest_margin().sure  # type: ignore[union-attr]
+    assert f"not surely cheaper than {other}: it saves $0.50/month on average, paired 95% CI -$" in verdict(mixed)

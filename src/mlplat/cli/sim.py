@@ -40,7 +40,8 @@ FreeTier = Annotated[bool, typer.Option("--free-tier", help="Subtract the monthl
 def _money(value: float) -> str:
     if not math.isfinite(value):
         return "-"
-    return f"${value:,.0f}" if abs(value) >= 100 else f"${value:,.2f}"
+    sign = "-" if value < 0 else ""
+    return f"{sign}${abs(value):,.0f}" if abs(value) >= 100 else f"{sign}${abs(value):,.2f}"
 
 
 def _ms(value: float) -> str:
@@ -99,12 +100,27 @@ def render_result(result: SimulationResult) -> Group:
     best = result.cheapest()
     measured = any(math.isfinite(p.metrics["p99"].mean) for p in result.platforms)
     unsure = " (unsure: see its note)" if best and result.platform(best).slo_unsure else ""
-    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]{unsure}" if best
+    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]{unsure}{_margin_text(result)}" if best
                                else "[yellow]no platform meets the SLO[/yellow]" if measured
                                else "[yellow]no request was measured, so no platform can be held to the SLO"
                                     "[/yellow]")
     notes = [Text(f"{p.name}: {note}", style="yellow") for p in result.platforms for note in p.notes]
     return Group(table, sizes, costs, verdict, *notes)
+
+
+def _margin_text(result: SimulationResult) -> str:
+    """How much the cheapest saves over the runner-up, paired over replications; or that it may not."""
+    margin = result.cheapest_margin()
+    if margin is None:
+        return ""
+    s = margin.saving
+    if not math.isfinite(s.low):
+        return f", {_money(s.mean)}/month less than {margin.runner_up} (one replication: no interval)"
+    interval = f"paired 95% CI {_money(s.low)} to {_money(s.high)} over {s.n} replications"
+    if margin.sure:
+        return f", {_money(s.mean)}/month less than {margin.runner_up} ({interval})"
+    return (f"; [yellow]not surely cheaper than {margin.runner_up}[/yellow]: it saves {_money(s.mean)}/month on "
+            f"average, {interval}")
 
 
 def render_sweep(sweep: SweepResult) -> Group:

@@ -8,7 +8,7 @@ from mlplat.sim._analytic import erlang_b, erlang_c
 from mlplat.sim._levels import LevelRun, simulate_levels
 from mlplat.sim._pool import Hpa, Kpa, PoolRun, PoolSpec, simulate_pool
 from mlplat.sim._pricing import Price, PriceTable, Pricing, load_pricing
-from mlplat.sim._results import BreakEven, Estimate, PlatformResult, SimulationResult, SweepResult
+from mlplat.sim._results import BreakEven, Estimate, Margin, PlatformResult, SimulationResult, SweepResult
 from mlplat.sim._scenario import Scenario, load_scenario
 from mlplat.sim._simulate import Prepared, load, prepare, run_platform, simulate, sweep
 from mlplat.sim._workload import Trace, arrivals, mean_rate, read_trace
@@ -19,6 +19,7 @@ __all__ = [
     "Hpa",
     "Kpa",
     "LevelRun",
+    "Margin",
     "PlatformResult",
     "PoolRun",
     "PoolSpec",

@@ -114,6 +114,8 @@ class SimulationResult:
     pricing: str
     elapsed_s: float = 0.0
     simulated_requests: int = 0
+    # Each platform's cost per month in each replication (the same arrivals for all, in one replication).
+    replication_costs: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def platform(self, name: str) -> PlatformResult:
         for p in self.platforms:
@@ -140,6 +142,7 @@ class SimulationResult:
                          "slo_p99_ms": self.slo_p99_ms, "pricing": self.pricing},
             "platforms": [p.to_dict() for p in self.platforms],
             "cheapest_meeting_slo": self.cheapest(),
+            "cheapest_margin": None if (margin := self.cheapest_margin()) is None else margin.to_dict(),
             "elapsed_s": self.elapsed_s,
             "simulated_requests": self.simulated_requests,
             "warnings": self.warnings,
@@ -156,6 +159,38 @@ class SimulationResult:
         """Name of the cheapest platform that meets the SLO, or None."""
         ok = [p for p in self.platforms if p.slo_met]
         return min(ok, key=lambda p: p["cost_per_month"]).name if ok else None
+
+    def cheapest_margin(self) -> Margin | None:
+        """How much less the cheapest platform meeting the SLO costs per month than the next one that does.
+
+        The difference is taken replication by replication: every platform sees the same arrivals and
+        service times in a replication (common random numbers), so the paired interval is far narrower
+        than the two platforms' own intervals side by side. None without two such platforms.
+        """
+        ok = sorted((p for p in self.platforms if p.slo_met), key=lambda p: p["cost_per_month"])
+        if len(ok) < 2 or not all(p.name in self.replication_costs for p in ok[:2]):
+            return None
+        best, runner_up = ok[0].name, ok[1].name
+        diffs = np.subtract(self.replication_costs[runner_up], self.replication_costs[best])
+        return Margin(best, runner_up, Estimate.of(diffs.tolist()))
+
+
+@dataclass(frozen=True)
+class Margin:
+    """The cheapest platform meeting the SLO against the next: runner-up minus cheapest, per month."""
+
+    cheapest: str
+    runner_up: str
+    saving: Estimate
+
+    @property
+    def sure(self) -> bool:
+        """The paired 95% CI of the saving lies above 0 (with one replication there is no CI: not sure)."""
+        return math.isfinite(self.saving.low) and self.saving.low > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cheapest": self.cheapest, "runner_up": self.runner_up, "saving_per_month": self.saving.to_dict(),
+                "sure": self.sure}
 
 
 @dataclass(frozen=True)

@@ -447,7 +447,8 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
     return SimulationResult(
         platforms=tuple(platforms), replications=reps, seed=seed, duration_s=sc.duration, warmup_s=sc.warmup,
         mean_rate=mean_rate(sc.workload, prepared.trace), workload=sc.workload.kind, slo_p99_ms=sc.slo.p99_ms,
-        pricing=prepared.pricing.origin, elapsed_s=elapsed, simulated_requests=sum(o[1] for o in outcomes))
+        pricing=prepared.pricing.origin, elapsed_s=elapsed, simulated_requests=sum(o[1] for o in outcomes),
+        replication_costs={p.name: tuple(o[0][p.name]["cost_per_month"] for o in outcomes) for p in sc.platforms})
 
 
 def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, replications: int | None = None,
