@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from numpy.testing import assert_allclose
 
 from mlplat.analysis import CanaryConfig, CanaryData, Verdict, analyze, binomial_upper, plan, simulate_detection
 from mlplat.analysis._simulate import SimulationSpec, simulate_export
@@ -140,3 +141,19 @@ def test_time_to_power() -> None:
     assert sim.time_to_power(0.5) == 120.0
     assert sim.power() == 0.75
     assert pd.isna(sim.time_to_power(1.0)) or np.isinf(sim.time_to_power(1.0))
+
+
+def test_power_interval_is_clopper_pearson() -> None:
+    """The plan's power carries its simulation error: the exact binomial interval of runs that detected.
+
+    Reference: statsmodels 0.15.0 ``proportion_confint(278, 500, alpha=0.05, method="beta")`` =
+    (0.511226988439975, 0.6001071221297423); at 0 and 500 of 500 the interval reaches 0 and 1.
+    """
+    from mlplat.analysis._plan import binomial_interval
+
+    assert_allclose(binomial_interval(278 / 500, 500), (0.511226988439975, 0.6001071221297423), rtol=1e-9)
+    assert binomial_interval(0.0, 500)[0] == 0.0 and binomial_interval(1.0, 500)[1] == 1.0
+    result = plan(rps=278, baseline_rate=0.001, traffic=[0.05], effects=[2.0], runs=200, seed=4)
+    (cell,) = result.to_dict()["cells"]
+    low, high = cell["power_ci"]
+    assert low <= cell["power"] <= high and high - low < 0.2

@@ -173,11 +173,13 @@ class PlanCell:
     median_time: float
     time_to_80: float
     time_to_95: float
+    power_ci: tuple[float, float] = (math.nan, math.nan)
+    """95% Clopper-Pearson interval of ``power``: the simulation's own error, from its number of runs."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"traffic": self.traffic, "effect": self.effect, "power": self.power,
-                "median_time_to_detect_s": self.median_time, "time_to_80_s": self.time_to_80,
-                "time_to_95_s": self.time_to_95}
+                "power_ci": list(self.power_ci), "median_time_to_detect_s": self.median_time,
+                "time_to_80_s": self.time_to_80, "time_to_95_s": self.time_to_95}
 
     def time_to_power(self, target: float) -> float:
         """The time to detect in a share ``target`` of runs: 0.8 or 0.95, the two the plan measures."""
@@ -223,6 +225,18 @@ class PlanResult:
         from mlplat.cli.canary import render_plan
 
         return render_plan(self)
+
+
+def binomial_interval(rate: float, runs: int, level: float = 0.95) -> tuple[float, float]:
+    """Two-sided Clopper-Pearson interval of a rate seen in ``runs`` trials (scipy's exact interval).
+
+    >>> [round(x, 4) for x in binomial_interval(0.556, 500)]
+    [0.5112, 0.6001]
+    """
+    from scipy.stats import binomtest
+
+    ci = binomtest(round(rate * runs), runs).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
 
 
 def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:
@@ -283,6 +297,7 @@ def plan(
             sim = simulate_detection(traffic=share, effect=effect,
                                      rng=np.random.default_rng(seeds.spawn(1)[0]), **common)
             cells.append(PlanCell(traffic=share, effect=effect, power=sim.power(), median_time=sim.median_time(),
-                                  time_to_80=sim.time_to_power(0.8), time_to_95=sim.time_to_power(0.95)))
+                                  time_to_80=sim.time_to_power(0.8), time_to_95=sim.time_to_power(0.95),
+                                  power_ci=binomial_interval(sim.power(), runs)))
     return PlanResult(rps=rps, baseline_rate=baseline_rate, max_duration=max_duration, alpha=alpha, runs=runs,
                       seed=seed, cells=tuple(cells), false_alarm=false_alarm)

@@ -471,8 +471,8 @@ def render_plan(result: PlanResult) -> Group:
     def when(seconds: float) -> str:
         return "not reached" if math.isinf(seconds) else format_duration(seconds)
 
-    columns = ("traffic", "effect", "P(detect)", "median time", "80% by", "95% by")
-    rows = [(format_percent(c.traffic), f"{c.effect:g}x", f"{c.power:.3f}",
+    columns = ("traffic", "effect", "P(detect) (95% CI)", "median time", "80% by", "95% by")
+    rows = [(format_percent(c.traffic), f"{c.effect:g}x", f"{c.power:.3f} ({c.power_ci[0]:.2f}-{c.power_ci[1]:.2f})",
              when(c.median_time), when(c.time_to_80), when(c.time_to_95)) for c in result.cells]
     table = make_table(f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
                        f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
