@@ -51,6 +51,18 @@ def test_dwell_reaches_power_within_monte_carlo_error(plan_300: object, name: st
     assert check.power() >= 0.9 - 3 * math.sqrt(0.9 * 0.1 * (1 / 300 + 1 / runs))
 
 
+def test_stage_power_carries_its_monte_carlo_interval(plan_300: object) -> None:
+    """Each judged stage's power comes with its 95% Clopper-Pearson interval over the plan's 300 runs."""
+    from mlplat.analysis._plan import binomial_interval
+
+    for stage in plan_300.stages:  # type: ignore[attr-defined]
+        if 0 < stage.share < 1:
+            low, high = stage.power_ci
+            assert (low, high) == binomial_interval(stage.power, 300)
+            assert low <= stage.power <= high and 0.05 < high - low < 0.12
+            assert stage.to_dict()["power_ci"] == [low, high]
+
+
 def test_lower_shares_never_dwell_shorter(plan_300: object) -> None:
     """For the same effect, a smaller traffic share never gets a shorter dwell."""
     judged = [s for s in plan_300.stages if 0 < s.share < 1]

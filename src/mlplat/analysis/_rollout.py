@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlplat.analysis._config import CanaryConfig, RateMetric
-from mlplat.analysis._plan import simulate_detection
+from mlplat.analysis._plan import binomial_interval, simulate_detection
 from mlplat.errors import ConfigError, SimulationError
 from mlplat.units import format_duration, parse_percent
 
@@ -78,10 +78,13 @@ class RolloutStage:
     cannot_judge: tuple[str, ...]
     rollback: tuple[str, ...]
     note: str = ""
+    power_ci: tuple[float, float] = (math.nan, math.nan)
+    """95% Clopper-Pearson interval of ``power`` over the simulation's runs (its Monte Carlo error)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "share": self.share, "dwell_s": self.dwell, "power": self.power,
-                "reachable": self.reachable, "affected_requests": self.affected_requests,
+                "power_ci": list(self.power_ci), "reachable": self.reachable,
+                "affected_requests": self.affected_requests,
                 "expected_affected_with_gate": self.expected_affected_with_gate,
                 "extra_errors_if_bad": self.extra_errors, "checks": list(self.checks),
                 "cannot_judge": list(self.cannot_judge), "rollback": list(self.rollback), "note": self.note}
@@ -252,7 +255,8 @@ def _stage(config: CanaryConfig, chosen: list[Any], share: float, dwell: float, 
     if not reachable:
         note = (note + "; " if note else "") + f"cannot reach {power:.0%} power within the max total"
     return RolloutStage(name=name, share=share, dwell=float(shown_dwell), power=float(reached),
-                        reachable=reachable, affected_requests=exposed, expected_affected_with_gate=with_gate,
+                        power_ci=binomial_interval(reached, sim.runs), reachable=reachable,
+                        affected_requests=exposed, expected_affected_with_gate=with_gate,
                         extra_errors=exposed * baseline_rate * (effect - 1), checks=tuple(checks),
                         cannot_judge=tuple(cannot), rollback=tuple(rollback), note=note)
 

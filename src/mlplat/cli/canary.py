@@ -496,11 +496,12 @@ def render_plan(result: PlanResult) -> Group:
 def render_rollout(result: RolloutPlan) -> Group:
     """The stages with dwell, power, blast radius and checks; the total and what to change."""
     rows = [(s.name, "-" if s.share >= 1 else format_duration(s.dwell) + ("" if s.reachable else " (!)"),
-             "-" if math.isnan(s.power) else f"{s.power:.2f}", f"{s.affected_requests:,.0f}",
+             "-" if math.isnan(s.power) else f"{s.power:.2f} ({s.power_ci[0]:.2f}-{s.power_ci[1]:.2f})",
+             f"{s.affected_requests:,.0f}",
              f"{s.extra_errors:,.1f}", ", ".join(s.checks) or "-") for s in result.stages]
     table = make_table(f"canary rollout: {result.rps:g} req/s, detect {result.effect:g}x errors with "
                        f"{result.power:.0%} power per stage, split by {result.unit}",
-                       ("stage", "dwell", "power", "requests exposed", "extra errors if bad", "checks"), rows,
+                       ("stage", "dwell", "power (95% CI)", "requests exposed", "extra errors if bad", "checks"), rows,
                        numeric=(1, 2, 3, 4))
     lines: list[Any] = [table, f"total {format_duration(result.total)} of max {format_duration(result.max_total)}"
                         + ("" if result.fits else " — does not fit")]
