@@ -137,6 +137,7 @@ def test_compare(runner: CliRunner, scenario_file: Path, tmp_path: Path) -> None
         assert set(p) == {"name", "cost_per_month", "p99_ms", "slo_met", "slo_unsure"}
         assert len(p["cost_per_month"]) == len(p["p99_ms"]) == len(p["slo_met"]) == len(p["slo_unsure"]) == 4
     assert set(doc["cheapest_meeting_slo"]) <= {"fn", "run", "k8s", "kn", None}
+    assert len(doc["cheapest_margin"]) == 4
     assert png.exists()
     table = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.1/s..1/s", "--points", "2",
                                 "-r", "1", "--duration", "10m"])

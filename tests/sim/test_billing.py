@@ -205,19 +205,23 @@ def test_slo_doubt_names_a_throttled_share_that_spans_the_bound(make_scenario: C
 
 
 def test_sweep_table_marks_unsure_verdicts() -> None:
-    """`sim compare` marks a rate whose SLO verdict is unsure with ?, beside ✗ when the mean misses."""
+    """`sim compare` marks a rate whose SLO verdict is unsure with ?, beside ✗ when the mean misses, and says
+    when the cheapest platform at a rate is not surely cheaper than the runner-up."""
     from mlplat.cli._output import Output, Settings
     from mlplat.cli.sim import render_sweep
-    from mlplat.sim import SweepResult
+    from mlplat.sim import Estimate, Margin, SweepResult
 
+    margin = Margin("fn", "run", Estimate(0.5, -0.2, 1.2, 3))
     sweep = SweepResult(rates=(1.0, 100.0), names=("fn",), cost_per_month={"fn": (1.0, 100.0)},
                         p99_ms={"fn": (100.0, 900.0)}, slo_p99_ms=500.0, slo_met={"fn": (True, False)},
-                        slo_unsure={"fn": (True, True)})
+                        slo_unsure={"fn": (True, True)}, margins=(margin, None))
     console = Output(Settings()).out
     with console.capture() as captured:
         console.print(render_sweep(sweep))
     assert "$1.00 / 100 ?" in captured.get() and "$100 / 900 ✗?" in captured.get()
+    assert "fn (not surely cheaper than run)" in captured.get()  # its paired saving's CI spans 0
     assert sweep.to_dict()["platforms"][0]["slo_unsure"] == [True, True]
+    assert sweep.to_dict()["cheapest_margin"] == [margin.to_dict(), None]
 
 
 def test_cheapest_margin_is_paired_over_replications(make_scenario: Callable[..., Scenario]) -> None:

@@ -136,7 +136,9 @@ def render_sweep(sweep: SweepResult) -> Group:
                 flags = ("" if sweep.slo_met[name][i] else "✗") + ("?" if i < len(unsure) and unsure[i] else "")
                 mark = f" {flags}" if flags else ""
             cells.append(f"{_money(sweep.cost_per_month[name][i])} / {_ms(sweep.p99_ms[name][i])}{mark}")
-        cells.append(cheapest[i] or "-")
+        margin = sweep.margins[i] if i < len(sweep.margins) else None
+        doubt = f" (not surely cheaper than {margin.runner_up})" if margin is not None and not margin.sure else ""
+        cells.append(f"{cheapest[i]}{doubt}" if cheapest[i] else "-")
         rows.append(cells)
     table = make_table("Cost per month / p99 ms against mean rate (✗: misses the SLO; ?: a 95% CI spans it)",
                        ["rate /s", *sweep.names, "cheapest meeting SLO"], rows, numeric=range(0, len(sweep.names) + 1))

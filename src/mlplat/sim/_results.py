@@ -218,6 +218,7 @@ class SweepResult:
     break_even: tuple[BreakEven, ...] = field(default=())
     requests: tuple[float, ...] = ()  # measured requests per replication at each rate
     slo_unsure: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # PlatformResult.slo_unsure per rate
+    margins: tuple[Margin | None, ...] = ()  # SimulationResult.cheapest_margin() per rate
 
     @property
     def warnings(self) -> list[str]:
@@ -253,6 +254,7 @@ class SweepResult:
                           for n in self.names],
             "break_even": [b.to_dict() for b in self.break_even],
             "cheapest_meeting_slo": self.cheapest(),
+            "cheapest_margin": [None if m is None else m.to_dict() for m in self.margins],
             "requests": list(self.requests),
             "warnings": self.warnings,
         }

@@ -22,6 +22,7 @@ from mlplat.sim._results import (
     COST_PARTS,
     LATENCY_KEYS,
     Estimate,
+    Margin,
     PlatformResult,
     SimulationResult,
     SweepResult,
@@ -486,9 +487,11 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
         too_big = size_problem(sc, base.trace)
         if too_big is not None:
             raise SimulationError(f"duration at {float(rate):g} req/s: {too_big}")
+    margins: list[Margin | None] = []
     for sc in scenarios:
         result = simulate(replace(base, scenario=sc), replications=replications, seed=seed, jobs=jobs)
         requests.append(result.platforms[0]["requests"])
+        margins.append(result.cheapest_margin())
         for p in result.platforms:
             cost[p.name].append(p["cost_per_month"])
             p99[p.name].append(p["p99"])
@@ -501,4 +504,5 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
     return SweepResult(rates=rates_t, names=names, cost_per_month=cost_t,
                        p99_ms={n: tuple(v) for n, v in p99.items()}, slo_met={n: tuple(v) for n, v in met.items()},
                        slo_p99_ms=base.scenario.slo.p99_ms, break_even=tuple(break_evens(rates_t, names, cost_t)),
-                       requests=tuple(requests), slo_unsure={n: tuple(v) for n, v in unsure.items()})
+                       requests=tuple(requests), slo_unsure={n: tuple(v) for n, v in unsure.items()},
+                       margins=tuple(margins))
