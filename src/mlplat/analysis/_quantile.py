@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from mlplat.analysis._sequential import _rho2
+from mlplat.analysis._sequential import mixture_precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +37,7 @@ def _mixture_prior(q: float, alpha_opt: float, n_opt: float) -> tuple[float, flo
     less the Bernoulli variance, sets the prior's strength ``r``; the prior is Beta(r / (1 - q), r / q).
     """
     variance = q * (1 - q)
-    r = max(1 / _rho2(alpha_opt, n_opt * variance) - variance, 1e-3 * variance)
+    r = max(1 / mixture_precision(alpha_opt, n_opt * variance) - variance, 1e-3 * variance)
     return r / (1 - q), r / q
 
 

@@ -314,7 +314,7 @@ def rate_ratio_process(
     else:
         bad = np.ones_like(log_rho, dtype=bool)
         good = np.zeros_like(log_rho, dtype=bool)
-    ll0 = _loglik_at(c, b, s, log_null)
+    ll0 = grid_loglik(c, b, s, np.array([log_null]))[..., 0]
     log_e = _mixture_log_e(ll, ll0, log_w, bad)
     p_value = p_from_log_e(log_e)
     # Non-inferiority: mixture on the good side against the boundary.
@@ -345,7 +345,7 @@ def rate_arrays(canary: ArrayLike, baseline: ArrayLike,
 
 
 def grid_loglik(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
-                 log_rho: NDArray[np.float64]) -> NDArray[np.float64]:
+                log_rho: NDArray[np.float64]) -> NDArray[np.float64]:
     """Per-interval log-likelihood at each ratio of ``log_rho``, cumulated over time: shape (..., T, G)."""
     import numpy as np
 
@@ -398,15 +398,6 @@ def running_intersection(low: NDArray[np.float64],
     return np.where(empty, low, run_low), np.where(empty, high, run_high)
 
 
-def _loglik_at(c: NDArray[np.float64], b: NDArray[np.float64], s: NDArray[np.float64],
-               log_rho: float) -> NDArray[np.float64]:
-    import numpy as np
-
-    rho = math.exp(log_rho)
-    denom = np.log(rho * s + (1 - s))
-    return np.asarray(np.cumsum(c * (log_rho + np.log(s) - denom) + b * (np.log1p(-s) - denom), axis=-1))
-
-
 def _mixture_log_e(ll: NDArray[np.float64], ll0: NDArray[np.float64], log_w: NDArray[np.float64],
                    side: NDArray[np.bool_]) -> NDArray[np.float64]:
     """Log e-value of the mixture restricted (and renormalised) to ``side`` of the grid."""
@@ -431,9 +422,7 @@ def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(np.minimum(1.0, np.exp(-running)), dtype=float)
 
 
-
-
-def _rho2(alpha: float, t_opt: float) -> float:
+def mixture_precision(alpha: float, t_opt: float) -> float:
     """Mixture precision that makes the normal-mixture boundary tightest near ``t_opt`` observations."""
     la = -2 * math.log(alpha)
     return (la + math.log(la + 1)) / t_opt
@@ -470,7 +459,7 @@ def mean_confidence_sequence(
     import numpy as np
 
     mean, sd, t = _running_moments(values)
-    rho2 = _rho2(alpha, t_opt)
+    rho2 = mixture_precision(alpha, t_opt)
     half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
     half = np.where(t >= max(burn_in, 2), half, np.inf)
     lo = np.maximum.accumulate(mean - half, axis=-1)
@@ -513,7 +502,7 @@ def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_o
     import numpy as np
 
     mean, sd, t = _running_moments(values)
-    rho2 = _rho2(alpha, t_opt)
+    rho2 = mixture_precision(alpha, t_opt)
     gap = mean - np.asarray(margin, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_inv = (gap / sd) ** 2 * t * t * rho2 / (2 * (t * rho2 + 1)) - 0.5 * np.log(t * rho2 + 1)
