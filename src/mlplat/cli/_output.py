@@ -25,7 +25,7 @@ from mlplat.files import check_writable
 from mlplat.jsonable import dumps
 from mlplat.plots import check_plot
 
-__all__ = ["JsonOption", "Output", "Settings", "make_table", "parse_option"]
+__all__ = ["JsonOption", "Output", "Settings", "first_repeat", "make_table", "parse_option"]
 
 T = TypeVar("T")
 # Width of output that goes to a file or a pipe (a CI log) rather than a terminal, unless COLUMNS says
@@ -117,6 +117,15 @@ def parse_option(option: str, parse: Callable[[str], T], text: str, *,
         return parse(text)
     except ValueError as exc:
         raise error(f"{option}: {exc}") from None
+
+
+def first_repeat(values: Sequence[T]) -> T | None:
+    """The first value of a command-line list that was given before it too, or None.
+
+    >>> first_repeat([0.01, 0.05, 0.01]), first_repeat([2.0, 3.0])
+    (0.01, None)
+    """
+    return next((v for i, v in enumerate(values) if v in values[:i]), None)
 
 
 def _settings(ctx: typer.Context | None) -> Settings:

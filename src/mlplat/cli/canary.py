@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Group
 
-from mlplat.cli._output import JsonOption, Output, check_outputs, make_table, parse_option
+from mlplat.cli._output import JsonOption, Output, check_outputs, first_repeat, make_table, parse_option
 from mlplat.errors import DataError
 from mlplat.files import atomic_write_text, read_template
 from mlplat.jsonable import dumps
@@ -241,7 +241,7 @@ def _floats(text: str, name: str, parse: Any = float) -> list[float]:
         raise DataError(f"{name}: {exc}") from None
     if not values:
         raise DataError(f"{name}: expected a comma-separated list, got {text!r}")
-    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    repeated = first_repeat(values)
     if repeated is not None:  # each would be simulated again, with its own noise, as another row
         raise DataError(f"{name}: {repeated:g} is given twice; list each value once")
     return values

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlplat.cli._output import JsonOption, Output, make_table, parse_option
+from mlplat.cli._output import JsonOption, Output, first_repeat, make_table, parse_option
 from mlplat.files import path_kind
 from mlplat.plots import check_plot
 
@@ -173,7 +173,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
     except ValueError as exc:
         raise ConfigError(f"--target: {exc}") from None
-    repeated = next((t for i, t in enumerate(targets) if t in targets[:i]), None)
+    repeated = first_repeat(targets)
     if repeated is not None:
         raise ConfigError(f"--target: {format_percent(repeated)} is given twice; list each target once")
     fields: dict[str, Any] = {}
