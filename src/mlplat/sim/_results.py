@@ -155,10 +155,14 @@ class SimulationResult:
 
         return render_result(self)
 
+    def meeting_slo(self) -> list[PlatformResult]:
+        """The platforms that meet the SLO, cheapest first (a tie keeps the file's order)."""
+        return sorted((p for p in self.platforms if p.slo_met), key=lambda p: p["cost_per_month"])
+
     def cheapest(self) -> str | None:
         """Name of the cheapest platform that meets the SLO, or None."""
-        ok = [p for p in self.platforms if p.slo_met]
-        return min(ok, key=lambda p: p["cost_per_month"]).name if ok else None
+        ok = self.meeting_slo()
+        return ok[0].name if ok else None
 
     def cheapest_margin(self) -> Margin | None:
         """How much less the cheapest platform meeting the SLO costs per month than the next one that does.
@@ -167,7 +171,7 @@ class SimulationResult:
         service times in a replication (common random numbers), so the paired interval is far narrower
         than the two platforms' own intervals side by side. None without two such platforms.
         """
-        ok = sorted((p for p in self.platforms if p.slo_met), key=lambda p: p["cost_per_month"])
+        ok = self.meeting_slo()
         if len(ok) < 2 or not all(p.name in self.replication_costs for p in ok[:2]):
             return None
         best, runner_up = ok[0].name, ok[1].name
