@@ -92,6 +92,15 @@ def test_quantile_epsilon_shrinks() -> None:
     assert quantile_epsilon(1000, 0.01) > quantile_epsilon(1000, 0.05)
 
 
+def _cumulative(samples: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Samples (looks, per look) binned on ``edges`` as the judge bins them (a sample past the last edge goes
+    in the last bucket), cumulated over looks, then over buckets."""
+    looks = samples.shape[0]
+    idx = np.minimum(np.searchsorted(edges, samples), len(edges) - 1) + np.arange(looks)[:, None] * len(edges)
+    counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
+    return np.cumsum(np.cumsum(counts, axis=0), axis=1).astype(float)
+
+
 def test_quantile_cs_covers_median_sequentially() -> None:
     """Seeded: the median's sequence holds the true median at every look in at least 95% of runs."""
     rng = np.random.default_rng(7)
@@ -99,10 +108,7 @@ def test_quantile_cs_covers_median_sequentially() -> None:
     misses = 0
     runs = 100
     for _ in range(runs):
-        samples = rng.normal(size=(50, 40))  # 50 looks of 40 samples
-        idx = np.clip(np.searchsorted(edges, samples), 0, len(edges) - 1)
-        counts = np.stack([np.bincount(row, minlength=len(edges)) for row in idx])
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        cum = _cumulative(rng.normal(size=(50, 40)), edges)  # 50 looks of 40 samples
         lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
         misses += bool(((lo > 0) | (hi < 0)).any())
     assert misses / runs <= 0.05
@@ -133,9 +139,7 @@ def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
     for _ in range(runs):
         x = np.where(rng.random((looks, per_look)) < 0.7, 1.0, 1.0 + rng.exponential(1.0, (looks, per_look)))
         edges = np.linspace(x.min(), x.max(), _FINE_BINS)
-        idx = np.minimum(np.searchsorted(edges, x), _FINE_BINS - 1) + np.arange(looks)[:, None] * _FINE_BINS
-        counts = np.bincount(idx.ravel(), minlength=looks * _FINE_BINS).reshape(looks, _FINE_BINS)
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        cum = _cumulative(x, edges)
         for q, true in truth.items():
             lo, hi = quantile_confidence_sequence(edges, cum, q, alpha, floor=float(x.min()))
             misses[q] += bool(((lo > true) | (hi < true)).any())
@@ -161,11 +165,8 @@ def test_quantile_cs_coverage_three_quantiles() -> None:
     runs, looks, per_look, alpha = 1000, 60, 40, 0.05
     quantiles = (0.5, 0.9, 0.99)
     misses = dict.fromkeys(quantiles, 0)
-    offsets = np.arange(looks)[:, None] * len(edges)
     for _ in range(runs):
-        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
-        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
-        cum = np.cumsum(np.cumsum(counts, axis=0), axis=1)
+        cum = _cumulative(rng.normal(size=(looks, per_look)), edges)
         for q in quantiles:
             lo, hi = quantile_confidence_sequence(edges, cum, q, alpha)
             assert np.isfinite(hi[-1])  # informative at 2,400 samples, p99 too (the uniform band was not)
@@ -183,16 +184,10 @@ def test_quantile_test_false_alarms_at_zero_tolerance() -> None:
     rng = np.random.default_rng(2031)
     edges = np.linspace(-4, 4, 401)
     runs, looks, alpha = 500, 30, 0.05
-    offsets = np.arange(looks)[:, None] * len(edges)
     alarms = {0.5: 0, 0.99: 0}
-
-    def cumulative(per_look: int) -> np.ndarray:
-        idx = np.minimum(np.searchsorted(edges, rng.normal(size=(looks, per_look))), len(edges) - 1) + offsets
-        counts = np.bincount(idx.ravel(), minlength=looks * len(edges)).reshape(looks, len(edges))
-        return np.cumsum(np.cumsum(counts, axis=0), axis=1).astype(float)
-
     for _ in range(runs):
-        cum_c, cum_b = cumulative(200), cumulative(2000)
+        cum_c = _cumulative(rng.normal(size=(looks, 200)), edges)
+        cum_b = _cumulative(rng.normal(size=(looks, 2000)), edges)
         for q in alarms:
             p = _quantile_p(cum_c, cum_b, edges, -math.inf, q, "gt", 1.0, alpha / 2)
             alarms[q] += bool(p[-1] <= alpha)
