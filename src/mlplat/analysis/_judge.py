@@ -6,10 +6,10 @@ import enum
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
-from mlplat.analysis._quantile import edge_at_rank, quantile_confidence_sequence, quantile_rank_bound
+from mlplat.analysis._quantile_ab import quantile_order_log_e, quantile_ratio_bound
 from mlplat.analysis._rate_interval import cs_grid_points, rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData
 from mlplat.analysis._sequential import (
@@ -33,9 +33,6 @@ __all__ = ["CanaryResult", "MetricResult", "SrmResult", "Status", "Verdict", "an
 # quantisation below 1% of the value for four decades of latency, well inside any useful tolerance.
 _FINE_BINS = 2048
 _DRIFT_GROUPS = 10
-# Bisection steps for a quantile test's p-value, on log alpha over [log 1e-12, 0]: 24 halve the bracket
-# to 1.6e-6 of a nat, a relative error in p of the same size (the upper end is reported: conservative).
-_QUANTILE_BISECTIONS = 24
 
 
 class Verdict(enum.StrEnum):
@@ -463,35 +460,13 @@ def _ffill_last_axis(a: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: NDArray[np.float64], floor: float,
                 q: float, relation: str, factor: float, alpha_opt: float) -> NDArray[np.float64]:
-    """Per-look level at which the two quantile sequences separate by ``factor``; running minimum.
-
-    At level ``a`` each arm's sequence is taken at ``a / 2``; ``alpha_opt`` (the test's level, fixed before
-    the data) tunes both arms' mixtures, so one e-process per arm serves every level of the bisection.
-    """
-    import numpy as np
-
-    n_c, n_b = cum_c[:, -1], cum_b[:, -1]
-    lo_a, hi_a = np.full(len(n_c), math.log(1e-12)), np.zeros(len(n_c))
-
-    def end(cum: NDArray[np.float64], n: NDArray[np.float64], a: NDArray[np.float64],
-            side: Literal["low", "high"]) -> NDArray[np.float64]:
-        rank = quantile_rank_bound(n, q, a, side, alpha_opt=alpha_opt)
-        return edge_at_rank(cum, edges, floor, rank if side == "low" else rank + 1, side=side)
-
-    def separated(log_a: NDArray[np.float64]) -> NDArray[np.bool_]:
-        a = np.exp(log_a) / 2
-        if relation == "gt":
-            return end(cum_c, n_c, a, "low") > factor * end(cum_b, n_b, a, "high")
-        return end(cum_c, n_c, a, "high") < factor * end(cum_b, n_b, a, "low")
-
-    ok_at_one = separated(np.zeros(len(n_c)))
-    for _ in range(_QUANTILE_BISECTIONS):
-        mid = (lo_a + hi_a) / 2
-        sep = separated(mid)
-        hi_a = np.where(sep, mid, hi_a)
-        lo_a = np.where(sep, lo_a, mid)
-    p = np.where(ok_at_one & (n_c > 0) & (n_b > 0), np.exp(hi_a), 1.0)
-    return np.minimum.accumulate(p)
+    """Anytime p-value that the canary's quantile is above (``gt``) or below (``lt``) ``factor`` times the
+    baseline's, from one e-value over both arms (``_quantile_ab.py``)."""
+    if relation == "gt":
+        log_e = quantile_order_log_e(cum_c, cum_b, edges, q, factor, floor=floor, alpha_opt=alpha_opt)
+    else:  # canary < f x baseline is baseline > canary / f
+        log_e = quantile_order_log_e(cum_b, cum_c, edges, q, 1 / factor, floor=floor, alpha_opt=alpha_opt)
+    return p_from_log_e(log_e)
 
 
 def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMetric,
@@ -516,11 +491,13 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
 
         p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, a_test)
         status, decided = _status_from(p_reg, p_pass, enough, a_test, prep.looks)
-        lo_c, hi_c = quantile_confidence_sequence(edges, cum_c, q, a_test / 2, floor=floor)
-        lo_b, hi_b = quantile_confidence_sequence(edges, cum_b, q, a_test / 2, floor=floor)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ci_lo = np.where(hi_b > 0, lo_c / hi_b - 1, np.nan)
-            ci_hi = np.where(lo_b > 0, hi_c / lo_b - 1, np.inf)
+        # The interval inverts the same e-values: its ends are the ratios the one-sided tests reject at
+        # a_test, so a verdict and the interval never disagree.
+        low = quantile_ratio_bound(cum_c, cum_b, edges, q, a_test, floor=floor, alpha_opt=a_test / 2)
+        reverse = quantile_ratio_bound(cum_b, cum_c, edges, q, a_test, floor=floor, alpha_opt=a_test / 2)
+        with np.errstate(divide="ignore"):
+            ci_lo = np.where(low >= 0, low - 1, -np.inf)
+            ci_hi = np.where(reverse > 0, 1 / reverse, np.inf) - 1
         est_c, est_b = (_interpolated_quantile(cum_c[-1], edges, floor, q),
                         _interpolated_quantile(cum_b[-1], edges, floor, q))
         effect = est_c / est_b - 1 if est_b > 0 and np.isfinite(est_b) and np.isfinite(est_c) else math.nan

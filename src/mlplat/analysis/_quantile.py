@@ -103,7 +103,7 @@ def quantile_rank_bound(n: ArrayLike, q: float, alpha: ArrayLike, side: Literal[
     # Start outside the set and near its edge: the nearest of 2, 4, 8 and 16 times the normal
     # approximation's half-width that lies outside (the mixture's width grows like sqrt(n log n) past
     # n_opt); else the end itself. All four and the end are tried in one evaluation.
-    spread = np.sqrt(2 * level * q * (1 - q) * n_ + 1)
+    spread = np.sqrt(2 * np.maximum(level, 0.0) * q * (1 - q) * n_ + 1)
     factors = np.array([2.0, 4.0, 8.0, 16.0])[:, None]
     trials = np.concatenate([np.clip(q * n_.ravel() + sign * factors * spread.ravel(), 0, n_.ravel()),
                              end.ravel()[None, :]])

@@ -1,0 +1,207 @@
+"""Two-arm quantile comparisons that pool both arms' evidence into one e-value per look.
+
+If ``Q_x <= f Q_y`` (the null), some value ``w`` has ``Q_y`` at or above it and ``Q_x`` at or below ``f w``:
+arm ``y`` has at most a Binomial(n, q) count strictly below ``w`` and arm ``x`` at least one at or below
+``f w``. Each arm's beta-binomial mixture (``_quantile.py``), made one-sided, is then a supermartingale at
+that ``w``, and so is their product, because the arms' samples are independent, and so is any average of
+the three. The smallest value of that average over every ``w`` bounds it, and is the e-value. With the
+product alone this is the A/B test of Howard & Ramdas (2022, section 5), one-sided: one level for the
+pair, where two separate confidence sequences would each need half.
+
+Counts are known only at bucket edges, so ``w`` is taken one bucket at a time with the counts least in
+favour of the alternative: arm ``y``'s count below the bucket's lower edge and arm ``x``'s count at the
+first edge at or above ``f`` times the bucket's upper edge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from mlplat.analysis._quantile import QUANTILE_N_OPT, _log_e, _mixture_prior, quantile_rank_bound
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["quantile_order_log_e", "quantile_ratio_bound"]
+
+# An e-value past exp(LOG_E_CAP) gives p < 1e-12; the judge's p-values stop there.
+LOG_E_CAP = math.log(1e12)
+# The e-value averages the product of the arms' terms (this weight) with each arm's term alone (the rest,
+# halved): any average of test supermartingales is one. The product wins when both arms carry evidence, a
+# term alone when one arm's quantile is pinned (a large baseline with coarse buckets), where the product
+# would pay that arm's mixture at its minimum, a few nats. Seeded comparisons in docs/canary.md.
+PRODUCT_SHARE = 0.5
+_ARGMIN_STEPS = 8
+
+
+def _argmin(n: NDArray[np.float64], q: float, a: float, b: float) -> NDArray[np.float64]:
+    """Per ``n``, the real ``k`` at which the (convex) log e-process is smallest: Newton on its slope."""
+    import numpy as np
+    from scipy.special import digamma, polygamma
+
+    k = q * n
+    for _ in range(_ARGMIN_STEPS):
+        slope = digamma(a + k) - digamma(b + n - k) - math.log(q / (1 - q))
+        k = np.clip(k - slope / (polygamma(1, a + k) + polygamma(1, b + n - k)), 0, n)
+    return np.asarray(k)
+
+
+class _Pair:
+    """Both arms' cumulative histograms and, per look, arm ``y``'s candidate buckets for ``w``.
+
+    Bucket ``j`` (0 to m) holds ``w`` in ``(edges[j-1], edges[j]]``; bucket m is above the last edge. Arm
+    ``y``'s term is flat (at its minimum) below its own quantile, so only the last flat bucket can give the
+    smallest average there (arm ``x``'s term does not grow with ``w``). Past the bucket where ``y``'s term
+    alone lifts the average to ``level`` no bucket can be smallest either. So each look keeps the buckets
+    in between, as one flat array (``rows`` the look, ``j`` the bucket, ``starts`` where each look's run
+    begins).
+    """
+
+    def __init__(self, cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], edges: NDArray[np.float64],
+                 q: float, level: float, alpha_opt: float, share: float) -> None:
+        import numpy as np
+
+        self.cum_x, self.q, self.share = cum_x, q, share
+        self.single = (1 - share) / 2
+        self.a, self.b = _mixture_prior(q, alpha_opt, QUANTILE_N_OPT)
+        self.n_x, n_y = cum_x[:, -1], cum_y[:, -1]
+        self.star_x = _argmin(self.n_x, q, self.a, self.b)
+        self.floor_x = _log_e(self.star_x, self.n_x, q, self.a, self.b)
+        star_y = _argmin(n_y, q, self.a, self.b)
+        # y's term alone past level - log(single), or with x's smallest past level - log(share) - floor_x.
+        with np.errstate(divide="ignore"):
+            enough = np.minimum(level - np.log(self.single), level - np.log(share) - self.floor_x)
+        top_y = quantile_rank_bound(n_y, q, np.exp(-enough), "high", alpha_opt=alpha_opt)
+        first = _count_upto(cum_y, star_y, side="right")
+        last = np.maximum(_count_upto(cum_y, top_y, side="right"), first)
+        width = last - first + 1
+        self.starts = np.concatenate([[0], np.cumsum(width)[:-1]])
+        self.rows = np.repeat(np.arange(len(cum_y)), width)
+        self.j = first[self.rows] + np.arange(len(self.rows)) - self.starts[self.rows]
+        k_y = np.where(self.j > 0, cum_y[self.rows, np.maximum(self.j - 1, 0)], 0.0)
+        self.term_y = _log_e(np.maximum(k_y, star_y[self.rows]), n_y[self.rows], q, self.a, self.b)
+        self.known = (self.n_x > 0) & (n_y > 0)
+
+    def term_x(self, count: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Arm ``x``'s one-sided term at ``count`` samples at or below ``f w`` (per flat entry)."""
+        import numpy as np
+
+        rows = self.rows
+        return _log_e(np.minimum(count, self.star_x[rows]), self.n_x[rows], self.q, self.a, self.b)
+
+    def average(self, term_x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Log of the e-value per flat entry: the weighted product of both terms and each term alone."""
+        import numpy as np
+
+        with np.errstate(divide="ignore"):
+            both = math.log(self.share) + term_x + self.term_y if self.share > 0 else -np.inf
+            alone = np.log(self.single) + np.logaddexp(term_x, self.term_y)
+        return np.asarray(np.logaddexp(both, alone))
+
+    def need(self, level: float) -> NDArray[np.float64]:
+        """Per flat entry, the log term x must reach for the e-value to reach ``level`` (-inf: any will)."""
+        import numpy as np
+
+        e_y = np.exp(self.term_y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rest = math.exp(level) - self.single * e_y
+            return np.where(rest > 0, np.log(rest) - np.log(self.share * e_y + self.single), -np.inf)
+
+    def per_look_min(self, values: NDArray[np.float64]) -> NDArray[np.float64]:
+        import numpy as np
+
+        return np.minimum.reduceat(values, self.starts)
+
+
+def _count_upto(cum: NDArray[np.float64], limit: NDArray[np.float64], *, side: str,
+                rows: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
+    """How many edges of row ``rows[i]`` (row ``i`` if not given) have a cumulative count below
+    ``limit[i]`` (``left``) or at most it (``right``).
+
+    Each row is nondecreasing, so the rows, shifted apart by more than any count, form one sorted array.
+    """
+    import numpy as np
+
+    count, width = cum.shape
+    gap = float(cum[:, -1].max(initial=0.0)) * 2 + 2
+    shift = np.arange(count) * gap
+    at = np.arange(count) if rows is None else rows
+    found = np.searchsorted((cum + shift[:, None]).ravel(), np.asarray(limit, dtype=float) + shift[at],
+                            side=side)  # type: ignore[call-overload]
+    return np.asarray(found - at * width)
+
+
+def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], edges: NDArray[np.float64],
+                         q: float, factor: float, *, floor: float, alpha_opt: float,
+                         share: float = PRODUCT_SHARE) -> NDArray[np.float64]:
+    """Per look, the log e-value against "the ``q`` quantile of ``x`` is at most ``factor`` times ``y``'s".
+
+    ``cum_x[t, j]`` and ``cum_y[t, j]`` count each arm's samples up to look ``t`` at or below ``edges[j]``;
+    ``floor`` is the first bucket's lower edge (no sample lies below it). Not a running maximum: the
+    anytime p-value is :func:`~mlplat.analysis._sequential.p_from_log_e` of it. Capped at
+    :data:`LOG_E_CAP`; 0 before either arm has a sample.
+
+    References
+    ----------
+    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3), section 5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> edges = np.arange(1.0, 201.0)
+    >>> low = np.cumsum(np.r_[np.full(100, 50.0), np.zeros(100)])[None, :]   # 5,000 samples on (0, 100]
+    >>> high = np.cumsum(np.r_[np.zeros(6), np.full(100, 50.0), np.zeros(94)])[None, :]  # on (6, 106]
+    >>> round(float(quantile_order_log_e(high, low, edges, 0.5, 1.0, floor=0.0, alpha_opt=0.01)[0]), 2)
+    8.52
+    """
+    import numpy as np
+
+    pair = _Pair(cum_x, cum_y, edges, q, LOG_E_CAP, alpha_opt, share)
+    # Arm x's count at or below f w, at its largest over the bucket: at f times the bucket's upper edge.
+    upper = np.append(factor * edges, np.inf)
+    at = np.searchsorted(edges, upper, side="left")
+    cum_x_ext = np.concatenate([np.zeros((len(cum_x), 1)), cum_x, pair.n_x[:, None]], axis=1)
+    column = np.where(upper < floor, 0, np.minimum(at, len(edges)) + 1)
+    total = pair.average(pair.term_x(cum_x_ext[pair.rows, column[pair.j]]))
+    return np.where(pair.known, np.minimum(pair.per_look_min(total), LOG_E_CAP), 0.0)
+
+
+def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], edges: NDArray[np.float64],
+                         q: float, alpha: float, *, floor: float, alpha_opt: float,
+                         share: float = PRODUCT_SHARE) -> NDArray[np.float64]:
+    """Per look, the largest ``r`` for which :func:`quantile_order_log_e` with factor ``r`` reaches
+    ``log(1 / alpha)`` by then: a lower confidence sequence for the ratio of the arms' ``q`` quantiles.
+
+    The e-value falls as ``r`` grows, so the rejected ratios are those up to the bound. Per bucket of ``w``
+    the largest rejected ``r`` is an edge ratio: ``x``'s term must stay at or above ``log(1/alpha)`` less
+    ``y``'s, which holds while ``x``'s count at ``r w`` is below the rank bound for that level. -inf where
+    nothing is rejected yet, or where a bucket's edge is not positive (a ratio says nothing there). Running
+    maximum over looks. Paired with the same bound for ``y`` over ``x``, the two ends hold together with
+    probability at least ``1 - alpha``: either end's miss makes the same average of the arms' two-sided
+    mixtures at the true ratio reach ``1 / alpha``, and that average is a martingale.
+    """
+    import numpy as np
+
+    level = math.log(1 / alpha)
+    pair = _Pair(cum_x, cum_y, edges, q, level, alpha_opt, share)
+    rows, j = pair.rows, pair.j
+    need = pair.need(level)
+    open_ = need > pair.floor_x[rows] + 1e-12  # else x's term reaches `need` at any count: no limit here
+    below = np.zeros(len(rows))
+    if open_.any():
+        below[open_] = quantile_rank_bound(pair.n_x[rows[open_]], q, np.exp(-need[open_]), "low",
+                                           alpha_opt=alpha_opt)
+    # Edges whose count is below the rank bound, per entry: r may reach the last such edge over w's edge.
+    ends = np.append(edges, np.inf)
+    upto = _count_upto(pair.cum_x, below, side="left", rows=rows)
+    top = ends[np.minimum(j, len(edges))]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(upto > 0, edges[np.maximum(upto - 1, 0)] / top,
+                         np.where(below >= 1, floor / top, -np.inf))
+    ratio = np.where(open_, ratio, np.inf)
+    ratio = np.where((top > 0) & ~np.isnan(ratio), ratio, -np.inf)
+    bound = np.where(pair.known, pair.per_look_min(ratio), -np.inf)
+    return np.maximum.accumulate(bound)
