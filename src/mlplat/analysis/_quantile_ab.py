@@ -5,8 +5,8 @@ arm ``y`` has at most a Binomial(n, q) count strictly below ``w`` and arm ``x`` 
 ``f w``. Each arm's beta-binomial mixture (``_quantile.py``), made one-sided, is then a supermartingale at
 that ``w``, and so is their product, because the arms' samples are independent, and so is any average of
 the three. The smallest value of that average over every ``w`` bounds it, and is the e-value. With the
-product alone this is the A/B test of Howard & Ramdas (2022, section 5), one-sided: one level for the
-pair, where two separate confidence sequences would each need half.
+product alone this is the A/B test of Howard & Ramdas (2022) as confseq implements it, made one-sided:
+one level for the pair, where two separate confidence sequences would each need half.
 
 Counts are known only at bucket edges, so ``w`` is taken one bucket at a time with the counts least in
 favour of the alternative: arm ``y``'s count below the bucket's lower edge and arm ``x``'s count at the
@@ -146,7 +146,7 @@ def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     References
     ----------
     S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
-    and best-arm identification. Bernoulli 28(3), section 5.
+    and best-arm identification. Bernoulli 28(3).
 
     Examples
     --------
