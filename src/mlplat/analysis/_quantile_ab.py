@@ -77,9 +77,15 @@ class _Pair:
         first = _count_upto(cum_y, star_y, side="right")
         last = np.maximum(_count_upto(cum_y, top_y, side="right"), first)
         width = last - first + 1
-        self.starts = np.concatenate([[0], np.cumsum(width)[:-1]])
-        self.rows = np.repeat(np.arange(len(cum_y)), width)
-        self.j = first[self.rows] + np.arange(len(self.rows)) - self.starts[self.rows]
+        starts = np.concatenate([[0], np.cumsum(width)[:-1]])
+        rows = np.repeat(np.arange(len(cum_y)), width)
+        j = first[rows] + np.arange(len(rows)) - starts[rows]
+        # Where y's bucket j is empty, bucket j + 1 has the same y term and an x term no larger: keep the
+        # last bucket of each such run (sparse samples on fine bins leave most buckets empty).
+        filled = np.append(cum_y, cum_y[:, -1:], axis=1)[rows, j] > np.where(j > 0, cum_y[rows, j - 1], 0.0)
+        keep = filled | (j == last[rows])
+        self.rows, self.j = rows[keep], j[keep]
+        self.starts = np.concatenate([[0], np.cumsum(np.bincount(self.rows, minlength=len(cum_y)))[:-1]])
         k_y = np.where(self.j > 0, cum_y[self.rows, np.maximum(self.j - 1, 0)], 0.0)
         self.term_y = _log_e(np.maximum(k_y, star_y[self.rows]), n_y[self.rows], q, self.a, self.b)
         self.known = (self.n_x > 0) & (n_y > 0)
