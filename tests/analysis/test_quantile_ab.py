@@ -16,8 +16,8 @@ from numpy.testing import assert_allclose
 from scipy.stats import norm
 from tests.analysis.test_quantile import _cumulative
 
-from mlplat.analysis import binomial_upper, quantile_confidence_sequence
-from mlplat.analysis._quantile_ab import LOG_E_CAP, quantile_order_log_e, quantile_ratio_bound
+from mlplat.analysis import binomial_upper, quantile_confidence_sequence, quantile_order_log_e, quantile_ratio_bound
+from mlplat.analysis._quantile_ab import LOG_E_CAP
 from mlplat.analysis._sequential import p_from_log_e
 
 

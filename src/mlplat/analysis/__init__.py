@@ -27,6 +27,7 @@ from mlplat.analysis._plan import (
     simulate_detection,
 )
 from mlplat.analysis._quantile import quantile_confidence_sequence, quantile_epsilon
+from mlplat.analysis._quantile_ab import quantile_order_log_e, quantile_ratio_bound
 from mlplat.analysis._rate_interval import rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData, combine_exports, prometheus_frame, read_export
 from mlplat.analysis._rollout import (
@@ -86,6 +87,8 @@ __all__ = [
     "prometheus_frame",
     "quantile_confidence_sequence",
     "quantile_epsilon",
+    "quantile_order_log_e",
+    "quantile_ratio_bound",
     "rate_confidence_sequence",
     "rate_ratio_process",
     "read_export",

@@ -146,7 +146,7 @@ def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
 
     ``cum_x[t, j]`` and ``cum_y[t, j]`` count each arm's samples up to look ``t`` at or below ``edges[j]``;
     ``floor`` is the first bucket's lower edge (no sample lies below it). Not a running maximum: the
-    anytime p-value is :func:`~mlplat.analysis._sequential.p_from_log_e` of it. Capped at
+    anytime p-value is :func:`~mlplat.analysis.p_from_log_e` of it. Capped at
     :data:`LOG_E_CAP`; 0 before either arm has a sample.
 
     References
@@ -188,6 +188,20 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     maximum over looks. Paired with the same bound for ``y`` over ``x``, the two ends hold together with
     probability at least ``1 - alpha``: either end's miss makes the same average of the arms' two-sided
     mixtures at the true ratio reach ``1 / alpha``, and that average is a martingale.
+
+    References
+    ----------
+    S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
+    and best-arm identification. Bernoulli 28(3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> edges = np.arange(1.0, 201.0)
+    >>> low = np.cumsum(np.r_[np.full(100, 50.0), np.zeros(100)])[None, :]   # 5,000 samples on (0, 100]
+    >>> high = np.cumsum(np.r_[np.zeros(6), np.full(100, 50.0), np.zeros(94)])[None, :]  # on (6, 106]
+    >>> float(quantile_ratio_bound(high, low, edges, 0.5, 0.01, floor=0.0, alpha_opt=0.01)[0])
+    1.0
     """
     import numpy as np
 
