@@ -196,12 +196,14 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
 
     Examples
     --------
+    Two arms of 2,000 samples, spread evenly on (0, 50] and on (10, 60]: their p90s are 45 and 55.
+
     >>> import numpy as np
-    >>> edges = np.arange(1.0, 201.0)
-    >>> low = np.cumsum(np.r_[np.full(100, 50.0), np.zeros(100)])[None, :]   # 5,000 samples on (0, 100]
-    >>> high = np.cumsum(np.r_[np.zeros(6), np.full(100, 50.0), np.zeros(94)])[None, :]  # on (6, 106]
-    >>> float(quantile_ratio_bound(high, low, edges, 0.5, 0.01, floor=0.0, alpha_opt=0.01)[0])
-    1.0
+    >>> edges = np.arange(1.0, 101.0)
+    >>> base = np.cumsum(np.r_[np.full(50, 40.0), np.zeros(50)])[None, :]
+    >>> canary = np.cumsum(np.r_[np.zeros(10), np.full(50, 40.0), np.zeros(40)])[None, :]
+    >>> round(float(quantile_ratio_bound(canary, base, edges, 0.9, 0.05, floor=0.0, alpha_opt=0.05)[0]), 4)
+    1.1489
     """
     import numpy as np
 
