@@ -194,10 +194,32 @@ def edge_at_rank(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: fl
     (``floor`` for the first; -inf for a rank of 0 or less) or the upper edge (inf past the last sample)."""
     import numpy as np
 
-    reach = cum >= rank[:, None] - 1e-9
-    idx = np.where(reach.any(axis=1), np.argmax(reach, axis=1), len(edges))
+    idx = count_upto(cum, rank - 1e-9, side="left")
     idx_c = np.minimum(idx, len(edges) - 1)
     if side == "low":
         lower = np.concatenate([[floor], edges[:-1]])
         return np.where(rank <= 0, -np.inf, lower[idx_c])
     return np.where((rank > cum[:, -1]) | (idx >= len(edges)), np.inf, edges[idx_c])
+
+
+def count_upto(cum: NDArray[np.float64], limit: NDArray[np.float64], *, side: Literal["left", "right"],
+               rows: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
+    """How many edges of row ``rows[i]`` (row ``i`` if not given) have a cumulative count below
+    ``limit[i]`` (``left``) or at most it (``right``); each row of ``cum`` is nondecreasing.
+
+    One limit per row is a comparison over the whole array. With ``rows`` (many limits per row, sorted by
+    row) each row's limits are found by bisection, one row at a time: a whole-array comparison per limit
+    would take a row's worth of memory for each.
+    """
+    import numpy as np
+
+    limit = np.asarray(limit, dtype=float)
+    if rows is None:
+        below = cum < limit[:, None] if side == "left" else cum <= limit[:, None]
+        return np.asarray(below.sum(axis=1))
+    out = np.empty(len(rows), dtype=np.intp)
+    bounds = np.searchsorted(rows, np.arange(len(cum) + 1))
+    for row in np.flatnonzero(np.diff(bounds)):
+        part = slice(bounds[row], bounds[row + 1])
+        out[part] = np.searchsorted(cum[row], limit[part], side=side)
+    return out

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mlplat.analysis._quantile import QUANTILE_N_OPT, _log_e, _mixture_prior, quantile_rank_bound
+from mlplat.analysis._quantile import QUANTILE_N_OPT, _log_e, _mixture_prior, count_upto, quantile_rank_bound
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,8 +74,8 @@ class _Pair:
         with np.errstate(divide="ignore"):
             enough = np.minimum(level - np.log(self.single), level - np.log(share) - self.floor_x)
         top_y = quantile_rank_bound(n_y, q, np.exp(-enough), "high", alpha_opt=alpha_opt)
-        first = _count_upto(cum_y, star_y, side="right")
-        last = np.maximum(_count_upto(cum_y, top_y, side="right"), first)
+        first = count_upto(cum_y, star_y, side="right")
+        last = np.maximum(count_upto(cum_y, top_y, side="right"), first)
         width = last - first + 1
         starts = np.concatenate([[0], np.cumsum(width)[:-1]])
         rows = np.repeat(np.arange(len(cum_y)), width)
@@ -119,24 +119,6 @@ class _Pair:
         import numpy as np
 
         return np.minimum.reduceat(values, self.starts)
-
-
-def _count_upto(cum: NDArray[np.float64], limit: NDArray[np.float64], *, side: str,
-                rows: NDArray[np.intp] | None = None) -> NDArray[np.intp]:
-    """How many edges of row ``rows[i]`` (row ``i`` if not given) have a cumulative count below
-    ``limit[i]`` (``left``) or at most it (``right``).
-
-    Each row is nondecreasing, so the rows, shifted apart by more than any count, form one sorted array.
-    """
-    import numpy as np
-
-    count, width = cum.shape
-    gap = float(cum[:, -1].max(initial=0.0)) * 2 + 2
-    shift = np.arange(count) * gap
-    at = np.arange(count) if rows is None else rows
-    found = np.searchsorted((cum + shift[:, None]).ravel(), np.asarray(limit, dtype=float) + shift[at],
-                            side=side)  # type: ignore[call-overload]
-    return np.asarray(found - at * width)
 
 
 def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], edges: NDArray[np.float64],
@@ -218,7 +200,7 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
                                            alpha_opt=alpha_opt)
     # Edges whose count is below the rank bound, per entry: r may reach the last such edge over w's edge.
     ends = np.append(edges, np.inf)
-    upto = _count_upto(pair.cum_x, below, side="left", rows=rows)
+    upto = count_upto(pair.cum_x, below, side="left", rows=rows)
     top = ends[np.minimum(j, len(edges))]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(upto > 0, edges[np.maximum(upto - 1, 0)] / top,
