@@ -228,6 +228,21 @@ def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
     assert "--since: expected epoch seconds or ISO 8601, got 'yesterday'" in result.stderr
 
 
+def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, tmp_path: Path) -> None:
+    import sqlite3
+
+    assert _run(runner, tmp_path).exit_code == 0
+    store = f"sqlite:///{tmp_path}/f.db"
+    with sqlite3.connect(tmp_path / "f.db") as db:
+        db.execute("UPDATE state SET value = 'inf' WHERE key LIKE 'card-001%'")
+    result = runner.invoke(app, ["ingest", "read", "card-001", "--store", store])
+    assert result.exit_code == ExitCode.BAD_INPUT and "Traceback" not in result.output
+    assert "is not what mlplat ingest writes (expected a JSON array)" in result.stderr
+    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store])
+    assert result.exit_code == 0 and "fixed" in result.stdout
+    assert runner.invoke(app, ["ingest", "read", "card-001", "--store", store]).exit_code == 0
+
+
 def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:
     """`lateness` prints the distribution and per-target bounds; --plot writes a PNG."""
     result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", "0.1%,1%", "--plot",

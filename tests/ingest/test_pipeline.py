@@ -247,6 +247,70 @@ def test_repair_fixes_every_differing_key_and_is_idempotent(tmp_path: Path) -> N
     assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
 
 
+def test_a_damaged_state_is_a_clear_error_and_repair_rewrites_it(tmp_path: Path) -> None:
+    """A stored state that is not mlplat's JSON (the text 'inf' an old version wrote, an object, a list of the
+    wrong shape) stops read and run with the key named; verify's view shows it, and repair rewrites it."""
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.states()
+    for key, text, problem in [("u\x1fn_1m\x1f0", "[inf]", "expected a JSON array"),
+                               ("u\x1fn_1m\x1f0", '{"n": 1}', "expected a JSON array"),
+                               ("u\x1flast\x1f", "[200.0]", "not a last state")]:
+        store.db.execute("UPDATE state SET value = ? WHERE key = ?", (text, key))
+        with pytest.raises(DataError, match=f"the state of {key.replace(chr(31), ' ')!r} is not what mlplat "
+                                            f"ingest writes \\({problem}.*`mlplat ingest repair`"):
+            read_entity(store, "u")
+        not_json = problem != "not a last state"
+        assert (store.states()[key] == (good[key][0], text)) == not_json  # verify and repair see the raw text
+        report = repair(cfg, FileSource(source), store, since=1e9 if not_json else None)  # text: whatever since
+        assert [d["key"] for d in report.differing] == [key] and report.fixed
+        assert store.states() == good
+    store.db.execute("UPDATE state SET value = 'inf' WHERE key = ?", ("u\x1fn_1m\x1f180",))
+    with source.open("a", encoding="utf-8") as out:  # an event that updates the damaged window
+        out.write(json.dumps({"event_id": "z", "entity": "u", "event_time": 195}) + "\n")
+    with pytest.raises(DataError, match="the state of 'u n_1m 180' is not what"):
+        run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    store.db.execute("""UPDATE state SET value = '["x"]' WHERE key = ?""", ("u\x1fn_1m\x1f180",))
+    with pytest.raises(DataError, match=r"the state of 'u n_1m 180' is not what mlplat ingest writes \(not a "
+                                        r"count state: \['x'\]\)"):
+        run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").fixed
+    assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
+
+
+@pytest.mark.parametrize(("table", "name", "text", "place"), [
+    ("checkpoint", "0/1", "{", "the checkpoint of partition 0/1"),
+    ("checkpoint", "0/1", '{"offset": 3}', "the checkpoint of partition 0/1"),
+    ("checkpoint", "#meta", "[]", "the recorded feature definitions"),
+    ("checkpoint", "#meta", '{"features": {}}', "the recorded feature definitions"),
+])
+def test_a_damaged_checkpoint_or_definition_is_a_clear_error_and_repair_rewrites_it(
+        tmp_path: Path, table: str, name: str, text: str, place: str) -> None:
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.checkpoint("0/1"), store.meta()
+    store.db.execute(f"UPDATE {table} SET value = ? WHERE partition = ?", (text, name))
+    with pytest.raises(DataError, match=f"{place} is not what mlplat ingest writes.*`mlplat ingest repair`"):
+        read_entity(store, "u")
+    store.db.execute("DELETE FROM state WHERE key = ?", ("v\x1flast\x1f",))  # so that repair has a key to fix
+    assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").fixed
+    assert (store.checkpoint("0/1"), store.meta()) == good
+
+
+def test_damaged_dedup_markers_stop_a_run_with_a_clear_error(tmp_path: Path) -> None:
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    store.db.execute("UPDATE dedup SET markers = ?", (b"\x05\x00",))
+    with pytest.raises(DataError, match=r"a batch of dedup markers is not what mlplat ingest writes.*new store"):
+        run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+
+
 def test_repair_since_limits_keys(tmp_path: Path) -> None:
     """`--since` compares only windows ending after it."""
     cfg = config(SUM, max_out_of_orderness=30)

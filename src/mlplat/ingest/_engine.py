@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from mlplat.errors import DataError
 from mlplat.ingest._config import IngestConfig
 from mlplat.units import MAX_EPOCH, MIN_EPOCH, format_duration, format_exact
 
@@ -234,6 +235,37 @@ def split_key(key: str) -> tuple[str, str, float | None]:
     """``(entity, feature, window start or None)`` of a state key."""
     entity, feature, start = key.split(SEP)
     return entity, feature, (float(start) if start else None)
+
+
+def show_key(key: str) -> str:
+    """A state key as a user reads it: entity, feature and window start apart."""
+    return repr(key.replace(SEP, " "))
+
+
+def state_fits(agg: str, state: Any) -> bool:
+    """Whether ``state`` has the form mlplat writes for ``agg``: a damaged store may hold any JSON.
+
+    >>> state_fits("last", [60.0, "e1", "a"]), state_fits("mean", [4]), state_fits("count", ["4"])
+    (True, False, False)
+    """
+    if type(state) is not list or len(state) != {"count": 1, "last": 3}.get(agg, 2):
+        return False
+    numbers = state[:1] if agg == "last" else state  # last: [time, event id, any value]
+    return all(isinstance(x, int | float) and not isinstance(x, bool) for x in numbers) and (
+        agg != "last" or isinstance(state[1], str))
+
+
+def not_a_state(agg: str, state: Any) -> str:
+    """How a message says that ``state`` is not of ``agg``'s form."""
+    return f"not a {agg} state: {str(state)[:80]}"
+
+
+class StoredStateError(DataError):
+    """A state fetched from the store that is not of its feature's form (the pipeline names the store)."""
+
+    def __init__(self, key: str, agg: str, state: Any) -> None:
+        self.key, self.detail = key, not_a_state(agg, state)
+        super().__init__(f"the stored state of {show_key(key)} is {self.detail}")
 
 
 def feature_value(agg: str, state: list[Any]) -> Any:
@@ -470,18 +502,25 @@ class Engine:
             found = fetch(missing)
             for key in missing:
                 cache[key] = found.get(key, (0, []))
-        for seq, time, event_id, key, agg, value in pending:
-            version, state = cache[key]
-            if seq <= version:
-                continue  # already in the stored state: replaying a suffix changes nothing
-            if agg == "count":  # the commonest features, folded inline
-                state = [state[0] + 1] if state else [1]
-            elif agg == "last":  # an older event leaves the value; the version moves on either way
-                if not state or time > state[0] or (time == state[0] and event_id > state[1]):
-                    state = [time, event_id, value]
-            else:
-                state = _fold(agg, state or None, time, event_id, value)
-            cache[key] = dirty[key] = (seq, state)
+        try:
+            for seq, time, event_id, key, agg, value in pending:
+                version, state = cache[key]
+                if seq <= version:
+                    continue  # already in the stored state: replaying a suffix changes nothing
+                if agg == "count":  # the commonest features, folded inline
+                    state = [state[0] + 1] if state else [1]
+                elif agg == "last":  # an older event leaves the value; the version moves on either way
+                    if not state or time > state[0] or (time == state[0] and event_id > state[1]):
+                        state = [time, event_id, value]
+                else:
+                    state = _fold(agg, state or None, time, event_id, value)
+                cache[key] = dirty[key] = (seq, state)
+        except (IndexError, TypeError, ValueError):
+            # Checked only on failure, so the usual path pays nothing: a damaged stored state is the
+            # user's to repair; anything else is a bug and goes on as it is.
+            if state and not state_fits(agg, state):
+                raise StoredStateError(key, agg, state) from None
+            raise
         counts = {"read": applied + duplicates + late + malformed + future, "applied": applied,
                   "duplicates": duplicates, "late": late, "malformed": malformed, "future": future,
                   "other_partition": other}
@@ -568,7 +607,10 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def diff_states(expected: Mapping[str, list[Any]], actual: Mapping[str, list[Any]]) -> list[str]:
-    """Keys whose state differs (sums compared to 1e-9 relative: float addition order varies)."""
+def diff_states(expected: Mapping[str, list[Any]], actual: Mapping[str, list[Any] | str]) -> list[str]:
+    """Keys whose state differs (sums compared to 1e-9 relative: float addition order varies).
+
+    A stored value that is text (a damaged one, see ``FeatureStore.states``) differs from every state.
+    """
     keys = set(expected) | set(actual)
     return sorted(k for k in keys if k not in expected or k not in actual or not _same(expected[k], actual[k]))

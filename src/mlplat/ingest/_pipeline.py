@@ -13,9 +13,21 @@ from typing import Any
 
 from mlplat.errors import DataError, OutputError
 from mlplat.ingest._config import IngestConfig
-from mlplat.ingest._engine import Checkpoint, Commit, DeadLetter, Engine, diff_states, feature_value, split_key
+from mlplat.ingest._engine import (
+    Checkpoint,
+    Commit,
+    DeadLetter,
+    Engine,
+    StoredStateError,
+    diff_states,
+    feature_value,
+    not_a_state,
+    show_key,
+    split_key,
+    state_fits,
+)
 from mlplat.ingest._sources import FileSource, Source
-from mlplat.ingest._stores import FeatureStore, SQLiteStore
+from mlplat.ingest._stores import FeatureStore, SQLiteStore, damaged
 from mlplat.units import format_duration
 
 __all__ = ["EntityFeatures", "IngestResult", "RepairReport", "read_entity", "repair", "run_pipeline"]
@@ -218,7 +230,10 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
         batches = 0
         first_malformed = None
         for batch in source.batches(checkpoint, config.batch_size, follow=follow, stop=stop):
-            outcome = engine.process(batch, store.fetch)
+            try:
+                outcome = engine.process(batch, store.fetch)
+            except StoredStateError as exc:
+                raise damaged(store.url, f"the state of {show_key(exc.key)}", exc.detail) from None
             if outcome.counts["malformed"]:
                 bad = next(d for d in outcome.dead_letters if d.kind == "malformed")
                 if config.on_error == "fail":
@@ -306,6 +321,8 @@ def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
         if (feature is not None and name != feature) or name not in specs:
             continue
         spec = specs[name]
+        if not state_fits(spec["agg"], state):
+            raise damaged(store.url, f"the state of {show_key(key)}", not_a_state(spec["agg"], state))
         value = feature_value(spec["agg"], state)
         if start is None:
             rows.append(FeatureRow(name, value, event_time=state[0], version=version))
@@ -388,13 +405,14 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     windows = {f.name: f.window for f in config.features}
 
     def wanted(key: str) -> bool:
-        if since is None:
-            return True
+        stored = actual_rows.get(key)
+        if since is None or (stored is not None and not isinstance(stored[1], list)):
+            return True  # a damaged value (its raw text) is always compared, so that repair rewrites it
         _, name, start = split_key(key)
         if start is not None:
             return start + (windows.get(name) or 0) > since
-        rows = [r for r in (expected_rows.get(key), actual_rows.get(key)) if r]
-        return any(r[1][0] >= since for r in rows)
+        states = [row[1] for row in (expected_rows.get(key), stored) if row]
+        return any(isinstance(state, list) and state[0] >= since for state in states)
 
     expected = {k: v[1] for k, v in expected_rows.items() if wanted(k)}
     actual = {k: v[1] for k, v in actual_rows.items() if wanted(k)}
@@ -407,7 +425,10 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     fixed = False
     if keys and not dry_run:
         label = f"{partition[0]}/{partition[1]}"
-        stored = store.checkpoint(label)
+        try:
+            stored = store.checkpoint(label)
+        except DataError:  # a damaged checkpoint: the commit below replaces it
+            stored = None
         dl_path = _dead_letter_path(config, partition, dead_letter)
         size = stored.dead_letter_size if stored else (dl_path.stat().st_size if dl_path.exists() else 0)
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)

@@ -20,11 +20,12 @@ from urllib.parse import urlparse
 
 from mlplat.errors import DataError, OutputError, ServiceError
 from mlplat.files import path_kind
-from mlplat.ingest._engine import SEP, Checkpoint, Commit
+from mlplat.ingest._engine import SEP, Checkpoint, Commit, show_key
 
 __all__ = ["FeatureStore", "RedisStore", "SQLiteStore", "open_store"]
 
 StateRow = tuple[int, list[Any]]
+StoredRow = tuple[int, list[Any] | str]  # from states(): a damaged value comes as its raw text
 
 
 class FeatureStore(Protocol):
@@ -47,8 +48,8 @@ class FeatureStore(Protocol):
     def entity(self, entity: str) -> dict[str, StateRow]:
         """Every state key of one entity."""
 
-    def states(self) -> dict[str, StateRow]:
-        """Every state key (for repair and verify)."""
+    def states(self) -> dict[str, StoredRow]:
+        """Every state key (for repair and verify); a damaged value comes as its raw text, not a list."""
 
     def put_meta(self, meta: dict[str, Any]) -> None:
         """Record the pipeline's feature definitions (so ``read`` can serve values without the config)."""
@@ -87,15 +88,45 @@ def _pack_markers(markers: dict[str, float]) -> bytes:
     return struct.pack("<I", len(times)) + times.tobytes() + json.dumps(list(markers)).encode()
 
 
-def _unpack_markers(blobs: Iterable[bytes], since: float) -> dict[str, float]:
+def _unpack_markers(url: str, blobs: Iterable[bytes], since: float) -> dict[str, float]:
     found: dict[str, float] = {}
     for blob in blobs:
-        (count,) = struct.unpack_from("<I", blob)
-        times = array("d")
-        times.frombytes(blob[4:4 + 8 * count])
-        ids = json.loads(blob[4 + 8 * count:])
-        found.update((k, v) for k, v in zip(ids, times, strict=True) if v >= since)
+        try:
+            (count,) = struct.unpack_from("<I", blob)
+            times = array("d")
+            times.frombytes(blob[4:4 + 8 * count])
+            ids = json.loads(blob[4 + 8 * count:])
+            found.update((k, v) for k, v in zip(ids, times, strict=True) if v >= since)
+        except (struct.error, ValueError, TypeError) as exc:  # ValueError: bad JSON, bad bytes, or lengths apart
+            raise damaged(url, "a batch of dedup markers", str(exc),
+                          fix="Run the pipeline into a new store (repair keeps the markers it finds)") from exc
     return found
+
+
+REPAIR_HINT = "`mlplat ingest repair` rewrites the states, the checkpoint and the feature definitions from the source"
+
+
+def damaged(url: str, place: str, detail: str, *, fix: str = REPAIR_HINT) -> DataError:
+    """The error for a stored value that mlplat ingest does not write: the store was damaged or edited."""
+    return DataError(f"{url}: {place} is not what mlplat ingest writes ({detail}); the store was damaged or "
+                     f"changed by another program. {fix}")
+
+
+def decode_state(url: str, key: str, text: str | bytes, *, lenient: bool = False) -> Any:
+    """The state list stored under ``key``.
+
+    Text that is not a JSON array is a damaged store: a :class:`DataError`, or with ``lenient`` the text
+    itself, which compares unequal to every state, so verify reports the key and repair rewrites it.
+    """
+    try:
+        state = json.loads(text)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+        state = None
+    if type(state) is list:
+        return state
+    if lenient:
+        return text if isinstance(text, str) else text.decode(errors="replace")
+    raise damaged(url, f"the state of {show_key(key)}", "expected a JSON array")
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -123,6 +154,8 @@ def _encode_commit(commit: Commit) -> _EncodedCommit:
 class _CheckpointTexts(ABC):
     """``checkpoint``, ``meta`` and ``put_meta`` over a store's JSON text per partition (``"#meta"``: the meta)."""
 
+    url: str
+
     @abstractmethod
     def _text(self, name: str) -> str | bytes | None:
         """The text stored under ``name``, or None."""
@@ -133,14 +166,34 @@ class _CheckpointTexts(ABC):
 
     def checkpoint(self, partition: str) -> Checkpoint | None:
         raw = self._text(partition)
-        return None if raw is None else Checkpoint(**json.loads(raw))
+        if raw is None:
+            return None
+        data = self._object(raw, f"the checkpoint of partition {partition}")
+        try:
+            return Checkpoint(**data)
+        except TypeError as exc:  # a key Checkpoint does not have
+            raise damaged(self.url, f"the checkpoint of partition {partition}", str(exc)) from exc
 
     def put_meta(self, meta: dict[str, Any]) -> None:
         self._put_text("#meta", json.dumps(meta))
 
     def meta(self) -> dict[str, Any]:
         raw = self._text("#meta")
-        return {} if raw is None else json.loads(raw)
+        if raw is None:
+            return {}
+        meta = self._object(raw, "the recorded feature definitions")
+        if not isinstance(meta.get("features"), dict) or "max_out_of_orderness" not in meta:
+            raise damaged(self.url, "the recorded feature definitions", "no 'features' or 'max_out_of_orderness'")
+        return meta
+
+    def _object(self, raw: str | bytes, place: str) -> dict[str, Any]:
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise damaged(self.url, place, f"not JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise damaged(self.url, place, "expected a JSON object")
+        return value
 
 
 # A partition's checkpoint (or "#meta") as JSON text: written inside each commit's transaction and on its own.
@@ -192,7 +245,7 @@ class SQLiteStore(_CheckpointTexts):
 
     def markers(self, since: float) -> dict[str, float]:
         rows = self.db.execute("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
-        return _unpack_markers((blob for (blob,) in rows), since)
+        return _unpack_markers(self.url, (blob for (blob,) in rows), since)
 
     def fetch(self, keys: set[str]) -> dict[str, StateRow]:
         found: dict[str, StateRow] = {}
@@ -224,14 +277,16 @@ class SQLiteStore(_CheckpointTexts):
         except sqlite3.Error as exc:
             raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> dict[str, StateRow]:
-        return {key: (version, json.loads(value)) for key, version, value in self.db.execute(sql, args)}
+    def _rows(self, sql: str, args: Sequence[Any] = (), *, lenient: bool = False) -> dict[str, tuple[int, Any]]:
+        url = self.url
+        return {key: (version, decode_state(url, key, value, lenient=lenient))
+                for key, version, value in self.db.execute(sql, args)}
 
     def entity(self, entity: str) -> dict[str, StateRow]:
         return self._rows("SELECT key, version, value FROM state WHERE entity = ?", (entity,))
 
-    def states(self) -> dict[str, StateRow]:
-        return self._rows("SELECT key, version, value FROM state")
+    def states(self) -> dict[str, StoredRow]:
+        return self._rows("SELECT key, version, value FROM state", lenient=True)
 
     def clear(self) -> None:
         self.db.executescript("BEGIN; DELETE FROM state; DELETE FROM dedup; DELETE FROM checkpoint; COMMIT;")
@@ -325,7 +380,7 @@ class RedisStore(_CheckpointTexts):
         if not batches:
             return {}
         blobs = self._call(self.client.hmget, self.prefix + "dedup", batches)
-        return _unpack_markers((b for b in blobs if b is not None), since)
+        return _unpack_markers(self.url, (b for b in blobs if b is not None), since)
 
     def fetch(self, keys: set[str]) -> dict[str, StateRow]:
         by_entity: dict[str, list[str]] = {}
@@ -340,7 +395,8 @@ class RedisStore(_CheckpointTexts):
         for (entity, fields), values in zip(order, self._call(pipe.execute), strict=True):
             for field, raw in zip(fields, values, strict=True):
                 if raw is not None:
-                    found[entity + SEP + field] = _decode(raw)
+                    key = entity + SEP + field
+                    found[key] = self._decode(key, raw)
         return found
 
     def commit(self, commit: Commit) -> None:
@@ -361,14 +417,27 @@ class RedisStore(_CheckpointTexts):
                  commit.checkpoint.partition, encoded.checkpoint]
         self._call(lambda: self._script(keys=[], args=args))
 
-    def entity(self, entity: str) -> dict[str, StateRow]:
+    def entity(self, entity: str, *, lenient: bool = False) -> dict[str, StateRow]:
         raw = self._call(self.client.hgetall, self.prefix + "e:" + entity)
-        return {entity + SEP + field.decode(): _decode(value) for field, value in raw.items()}
+        found: dict[str, tuple[int, Any]] = {}
+        for field, value in raw.items():
+            key = entity + SEP + field.decode(errors="replace")
+            found[key] = self._decode(key, value, lenient=lenient)
+        return found
 
-    def states(self) -> dict[str, StateRow]:
-        found: dict[str, StateRow] = {}
+    def _decode(self, key: str, raw: bytes, *, lenient: bool = False) -> tuple[int, Any]:
+        """A stored "version|json" value; see :func:`decode_state` for ``lenient``."""
+        version, _, text = raw.partition(b"|")
+        if version.isdigit():
+            return int(version), decode_state(self.url, key, text, lenient=lenient)
+        if lenient:
+            return 0, raw.decode(errors="replace")
+        raise damaged(self.url, f"the state of {show_key(key)}", "expected 'version|JSON array'")
+
+    def states(self) -> dict[str, StoredRow]:
+        found: dict[str, StoredRow] = {}
         for entity in sorted(m.decode() for m in self._call(self.client.smembers, self.prefix + "entities")):
-            found.update(self.entity(entity))
+            found.update(self.entity(entity, lenient=True))
         return found
 
     def clear(self) -> None:
@@ -378,11 +447,6 @@ class RedisStore(_CheckpointTexts):
 
     def close(self) -> None:
         self.client.close()
-
-
-def _decode(raw: bytes) -> StateRow:
-    version, _, value = raw.decode().partition("|")
-    return int(version), json.loads(value)
 
 
 def open_store(url: str, *, create: bool = True) -> FeatureStore:
