@@ -273,7 +273,7 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         message = message[len("Value error, "):]
     if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(
         error["input"], dict | list
-    ):
+    ) and ", got " not in message:  # a validator's own message may already say what it got
         message += f", got {_shown(error['input'])}"
     return loc, message
 

@@ -448,6 +448,16 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     assert "metrics" in schema["properties"]
 
 
+def test_commands_that_only_write_a_file_print_one_json_document(runner: CliRunner, tmp_path: Path) -> None:
+    """With --json, init and simulate printed nothing on stdout (the note went to stderr)."""
+    result = runner.invoke(app, ["--json", "canary", "init", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"wrote": str(tmp_path / "c.yaml")}
+    assert result.stderr == ""
+    result = runner.invoke(app, ["--json", "canary", "simulate", "-o", str(tmp_path / "x.csv"), "--duration", "5m"])
+    assert result.exit_code == 0 and result.stderr == ""
+    assert json.loads(result.stdout) == {"wrote": str(tmp_path / "x.csv"), "scenario": "aa", "rows": 440}
+
+
 def test_validate_points_at_line(runner: CliRunner, tmp_path: Path) -> None:
     """A config error names file:line:column and the key path."""
     path = tmp_path / "c.yaml"

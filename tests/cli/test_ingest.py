@@ -33,6 +33,8 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     assert "dedup_ttl 3900 s; max_future 300 s)" in " ".join(shown.split())
     schema = json.loads(runner.invoke(app, ["ingest", "schema"]).stdout)
     assert {"max_out_of_orderness", "max_future"} <= set(schema["properties"])
+    result = runner.invoke(app, ["--json", "ingest", "init", str(tmp_path / "again.yaml")])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"wrote": str(tmp_path / "again.yaml")}
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -54,6 +56,9 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("max_out_of_orderness: 1e308\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":1:23: max_out_of_orderness: `duration`: a duration must be from 0 to 100 years"),
     ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),
+    # The validator's message says what it got: the loader no longer adds ", got True" a second time.
+    ("max_out_of_orderness: true\nfeatures: [{name: n, agg: count, window: 1h}]\n",
+     "or '1d', got True\n"),
     # Validated before: every event was then its own entity, or every time unreadable (all malformed).
     ("max_out_of_orderness: 1m\nentity: event_id\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":2:9: entity: names the same field as event_id ('event_id'); event_id, entity and event_time must be "
@@ -241,6 +246,34 @@ def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, t
     result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store])
     assert result.exit_code == 0 and "fixed" in result.stdout
     assert runner.invoke(app, ["ingest", "read", "card-001", "--store", store]).exit_code == 0
+
+
+def test_odd_stores_and_dead_letter_paths_exit_4_and_change_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    """redis://host/x wrote (and `verify --store` cleared) database 0; `read` turned any SQLite file into WAL
+    mode with mlplat's tables; a dead-letter file naming the config broke the config for the next run."""
+    import sqlite3
+
+    result = _run(runner, tmp_path, "--store", "redis://127.0.0.1:1/x")
+    assert result.exit_code == ExitCode.BAD_INPUT and "with DB a number, got path '/x'" in result.stderr
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE checkpoint (x)")
+    before = other.read_bytes()
+    result = runner.invoke(app, ["ingest", "read", "u", "--store", f"sqlite:///{other}"])
+    assert result.exit_code == ExitCode.BAD_INPUT and "not an mlplat ingest store" in result.stderr
+    assert other.read_bytes() == before and not (tmp_path / "other.db-wal").exists()
+    config = tmp_path / "c.yaml"
+    config.write_text((EXAMPLES / "ingest.yaml").read_text())
+    text = config.read_text()
+    result = runner.invoke(app, ["ingest", "run", str(config), "--source", EVENTS, "--store",
+                                 f"sqlite:///{tmp_path}/f.db", "--dead-letter", str(config)])
+    assert result.exit_code == ExitCode.BAD_INPUT and "the dead-letter file is the config file" in result.stderr
+    assert config.read_text() == text and not (tmp_path / "f.db").exists()
+
+
+def test_lateness_without_a_target_exit_4(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", ","])
+    assert result.exit_code == ExitCode.BAD_INPUT and "--target: expected shares such as" in result.stderr
 
 
 def test_lateness_command(runner: CliRunner, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.ingest.helpers import config, write_jsonl
@@ -85,6 +86,7 @@ def test_checkpoint_of_another_source_is_refused_before_anything_is_written(tmp_
     assert store.checkpoint("0/1") == before and dl.read_text() == "kept\n"
     monkeypatch.chdir(tmp_path)
     assert run_pipeline(config(), FileSource("a.jsonl"), store, dead_letter=dl).counts["read"] == 0
+    assert dl.read_text() == "kept\n"  # not this store's line: never cut
 
 
 def test_checkpoint_without_a_source_adopts_the_first_one(tmp_path: Path) -> None:
@@ -151,6 +153,34 @@ def test_nan_and_infinity_are_malformed_lines_and_a_bom_is_skipped(tmp_path: Pat
     assert reasons == ["malformed: not valid JSON (NaN is not JSON; write null, or a number)",
                        "malformed: not valid JSON (-Infinity is not JSON; write null, or a number)"]
     assert read_entity(store, "u").rows[0].value == 1
+
+
+def test_huge_integers_and_lone_surrogates_are_malformed_lines(tmp_path: Path) -> None:
+    """A time of 400 digits overflowed float() (exit 5), and a lone UTF-16 surrogate (valid JSON, not text)
+    failed the store's UTF-8 encoding (exit 5); both are malformed lines now, and the fast path of a batch
+    with no such line is unchanged."""
+    path = write_jsonl(tmp_path / "e.jsonl", [
+        '{"event_id": "a", "entity": "u", "event_time": ' + "9" * 400 + ', "v": 1}',
+        '{"event_id": "b", "entity": "u\\ud800", "event_time": 2, "v": 1}',
+        '{"event_id": "c", "entity": "u", "event_time": 3, "v": "x\\uDFFF"}',
+        '{"event_id": "d", "entity": "u", "event_time": 4, "v": "\\ud83d\\ude00"}',  # a pair: one character
+    ])
+    store = SQLiteStore(tmp_path / "f.db")
+    cfg = config([{"name": "v_last", "agg": "last", "field": "v"}], max_future=60, ingest_time="t")
+    result = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 3)
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl").read_text().splitlines()]
+    assert reasons[0].startswith("malformed: `event_time`: expected a time in the years 1 to 9999 (UTC), got 999")
+    assert reasons[1:] == ["malformed: a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text"] * 2
+    assert read_entity(store, "u").rows[0].value == "\U0001f600"
+
+
+def test_a_bom_before_a_csv_header_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_bytes(b"\xef\xbb\xbfevent_id,entity,event_time,v\r\na1,u,100,1\r\n")
+    store = SQLiteStore(tmp_path / "f.db")
+    result = run_pipeline(config(), FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 0)
 
 
 def test_dead_letters_never_go_into_the_source_or_the_store(tmp_path: Path) -> None:
@@ -309,6 +339,92 @@ def test_damaged_dedup_markers_stop_a_run_with_a_clear_error(tmp_path: Path) -> 
     store.db.execute("UPDATE dedup SET markers = ?", (b"\x05\x00",))
     with pytest.raises(DataError, match=r"a batch of dedup markers is not what mlplat ingest writes.*new store"):
         run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+
+
+def test_repair_of_one_partition_leaves_the_others_alone(tmp_path: Path) -> None:
+    """Repair with a partition compares that partition's keys only: the others' are not in its recomputation,
+    and were deleted as 'expected None'. read finds each entity's partition and its watermark."""
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    for i in range(2):
+        run_pipeline(cfg, FileSource(source), store, partition=(i, 2), dead_letter=tmp_path / "dl")
+    good = store.states()
+    assert {k.split("\x1f")[0] for k in good} == {"u", "v"}  # in different partitions of 2
+    for i in range(2):
+        report = repair(cfg, FileSource(source), store, partition=(i, 2), dead_letter=tmp_path / "dl")
+        assert report.differing == [] and not report.fixed
+    assert store.states() == good
+    # Each entity's partition has its own checkpoint (no "0/1" here); both read the whole file, up to 200.
+    assert read_entity(store, "u").watermark == read_entity(store, "v").watermark == 200 - 30
+
+
+def test_dead_letters_of_another_store_in_the_same_file_are_kept(tmp_path: Path) -> None:
+    """Two stores may share the config's dead-letter file: a store's restart takes out only its own lines
+    written after its last commit (a crash), never another store's, and a torn last line goes too."""
+    dl = tmp_path / "dl.jsonl"
+    a = write_jsonl(tmp_path / "a.jsonl", [{"event_id": "a1", "entity": "u", "event_time": 100}, "junk A"])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"event_id": "b1", "entity": "u", "event_time": 100}, "junk B"])
+    store_a, store_b = SQLiteStore(tmp_path / "a.db"), SQLiteStore(tmp_path / "b.db")
+    run_pipeline(config(), FileSource(a), store_a, dead_letter=dl)
+    run_pipeline(config(), FileSource(b), store_b, dead_letter=dl)
+    both = dl.read_text()
+    assert run_pipeline(config(), FileSource(a), store_a, dead_letter=dl).counts["read"] == 0
+    assert dl.read_text() == both
+    # A crash of store a after writing a dead letter and before its commit, then a torn line.
+    own = json.dumps({"source": str(a), "store": f"sqlite:///{(tmp_path / 'a.db').resolve()}", "line": 9})
+    dl.write_text(both + own + "\n" + '{"source": "torn')
+    run_pipeline(config(), FileSource(a), store_a, dead_letter=dl)
+    assert dl.read_text() == both
+    letters = [json.loads(line) for line in both.splitlines()]
+    assert [(x["store"].endswith(n), x["line"]) for x, n in zip(letters, ("a.db", "b.db"), strict=True)] == [
+        (True, 2), (True, 2)]
+
+
+def test_a_changed_feature_definition_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    """A feature of a recorded name with another window would have its stored windows read with the new
+    one; the run is refused, and a refused run leaves the recorded definitions as they were."""
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(config(SUM, max_out_of_orderness=30), FileSource(source), store, dead_letter=tmp_path / "dl")
+    meta = store.meta()
+    wider = [{"name": "n_1m", "agg": "count", "window": 120}, SUM[1]]
+    with pytest.raises(DataError, match=r"feature 'n_1m' is stored with another definition \(window 60 -> 120\)"):
+        run_pipeline(config(wider, max_out_of_orderness=30), FileSource(source), store, dead_letter=tmp_path / "dl")
+    assert store.meta() == meta
+    with pytest.raises(OutputError, match="cannot write the dead-letter file"):  # refused later: still unchanged
+        run_pipeline(config([*SUM, {"name": "total", "agg": "sum", "field": "amount", "window": 60}],
+                            max_out_of_orderness=30), FileSource(source), store, dead_letter=source / "dl")
+    assert store.meta() == meta
+
+
+@pytest.mark.parametrize(("window", "times", "expected"), [
+    ("100ms", [1767225600], {1767225600.0: 1}),  # a whole second is the start of its 100 ms window
+    ("100ms", [0.3, "1970-01-01T00:00:00.300Z", 0.25], {0.2: 1, 0.3: 2}),
+    ("300ms", [0.9, 0.6, 0.3], {0.3: 1, 0.6: 1, 0.9: 1}),
+])
+def test_windows_under_a_second_hold_their_events(tmp_path: Path, window: str, times: list[Any],
+                                                  expected: dict[float, int]) -> None:
+    """Window starts are k * step with k * step <= t < (k + 1) * step as floats: time // 0.1 alone put
+    1767225600 into [1767225599.9, 1767225600)."""
+    events = [{"event_id": f"e{i}", "entity": "u", "event_time": t} for i, t in enumerate(times)]
+    cfg = config([{"name": "n", "agg": "count", "window": window}], max_out_of_orderness=10)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(write_jsonl(tmp_path / "e.jsonl", events)), store, dead_letter=tmp_path / "dl")
+    rows = read_entity(store, "u").rows
+    assert {r.window_start: r.value for r in rows} == pytest.approx(expected)
+    assert all(r.window_start <= r.window_start + 1e-9 for r in rows)
+
+
+def test_hopping_windows_of_fractional_hops_share_keys(tmp_path: Path) -> None:
+    """Every event names a window by the same start (k * step), so a window's count is not split in two."""
+    times = [0.05 + 0.1 * k for k in range(30)]
+    events = [{"event_id": f"e{i}", "entity": "u", "event_time": t} for i, t in enumerate(times)]
+    cfg = config([{"name": "n", "agg": "count", "window": 0.3, "hop": 0.1}], max_out_of_orderness=10)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(write_jsonl(tmp_path / "e.jsonl", events)), store, dead_letter=tmp_path / "dl")
+    counts = sorted(r.value for r in read_entity(store, "u").rows)
+    assert counts.count(3) == len(counts) - 4 and sum(counts) == 3 * len(times)
 
 
 def test_repair_since_limits_keys(tmp_path: Path) -> None:

@@ -83,9 +83,20 @@ class Output:
             self.out.print(*objects)
 
     def note(self, message: str) -> None:
-        """An informational line on stderr (not with ``--quiet``)."""
-        if not self.settings.quiet:
+        """An informational line on stderr (not with ``--quiet`` or ``--json``)."""
+        if not (self.settings.quiet or self.json):
             self.err.print(message)
+
+    def wrote(self, path: Path, detail: str = "", **facts: Any) -> None:
+        """Say that a command's one output file was written.
+
+        With ``--json`` that is the document, ``{"wrote": path, **facts}``; else a note, ``wrote path`` and
+        ``detail``.
+        """
+        if self.json:
+            self.result({"wrote": str(path), **facts})
+        else:
+            self.note(f"wrote {path}{detail}")
 
     def warn(self, message: str) -> None:
         """A warning on stderr, shown even with ``--quiet`` (a user must see it)."""

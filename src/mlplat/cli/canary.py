@@ -402,7 +402,7 @@ def simulate(
     else:
         raise DataError(f"{output}: expected a .csv or .json file name")
     atomic_write_text(output, text, force=force)
-    out.note(f"wrote {output} ({scenario}, {len(frame):,} rows)")
+    out.wrote(output, f" ({scenario}, {len(frame):,} rows)", scenario=scenario, rows=len(frame))
 
 
 @app.command()
@@ -413,7 +413,7 @@ def init(
 ) -> None:
     """Write a commented canary.yaml to start from."""
     atomic_write_text(path, read_template(TEMPLATE), force=force)
-    Output.from_ctx(ctx).note(f"wrote {path}; check it with `mlplat canary validate {path}`")
+    Output.from_ctx(ctx).wrote(path, f"; check it with `mlplat canary validate {path}`")
 
 
 @app.command()

@@ -56,14 +56,24 @@ def _check_folder(option: str, path: Path) -> None:
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
 
 
+def _check_not_config(dead_letter: Path, config: Path) -> None:
+    """Dead letters are appended to their file: naming the config there would break it for the next run."""
+    from mlplat.errors import OutputError
+
+    if dead_letter.resolve() == config.resolve():
+        raise OutputError(f"{dead_letter}: the dead-letter file is the config file; dead letters are appended to "
+                          "it, which would break the config: give it its own path")
+
+
 @app.command()
-def init(path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("ingest.yaml"),
+def init(ctx: typer.Context,
+         path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("ingest.yaml"),
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write a commented config template."""
     from mlplat.files import atomic_write_text, read_template
 
     atomic_write_text(path, read_template("ingest.yaml"), force=force)
-    typer.echo(f"wrote {path}")
+    Output.from_ctx(ctx).wrote(path, f"; check it with `mlplat ingest validate {path}`")
 
 
 @app.command()
@@ -106,6 +116,7 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
     part = _partition(partition)
     if dead_letter is not None:
         _check_folder("--dead-letter", dead_letter)
+    _check_not_config(dead_letter if dead_letter is not None else Path(cfg.dead_letter), config)
     stopping = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -173,6 +184,8 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         targets = tuple(parse_percent(t) for t in target.split(",") if t.strip())
     except ValueError as exc:
         raise ConfigError(f"--target: {exc}") from None
+    if not targets:
+        raise ConfigError(f"--target: expected shares such as '0.1%,1%', got {target!r}")
     repeated = first_repeat(targets)
     if repeated is not None:
         raise ConfigError(f"--target: {format_percent(repeated)} is given twice; list each target once")

@@ -106,7 +106,10 @@ def parse_time(value: Any) -> float:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"expected a time, got {value!r}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ValueError(f"expected a time in the years 1 to 9999 (UTC), got {value!r:.40}") from None
     else:
         text = str(value).strip()
         try:
@@ -235,6 +238,33 @@ def split_key(key: str) -> tuple[str, str, float | None]:
     """``(entity, feature, window start or None)`` of a state key."""
     entity, feature, start = key.split(SEP)
     return entity, feature, (float(start) if start else None)
+
+
+def window_start(k: int, step: float) -> float:
+    """The start of the k-th window of ``step`` seconds: ``k * step`` on a nanosecond grid.
+
+    The grid keeps starts as written (3 * 0.3 is 0.8999999999999999 as a float, 0.9 here); every key and
+    bound goes through this one function, so two events always name a window by the same number.
+    """
+    return round(k * step, 9)
+
+
+def window_index(time: float, step: float) -> int:
+    """The k with ``window_start(k) <= time < window_start(k + 1)``.
+
+    ``(time // step) * step`` alone puts a whole second into the window before it where ``step`` is not a
+    binary fraction: 0.1 is a little over a tenth, so 1767225600 // 0.1 is 17672255999. For integral
+    steps (the usual case, kept as ints by the config) it is exact, and the engine uses it directly.
+
+    >>> window_start(window_index(1767225600, 0.1), 0.1), window_index(59.9, 60), window_index(60, 60)
+    (1767225600.0, 0, 1)
+    """
+    k = int(time // step)
+    while window_start(k, step) > time:
+        k -= 1
+    while window_start(k + 1, step) <= time:
+        k += 1
+    return k
 
 
 def show_key(key: str) -> str:
@@ -378,7 +408,7 @@ class Engine:
                 return f"late: event time {format_exact(time)} is before {why}"
             return None
         # The earliest-ending window holding the event ends at the next multiple of the smallest step.
-        end, length = min(((time // step + 1) * step, length) for step, length in self._steps)
+        end, length = min((window_start(window_index(time, step) + 1, step), length) for step, length in self._steps)
         if horizon >= end:
             return f"late: window [{format_exact(end - length)}, {format_exact(end)}) closed at {why}"
         return None
@@ -486,7 +516,8 @@ class Engine:
                 if window is None:
                     key = entity + name
                 elif count == 1:
-                    last = (time // step) * step
+                    last = ((time // step) * step if type(step) is int else
+                            window_start(window_index(time, step), step))
                     text = starts.get(last)
                     if text is None:
                         text = starts[last] = format_exact(last)
@@ -564,8 +595,9 @@ class Engine:
 
 def _hop_keys(prefix: str, time: float, window: float, step: float, count: int) -> list[str]:
     """Keys of the ``count`` windows of length ``window`` every ``step`` that hold ``time`` (one if tumbling)."""
-    last = (time // step) * step
-    return [prefix + format_exact(start) for start in (last - k * step for k in range(count)) if start + window > time]
+    last = window_index(time, step)
+    return [prefix + format_exact(start) for start in (window_start(last - k, step) for k in range(count))
+            if start + window > time]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 from mlplat.errors import DataError, OutputError
 from mlplat.ingest._config import IngestConfig
 from mlplat.ingest._engine import (
+    SEP,
     Checkpoint,
     Commit,
     DeadLetter,
@@ -22,13 +23,14 @@ from mlplat.ingest._engine import (
     diff_states,
     feature_value,
     not_a_state,
+    partition_of,
     show_key,
     split_key,
     state_fits,
 )
 from mlplat.ingest._sources import FileSource, Source
 from mlplat.ingest._stores import FeatureStore, SQLiteStore, damaged
-from mlplat.units import format_duration
+from mlplat.units import format_duration, format_exact
 
 __all__ = ["EntityFeatures", "IngestResult", "RepairReport", "read_entity", "repair", "run_pipeline"]
 
@@ -124,35 +126,79 @@ def _check_dead_letter_apart(path: Path, source: Source, store: FeatureStore) ->
                               "cut back after a crash, which would damage it: give it its own path")
 
 
-def _open_dead_letter(path: Path, committed: int | None) -> Any:
-    """Open the dead-letter file for appending, cut back to the committed size first.
+def _open_dead_letter(path: Path, committed: int | None, store: str) -> Any:
+    """Open the dead-letter file for appending, with this store's uncommitted lines taken out first.
 
-    Lines written for a batch whose commit never happened (a crash between the two) are removed, so the
-    file, like the store, holds each dead letter exactly once.
+    Lines this store wrote after its last commit (a crash between the two) are removed, so the file, like
+    the store, holds each dead letter exactly once. Lines other stores wrote there meanwhile (two stores
+    may share the config's file) are kept, as is everything before ``committed``.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # a config may name out/dead.jsonl on a fresh clone
-        handle = path.open("ab")
+        handle = path.open("ab+")
         if committed is not None and handle.tell() > committed:
-            handle.truncate(committed)
             handle.seek(committed)
+            tail = handle.read()
+            kept = _others_lines(tail, store)
+            if kept != tail:
+                handle.truncate(committed)
+                handle.write(kept)  # append mode: at the new end
+                handle.flush()
+                os.fsync(handle.fileno())
     except OSError as exc:
         raise OutputError(f"{path}: cannot write the dead-letter file: {exc.strerror}") from exc
     return handle
 
 
-def _write_dead(handle: Any, source: str, letters: list[DeadLetter]) -> int:
+def _identity(store: FeatureStore) -> str:
+    """The store a dead letter names: a SQLite file by its absolute path (however the URL spelt it)."""
+    return f"sqlite:///{store.path.resolve()}" if isinstance(store, SQLiteStore) else store.url
+
+
+def _others_lines(tail: bytes, store: str) -> bytes:
+    """The lines of ``tail`` that are not dead letters ``store`` wrote, without a last line cut short."""
+    lines = tail.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # a write torn by a crash: no reader could take it
+    kept = []
+    for line in lines:
+        try:
+            letter = json.loads(line)
+        except ValueError:
+            letter = None
+        if not isinstance(letter, dict) or letter.get("store") != store:
+            kept.append(line)
+    return b"".join(kept)
+
+
+def _write_dead(handle: Any, source: str, store: str, letters: list[DeadLetter]) -> int:
     if letters:
-        handle.write(b"".join(json.dumps({"source": source, **d.to_dict()}, default=str).encode() + b"\n"
-                              for d in letters))
+        handle.write(b"".join(json.dumps({"source": source, "store": store, **d.to_dict()}, default=str).encode()
+                              + b"\n" for d in letters))
         handle.flush()
         os.fsync(handle.fileno())
     return int(handle.tell())
 
 
-def _meta(config: IngestConfig) -> dict[str, Any]:
-    return {"max_out_of_orderness": config.max_out_of_orderness,
+def _meta(config: IngestConfig, partitions: int) -> dict[str, Any]:
+    """What ``read`` needs without the config: the watermark's lag, each feature's form, the partition count."""
+    return {"max_out_of_orderness": config.max_out_of_orderness, "partitions": partitions,
             "features": {f.name: {"agg": f.agg, "window": f.window, "hop": f.hop} for f in config.features}}
+
+
+def _shown(value: Any) -> str:
+    return format_exact(value) if isinstance(value, int | float) else str(value)
+
+
+def _check_same_features(recorded: dict[str, Any], config: IngestConfig, store: str) -> None:
+    """Refuse a run whose feature of a recorded name has another form: its stored windows would be misread."""
+    for name, new in _meta(config, 1)["features"].items():
+        old = recorded.get("features", {}).get(name)
+        if old is not None and old != new:
+            changed = ", ".join(f"{k} {_shown(old.get(k))} -> {_shown(new[k])}" for k in new if old.get(k) != new[k])
+            raise DataError(f"{store}: feature {name!r} is stored with another definition ({changed}); its "
+                            "stored state would be read with the new one. Give the feature a new name, use a new "
+                            "store, or rebuild this one from the source with `mlplat ingest repair`")
 
 
 def _check_same_source(checkpoint: Checkpoint | None, source: Source, store: str) -> None:
@@ -213,9 +259,12 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     _check_dead_letter_apart(dl_path, source, store)
     start = time.perf_counter()
     checkpoint = store.checkpoint(label)
-    _check_same_source(checkpoint, source, store.url)  # before anything is written (or cut from dead letters)
-    store.put_meta(_meta(config))
-    handle = _open_dead_letter(dl_path, checkpoint.dead_letter_size if checkpoint else None)
+    # Every check before anything is written (or cut from dead letters).
+    _check_same_source(checkpoint, source, store.url)
+    _check_same_features(store.meta(), config, store.url)
+    owner = _identity(store)
+    handle = _open_dead_letter(dl_path, checkpoint.dead_letter_size if checkpoint else None, owner)
+    store.put_meta(_meta(config, partition[1]))
     try:
         if checkpoint is None:
             # Record where this store's dead letters start, so a crash in the first batch is undone too.
@@ -240,7 +289,7 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
                     raise DataError(f"{source.name}:{bad.line}: {bad.reason} (on_error: fail; the batch with "
                                     f"this line was not applied)")
                 first_malformed = first_malformed or f"{source.name}:{bad.line}: {bad.reason}"
-            size = _write_dead(handle, source.name, outcome.dead_letters)
+            size = _write_dead(handle, source.name, owner, outcome.dead_letters)
             commit = outcome.commit
             commit.checkpoint = replace(commit.checkpoint, dead_letter_size=size)
             engine.checkpoint = commit.checkpoint
@@ -302,16 +351,19 @@ class EntityFeatures:
         return "\n".join(lines)
 
 
-def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
-                partition: str = "0/1") -> EntityFeatures:
-    """The features of ``entity`` as served from ``store`` (optionally only ``feature``)."""
+def read_entity(store: FeatureStore, entity: str, feature: str | None = None) -> EntityFeatures:
+    """The features of ``entity`` as served from ``store`` (optionally only ``feature``).
+
+    Windows are final or open by the watermark of the partition that holds the entity.
+    """
     meta = store.meta()
     if not meta:
         raise DataError(f"{store.url}: holds no ingest pipeline yet (run `mlplat ingest run` first)")
     specs = meta["features"]
     if feature is not None and feature not in specs:
         raise DataError(f"{store.url}: no feature {feature!r}; stored features: {', '.join(sorted(specs))}")
-    checkpoint = store.checkpoint(partition)
+    parts = int(meta.get("partitions", 1))
+    checkpoint = store.checkpoint(f"{partition_of(entity, parts)}/{parts}")
     watermark = None
     if checkpoint is not None and checkpoint.max_time is not None:
         watermark = checkpoint.max_time - meta["max_out_of_orderness"]
@@ -401,7 +453,10 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     ([('u', None, [1])], True)
     """
     expected_rows, engine = recompute(config, source, partition)
-    actual_rows = store.states()
+    part, parts = partition
+    # Only this partition's keys: another partition's are not in the recomputation, and would be deleted.
+    actual_rows = {key: row for key, row in store.states().items()
+                   if partition_of(key.split(SEP, 1)[0], parts) == part}
     windows = {f.name: f.window for f in config.features}
 
     def wanted(key: str) -> bool:
@@ -432,7 +487,7 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
         dl_path = _dead_letter_path(config, partition, dead_letter)
         size = stored.dead_letter_size if stored else (dl_path.stat().st_size if dl_path.exists() else 0)
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
-        store.put_meta(_meta(config))
+        store.put_meta(_meta(config, partition[1]))
         store.commit(Commit({k: expected_rows[k] for k in keys if k in expected_rows},
                             dict(engine.markers), checkpoint,
                             deletes=[k for k in keys if k not in expected_rows], force=True))

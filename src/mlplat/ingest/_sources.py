@@ -49,6 +49,11 @@ def _refuse_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+def _may_hold_surrogate(raw: bytes) -> bool:
+    """Whether JSON text may escape a UTF-16 surrogate (``\\ud800``): two byte searches, so cheap per batch."""
+    return b"\\ud" in raw or b"\\uD" in raw
+
+
 def _parse_json(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
         value = _DECODER.decode(raw.decode("utf-8-sig"))  # as json.loads reads bytes: a BOM is skipped
@@ -58,6 +63,11 @@ def _parse_json(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
         return None, "JSON nested too deeply to read (hundreds of levels)"
     if not isinstance(value, dict):
         return None, f"expected a JSON object, got {type(value).__name__}"
+    if _may_hold_surrogate(raw):
+        try:  # a lone surrogate is valid JSON but no UTF-8: no store, key or dead-letter file could hold it
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "a string holds a lone UTF-16 surrogate (such as \\ud800), which is not text"
     return value, None
 
 
@@ -82,7 +92,7 @@ class FileSource:
     def _read_header(self, handle: Any) -> int:
         first = handle.readline()
         try:
-            self.header = next(csv.reader([first.decode("utf-8")]))
+            self.header = next(csv.reader([first.decode("utf-8-sig")]))  # a BOM is skipped, as for JSONL
         except (StopIteration, UnicodeDecodeError):
             raise DataError(f"{self.path}:1: expected a CSV header line") from None
         return len(first)
@@ -91,8 +101,9 @@ class FileSource:
         """Records of the lines; JSONL is decoded as one array when every line is valid."""
         numbers, ends, texts = lines
         if self.format == "jsonl":
+            joined = b"[" + b",".join(texts) + b"]"
             try:
-                values = _DECODER.decode((b"[" + b",".join(texts) + b"]").decode("utf-8"))
+                values = None if _may_hold_surrogate(joined) else _DECODER.decode(joined.decode("utf-8"))
             except (ValueError, UnicodeDecodeError, RecursionError):  # find the bad line, line by line
                 values = None
             # One C-level decode per batch; any odd line (invalid, not an object, "1, 2") falls back below.

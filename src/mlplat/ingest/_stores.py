@@ -219,6 +219,8 @@ class SQLiteStore(_CheckpointTexts):
             raise DataError(f"{self.url}: no such store ({self.path} does not exist; `mlplat ingest run` makes it)")
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
+            if not create:
+                self._check_is_store()
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript("""
@@ -232,6 +234,14 @@ class SQLiteStore(_CheckpointTexts):
             """)
         except sqlite3.Error as exc:
             raise OutputError(f"{self.url}: cannot open the SQLite store: {exc}") from exc
+
+    def _check_is_store(self) -> None:
+        """Refuse, before changing anything, a database that is not an ingest store (read must not alter it)."""
+        tables = {name for (name,) in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not {"state", "dedup", "checkpoint"} <= tables:
+            self.db.close()
+            raise DataError(f"{self.url}: not an mlplat ingest store (it has no state, dedup and checkpoint "
+                            "tables); `mlplat ingest run` makes one")
 
     def _text(self, name: str) -> str | None:
         row = self.db.execute("SELECT value FROM checkpoint WHERE partition = ?", (name,)).fetchone()
@@ -463,7 +473,13 @@ def open_store(url: str, *, create: bool = True) -> FeatureStore:
         parsed = urlparse(url)
     except ValueError as exc:  # an unclosed IPv6 bracket
         raise OutputError(f"{url}: not a store URL: {exc}") from None
-    if parsed.scheme in ("redis", "rediss", "unix"):
+    if parsed.scheme in ("redis", "rediss"):
+        # redis-py reads a path that is not a number as database 0, so redis://host/x would write (and
+        # `verify --store` clear) database 0 unasked.
+        if parsed.path not in ("", "/") and not parsed.path[1:].isdigit():
+            raise OutputError(f"{url}: expected redis://host:port/DB with DB a number, got path {parsed.path!r}")
+        return RedisStore(url)
+    if parsed.scheme == "unix":
         return RedisStore(url)
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
