@@ -163,6 +163,8 @@ def parse_yaml(text: str, source: str = "<string>") -> YamlDocument:
         raise ConfigError(f"{where}: YAML syntax error: {problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: YAML error: {exc}") from exc
+    except ValueError as exc:  # a scalar the safe constructor cannot build: 2026-02-30, an int of 5,000 digits
+        raise ConfigError(f"{source}: a value cannot be read: {str(exc).split(';')[0]}") from None
     except RecursionError:
         # PyYAML composes and constructs recursively: hundreds of nested levels exhaust Python's stack.
         raise ConfigError(f"{source}: nested too deeply to read (hundreds of levels); a config is a few levels "

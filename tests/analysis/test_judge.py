@@ -390,8 +390,11 @@ def test_config_rejects_bad_values() -> None:
         _config(srm={"alpha": 0.2})
     # A per-item bound (pydantic's own error, like every other field bound built in Python; the loader
     # turns it into file:line:column, tested in tests/cli/test_canary.py).
-    with pytest.raises(ValidationError, match=r"quantiles\.0\n.*less than 1"):
+    with pytest.raises(ValidationError, match=r"quantiles\.0\n.*less than or equal to 0.999999"):
         _config({"name": "l", "kind": "distribution", "metric": "l", "quantiles": [1.5]})
+    # Quantiles whose tests would share a name (p100 at three significant figures, as they were named).
+    with pytest.raises(ConfigError, match=r"0.99 is listed twice \(as p99\)"):
+        _config({"name": "l", "kind": "distribution", "metric": "l", "quantiles": [0.99, 0.99 + 1e-13]})
 
 
 @pytest.mark.parametrize(("value", "text"), [

@@ -6,7 +6,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_SHARE
+from mlplat.analysis._sequential import (
+    MAX_CONCENTRATION,
+    MAX_SRM_CONCENTRATION,
+    MIN_CONCENTRATION,
+    MIN_SHARE,
+)
 from mlplat.config import ConfigModel, PositiveDuration
 from mlplat.errors import ConfigError
 from mlplat.units import parse_percent
@@ -44,11 +49,20 @@ class RateMetric(_MetricBase):
     events: Annotated[str, Field(description="Metric name of the bad-event counts in the data.")]
     exposure: Annotated[str, Field(description="Metric name of the request counts in the data.")] = "requests"
     min_events: Annotated[int, Field(ge=0, description="Bad events (both arms) needed before a verdict.")] = 10
-    concentration: Annotated[float, Field(gt=0, le=MAX_CONCENTRATION, description="Concentration k of the "
+    concentration: Annotated[float, Field(ge=MIN_CONCENTRATION, le=MAX_CONCENTRATION,
+                                          description="Concentration k of the "
                                           "mixture prior on the "
                                           "canary's share of bad events (Dirichlet-multinomial).")] = 20.0
     query: Annotated[str | None, Field(description="PromQL for bad events per step, by the arm label.")] = None
     exposure_query: Annotated[str | None, Field(description="PromQL for requests per step, by arm.")] = None
+
+
+MIN_QUANTILE = 1e-6
+
+
+def quantile_label(q: float) -> str:
+    """A quantile as its test is named: 0.99 is "99" (of "latency p99"); apart for quantiles 1e-6 apart."""
+    return f"{q * 100:.10g}"
 
 
 class DistributionMetric(_MetricBase):
@@ -58,8 +72,11 @@ class DistributionMetric(_MetricBase):
     metric: Annotated[str, Field(description="Metric name of the samples or buckets in the data.")]
     # Each item bounded on its own, so an error points at the item (a validator of this nested model could
     # only name a path relative to the metric, which the loader would read from the top of the file).
-    quantiles: Annotated[list[Annotated[float, Field(gt=0, lt=1)]], Field(
-        description="Quantiles to compare, each in (0, 1).")] = Field(default_factory=lambda: [0.5, 0.9, 0.99])
+    # Six nines at most: a test of p99.99999 needs more samples than any export holds, and its name (p100 at
+    # three significant figures more) collided with its neighbours'.
+    quantiles: Annotated[list[Annotated[float, Field(ge=MIN_QUANTILE, le=1 - MIN_QUANTILE)]], Field(
+        description="Quantiles to compare, each in [1e-6, 0.999999].")] = Field(
+            default_factory=lambda: [0.5, 0.9, 0.99])
     drift: Annotated[bool, Field(description="Also test equality in distribution (model-output drift).")] = False
     min_samples: Annotated[int, Field(ge=0, description="Samples per arm needed before a verdict.")] = 100
     query: Annotated[str | None, Field(description="PromQL for bucket counts per step, by arm and le.")] = None
@@ -97,7 +114,8 @@ class SrmConfig(ConfigModel):
     enabled: bool = True
     metric: Annotated[str, Field(description="Metric name of the request counts.")] = "requests"
     alpha: Annotated[float, Field(gt=0, lt=1, description="Part of alpha spent on the SRM check.")] = 0.001
-    concentration: Annotated[float, Field(gt=0, description="Dirichlet concentration k.")] = 10000.0
+    concentration: Annotated[float, Field(ge=MIN_CONCENTRATION, le=MAX_SRM_CONCENTRATION,
+                                          description="Dirichlet concentration k.")] = 10000.0
     query: Annotated[str | None, Field(description="PromQL for requests per step, by arm.")] = None
 
 
@@ -137,10 +155,12 @@ class CanaryConfig(ConfigModel):
                 raise ConfigError(f"must differ from exposure ({metric.exposure!r}): bad events counted as "
                                   "requests give a rate of 1", path=("metrics", index, "events"))
             if isinstance(metric, DistributionMetric):
+                labels = [quantile_label(q) for q in metric.quantiles]
                 for q_index, q in enumerate(metric.quantiles):
-                    if metric.quantiles.index(q) < q_index:
-                        raise ConfigError(f"{q:g} is listed twice: the same test would run twice and take twice "
-                                          "its share of alpha", path=("metrics", index, "quantiles", q_index))
+                    if labels.index(labels[q_index]) < q_index:
+                        raise ConfigError(f"{q:g} is listed twice (as p{labels[q_index]}): the same test would run "
+                                          "twice and take twice its share of alpha",
+                                          path=("metrics", index, "quantiles", q_index))
         if self.arms.baseline == self.arms.canary:
             raise ConfigError("baseline and canary must have different names", path=("arms", "canary"))
         if self.srm.enabled and self.srm.alpha >= self.alpha:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
+from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric, quantile_label
 from mlplat.analysis._quantile_ab import quantile_order_log_e, quantile_ratio_bound
 from mlplat.analysis._rate_interval import cs_grid_points, rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData
@@ -206,6 +206,11 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
     return prep.counts[key]
 
 
+#: The largest count a row may hold: 2^53, past which a float no longer counts whole events (identical
+#: arms of 5e17 per bucket read as drift, p = 4e-223).
+MAX_COUNT = 2.0**53
+
+
 def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
     import numpy as np
 
@@ -214,12 +219,14 @@ def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) 
     if len(rows) == 0:
         return None
     rows = _apply_nan(rows, policy, name, prep.source)
-    bad = ~np.isfinite(rows["value"].to_numpy()) | (rows["value"].to_numpy() < 0)
+    values = rows["value"].to_numpy()
+    bad = ~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)
     if bad.any():
         row = rows[bad].iloc[0]
-        what = "negative" if row["value"] < 0 else "non-finite"
+        what = "negative" if row["value"] < 0 else "non-finite" if not np.isfinite(row["value"]) else "too large a"
         raise DataError(f"{prep.source}: metric {name!r}: {what} count {row['value']} at timestamp "
-                        f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be finite and >= 0")
+                        f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be finite, >= 0 and at most "
+                        f"2^53 ({MAX_COUNT:.4g}, past which double precision loses whole events)")
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
@@ -420,8 +427,9 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFra
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     import numpy as np
 
-    if (~np.isfinite(values) | (values < 0)).any():
-        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be finite and >= 0")
+    if (~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)).any():
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be finite, >= 0 and at most "
+                        f"2^53 ({MAX_COUNT:.4g}, past which double precision loses whole events)")
     les = rows["le"].to_numpy(dtype=float)
     edges = np.unique(les)
     if not np.isinf(edges[-1]):
@@ -480,6 +488,8 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
         return [_no_data(n, metric.name, "distribution", metric.critical, a_test, f"no {metric.metric!r} data")
                 for n in names]
     edges, counts, floor = hist
+    if metric.quantiles:
+        _check_not_negative(prep.source, metric, edges, counts, floor)
     cum = np.cumsum(np.cumsum(counts, axis=0), axis=-1)  # over time, then over buckets
     cum_b, cum_c = cum[:, 0, :], cum[:, 1, :]
     n_b, n_c = cum_b[:, -1], cum_c[:, -1]
@@ -514,6 +524,18 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
     return out
 
 
+def _check_not_negative(source: str, metric: DistributionMetric, edges: NDArray[np.float64],
+                        counts: NDArray[np.float64], floor: float) -> None:
+    """Quantile tests compare ratios (canary <= (1 + tolerance) x baseline), which below 0 turn round: two
+    identical arms of negative scores would read as a regression. Values below 0 are refused."""
+    below = edges < 0
+    lowest = floor if floor < 0 else (float(edges[below][0]) if counts[..., below].any() else 0.0)
+    if lowest < 0:
+        raise DataError(f"{source}: metric {metric.metric!r} ({metric.name}) has values below 0 (down to "
+                        f"{lowest:.4g}); its quantile tests compare ratios, which need values >= 0. Shift the "
+                        "values, or test the distribution with `drift: true` and `quantiles: []`")
+
+
 def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: float, q: float) -> float:
     """Point estimate of a quantile, linear inside its bucket (as PromQL's histogram_quantile): the first
     bucket starts at ``floor`` (at its upper edge if ``floor`` is -inf), the +Inf bucket answers its lower
@@ -535,13 +557,9 @@ def _interpolated_quantile(cum: NDArray[np.float64], edges: NDArray[np.float64],
     return float(lower + (upper - lower) * frac)
 
 
-def _qname(q: float) -> str:
-    return f"{q * 100:g}"
-
-
 def _test_names(metric: DistributionMetric) -> list[str]:
     """A distribution metric's tests: one per quantile ("latency p99"), then drift if configured."""
-    return [f"{metric.name} p{_qname(q)}" for q in metric.quantiles] + (
+    return [f"{metric.name} p{quantile_label(q)}" for q in metric.quantiles] + (
         [f"{metric.name} drift"] if metric.drift else [])
 
 

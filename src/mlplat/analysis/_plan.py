@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_SHARE, rate_ratio_process
+from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_CONCENTRATION, MIN_SHARE, rate_ratio_process
 from mlplat.errors import SimulationError
 
 if TYPE_CHECKING:
@@ -122,11 +122,14 @@ def simulate_detection(
     # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
     if not MIN_SHARE <= traffic <= 1 - MIN_SHARE:
         raise SimulationError(f"traffic share must be in [{MIN_SHARE:g}, 1 - {MIN_SHARE:g}], got {traffic:g}")
+    if not math.isfinite(effect):
+        raise SimulationError(f"the effect (an error-rate multiplier) must be finite, got {effect}")
     if not 0 < baseline_rate < 1 or not 0 <= baseline_rate * effect < 1:
         raise SimulationError(f"error rates must be in (0, 1), got {baseline_rate} and {baseline_rate * effect}")
-    if not (tolerance >= 0 and math.isfinite(tolerance)) or not 0 < concentration <= MAX_CONCENTRATION:
-        raise SimulationError(f"tolerance must be finite and >= 0 and concentration in (0, {MAX_CONCENTRATION:g}], "
-                              f"got {tolerance} and {concentration}")
+    if not (tolerance >= 0 and math.isfinite(tolerance)) or not (
+            MIN_CONCENTRATION <= concentration <= MAX_CONCENTRATION):
+        raise SimulationError(f"tolerance must be finite and >= 0 and concentration in [{MIN_CONCENTRATION:g}, "
+                              f"{MAX_CONCENTRATION:g}], got {tolerance} and {concentration}")
     if runs < 1:
         raise SimulationError(f"runs must be >= 1, got {runs}")
     if not (interval > 0 and duration >= interval):

@@ -58,6 +58,11 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         parts.port  # noqa: B018  # reading it raises ValueError for a port that is not a number
     except ValueError as exc:  # an unclosed IPv6 bracket, a port such as ':abc'
         raise ConfigError(f"{name}: {expected}, got {url!r} ({exc})") from None
+    if parts.username is not None or parts.password is not None:
+        # urllib sends no credentials from a URL, and a message would print them: refuse without echoing.
+        shown = parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
+        raise ConfigError(f"{name}: a user or password in the URL is not supported (nothing would send it), got "
+                          f"{shown!r}; put Prometheus behind a proxy on loopback that adds them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name}: {expected} (a scheme and a host), got {url!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):

@@ -42,6 +42,11 @@ MIN_NULL_OFFSET = 1e-4
 # or a concentration k above MAX_CONCENTRATION, they leave double precision and the weights become NaN.
 MIN_SHARE = 1e-6
 MAX_CONCENTRATION = 1e6
+# Below it the Beta function of the prior's weights overflows (1e-310 raised an OverflowError in boost).
+MIN_CONCENTRATION = 1e-6
+# The SRM check's prior: past this the computation loses precision with real traffic (1e16 gave the
+# bundled A/A export p = 7e-33), and such a prior is a point mass for any traffic anyway.
+MAX_SRM_CONCENTRATION = 1e12
 
 
 def dirichlet_multinomial_log_bf(counts: ArrayLike, shares: ArrayLike, concentration: float) -> NDArray[np.float64]:
@@ -330,7 +335,10 @@ def rate_ratio_process(
     ratio_den = np.cumsum(b, axis=-1) * expected
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(expected > 0, (cum_c / np.where(expected > 0, expected, 1)), np.nan)
-        refined = np.where(ratio_den > 0, ratio_num / np.where(ratio_den > 0, ratio_den, 1), ratio)
+        # No baseline events but some canary events: the estimate is +inf (it fell back to canary events
+        # over expected, 1 / share, which lay below the interval's own lower end).
+        refined = np.where(ratio_den > 0, ratio_num / np.where(ratio_den > 0, ratio_den, 1),
+                           np.where(ratio_num > 0, np.inf, ratio))
     return RateProcess(p_value=p_value, pass_p_value=pass_p, ci_low=ci_low, ci_high=ci_high, ratio=refined,
                        log_e=log_e)
 

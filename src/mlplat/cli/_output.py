@@ -1,8 +1,9 @@
 """How commands talk to the terminal: one JSON document on stdout, or rich tables; notes on stderr.
 
-``--json`` puts exactly one JSON document on stdout and nothing else there. Progress bars and notes go
-to stderr and never appear with ``--json`` or ``--quiet``. ``--no-color`` and the ``NO_COLOR`` environment
-variable turn colour off (rich reads ``NO_COLOR`` itself).
+``--json`` puts exactly one JSON document on stdout and nothing else there. Progress bars go to stderr
+and never appear with ``--json`` or ``--quiet``; notes go to stderr, and only ``--quiet`` silences them
+(``watch --json`` still says what each look decided, while the document waits for the end).
+``--no-color`` and the ``NO_COLOR`` environment variable turn colour off (rich reads ``NO_COLOR`` itself).
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class Output:
             self.out.print(*objects)
 
     def note(self, message: str) -> None:
-        """An informational line on stderr (not with ``--quiet`` or ``--json``)."""
-        if not (self.settings.quiet or self.json):
+        """An informational line on stderr (not with ``--quiet``; with ``--json`` too, stdout being the document's)."""
+        if not self.settings.quiet:
             self.err.print(message)
 
     def wrote(self, path: Path, detail: str = "", **facts: Any) -> None:

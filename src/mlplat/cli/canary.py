@@ -267,15 +267,16 @@ def plan(
 ) -> None:
     """Power and median time to detect per traffic share x effect, by seeded simulation of the same test."""
     from mlplat.analysis import plan as run_plan
-    from mlplat.analysis._sequential import MAX_CONCENTRATION
+    from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_CONCENTRATION
 
     out = Output.from_ctx(ctx, json=json)
     rate = _checked_rate(rps)
     shares = _floats(traffic, "--traffic", parse_percent)
     effects = _floats(effect, "--effect")
     _check_plan_inputs(baseline_rate, shares, effects, alpha, srm_alpha, runs)
-    if not 0 < concentration <= MAX_CONCENTRATION:  # "not (ok)" refuses NaN too
-        raise DataError(f"--concentration must be in (0, {MAX_CONCENTRATION:g}], got {concentration:g}")
+    if not MIN_CONCENTRATION <= concentration <= MAX_CONCENTRATION:  # "not (ok)" refuses NaN too
+        raise DataError(f"--concentration must be in [{MIN_CONCENTRATION:g}, {MAX_CONCENTRATION:g}], "
+                        f"got {concentration:g}")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise DataError(f"--tolerance must be a finite number >= 0 (a relative margin), got {tolerance:g}")
     with out.progress("simulating", total=None):
@@ -347,6 +348,7 @@ def rollout(
         raise DataError(f"--runs must be >= 10, got {runs}")
     if not 0 < baseline_rate < 1:
         raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
+    check_outputs(output, force=force, inputs=[config])  # before the simulation, and never over the config
     names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else None
     with out.progress("simulating stages", total=None):
         result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
