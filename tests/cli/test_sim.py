@@ -215,6 +215,34 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "bad.yaml:1:11: duration: one replication of 1800 s would simulate about 1.8e+08 events (about 1.8e+08 kn "
      "KPA ticks), more than the 20,000,000 that fit in memory and time; shorten it (costs are scaled "
      "to a month from any duration), or raise platforms[3].tick_s"),
+    # Infinite or NaN numbers are refused where they are written (they once stopped `sim run` with exit 5).
+    ("kind: poisson\n  rate: 2/s", "kind: diurnal\n  mean_rate: 2/s\n  peak_to_trough: .inf",
+     "bad.yaml:8:19: workload.peak_to_trough: must be a finite number, got inf"),
+    ("target_concurrency: 4}", "target_concurrency: .inf}",
+     "bad.yaml:15:69: platforms[3].target_concurrency: must be a finite number, got inf"),
+    ("max_replicas: 4}", "max_replicas: 4, autoscaler: {kind: hpa, sync_period_s: .inf}}",
+     "bad.yaml:14:145: platforms[2].autoscaler.sync_period_s: must be a finite number, got inf"),
+    ("max_replicas: 4}", "max_replicas: 4, autoscaler: {kind: hpa, scale_up_percent: .nan}}",
+     "bad.yaml:14:148: platforms[2].autoscaler.scale_up_percent: must be a finite number, got nan"),
+    ("p99_ms: 2000", "p99_ms: .inf", "bad.yaml:4:15: slo.p99_ms: must be a finite number, got inf"),
+    # ... and so are finite sizes past any real one, which billed inf (printed as '-') with exit 0.
+    ("warm: {dist: lognormal, mean_ms: 120, p99_ms: 400}", "warm: {dist: exponential, mean_ms: .inf}",
+     "bad.yaml:9:38: service.warm.mean_ms: must be a finite number, got inf"),
+    ("warm: {dist: lognormal, mean_ms: 120, p99_ms: 400}", "warm: {dist: constant, mean_ms: 1.0e+308}",
+     "bad.yaml:9:35: service.warm.mean_ms: must be <= 8.64e+07, got 1e+308"),
+    ("warm: {dist: lognormal, mean_ms: 120, p99_ms: 400}", "warm: {dist: empirical, samples_ms: [1, .inf]}",
+     "bad.yaml:9:43: service.warm.samples_ms[1]: must be a finite number, got inf"),
+    ("image_pull_s: 0.5", "provision_s: 1.0e+308, image_pull_s: 0.5",
+     "bad.yaml:10:29: service.cold_start.provision_s: must be <= 86400.0, got 1e+308"),
+    ("vcpu: 2,", "vcpu: 1.0e+308,", "bad.yaml:13:40: platforms[1].vcpu: must be <= 1000.0, got 1e+308"),
+    ("memory_gib: 4,", "memory_gib: 1.0e+308,",
+     "bad.yaml:13:55: platforms[1].memory_gib: must be <= 10000.0, got 1e+308"),
+    ("pod_concurrency: 4,", "pod_concurrency: 4, pod_startup_s: 1.0e+308,",
+     "bad.yaml:14:87: platforms[2].pod_startup_s: must be <= 86400.0, got 1e+308"),
+    ("platforms:", "pricing: {ec2: {m5.xlarge: {usd: 1.0e+308, unit: hour}}}\nplatforms:",
+     "bad.yaml:11:34: ec2.m5.xlarge.usd: must be <= 1e+09, got 1e+308"),
+    ("platforms:", "pricing: {eks: {cluster_hour: {usd: .inf}}}\nplatforms:",
+     "bad.yaml:11:37: eks.cluster_hour.usd: must be a finite number, got inf"),
 ])
 def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""

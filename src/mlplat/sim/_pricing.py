@@ -9,17 +9,21 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mlplat.config import ConfigModel, YamlDocument, load_document, parse_yaml, validate_document
+from mlplat.config import YamlDocument, load_document, parse_yaml, validate_document
 from mlplat.files import read_template
+from mlplat.sim._scenario import FiniteModel
 
 HOURS_PER_MONTH = 730.0
 SECONDS_PER_MONTH = 30 * 86400.0
+# No price (per hour, GB-second or million requests) and no free tier (a count such as 2,000,000 requests)
+# comes near a billion; 1e308 would bill inf.
+MAX_USD = 1e9
 
 
-class Price(ConfigModel):
+class Price(FiniteModel):
     """One price in USD, with the date it was read and where."""
 
-    usd: float = Field(ge=0)
+    usd: float = Field(ge=0, le=MAX_USD)
     unit: str = ""
     as_of: dt.date | str
     source: str = Field(min_length=1)
@@ -33,7 +37,7 @@ class NodePrice(Price):
     gpus: int = Field(0, ge=0)
 
 
-class LambdaPrices(ConfigModel):
+class LambdaPrices(FiniteModel):
     x86_gb_second: Price
     arm_gb_second: Price
     requests_per_million: Price
@@ -43,7 +47,7 @@ class LambdaPrices(ConfigModel):
     free_gb_seconds_per_month: Price
 
 
-class CloudRunPrices(ConfigModel):
+class CloudRunPrices(FiniteModel):
     request_vcpu_second: Price
     request_gib_second: Price
     requests_per_million: Price
@@ -55,11 +59,11 @@ class CloudRunPrices(ConfigModel):
     free_requests_per_month: Price
 
 
-class EksPrices(ConfigModel):
+class EksPrices(FiniteModel):
     cluster_hour: Price
 
 
-class PriceTable(ConfigModel):
+class PriceTable(FiniteModel):
     """Every price the simulator bills with."""
 
     extends: Literal["default", "none"] = Field("default", description="lay this file over the defaults?")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from mlplat.config import ConfigModel, Duration, PositiveDuration, load_document, validate_document
 from mlplat.errors import ConfigError
@@ -26,25 +26,42 @@ Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
 
 GB_PER_GIB = 2**30 / 1e9
 
+# Bounds no real scenario reaches; past them a finite number (1e308) still overflows the bill or the
+# latencies to inf. A day of service time, cold-start part, pod start or node provisioning per request.
+MAX_SECONDS = 86_400.0
+MAX_VCPU = 1_000.0
+MAX_MEMORY = 10_000.0  # GB or GiB
+
+
+class FiniteModel(ConfigModel):
+    """A config model whose numbers must be finite: YAML reads ``.inf`` and ``.nan`` as floats, and either
+    one would turn the simulation's figures into NaN or stop it with an overflow."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+ServiceMs = Annotated[float, Field(gt=0, le=MAX_SECONDS * 1000, description="milliseconds, at most a day")]
+StartSeconds = Annotated[float, Field(ge=0, le=MAX_SECONDS, description="seconds, at most a day")]
+
 # z such that Phi(z) = 0.99 (scipy.stats.norm.ppf(0.99)), to solve a lognormal from its mean and p99.
 Z99 = 2.3263478740408408
 
 
-class Slo(ConfigModel):
+class Slo(FiniteModel):
     """The latency objective a platform must meet (p99 over all requests, cold starts included)."""
 
     p99_ms: float = Field(gt=0, description="99th percentile latency objective in milliseconds")
     max_rejection: float = Field(0.01, ge=0, le=1, description="largest share of throttled requests allowed")
 
 
-class PoissonWorkload(ConfigModel):
+class PoissonWorkload(FiniteModel):
     """Homogeneous Poisson arrivals."""
 
     kind: Literal["poisson"]
     rate: Rate = Field(description="mean arrivals per second, e.g. '5/s' or '300/min'")
 
 
-class DiurnalWorkload(ConfigModel):
+class DiurnalWorkload(FiniteModel):
     """Poisson arrivals whose rate follows a sine wave over ``period`` (a day by default)."""
 
     kind: Literal["diurnal"]
@@ -54,7 +71,7 @@ class DiurnalWorkload(ConfigModel):
     peak_at: Duration = Field(14 * 3600.0, description="time of the peak within the period")
 
 
-class BurstyWorkload(ConfigModel):
+class BurstyWorkload(FiniteModel):
     """On/off Markov-modulated Poisson process: exponential on and off periods with their own rates."""
 
     kind: Literal["bursty"]
@@ -64,7 +81,7 @@ class BurstyWorkload(ConfigModel):
     mean_off: PositiveDuration
 
 
-class TraceWorkload(ConfigModel):
+class TraceWorkload(FiniteModel):
     """Arrivals replayed from a file: an Azure Functions 2019 per-minute CSV row, or one timestamp a line."""
 
     kind: Literal["trace"]
@@ -79,12 +96,12 @@ Workload = Annotated[PoissonWorkload | DiurnalWorkload | BurstyWorkload | TraceW
                      Field(discriminator="kind")]
 
 
-class LognormalService(ConfigModel):
+class LognormalService(FiniteModel):
     """Lognormal service time given by its mean and 99th percentile."""
 
     dist: Literal["lognormal"]
-    mean_ms: float = Field(gt=0)
-    p99_ms: float = Field(gt=0)
+    mean_ms: ServiceMs
+    p99_ms: ServiceMs
 
     def problem(self) -> str | None:
         """Why no lognormal has this mean and p99, or None."""
@@ -107,31 +124,31 @@ class LognormalService(ConfigModel):
         return self.mean_ms / 1000.0
 
 
-class ExponentialService(ConfigModel):
+class ExponentialService(FiniteModel):
     """Exponential service time."""
 
     dist: Literal["exponential"]
-    mean_ms: float = Field(gt=0)
+    mean_ms: ServiceMs
 
     def mean_s(self) -> float:
         return self.mean_ms / 1000.0
 
 
-class ConstantService(ConfigModel):
+class ConstantService(FiniteModel):
     """Every request takes the same time."""
 
     dist: Literal["constant"]
-    mean_ms: float = Field(gt=0)
+    mean_ms: ServiceMs
 
     def mean_s(self) -> float:
         return self.mean_ms / 1000.0
 
 
-class EmpiricalService(ConfigModel):
+class EmpiricalService(FiniteModel):
     """Service times resampled from measured values."""
 
     dist: Literal["empirical"]
-    samples_ms: list[Annotated[float, Field(gt=0)]] = Field(min_length=1)
+    samples_ms: list[ServiceMs] = Field(min_length=1)
 
     def mean_s(self) -> float:
         return sum(self.samples_ms) / len(self.samples_ms) / 1000.0
@@ -141,13 +158,13 @@ ServiceDist = Annotated[LognormalService | ExponentialService | ConstantService 
                         Field(discriminator="dist")]
 
 
-class ColdStart(ConfigModel):
+class ColdStart(FiniteModel):
     """The parts of a cold start, in seconds; a new instance serves its first request after their sum."""
 
-    provision_s: float = Field(0.0, ge=0)
-    image_pull_s: float = Field(0.0, ge=0)
-    init_s: float = Field(0.0, ge=0)
-    model_load_s: float = Field(0.0, ge=0)
+    provision_s: StartSeconds = 0.0
+    image_pull_s: StartSeconds = 0.0
+    init_s: StartSeconds = 0.0
+    model_load_s: StartSeconds = 0.0
 
     def total(self) -> float:
         return self.provision_s + self.image_pull_s + self.init_s + self.model_load_s
@@ -157,15 +174,16 @@ class ColdStart(ConfigModel):
         return self.init_s + self.model_load_s
 
 
-class Service(ConfigModel):
+class Service(FiniteModel):
     """What one request costs the model server."""
 
     warm: ServiceDist
     cold_start: ColdStart = Field(default_factory=lambda: ColdStart.model_validate({}))
-    memory_gb: float = Field(2.0, gt=0, description="memory the model needs; every function instance must have it")
+    memory_gb: float = Field(2.0, gt=0, le=MAX_MEMORY,
+                             description="memory the model needs; every function instance must have it")
 
 
-class LambdaPlatform(ConfigModel):
+class LambdaPlatform(FiniteModel):
     """AWS Lambda: one request per execution environment, keep-alive, reserved cap, provisioned concurrency."""
 
     name: str
@@ -177,13 +195,13 @@ class LambdaPlatform(ConfigModel):
     max_concurrency: int = Field(1000, ge=1)
 
 
-class CloudRunPlatform(ConfigModel):
+class CloudRunPlatform(FiniteModel):
     """Google Cloud Run: several requests per instance, idle timeout, min instances, optional GPU."""
 
     name: str
     kind: Literal["cloud_run"]
-    vcpu: float = Field(1.0, gt=0)
-    memory_gib: float = Field(2.0, gt=0)
+    vcpu: float = Field(1.0, gt=0, le=MAX_VCPU)
+    memory_gib: float = Field(2.0, gt=0, le=MAX_MEMORY)
     gpu: str | None = Field(None, description="GPU type, e.g. 'l4' (priced as cloud_run.gpu_<type>_second)")
     concurrency: int = Field(80, ge=1)
     min_instances: int = Field(0, ge=0)
@@ -196,7 +214,7 @@ class CloudRunPlatform(ConfigModel):
         return self.billing or ("instance" if self.gpu else "request")
 
 
-class HpaAutoscaler(ConfigModel):
+class HpaAutoscaler(FiniteModel):
     """The Kubernetes Horizontal Pod Autoscaler on utilisation of the pods' request slots."""
 
     kind: Literal["hpa"] = "hpa"
@@ -208,19 +226,19 @@ class HpaAutoscaler(ConfigModel):
     scale_up_percent: float = Field(100.0, gt=0, description="... or this percent, whichever is more")
 
 
-class FixedReplicas(ConfigModel):
+class FixedReplicas(FiniteModel):
     """No autoscaler: ``min_replicas`` pods, started before the measurement."""
 
     kind: Literal["fixed"]
 
 
-class _ClusterPlatform(ConfigModel):
+class _ClusterPlatform(FiniteModel):
     """What Kubernetes and Knative share: pods on EC2 nodes of one type in an EKS cluster."""
 
     name: str
     node: str = Field(description="EC2 instance type, priced under ec2 in the pricing table")
     pods_per_node: int = Field(1, ge=1)
-    node_provision_s: float = Field(90.0, ge=0)
+    node_provision_s: StartSeconds = 90.0
     node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
     control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
 
@@ -233,7 +251,7 @@ class KubernetesPlatform(_ClusterPlatform):
     pod_concurrency: int = Field(1, ge=1)
     min_replicas: int = Field(1, ge=1)
     max_replicas: int = Field(10, ge=1)
-    pod_startup_s: float = Field(20.0, ge=0)
+    pod_startup_s: StartSeconds = 20.0
     cold_start: bool = Field(True, description="new pods also pay the service's cold-start parts")
     autoscaler: HpaAutoscaler | FixedReplicas = Field(default_factory=lambda: HpaAutoscaler.model_validate({}),
                                                       discriminator="kind")
@@ -254,7 +272,7 @@ class KnativePlatform(_ClusterPlatform):
     tick_s: float = Field(2.0, gt=0)
     min_scale: int = Field(0, ge=0)
     max_scale: int = Field(100, ge=1)
-    pod_startup_s: float = Field(5.0, ge=0)
+    pod_startup_s: StartSeconds = 5.0
 
     def slots(self) -> int:
         return self.container_concurrency or max(1, math.ceil(self.target_concurrency))
@@ -264,7 +282,7 @@ Platform = Annotated[LambdaPlatform | CloudRunPlatform | KubernetesPlatform | Kn
                      Field(discriminator="kind")]
 
 
-class Scenario(ConfigModel):
+class Scenario(FiniteModel):
     """A whole ``mlplat sim`` scenario file."""
 
     duration: PositiveDuration = Field(description="simulated time per replication")

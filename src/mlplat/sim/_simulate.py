@@ -45,11 +45,12 @@ from mlplat.sim._workload import Trace, arrivals, mean_rate, read_trace, service
 
 @dataclass(frozen=True)
 class Prepared:
-    """A scenario with everything read from disk: its prices and its trace."""
+    """A scenario with everything read from disk: its prices, its trace, and its file (to locate errors)."""
 
     scenario: Scenario
     pricing: Pricing
     trace: Trace | None
+    doc: YamlDocument | None = None
 
 
 def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument | None = None,
@@ -71,7 +72,7 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
         if doc is not None:
             raise doc.error(("duration",), too_big)
         raise SimulationError(f"duration: {too_big}")
-    return Prepared(scenario, prices, trace)
+    return Prepared(scenario, prices, trace, doc)
 
 
 # Most events one replication may simulate (requests, control-loop ticks, on/off periods). With four
@@ -355,6 +356,21 @@ def _slo_doubt(metrics: dict[str, Estimate], sc: Scenario) -> str | None:
     return f"SLO verdict unsure: {' and '.join(spans)}; more replications (-r) narrow it"
 
 
+def _check_bill(prepared: Prepared, index: int, metrics: dict[str, Estimate]) -> None:
+    """Refuse a bill that came out inf or NaN rather than print it as "-" (prices, sizes and times are
+    bounded, so only an extreme mix of them gets here)."""
+    broken = [part for part in (*COST_PARTS, "per_month") if not math.isfinite(metrics[f"cost_{part}"].mean)]
+    if not broken:
+        return
+    name = prepared.scenario.platforms[index].name
+    message = (f"the bill of {name!r} is not a finite number (cost_{broken[0]}); lower the prices, sizes or rate "
+               "it is billed with")
+    path = ("platforms", index)
+    if prepared.doc is not None:
+        raise prepared.doc.error(path, message)
+    raise SimulationError(f"{format_path(path)}: {message}")
+
+
 def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | None = None, seed: int = 0,
              jobs: int = 1, progress: Callable[[int], None] | None = None) -> SimulationResult:
     """Simulate every platform of ``scenario`` and bill it; the door of :mod:`mlplat.sim`.
@@ -428,7 +444,7 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
                 progress(1)
     elapsed = time.perf_counter() - started
     platforms = []
-    for p in sc.platforms:
+    for index, p in enumerate(sc.platforms):
         keys = outcomes[0][0][p.name].keys()
         metrics = {k: Estimate.of([o[0][p.name][k] for o in outcomes]) for k in keys}
         notes: list[str] = []
@@ -440,6 +456,7 @@ def simulate(scenario: Scenario | Prepared | str | Path, *, replications: int | 
                    "of the run" if metrics["at_max_size"].mean > 0 else
                    "they were waiting for instances or nodes to start, below its largest size")
             notes.append(f"{backlog:.1%} of requests were still queued when the run ended: {why}")
+        _check_bill(prepared, index, metrics)
         doubt = _slo_doubt(metrics, sc)
         if doubt is not None:
             notes.append(doubt)
