@@ -186,6 +186,40 @@ def test_pilot_to_stdout_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert runner.invoke(app, [*args, "--force"]).exit_code == 0
 
 
+@pytest.mark.parametrize("where", [["--json"], []], ids=["command", "global"])
+def test_pilot_json_is_one_document(runner: CliRunner, tmp_path: Path, where: list[str]) -> None:
+    """With --json, pilot prints one JSON document (the plan's fields and its Markdown), not Markdown."""
+    args = ["rubric", "pilot", str(EXAMPLE), "--start", "2026-12-01", *where]
+    result = runner.invoke(app, args if where else ["--json", *args])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["option"], doc["start"], doc["end"], doc["weeks"]) == ("hybrid", "2026-12-01", "2027-01-12", 6)
+    assert [p["name"] for p in doc["phases"]] == ["Setup", "Shadow traffic", "Canary", "Decision gate"]
+    assert doc["phases"][0] == {"name": "Setup", "start": "2026-12-01", "end": "2026-12-07",
+                                "purpose": doc["phases"][0]["purpose"], "commands": doc["phases"][0]["commands"]}
+    assert doc["kill_criteria"][0]["metric"] == "error_rate" and doc["risks"]
+    assert doc["markdown"].startswith("# Pilot plan: ") and doc["wrote"] is None
+    out = tmp_path / "pilot.md"
+    written = runner.invoke(app, [*args, "-o", str(out)] if where else ["--json", *args, "-o", str(out)])
+    assert written.exit_code == 0, written.output
+    assert json.loads(written.stdout)["wrote"] == str(out)
+    assert out.read_text() == doc["markdown"]
+
+
+def test_pilot_start_from_the_file_is_named_there(runner: CliRunner, tmp_path: Path) -> None:
+    """A pilot.start in the file that ends the pilot after 9999 names the file's place and pilot.start."""
+    text = EXAMPLE.read_text()
+    assert "  duration_weeks: 6\n" in text
+    path = tmp_path / "late.yaml"
+    path.write_text(text.replace("  duration_weeks: 6\n", "  duration_weeks: 6\n  start: 9999-12-01\n", 1))
+    result = runner.invoke(app, ["rubric", "pilot", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    line = text[: text.index("  duration_weeks: 6\n")].count("\n") + 2
+    assert (f"{path}:{line}:10: pilot.start: a 6-week pilot from 9999-12-01 would end after the year 9999"
+            in result.stderr.replace("\n", ""))
+    assert "--start" not in result.stderr
+
+
 def test_pilot_of_a_tie_says_which_option_it_took(runner: CliRunner, tmp_path: Path) -> None:
     """With no winner the plan is for the option listed first: pilot says so, and --option silences it."""
     tie = tmp_path / "tie.yaml"
@@ -251,12 +285,16 @@ def test_the_example_pilot_plan_commands_work(runner: CliRunner, tmp_path: Path,
         ("growth: 0.25", "growth: 1e308", "tco.options.buy[1].growth: must be <= 10.0, got '1e308'"),
         ("{name: schedule overrun, year: 1", "{name: schedule overrun, year: 9",
          "year 9 is outside the horizon 0..3"),
+        # A rate near -1 once made (1 + r)^t underflow to 0: a ZeroDivisionError (exit 5).
+        ("discount_rate: 0.10", "discount_rate: -0.999999999999",
+         "tco.discount_rate: must be > -0.5, got -0.999999999999"),
         ("  - id: buy\n", "  - id: build\n", "duplicate id 'build'"),
         ("feature_parity: 3, lock_in: 1, ", "lock_in: 1, ", "options[0].scores: missing score for criterion"),
         ("criteria:\n", "weights_ahp:\n  tco: {time_to_market: 2}\ncriteria:\n",
          "criteria[0].weight: give either `weight` on criteria or `weights_ahp`, not both"),
     ],
-    ids=["unknown-criterion", "negative-weight", "typo", "probability", "huge-growth", "horizon", "duplicate",
+    ids=["unknown-criterion", "negative-weight", "typo", "probability", "huge-growth", "horizon", "discount-rate",
+         "duplicate",
          "missing-score", "weight-and-ahp"],
 )
 def test_bad_input_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:

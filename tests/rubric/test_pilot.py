@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlplat.errors import TemplateError
+from mlplat.errors import ConfigError, TemplateError
 from mlplat.rubric import decision_record, load_rubric, pilot_phases, plot_result, render_pilot, score_rubric
 
 PILOT = """\
@@ -42,6 +42,27 @@ def test_phases_are_dated_and_contiguous(write_rubric: Callable[..., Path]) -> N
     assert any(c.startswith("mlplat sim run") for c in phases[0].commands)
     assert "mlplat canary rollout --config c.yaml --rps <peak-rps> --format markdown -o pilot-rollout.md" in (
         phases[1].commands)
+
+
+def test_a_start_from_the_file_too_late_is_named_at_pilot_start(write_rubric: Callable[..., Path]) -> None:
+    """A pilot.start in the file that runs the pilot past 9999 is an error at pilot.start, not at --start."""
+    rubric = load_rubric(write_rubric(("tco:\n", PILOT + "  start: 9999-12-01\ntco:\n")))
+    with pytest.raises(ConfigError, match=r"r\.yaml:20:10: pilot\.start: a 6-week pilot from 9999-12-01 would end "
+                                          "after the year 9999"):
+        pilot_phases(rubric)
+    with pytest.raises(ConfigError, match=r"^--start 9999-12-02: a 6-week pilot from it would end"):
+        pilot_phases(rubric, date(9999, 12, 2))
+
+
+@pytest.mark.parametrize("rps", ["1e-6", "0.05", "0.1", "0.1000004", "0.15", "2000", "1e15"])
+def test_the_sweep_command_takes_its_rates_for_any_rps(write_rubric: Callable[..., Path], rps: str) -> None:
+    """The plan's `sim compare --rates` range rises for any allowed pilot.rps (0.05 once gave 0.1/s..0.05/s)."""
+    from mlplat.cli.sim import parse_rates
+
+    rubric = load_rubric(write_rubric(("tco:\n", PILOT + f"  rps: {rps}\ntco:\n")))
+    command = pilot_phases(rubric, date(2026, 12, 1))[0].commands[2].split()
+    low, high = parse_rates(command[command.index("--rates") + 1])
+    assert 0 < low < high == pytest.approx(float(rps), rel=1e-5)
 
 
 def test_plan_contents(write_rubric: Callable[..., Path]) -> None:

@@ -211,3 +211,15 @@ def test_sum_normalisation_needs_non_negative_benefits(write_rubric: Callable[..
     with pytest.raises(ConfigError, match=r"r\.yaml:8:29: options\[0\]\.scores\.fit: sum normalisation needs "
                                           r"benefit scores >= 0 \(it divides by their sum\), got -1"):
         score_rubric(load_rubric(path), normalization="sum", draws=0)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_scores_that_do_not_normalise_to_finite_numbers_are_refused(write_rubric: Callable[..., Path]) -> None:
+    """A score matrix that normalises to NaN is exit 4 at its criterion, not a ranking of nan scores."""
+    rubric = load_rubric(write_rubric())
+    build = rubric.options[0]
+    # The model refuses an infinite score; bypass it to reach the check on the normalised matrix.
+    options = [build.model_copy(update={"scores": {**build.scores, "speed": float("inf")}}), *rubric.options[1:]]
+    with pytest.raises(ConfigError, match=r"r\.yaml:4:5: criteria\[1\]: the scores of criterion 'speed' do not "
+                                          "normalise to finite numbers"):
+        score_rubric(rubric.model_copy(update={"options": options}), draws=0)

@@ -77,6 +77,26 @@ def test_rank_reversal_detected_with_minmax() -> None:
                                              "after": ["buy", "hybrid"]}]
 
 
+# Three options that TOPSIS scores 0.5 each, y's 1e-16 above the others: a tie within TIE (1e-12).
+TIED = np.array([[0.7, 1.1], [1.1, 0.7], [1.7, 0.1]])
+TIED_COST = np.array([False, False])
+TIED_WEIGHTS = np.array([0.5, 0.5])
+
+
+def test_a_tie_within_tolerance_has_no_crossover_at_the_current_weight() -> None:
+    """Options that tie within TIE have no crossover "at the current weight": the tie is no winner to change."""
+    found = crossovers(TIED, TIED_COST, TIED_WEIGHTS, ["c0", "c1"], ["x", "y", "z"], method="topsis",
+                       normalization="minmax")
+    assert [c.winner_changes_at for c in found] == [None, None]
+    assert [c.new_winner for c in found] == [None, None]
+
+
+def test_a_tie_within_tolerance_is_no_rank_reversal() -> None:
+    """Removing an option that leaves two tied options tied (in another file order) is no rank reversal."""
+    assert rank_reversals(TIED, TIED_COST, TIED_WEIGHTS, ["x", "y", "z"], method="topsis",
+                          normalization="minmax") == []
+
+
 def test_no_rank_reversal_for_two_options_or_dominance() -> None:
     """Two options cannot reverse; a strictly ordered, dominated set does not either."""
     assert rank_reversals(MATRIX[:2], COST, WEIGHTS, OPTIONS[:2], method="wsm", normalization="minmax") == []

@@ -57,3 +57,20 @@ def test_rubric_uses_risk_adjusted_npv(write_rubric: Callable[..., Path]) -> Non
     result = score_rubric(rubric, draws=0)
     assert result.tco is not None
     assert result.option("build").raw["cost"] == pytest.approx(result.tco["build"].risk_adjusted_npv)
+
+
+def test_an_npv_that_overflows_is_refused_at_its_option(write_rubric: Callable[..., Path]) -> None:
+    """An NPV that comes out inf is exit 4 at the option's cash flows, not nan scores and a null NPV."""
+    from mlplat.errors import ConfigError
+    from mlplat.rubric import score_rubric
+
+    path = write_rubric(("horizon_years: 3", "horizon_years: 50"),
+                        ("years: [1, 2, 3], unit_price: 0.001, volume: 100000, growth: 0.1",
+                         "years: [1, 50], unit_price: 1.0e+15, volume: 1.0e+15, growth: 10"))
+    rubric = load_rubric(path)
+    assert rubric.tco is not None
+    # The model refuses a rate this close to -1; bypass it to reach the check on the NPV itself.
+    rubric = rubric.model_copy(update={"tco": rubric.tco.model_copy(update={"discount_rate": -0.99999})})
+    with pytest.raises(ConfigError, match=r"r\.yaml:22:7: tco\.options\.buy: the NPV of 'buy' is not a finite "
+                                          r"number \(inf\)"):
+        score_rubric(rubric, draws=0)

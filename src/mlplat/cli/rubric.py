@@ -77,7 +77,7 @@ def init(ctx: typer.Context,
          force: ForceOption = False) -> None:
     """Write a commented rubric: model serving platform, build vs buy vs hybrid."""
     atomic_write_text(path, read_template(TEMPLATE), force=force)
-    Output.from_ctx(ctx).note(f"wrote {path}; score it with: mlplat rubric score {path}")
+    Output.from_ctx(ctx).wrote(path, f"; score it with: mlplat rubric score {path}")
 
 
 @app.command()
@@ -157,12 +157,13 @@ def pilot(
     output: Annotated[Path | None,
                       typer.Option("--output", "-o", help="Write the plan here (default: stdout).")] = None,
     force: ForceOption = False,
+    json: JsonOption = False,
 ) -> None:
     """Write a Markdown pilot plan: dated phases, success and kill criteria, risks, commands to run."""
-    out = Output.from_ctx(ctx)
+    out = Output.from_ctx(ctx, json=json)
     if output is not None:
         check_outputs(output, force=force, inputs=[file, template])
-    from mlplat.rubric import load_rubric, parse_start, render_pilot, score_rubric
+    from mlplat.rubric import load_rubric, parse_start, pilot_plan, score_rubric
 
     rubric = load_rubric(file)
     result = score_rubric(rubric)
@@ -171,10 +172,12 @@ def pilot(
     if option is None and result.decision.tie:
         out.warn(f"{result.decision.sentence}; this plan is for {result.decision.winner}, listed first: "
                  "pass --option to choose")
-    text = render_pilot(rubric, result, option=option, start=parse_start(start), template=template,
-                        rubric_file=str(file))
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        atomic_write_text(output, text, force=force)
+    plan = pilot_plan(rubric, result, option=option, start=parse_start(start), template=template,
+                      rubric_file=str(file))
+    if output is not None:
+        atomic_write_text(output, plan.markdown, force=force)
         out.note(f"wrote {output}")
+    if out.json:
+        out.result({**plan.to_dict(), "wrote": str(output) if output is not None else None})
+    elif output is None:
+        typer.echo(plan.markdown, nl=False)

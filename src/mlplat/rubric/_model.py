@@ -18,6 +18,9 @@ Normalization = Literal["minmax", "vector", "sum", "max"]
 # quadrillion a number is a typo, and 1e308 would overflow the NPV's draws or TOPSIS's squares to inf.
 MAX_MAGNITUDE = 1e15
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+# A discount rate of -0.99999 makes (1 + r)^t underflow to 0 over a few decades: the NPV divides by zero or
+# overflows. Real rates (even negative real rates) lie far above -0.5, where (1 + r)^50 is still above 1e-15.
+MIN_DISCOUNT_RATE = -0.5
 Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="short identifier")]
 # Judgements that differ by less than this from the reciprocal of their mirror entry count as equal:
 # YAML users write 0.333 for 1/3.
@@ -95,7 +98,8 @@ class CashFlow(ConfigModel):
 class Tco(ConfigModel):
     """Total cost of ownership: a discount rate, a horizon, and cash flows per option."""
 
-    discount_rate: Annotated[float, Field(gt=-1, le=1)] = 0.10
+    discount_rate: Annotated[Finite, Field(gt=MIN_DISCOUNT_RATE, le=1, description=(
+        "yearly rate in (-0.5, 1]; a rate near -1 divides by (1 + r)^t, which vanishes"))] = 0.10
     horizon_years: Annotated[int, Field(ge=1, le=50)] = 3
     currency: str = "USD"
     options: dict[str, list[CashFlow]]
@@ -135,7 +139,9 @@ class Pilot(ConfigModel):
     kill_criteria: list[Threshold] = Field(default_factory=list)
     canary_config: str = "canary.yaml"
     sim_config: str = "sim.yaml"
-    rps: Annotated[Finite, Field(gt=0, description="peak requests/s in the pilot (sizes canary stages)")] | None = (
+    # From one request in 11 days: the plan's `sim compare --rates` sweeps up from a tenth of it, which must
+    # stay a positive number once printed.
+    rps: Annotated[Finite, Field(ge=1e-6, description="peak requests/s in the pilot (sizes canary stages)")] | None = (
         None
     )
     prometheus_url: str | None = None

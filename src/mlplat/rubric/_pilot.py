@@ -7,6 +7,7 @@ import string
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 from mlplat.errors import ConfigError, TemplateError
 from mlplat.files import read_template
@@ -14,7 +15,7 @@ from mlplat.rubric._model import Rubric, Threshold
 from mlplat.rubric._score import RubricResult
 from mlplat.rubric._sensitivity import weight_text
 
-__all__ = ["Phase", "pilot_phases", "render_pilot"]
+__all__ = ["Phase", "PilotPlan", "pilot_phases", "pilot_plan", "render_pilot"]
 
 PILOT_TEMPLATE = "rubric-pilot.md"
 _INVALID = re.compile(r"line (\d+), col (\d+)")
@@ -39,28 +40,35 @@ class Phase:
             lines += ["```bash", *self.commands, "```", ""]
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "purpose": self.purpose, "commands": list(self.commands)}
 
-def pilot_phases(rubric: Rubric, start: date, rubric_file: str = "rubric.yaml") -> list[Phase]:
-    """Setup, shadow traffic, canary and decision gate, splitting ``duration_weeks`` about 1 : 2 : 3."""
+
+def pilot_phases(rubric: Rubric, start: date | None = None, rubric_file: str = "rubric.yaml") -> list[Phase]:
+    """Setup, shadow traffic, canary and decision gate, splitting ``duration_weeks`` about 1 : 2 : 3.
+
+    ``start`` is the first day (``--start``); without it, ``pilot.start`` from the file, else today.
+    """
     pilot = rubric.pilot
+    first = start or pilot.start or date.today()
     total = pilot.duration_weeks * 7
     setup = max(1, round(total / 6))
     shadow = max(1, round(total / 3))
     canary = max(1, total - setup - shadow)
     try:
-        t1, t2 = start + timedelta(setup), start + timedelta(setup + shadow)
-        t3 = start + timedelta(setup + shadow + canary)
+        t1, t2 = first + timedelta(setup), first + timedelta(setup + shadow)
+        t3 = first + timedelta(setup + shadow + canary)
     except OverflowError:  # date arithmetic stops at 9999-12-31
-        raise ConfigError(f"--start {start.isoformat()}: a {pilot.duration_weeks}-week pilot from it would end "
-                          "after the year 9999") from None
+        raise _ends_too_late(rubric, first, from_file=start is None and pilot.start is not None) from None
     sim, canary_cfg = pilot.sim_config, pilot.canary_config
     rps = f"{pilot.rps:g}" if pilot.rps else "<peak-rps>"
     prometheus = pilot.prometheus_url or "<prometheus-url>"
     return [
-        Phase("Setup", start, t1 - timedelta(1),
+        Phase("Setup", first, t1 - timedelta(1),
               "Provision the option, wire metrics, and size it for the representative workloads.",
               (f"mlplat sim validate {sim}", f"mlplat sim run {sim} --plot pilot-sim.png",
-               f"mlplat sim compare {sim} --rates 0.1/s..{rps}/s --plot pilot-sweep.png")),
+               f"mlplat sim compare {sim} --rates {_sweep_rates(rps)} --plot pilot-sweep.png")),
         Phase("Shadow traffic", t1, t2 - timedelta(1),
               "Mirror production requests to the option without serving its answers; compare latency, "
               "errors and cost with the current path.",
@@ -75,6 +83,23 @@ def pilot_phases(rubric: Rubric, start: date, rubric_file: str = "rubric.yaml") 
               "the measured figures.",
               (f"mlplat rubric score {rubric_file} --report decision.md",)),
     ]
+
+
+def _ends_too_late(rubric: Rubric, first: date, *, from_file: bool) -> ConfigError:
+    """The pilot would end after 9999-12-31: at ``pilot.start`` when the date came from the file, else ``--start``."""
+    weeks = rubric.pilot.duration_weeks
+    if from_file:
+        return rubric.error(("pilot", "start"), f"a {weeks}-week pilot from {first.isoformat()} would end after "
+                                                "the year 9999")
+    return ConfigError(f"--start {first.isoformat()}: a {weeks}-week pilot from it would end after the year 9999")
+
+
+def _sweep_rates(rps: str) -> str:
+    """The ``sim compare --rates`` range up to the peak ``rps`` (as printed): from 0.1/s, or from a tenth of
+    the peak when that is lower, so the range always rises as ``--rates`` requires."""
+    if rps.startswith("<"):
+        return f"0.1/s..{rps}/s"
+    return f"{min(0.1, float(rps) / 10):g}/s..{rps}/s"
 
 
 def _bullets(items: list[str], empty: str) -> str:
@@ -106,27 +131,50 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
     return risks
 
 
-def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = None, start: date | None = None,
-                 template: str | Path | None = None, rubric_file: str = "rubric.yaml") -> str:
-    """The Markdown pilot plan for ``option`` (default: the winner).
+@dataclass(frozen=True)
+class PilotPlan:
+    """The pilot plan for one option: its owner, dated phases, criteria and risks, and the Markdown of it all."""
 
-    ``template`` is a Markdown file with ``$placeholders`` (see the shipped ``rubric-pilot.md``); a
-    placeholder that is unknown or malformed raises :class:`TemplateError` with ``file:line:col``.
+    option: str
+    owner: str
+    start: date
+    end: date
+    weeks: int
+    phases: tuple[Phase, ...]
+    success_criteria: tuple[Threshold, ...]
+    kill_criteria: tuple[Threshold, ...]
+    risks: tuple[str, ...]
+    markdown: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"option": self.option, "owner": self.owner, "start": self.start.isoformat(),
+                "end": self.end.isoformat(), "weeks": self.weeks, "phases": [p.to_dict() for p in self.phases],
+                "success_criteria": [t.model_dump(mode="json") for t in self.success_criteria],
+                "kill_criteria": [t.model_dump(mode="json") for t in self.kill_criteria],
+                "risks": list(self.risks), "markdown": self.markdown}
+
+
+def pilot_plan(rubric: Rubric, result: RubricResult, *, option: str | None = None, start: date | None = None,
+               template: str | Path | None = None, rubric_file: str = "rubric.yaml") -> PilotPlan:
+    """The pilot plan for ``option`` (default: the winner), starting on ``start`` (default: ``pilot.start``,
+    else today), rendered to Markdown with ``template`` (default: the shipped ``rubric-pilot.md``).
+
+    A template placeholder that is unknown or malformed raises :class:`TemplateError` with ``file:line:col``.
     """
     option = result.decision.winner if option is None else option
     if option not in rubric.option_ids:
         raise TemplateError(f"--option: unknown option {option!r}; options are: {', '.join(rubric.option_ids)}")
     pilot = rubric.pilot
-    start = start or pilot.start or date.today()
     phases = pilot_phases(rubric, start, rubric_file)
     chosen = rubric.option(option)
     ranked = result.option(option)
+    risks = _risks(rubric, result, option)
     workloads = [w if isinstance(w, str) else
                  w.name + (f" ({w.share:.0%} of traffic)" if w.share is not None else "")
                  + (f": {w.description}" if w.description else "") for w in pilot.workloads]
     values = {
         "title": rubric.title, "option": option, "option_name": chosen.label, "owner": pilot.owner,
-        "start": start.isoformat(), "end": phases[-1].end.isoformat(), "weeks": str(pilot.duration_weeks),
+        "start": phases[0].start.isoformat(), "end": phases[-1].end.isoformat(), "weeks": str(pilot.duration_weeks),
         "decision": (f"rank {ranked.rank} of {len(result.ranking)} with {result.method} / "
                      f"{result.normalization}; {result.decision.sentence}"),
         "goal": pilot.goal or f"Confirm that {chosen.label} meets the numbers the rubric assumed.",
@@ -135,17 +183,34 @@ def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = N
         "phases": "\n".join(p.markdown() for p in phases).rstrip(),
         "success_criteria": _thresholds(pilot.success_criteria, "none listed: add pilot.success_criteria"),
         "kill_criteria": _thresholds(pilot.kill_criteria, "none listed: add pilot.kill_criteria"),
-        "risks": _bullets(_risks(rubric, result, option), "none found"),
+        "risks": _bullets(risks, "none found"),
     }
+    source, text = _template_text(template)
+    return PilotPlan(option, pilot.owner, phases[0].start, phases[-1].end, pilot.duration_weeks, tuple(phases),
+                     tuple(pilot.success_criteria), tuple(pilot.kill_criteria), tuple(risks),
+                     _substitute(text, values, source))
+
+
+def render_pilot(rubric: Rubric, result: RubricResult, *, option: str | None = None, start: date | None = None,
+                 template: str | Path | None = None, rubric_file: str = "rubric.yaml") -> str:
+    """The Markdown pilot plan for ``option`` (default: the winner): :func:`pilot_plan`'s ``markdown``.
+
+    ``template`` is a Markdown file with ``$placeholders`` (see the shipped ``rubric-pilot.md``); a
+    placeholder that is unknown or malformed raises :class:`TemplateError` with ``file:line:col``.
+    """
+    return pilot_plan(rubric, result, option=option, start=start, template=template,
+                      rubric_file=rubric_file).markdown
+
+
+def _template_text(template: str | Path | None) -> tuple[str, str]:
+    """``(source, text)`` of the pilot template: the shipped one, or the user's file."""
     if template is None:
-        source, text = PILOT_TEMPLATE, read_template(PILOT_TEMPLATE)
-    else:
-        source = str(template)
-        try:
-            text = Path(template).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TemplateError(f"{source}: cannot read the template: {exc}") from exc
-    return _substitute(text, values, source)
+        return PILOT_TEMPLATE, read_template(PILOT_TEMPLATE)
+    source = str(template)
+    try:
+        return source, Path(template).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"{source}: cannot read the template: {exc}") from exc
 
 
 def _substitute(text: str, values: dict[str, str], source: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +161,23 @@ def _check_sum_signs(rubric: Rubric, low: np.ndarray, cost: np.ndarray) -> None:
         raise rubric.error(path, f"sum normalisation needs {need}, got {low[i, j]:g}; use minmax or vector")
 
 
+def _check_npv(rubric: Rubric, tco: dict[str, TcoResult]) -> None:
+    """An NPV that overflowed (fees growing for decades) would score NaN: refuse it at the option's cash flows."""
+    for option, result in tco.items():
+        if not (math.isfinite(result.npv) and math.isfinite(result.risk_adjusted_npv)):
+            raise rubric.error(("tco", "options", option), f"the NPV of {option!r} is not a finite number "
+                               f"({result.risk_adjusted_npv}); lower its amounts, volumes or growth")
+
+
+def _check_finite(rubric: Rubric, normalized: np.ndarray, scores: np.ndarray) -> None:
+    """Scores that came out inf or NaN would rank at random and print as nan: refuse them at their criterion."""
+    columns = np.flatnonzero(~np.isfinite(normalized).all(axis=0))
+    if columns.size or not np.isfinite(scores).all():
+        j = int(columns[0]) if columns.size else 0
+        raise rubric.error(("criteria", j), f"the scores of criterion {rubric.criteria[j].id!r} do not normalise "
+                           "to finite numbers; make them smaller")
+
+
 def _share_of_draws(p: float) -> str:
     """A whole percent that never rounds a loss away: 0.9996 is "over 99.9%", not "100%".
 
@@ -251,6 +269,8 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
         warnings.append(message)
 
     tco = tco_table(rubric.tco) if rubric.tco is not None else None
+    if tco is not None:
+        _check_npv(rubric, tco)
     low, mode, high = score_arrays(rubric, tco)
     cost = np.array([c.direction == "cost" for c in rubric.criteria])
     options, criteria = rubric.option_ids, rubric.criterion_ids
@@ -259,6 +279,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
         _check_sum_signs(rubric, low, cost)
     normalized = normalize(mode, cost, normalization)
     scores = METHODS[method](normalized, weights)
+    _check_finite(rubric, normalized, scores)
     order = np.argsort(-scores, kind="stable")
     contributions = normalized * weights
     ranking = tuple(

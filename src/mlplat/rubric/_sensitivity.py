@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from mlplat.rubric._mcda import METHODS, FloatArray, normalize
+
+BoolArray = NDArray[np.bool_]
 
 __all__ = ["TIE", "Crossover", "RankReversal", "crossovers", "monte_carlo", "rank_counts", "rank_reversals",
            "rank_shares", "triangular", "weight_text"]
@@ -90,6 +93,7 @@ def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArra
     Examples
     --------
     >>> import numpy as np
+from numpy.typing import NDArray
     >>> triangular(np.array([0.0]), np.array([0.5]), np.array([1.0]), np.array([0.5])).tolist()
     [0.5]
     """
@@ -149,6 +153,7 @@ def rank_shares(scores: FloatArray, tie: float = TIE) -> FloatArray:
     Examples
     --------
     >>> import numpy as np
+from numpy.typing import NDArray
     >>> rank_shares(np.array([[0.2, 0.9, 0.2]]))[0].tolist()
     [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]
     """
@@ -168,15 +173,25 @@ def _rescaled(weights: FloatArray, k: int, x: FloatArray) -> FloatArray:
     return w
 
 
+def _tied_with(v: FloatArray, weights: FloatArray, winner: int, method: str) -> BoolArray:
+    """The winner and the options within :data:`TIE` of it: the decision calls them a tie, not a win."""
+    base = METHODS[method](v, weights)
+    return np.asarray(base[winner] - base <= TIE)
+
+
 def _wsm_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int) -> float | None:
-    """Exact: each WSM score is linear in ``x = w_k``, ``S_i(x) = x a_i + (1 - x) b_i``."""
+    """Exact: each WSM score is linear in ``x = w_k``, ``S_i(x) = x a_i + (1 - x) b_i``.
+
+    Options tied with the winner are skipped: their lines cross at the current weight, which is the tie the
+    decision already reports, not a change of winner.
+    """
     a = v[:, k]
     b = (v @ weights - weights[k] * a) / (1.0 - weights[k])
     da, db = a[winner] - a, b[winner] - b
     denominator = db - da
     with np.errstate(divide="ignore", invalid="ignore"):
         roots = np.where(denominator != 0, db / denominator, np.nan)
-    roots[winner] = np.nan
+    roots[_tied_with(v, weights, winner, "wsm")] = np.nan
     # A tie exactly at 0 or 1 is not a change: there is no weight beyond it where the other option leads.
     inside = np.isfinite(roots) & (roots > _EDGE) & (roots < 1.0 - _EDGE) & (np.abs(roots - weights[k]) > _EDGE)
     candidates = roots[inside]
@@ -189,10 +204,13 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     """Grid over [0, 1] (vectorised), then bisection between the nearest change and its neighbour.
 
     ``v`` is the normalised matrix: the weights do not change it, so it is normalised once for every criterion.
+    The winner changes where an option that does not tie with it now leads; as for WSM, a crossing within
+    rounding of 0, 1 or the current weight is not a change.
     """
+    tied = _tied_with(v, weights, winner, method)
     grid = np.linspace(0.0, 1.0, _GRID)[1:-1]  # open interval: a tie at 0 or 1 is not a change
     best = np.argmax(METHODS[method](v[None, :, :], _rescaled(weights, k, grid)), axis=1)
-    changed = np.flatnonzero(best != winner)
+    changed = np.flatnonzero(~tied[best])
     if changed.size == 0:
         return None
     target = changed[np.argmin(np.abs(grid[changed] - weights[k]))]
@@ -200,11 +218,14 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     for _ in range(_BISECT):
         middle = 0.5 * (inside + outside)
         s = METHODS[method](v, _rescaled(weights, k, np.array([middle]))[0])
-        if int(np.argmax(s)) == winner:
+        if tied[int(np.argmax(s))]:
             inside = middle
         else:
             outside = middle
-    return 0.5 * (inside + outside)
+    at = 0.5 * (inside + outside)
+    if at <= _EDGE or at >= 1.0 - _EDGE or abs(at - weights[k]) <= _EDGE:
+        return None
+    return at
 
 
 def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criteria: list[str], options: list[str],
@@ -217,6 +238,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
     v = normalize(matrix, cost, normalization)
     base = METHODS[method](v, weights)
     winner = int(np.argmax(base))
+    tied = _tied_with(v, weights, winner, method)
     out = []
     for k, criterion in enumerate(criteria):
         at: float | None = None
@@ -231,8 +253,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
             step = 1e-7 if at > weights[k] else -1e-7
             past = float(np.clip(at + step, 0.0, 1.0))
             after = METHODS[method](v, _rescaled(weights, k, np.array([past]))[0])
-            new_index = int(np.argmax(np.where(np.arange(len(options)) == winner, -np.inf, after)))
-            new = options[new_index]
+            new = options[int(np.argmax(np.where(tied, -np.inf, after)))]
         out.append(Crossover(criterion, float(weights[k]), at, new))
     return out
 
@@ -253,8 +274,18 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
     for removed in range(m):
         keep = [i for i in range(m) if i != removed]
         s = score(matrix[keep], cost, weights, method, normalization)
-        after = tuple(options[keep[i]] for i in np.argsort(-s, kind="stable"))
-        before = tuple(o for o in order if o != options[removed])
-        if after != before:
+        if _swapped(full[keep], s):
+            after = tuple(options[keep[i]] for i in np.argsort(-s, kind="stable"))
+            before = tuple(o for o in order if o != options[removed])
             out.append(RankReversal(options[removed], before, after))
     return out
+
+
+def _swapped(before: FloatArray, after: FloatArray) -> bool:
+    """Whether some option that scored more than :data:`TIE` above another now scores more than TIE below it.
+
+    Options within TIE of each other tie on either side, and a tie is no order to reverse.
+    """
+    above = before[:, None] - before[None, :] > TIE  # [i, j]: i led j
+    below = after[None, :] - after[:, None] > TIE  # [i, j]: j now leads i
+    return bool((above & below).any())
