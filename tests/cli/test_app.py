@@ -247,3 +247,11 @@ def test_output_to_a_pipe_is_wide_unless_columns_says(runner: CliRunner, monkeyp
     assert narrow.exit_code == 1
     assert max(len(line) for line in narrow.output.splitlines()) <= 80
     assert "…" not in narrow.output
+
+
+@pytest.mark.parametrize("group", ["rubric", "sim", "canary", "ingest"])
+def test_init_with_json_prints_one_document(runner: CliRunner, tmp_path: Path, group: str) -> None:
+    """With --json, init printed nothing (rubric, sim, canary: the note went to stderr) or plain text (ingest)."""
+    path = tmp_path / f"{group}.yaml"
+    result = runner.invoke(app, ["--json", group, "init", str(path)])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"wrote": str(path)} and path.exists()

@@ -259,7 +259,7 @@ def init(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to
          force: Force = False) -> None:
     """Write a commented scenario template."""
     written = atomic_write_text(path, read_template("sim.yaml"), force=force)
-    Output.from_ctx(ctx).note(f"wrote {written}; edit it, then: mlplat sim run {written}")
+    Output.from_ctx(ctx).wrote(written, f"; edit it, then: mlplat sim run {written}")
 
 
 @app.command("validate")
