@@ -89,6 +89,27 @@ def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunn
     assert "eager measured only" in stderr and "p99 and p99.9 are just the slowest request seen" in stderr
 
 
+@pytest.mark.parametrize(("model", "half_x"), [(["--width", "2", "--hidden", "2", "--max-batch", "64"], 100_000),
+                                               (["--width", "64", "--hidden", "128", "--max-batch", "8"], 20_000)])
+def test_a_default_load_the_generator_cannot_keep_runs_at_its_limit(runner: CliRunner, model: list[str],
+                                                                    half_x: int) -> None:
+    """Without --rate, half of X* above what the generator can schedule runs at what it can, with a warning
+    naming the default load, not a --rate never given (it said "--rate 370,538 req/s" and exited 4); and
+    64-128-64 at max batch 8 no longer runs at its ~57k req/s (that passed a check of bare futures, then the
+    generator fell 0.3-1.4 s behind)."""
+    result = runner.invoke(app, ["--json", *QUICK, *model, "--policies", "eager"])
+    assert result.exit_code == 0, result.output
+    stderr = " ".join(result.stderr.split())
+    found = re.search(r"the default load, half of X\* = ([\d,]+) req/s, is above what the load generator can "
+                      r"schedule on this machine \(about ([\d,]+) req/s\), so it ran at that", stderr)
+    assert found is not None, stderr
+    default, limit = (int(found.group(i).replace(",", "")) for i in (1, 2))
+    assert default > half_x and limit < default
+    (policy,) = json.loads(result.stdout)["policies"]
+    assert abs(policy["offered_rps"] - limit) <= 1
+    assert "--rate " not in stderr.split("give --concurrency")[0]
+
+
 @pytest.mark.parametrize(("value", "text"), [(0.0, "0%"), (0.0002, "0.02%"), (0.005, "0.5%"), (0.37, "37%"),
                                              (float("nan"), "-")])
 def test_small_miss_and_reject_rates_are_not_rounded_to_zero(value: float, text: str) -> None:

@@ -169,19 +169,35 @@ def _drain(done: Callable[[], int], total: int, timeout: float) -> None:
         time.sleep(0.005)
 
 
-def generator_capacity(samples: int = 3000) -> float:
-    """Requests per second the open-loop generator can send on this machine, measured on a null server."""
-    finish = np.zeros(samples)
+def _submit(server: Server, item: Any, *, lag: float, deadline_ms: float | None,
+            on_done: Callable[[concurrent.futures.Future[Any]], object]) -> None:
+    """The open loop's send step: one request ``lag`` seconds late, its deadline counted from its schedule."""
+    left = None if deadline_ms is None else max(deadline_ms - lag * 1000.0, MIN_DEADLINE_MS)
+    server.submit(item, deadline_ms=left).add_done_callback(on_done)
 
-    def record(i: int, future: concurrent.futures.Future[Any]) -> None:
-        finish[i] = time.perf_counter()
 
-    start = time.perf_counter()
-    for i in range(samples):
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        future.add_done_callback(functools.partial(record, i))
-        future.set_result(None)
-    return samples / (time.perf_counter() - start)
+def generator_capacity(server: Server, inputs: Sequence[Any], *, seconds: float = 0.05,
+                       deadline_ms: float | None = None) -> float:
+    """Requests per second the open loop's send step reaches on ``server`` sending flat out for ``seconds``.
+
+    ``server`` should run the real model: its worker and its completions share the GIL with the sender.
+    """
+    statuses: list[int] = []
+
+    def record(future: concurrent.futures.Future[Any]) -> None:
+        statuses.append(_status(future))  # what open_loop's callback does per request, near enough
+
+    clock = time.perf_counter
+    start = clock()
+    end = start + seconds
+    sent = 0
+    while clock() < end:
+        try:
+            _submit(server, inputs[sent % len(inputs)], lag=0.0, deadline_ms=deadline_ms, on_done=record)
+        except BatcherError:
+            statuses.append(REJECTED)
+        sent += 1
+    return sent / (clock() - start)
 
 
 def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: float, warmup: float,
@@ -216,10 +232,9 @@ def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: f
         now = clock()
         while i < n and scheduled[i] <= now:
             lag[i] = now - scheduled[i]
-            left = None if deadline_ms is None else max(deadline_ms - lag[i] * 1000.0, MIN_DEADLINE_MS)
             try:
-                server.submit(inputs[i % len(inputs)], deadline_ms=left).add_done_callback(
-                    functools.partial(record, i))
+                _submit(server, inputs[i % len(inputs)], lag=lag[i], deadline_ms=deadline_ms,
+                        on_done=functools.partial(record, i))
             except BatcherError:
                 finish[i], status[i] = now, REJECTED
                 finished[0] = next(counter) + 1
