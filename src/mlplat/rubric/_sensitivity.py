@@ -93,7 +93,6 @@ def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArra
     Examples
     --------
     >>> import numpy as np
-from numpy.typing import NDArray
     >>> triangular(np.array([0.0]), np.array([0.5]), np.array([1.0]), np.array([0.5])).tolist()
     [0.5]
     """
@@ -153,7 +152,6 @@ def rank_shares(scores: FloatArray, tie: float = TIE) -> FloatArray:
     Examples
     --------
     >>> import numpy as np
-from numpy.typing import NDArray
     >>> rank_shares(np.array([[0.2, 0.9, 0.2]]))[0].tolist()
     [[0.0, 0.5, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]
     """
