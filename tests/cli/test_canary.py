@@ -607,6 +607,10 @@ def test_new_errors_on_an_error_free_baseline_have_an_infinite_effect(runner: Cl
      "a value cannot be read: Exceeds the limit (4300 digits) for integer string conversion"),
     ("metrics:\n  - {name: l, kind: distribution, metric: l, quantiles: [0.9999999]}\n",
      "metrics[0].quantiles[0]: must be <= 0.999999"),
+    # srm.alpha left at its default: the value the user wrote is alpha (it was named as "alpha: must be <
+    # alpha").
+    ("alpha: 0.0005\nmetrics:\n  - {name: e, kind: rate, events: errors}\n",
+     ":1:8: alpha: must be above srm.alpha (0.001, its default)"),
 ])
 def test_config_values_past_what_the_tests_can_compute_exit_4(runner: CliRunner, tmp_path: Path, text: str,
                                                                message: str) -> None:

@@ -164,7 +164,11 @@ class CanaryConfig(ConfigModel):
         if self.arms.baseline == self.arms.canary:
             raise ConfigError("baseline and canary must have different names", path=("arms", "canary"))
         if self.srm.enabled and self.srm.alpha >= self.alpha:
-            raise ConfigError(f"must be < alpha ({self.alpha}), got {self.srm.alpha}", path=("srm", "alpha"))
+            if "alpha" in self.srm.model_fields_set:
+                raise ConfigError(f"must be < alpha ({self.alpha}), got {self.srm.alpha}", path=("srm", "alpha"))
+            # srm.alpha is its default, so the value the user wrote is alpha: point there, naming both.
+            raise ConfigError(f"must be above srm.alpha ({self.srm.alpha}, its default), which it includes; got "
+                              f"{self.alpha}: raise alpha, or set srm.alpha lower", path=("alpha",))
         return self
 
     def metric_alpha(self) -> float:
