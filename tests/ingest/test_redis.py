@@ -197,8 +197,15 @@ def test_unreachable_redis_is_service_error() -> None:
         RedisStore(f"redis://127.0.0.1:{port}/0")
 
 
-def test_repair_against_redis(redis_url: str, tmp_path: Path) -> None:
-    """`repair` finds and fixes a corrupted Redis hash field, and a second repair finds nothing."""
+@pytest.mark.parametrize(("text", "problem"), [
+    (b'1|[0,"x",0]', None),  # a wrong value of the right form: read serves it, repair finds it
+    (b"hello", "expected 'version|JSON array'"),  # not mlplat's form: read stops naming the key
+    (b"3|inf", "expected a JSON array"),
+    (b"3|\xff", "expected a JSON array"),
+])
+def test_repair_against_redis(redis_url: str, tmp_path: Path, text: bytes, problem: str | None) -> None:
+    """`repair` finds and fixes a corrupted or damaged Redis hash field, and a second repair finds nothing; a
+    damaged one stops read with the key named (it was exit 5)."""
     import redis
 
     from mlplat.ingest import load_ingest_config, repair
@@ -208,34 +215,15 @@ def test_repair_against_redis(redis_url: str, tmp_path: Path) -> None:
     store = RedisStore(redis_url)
     run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
     good = store.states()
-    redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-002", "amount_last\x1f", '1|[0,"x",0]')
+    redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-002", "amount_last\x1f", text)
+    if problem is not None:
+        with pytest.raises(DataError, match=f"the state of 'card-002 amount_last ' is not what mlplat ingest "
+                                            f"writes \\({problem}"):
+            read_entity(store, "card-002")
     report = repair(cfg, FileSource(source), store)
     assert [d["key"] for d in report.differing] == ["card-002\x1famount_last\x1f"] and report.fixed
     assert store.states() == good
     assert repair(cfg, FileSource(source), store).differing == []
-
-
-def test_damaged_redis_value_is_a_clear_error_and_repair_rewrites_it(redis_url: str, tmp_path: Path) -> None:
-    """A hash field without mlplat's "version|JSON" form stops read with the key named; repair rewrites it."""
-    import redis
-
-    from mlplat.ingest import load_ingest_config, repair
-
-    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
-    source = EXAMPLES / "events.jsonl"
-    store = RedisStore(redis_url)
-    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
-    good = store.states()
-    client = redis.Redis.from_url(redis_url)
-    for text, problem in [(b"hello", "expected 'version|JSON array'"), (b"3|inf", "expected a JSON array"),
-                          (b"3|\xff", "expected a JSON array")]:
-        client.hset("mlplat:ingest:e:card-002", "amount_last\x1f", text)
-        with pytest.raises(DataError, match=f"the state of 'card-002 amount_last ' is not what mlplat ingest "
-                                            f"writes \\({problem}"):
-            read_entity(store, "card-002")
-        report = repair(cfg, FileSource(source), store)
-        assert [d["key"] for d in report.differing] == ["card-002\x1famount_last\x1f"] and report.fixed
-        assert store.states() == good
 
 
 def test_stream_follow_stops_when_asked(redis_url: str, tmp_path: Path) -> None:
