@@ -202,6 +202,14 @@ def test_kayenta_document_of_the_wrong_shape(tmp_path: Path, text: str, message:
         read_export(_write(tmp_path, "k.json", text), "kayenta")
 
 
+def test_a_kayenta_list_with_one_bad_item_is_read_as_kayenta_and_names_that_item(tmp_path: Path) -> None:
+    """Detection needed every item to be a MetricSetPair: one bad item sent the file to the Prometheus reader,
+    which blamed item [0]."""
+    pair = {"name": "errors", "values": {"control": [1], "experiment": [1]}}
+    with pytest.raises(DataError, match=r"\[2\]: expected a MetricSetPair object with 'name' and 'values', got 5"):
+        read_export(_write(tmp_path, "k.json", json.dumps([pair, pair, 5])))
+
+
 def test_prometheus_arm_label_must_be_a_string(tmp_path: Path) -> None:
     """A label value that is a list (not what Prometheus sends) is bad input, not a pandas error."""
     doc = {"status": "success", "data": {"result": [{"metric": {"arm": ["a", "b"]}, "values": [[1, "1"]]}]}}
@@ -229,13 +237,16 @@ def test_csv_row_longer_than_the_header(tmp_path: Path, rows: str, message: str)
     ("e.csv", "timestamp,arm,metric,value\nnan,canary,errors,5\n", r"e.csv:2: column timestamp: .*got 'nan'"),
     ("errors.json", json.dumps({"status": "success", "data": {"result": [
         {"metric": {"arm": "canary"}, "values": [[60, "1"], ["NaN", "1"]]}]}}),
-     r"errors.json \(errors\):1: column data.result\[0\] timestamp: expected a time in the years 1 to 9999 "
+     r"errors.json \(errors\): data.result\[0\] timestamp, item 1: expected a time in the years 1 to 9999 "
      r".*got 'NaN'"),
     ("errors.json", json.dumps({"status": "success", "data": {"result": [
-        {"metric": {"arm": "canary"}, "values": [["+Inf", "1"]]}]}}), r"data.result\[0\] timestamp: .*got '\+Inf'"),
+        {"metric": {"arm": "canary"}, "values": [["+Inf", "1"]]}]}}),
+     r"data.result\[0\] timestamp, item 0: .*got '\+Inf'"),
     ("k.json", json.dumps([{"name": "errors", "values": {"control": [1], "experiment": [1, 2]},
                             "scopes": {"experiment": {"startTimeMillis": 0, "stepMillis": 1e308}}}]),
-     r"k.json:0: column \[0\] experiment time \(from scopes.experiment\): expected a time in the years 1"),
+     # A JSON list's item, not a line (it read "k.json:0: column"), and 1e+305, not np.float64(1e+305).
+     r"k.json: \[0\] experiment time \(from scopes.experiment\), item 0: expected a time in the years 1 to 9999 "
+     r"\(finite seconds since the epoch\), got 1e\+305$"),
 ])
 def test_timestamp_no_date_can_hold_is_refused(tmp_path: Path, name: str, text: str, message: str) -> None:
     """A NaN, infinite or out-of-calendar timestamp is bad input in every format (reports print dates)."""

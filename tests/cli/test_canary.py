@@ -644,3 +644,9 @@ def test_rollout_never_writes_over_its_config_and_a_url_password_is_never_shown(
     result = _invoke(runner, "analyze", "--prometheus", "http://user:s3cret@127.0.0.1:1", "--config", str(cfg))
     assert result.exit_code == ExitCode.BAD_INPUT and "s3cret" not in result.output
     assert "a user or password in the URL is not supported" in result.stderr
+
+
+def test_simulate_traffic_share_has_the_config_s_bounds(runner: CliRunner, tmp_path: Path) -> None:
+    result = _invoke(runner, "simulate", "-o", str(tmp_path / "x.csv"), "--traffic", "0.00001%")
+    assert result.exit_code == ExitCode.BAD_INPUT and "--traffic must be in [0.0001%, 99.9999%]" in result.stderr
+    assert not (tmp_path / "x.csv").exists()

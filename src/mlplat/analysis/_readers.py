@@ -145,9 +145,24 @@ def _long_row(text: str, source: str) -> str | None:
     return None
 
 
+def _place(source: str, name: str, first: int, line_offset: int | None) -> str:
+    """Where a bad value is: a CSV's line (row ``first`` + ``line_offset``) or a JSON list's item ``first``."""
+    if line_offset is None:
+        return f"{source}: {name}, item {first}"
+    return f"{source}:{first + line_offset}: column {name}"
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: a numpy scalar as its Python value (not ``np.float64(...)``)."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
-             line_offset: int = 2) -> pd.Series:
-    """Floats from strings; 'NaN', '+Inf', '-Inf' are allowed, anything else non-numeric is an error."""
+             line_offset: int | None = 2) -> pd.Series:
+    """Floats from strings; 'NaN', '+Inf', '-Inf' are allowed, anything else non-numeric is an error.
+
+    ``line_offset`` turns a row into a CSV line; None names the item of a JSON list instead.
+    """
     import pandas as pd
 
     text = column.astype(str).str.strip()
@@ -159,8 +174,8 @@ def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = 
     bad = values.isna() & ~normal.str.lower().eq("nan")
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{source}:{first + line_offset}: column {name}: expected a number, "
-                        f"got {column.iloc[first]!r} ({int(bad.sum())} non-numeric value(s))")
+        raise DataError(f"{_place(source, name, first, line_offset)}: expected a number, "
+                        f"got {_shown(column.iloc[first])} ({int(bad.sum())} non-numeric value(s))")
     return values.astype(float)
 
 
@@ -184,20 +199,22 @@ def _timestamps(column: pd.Series, source: str) -> pd.Series:
     return _dates(numeric.astype(float).where(numeric.notna(), seconds), column, source, "timestamp", line_offset=2)
 
 
-def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, line_offset: int) -> pd.Series:
+def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, line_offset: int | None) -> pd.Series:
     """``seconds`` unless a time is NaN, infinite or outside the years 1 to 9999 (no report can show it)."""
     bad = ~seconds.between(MIN_EPOCH, MAX_EPOCH, inclusive="left")  # NaN is outside too
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{source}:{first + line_offset}: column {name}: expected a time in the years 1 to 9999 "
-                        f"(finite seconds since the epoch), got {raw.iloc[first]!r}")
+        raise DataError(f"{_place(source, name, first, line_offset)}: expected a time in the years 1 to 9999 "
+                        f"(finite seconds since the epoch), got {_shown(raw.iloc[first])}")
     return seconds
 
 
 def _looks_kayenta(doc: Any) -> bool:
+    """Whether any item is a MetricSetPair: then the Kayenta reader names the item that is not (all items
+    had to be, so one bad item sent the file to the Prometheus reader, which blamed item [0])."""
     items = doc if isinstance(doc, list) else [doc]
-    return bool(items) and all(isinstance(i, dict) and "values" in i and isinstance(i["values"], dict)
-                               and "control" in i["values"] for i in items)
+    return any(isinstance(i, dict) and "values" in i and isinstance(i["values"], dict)
+               and "control" in i["values"] for i in items)
 
 
 def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str = "arm") -> pd.DataFrame:
@@ -243,11 +260,13 @@ def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str 
         le = labels.get("le")
         times, where = pd.Series(pairs[:, 0]), f"data.result[{index}] timestamp"
         parts.append(pd.DataFrame({
-            "timestamp": _dates(_numbers(times, source, where, line_offset=0), times, source, where, line_offset=0),
+            "timestamp": _dates(_numbers(times, source, where, line_offset=None), times, source, where,
+                                line_offset=None),
             "arm": labels[arm_label],
             "metric": metric,
-            "value": _numbers(pd.Series(pairs[:, 1]), source, f"data.result[{index}] value", line_offset=0),
-            "le": _numbers(pd.Series([le]), source, "le", line_offset=0).iloc[0] if le is not None else math.nan,
+            "value": _numbers(pd.Series(pairs[:, 1]), source, f"data.result[{index}] value", line_offset=None),
+            "le": (_numbers(pd.Series([le]), source, f"data.result[{index}].metric.le", line_offset=None).iloc[0]
+                   if le is not None else math.nan),
         }))
     return pd.concat(parts, ignore_index=True) if parts else _empty_frame()
 
@@ -305,11 +324,12 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
             start, step = _kayenta_scope(scopes, key, f"{source}: [{index}] ({name})")
             times = pd.Series(start + step * (np.arange(len(values)) + 1))
             parts.append(pd.DataFrame({
-                "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})", line_offset=0),
+                "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})",
+                                    line_offset=None),
                 "arm": arm,
                 "metric": name,
                 "value": _numbers(pd.Series(values, dtype=object), source, f"[{index}] values.{key}",
-                                  line_offset=0),
+                                  line_offset=None),
                 "le": math.nan,
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()

@@ -387,12 +387,15 @@ def simulate(
     force: ForceOption = False,
 ) -> None:
     """Write a synthetic export (requests, errors, latency buckets, CPU) for demos and tests."""
+    from mlplat.analysis._sequential import MIN_SHARE
     from mlplat.analysis._simulate import SimulationSpec, simulate_export, to_csv, to_prometheus_json
 
     out = Output.from_ctx(ctx)
     if scenario not in ("aa", "error-regression", "latency-regression", "srm"):
         raise DataError(f"--scenario must be aa, error-regression, latency-regression or srm, got {scenario!r}")
     share = parse_option("--traffic", parse_percent, traffic, error=DataError)
+    if not MIN_SHARE <= share <= 1 - MIN_SHARE:
+        raise DataError(f"--traffic must be in [0.0001%, 99.9999%] (as traffic_share), got {traffic}")
     spec = SimulationSpec(scenario=scenario, rps=_checked_rate(rps), traffic=share,  # type: ignore[arg-type]
                           duration=_seconds(duration, "--duration"), interval=_seconds(interval, "--interval"),
                           baseline_rate=baseline_rate, effect=effect, seed=seed)
