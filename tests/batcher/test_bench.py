@@ -275,6 +275,28 @@ def test_open_loop_deadlines_count_from_the_scheduled_arrival() -> None:
     assert set(plain.deadlines) == {None}
 
 
+class _Stamped(_Instant):
+    """A slow server that records when each request was submitted."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.sent: list[float] = []
+
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
+        self.sent.append(time.perf_counter())
+        return super().submit(item, deadline_ms=deadline_ms)
+
+
+def test_open_loop_lag_is_each_request_s_own_when_it_falls_behind() -> None:
+    """Overdue requests go out one after another: each one's lag is from its own send, not from when the
+    burst began (that understated the lag, and left propagated deadlines too generous, by the burst)."""
+    server = _Stamped(delay=0.002)
+    trace = open_loop(server, [0], rate=5000, duration=0.03, warmup=0.0, rng=np.random.default_rng(3))
+    actual = np.array(server.sent) - trace.start
+    assert actual.max() > 0.05  # the generator fell well behind
+    assert np.all(actual - trace.lag < 0.001)
+
+
 class _Pool:
     """A server that answers on another thread."""
 

@@ -239,6 +239,7 @@ def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: f
                 finish[i], status[i] = now, REJECTED
                 finished[0] = next(counter) + 1
             i += 1
+            now = clock()  # the next overdue request goes out now, not when this burst began
         if i < n:
             pause = scheduled[i] - clock()
             if pause > 0:
