@@ -345,10 +345,10 @@ def test_prometheus_http_status_error_is_exit_4(runner: CliRunner) -> None:
 
 
 def test_analyze_needs_data_or_prometheus(runner: CliRunner) -> None:
-    """No DATA and no --prometheus is a clear error."""
+    """No DATA and no --prometheus is a usage error (exit 2, as a missing argument is), with a clear message."""
     result = _invoke(runner, "analyze", "-c", str(CONFIG))
-    assert result.exit_code == ExitCode.BAD_INPUT
-    assert "give an export file" in result.stderr
+    assert result.exit_code == ExitCode.USAGE
+    assert "give an export file" in result.output
 
 
 def test_plan_small(runner: CliRunner) -> None:
@@ -412,8 +412,9 @@ def test_plan_bad_input(runner: CliRunner, args: list[str], message: str) -> Non
 
 
 def test_simulate_bad_scenario(runner: CliRunner, tmp_path: Path) -> None:
-    """An unknown scenario or output extension is exit 4."""
-    assert _invoke(runner, "simulate", "--scenario", "chaos", "-o", str(tmp_path / "x.csv")).exit_code == 4
+    """An unknown scenario is a usage error (exit 2, as an unknown --method of rubric is); an output extension
+    the command cannot write is exit 4."""
+    assert _invoke(runner, "simulate", "--scenario", "chaos", "-o", str(tmp_path / "x.csv")).exit_code == 2
     assert _invoke(runner, "simulate", "-o", str(tmp_path / "x.txt")).exit_code == 4
 
 
@@ -528,7 +529,6 @@ def test_rollout_formats_to_file(runner: CliRunner, tmp_path: Path, fmt: str) ->
     (["--metrics", "bogus"], "unknown metric name(s) 'bogus'"),
     (["--power", "1.5"], "--power must be in (0, 1)"),
     (["--max-total", "10s"], "is shorter than one look"),
-    (["--format", "helm"], "--format must be"),
     (["--max-total", "100d"], "144,000 looks (8.64e+06 s every 60 s) is more than the 5,000,000"),
     # The example's errors metric accepts ratios up to 1.1: a 1.05x canary is no regression to it.
     (["--effect", "1.05"], "--effect 1.05x is within the tolerance of rate metric 'errors' (0.1: ratios up to 1.1"),
@@ -539,6 +539,13 @@ def test_rollout_bad_input(runner: CliRunner, args: list[str], message: str) -> 
     result = _invoke(runner, *ROLLOUT, *args)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert message in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--format", "helm"], ["--unit", "team"]])
+def test_rollout_unknown_choices_are_usage_errors(runner: CliRunner, args: list[str]) -> None:
+    """A value outside an option's choices is exit 2 (usage), as rubric's --method is; it was exit 4."""
+    result = _invoke(runner, *ROLLOUT, *args)
+    assert result.exit_code == ExitCode.USAGE and f"Invalid value for {args[0]}: must be" in result.output
 
 
 def test_rollout_that_cannot_fit_max_total_is_exit_4(runner: CliRunner, tmp_path: Path) -> None:

@@ -152,12 +152,12 @@ def analyze(
     cfg = _load(config, traffic_share=traffic_share,
                 max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
-        raise DataError(f"--format must be csv, prometheus or kayenta, got {fmt!r}")
+        raise typer.BadParameter(f"must be csv, prometheus or kayenta, got {fmt!r}", param_hint="--format")
     at_s = _time(at, "--at") if at is not None else None
     if prometheus is not None:
         check_url(prometheus, "--prometheus")
         if data:
-            raise DataError("give either DATA or --prometheus, not both")
+            raise typer.BadParameter("give either DATA or --prometheus, not both", param_hint="DATA")
         if start is None:
             raise DataError("--prometheus needs --start (for example --start now-30m)")
         start_s = _time(start, "--start")
@@ -166,7 +166,7 @@ def analyze(
         result = run_analysis(export, cfg, at=at_s, start=start_s)
     else:
         if not data:
-            raise DataError("give an export file (DATA) or --prometheus URL")
+            raise typer.BadParameter("give an export file (DATA) or --prometheus URL", param_hint="DATA")
         seen: dict[Path, Path] = {}
         for path in data:  # the same export twice would sum every count with itself
             first = seen.setdefault(path.resolve(), path)
@@ -341,9 +341,9 @@ def rollout(
     out = Output.from_ctx(ctx, json=json)
     cfg = _load(config)
     if fmt not in ("table", "markdown", "argo", "flagger"):
-        raise DataError(f"--format must be table, markdown, argo or flagger, got {fmt!r}")
+        raise typer.BadParameter(f"must be table, markdown, argo or flagger, got {fmt!r}", param_hint="--format")
     if unit not in ("request", "session", "user"):
-        raise DataError(f"--unit must be request, session or user, got {unit!r}")
+        raise typer.BadParameter(f"must be request, session or user, got {unit!r}", param_hint="--unit")
     if runs < 10:
         raise DataError(f"--runs must be >= 10, got {runs}")
     if not 0 < baseline_rate < 1:
@@ -392,7 +392,8 @@ def simulate(
 
     out = Output.from_ctx(ctx)
     if scenario not in ("aa", "error-regression", "latency-regression", "srm"):
-        raise DataError(f"--scenario must be aa, error-regression, latency-regression or srm, got {scenario!r}")
+        raise typer.BadParameter(f"must be aa, error-regression, latency-regression or srm, got {scenario!r}",
+                                 param_hint="--scenario")
     share = parse_option("--traffic", parse_percent, traffic, error=DataError)
     if not MIN_SHARE <= share <= 1 - MIN_SHARE:
         raise DataError(f"--traffic must be in [0.0001%, 99.9999%] (as traffic_share), got {traffic}")
