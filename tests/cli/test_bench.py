@@ -50,9 +50,20 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--device", "tpu"], "--device must be auto, cpu or cuda, got 'tpu'"),
-    (["--model", "cnn"], "--model must be one of mlp, transformer, got 'cnn'"),
-    (["--dtype", "int8"], "--dtype must be one of float32, float16, bfloat16, got 'int8'"),
+    (["--device", "tpu"], "Invalid value for --device: must be one of auto, cpu, cuda, got 'tpu'"),
+    (["--model", "cnn"], "Invalid value for --model: must be one of mlp, transformer, got 'cnn'"),
+    (["--dtype", "int8"], "Invalid value for --dtype: must be one of float32, float16, bfloat16, got 'int8'"),
+    (["--policies", "none,batchy"], "Invalid value for --policies: unknown policy 'batchy'"),
+])
+def test_a_value_outside_an_option_s_choices_is_a_usage_error(runner: CliRunner, args: list[str],
+                                                              message: str) -> None:
+    """Exit 2, as in every group (it was exit 4), before the model is built."""
+    result = runner.invoke(app, [*QUICK, *args])
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert message in " ".join(result.output.replace("│", " ").split())
+
+
+@pytest.mark.parametrize(("args", "message"), [
     (["--max-batch", "0"], "--max-batch must be an integer from 1 to 65,536, got 0"),
     (["--seed", "-1"], "--seed must be an integer from 0 to 4,294,967,295, got -1"),
     (["--max-latency-ms", "-1"], "--max-latency-ms must be a positive number, got -1.0"),
@@ -64,7 +75,6 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     (["--rate", "0"], "--rate must be a positive number of requests per second, got 0.0"),
     (["--rate", "100", "--sweep"], "choose one load of --rate, --concurrency or --sweep, got --rate and --sweep"),
     (["--concurrency", "0"], "--concurrency must be an integer from 1 to 100,000, got 0"),
-    (["--policies", "none,batchy"], "--policies: unknown policy 'batchy'"),
     (["--policies", "eager,eager"], "--policies: eager given more than once"),
     (["--width", "0"], "model `width` must be a positive integer, got 0"),
     (["--rate", "1e9"], "is above what the load generator can schedule"),

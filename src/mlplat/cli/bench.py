@@ -79,6 +79,21 @@ def render(result: BenchResult) -> Group:
     return Group(*parts)  # type: ignore[arg-type]
 
 
+def _check_choices(*, device: str, model: str, dtype: str, policies: str) -> None:
+    """A value outside an option's choices is a usage error (exit 2), as for every group."""
+    from mlplat.batcher._load import POLICIES
+    from mlplat.batcher._models import DTYPES, MODELS
+
+    for option, value, allowed in (("--device", device, ("auto", "cpu", "cuda")), ("--model", model, MODELS),
+                                   ("--dtype", dtype, DTYPES)):
+        if value not in allowed:
+            raise typer.BadParameter(f"must be one of {', '.join(allowed)}, got {value!r}", param_hint=option)
+    unknown = [p.strip() for p in policies.split(",") if p.strip() and p.strip() not in POLICIES]
+    if unknown:
+        raise typer.BadParameter(f"unknown policy {unknown[0]!r}; choose from {', '.join(POLICIES)}",
+                                 param_hint="--policies")
+
+
 def bench(
     ctx: typer.Context,
     device: Annotated[str, typer.Option(help="auto (CUDA when available), cpu or cuda.")] = "auto",
@@ -112,6 +127,7 @@ def bench(
     from mlplat.batcher import BenchConfig, ModelSpec, run_bench, write_plot
 
     out = Output.from_ctx(ctx, json=json)
+    _check_choices(device=device, model=model, dtype=dtype, policies=policies)
     chosen = [name for name, on in (("--rate", rate is not None), ("--concurrency", concurrency is not None),
                                     ("--sweep", sweep)) if on]
     if len(chosen) > 1:
