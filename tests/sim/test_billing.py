@@ -276,3 +276,23 @@ def test_cheapest_margin_is_paired_over_replications(make_scenario: Callable[...
     mixed = replace(result, replication_costs={best: (10.0, 30.0, 12.0, 13.0), other: (20.0, 21.5, 22.0, 3.5)})
     assert not mixed.cheapest_margin().sure  # type: ignore[union-attr]
     assert f"not surely cheaper than {other}: it saves $0.50/month on average, paired 95% CI -$" in verdict(mixed)
+
+
+def test_cloud_run_bills_idle_min_instances_not_idle_instances_above_the_minimum() -> None:
+    """min_instances 1, one slot each: while one instance serves, the other (above the minimum) is free. The
+    idle min instance's time is the window less the time any instance starts or serves. Here every other
+    instance starts while the first serves, so that time is the union of the requests' service spans."""
+    from mlplat.sim._pool import PoolSpec, simulate_pool
+
+    spec = PoolSpec(slots=1, startup_s=5.0, keep_alive=900.0, min_instances=1, initial=1)
+    arrivals = np.array([1000.0, 1000.5, 1050.0, 3000.0, 3000.2])
+    run = simulate_pool(spec, arrivals, np.full(5, 100.0), (600.0, 7200.0))
+    spans = sorted(zip(run.start, run.finish, strict=True))
+    covered, end = 0.0, -math.inf
+    for start, finish in spans:  # the union of the spans' lengths
+        covered += max(0.0, finish - max(start, end))
+        end = max(end, finish)
+    assert run.idle_min_seconds == pytest.approx(6600.0 - covered, rel=1e-12)
+    # The old rule: every idle instance-second, capped at min_instances x the window.
+    old = min(run.instance_seconds - run.busy_instance_seconds, 6600.0)
+    assert old > run.idle_min_seconds + 100  # the second instance idled ~900 s after each burst

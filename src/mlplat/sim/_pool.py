@@ -74,6 +74,7 @@ class PoolRun:
     instance_seconds: float
     busy_instance_seconds: float
     node_seconds: float
+    idle_min_seconds: float  # the integral of the idle instances among the first min_instances
     peak_instances: int
     peak_nodes: int
 
@@ -130,6 +131,8 @@ class _Loop:
         self.active = 0
         self.last = 0.0
         self.inst_int = self.busy_int = self.node_int = 0.0
+        self.idle_min_int = 0.0
+        self.kept = spec.min_instances  # read on every event: a plain attribute, not spec's
         self.load_int = self.demand_int = 0.0  # unclipped, for the autoscalers
         self.peak_inst = self.peak_nodes = 0
         self.hpa_recs: deque[tuple[float, int]] = deque()
@@ -159,6 +162,13 @@ class _Loop:
         n_alive, n_nodes = self.n_alive, self.n_nodes
         self.inst_int += n_alive * dt
         self.busy_int += self.n_billable * dt
+        # Idle min instances (Cloud Run bills them): of min(alive, min_instances) kept instances, those not
+        # starting or serving. An idle instance above the minimum is free, even while a min one serves.
+        kept = self.kept
+        if kept:
+            idle = (n_alive if n_alive < kept else kept) - self.n_billable
+            if idle > 0:
+                self.idle_min_int += idle * dt
         self.node_int += n_nodes * dt
         if n_alive > self.peak_inst:
             self.peak_inst = n_alive
@@ -446,7 +456,8 @@ class _Loop:
         self.advance(max(self.t1, self.last))
         return PoolRun(start=self.start, finish=self.finish, cold=self.cold, rejected=self.rejected,
                        instance_seconds=self.inst_int, busy_instance_seconds=self.busy_int,
-                       node_seconds=self.node_int, peak_instances=self.peak_inst, peak_nodes=self.peak_nodes)
+                       node_seconds=self.node_int, idle_min_seconds=self.idle_min_int,
+                       peak_instances=self.peak_inst, peak_nodes=self.peak_nodes)
 
 
 def simulate_pool(spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray,

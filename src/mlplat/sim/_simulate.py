@@ -294,8 +294,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
             cost["compute"] = vcpu_s * cr.request_vcpu_second.usd + gib_s * cr.request_gib_second.usd
             cost["requests"] = billed_req * cr.requests_per_million.usd / 1e6
             cost["gpu"] = seconds * gpu_price
-            idle = min(max(0.0, run.instance_seconds - run.busy_instance_seconds), p.min_instances * span)
-            cost["provisioned_idle"] = idle * (p.vcpu * cr.instance_vcpu_second.usd
+            cost["provisioned_idle"] = run.idle_min_seconds * (p.vcpu * cr.instance_vcpu_second.usd
                                                + p.memory_gib * cr.instance_gib_second.usd + gpu_price)
         out["usage_instance_seconds"] = run.instance_seconds
         out["usage_billed_instance_seconds"] = seconds
