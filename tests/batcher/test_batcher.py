@@ -65,6 +65,12 @@ def _busy(gate: Gate, batcher: DynamicBatcher, item: Any = "first") -> Any:
     ({"allowed_batch_sizes": []}, r"`allowed_batch_sizes` must hold at least one size"),
     ({"allowed_batch_sizes": [0, 4]}, r"`allowed_batch_sizes` must be a positive integer, got 0"),
     ({"allowed_batch_sizes": [64]}, r"`allowed_batch_sizes` must be <= max_batch_size \(32\), got 64"),
+    # Each of these was a bare TypeError, or (clock, max_latency_ms) a dead worker and a close() that hung.
+    ({"allowed_batch_sizes": 5}, r"`allowed_batch_sizes` must be a sequence of positive integers, got 5"),
+    ({"allowed_batch_sizes": [1, "2"]}, r"`allowed_batch_sizes` must be a sequence of positive integers"),
+    ({"allowed_batch_sizes": [[1]]}, r"`allowed_batch_sizes` must be a sequence of positive integers"),
+    ({"clock": 5}, r"`clock` must be callable, got int 5"),
+    ({"max_latency_ms": 1e14}, r"`max_latency_ms` must be at most 1e\+09 \(about 11 days\), got 1e\+14"),
 ])
 def test_bad_arguments_name_the_thing_the_rule_and_the_value(kwargs: dict[str, Any], message: str) -> None:
     """Each bad constructor argument raises BatcherError naming it, the rule and the value."""
@@ -109,6 +115,9 @@ def test_async_predict_runs_on_a_private_loop() -> None:
 @pytest.mark.parametrize(("fn", "message"), [
     (lambda xs: xs[:-1] if len(xs) > 1 else [], r"predict returned \d+ results for a batch of \d+"),
     (lambda xs: None, r"predict returned NoneType, not a sequence with one result per item"),
+    # Sized, so len() passed: every future got a dict key (its own input) or a character.
+    (lambda xs: {x: x for x in xs}, r"predict returned a dict, not a sequence with one result per item"),
+    (lambda xs: "a" * len(xs), r"predict returned a str, not a sequence"),
 ])
 def test_wrong_number_of_results_fails_the_batch(fn: Callable[[list[Any]], Any], message: str) -> None:
     """A predict that does not return one result per item fails each request with BatcherError."""
@@ -557,3 +566,109 @@ def test_stress_16_threads_and_4_event_loops() -> None:
     assert stats.submitted == stats.completed == total
     assert sum(size * n for size, n in stats.batch_sizes.items()) == total
     assert stats.queued == stats.in_flight == 0
+
+
+@pytest.mark.parametrize("error", [SystemExit(1), KeyboardInterrupt(), asyncio.CancelledError()])
+def test_a_base_exception_from_predict_fails_its_batch_and_the_worker_goes_on(error: BaseException) -> None:
+    """It killed the worker: every later future stayed pending and close() hung (rules 11 and 12)."""
+    calls = []
+
+    def predict(items: list[Any]) -> list[Any]:
+        calls.append(items)
+        if len(calls) == 1:
+            raise error
+        return list(items)
+
+    batcher = DynamicBatcher(predict, policy="eager", max_latency_ms=LONG)
+    with pytest.raises(type(error)):
+        batcher.submit(1).result(WAIT)
+    assert batcher.submit(2).result(WAIT) == 2
+    _close_within(batcher, WAIT)
+    assert batcher.stats().failed == 1
+
+
+def _close_within(batcher: DynamicBatcher, seconds: float, **kwargs: Any) -> None:
+    closer = threading.Thread(target=batcher.close, kwargs=kwargs, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    assert not closer.is_alive(), "close() hung"
+
+
+@pytest.mark.parametrize("where", ["callback", "predict"])
+def test_close_from_a_batcher_thread_does_not_wait_on_itself(where: str) -> None:
+    """close() from a done-callback run by the worker, or from predict, waited for the completer, which
+    waited for this worker: both hung for good."""
+    box: list[DynamicBatcher] = []
+
+    def predict(items: list[Any]) -> list[Any]:
+        if where == "predict":
+            box[0].close()
+        return list(items)
+
+    batcher = DynamicBatcher(predict, policy="eager", max_latency_ms=LONG)
+    box.append(batcher)
+    future = batcher.submit(1)
+    if where == "callback":
+        future.add_done_callback(lambda _: batcher.close())
+    assert future.result(WAIT) == 1
+    _close_within(batcher, WAIT)
+    assert batcher.closed and not any(t.is_alive() for t in batcher._threads)
+
+
+def test_close_without_drain_does_not_wait_for_a_stuck_predict_to_fail_the_queue() -> None:
+    """Only a free worker failed the queue, so behind a predict that never returns, close(drain=False,
+    timeout) returned with every queued future pending; a cancelled one counted as failed, not cancelled."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_batch_size=2)
+    first = _busy(gate, batcher)
+    queued = [batcher.submit(i) for i in range(3)]
+    assert queued[1].cancel()
+    batcher.close(drain=False, timeout=0.05)
+    for future in (queued[0], queued[2]):
+        with pytest.raises(BatcherClosed):
+            future.result(0)
+    stats = batcher.stats()
+    assert (stats.failed, stats.cancelled) == (2, 1)
+    gate.release.set()
+    assert first.result(WAIT) == "first"
+    _close_within(batcher, WAIT)
+
+
+def test_requests_infer_accepted_in_this_loop_iteration_are_drained_by_close() -> None:
+    """infer() returned, so the requests were accepted; close(drain=True) on the same loop before it ran
+    again failed them with BatcherClosed and counted them nowhere."""
+    async def main() -> tuple[list[Any], Any]:
+        with DynamicBatcher(lambda xs: [x * 2 for x in xs], policy="eager", max_latency_ms=LONG) as batcher:
+            futures = [batcher.infer(i) for i in range(3)]
+        return await asyncio.gather(*futures, return_exceptions=True), batcher.stats()
+
+    results, stats = asyncio.run(main())
+    assert results == [0, 2, 4] and (stats.submitted, stats.completed) == (3, 3)
+
+
+def test_a_blocking_submit_may_wait_forever_with_an_infinite_timeout() -> None:
+    """timeout=inf raised OverflowError (a wait past threading.TIMEOUT_MAX); it means no limit, as None."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, policy="eager", max_latency_ms=LONG, max_queue_size=1)
+    _busy(gate, batcher)
+    batcher.submit("queued")
+    waiting = concurrent.futures.ThreadPoolExecutor(1).submit(batcher.submit, "third", block=True,
+                                                                timeout=float("inf"))
+    time.sleep(0.05)
+    gate.release.set()
+    assert waiting.result(WAIT).result(WAIT) == "third"
+    _close_within(batcher, WAIT)
+
+
+def test_an_async_predict_loop_is_closed_with_the_batcher() -> None:
+    async def predict(items: list[Any]) -> list[Any]:
+        return list(items)
+
+    batcher = DynamicBatcher(predict, policy="eager", max_latency_ms=LONG)
+    assert batcher.submit(1).result(WAIT) == 1
+    loop = batcher._async_loop
+    _close_within(batcher, WAIT)
+    deadline = time.monotonic() + WAIT
+    while loop is not None and not loop.is_closed() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert loop is not None and loop.is_closed()

@@ -38,7 +38,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
@@ -51,6 +51,9 @@ Policy = Literal["deadline", "eager"]
 OnDeadline = Literal["reject", "serve"]
 # Share of max_latency the deadline policy keeps in hand for thread wake-up and result hand-back.
 GUARD_SHARE = 0.1
+# The longest default deadline: 1e9 ms is about 11.6 days, far inside threading.TIMEOUT_MAX (a worker's
+# timed wait past that raises OverflowError and the worker dies).
+MAX_LATENCY_MS = 1e9
 # When the next batch is ready, a finished batch's results go back this share of its predict time after
 # the next predict starts, at most HAND_BACK_MAX (rule 12). None below HAND_BACK_MIN: Linux sleeps at
 # least its default timer slack, 50 µs, so a shorter delay would only come out longer.
@@ -301,6 +304,9 @@ def _expired_error(request: Request, now: float) -> DeadlineExceeded:
 
 def _check_results(results: Any, count: int) -> BatcherError | None:
     """None when ``results`` holds one result per item, else the error every request of the batch gets."""
+    if isinstance(results, Mapping | set | frozenset | str | bytes):  # sized, but not one result per item
+        return BatcherError(f"predict returned a {type(results).__name__}, not a sequence with one result per "
+                            f"item (batch of {count})")
     try:
         got = len(results)
     except TypeError:
@@ -324,6 +330,14 @@ def _hand_back_delay(seconds: float, deadlines: Sequence[float], now: float, kee
         return 0.0  # a short predict (an identity predict at 300k req/s): no per-batch scan of deadlines
     delay = min(delay, HAND_BACK_MAX, min(deadlines) - now - keep)
     return delay if delay >= HAND_BACK_MIN else 0.0
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Run an async predict's private loop until close() stops it, then close it (its selector's fds)."""
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
 
 
 def _positive(name: str, value: Any, kind: type = int) -> None:
@@ -409,6 +423,11 @@ class DynamicBatcher:
             raise BatcherError(f"`predict` must be callable, got {type(predict).__name__} {predict!r:.60}")
         _positive("max_batch_size", max_batch_size)
         _positive("max_latency_ms", max_latency_ms, float)
+        if max_latency_ms > MAX_LATENCY_MS:  # a timed wait past threading.TIMEOUT_MAX would kill the worker
+            raise BatcherError(f"`max_latency_ms` must be at most {MAX_LATENCY_MS:g} (about 11 days), got "
+                               f"{max_latency_ms:g}")
+        if not callable(clock):
+            raise BatcherError(f"`clock` must be callable, got {type(clock).__name__} {clock!r:.60}")
         _positive("max_queue_size", max_queue_size)
         _positive("workers", workers)
         if policy not in ("deadline", "eager"):
@@ -417,7 +436,11 @@ class DynamicBatcher:
             raise BatcherError(f"`on_deadline` must be 'reject' or 'serve', got {on_deadline!r}")
         allowed = None
         if allowed_batch_sizes is not None:
-            allowed = tuple(sorted(set(allowed_batch_sizes)))
+            try:
+                allowed = tuple(sorted(set(allowed_batch_sizes)))
+            except TypeError:  # not iterable, unhashable items, or items that do not compare
+                raise BatcherError(f"`allowed_batch_sizes` must be a sequence of positive integers, got "
+                                   f"{allowed_batch_sizes!r:.60}") from None
             if not allowed:
                 raise BatcherError("`allowed_batch_sizes` must hold at least one size, got an empty sequence")
             for size in allowed:
@@ -453,7 +476,8 @@ class DynamicBatcher:
         self._async_loop: asyncio.AbstractEventLoop | None = None
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
-            threading.Thread(target=self._async_loop.run_forever, name="mlplat-batcher-loop", daemon=True).start()
+            threading.Thread(target=_run_loop, args=(self._async_loop,), name="mlplat-batcher-loop",
+                             daemon=True).start()
         # When the next batch is ready, a finished batch's results go back from this thread, not the
         # worker's (rule 12): setting a concurrent.futures.Future runs its done-callbacks (the caller's code)
         # and costs a few µs each, and waking the producers starts their Python, both of which would
@@ -499,6 +523,8 @@ class DynamicBatcher:
         return future
 
     def _admit_locked(self, request: Request, block: bool, timeout: float | None) -> None:
+        if timeout is not None and timeout > threading.TIMEOUT_MAX:
+            timeout = None  # inf: forever (a longer wait raises OverflowError)
         if self._closed:
             raise BatcherClosed("the batcher is closed; no new requests are accepted")
         if len(self._queue.items) >= self.max_queue_size:
@@ -593,11 +619,14 @@ class DynamicBatcher:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
-        requests = self._pending.pop(loop)
+        requests = self._pending.pop(loop, None)
+        if requests is None:
+            return  # close() on this loop's thread handed them over already
         refused: list[Request] = []
         with self._cond:
             if self._closed:
                 refused = requests
+                self._counters.rejected += len(refused)
             else:
                 room = self.max_queue_size - len(self._queue.items)
                 if room < len(requests):
@@ -626,7 +655,6 @@ class DynamicBatcher:
                     if closing and not self._drain:
                         doomed = list(self._queue.items)
                         self._queue.items.clear()
-                        self._counters.failed += len(doomed)
                         take = _Take([], 0, [], [], None)
                     else:
                         doomed = []
@@ -666,9 +694,7 @@ class DynamicBatcher:
                 expired = _claim(take.expired)
                 _complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
             if doomed:
-                doomed = _claim(doomed)
-                closed = BatcherClosed("the batcher closed before this request ran")
-                _complete(self._outboxes, doomed, [closed] * len(doomed), error=True)
+                self._fail_closed(doomed)
             if take.batch:
                 self._run(take.batch, columns)
 
@@ -695,8 +721,8 @@ class DynamicBatcher:
                 else:
                     results = self._predict(items)
                 error = _check_results(results, len(items))
-            except Exception as exc:  # any predict failure belongs to this batch and nothing else
-                error = exc
+            except BaseException as exc:  # any predict failure belongs to this batch alone:
+                error = exc  # SystemExit or CancelledError too, or the worker would die with futures pending
         seconds = self._clock() - start
         with self._cond:
             self._in_flight -= len(taken)
@@ -743,21 +769,43 @@ class DynamicBatcher:
         Returns when the workers have finished and every future they completed is set (or after ``timeout``
         seconds for each of them). Closing twice is harmless.
         """
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and loop in self._pending and not self._closed:
+            self._flush(loop)  # infer() calls of this loop iteration were accepted: they are queued work too
         with self._cond:
             if not self._closed:
                 self._closed = True
                 self._drain = drain
+            doomed = [] if self._drain else list(self._queue.items)
+            if doomed:
+                self._queue.items.clear()
             self._cond.notify_all()
             waiters = self._take_room_waiters_locked()
         if waiters:  # waiting infer(block=True) callers look again, see the batcher closed: BatcherClosed
             self._wake_room_waiters(waiters)
+        if doomed:  # failed here, not by a free worker: a predict that never returns must not hold them
+            self._fail_closed(doomed)
+        if threading.current_thread() in (*self._threads, self._completer):
+            # Called from predict or a done-callback on a batcher thread: waiting here would wait on this
+            # thread itself (the completer waits for the last worker). The threads finish on their own.
+            return
         for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-        if self._completer is not threading.current_thread():
-            self._completer.join(timeout)
+            thread.join(timeout)
+        self._completer.join(timeout)
         if self._async_loop is not None and not any(t.is_alive() for t in self._threads):
             self._async_loop.call_soon_threadsafe(self._async_loop.stop)
+
+    def _fail_closed(self, requests: list[Request]) -> None:
+        """Fail queued requests with BatcherClosed (``close(drain=False)``); cancelled ones count as cancelled."""
+        claimed = _claim(requests)
+        with self._cond:
+            self._counters.failed += len(claimed)
+            self._counters.cancelled += len(requests) - len(claimed)
+        closed = BatcherClosed("the batcher closed before this request ran")
+        _complete(self._outboxes, claimed, [closed] * len(claimed), error=True)
 
     @property
     def closed(self) -> bool:
