@@ -8,10 +8,12 @@ so a run that crashes and resumes from its checkpoint decides exactly as an uncr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any, NamedTuple
 
 from mlplat.errors import DataError
@@ -241,12 +243,27 @@ def split_key(key: str) -> tuple[str, str, float | None]:
 
 
 def window_start(k: int, step: float) -> float:
-    """The start of the k-th window of ``step`` seconds: ``k * step`` on a nanosecond grid.
+    """The start of the k-th window of ``step`` seconds: ``k * step`` with ``step`` read as written.
 
-    The grid keeps starts as written (3 * 0.3 is 0.8999999999999999 as a float, 0.9 here); every key and
-    bound goes through this one function, so two events always name a window by the same number.
+    ``step`` is taken as the decimal it was written as (0.1 is a tenth, not the float a little over it), and
+    k tenths is then rounded once, to the float nearest to it: 3 x 0.3 is 0.9 here (0.8999999999999999 as
+    floats), and at epoch times, where floats are 2.4e-7 apart, the start is the float a user's event time
+    at that instant parses to. Every key and bound goes through this one function, so two events always
+    name a window by the same number. Integral steps (the usual case) are exact as they are.
+
+    >>> window_start(3, 0.3), window_start(17672256003, 0.1), window_start(3, 60)
+    (0.9, 1767225600.3, 180)
     """
-    return round(k * step, 9)
+    if type(step) is int:
+        return k * step
+    numerator, denominator = _exact(step)
+    return k * numerator / denominator  # int / int: correctly rounded
+
+
+@functools.lru_cache(maxsize=64)
+def _exact(step: float) -> tuple[int, int]:
+    """``step`` as the fraction of the decimal it prints as (0.1 -> 1/10)."""
+    return Fraction(repr(step)).as_integer_ratio()
 
 
 def window_index(time: float, step: float) -> int:
@@ -596,8 +613,8 @@ class Engine:
 def _hop_keys(prefix: str, time: float, window: float, step: float, count: int) -> list[str]:
     """Keys of the ``count`` windows of length ``window`` every ``step`` that hold ``time`` (one if tumbling)."""
     last = window_index(time, step)
-    return [prefix + format_exact(start) for start in (window_start(last - k, step) for k in range(count))
-            if start + window > time]
+    # Every one of them holds the event: window = count x step, so the oldest ends at window_start(last + 1).
+    return [prefix + format_exact(window_start(last - k, step)) for k in range(count)]
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,8 @@ def _others_lines(tail: bytes, store: str) -> bytes:
             letter = json.loads(line)
         except ValueError:
             letter = None
-        if not isinstance(letter, dict) or letter.get("store") != store:
+        # A letter without "store" was written before letters named their store: cut, as all were then.
+        if not isinstance(letter, dict) or letter.get("store", store) != store:
             kept.append(line)
     return b"".join(kept)
 
@@ -351,10 +352,12 @@ class EntityFeatures:
         return "\n".join(lines)
 
 
-def read_entity(store: FeatureStore, entity: str, feature: str | None = None) -> EntityFeatures:
+def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
+                partition: str | None = None) -> EntityFeatures:
     """The features of ``entity`` as served from ``store`` (optionally only ``feature``).
 
-    Windows are final or open by the watermark of the partition that holds the entity.
+    Windows are final or open by the watermark of ``partition`` (``"i/N"``); by default, of the partition
+    that holds the entity, from the partition count the store records (1 for a store from before it did).
     """
     meta = store.meta()
     if not meta:
@@ -362,8 +365,10 @@ def read_entity(store: FeatureStore, entity: str, feature: str | None = None) ->
     specs = meta["features"]
     if feature is not None and feature not in specs:
         raise DataError(f"{store.url}: no feature {feature!r}; stored features: {', '.join(sorted(specs))}")
-    parts = int(meta.get("partitions", 1))
-    checkpoint = store.checkpoint(f"{partition_of(entity, parts)}/{parts}")
+    if partition is None:
+        parts = int(meta.get("partitions", 1))
+        partition = f"{partition_of(entity, parts)}/{parts}"
+    checkpoint = store.checkpoint(partition)
     watermark = None
     if checkpoint is not None and checkpoint.max_time is not None:
         watermark = checkpoint.max_time - meta["max_out_of_orderness"]
