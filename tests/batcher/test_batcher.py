@@ -594,18 +594,23 @@ def _close_within(batcher: DynamicBatcher, seconds: float, **kwargs: Any) -> Non
     assert not closer.is_alive(), "close() hung"
 
 
+@pytest.mark.parametrize("use_async", [False, True])
 @pytest.mark.parametrize("where", ["callback", "predict"])
-def test_close_from_a_batcher_thread_does_not_wait_on_itself(where: str) -> None:
-    """close() from a done-callback run by the worker, or from predict, waited for the completer, which
-    waited for this worker: both hung for good."""
+def test_close_from_a_batcher_thread_does_not_wait_on_itself(where: str, use_async: bool) -> None:
+    """close() from a done-callback run by the worker, or from predict (sync, or async on the private loop),
+    waited for the completer, which waited for this worker, or for the worker, which waited for this
+    coroutine: each hung for good. The async loop is still stopped and closed."""
     box: list[DynamicBatcher] = []
 
-    def predict(items: list[Any]) -> list[Any]:
+    def sync_predict(items: list[Any]) -> list[Any]:
         if where == "predict":
             box[0].close()
         return list(items)
 
-    batcher = DynamicBatcher(predict, policy="eager", max_latency_ms=LONG)
+    async def async_predict(items: list[Any]) -> list[Any]:
+        return sync_predict(items)
+
+    batcher = DynamicBatcher(async_predict if use_async else sync_predict, policy="eager", max_latency_ms=LONG)
     box.append(batcher)
     future = batcher.submit(1)
     if where == "callback":
@@ -613,6 +618,9 @@ def test_close_from_a_batcher_thread_does_not_wait_on_itself(where: str) -> None
     assert future.result(WAIT) == 1
     _close_within(batcher, WAIT)
     assert batcher.closed and not any(t.is_alive() for t in batcher._threads)
+    if batcher._loop_thread is not None:
+        batcher._loop_thread.join(WAIT)
+        assert batcher._async_loop is not None and batcher._async_loop.is_closed()
 
 
 def test_close_without_drain_does_not_wait_for_a_stuck_predict_to_fail_the_queue() -> None:

@@ -474,10 +474,12 @@ class DynamicBatcher:
         # its own entry (dict get/set/pop are atomic), and _flush hands them over under one lock.
         self._pending: dict[asyncio.AbstractEventLoop, list[Request]] = {}
         self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
         if inspect.iscoroutinefunction(predict) or inspect.iscoroutinefunction(type(predict).__call__):
             self._async_loop = asyncio.new_event_loop()
-            threading.Thread(target=_run_loop, args=(self._async_loop,), name="mlplat-batcher-loop",
-                             daemon=True).start()
+            self._loop_thread = threading.Thread(target=_run_loop, args=(self._async_loop,),
+                                                 name="mlplat-batcher-loop", daemon=True)
+            self._loop_thread.start()
         # When the next batch is ready, a finished batch's results go back from this thread, not the
         # worker's (rule 12): setting a concurrent.futures.Future runs its done-callbacks (the caller's code)
         # and costs a few µs each, and waking the producers starts their Python, both of which would
@@ -667,6 +669,8 @@ class DynamicBatcher:
                         self._live_workers -= 1
                         if not self._live_workers:
                             self._completions.put(None)  # after every batch this worker handed over
+                            if self._async_loop is not None:  # no predict will run on it again
+                                self._async_loop.call_soon_threadsafe(self._async_loop.stop)
                         return
                     timeout = None if take.wake_at is None else max(take.wake_at - now, 0.0)
                     due = take.wake_at
@@ -788,15 +792,14 @@ class DynamicBatcher:
             self._wake_room_waiters(waiters)
         if doomed:  # failed here, not by a free worker: a predict that never returns must not hold them
             self._fail_closed(doomed)
-        if threading.current_thread() in (*self._threads, self._completer):
-            # Called from predict or a done-callback on a batcher thread: waiting here would wait on this
-            # thread itself (the completer waits for the last worker). The threads finish on their own.
+        if threading.current_thread() in (*self._threads, self._completer, self._loop_thread):
+            # Called from predict (sync or async) or a done-callback on a batcher thread: waiting here would
+            # wait on this thread itself (the completer waits for the last worker, a worker for its async
+            # predict). The threads finish on their own; the last worker stops the async loop.
             return
         for thread in self._threads:
             thread.join(timeout)
         self._completer.join(timeout)
-        if self._async_loop is not None and not any(t.is_alive() for t in self._threads):
-            self._async_loop.call_soon_threadsafe(self._async_loop.stop)
 
     def _fail_closed(self, requests: list[Request]) -> None:
         """Fail queued requests with BatcherClosed (``close(drain=False)``); cancelled ones count as cancelled."""
