@@ -590,6 +590,21 @@ def test_negative_scores_are_refused_by_quantile_tests_and_taken_by_drift(runner
     assert _invoke(runner, "analyze", data, "--config", str(cfg)).exit_code != ExitCode.FAIL
 
 
+def test_buckets_below_0_are_refused_but_a_first_bucket_of_le_0_is_not(runner: CliRunner, tmp_path: Path) -> None:
+    """A histogram of sizes with le="0" first has a floor of -inf, which is no sign of negative values."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("traffic_share: 50%\nsrm: {enabled: false}\nmetrics:\n  - {name: size, kind: distribution, "
+                   "metric: size, quantiles: [0.5], min_samples: 10}\n")
+    rows = [f"{t},{arm},size,{n},{le}" for t in (60, 120) for arm in ("baseline", "canary")
+            for n, le in ((0, 0), (500, 1), (800, "+Inf"))]
+    (tmp_path / "b.csv").write_text("timestamp,arm,metric,value,le\n" + "\n".join(rows) + "\n")
+    assert _invoke(runner, "analyze", str(tmp_path / "b.csv"), "--config", str(cfg)).exit_code == ExitCode.INCONCLUSIVE
+    (tmp_path / "b.csv").write_text("timestamp,arm,metric,value,le\n" + "\n".join(
+        f"60,{arm},size,{n},{le}" for arm in ("baseline", "canary") for n, le in ((5, -1), (10, "+Inf"))) + "\n")
+    result = _invoke(runner, "analyze", str(tmp_path / "b.csv"), "--config", str(cfg))
+    assert result.exit_code == ExitCode.BAD_INPUT and "has values below 0 (down to -1)" in result.stderr
+
+
 def test_new_errors_on_an_error_free_baseline_have_an_infinite_effect(runner: CliRunner, tmp_path: Path) -> None:
     """The estimate fell back to 1 / share (+100% here), below the interval's own lower end (+1360%)."""
     data = _rows(tmp_path / "z.csv", [line for t in range(60, 1260, 60) for line in (

@@ -528,8 +528,12 @@ def _check_not_negative(source: str, metric: DistributionMetric, edges: NDArray[
                         counts: NDArray[np.float64], floor: float) -> None:
     """Quantile tests compare ratios (canary <= (1 + tolerance) x baseline), which below 0 turn round: two
     identical arms of negative scores would read as a regression. Values below 0 are refused."""
-    below = edges < 0
-    lowest = floor if floor < 0 else (float(edges[below][0]) if counts[..., below].any() else 0.0)
+    # Raw samples: the floor is the smallest sample. Buckets: a count in a bucket whose upper edge is below 0
+    # (the floor of buckets is 0 or -inf, which says nothing: a first bucket of le="0" is common for sizes).
+    filled = counts.reshape(-1, counts.shape[-1]).any(axis=0)
+    negative = filled & (edges < 0)
+    lowest = floor if math.isfinite(floor) and floor < 0 else (
+        float(edges[negative][0]) if negative.any() else 0.0)
     if lowest < 0:
         raise DataError(f"{source}: metric {metric.metric!r} ({metric.name}) has values below 0 (down to "
                         f"{lowest:.4g}); its quantile tests compare ratios, which need values >= 0. Shift the "
