@@ -175,6 +175,28 @@ def test_huge_integers_and_lone_surrogates_are_malformed_lines(tmp_path: Path) -
     assert read_entity(store, "u").rows[0].value == "\U0001f600"
 
 
+def test_a_number_too_large_for_a_float_neither_poisons_the_store_nor_the_dead_letters(tmp_path: Path) -> None:
+    """1e999 is valid JSON that Python reads as inf: a `last` value of it was stored as the text 'inf',
+    which no reader takes (every later read and run of the entity exited 4), and a malformed event holding
+    it was dead-lettered as 'Infinity', which a strict JSON reader refuses."""
+    path = write_jsonl(tmp_path / "e.jsonl", [
+        '{"event_id": "a", "entity": "u", "event_time": 1, "v": 1e999, "amount": 1}',
+        '{"event_id": "b", "entity": "w", "event_time": 2, "v": 1, "amount": 1e999}',
+    ])
+    store = SQLiteStore(tmp_path / "f.db")
+    cfg = config([{"name": "v_last", "agg": "last", "field": "v"},
+                  {"name": "total", "agg": "sum", "field": "amount", "window": 60}])
+    result = run_pipeline(cfg, FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 1)
+    assert [r.value for r in read_entity(store, "u").rows if r.feature == "v_last"] == [float("inf")]
+
+    def strict(name: str) -> None:
+        raise ValueError(name)
+
+    (letter,) = [json.loads(line, parse_constant=strict) for line in (tmp_path / "dl").read_text().splitlines()]
+    assert letter["record"]["amount"] == "inf"
+
+
 def test_a_bom_before_a_csv_header_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_bytes(b"\xef\xbb\xbfevent_id,entity,event_time,v\r\na1,u,100,1\r\n")

@@ -179,6 +179,51 @@ def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> 
     assert total == 60
 
 
+def test_stream_messages_that_are_not_text_or_were_trimmed_are_malformed_with_their_reason(
+        redis_url: str, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 were replaced by U+FFFD, which merged distinct entities into one; a pending
+    message trimmed before its restart was 'missing event_id'."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for event_id, card in (("f4", b"\xff\xfe"), ("f5", b"\xff\xfd")):
+        client.xadd("odd", {"event_id": event_id, "entity": card, "event_time": 5})
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/odd"), RedisStore(redis_url),
+                          dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (0, 2)
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl").read_text().splitlines()]
+    assert all(r.startswith("malformed: not UTF-8 text") for r in reasons)
+    _xadd(redis_url, "cut", EVENTS[:16])
+    with pytest.raises(KeyboardInterrupt):  # dies before its first commit: 8 messages stay pending
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/cut"), CrashingRedis(redis_url + "/2").armed(2, False),
+                     dead_letter=tmp_path / "dl2")
+    client.xtrim("cut", maxlen=8, approximate=False)  # the 8 pending ones go
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/cut"), RedisStore(redis_url + "/2"),
+                          dead_letter=tmp_path / "dl2")
+    reasons = {json.loads(line)["reason"] for line in (tmp_path / "dl2").read_text().splitlines()}
+    assert result.counts["malformed"] == 8 and reasons == {
+        "malformed: the message was deleted from the stream (XTRIM or XDEL) before it was applied"}
+
+
+def test_repair_deletes_a_field_another_program_put_in_an_entity_hash(redis_url: str, tmp_path: Path) -> None:
+    """A field without mlplat's key form made repair exit 5 (split_key could not unpack it)."""
+    import redis
+
+    from mlplat.ingest import load_ingest_config, repair
+
+    cfg = load_ingest_config(EXAMPLES / "ingest.yaml")
+    source = EXAMPLES / "events.jsonl"
+    store = RedisStore(redis_url)
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.states()
+    redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-001", "amount_last", "1|[1]")
+    assert read_entity(store, "card-001").rows  # read skips it
+    report = repair(cfg, FileSource(source), store, since=1e9)
+    assert [d["key"] for d in report.differing] == ["card-001\x1famount_last"] and report.fixed
+    assert store.states() == good
+
+
 def test_stream_partitions_share_the_work(redis_url: str, tmp_path: Path) -> None:
     """Two workers with --partition 0/2 and 1/2 on one stream apply disjoint entities that cover all."""
     cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=16)

@@ -237,9 +237,19 @@ def partition_of(entity: str, count: int) -> int:
 
 
 def split_key(key: str) -> tuple[str, str, float | None]:
-    """``(entity, feature, window start or None)`` of a state key."""
-    entity, feature, start = key.split(SEP)
-    return entity, feature, (float(start) if start else None)
+    """``(entity, feature, window start or None)`` of a state key.
+
+    A key mlplat does not write (a field another program put in an entity's Redis hash) has feature ``""``,
+    which names no feature: read skips it, and repair, which expects nothing there, deletes it.
+    """
+    parts = key.split(SEP)
+    if len(parts) == 3:
+        entity, feature, start = parts
+        try:
+            return entity, feature, (float(start) if start else None)
+        except ValueError:
+            pass
+    return parts[0], "", None
 
 
 def window_start(k: int, step: float) -> float:

@@ -150,6 +150,25 @@ def _open_dead_letter(path: Path, committed: int | None, store: str) -> Any:
     return handle
 
 
+def _letter_json(letter: dict[str, Any]) -> str:
+    """One dead letter as strict JSON: a number too large for a float (``1e999``) is written as its text,
+    not as ``Infinity``, which JSON has not (a strict reader refused the line)."""
+    try:
+        return json.dumps(letter, default=str, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(letter), default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 def _identity(store: FeatureStore) -> str:
     """The store a dead letter names: a SQLite file by its absolute path (however the URL spelt it)."""
     return f"sqlite:///{store.path.resolve()}" if isinstance(store, SQLiteStore) else store.url
@@ -174,8 +193,8 @@ def _others_lines(tail: bytes, store: str) -> bytes:
 
 def _write_dead(handle: Any, source: str, store: str, letters: list[DeadLetter]) -> int:
     if letters:
-        handle.write(b"".join(json.dumps({"source": source, "store": store, **d.to_dict()}, default=str).encode()
-                              + b"\n" for d in letters))
+        handle.write(b"".join(_letter_json({"source": source, "store": store, **d.to_dict()}).encode() + b"\n"
+                              for d in letters))
         handle.flush()
         os.fsync(handle.fileno())
     return int(handle.tell())
@@ -471,6 +490,8 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
         _, name, start = split_key(key)
         if start is not None:
             return start + (windows.get(name) or 0) > since
+        if not name:
+            return True  # not a key mlplat writes: compared, so that repair deletes it
         states = [row[1] for row in (expected_rows.get(key), stored) if row]
         return any(isinstance(state, list) and state[0] >= since for state in states)
 

@@ -259,14 +259,20 @@ class RedisStreamSource:
                 seq += 1
                 batch.append(self._record(seq, ident, fields))
             if stale:
-                self.client.xack(self.stream, self.group, *stale)
+                self._ack(stale)
             if batch:
                 yield batch
                 if stop():
                     return
 
-    def _record(self, seq: int, ident: str, fields: dict[bytes, bytes]) -> Record:
-        decoded = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+    def _record(self, seq: int, ident: str, fields: dict[bytes, bytes] | None) -> Record:
+        if not fields:  # a pending message trimmed (XTRIM, XDEL) from the stream before it was applied
+            return Record(seq, ident, seq, None, "the message was deleted from the stream (XTRIM or XDEL) "
+                                                 "before it was applied", "")
+        try:
+            decoded = {k.decode(): v.decode() for k, v in fields.items()}
+        except UnicodeDecodeError as exc:  # replacing the bytes would merge distinct entities into one
+            return Record(seq, ident, seq, None, f"not UTF-8 text ({exc})", repr(fields)[:500])
         if set(decoded) == {"data"}:
             payload, error = _parse_json(decoded["data"].encode())
             return Record(seq, ident, seq, payload, error, decoded["data"] if error else "")
@@ -274,7 +280,17 @@ class RedisStreamSource:
 
     def acknowledge(self, records: list[Record]) -> None:
         if records:
-            self.client.xack(self.stream, self.group, *(r.cursor for r in records))
+            self._ack([r.cursor for r in records])
+
+    def _ack(self, ids: list[str]) -> None:
+        """Acknowledge ``ids``; a Redis that went away is a ServiceError (the batch is committed: a restart
+        acknowledges it as stale)."""
+        import redis
+
+        try:
+            self.client.xack(self.stream, self.group, *ids)
+        except redis.RedisError as exc:
+            raise ServiceError(f"{self.name}: Redis error while acknowledging: {exc}") from exc
 
     def close(self) -> None:
         self.client.close()

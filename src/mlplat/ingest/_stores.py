@@ -65,11 +65,15 @@ class FeatureStore(Protocol):
 
 
 def encode_state(value: list[Any]) -> str:
-    """JSON of a state list, fast for the usual items (finite numbers, strings); else the json module."""
+    """JSON of a state list, fast for the usual items (finite numbers, strings); else the json module.
+
+    A `last` value too large for a float (``1e999`` in an event) is written as ``Infinity``, which the json
+    module reads back: ``repr`` wrote ``inf``, which no reader takes, and the key could no longer be read.
+    """
     parts = []
     for item in value:
         kind = type(item)
-        if kind is int or kind is float:
+        if kind is int or (kind is float and item - item == 0.0):  # a finite float: inf - inf is nan
             parts.append(repr(item))
         elif kind is str:
             parts.append(_quote(item))
