@@ -53,6 +53,41 @@ class ConfigModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
+    @classmethod
+    def config_schema(cls) -> dict[str, Any]:
+        """The JSON Schema of the config as a user writes it (what ``<group> schema`` prints).
+
+        pydantic's schema describes the values after parsing: a duration is a number, so an editor checking
+        ``max_duration: 60m`` against it refused every bundled example. Every number here also takes text
+        (a duration, a share, a rate, or a number YAML left as text, such as ``0.9e9``), and the bounds that
+        pydantic leaves as ``gt``/``ge`` on such fields become JSON Schema's own keywords.
+        """
+        return _as_written(cls.model_json_schema())
+
+
+_BOUND_KEYWORDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+_NUMBER_KEYWORDS = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_AS_TEXT = {"type": "string", "description": "text the loader reads as a number: '90s', '10m', '5%', '40/s', '1e6'"}
+
+
+def _as_written(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_as_written(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("properties", "$defs", "patternProperties"):  # names, not keywords
+            out[key] = {name: _as_written(sub) for name, sub in value.items()}
+        elif key in _BOUND_KEYWORDS and isinstance(value, int | float) and not isinstance(value, bool):
+            out[_BOUND_KEYWORDS[key]] = value
+        else:
+            out[key] = _as_written(value)
+    if out.get("type") in ("number", "integer"):
+        number = {key: out.pop(key) for key in _NUMBER_KEYWORDS if key in out}
+        out["anyOf"] = [number, _AS_TEXT]
+    return out
+
 
 @dataclass(frozen=True)
 class YamlDocument:

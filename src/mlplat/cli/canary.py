@@ -444,7 +444,7 @@ def schema() -> None:
     """Print the JSON Schema of canary.yaml."""
     from mlplat.analysis import CanaryConfig
 
-    typer.echo(jsonlib.dumps(CanaryConfig.model_json_schema(), indent=2))
+    typer.echo(jsonlib.dumps(CanaryConfig.config_schema(), indent=2))
 
 
 def render_result(result: CanaryResult) -> Group:

@@ -96,7 +96,7 @@ def schema() -> None:
     """Print the JSON Schema of the config."""
     from mlplat.ingest import IngestConfig
 
-    typer.echo(jsonlib.dumps(IngestConfig.model_json_schema(), indent=2))
+    typer.echo(jsonlib.dumps(IngestConfig.config_schema(), indent=2))
 
 
 @app.command()

@@ -99,7 +99,7 @@ def schema() -> None:
     """Print the JSON Schema of the rubric file."""
     from mlplat.rubric import Rubric
 
-    typer.echo(jsonlib.dumps(Rubric.model_json_schema(), indent=2))
+    typer.echo(jsonlib.dumps(Rubric.config_schema(), indent=2))
 
 
 @app.command()

@@ -279,4 +279,4 @@ def schema() -> None:
     """Print the JSON Schema of the scenario file."""
     from mlplat.sim import Scenario
 
-    typer.echo(jsonlib.dumps(Scenario.model_json_schema(), indent=2))
+    typer.echo(jsonlib.dumps(Scenario.config_schema(), indent=2))
