@@ -189,10 +189,16 @@ COLOUR_CODE = re.compile(r"\x1b\[(?:\d+;)*3[0-8](?:;\d+)*m")
 
 
 def test_colour_off_with_no_color_env_or_flag() -> None:
-    """NO_COLOR and --no-color each remove colour codes that a forced terminal otherwise gets."""
+    """NO_COLOR and --no-color each remove colour codes that a forced terminal otherwise gets, and every
+    other style too: bold and italic escapes stayed (a contract sweep found `\x1b[1m` under --no-color)."""
     assert COLOUR_CODE.search(_doctor_with_forced_terminal())
-    assert not COLOUR_CODE.search(_doctor_with_forced_terminal(NO_COLOR="1"))
-    assert not COLOUR_CODE.search(_doctor_with_forced_terminal("--no-color"))
+    assert "\x1b[" not in _doctor_with_forced_terminal(NO_COLOR="1")
+    assert "\x1b[" not in _doctor_with_forced_terminal("--no-color")
+
+
+def test_json_version_is_one_document(runner: CliRunner) -> None:
+    assert json.loads(runner.invoke(app, ["--json", "--version"]).stdout)["version"]
+    assert runner.invoke(app, ["--version"]).stdout.startswith("mlplat ")
 
 
 def test_cli_import_is_lazy() -> None:

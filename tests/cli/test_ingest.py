@@ -323,6 +323,18 @@ def test_verify_command(runner: CliRunner, tmp_path: Path) -> None:
     assert doc["identical"] == doc["runs"] == 3
 
 
+def test_verify_does_not_clear_a_store_that_holds_features_without_force(runner: CliRunner, tmp_path: Path) -> None:
+    """verify clears its --store before each run: naming a real store wiped it (a contract sweep found it)."""
+    assert _run(runner, tmp_path).exit_code == 0
+    db = tmp_path / "f.db"
+    before = db.read_bytes()
+    args = ["ingest", "verify", CONFIG, "--source", EVENTS, "--store", f"sqlite:///{db}", "--crashes", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == ExitCode.BAD_INPUT and "holds ingest features" in result.stderr
+    assert db.read_bytes() == before
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
 def test_verify_command_exits_1_when_a_run_differs(runner: CliRunner, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A run that differs from the batch computation is exit 1 with the run listed (the reference is

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -54,10 +54,12 @@ class Output:
         self.settings = settings
         self.json = settings.json
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+        # --no-color (and NO_COLOR) turn every style off, bold and italic too, not only the colours.
+        system: Literal["auto"] | None = None if settings.no_color else "auto"
         self.out = Console(file=sys.stdout, no_color=settings.no_color, soft_wrap=False, highlight=False,
-                           width=width)
+                           width=width, color_system=system)
         self.err = Console(file=sys.stderr, no_color=settings.no_color, stderr=True, highlight=False,
-                           soft_wrap=True)
+                           soft_wrap=True, color_system=system)
 
     @classmethod
     def from_ctx(cls, ctx: typer.Context | None = None, *, json: bool = False) -> Output:

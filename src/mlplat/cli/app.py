@@ -7,6 +7,7 @@ Exit codes (DESIGN.md): 0 success/PASS/PROMOTE, 1 FAIL/ROLLBACK, 2 usage error, 
 from __future__ import annotations
 
 import enum
+import json as jsonlib
 import os
 import traceback
 from typing import Annotated, Any
@@ -60,11 +61,12 @@ class MlplatGroup(TyperGroup):
             raise typer.Exit(ExitCode.INTERNAL) from exc
 
 
-def _version_callback(value: bool) -> None:
+def _version_callback(ctx: typer.Context, value: bool) -> None:
     if value:
         from mlplat import __version__
 
-        typer.echo(f"mlplat {__version__}")
+        # --json is eager too, so `mlplat --json --version` has read it by now: one JSON document then.
+        typer.echo(jsonlib.dumps({"version": __version__}) if ctx.params.get("json") else f"mlplat {__version__}")
         raise typer.Exit()
 
 
@@ -82,7 +84,8 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout, nothing else.")] = False,
+    json: Annotated[bool, typer.Option("--json", is_eager=True,
+                                       help="One JSON document on stdout, nothing else.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour (NO_COLOR also works).")] = False,

@@ -213,6 +213,24 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
         out.note(f"wrote {report.plot(plot, force=force)}")
 
 
+def _check_scratch(url: str) -> None:
+    """verify clears its --store before every run: a store that holds features is cleared only with --force."""
+    from mlplat.errors import MlplatError, OutputError
+    from mlplat.ingest import open_store
+
+    try:
+        existing = open_store(url, create=False)
+    except MlplatError:
+        return  # no such store (or not one of ours, which verify refuses on its own)
+    try:
+        holds = bool(existing.meta() or existing.states())
+    finally:
+        existing.close()
+    if holds:
+        raise OutputError(f"--store {url}: holds ingest features, and verify clears its store before every run; "
+                          "give a scratch store, or --force to clear this one")
+
+
 def _file_source(spec: str, command: str) -> Any:
     """The file ``repair`` and ``verify`` replay from its start; a stream cannot be replayed that way."""
     from mlplat.errors import ConfigError
@@ -255,12 +273,15 @@ def verify(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt,
                                "temporary folder, removed at the end].")] = None,
            crashes: Annotated[int, typer.Option("--crashes", min=1, help="Runs, each SIGKILLed once.")] = 50,
            seed: Annotated[int, typer.Option("--seed", min=0, help="Seed (>= 0) for shuffles, duplicates, kills.")] = 0,
+           force: Annotated[bool, typer.Option("--force", help="Clear a --store that holds features.")] = False,
            json: JsonOption = False) -> None:
     """Kill the pipeline with SIGKILL at random points, restart it, and compare with a batch computation."""
     from mlplat.cli.app import ExitCode
     from mlplat.ingest import verify as do_verify
 
     cfg = _config(config)
+    if store is not None and not force:
+        _check_scratch(store)
     report = do_verify(config, cfg, _file_source(source, "verify"), store, crashes=crashes, seed=seed)
     Output.from_ctx(ctx, json=json).result(report)
     if not report.passed:
