@@ -224,6 +224,26 @@ def test_repair_deletes_a_field_another_program_put_in_an_entity_hash(redis_url:
     assert store.states() == good
 
 
+def test_a_worker_restarted_under_another_consumer_name_finishes_the_old_name_s_messages(
+        redis_url: str, tmp_path: Path) -> None:
+    """A worker restarted after a crash under a new consumer= name (as a replaced pod is) read only its own
+    pending list: the old name's delivered, unacknowledged messages were never applied, silently."""
+    import redis
+
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    _xadd(redis_url, "events", EVENTS)
+    with pytest.raises(KeyboardInterrupt):  # dies at its third commit: its third batch stays pending
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/events?consumer=pod-a"),
+                     CrashingRedis(redis_url).armed(3, False), dead_letter=tmp_path / "dl")
+    client = redis.Redis.from_url(redis_url)
+    assert client.xpending("events", "mlplat-ingest")["pending"] == 8
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/events?consumer=pod-b"), RedisStore(redis_url),
+                          dead_letter=tmp_path / "dl")
+    assert result.counts["read"] == 60 - 8 and client.xpending("events", "mlplat-ingest")["pending"] == 0
+    total = sum(r.value for e in range(7) for r in read_entity(RedisStore(redis_url), f"user{e}").rows)
+    assert total == 60
+
+
 def test_stream_partitions_share_the_work(redis_url: str, tmp_path: Path) -> None:
     """Two workers with --partition 0/2 and 1/2 on one stream apply disjoint entities that cover all."""
     cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=16)

@@ -233,6 +233,17 @@ class RedisStreamSource:
 
         seq = checkpoint.seq
         done = _stream_id(checkpoint.cursor) if checkpoint.cursor else (-1, -1)
+        deleted = [ident for ident in self._claim_pending() if _stream_id(ident) > done]
+        if deleted:
+            # Pending messages deleted from the stream, which XAUTOCLAIM took out of the group: reported as
+            # malformed, first. Only those below every message still pending (XTRIM cuts from the oldest),
+            # so the checkpoint's stream id never passes a message not yet applied.
+            lowest = self._call(self.client.xpending, self.stream, self.group)["min"]
+            if lowest is not None:
+                deleted = [ident for ident in deleted if _stream_id(ident) < _stream_id(lowest.decode())]
+        if deleted:
+            seq += len(deleted)
+            yield [self._record(seq - len(deleted) + i + 1, ident, None) for i, ident in enumerate(deleted)]
         start = "0"  # first the messages delivered before a crash but never acknowledged
         while True:
             try:
@@ -264,6 +275,42 @@ class RedisStreamSource:
                 yield batch
                 if stop():
                     return
+
+    def _call(self, fn: Any, *args: Any) -> Any:
+        import redis
+
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
+
+    def _claim_pending(self) -> list[str]:
+        """Take over the group's messages delivered to other consumer names and never acknowledged; return
+        the ids of pending messages deleted from the stream meanwhile (XAUTOCLAIM drops those).
+
+        A worker restarted after a crash under a new ``consumer=`` name (a pod's name changes when it is
+        replaced) read only its own pending list, so the old name's messages were never applied: silently
+        lost. One worker reads a group (partitions have groups of their own), so every pending message of
+        the group is this worker's to finish. XAUTOCLAIM needs Redis 6.2; without it, nothing is claimed.
+        """
+        import redis
+
+        cursor: Any = "0-0"
+        deleted: list[str] = []
+        try:
+            while True:
+                reply = self.client.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=0,
+                                               start_id=cursor, count=1000)
+                cursor = reply[0]
+                deleted += [ident.decode() for ident in (reply[2] if len(reply) > 2 else [])]
+                if cursor in (b"0-0", "0-0"):
+                    return sorted(deleted, key=_stream_id)
+        except redis.ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
+            return []
+        except redis.RedisError as exc:
+            raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
 
     def _record(self, seq: int, ident: str, fields: dict[bytes, bytes] | None) -> Record:
         if not fields:  # a pending message trimmed (XTRIM, XDEL) from the stream before it was applied
