@@ -229,8 +229,6 @@ class RedisStreamSource:
 
     def batches(self, checkpoint: Checkpoint, size: int, *, follow: bool = False,
                 stop: Stop = lambda: False) -> Iterator[list[Record]]:
-        import redis
-
         seq = checkpoint.seq
         done = _stream_id(checkpoint.cursor) if checkpoint.cursor else (-1, -1)
         deleted = [ident for ident in self._claim_pending() if _stream_id(ident) > done]
@@ -246,11 +244,8 @@ class RedisStreamSource:
             yield [self._record(seq - len(deleted) + i + 1, ident, None) for i, ident in enumerate(deleted)]
         start = "0"  # first the messages delivered before a crash but never acknowledged
         while True:
-            try:
-                reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=size,
-                                               block=500 if follow and start == ">" else None)
-            except redis.RedisError as exc:
-                raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
+            reply = self._call(self.client.xreadgroup, self.group, self.consumer, {self.stream: start},
+                               count=size, block=500 if follow and start == ">" else None)
             entries = reply[0][1] if reply else []
             if start != ">" and not entries:
                 start = ">"
@@ -270,19 +265,16 @@ class RedisStreamSource:
                 seq += 1
                 batch.append(self._record(seq, ident, fields))
             if stale:
-                self._ack(stale)
+                self._call(self.client.xack, self.stream, self.group, *stale)
             if batch:
                 yield batch
                 if stop():
                     return
 
-    def _call(self, fn: Any, *args: Any) -> Any:
-        import redis
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from mlplat.ingest._stores import redis_call
 
-        try:
-            return fn(*args)
-        except redis.RedisError as exc:
-            raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
+        return redis_call(self.name, fn, *args, **kwargs)
 
     def _claim_pending(self) -> list[str]:
         """Take over the group's messages delivered to other consumer names and never acknowledged; return
@@ -297,20 +289,18 @@ class RedisStreamSource:
 
         cursor: Any = "0-0"
         deleted: list[str] = []
-        try:
-            while True:
-                reply = self.client.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=0,
-                                               start_id=cursor, count=1000)
-                cursor = reply[0]
-                deleted += [ident.decode() for ident in (reply[2] if len(reply) > 2 else [])]
-                if cursor in (b"0-0", "0-0"):
-                    return sorted(deleted, key=_stream_id)
-        except redis.ResponseError as exc:
-            if "unknown command" not in str(exc).lower():
-                raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
-            return []
-        except redis.RedisError as exc:
-            raise ServiceError(f"{self.name}: Redis error: {exc}") from exc
+        while True:
+            try:
+                reply = self._call(self.client.xautoclaim, self.stream, self.group, self.consumer,
+                                   min_idle_time=0, start_id=cursor, count=1000)
+            except ServiceError as exc:
+                if isinstance(exc.__cause__, redis.ResponseError) and "unknown command" in str(exc).lower():
+                    return []
+                raise
+            cursor = reply[0]
+            deleted += [ident.decode() for ident in (reply[2] if len(reply) > 2 else [])]
+            if cursor in (b"0-0", "0-0"):
+                return sorted(deleted, key=_stream_id)
 
     def _record(self, seq: int, ident: str, fields: dict[bytes, bytes] | None) -> Record:
         if not fields:  # a pending message trimmed (XTRIM, XDEL) from the stream before it was applied
@@ -326,18 +316,10 @@ class RedisStreamSource:
         return Record(seq, ident, seq, decoded)
 
     def acknowledge(self, records: list[Record]) -> None:
+        """XACK a committed batch; a Redis gone meanwhile is a ServiceError, and a restart acknowledges it as
+        stale."""
         if records:
-            self._ack([r.cursor for r in records])
-
-    def _ack(self, ids: list[str]) -> None:
-        """Acknowledge ``ids``; a Redis that went away is a ServiceError (the batch is committed: a restart
-        acknowledges it as stale)."""
-        import redis
-
-        try:
-            self.client.xack(self.stream, self.group, *ids)
-        except redis.RedisError as exc:
-            raise ServiceError(f"{self.name}: Redis error while acknowledging: {exc}") from exc
+            self._call(self.client.xack, self.stream, self.group, *(r.cursor for r in records))
 
     def close(self) -> None:
         self.client.close()

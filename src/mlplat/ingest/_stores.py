@@ -346,6 +346,16 @@ return 1
 """
 
 
+def redis_call(where: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, a Redis command; a Redis error (or a server gone) is a ServiceError naming ``where``."""
+    import redis
+
+    try:
+        return fn(*args, **kwargs)
+    except redis.RedisError as exc:
+        raise ServiceError(f"{where}: Redis error: {exc}") from exc
+
+
 def redis_client(url: str) -> Any:
     """A connected ``redis.Redis`` for ``url``; :class:`ServiceError` if the server cannot be reached."""
     try:
@@ -376,12 +386,7 @@ class RedisStore(_CheckpointTexts):
         self._script = self.client.register_script(_COMMIT_LUA)
 
     def _call(self, fn: Any, *args: Any) -> Any:
-        import redis
-
-        try:
-            return fn(*args)
-        except redis.RedisError as exc:
-            raise ServiceError(f"{self.url}: Redis error: {exc}") from exc
+        return redis_call(self.url, fn, *args)
 
     def _text(self, name: str) -> bytes | None:
         return self._call(self.client.hget, self.prefix + "ckpt", name) or None  # b"" counts as absent, as it did
