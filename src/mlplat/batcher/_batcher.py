@@ -653,17 +653,12 @@ class DynamicBatcher:
                 due: float | None = None  # when the last timed wait was meant to end
                 while True:
                     now = self._clock()
+                    # close(drain=False) empties the queue itself, and nothing joins it after close.
                     closing = self._closed
-                    if closing and not self._drain:
-                        doomed = list(self._queue.items)
-                        self._queue.items.clear()
-                        take = _Take([], 0, [], [], None)
-                    else:
-                        doomed = []
-                        take = self._queue.take(now, closing=closing)
+                    take = self._queue.take(now, closing=closing)
                     self._counters.expired += len(take.expired)
                     self._counters.cancelled += len(take.cancelled)
-                    if take.batch or take.expired or take.cancelled or doomed:
+                    if take.batch or take.expired or take.cancelled:
                         break
                     if closing:
                         self._live_workers -= 1
@@ -697,8 +692,6 @@ class DynamicBatcher:
             if take.expired:
                 expired = _claim(take.expired)
                 _complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
-            if doomed:
-                self._fail_closed(doomed)
             if take.batch:
                 self._run(take.batch, columns)
 
