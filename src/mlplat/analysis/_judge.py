@@ -209,6 +209,14 @@ def _counts(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> ND
 #: The largest count a row may hold: 2^53, past which a float no longer counts whole events (identical
 #: arms of 5e17 per bucket read as drift, p = 4e-223).
 MAX_COUNT = 2.0**53
+_COUNT_RULE = f"finite, >= 0 and at most 2^53 ({MAX_COUNT:.4g}, past which double precision loses whole events)"
+
+
+def _bad_counts(values: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """The counts (of events, requests or a bucket) that break :data:`_COUNT_RULE`."""
+    import numpy as np
+
+    return ~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)
 
 
 def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
@@ -219,14 +227,12 @@ def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) 
     if len(rows) == 0:
         return None
     rows = _apply_nan(rows, policy, name, prep.source)
-    values = rows["value"].to_numpy()
-    bad = ~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)
+    bad = _bad_counts(rows["value"].to_numpy())
     if bad.any():
         row = rows[bad].iloc[0]
         what = "negative" if row["value"] < 0 else "non-finite" if not np.isfinite(row["value"]) else "too large a"
         raise DataError(f"{prep.source}: metric {name!r}: {what} count {row['value']} at timestamp "
-                        f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be finite, >= 0 and at most "
-                        f"2^53 ({MAX_COUNT:.4g}, past which double precision loses whole events)")
+                        f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be {_COUNT_RULE}")
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
@@ -427,9 +433,8 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFra
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     import numpy as np
 
-    if (~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)).any():
-        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be finite, >= 0 and at most "
-                        f"2^53 ({MAX_COUNT:.4g}, past which double precision loses whole events)")
+    if _bad_counts(values).any():
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be {_COUNT_RULE}")
     les = rows["le"].to_numpy(dtype=float)
     edges = np.unique(les)
     if not np.isinf(edges[-1]):
