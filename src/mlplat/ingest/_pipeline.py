@@ -203,7 +203,12 @@ def _write_dead(handle: Any, source: str, store: str, letters: list[DeadLetter])
 def _meta(config: IngestConfig, partitions: int) -> dict[str, Any]:
     """What ``read`` needs without the config: the watermark's lag, each feature's form, the partition count."""
     return {"max_out_of_orderness": config.max_out_of_orderness, "partitions": partitions,
-            "features": {f.name: {"agg": f.agg, "window": f.window, "hop": f.hop} for f in config.features}}
+            "features": _forms(config)}
+
+
+def _forms(config: IngestConfig) -> dict[str, dict[str, Any]]:
+    """Each feature's form, as recorded in the store: what its stored state means."""
+    return {f.name: {"agg": f.agg, "window": f.window, "hop": f.hop} for f in config.features}
 
 
 def _shown(value: Any) -> str:
@@ -212,7 +217,7 @@ def _shown(value: Any) -> str:
 
 def _check_same_features(recorded: dict[str, Any], config: IngestConfig, store: str) -> None:
     """Refuse a run whose feature of a recorded name has another form: its stored windows would be misread."""
-    for name, new in _meta(config, 1)["features"].items():
+    for name, new in _forms(config).items():
         old = recorded.get("features", {}).get(name)
         if old is not None and old != new:
             changed = ", ".join(f"{k} {_shown(old.get(k))} -> {_shown(new[k])}" for k in new if old.get(k) != new[k])
