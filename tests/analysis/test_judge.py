@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze
+from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze, read_export
 from mlplat.analysis._simulate import SimulationSpec, many_rate_metrics_export, raw_latency_export, simulate_export
 from mlplat.errors import ConfigError, DataError
 
@@ -161,6 +162,17 @@ def test_unknown_arm() -> None:
     """Arm names not in the config are an error that names them."""
     with pytest.raises(DataError, match=r"unknown arm name\(s\) 'green'"):
         analyze(_data([(60.0, "green", "errors", 1.0)]), _config())
+
+
+def test_error_names_the_export_when_the_file_changed(tmp_path: Path) -> None:
+    """A CSV export that changed after it was read cannot be placed: the message names the export instead."""
+    data = tmp_path / "bad.csv"
+    data.write_text("timestamp,arm,metric,value\n60,baseline,errors,1\n60,green,errors,1\n")
+    export = read_export(data)
+    assert export.csv_paths == (str(data),)
+    data.write_text("timestamp,arm,metric,value\n60,baseline,errors,1\n")
+    with pytest.raises(DataError, match=rf"^{re.escape(str(data))}: unknown arm name"):
+        analyze(export, _config())
 
 
 def test_negative_counts() -> None:

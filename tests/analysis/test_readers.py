@@ -67,6 +67,20 @@ def test_csv_non_numeric_value(tmp_path: Path) -> None:
         read_export(path)
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("\n  \n60,canary,errors,lots\n", r"e.csv:4: column value: expected a number, got 'lots'"),
+    ('60,"can\nary",errors,3\n\n120,canary,errors,lots\n', r"e.csv:5: column value"),
+    ("\n60,canary,errors,3\nyesterday,canary,errors,3\n", r"e.csv:4: column timestamp: expected seconds or an ISO"),
+    ("60,canary,errors,3\n\n1e308,canary,errors,3\n", r"e.csv:4: column timestamp: expected a time in the years"),
+    ("60,canary,errors,3\n,,,\n", r"e.csv:3: column timestamp: expected seconds or an ISO 8601 time, got ''"),
+])
+def test_csv_line_numbers_count_blank_lines(tmp_path: Path, text: str, message: str) -> None:
+    """A bad value is placed at its own line: blank lines and a quoted line break count as lines."""
+    path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value\n" + text)
+    with pytest.raises(DataError, match=message):
+        read_export(path)
+
+
 def test_csv_bad_timestamp(tmp_path: Path) -> None:
     """A timestamp that is neither a number nor ISO 8601 is an error."""
     path = _write(tmp_path, "e.csv", "timestamp,arm,metric,value\nyesterday,canary,errors,3\n")

@@ -162,21 +162,34 @@ def test_missing_file_or_directory_is_exit_4(runner: CliRunner, tmp_path: Path, 
     assert message in result.stderr and "Traceback" not in result.output
 
 
+# A good first row and a blank line before each bad row: the message must name the bad row's own line
+# (pandas skips blank lines, so a row's position + 2 is not its line).
+GOOD = "timestamp,arm,metric,value,le\n60,baseline,requests,100,\n\n"
 BAD_CSV = {
-    "missing columns": ("timestamp,arm,value\n60,canary,1\n", r"missing column\(s\) metric"),
-    "unknown arm": ("timestamp,arm,metric,value\n60,green,requests,1\n", r"unknown arm name\(s\) 'green'"),
-    "negative counts": ("timestamp,arm,metric,value\n60,canary,requests,-5\n", r"negative count -5"),
-    "errors > requests": ("timestamp,arm,metric,value\n60,canary,requests,5\n60,canary,errors,9\n"
-                          "60,baseline,requests,50\n", r"errors \(9\) greater than requests \(5\)"),
-    "non-numeric": ("timestamp,arm,metric,value\n60,canary,requests,many\n", r"expected a number, got 'many'"),
-    "not cumulative": ("timestamp,arm,metric,value,le\n60,canary,latency_seconds,9,0.1\n"
-                       "60,canary,latency_seconds,4,0.2\n", r"histogram buckets are not cumulative"),
+    "missing columns": ("timestamp,arm,value\n60,canary,1\n", r"bad.csv: missing column\(s\) metric"),
+    "unknown arm": (GOOD + "60,green,requests,1,\n", r"bad.csv:4: unknown arm name\(s\) 'green'"),
+    "negative counts": (GOOD + "60,canary,requests,-5,\n", r"bad.csv:4: metric 'requests': negative count -5"),
+    "errors > requests": (GOOD + "60,canary,requests,5,\n60,canary,errors,9,\n",
+                          r"bad.csv:5: metric 'errors': errors \(9\) greater than requests \(5\)"),
+    "non-numeric": (GOOD + "60,canary,requests,many,\n", r"bad.csv:4: column value: expected a number, got 'many'"),
+    "not cumulative": (GOOD + "60,canary,latency_seconds,9,0.1\n60,canary,latency_seconds,4,0.2\n",
+                       r"bad.csv:5: metric 'latency_seconds': histogram buckets are not cumulative"),
+    "bucket count": (GOOD + "60,canary,latency_seconds,9,0.1\n60,canary,latency_seconds,inf,+Inf\n",
+                     r"bad.csv:5: metric 'latency_seconds': bucket count inf at timestamp 60 \(canary\)"),
+    "samples and buckets": (GOOD + "60,canary,latency_seconds,0.2,\n60,canary,latency_seconds,9,0.1\n",
+                            r"bad.csv:5: metric 'latency_seconds' mixes raw samples and histogram buckets"),
+    "huge sample": (GOOD + "60,canary,latency_seconds,0.2,\n60,canary,latency_seconds,1e200,\n",
+                    r"bad.csv:5: metric 'latency_seconds': samples must be finite"),
+    "negative sample": (GOOD + "60,canary,latency_seconds,0.2,\n60,canary,latency_seconds,-1,\n",
+                        r"bad.csv:5: metric 'latency_seconds' \(latency\) has values below 0"),
+    "quoted line break": ('timestamp,arm,metric,value\n60,baseline,"re\nquests",100\n60,canary,requests,x\n',
+                          r"bad.csv:4: column value: expected a number, got 'x'"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CSV))
 def test_bad_csv_is_exit_4(runner: CliRunner, tmp_path: Path, case: str) -> None:
-    """Each bad input in the issue is exit 4 with a clear message and no traceback."""
+    """Each bad input is exit 4 with a message naming the file and the bad row's line, and no traceback."""
     text, message = BAD_CSV[case]
     data = tmp_path / "bad.csv"
     data.write_text(text)
@@ -184,6 +197,16 @@ def test_bad_csv_is_exit_4(runner: CliRunner, tmp_path: Path, case: str) -> None
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert re.search(message, result.stderr), result.stderr
     assert "Traceback" not in result.output
+
+
+def test_error_found_after_reading_names_the_file_of_several(runner: CliRunner, tmp_path: Path) -> None:
+    """With two CSV exports, an unknown arm in the second is placed at its line in that file."""
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text(GOOD)
+    second.write_text("timestamp,arm,metric,value\n60,canary,requests,5\n120,green,requests,5\n")
+    result = _invoke(runner, "analyze", str(first), str(second), "-c", str(CONFIG))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"{second}:3: unknown arm name(s) 'green'" in result.stderr
 
 
 def test_duplicates_and_unsorted_warn(runner: CliRunner, tmp_path: Path) -> None:

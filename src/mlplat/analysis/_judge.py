@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric, quantile_label
 from mlplat.analysis._quantile_ab import quantile_order_log_e, quantile_ratio_bound
 from mlplat.analysis._rate_interval import cs_grid_points, rate_confidence_sequence
-from mlplat.analysis._readers import CanaryData
+from mlplat.analysis._readers import CanaryData, csv_place
 from mlplat.analysis._sequential import (
     dirichlet_multinomial_test,
     mean_confidence_sequence,
@@ -158,6 +158,7 @@ class _Prepared:
     looks: NDArray[np.float64]
     warnings: list[str]
     source: str
+    csv_paths: tuple[str, ...]
     # _counts results by (metric, nan_policy): twenty rate metrics over one `requests` column would
     # otherwise filter and group the whole frame twenty-one times. The arrays are read-only.
     counts: dict[tuple[str, str], NDArray[np.float64] | None] = field(default_factory=dict)
@@ -168,9 +169,11 @@ def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepa
 
     frame = data.frame
     warnings = list(data.warnings)
-    unknown = sorted(set(map(str, frame["arm"].unique())) - {config.arms.baseline, config.arms.canary})
+    arms = {config.arms.baseline, config.arms.canary}
+    unknown = sorted(set(map(str, frame["arm"].unique())) - arms)
     if unknown:
-        raise DataError(f"{data.source}: unknown arm name(s) {', '.join(map(repr, unknown))}; expected "
+        where = csv_place(data.csv_paths, lambda f: ~f["arm"].astype(str).isin(arms)) or data.source
+        raise DataError(f"{where}: unknown arm name(s) {', '.join(map(repr, unknown))}; expected "
                         f"{config.arms.baseline!r} or {config.arms.canary!r} (set arms: in the config)")
     if len(frame) and not frame["timestamp"].is_monotonic_increasing:
         # Exports list series one after another; only a series going back in time is "unsorted".
@@ -181,15 +184,28 @@ def _prepare(data: CanaryData, config: CanaryConfig, at: float | None) -> _Prepa
     if at is not None:
         frame = frame[frame["timestamp"] <= at]
     looks = np.unique(frame["timestamp"].to_numpy(dtype=float))
-    return _Prepared(frame=frame, looks=looks, warnings=warnings, source=data.source)
+    return _Prepared(frame=frame, looks=looks, warnings=warnings, source=data.source, csv_paths=data.csv_paths)
 
 
-def _apply_nan(values: pd.DataFrame, policy: str, name: str, source: str) -> pd.DataFrame:
+def _where(prep: _Prepared, match: Callable[[pd.DataFrame], Any]) -> str:
+    """Where an error found after reading is: ``file:line`` of the first row ``match`` picks in a CSV export
+    (read again, on this error path only), else the export's name."""
+    return csv_place(prep.csv_paths, match) or prep.source
+
+
+def _row_match(metric: str, timestamp: float, arm: str) -> Callable[[pd.DataFrame], Any]:
+    """A ``match`` for :func:`_where`: the rows of ``metric`` at ``timestamp`` in ``arm``."""
+    return lambda f: (f["metric"].astype(str) == metric) & (f["timestamp"] == timestamp) & (f["arm"].astype(str) == arm)
+
+
+def _apply_nan(values: pd.DataFrame, policy: str, name: str, prep: _Prepared) -> pd.DataFrame:
     nan = values["value"].isna()
     if not nan.any():
         return values
     if policy == "fail":
-        raise DataError(f"{source}: metric {name!r} has {int(nan.sum())} NaN value(s) and nan_policy is 'fail'")
+        metric = str(values["metric"].iloc[0])
+        where = _where(prep, lambda f: (f["metric"].astype(str) == metric) & f["value"].isna())
+        raise DataError(f"{where}: metric {name!r} has {int(nan.sum())} NaN value(s) and nan_policy is 'fail'")
     if policy == "zero":
         return values.assign(value=values["value"].fillna(0.0))
     return values[~nan]
@@ -226,12 +242,14 @@ def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) 
     rows = f[(f["metric"] == name) & f["le"].isna()]
     if len(rows) == 0:
         return None
-    rows = _apply_nan(rows, policy, name, prep.source)
+    rows = _apply_nan(rows, policy, name, prep)
     bad = _bad_counts(rows["value"].to_numpy())
     if bad.any():
         row = rows[bad].iloc[0]
         what = "negative" if row["value"] < 0 else "non-finite" if not np.isfinite(row["value"]) else "too large a"
-        raise DataError(f"{prep.source}: metric {name!r}: {what} count {row['value']} at timestamp "
+        where = _where(prep, lambda f: _row_match(name, row["timestamp"], row["arm"])(f) & f["le"].isna()
+                       & _bad_counts(f["value"].to_numpy()))
+        raise DataError(f"{where}: metric {name!r}: {what} count {row['value']} at timestamp "
                         f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be {_COUNT_RULE}")
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
@@ -299,7 +317,8 @@ def _rate(prep: _Prepared, config: CanaryConfig, metric: RateMetric, alpha: floa
     if over.any():
         t, arm = np.argwhere(over)[0]
         arm_name = (config.arms.baseline, config.arms.canary)[arm]
-        raise DataError(f"{prep.source}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
+        where = _where(prep, lambda f: _row_match(metric.events, prep.looks[t], arm_name)(f) & f["le"].isna())
+        raise DataError(f"{where}: metric {metric.name!r}: {metric.events} ({events[t, arm]:g}) greater "
                         f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp "
                         f"{format_exact(prep.looks[t])} ({arm_name})")
     valid, share = _canary_share(exposure)
@@ -376,19 +395,25 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     rows = f if mask.all() else f[mask]
     if len(rows) == 0:
         return None
-    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
+    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep)
     if len(rows) == 0:
         return None  # every value was NaN and nan_policy dropped them: no data, as with no rows at all
     has_le = rows["le"].notna()
     if has_le.any() and not has_le.all():
-        raise DataError(f"{prep.source}: metric {metric.metric!r} mixes raw samples and histogram buckets (le)")
+        def other_kind(f: pd.DataFrame) -> Any:  # the first row unlike the metric's first row in the file
+            ours, bucket = f["metric"].astype(str) == metric.metric, f["le"].notna()
+            return ours & (bucket != bucket[ours].iloc[0]) if ours.any() else ours
+
+        where = _where(prep, other_kind)
+        raise DataError(f"{where}: metric {metric.metric!r} mixes raw samples and histogram buckets (le)")
     arm_idx = (rows["arm"] == config.arms.canary).to_numpy().astype(np.intp)
     look_idx = np.searchsorted(prep.looks, rows["timestamp"].to_numpy())
     values = rows["value"].to_numpy(dtype=float)
     if has_le.any():
-        edges, counts = _bucket_counts(prep, metric, rows, arm_idx, look_idx, values)
+        arms = (config.arms.baseline, config.arms.canary)
+        edges, counts = _bucket_counts(prep, metric, arms, rows, arm_idx, look_idx, values)
         return edges, counts, (0.0 if edges[0] > 0 else -math.inf)
-    _check_finite(rows, prep.source, metric.metric, "samples")
+    _check_finite(rows, prep, metric.metric, "samples")
     lo, hi = float(values.min()), float(values.max())
     if lo > 0 and hi / lo > 1.0001:
         edges = np.geomspace(lo, hi, _FINE_BINS)
@@ -415,7 +440,7 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
 MAX_VALUE = 1e150
 
 
-def _check_finite(rows: pd.DataFrame, source: str, name: str, what: str) -> None:
+def _check_finite(rows: pd.DataFrame, prep: _Prepared, name: str, what: str) -> None:
     """Raise :class:`DataError` naming the first infinite or huge value (NaN has been through nan_policy)."""
     import numpy as np
 
@@ -423,18 +448,25 @@ def _check_finite(rows: pd.DataFrame, source: str, name: str, what: str) -> None
     bad = np.abs(values) > MAX_VALUE  # False for NaN
     if bad.any():
         row = rows[bad].iloc[0]
-        raise DataError(f"{source}: metric {name!r}: {what} must be finite (NaN follows nan_policy) and within "
+        where = _where(prep, lambda f: _row_match(name, row["timestamp"], row["arm"])(f)
+                       & (f["value"].abs() > MAX_VALUE))
+        raise DataError(f"{where}: metric {name!r}: {what} must be finite (NaN follows nan_policy) and within "
                         f"±{MAX_VALUE:g}, got {row['value']} at timestamp {format_exact(row['timestamp'])} "
                         f"({row['arm']}); {int(bad.sum())} such value(s)")
 
 
-def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFrame, arm_idx: NDArray[np.intp],
-                   look_idx: NDArray[np.intp], values: NDArray[np.float64]
+def _bucket_counts(prep: _Prepared, metric: DistributionMetric, arms: tuple[str, str], rows: pd.DataFrame,
+                   arm_idx: NDArray[np.intp], look_idx: NDArray[np.intp], values: NDArray[np.float64]
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     import numpy as np
 
-    if _bad_counts(values).any():
-        raise DataError(f"{prep.source}: metric {metric.metric!r}: bucket counts must be {_COUNT_RULE}")
+    bad = _bad_counts(values)
+    if bad.any():
+        row = rows[bad].iloc[0]
+        where = _where(prep, lambda f: _row_match(metric.metric, row["timestamp"], row["arm"])(f)
+                       & f["le"].notna() & _bad_counts(f["value"].to_numpy()))
+        raise DataError(f"{where}: metric {metric.metric!r}: bucket count {row['value']} at timestamp "
+                        f"{format_exact(row['timestamp'])} ({row['arm']}); bucket counts must be {_COUNT_RULE}")
     les = rows["le"].to_numpy(dtype=float)
     edges = np.unique(les)
     if not np.isinf(edges[-1]):
@@ -454,8 +486,11 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, rows: pd.DataFra
     step = np.diff(filled, axis=-1)
     if (step < -1e-9).any():
         t, arm, j = np.argwhere(step < -1e-9)[0]
-        raise DataError(f"{prep.source}: metric {metric.metric!r}: histogram buckets are not cumulative at "
-                        f"timestamp {format_exact(prep.looks[t])} ({'canary' if arm else 'baseline'}): "
+        arm_name = arms[arm]
+        where = _where(prep, lambda f: _row_match(metric.metric, prep.looks[t], arm_name)(f)
+                       & (f["le"] == edges[j + 1]))
+        raise DataError(f"{where}: metric {metric.metric!r}: histogram buckets are not cumulative at "
+                        f"timestamp {format_exact(prep.looks[t])} ({arm_name}): "
                         f"le={edges[j + 1]:g} holds {filled[t, arm, j + 1]:g} < {filled[t, arm, j]:g} at "
                         f"le={edges[j]:g}")
     per_bucket = np.diff(filled, axis=-1, prepend=0.0)
@@ -494,7 +529,7 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
                 for n in names]
     edges, counts, floor = hist
     if metric.quantiles:
-        _check_not_negative(prep.source, metric, edges, counts, floor)
+        _check_not_negative(prep, metric, edges, counts, floor)
     cum = np.cumsum(np.cumsum(counts, axis=0), axis=-1)  # over time, then over buckets
     cum_b, cum_c = cum[:, 0, :], cum[:, 1, :]
     n_b, n_c = cum_b[:, -1], cum_c[:, -1]
@@ -529,7 +564,7 @@ def _distribution(prep: _Prepared, config: CanaryConfig, metric: DistributionMet
     return out
 
 
-def _check_not_negative(source: str, metric: DistributionMetric, edges: NDArray[np.float64],
+def _check_not_negative(prep: _Prepared, metric: DistributionMetric, edges: NDArray[np.float64],
                         counts: NDArray[np.float64], floor: float) -> None:
     """Quantile tests compare ratios (canary <= (1 + tolerance) x baseline), which below 0 turn round: two
     identical arms of negative scores would read as a regression. Values below 0 are refused."""
@@ -540,7 +575,10 @@ def _check_not_negative(source: str, metric: DistributionMetric, edges: NDArray[
     lowest = floor if math.isfinite(floor) and floor < 0 else (
         float(edges[negative][0]) if negative.any() else 0.0)
     if lowest < 0:
-        raise DataError(f"{source}: metric {metric.metric!r} ({metric.name}) has values below 0 (down to "
+        # The first sample below 0, or the first filled bucket whose upper edge is below 0.
+        where = _where(prep, lambda f: (f["metric"].astype(str) == metric.metric)
+                       & (((f["value"] < 0) & f["le"].isna()) | ((f["le"] < 0) & (f["value"] > 0))))
+        raise DataError(f"{where}: metric {metric.metric!r} ({metric.name}) has values below 0 (down to "
                         f"{lowest:.4g}); its quantile tests compare ratios, which need values >= 0. Shift the "
                         "values, or test the distribution with `drift: true` and `quantiles: []`")
 
@@ -612,8 +650,8 @@ def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: floa
     rows = f[(f["metric"] == metric.metric) & f["le"].isna()]
     if len(rows) == 0:
         return [_no_data(metric.name, metric.name, "mean", metric.critical, alpha, f"no {metric.metric!r} data")]
-    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep.source)
-    _check_finite(rows, prep.source, metric.metric, "gauges")
+    rows = _apply_nan(rows, metric.nan_policy, metric.name, prep)
+    _check_finite(rows, prep, metric.metric, "gauges")
     table = rows.groupby(["timestamp", "arm"])["value"].mean().unstack("arm")
     table = table.reindex(columns=[config.arms.baseline, config.arms.canary]).dropna()
     if len(table) == 0:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,11 +29,16 @@ COLUMNS = ["timestamp", "arm", "metric", "value", "le"]
 
 @dataclass(frozen=True)
 class CanaryData:
-    """A long table of observations and the warnings met while reading it."""
+    """A long table of observations and the warnings met while reading it.
+
+    ``csv_paths`` names the CSV files the rows came from, so that an error found after reading (an unknown
+    arm, a negative count) can be traced back to its line without carrying line numbers on every row.
+    """
 
     frame: pd.DataFrame
     source: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    csv_paths: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -121,14 +126,57 @@ def _read_csv(text: str, source: str) -> CanaryData:
                         f"'timestamp,arm,metric,value[,le]', got {','.join(raw.columns)}")
     if len(raw) == 0:
         return CanaryData(_empty_frame(), source, ("the export has a header but no rows",))
+    def lines(row: int) -> int:
+        return _row_line(text, row)
+
     frame = pd.DataFrame({
-        "timestamp": _timestamps(raw["timestamp"], source),
+        "timestamp": _timestamps(raw["timestamp"], source, lines),
         "arm": raw["arm"].str.strip(),
         "metric": raw["metric"].str.strip(),
-        "value": _numbers(raw["value"], source, "value"),
-        "le": _numbers(raw["le"], source, "le", blank_is_nan=True) if "le" in raw.columns else math.nan,
+        "value": _numbers(raw["value"], source, "value", lines=lines),
+        "le": _numbers(raw["le"], source, "le", blank_is_nan=True, lines=lines) if "le" in raw.columns else math.nan,
     })
-    return CanaryData(_categorical(frame), source)
+    return CanaryData(_categorical(frame), source, csv_paths=(source,))
+
+
+def _row_line(text: str, row: int) -> int:
+    """The line of the CSV file on which data row ``row`` (0-based, as pandas reads them) starts.
+
+    pandas skips blank and whitespace-only lines and lets a quoted field span lines, so a row's position
+    plus 2 is not its line; counted here on the error path only.
+    """
+    import csv
+    import io
+
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)  # the header
+    last = reader.line_num
+    seen = -1
+    for fields in reader:
+        start, last = last + 1, reader.line_num
+        if fields and not (len(fields) == 1 and not fields[0].strip()):
+            seen += 1
+            if seen == row:
+                return start
+    return row + 2  # not reached for a row pandas read; the plain count is the best guess
+
+
+def csv_place(paths: Sequence[str], match: Callable[[pd.DataFrame], Any]) -> str | None:
+    """``path:line`` of the first row that ``match(frame)`` picks in these CSV exports, read again.
+
+    For errors found after reading (the judge's checks): ``match`` gets the parsed frame of one file and
+    returns a boolean mask. None when no file can be read again or none holds such a row.
+    """
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+            frame = _read_csv(text, path).frame
+            hits = match(frame).to_numpy().nonzero()[0]
+        except (OSError, UnicodeDecodeError, DataError, KeyError, IndexError):
+            continue  # the file changed or went away since it was read: name the export, not a line
+        if len(hits):
+            return f"{path}:{_row_line(text, int(hits[0]))}"
+    return None
 
 
 def _long_row(text: str, source: str) -> str | None:
@@ -145,11 +193,14 @@ def _long_row(text: str, source: str) -> str | None:
     return None
 
 
-def _place(source: str, name: str, first: int, line_offset: int | None) -> str:
-    """Where a bad value is: a CSV's line (row ``first`` + ``line_offset``) or a JSON list's item ``first``."""
-    if line_offset is None:
+Lines = Callable[[int], int]
+
+
+def _place(source: str, name: str, first: int, lines: Lines | None) -> str:
+    """Where a bad value is: a CSV's line (``lines(first)``) or, without ``lines``, a JSON list's item."""
+    if lines is None:
         return f"{source}: {name}, item {first}"
-    return f"{source}:{first + line_offset}: column {name}"
+    return f"{source}:{lines(first)}: column {name}"
 
 
 def _shown(value: Any) -> str:
@@ -158,10 +209,10 @@ def _shown(value: Any) -> str:
 
 
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
-             line_offset: int | None = 2) -> pd.Series:
+             lines: Lines | None = None) -> pd.Series:
     """Floats from strings; 'NaN', '+Inf', '-Inf' are allowed, anything else non-numeric is an error.
 
-    ``line_offset`` turns a row into a CSV line; None names the item of a JSON list instead.
+    ``lines`` turns a CSV row into its line; None names the item of a JSON list instead.
     """
     import pandas as pd
 
@@ -174,37 +225,37 @@ def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = 
     bad = values.isna() & ~normal.str.lower().eq("nan")
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{_place(source, name, first, line_offset)}: expected a number, "
+        raise DataError(f"{_place(source, name, first, lines)}: expected a number, "
                         f"got {_shown(column.iloc[first])} ({int(bad.sum())} non-numeric value(s))")
     return values.astype(float)
 
 
-def _timestamps(column: pd.Series, source: str) -> pd.Series:
+def _timestamps(column: pd.Series, source: str, lines: Lines) -> pd.Series:
     """Seconds since the epoch from numbers or ISO 8601 strings."""
     import pandas as pd
 
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
-        return _dates(numeric.astype(float), column, source, "timestamp", line_offset=2)
+        return _dates(numeric.astype(float), column, source, "timestamp", lines=lines)
     # Parse only the non-numeric cells as ISO 8601, so a file mixing both forms still reads.
     text = column[numeric.isna()]
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna()
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{source}:{int(text.index[first]) + 2}: column timestamp: expected seconds or an "
+        raise DataError(f"{source}:{lines(int(text.index[first]))}: column timestamp: expected seconds or an "
                         f"ISO 8601 time, got {text.iloc[first]!r}")
     # The epoch in the parsed unit: a year pandas cannot hold in nanoseconds (9999) comes back in µs.
     seconds = (parsed - pd.Timestamp(0, tz="UTC").as_unit(parsed.dt.unit)).dt.total_seconds()
-    return _dates(numeric.astype(float).where(numeric.notna(), seconds), column, source, "timestamp", line_offset=2)
+    return _dates(numeric.astype(float).where(numeric.notna(), seconds), column, source, "timestamp", lines=lines)
 
 
-def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, line_offset: int | None) -> pd.Series:
+def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, lines: Lines | None) -> pd.Series:
     """``seconds`` unless a time is NaN, infinite or outside the years 1 to 9999 (no report can show it)."""
     bad = ~seconds.between(MIN_EPOCH, MAX_EPOCH, inclusive="left")  # NaN is outside too
     if bad.any():
         first = int(bad.to_numpy().argmax())
-        raise DataError(f"{_place(source, name, first, line_offset)}: expected a time in the years 1 to 9999 "
+        raise DataError(f"{_place(source, name, first, lines)}: expected a time in the years 1 to 9999 "
                         f"(finite seconds since the epoch), got {_shown(raw.iloc[first])}")
     return seconds
 
@@ -260,12 +311,11 @@ def prometheus_frame(response: Any, metric: str, source: str, *, arm_label: str 
         le = labels.get("le")
         times, where = pd.Series(pairs[:, 0]), f"data.result[{index}] timestamp"
         parts.append(pd.DataFrame({
-            "timestamp": _dates(_numbers(times, source, where, line_offset=None), times, source, where,
-                                line_offset=None),
+            "timestamp": _dates(_numbers(times, source, where), times, source, where, lines=None),
             "arm": labels[arm_label],
             "metric": metric,
-            "value": _numbers(pd.Series(pairs[:, 1]), source, f"data.result[{index}] value", line_offset=None),
-            "le": (_numbers(pd.Series([le]), source, f"data.result[{index}].metric.le", line_offset=None).iloc[0]
+            "value": _numbers(pd.Series(pairs[:, 1]), source, f"data.result[{index}] value"),
+            "le": (_numbers(pd.Series([le]), source, f"data.result[{index}].metric.le").iloc[0]
                    if le is not None else math.nan),
         }))
     return pd.concat(parts, ignore_index=True) if parts else _empty_frame()
@@ -324,12 +374,10 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
             start, step = _kayenta_scope(scopes, key, f"{source}: [{index}] ({name})")
             times = pd.Series(start + step * (np.arange(len(values)) + 1))
             parts.append(pd.DataFrame({
-                "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})",
-                                    line_offset=None),
+                "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})", lines=None),
                 "arm": arm,
                 "metric": name,
-                "value": _numbers(pd.Series(values, dtype=object), source, f"[{index}] values.{key}",
-                                  line_offset=None),
+                "value": _numbers(pd.Series(values, dtype=object), source, f"[{index}] values.{key}"),
                 "le": math.nan,
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()
@@ -373,4 +421,5 @@ def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
     frames = [e.frame for e in exports if len(e.frame)]
     frame = _categorical(pd.concat(frames, ignore_index=True)) if frames else _empty_frame()
     warnings = tuple(f"{e.source}: {w}" for e in exports for w in e.warnings)
-    return CanaryData(frame, ", ".join(e.source for e in exports), warnings)
+    return CanaryData(frame, ", ".join(e.source for e in exports), warnings,
+                      tuple(path for e in exports for path in e.csv_paths))
