@@ -97,6 +97,9 @@ class YamlDocument:
     data: Any
     positions: dict[tuple[str | int, ...], Position] = field(default_factory=dict)
     key_positions: dict[tuple[str | int, ...], Position] = field(default_factory=dict)
+    # Where this document sits in the file, for one cut out of a larger document (a scenario's inline
+    # `pricing:`): messages show the key path from the top of the file.
+    prefix: tuple[str | int, ...] = ()
 
     def position(self, path: KeyPath, *, key: bool = False) -> Position | None:
         """Position of the value at the deepest part of ``path`` found in the document.
@@ -130,6 +133,7 @@ def _locate(doc: YamlDocument, path: KeyPath, message: str, *, key: bool = False
     shown = list(doc.document_path(path))
     if names_key and path and path[-1] not in shown[-1:]:
         shown.append(path[-1])
+    shown = [*doc.prefix, *shown]
     label = f" {format_path(shown)}:" if shown else ""
     return f"{where}:{label} {message}"
 

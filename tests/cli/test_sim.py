@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -240,9 +241,9 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("pod_concurrency: 4,", "pod_concurrency: 4, pod_startup_s: 1.0e+308,",
      "bad.yaml:14:87: platforms[2].pod_startup_s: must be <= 86400.0, got 1e+308"),
     ("platforms:", "pricing: {ec2: {m5.xlarge: {usd: 1.0e+308, unit: hour}}}\nplatforms:",
-     "bad.yaml:11:34: ec2.m5.xlarge.usd: must be <= 1e+09, got 1e+308"),
+     "bad.yaml:11:34: pricing.ec2.m5.xlarge.usd: must be <= 1e+09, got 1e+308"),
     ("platforms:", "pricing: {eks: {cluster_hour: {usd: .inf}}}\nplatforms:",
-     "bad.yaml:11:37: eks.cluster_hour.usd: must be a finite number, got inf"),
+     "bad.yaml:11:37: pricing.eks.cluster_hour.usd: must be a finite number, got inf"),
 ])
 def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""
@@ -266,6 +267,14 @@ def test_missing_price_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["sim", "validate", str(unknown)])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "platforms[1].gpu: no price for GPU 'a100'" in result.stderr
+
+
+def test_inline_price_error_names_the_full_key_path(runner: CliRunner, tmp_path: Path) -> None:
+    """An inline `pricing:` override with a bad price names its line and the key path from the file's top."""
+    path = _bad(tmp_path, "platforms:", "pricing:\n  lambda:\n    x86_gb_second: {usd: -1}\nplatforms:")
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert re.search(r":\d+:\d+: pricing\.lambda\.x86_gb_second\.usd: must be >= 0", result.stderr), result.stderr
 
 
 def test_malformed_trace_names_line(runner: CliRunner, tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,7 +116,7 @@ def _validate_overrides(doc: YamlDocument) -> PriceTable:
     data = doc.data
     if isinstance(data, dict) and data.get("extends", "default") == "default":
         data = _merge(_default_document().data, data)
-    merged = YamlDocument(source=doc.source, data=data, positions=doc.positions, key_positions=doc.key_positions)
+    merged = replace(doc, data=data)
     return validate_document(merged, PriceTable)
 
 
@@ -140,7 +140,8 @@ def load_pricing(spec: str | Path | dict[str, Any] | None = "default", *, base: 
         else:
             cut = {k[1:]: v for k, v in scenario_doc.positions.items() if k[:1] == ("pricing",)}
             keys = {k[1:]: v for k, v in scenario_doc.key_positions.items() if k[:1] == ("pricing",)}
-            doc = YamlDocument(source=scenario_doc.source, data=spec, positions=cut, key_positions=keys)
+            doc = YamlDocument(source=scenario_doc.source, data=spec, positions=cut, key_positions=keys,
+                               prefix=("pricing",))
         return Pricing(_validate_overrides(doc), "scenario overrides")
     path = Path(spec)
     if not path.is_absolute() and base is not None:
