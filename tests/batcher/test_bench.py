@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import gc
+import itertools
 import math
 import re
 import sys
@@ -39,7 +40,7 @@ from mlplat.batcher._load import (
     generator_capacity,
     open_loop,
 )
-from mlplat.errors import BatcherClosed, DeviceError, MlplatError, OutputError
+from mlplat.errors import BatcherClosed, BatcherError, DeviceError, MlplatError, OutputError
 
 torch = pytest.importorskip("torch")
 TINY = ModelSpec(width=8, hidden=16)
@@ -231,6 +232,37 @@ def test_window_batcher_close_without_drain_fails_queued_work() -> None:
     assert first.result(10) == 1
     with pytest.raises(BatcherClosed):
         queued.result(10)
+
+
+@pytest.mark.parametrize(("predict", "message"), [
+    (lambda xs: xs[:-1], r"predict returned 2 results for a batch of 3"),
+    (lambda xs: 5, r"predict returned int, not a sequence"),
+    (lambda xs: 1 / 0, r"division by zero"),
+])
+def test_window_batcher_fails_a_bad_batch_and_lives_on(predict: Any, message: str) -> None:
+    """A predict that returns the wrong count or no sequence, or raises, fails its batch; the next batch runs."""
+    calls = itertools.count()
+
+    def first_bad(items: list[int]) -> Any:
+        return predict(items) if next(calls) == 0 else items
+
+    window = WindowBatcher(first_bad, max_batch_size=3, window_s=60.0)
+    bad = [window.submit(i) for i in range(3)]
+    for future in bad:
+        with pytest.raises((BatcherError, ZeroDivisionError), match=message):
+            future.result(10)
+    good = [window.submit(i) for i in range(3)]
+    assert [f.result(10) for f in good] == [0, 1, 2]
+    window.close()
+
+
+def test_window_batcher_refuses_work_after_close() -> None:
+    """submit() after close() raises BatcherClosed at once (its future would never complete)."""
+    window = WindowBatcher(lambda xs: xs, max_batch_size=2, window_s=0.0)
+    window.close()
+    window.close()
+    with pytest.raises(BatcherClosed, match="window batcher is closed"):
+        window.submit(1)
 
 
 class _Instant:

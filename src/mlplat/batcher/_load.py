@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlplat.batcher._batcher import DynamicBatcher
+from mlplat.batcher._batcher import DynamicBatcher, _check_results
 from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, MlplatError, QueueFull
 
 __all__ = ["POLICIES", "Meter", "Server", "Trace", "WindowBatcher", "closed_loop", "generator_capacity",
@@ -63,6 +63,10 @@ class Meter:
 class WindowBatcher:
     """The common baseline: a timer starts at the first dequeue and closes the batch when it fires or the
     batch is full, whether or not the model is busy; closed batches queue for the one worker.
+
+    Every future is completed once: by the worker (a result, predict's error, or BatcherClosed after
+    ``close(drain=False)``), or, after close, by ``submit`` refusing it. ``_closed`` and the sentinel that
+    stops the collector change under ``_lock`` with ``submit``'s put, so no request follows the sentinel.
     """
 
     def __init__(self, predict: Callable[[list[Any]], Sequence[Any]], *, max_batch_size: int,
@@ -70,6 +74,10 @@ class WindowBatcher:
         self._predict = predict
         self._max = max_batch_size
         self._window = window_s
+        self._lock = threading.Lock()
+        self._closed = False
+        # Read by the worker without the lock: a batch that the worker looks at just before close() sets it
+        # runs, one just after fails; both complete their futures.
         self._drain = True
         self._in: queue.SimpleQueue[tuple[Any, concurrent.futures.Future[Any]] | None] = queue.SimpleQueue()
         self._batches: queue.SimpleQueue[list[tuple[Any, concurrent.futures.Future[Any]]] | None] = \
@@ -82,7 +90,10 @@ class WindowBatcher:
     def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
         """Queue ``item``; a fixed window knows no deadlines, so ``deadline_ms`` is ignored."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._in.put((item, future))
+        with self._lock:
+            if self._closed:
+                raise BatcherClosed("the window batcher is closed; no new requests are accepted")
+            self._in.put((item, future))
         return future
 
     def _collect(self) -> None:
@@ -109,25 +120,36 @@ class WindowBatcher:
 
     def _work(self) -> None:
         while (batch := self._batches.get()) is not None:
+            futures = [future for _, future in batch]
             if not self._drain:
-                for _, future in batch:
-                    future.set_exception(BatcherClosed("the window batcher closed before this request ran"))
+                _fail(futures, BatcherClosed("the window batcher closed before this request ran"))
                 continue
             try:
                 results = self._predict([item for item, _ in batch])
-            except Exception as exc:  # a failed batch fails its own requests only
-                for _, future in batch:
-                    future.set_exception(exc)
+                error = _check_results(results, len(batch))
+            except BaseException as exc:  # a failed batch fails its own requests only; the worker lives on
+                error = exc
+            if error is not None:
+                _fail(futures, error)
                 continue
-            for (_, future), result in zip(batch, results, strict=False):
+            for future, result in zip(futures, results, strict=True):
                 future.set_result(result)
 
     def close(self, drain: bool = True) -> None:
-        """Stop; ``drain=False`` fails what is still queued instead of running it."""
-        self._drain = drain
-        self._in.put(None)
+        """Stop; ``drain=False`` fails what is still queued instead of running it. Closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._drain = drain
+            self._in.put(None)
         for thread in self._threads:
             thread.join()
+
+
+def _fail(futures: Sequence[concurrent.futures.Future[Any]], error: BaseException) -> None:
+    for future in futures:
+        future.set_exception(error)
 
 
 def make_server(policy: str, predict: Callable[[list[Any]], Sequence[Any]], *, max_batch_size: int,
