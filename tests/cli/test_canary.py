@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -241,6 +242,32 @@ def test_prometheus_unreachable_is_exit_4(runner: CliRunner) -> None:
     result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "unreachable" in result.stderr
+
+
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n",
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\""])
+def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: bytes) -> None:
+    """A port that answers something other than HTTP, or cuts its answer short, is exit 4, not a traceback."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = sock.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    finally:
+        sock.close()
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"Prometheus at {url} did not answer HTTP" in result.stderr
 
 
 @pytest.fixture

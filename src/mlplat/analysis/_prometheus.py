@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -41,6 +42,9 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         raise ServiceError(f"Prometheus at {url} is unreachable: {exc.reason}") from exc
     except OSError as exc:
         raise ServiceError(f"Prometheus at {url} is unreachable: {exc}") from exc
+    except http.client.HTTPException as exc:  # not an OSError: a server that does not speak HTTP, a cut answer
+        raise ServiceError(f"Prometheus at {url} did not answer HTTP ({type(exc).__name__}: {exc!s:.80}); "
+                           "is it the Prometheus port?") from exc
     try:
         return json.loads(body)
     except ValueError as exc:
