@@ -248,6 +248,25 @@ def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, t
     assert runner.invoke(app, ["ingest", "read", "card-001", "--store", store]).exit_code == 0
 
 
+@pytest.mark.parametrize("command", [["read", "u"], ["repair"]])
+def test_a_store_whose_tables_another_program_changed_is_exit_4(runner: CliRunner, tmp_path: Path,
+                                                               command: list[str]) -> None:
+    """A SQLite file with the store's table names but other columns is exit 4 naming the store, not a traceback."""
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        # The indexed columns are there (so the store opens), the values are not.
+        db.executescript("CREATE TABLE state (key TEXT, entity TEXT); CREATE TABLE dedup (id, max_time); "
+                         "CREATE TABLE checkpoint (partition TEXT);")
+    args = [*command, "--store", f"sqlite:///{other}"]
+    if command[0] == "repair":
+        args += [str(EXAMPLES / "ingest.yaml"), "--source", EVENTS]
+    result = runner.invoke(app, ["ingest", *args])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"sqlite:///{other}: cannot read the SQLite store: no such column" in result.stderr
+
+
 def test_odd_stores_and_dead_letter_paths_exit_4_and_change_nothing(runner: CliRunner, tmp_path: Path) -> None:
     """redis://host/x wrote (and `verify --store` cleared) database 0; `read` turned any SQLite file into WAL
     mode with mlplat's tables; a dead-letter file naming the config broke the config for the next run."""

@@ -262,6 +262,22 @@ def test_unreachable_redis_is_service_error() -> None:
         RedisStore(f"redis://127.0.0.1:{port}/0")
 
 
+def test_a_redis_gone_while_clearing_is_service_error(redis_url: str) -> None:
+    """clear() scans lazily: the server going away during the scan is a ServiceError, not a raw redis error."""
+    import redis
+
+    store = RedisStore(redis_url)
+
+    def scan_iter(*args: Any, **kwargs: Any) -> Iterator[bytes]:
+        yield b"mlplat:e:u1"
+        raise redis.ConnectionError("Connection closed by server.")
+
+    store.client.scan_iter = scan_iter
+    with pytest.raises(ServiceError, match=rf"{redis_url}: Redis error: Connection closed by server"):
+        store.clear()
+    store.close()
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     (b'1|[0,"x",0]', None),  # a wrong value of the right form: read serves it, repair finds it
     (b"hello", "expected 'version|JSON array'"),  # not mlplat's form: read stops naming the key

@@ -247,9 +247,17 @@ class SQLiteStore(_CheckpointTexts):
             raise DataError(f"{self.url}: not an mlplat ingest store (it has no state, dedup and checkpoint "
                             "tables); `mlplat ingest run` makes one")
 
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """All rows of a query; an SQLite error (a table changed by another program, a damaged file) is a
+        DataError naming the store. Fetched at once, as a lazy cursor would raise later, unwrapped."""
+        try:
+            return self.db.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise DataError(f"{self.url}: cannot read the SQLite store: {exc}") from exc
+
     def _text(self, name: str) -> str | None:
-        row = self.db.execute("SELECT value FROM checkpoint WHERE partition = ?", (name,)).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT value FROM checkpoint WHERE partition = ?", (name,))
+        return rows[0][0] if rows else None
 
     def _put_text(self, name: str, text: str) -> None:
         try:
@@ -258,7 +266,7 @@ class SQLiteStore(_CheckpointTexts):
             raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
     def markers(self, since: float) -> dict[str, float]:
-        rows = self.db.execute("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
+        rows = self._read("SELECT markers FROM dedup WHERE max_time >= ? ORDER BY id", (since,))
         return _unpack_markers(self.url, (blob for (blob,) in rows), since)
 
     def fetch(self, keys: set[str]) -> dict[str, StateRow]:
@@ -294,7 +302,7 @@ class SQLiteStore(_CheckpointTexts):
     def _rows(self, sql: str, args: Sequence[Any] = (), *, lenient: bool = False) -> dict[str, tuple[int, Any]]:
         url = self.url
         return {key: (version, decode_state(url, key, value, lenient=lenient))
-                for key, version, value in self.db.execute(sql, args)}
+                for key, version, value in self._read(sql, args)}
 
     def entity(self, entity: str) -> dict[str, StateRow]:
         return self._rows("SELECT key, version, value FROM state WHERE entity = ?", (entity,))
@@ -303,7 +311,12 @@ class SQLiteStore(_CheckpointTexts):
         return self._rows("SELECT key, version, value FROM state", lenient=True)
 
     def clear(self) -> None:
-        self.db.executescript("BEGIN; DELETE FROM state; DELETE FROM dedup; DELETE FROM checkpoint; COMMIT;")
+        try:
+            self.db.executescript("BEGIN; DELETE FROM state; DELETE FROM dedup; DELETE FROM checkpoint; COMMIT;")
+        except sqlite3.Error as exc:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise OutputError(f"{self.url}: cannot write the SQLite store: {exc}") from exc
 
     def close(self) -> None:
         self.db.close()
@@ -460,7 +473,8 @@ class RedisStore(_CheckpointTexts):
         return found
 
     def clear(self) -> None:
-        names = list(self._call(self.client.scan_iter, self.prefix + "*"))
+        # scan_iter is lazy: the scan runs (and fails, with the server gone) inside the wrapped call.
+        names = self._call(lambda: list(self.client.scan_iter(self.prefix + "*")))
         for chunk in _chunks(names, 500):
             self._call(self.client.delete, *chunk)
 
