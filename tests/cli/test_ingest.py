@@ -248,6 +248,26 @@ def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, t
     assert runner.invoke(app, ["ingest", "read", "card-001", "--store", store]).exit_code == 0
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_for_dead_letters_is_exit_4_and_the_rerun_finishes(runner: CliRunner, tmp_path: Path) -> None:
+    """A dead-letter write that fails (a full disk) stops the run with exit 4 before its batch is committed;
+    a run with room then ends where a clean run does."""
+    store = f"sqlite:///{tmp_path}/f.db"
+    base = ["ingest", "run", CONFIG, "--source", EVENTS, "--store", store, "--json"]
+    result = runner.invoke(app, [*base, "--dead-letter", "/dev/full"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "/dev/full: cannot write the dead-letter file: No space left on device; the batch was not applied" \
+        in result.stderr
+    assert runner.invoke(app, [*base, "--dead-letter", str(tmp_path / "dl.jsonl")]).exit_code == 0
+    clean = f"sqlite:///{tmp_path}/clean.db"
+    assert runner.invoke(app, ["ingest", "run", CONFIG, "--source", EVENTS, "--store", clean, "--dead-letter",
+                               str(tmp_path / "clean.jsonl")]).exit_code == 0
+    assert (tmp_path / "dl.jsonl").read_text().count("\n") == (tmp_path / "clean.jsonl").read_text().count("\n")
+    dump = ["ingest", "read", "card-001", "--feature", "txn_count_10m", "--json", "--store"]
+    got, want = (json.loads(runner.invoke(app, [*dump, url]).stdout) for url in (store, clean))
+    assert got["features"] == want["features"] and got["features"]
+
+
 @pytest.mark.parametrize("command", [["read", "u"], ["repair"]])
 def test_a_store_whose_tables_another_program_changed_is_exit_4(runner: CliRunner, tmp_path: Path,
                                                                command: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -192,12 +193,17 @@ def _others_lines(tail: bytes, store: str) -> bytes:
 
 
 def _write_dead(handle: Any, source: str, store: str, letters: list[DeadLetter]) -> int:
-    if letters:
-        handle.write(b"".join(_letter_json({"source": source, "store": store, **d.to_dict()}).encode() + b"\n"
-                              for d in letters))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return int(handle.tell())
+    """Append ``letters`` and make them durable before the commit that counts them; the file's new size."""
+    try:
+        if letters:
+            handle.write(b"".join(_letter_json({"source": source, "store": store, **d.to_dict()}).encode()
+                                  + b"\n" for d in letters))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return int(handle.tell())
+    except OSError as exc:  # a full disk: the batch is not committed, and the next run cuts the torn lines
+        raise OutputError(f"{handle.name}: cannot write the dead-letter file: {exc.strerror}; the batch was not "
+                          "applied") from exc
 
 
 def _meta(config: IngestConfig, partitions: int) -> dict[str, Any]:
@@ -289,8 +295,8 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     _check_same_features(store.meta(), config, store.url)
     owner = _identity(store)
     handle = _open_dead_letter(dl_path, checkpoint.dead_letter_size if checkpoint else None, owner)
-    store.put_meta(_meta(config, partition[1]))
     try:
+        store.put_meta(_meta(config, partition[1]))
         if checkpoint is None:
             # Record where this store's dead letters start, so a crash in the first batch is undone too.
             checkpoint = Checkpoint(partition=label, dead_letter_size=int(handle.tell()), source=source.identity)
@@ -326,7 +332,10 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
             if on_batch is not None:
                 on_batch(commit.checkpoint)
     finally:
-        handle.close()
+        # Every write was flushed and synced by _write_dead; only a failed one leaves bytes in the buffer,
+        # and close() retrying them must not hide that failure's message.
+        with contextlib.suppress(OSError):
+            handle.close()
     watermark = engine.watermark
     return IngestResult(source.name, store.url, totals, batches, time.perf_counter() - start,
                         watermark if math.isfinite(watermark) else None, engine.checkpoint, str(dl_path),
