@@ -176,6 +176,19 @@ def test_python_dash_m() -> None:
     assert "doctor" in done.stdout
 
 
+def test_a_reader_that_went_away_is_no_internal_error(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mlplat ... | head`: a write to a closed pipe ends the command as click ends it, not as exit 5."""
+    from mlplat.cli import doctor
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(doctor, "diagnose", broken)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code not in (ExitCode.INTERNAL, ExitCode.OK), result.output
+    assert "internal error" not in result.output
+
+
 def _doctor_with_forced_terminal(*flags: str, **env: str) -> str:
     # No servers on PATH, so doctor prints yellow "not on PATH" cells unless colour is off.
     done = subprocess.run([sys.executable, "-m", "mlplat", *flags, "doctor"], capture_output=True,

@@ -1,7 +1,8 @@
 """The root `mlplat` Typer app: global options, exit codes, and the one place errors are caught.
 
 Exit codes (DESIGN.md): 0 success/PASS/PROMOTE, 1 FAIL/ROLLBACK, 2 usage error, 3 INCONCLUSIVE/CONTINUE,
-4 bad input (:class:`~mlplat.errors.MlplatError`), 5 an unexpected internal error.
+4 bad input (:class:`~mlplat.errors.MlplatError`), 5 an unexpected internal error. A write to a closed
+pipe (`mlplat ... | head`) is left to click, which quiets the pipe and exits 1, as for `--help`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class MlplatGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except BrokenPipeError:
+            # The reader went away (`mlplat ... | head`): click quiets the pipe and exits, as for --help.
             raise
         except MlplatError as exc:
             out = Output.from_ctx(ctx)
