@@ -124,6 +124,7 @@ class WindowBatcher:
             if not self._drain:
                 _fail(futures, BatcherClosed("the window batcher closed before this request ran"))
                 continue
+            error: BaseException | None
             try:
                 results = self._predict([item for item, _ in batch])
                 error = _check_results(results, len(batch))
