@@ -19,6 +19,7 @@ from numpy.testing import assert_allclose
 from numpy.typing import ArrayLike, NDArray
 from tests.strategies import concentrations, event_counts, traffic_shares
 
+from mlplat import analysis
 from mlplat.analysis import (
     binomial_upper,
     dirichlet_multinomial_log_bf,
@@ -29,7 +30,9 @@ from mlplat.analysis import (
     rate_confidence_sequence,
     rate_ratio_process,
 )
+from mlplat.analysis._plan import binomial_interval
 from mlplat.analysis._sequential import RatePrior
+from mlplat.errors import ConfigError
 
 
 def test_dirichlet_multinomial_closed_form() -> None:
@@ -449,3 +452,32 @@ def test_mean_cs_nested(n: int) -> None:
     x = np.random.default_rng(n).normal(size=n)
     _, lo, hi = mean_confidence_sequence(x, 0.1)
     assert np.all(lo[1:] >= lo[:-1]) and np.all(hi[1:] <= hi[:-1])
+
+
+ONES = np.ones(30)
+LEVEL_CALLS = {
+    "mean_confidence_sequence": lambda a: mean_confidence_sequence(ONES, a),
+    "mean_exceedance_p": lambda a: mean_exceedance_p(ONES, 0.0, a),
+    "rate_ratio_process": lambda a: rate_ratio_process([1], [1], [0.5], prior_share=0.5, concentration=20, alpha=a),
+    "rate_confidence_sequence": lambda a: rate_confidence_sequence([1], [1], [0.5], prior_share=0.5,
+                                                                   concentration=20, alpha=a),
+    "quantile_epsilon": lambda a: analysis.quantile_epsilon(100, [0.05, a]),
+    "quantile_confidence_sequence": lambda a: analysis.quantile_confidence_sequence([1.0, 2.0], [[5.0, 10.0]],
+                                                                                    0.5, a),
+    "binomial_upper": lambda a: binomial_upper(0.1, 100, level=a),
+    "binomial_interval": lambda a: binomial_interval(0.1, 100, level=a),
+}
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 1.5, -1.0, math.nan])
+@pytest.mark.parametrize("name", sorted(LEVEL_CALLS))
+def test_public_functions_refuse_an_alpha_outside_0_1(name: str, alpha: float) -> None:
+    """An alpha (or level) outside (0, 1) is a ConfigError naming it; it gave NaN, 1s or (-inf, inf) silently."""
+    with pytest.raises(ConfigError, match=r"`(alpha|level)` must be in \(0, 1\), got "):
+        LEVEL_CALLS[name](alpha)
+
+
+def test_quantile_sequence_refuses_a_quantile_outside_0_1() -> None:
+    """q = 1 (the maximum) has no finite-sample bound: a ConfigError, not a math domain error."""
+    with pytest.raises(ConfigError, match=r"`q` must be in \(0, 1\), got 1"):
+        analysis.quantile_confidence_sequence([1.0, 2.0], [[5.0, 10.0]], 1.0, 0.05)

@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlplat.analysis._sequential import MAX_CONCENTRATION, MIN_CONCENTRATION, MIN_SHARE, rate_ratio_process
+from mlplat.analysis._sequential import (
+    MAX_CONCENTRATION,
+    MIN_CONCENTRATION,
+    MIN_SHARE,
+    check_level,
+    rate_ratio_process,
+)
 from mlplat.errors import SimulationError
 
 if TYPE_CHECKING:
@@ -119,6 +125,7 @@ def simulate_detection(
     """
     import numpy as np
 
+    check_level(alpha)
     # Written as "not (ok)" so that NaN, which fails every comparison, is refused too.
     if not MIN_SHARE <= traffic <= 1 - MIN_SHARE:
         raise SimulationError(f"traffic share must be in [{MIN_SHARE:g}, 1 - {MIN_SHARE:g}], got {traffic:g}")
@@ -238,6 +245,7 @@ def binomial_interval(rate: float, runs: int, level: float = 0.95) -> tuple[floa
     """
     from scipy.stats import binomtest
 
+    check_level(level, "level")
     ci = binomtest(round(rate * runs), runs).proportion_ci(confidence_level=level, method="exact")
     return float(ci.low), float(ci.high)
 
@@ -250,6 +258,7 @@ def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:
     """
     from scipy.stats import beta
 
+    check_level(level, "level")
     k = round(rate * runs)
     return 1.0 if k >= runs else float(beta.ppf(level, k + 1, runs - k))
 

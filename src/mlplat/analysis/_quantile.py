@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from mlplat.analysis._sequential import mixture_precision
+from mlplat.analysis._sequential import check_level, mixture_precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,6 +139,7 @@ def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
     """
     import numpy as np
 
+    check_level(alpha)
     m = np.maximum(np.asarray(n, dtype=float), 1.0)
     a = np.asarray(alpha, dtype=float)
     return np.asarray(0.85 * np.sqrt((np.log(np.log(np.e * m)) + 0.8 * np.log(1612 / a)) / m))
@@ -176,6 +177,8 @@ def quantile_confidence_sequence(
     """
     import numpy as np
 
+    check_level(alpha)
+    check_level(q, "q")
     e = np.asarray(edges, dtype=float)
     cum = np.atleast_2d(np.asarray(cum_counts, dtype=float))
     n = cum[:, -1]

@@ -19,6 +19,7 @@ import math
 from typing import TYPE_CHECKING
 
 from mlplat.analysis._quantile import QUANTILE_N_OPT, _log_e, _mixture_prior, count_upto, quantile_rank_bound
+from mlplat.analysis._sequential import check_level
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,6 +190,8 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     """
     import numpy as np
 
+    check_level(alpha)
+    check_level(q, "q")
     level = math.log(1 / alpha)
     pair = _Pair(cum_x, cum_y, edges, q, level, alpha_opt, share)
     rows, j = pair.rows, pair.j

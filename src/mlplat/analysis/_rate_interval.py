@@ -11,7 +11,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from mlplat.analysis._sequential import GRID, RatePrior, grid_loglik, look_ends, rate_arrays, running_intersection
+from mlplat.analysis._sequential import (
+    GRID,
+    RatePrior,
+    check_level,
+    grid_loglik,
+    look_ends,
+    rate_arrays,
+    running_intersection,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,6 +75,7 @@ def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_shar
     import numpy as np
     from scipy.special import logsumexp
 
+    check_level(alpha)
     c, b, s = rate_arrays(canary, baseline, canary_share)
     prior = RatePrior(prior_share, concentration)
     log_rho, log_w = prior.grid(1.0, grid_points)

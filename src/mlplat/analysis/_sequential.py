@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from mlplat.errors import ConfigError
+
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
@@ -308,6 +310,7 @@ def rate_ratio_process(
     """
     import numpy as np
 
+    check_level(alpha)
     c, b, s = rate_arrays(canary, baseline, canary_share)
     log_rho, log_w = RatePrior(prior_share, concentration).grid(null_ratio, grid_points)
     ll = grid_loglik(c, b, s, log_rho)
@@ -430,6 +433,20 @@ def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
         return np.asarray(np.minimum(1.0, np.exp(-running)), dtype=float)
 
 
+def check_level(value: ArrayLike, name: str = "alpha") -> None:
+    """Raise :class:`~mlplat.errors.ConfigError` unless every ``value`` is in (0, 1) (an alpha or a level).
+
+    Outside it the boundaries take logs of 0 or of negatives and came out as NaN, or as an interval of
+    everything, without a word.
+    """
+    import numpy as np
+
+    values = np.asarray(value, dtype=float)
+    bad = ~((values > 0) & (values < 1))  # NaN fails both comparisons
+    if bad.any():
+        raise ConfigError(f"`{name}` must be in (0, 1), got {values[bad].flat[0]:g}")
+
+
 def mixture_precision(alpha: float, t_opt: float) -> float:
     """Mixture precision that makes the normal-mixture boundary tightest near ``t_opt`` observations."""
     la = -2 * math.log(alpha)
@@ -466,6 +483,7 @@ def mean_confidence_sequence(
     """
     import numpy as np
 
+    check_level(alpha)
     mean, sd, t = _running_moments(values)
     rho2 = mixture_precision(alpha, t_opt)
     half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
@@ -509,6 +527,7 @@ def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_o
     """
     import numpy as np
 
+    check_level(alpha)
     mean, sd, t = _running_moments(values)
     rho2 = mixture_precision(alpha, t_opt)
     gap = mean - np.asarray(margin, dtype=float)
