@@ -372,6 +372,39 @@ def test_histogram_first_bucket_starts_at_zero_as_in_promql() -> None:
     assert p50.status is Status.PENDING and p50.ci == (-1.0, math.inf) and p50.detail == "0.05 vs 0.05"
 
 
+def _bucket_rows(rng: np.random.Generator, arm: str, edges: list[float], n: int, looks: int) -> list[tuple[Any, ...]]:
+    """Cumulative histogram rows of ``n`` lognormal samples (median 0.2) per look for one arm."""
+    rows = []
+    for look in range(1, looks + 1):
+        samples = rng.lognormal(math.log(0.2), 0.5, n)
+        rows += [(60.0 * look, arm, "lat", float((samples <= edge).sum()), edge) for edge in edges]
+    return rows
+
+
+def test_a_canary_with_a_coarser_bucket_layout_is_not_a_regression() -> None:
+    """A/A with the canary exporting a subset of the baseline's edges: the missing edges are dropped with a
+    warning, not filled from the bucket below, which rolled back every seeded A/A run (p50 +88%)."""
+    rng = np.random.default_rng(12)
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5]},
+                  srm={"enabled": False})
+    fine, coarse = [0.05, 0.1, 0.25, 0.3, 0.5, 1.0, math.inf], [0.05, 0.1, 0.5, 1.0, math.inf]
+    for _ in range(5):
+        rows = _bucket_rows(rng, "baseline", fine, 1000, 30) + _bucket_rows(rng, "canary", coarse, 1000, 30)
+        result = analyze(_data(pd.DataFrame(rows, columns=["timestamp", "arm", "metric", "value", "le"])), cfg)
+        assert result.metrics[0].status is not Status.REGRESSION, result.metrics[0]
+        assert "metric 'lat': le=0.25, 0.3 missing from some rows" in " ".join(result.warnings)
+
+
+def test_histograms_that_share_no_edge_are_an_error() -> None:
+    """Two arms with disjoint bucket layouts cannot be compared: exit 4 saying so."""
+    rows = [(60.0, "baseline", "lat", 5.0, 0.1), (60.0, "baseline", "lat", 9.0, math.inf),
+            (60.0, "canary", "lat", 5.0, 0.2), (60.0, "canary", "lat", 9.0, 0.5)]
+    frame = pd.DataFrame(rows, columns=["timestamp", "arm", "metric", "value", "le"])
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat"}, srm={"enabled": False})
+    with pytest.raises(DataError, match=r"metric 'lat': no bucket edge \(le\) is in every histogram row"):
+        analyze(_data(frame), cfg)
+
+
 def test_mixed_samples_and_buckets() -> None:
     """A metric with some rows as buckets and some as samples is refused."""
     frame = pd.DataFrame({"timestamp": 60.0, "arm": "canary", "metric": "lat", "value": [1.0, 2.0],

@@ -469,8 +469,6 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, arms: tuple[str,
                         f"{format_exact(row['timestamp'])} ({row['arm']}); bucket counts must be {_COUNT_RULE}")
     les = rows["le"].to_numpy(dtype=float)
     edges = np.unique(les)
-    if not np.isinf(edges[-1]):
-        prep.warnings.append(f"metric {metric.metric!r}: no le=+Inf bucket; samples above {edges[-1]:g} are unseen")
     le_idx = np.searchsorted(edges, les)
     key = (look_idx * 2 + arm_idx) * len(edges) + le_idx
     if len(np.unique(key)) != len(key):
@@ -480,9 +478,9 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, arms: tuple[str,
     seen = np.bincount(key, minlength=len(prep.looks) * 2 * len(edges)) > 0
     cum = cum.reshape(len(prep.looks), 2, len(edges))
     seen = seen.reshape(cum.shape)
-    # A bucket missing from one row of a histogram holds the count of the bucket below it.
-    filled = np.where(seen, cum, np.nan)
-    filled = _ffill_last_axis(filled)
+    edges, filled = _common_edges(prep, metric, edges, cum, seen)
+    if not np.isinf(edges[-1]):
+        prep.warnings.append(f"metric {metric.metric!r}: no le=+Inf bucket; samples above {edges[-1]:g} are unseen")
     step = np.diff(filled, axis=-1)
     if (step < -1e-9).any():
         t, arm, j = np.argwhere(step < -1e-9)[0]
@@ -497,13 +495,28 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, arms: tuple[str,
     return edges, per_bucket
 
 
-def _ffill_last_axis(a: NDArray[np.float64]) -> NDArray[np.float64]:
+def _common_edges(prep: _Prepared, metric: DistributionMetric, edges: NDArray[np.float64],
+                  cum: NDArray[np.float64], seen: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The edges every histogram row has (a row: one arm at one look with buckets), and the counts there.
+
+    A count missing at an edge is not guessed: the count of the bucket below is a lower bound of the
+    cumulative count there, the one above an upper bound, and a test fed the wrong bound finds evidence
+    that is not in the data (a canary exporting a coarser layout than its baseline rolled back A/A runs
+    every time). Dropping the edge coarsens both arms alike, which the tests allow for.
+    """
     import numpy as np
 
-    idx = np.where(np.isnan(a), 0, np.arange(a.shape[-1]))
-    np.maximum.accumulate(idx, axis=-1, out=idx)
-    out = np.take_along_axis(a, idx, axis=-1)
-    return np.nan_to_num(out, nan=0.0)
+    rows = seen.any(axis=-1)  # (look, arm) pairs that exported this histogram
+    common = seen[rows].all(axis=0)
+    if common.all():
+        return edges, cum
+    if not common.any():
+        raise DataError(f"{prep.source}: metric {metric.metric!r}: no bucket edge (le) is in every histogram row, "
+                        "so the arms cannot be compared; export one bucket layout for both arms")
+    shown = ", ".join(f"{edge:g}" for edge in edges[~common][:5]) + (" ..." if (~common).sum() > 5 else "")
+    prep.warnings.append(f"metric {metric.metric!r}: le={shown} missing from some rows (the arms or scrapes use "
+                         f"different bucket layouts); compared on the {int(common.sum())} edges every row has")
+    return edges[common], cum[..., common]
 
 
 def _quantile_p(cum_c: NDArray[np.float64], cum_b: NDArray[np.float64], edges: NDArray[np.float64], floor: float,
