@@ -127,6 +127,32 @@ def test_srm_rolls_back() -> None:
     assert result.reasons[0].startswith("sample ratio mismatch: the comparison is not valid")
 
 
+@pytest.mark.parametrize("gap", ["missing", "nan"])
+def test_srm_leaves_out_a_look_an_arm_did_not_report(gap: str) -> None:
+    """A canary `requests` row missing (or NaN) at one look is a gap, not 0 requests: read as 0 it was a
+    mismatch at p = 4e-11 in A/A runs at 60k requests a minute."""
+    rows = _counts(30, 1.0, canary_req=3000.0, baseline_req=57000.0)
+    gap_at = rows.index((60.0 * 15, "canary", "requests", 3000.0))
+    if gap == "missing":
+        del rows[gap_at]
+    else:
+        rows[gap_at] = (60.0 * 15, "canary", "requests", math.nan)
+    result = analyze(_data(rows), _config())
+    assert result.srm is not None and not result.srm.mismatch and result.srm.p_value > 0.5
+    assert result.srm.n_canary == 29 * 3000.0 and result.srm.n_baseline == 29 * 57000.0
+    assert "SRM: 1 look(s) where an arm has no 'requests' value were left out" in " ".join(result.warnings)
+
+
+def test_srm_counts_a_look_with_zero_requests() -> None:
+    """A row that says 0 requests is an observation, not a gap: a canary starved for ten minutes is a mismatch."""
+    rows = _counts(30, 0.0)
+    rows = [(t, arm, metric, 0.0 if arm == "canary" and metric == "requests" and t > 1200 else value)
+            for t, arm, metric, value in rows]
+    result = analyze(_data(rows), _config())
+    assert result.srm is not None and result.srm.mismatch
+    assert not any(w.startswith("SRM:") for w in result.warnings)
+
+
 def test_noncritical_regressions_counted() -> None:
     """A non-critical regression rolls back only at max_noncritical_failures."""
     rows = _counts(30, 3.0)
