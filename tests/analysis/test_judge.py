@@ -236,6 +236,17 @@ def test_duplicated_shared_counter_warns_once(policy: str) -> None:
                                                           "row(s) summed"]
 
 
+def test_counts_that_are_not_whole_numbers_warn_once() -> None:
+    """Extrapolated counts (PromQL increase()) inflate the rate and SRM tests' evidence: one warning per
+    counter, naming it and the fix; whole counts give none."""
+    assert not any("whole numbers" in w for w in analyze(_data(_counts(3, 1.0)), _config()).warnings)
+    rows = [(t, arm, metric, value * 4 / 3) for t, arm, metric, value in _counts(3, 1.0)]
+    cfg = _config(RATE, {"name": "e2", "kind": "rate", "events": "errors"})
+    warnings = [w for w in analyze(_data(rows), cfg).warnings if "not whole numbers" in w]
+    assert sorted(w.split(":")[0] for w in warnings) == ["metric 'errors'", "metric 'requests'"]
+    assert all("5 or more scrape intervals" in w for w in warnings)
+
+
 def test_counts_cached_read_only() -> None:
     """A counter is tabled once per (metric, nan_policy); callers share the array, so it is read-only."""
     from mlplat.analysis import _judge

@@ -235,6 +235,13 @@ def _bad_counts(values: NDArray[np.float64]) -> NDArray[np.bool_]:
     return ~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)
 
 
+def _warn_once(prep: _Prepared, warning: str) -> None:
+    # The count cache is per nan_policy: one counter read under two policies (a rate metric's and the SRM
+    # check's "drop") comes to its warnings twice.
+    if warning not in prep.warnings:
+        prep.warnings.append(warning)
+
+
 def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) -> NDArray[np.float64] | None:
     import numpy as np
 
@@ -251,14 +258,16 @@ def _count_table(prep: _Prepared, config: CanaryConfig, name: str, policy: str) 
                        & _bad_counts(f["value"].to_numpy()))
         raise DataError(f"{where}: metric {name!r}: {what} count {row['value']} at timestamp "
                         f"{format_exact(row['timestamp'])} ({row['arm']}); counts must be {_COUNT_RULE}")
+    values = rows["value"].to_numpy(dtype=float)
+    if (np.abs(values - np.round(values)) > 1e-6).any():
+        _warn_once(prep, f"metric {name!r}: counts are not whole numbers, as Prometheus increase() gives (it "
+                   "extrapolates to its window); extrapolated counts are scaled up by window / (window - scrape "
+                   "interval), which raises the rate and SRM tests' false-alarm rate (12% at 2x, alpha 5%): keep "
+                   "the query window and --step at 5 or more scrape intervals (docs/canary.md, Prometheus counts)")
     keys = ["timestamp", "arm"]
     if rows.duplicated(keys).any():
         n = int(rows.duplicated(keys).sum())
-        warning = f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed"
-        # The cache is per nan_policy: one counter read under two policies (a rate metric's and the SRM
-        # check's "drop") comes here twice.
-        if warning not in prep.warnings:
-            prep.warnings.append(warning)
+        _warn_once(prep, f"metric {name!r}: {n} duplicated (timestamp, arm) row(s) summed")
     table = rows.groupby(keys)["value"].sum().unstack("arm")
     table = table.reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]).fillna(0.0)
     out = np.asarray(table.to_numpy(dtype=float))
@@ -520,7 +529,6 @@ def _common_edges(prep: _Prepared, metric: DistributionMetric, edges: NDArray[np
     that is not in the data (a canary exporting a coarser layout than its baseline rolled back A/A runs
     every time). Dropping the edge coarsens both arms alike, which the tests allow for.
     """
-    import numpy as np
 
     rows = seen.any(axis=-1)  # (look, arm) pairs that exported this histogram
     common = seen[rows].all(axis=0)
