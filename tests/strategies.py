@@ -76,6 +76,10 @@ traffic_shares = st.floats(min_value=0.005, max_value=0.5, allow_nan=False)
 #: Concentrations of the rate prior.
 concentrations = st.floats(min_value=1.0, max_value=1000.0, allow_nan=False)
 
+#: Raw samples >= 0 (latencies, sizes), zeros and ties included, spanning many orders of magnitude.
+nonnegative_samples = arrays(np.float64, st.integers(1, 200), elements=st.one_of(
+    st.just(0.0), st.floats(min_value=1e-9, max_value=1e6, allow_nan=False)))
+
 
 # batcher
 

@@ -10,9 +10,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from numpy.typing import NDArray
 from pydantic import ValidationError
+from tests.strategies import nonnegative_samples
 
 from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze, read_export
+from mlplat.analysis._judge import _FINE_BINS, _fine_bins
 from mlplat.analysis._simulate import SimulationSpec, many_rate_metrics_export, raw_latency_export, simulate_export
 from mlplat.errors import ConfigError, DataError
 
@@ -376,6 +380,33 @@ def test_a_tail_regression_is_caught_at_p99() -> None:
     assert p99.status is Status.REGRESSION and p99.decided_at is not None and p99.decided_at <= 4 * 60
     assert 0.1 < p99.ci[0] < p99.effect < p99.ci[1] < 0.5
     assert result.decision is Verdict.ROLLBACK
+
+
+@given(nonnegative_samples)
+def test_fine_bins_hold_each_sample_and_give_zeros_their_own(values: NDArray[np.float64]) -> None:
+    """Every raw sample lies in its bin (edges[b - 1] < v <= edges[b]); zeros alone in bin 0 when the rest
+    are log-spaced."""
+    lo, hi = float(values.min()), float(values.max())
+    edges, bins = _fine_bins(values, lo, hi)
+    assert len(edges) == _FINE_BINS and np.all(np.diff(edges) > 0) and edges[0] == lo
+    assert np.all(values <= edges[bins]) and np.all(values[bins > 0] > edges[bins[bins > 0] - 1])
+    if lo == 0 and (values > 0).any() and hi / values[values > 0].min() > 1.0001:
+        assert np.array_equal(bins == 0, values == 0)
+
+
+def test_a_zero_sample_keeps_the_relative_bins() -> None:
+    """One 0 among latencies of median 50 ms (and one 30 s outlier) keeps the rollback a 1.2x canary gets
+    without them; it used to switch to 15 ms linear bins, and every quantile went back to PENDING."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for look in range(1, 31):
+        for arm, scale in (("baseline", 1.0), ("canary", 1.2)):
+            rows += [(60.0 * look, arm, "lat", v) for v in scale * rng.lognormal(math.log(0.05), 0.3, 2000)]
+    rows += [(1800.0, "baseline", "lat", 0.0), (1800.0, "baseline", "lat", 30.0)]
+    cfg = _config({"name": "latency", "kind": "distribution", "metric": "lat", "quantiles": [0.5],
+                   "tolerance": 0.1}, srm={"enabled": False})
+    p50 = analyze(_data(rows), cfg).metrics[0]
+    assert p50.status is Status.REGRESSION and 0.15 < p50.ci[0] < p50.effect < p50.ci[1] < 0.25
 
 
 def test_raw_samples_tied_at_their_minimum_can_pass() -> None:
