@@ -251,6 +251,23 @@ def test_counts_that_are_not_whole_numbers_warn_once() -> None:
     assert all("5 or more scrape intervals" in w for w in warnings)
 
 
+@pytest.mark.parametrize(("phi", "warned"), [(0.0, False), (0.95, True)])
+def test_strongly_autocorrelated_gauges_are_reported(phi: float, warned: bool) -> None:
+    """A mean metric whose interval differences drift together (lag-1 r above 0.5, where even the long-run
+    variance lets the false-alarm rate pass alpha) gets a warning naming r; independent ones do not."""
+    rng = np.random.default_rng(2)
+    noise = rng.normal(size=(2, 60))
+    for i in range(1, 60):
+        noise[:, i] = phi * noise[:, i - 1] + math.sqrt(1 - phi * phi) * noise[:, i]
+    rows = [(60.0 * (i + 1), arm, "cpu", 50.0 + noise[j, i]) for i in range(60)
+            for j, arm in enumerate(("baseline", "canary"))]
+    cfg = _config({"name": "cpu", "kind": "mean", "metric": "cpu"}, srm={"enabled": False})
+    warnings = [w for w in analyze(_data(rows), cfg).warnings if "autocorrelated" in w]
+    assert bool(warnings) is warned
+    assert all(re.match(r"metric 'cpu': interval differences are strongly autocorrelated \(lag-1 r = 0\.\d\d\)", w)
+               for w in warnings)
+
+
 def test_counts_cached_read_only() -> None:
     """A counter is tabled once per (metric, nan_policy); callers share the array, so it is read-only."""
     from mlplat.analysis import _judge

@@ -18,6 +18,7 @@ from mlplat.analysis._sequential import (
     mean_exceedance_p,
     p_from_log_e,
     rate_ratio_process,
+    running_lag1,
 )
 from mlplat.errors import DataError
 from mlplat.units import format_exact
@@ -479,6 +480,10 @@ def _fine_bins(values: NDArray[np.float64], lo: float, hi: float) -> tuple[NDArr
     return edges, bins
 
 
+#: The lag-1 autocorrelation of a mean metric's differences above which the long-run variance no longer
+#: keeps the false-alarm rate at alpha (seeded AR(1) A/A runs, docs/canary.md).
+STRONG_LAG1 = 0.5
+
 #: The largest magnitude a sample or gauge may have. The mean test sums squares, and 1e308 (finite) would
 #: overflow them into NaN bounds; no real metric comes near 1e150.
 MAX_VALUE = 1e150
@@ -518,7 +523,7 @@ def _bucket_counts(prep: _Prepared, metric: DistributionMetric, arms: tuple[str,
     if len(np.unique(key)) != len(key):
         prep.warnings.append(f"metric {metric.metric!r}: {len(key) - len(np.unique(key))} duplicated "
                              "(timestamp, arm, le) row(s) summed")
-    cum = np.bincount(key, weights=values, minlength=len(prep.looks) * 2 * len(edges))
+    cum = np.bincount(key, weights=values, minlength=len(prep.looks) * 2 * len(edges)).astype(float, copy=False)
     seen = np.bincount(key, minlength=len(prep.looks) * 2 * len(edges)) > 0
     cum = cum.reshape(len(prep.looks), 2, len(edges))
     seen = seen.reshape(cum.shape)
@@ -724,11 +729,18 @@ def _mean(prep: _Prepared, config: CanaryConfig, metric: MeanMetric, alpha: floa
         # "canary > factor x baseline" is "mean difference > (factor - 1) |baseline mean|".
         margin = (factor - 1) * np.abs(mean_b)
         if relation == "gt":
-            return mean_exceedance_p(d, margin, a, burn_in=burn)
-        return mean_exceedance_p(-d, -margin, a, burn_in=burn)
+            return mean_exceedance_p(d, margin, a, burn_in=burn, autocorrelated=True)
+        return mean_exceedance_p(-d, -margin, a, burn_in=burn, autocorrelated=True)
 
     p_reg, p_pass = _sided(metric.direction, metric.tolerance, shown, alpha)
-    mean_d, lo, hi = mean_confidence_sequence(d, alpha, burn_in=burn)
+    # Gauges drift together from one interval to the next (the same pods, the same load): the variance is
+    # the AR(1) long-run one, and a strong autocorrelation, which even that undercovers, is reported.
+    mean_d, lo, hi = mean_confidence_sequence(d, alpha, burn_in=burn, autocorrelated=True)
+    lag1 = float(running_lag1(d)[-1]) if len(d) >= 20 else math.nan
+    if lag1 > STRONG_LAG1:
+        prep.warnings.append(f"metric {metric.name!r}: interval differences are strongly autocorrelated (lag-1 "
+                             f"r = {lag1:.2f}); the mean test allows for it, but above r = {STRONG_LAG1} its "
+                             "false-alarm rate exceeds alpha (8% at 0.7, alpha 5%): lengthen the interval")
     scale = np.where(np.abs(mean_b) > 0, np.abs(mean_b), np.nan)
     ci_lo = np.nan_to_num(lo / scale, nan=-np.inf)
     ci_hi = np.nan_to_num(hi / scale, nan=np.inf)

@@ -454,7 +454,7 @@ def mixture_precision(alpha: float, t_opt: float) -> float:
 
 
 def mean_confidence_sequence(
-    values: ArrayLike, alpha: float, *, t_opt: float = 30.0, burn_in: int = 20
+    values: ArrayLike, alpha: float, *, t_opt: float = 30.0, burn_in: int = 20, autocorrelated: bool = False
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Asymptotic confidence sequence for a mean (Gaussian-mixture boundary), running intersection.
 
@@ -465,6 +465,10 @@ def mean_confidence_sequence(
     canary - baseline differences, which are symmetric under no change). Skewed one-sample data needs a
     longer burn-in: for lognormal(0, 0.5) values, 200 looks missed the mean in 6.9% of seeded runs at 20,
     3.8% at 50.
+
+    The boundary assumes independent observations. With ``autocorrelated=True`` the variance is inflated
+    by the AR(1) long-run factor ``(1 + r) / (1 - r)``, ``r`` the running lag-1 autocorrelation clipped to
+    [0, 0.95] (a heuristic, validated by simulation in docs/canary.md, not part of the cited theory).
 
     References
     ----------
@@ -484,7 +488,7 @@ def mean_confidence_sequence(
     import numpy as np
 
     check_level(alpha)
-    mean, sd, t = _running_moments(values)
+    mean, sd, t = _running_moments(values, autocorrelated=autocorrelated)
     rho2 = mixture_precision(alpha, t_opt)
     half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
     half = np.where(t >= max(burn_in, 2), half, np.inf)
@@ -493,8 +497,9 @@ def mean_confidence_sequence(
     return mean, lo, hi
 
 
-def _running_moments(values: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Running mean and sample standard deviation along the last axis.
+def _running_moments(values: ArrayLike, *, autocorrelated: bool = False
+                     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Running mean and sample standard deviation along the last axis (the long-run one if ``autocorrelated``).
 
     The values are shifted by the first and scaled by the largest distance from it before squaring, so
     the sums of squares neither underflow (gauges near 1e-300 had a standard deviation of exactly 0, and
@@ -510,15 +515,49 @@ def _running_moments(values: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np
     z = (x - shift) / scale
     mean_z = np.cumsum(z, axis=-1) / t
     var_z = np.maximum(np.cumsum(z * z, axis=-1) / t - mean_z * mean_z, 0.0) * t / np.maximum(t - 1, 1)
+    if autocorrelated:
+        r = np.clip(np.nan_to_num(running_lag1(z)), 0.0, MAX_LAG1)
+        var_z = var_z * (1 + r) / (1 - r)
     return mean_z * scale + shift, np.sqrt(var_z) * scale, t
 
 
+#: The largest lag-1 autocorrelation the long-run variance believes (the factor is 39 there).
+MAX_LAG1 = 0.95
+
+
+def running_lag1(values: ArrayLike) -> NDArray[np.float64]:
+    """Running lag-1 autocorrelation along the last axis: at ``t``, of the first ``t`` values (NaN below 3).
+
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=2000)
+    >>> for i in range(1, len(x)):  # AR(1) with coefficient 0.8
+    ...     x[i] += 0.8 * x[i - 1]
+    >>> round(float(running_lag1(x)[-1]), 2)
+    0.8
+    """
+    import numpy as np
+
+    x = np.asarray(values, dtype=float)
+    c = x - x[..., :1]  # shifted by the first value, as in _running_moments
+    t = np.arange(1, x.shape[-1] + 1, dtype=float)
+    s1, s2 = np.cumsum(c, axis=-1), np.cumsum(c * c, axis=-1)
+    lagged = np.cumsum(c[..., 1:] * c[..., :-1], axis=-1)
+    lagged = np.concatenate([np.zeros((*c.shape[:-1], 1)), lagged], axis=-1)
+    m = s1 / t
+    # sum over i = 2..t of (c_i - m)(c_{i-1} - m), expanded into the running sums
+    num = lagged - m * (s1 - c[..., :1]) - m * (s1 - c) + (t - 1) * m * m
+    den = s2 - t * m * m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.where((t >= 3) & (den > 0), num / den, np.nan), dtype=float)
+
+
 def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_opt: float = 30.0,
-                      burn_in: int = 20) -> NDArray[np.float64]:
+                      burn_in: int = 20, autocorrelated: bool = False) -> NDArray[np.float64]:
     """Anytime p-value that the mean exceeds ``margin``: the level at which the sequence's lower end passes it.
 
     Inverts the boundary of :func:`mean_confidence_sequence` (same ``rho`` from ``alpha``) at every look
     and keeps the running minimum. To test "mean below margin", pass the negated values and margin.
+    ``autocorrelated`` as in :func:`mean_confidence_sequence`.
 
     >>> import numpy as np
     >>> p = mean_exceedance_p(np.random.default_rng(1).normal(1.0, 1.0, 200), 0.0, 0.05)
@@ -528,7 +567,7 @@ def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_o
     import numpy as np
 
     check_level(alpha)
-    mean, sd, t = _running_moments(values)
+    mean, sd, t = _running_moments(values, autocorrelated=autocorrelated)
     rho2 = mixture_precision(alpha, t_opt)
     gap = mean - np.asarray(margin, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
