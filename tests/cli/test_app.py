@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -163,6 +164,20 @@ def test_quiet_keeps_results_and_drops_notes(runner: CliRunner, tmp_path: Path) 
     loud = runner.invoke(app, [*plot, str(tmp_path / "a.png")])
     quiet = runner.invoke(app, ["-q", *plot, str(tmp_path / "b.png")])
     assert "wrote" in loud.stderr and quiet.stderr == "" and quiet.stdout == loud.stdout
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    if not hasattr(command, "commands"):
+        return [(path, command)]
+    return [found for name, sub in command.commands.items() for found in _commands(sub, (*path, name))]
+
+
+def test_every_command_takes_json_after_it() -> None:
+    """The README's promise: every command takes `--json` after its name too (`schema` prints JSON anyway).
+    `init` and `canary simulate` took it only before the command."""
+    lacking = [" ".join(path) for path, command in _commands(typer.main.get_command(app))
+               if path[-1] != "schema" and "--json" not in {o for p in command.params for o in p.opts}]
+    assert lacking == []
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

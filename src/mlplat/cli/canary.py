@@ -385,12 +385,13 @@ def simulate(
     effect: Annotated[float, typer.Option("--effect", help="Multiplier of the regression scenarios.")] = 2.0,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     force: ForceOption = False,
+    json: JsonOption = False,
 ) -> None:
     """Write a synthetic export (requests, errors, latency buckets, CPU) for demos and tests."""
     from mlplat.analysis._sequential import MIN_SHARE
     from mlplat.analysis._simulate import SimulationSpec, simulate_export, to_csv, to_prometheus_json
 
-    out = Output.from_ctx(ctx)
+    out = Output.from_ctx(ctx, json=json)
     if scenario not in ("aa", "error-regression", "latency-regression", "srm"):
         raise typer.BadParameter(f"must be aa, error-regression, latency-regression or srm, got {scenario!r}",
                                  param_hint="--scenario")
@@ -416,10 +417,11 @@ def init(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Where to write the commented config.")] = Path("canary.yaml"),
     force: ForceOption = False,
+    json: JsonOption = False,
 ) -> None:
     """Write a commented canary.yaml to start from."""
     atomic_write_text(path, read_template(TEMPLATE), force=force)
-    Output.from_ctx(ctx).wrote(path, f"; check it with `mlplat canary validate {path}`")
+    Output.from_ctx(ctx, json=json).wrote(path, f"; check it with `mlplat canary validate {path}`")
 
 
 @app.command()

@@ -68,12 +68,13 @@ def _check_not_config(dead_letter: Path, config: Path) -> None:
 @app.command()
 def init(ctx: typer.Context,
          path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("ingest.yaml"),
-         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+         json: JsonOption = False) -> None:
     """Write a commented config template."""
     from mlplat.files import atomic_write_text, read_template
 
     atomic_write_text(path, read_template("ingest.yaml"), force=force)
-    Output.from_ctx(ctx).wrote(path, f"; check it with `mlplat ingest validate {path}`")
+    Output.from_ctx(ctx, json=json).wrote(path, f"; check it with `mlplat ingest validate {path}`")
 
 
 @app.command()

@@ -74,10 +74,10 @@ def _one_of(names: list[str]) -> str:
 @app.command()
 def init(ctx: typer.Context,
          path: Annotated[Path, typer.Argument(help="Where to write the template.")] = Path("rubric.yaml"),
-         force: ForceOption = False) -> None:
+         force: ForceOption = False, json: JsonOption = False) -> None:
     """Write a commented rubric: model serving platform, build vs buy vs hybrid."""
     atomic_write_text(path, read_template(TEMPLATE), force=force)
-    Output.from_ctx(ctx).wrote(path, f"; score it with: mlplat rubric score {path}")
+    Output.from_ctx(ctx, json=json).wrote(path, f"; score it with: mlplat rubric score {path}")
 
 
 @app.command()

@@ -256,10 +256,10 @@ def pricing_cmd(ctx: typer.Context, pricing: PricingOpt = None, json: JsonOption
 
 @app.command("init")
 def init(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Where to write.")] = Path("scenario.yaml"),
-         force: Force = False) -> None:
+         force: Force = False, json: JsonOption = False) -> None:
     """Write a commented scenario template."""
     written = atomic_write_text(path, read_template("sim.yaml"), force=force)
-    Output.from_ctx(ctx).wrote(written, f"; edit it, then: mlplat sim run {written}")
+    Output.from_ctx(ctx, json=json).wrote(written, f"; edit it, then: mlplat sim run {written}")
 
 
 @app.command("validate")
