@@ -52,7 +52,8 @@ def test_run_json_fields(runner: CliRunner, scenario_file: Path) -> None:
     assert [p["name"] for p in doc["platforms"]] == ["fn", "run", "k8s", "kn"]
     for p in doc["platforms"]:
         for key in ("name", "kind", "requests", "cold_start_fraction", "rejection_fraction", "latency_ms",
-                    "mean_instances", "cost_per_month", "cost_per_million", "cost_breakdown", "slo_met", "ci"):
+                    "mean_instances", "cost_per_month", "cost_per_million", "cost_breakdown", "slo_met", "ci",
+                    "backlog_fraction", "at_max_size"):
             assert key in p
         assert set(p["latency_ms"]) == {"p50", "p95", "p99", "p999"}
         assert set(p["cost_breakdown"]) == {"compute", "requests", "provisioned_idle", "nodes", "gpu",
@@ -60,6 +61,7 @@ def test_run_json_fields(runner: CliRunner, scenario_file: Path) -> None:
         assert p["requests"] > 3000
         assert p["ci"]["p99"][0] <= p["latency_ms"]["p99"] <= p["ci"]["p99"][1]
         assert sum(p["cost_breakdown"].values()) == pytest.approx(p["cost_per_month"])
+        assert 0 <= p["backlog_fraction"] <= 1 and 0 <= p["at_max_size"] <= 1
     assert doc["scenario"]["replications"] == 2
 
 

@@ -88,6 +88,8 @@ class PlatformResult:
             "utilization": m["utilization"].mean,
             "wait_probability": m["wait_probability"].mean,
             "mean_wait_s": m["mean_wait_s"].mean,
+            "backlog_fraction": m["backlog_fraction"].mean,
+            "at_max_size": m["at_max_size"].mean,  # the share of replications whose pool reached its largest size
             "cost_per_month": m["cost_per_month"].mean,
             "cost_per_million": m["cost_per_million"].mean,
             "cost_breakdown": {k: m[f"cost_{k}"].mean for k in COST_PARTS},
