@@ -150,6 +150,23 @@ def test_kayenta_metric_set_pairs(tmp_path: Path) -> None:
     assert frame["value"].isna().sum() == 1
 
 
+@pytest.mark.parametrize(("scope", "first", "warned"), [
+    ({"startTimeIso": "2026-11-25T08:00:00Z", "stepMillis": 30000}, 1795593630.0, False),
+    ({"startTimeIso": "2026-11-25T08:00:00", "startTimeMillis": 60000}, 120.0, False),  # the millis win
+    ({"stepMillis": 30000}, 30.0, True),
+])
+def test_kayenta_scope_start_from_iso_or_warned_when_missing(tmp_path: Path, scope: dict[str, object],
+                                                             first: float, warned: bool) -> None:
+    """A scope with only startTimeIso starts there (it was read as 1970, and combined with a CSV export a
+    20-minute canary reached max_duration); a scope with no start time warns that its times count from 0."""
+    doc = [{"name": "cpu", "values": {"control": [0.5], "experiment": [0.7]},
+            "scopes": {"control": scope, "experiment": scope}}]
+    data = read_export(_write(tmp_path, "k.json", json.dumps(doc)))
+    assert data.frame["timestamp"].tolist() == [first, first]
+    assert bool(data.warnings) is warned
+    assert all("no scope start time (startTimeMillis or startTimeIso)" in w for w in data.warnings)
+
+
 def test_csv_mixed_epoch_and_iso_timestamps(tmp_path: Path) -> None:
     """A CSV mixing seconds since the epoch and ISO 8601 times reads both."""
     data = read_export(_write(tmp_path, "e.csv", "timestamp,arm,metric,value\n2026-01-01T00:01:00Z,canary,x,1\n"
@@ -193,6 +210,8 @@ def test_prometheus_empty_result_is_no_rows(tmp_path: Path) -> None:
     ({"name": "errors", "values": {"control": [1], "experiment": "x"}}, "values.experiment: expected a list"),
     ({"name": "errors", "values": {"control": [1], "experiment": [1]},
       "scopes": {"experiment": {"stepMillis": 0}}}, "stepMillis: must be > 0"),
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"control": {"startTimeIso": "yesterday"}}}, r"scopes.control.startTimeIso: expected an ISO 8601"),
 ])
 def test_kayenta_malformed(tmp_path: Path, pair: dict[str, object], message: str) -> None:
     """Malformed MetricSetPair fields are bad input with the field named."""

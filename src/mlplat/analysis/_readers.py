@@ -350,6 +350,7 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
 
     items = doc if isinstance(doc, list) else [doc]
     parts = []
+    undated: list[str] = []
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise DataError(f"{source}: [{index}]: expected a MetricSetPair object with 'name' and 'values', "
@@ -372,6 +373,9 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
                 raise DataError(f"{source}: [{index}] ({name}): values.{key}: expected a list of numbers, "
                                 f"got {type(values).__name__}")
             start, step = _kayenta_scope(scopes, key, f"{source}: [{index}] ({name})")
+            if start is None:
+                undated.append(f"[{index}] {key}")
+                start = 0.0
             times = pd.Series(start + step * (np.arange(len(values)) + 1))
             parts.append(pd.DataFrame({
                 "timestamp": _dates(times, times, source, f"[{index}] {key} time (from scopes.{key})", lines=None),
@@ -381,28 +385,50 @@ def _read_kayenta(doc: Any, source: str, arms: tuple[str, str]) -> CanaryData:
                 "le": math.nan,
             }))
     frame = pd.concat(parts, ignore_index=True) if parts else _empty_frame()
-    return CanaryData(_categorical(frame), source)
+    warnings = (f"{', '.join(undated[:4])}{' ...' if len(undated) > 4 else ''}: no scope start time "
+                "(startTimeMillis or startTimeIso): its times count from 0, 1970; do not combine it with "
+                "other exports or use --at",) if undated else ()
+    return CanaryData(_categorical(frame), source, warnings)
 
 
-def _kayenta_scope(scopes: Mapping[str, Any], key: str, where: str) -> tuple[float, float]:
-    """(start, step) in seconds from a MetricSetPair scope's ``startTimeMillis`` and ``stepMillis``."""
+def _kayenta_scope(scopes: Mapping[str, Any], key: str, where: str) -> tuple[float | None, float]:
+    """(start, step) in seconds from a MetricSetPair scope: ``startTimeMillis`` (else ``startTimeIso``;
+    None without either) and ``stepMillis`` (60 s when absent)."""
     scope = scopes.get(key, {})
     if not isinstance(scope, Mapping):
         raise DataError(f"{where}: scopes.{key}: expected an object, got {type(scope).__name__}")
-    out = []
-    for field_name, default in (("startTimeMillis", 0), ("stepMillis", 60_000)):
-        value = scope.get(field_name, default)
-        try:
-            seconds = float(value) / 1000.0
-        except (TypeError, ValueError, OverflowError):
-            seconds = math.nan
-        if not math.isfinite(seconds):
-            raise DataError(f"{where}: scopes.{key}.{field_name}: expected a finite number of milliseconds, "
-                            f"got {value!r:.60}")
-        out.append(seconds)
-    if not out[1] > 0:
-        raise DataError(f"{where}: scopes.{key}.stepMillis: must be > 0, got {out[1] * 1000:g}")
-    return out[0], out[1]
+    start = (_kayenta_millis(scope, "startTimeMillis", key, where) if "startTimeMillis" in scope
+             else _kayenta_iso(scope["startTimeIso"], key, where) if "startTimeIso" in scope else None)
+    step = _kayenta_millis(scope, "stepMillis", key, where) if "stepMillis" in scope else 60.0
+    if not step > 0:
+        raise DataError(f"{where}: scopes.{key}.stepMillis: must be > 0, got {step * 1000:g}")
+    return start, step
+
+
+def _kayenta_millis(scope: Mapping[str, Any], field_name: str, key: str, where: str) -> float:
+    value = scope[field_name]
+    try:
+        seconds = float(value) / 1000.0
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not math.isfinite(seconds):
+        raise DataError(f"{where}: scopes.{key}.{field_name}: expected a finite number of milliseconds, "
+                        f"got {value!r:.60}")
+    return seconds
+
+
+def _kayenta_iso(value: Any, key: str, where: str) -> float:
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(value) if isinstance(value, str) else None
+    except (ValueError, OverflowError):
+        stamp = None
+    if stamp is None or pd.isna(stamp):
+        raise DataError(f"{where}: scopes.{key}.startTimeIso: expected an ISO 8601 time, got {value!r:.60}")
+    if stamp.tzinfo is None:
+        stamp = stamp.tz_localize("UTC")
+    return float(stamp.timestamp())
 
 
 def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
