@@ -130,7 +130,8 @@ def analyze(
     at: Annotated[str | None, typer.Option("--at", help="Judge only data up to this time.")] = None,
     prometheus: Annotated[str | None, typer.Option("--prometheus", help="Query this Prometheus instead "
                                                    "of reading DATA.")] = None,
-    start: Annotated[str | None, typer.Option("--start", help="With --prometheus: start time.")] = None,
+    start: Annotated[str | None, typer.Option(
+        "--start", help="With --prometheus (required there): start time (epoch s, ISO 8601, now-30m).")] = None,
     end: Annotated[str | None, typer.Option("--end", help="With --prometheus: end time (default now).")] = None,
     step: Annotated[str, typer.Option("--step", help="With --prometheus: resolution.")] = "60s",
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a plot (.png, .svg or .pdf) of p-values "
@@ -261,7 +262,7 @@ def plan(
     srm_alpha: Annotated[float, typer.Option("--srm-alpha", help="Alpha spent on the SRM check.")] = 0.001,
     tolerance: Annotated[float, typer.Option("--tolerance", help="The rate metric's tolerance.")] = 0.0,
     concentration: Annotated[float, typer.Option("--concentration", help="Prior concentration k.")] = 20.0,
-    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per cell.")] = 2000,
+    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per cell (>= 10).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     json: JsonOption = False,
 ) -> None:
@@ -330,7 +331,7 @@ def rollout(
                                                 "(default: all in the config).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | argo | flagger")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan to this file.")] = None,
-    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage.")] = 500,
+    runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage (>= 10).")] = 500,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     force: ForceOption = False,
     json: JsonOption = False,
