@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -220,7 +221,7 @@ def test_queue_full_at_once_or_after_blocking() -> None:
         queued = [batcher.submit(1), batcher.submit(2)]
         with pytest.raises(QueueFull, match=r"max_queue_size=2"):
             batcher.submit(3)
-        with pytest.raises(QueueFull):
+        with pytest.raises(QueueFull, match=r"max_queue_size=2 requests for the whole timeout \(0 s\)"):
             batcher.submit(3, block=True, timeout=0)
         waited: list[Any] = []
         producer = threading.Thread(target=lambda: waited.append(batcher.submit(4, block=True)))
@@ -444,14 +445,14 @@ def test_close_without_drain_fails_queued_work() -> None:
     closer.join(WAIT)
     assert first.result(WAIT) == "first"
     for future in queued:
-        with pytest.raises(BatcherClosed):
+        with pytest.raises(BatcherClosed, match="the batcher closed before this request ran"):
             future.result(WAIT)
     assert batcher.stats().failed == 3
 
     async def late() -> Any:
         return await batcher.infer(1)
 
-    with pytest.raises(BatcherClosed):
+    with pytest.raises(BatcherClosed, match="the batcher is closed; no new requests are accepted"):
         asyncio.run(late())
 
 
@@ -580,7 +581,7 @@ def test_a_base_exception_from_predict_fails_its_batch_and_the_worker_goes_on(er
         return list(items)
 
     batcher = DynamicBatcher(predict, policy="eager", max_latency_ms=LONG)
-    with pytest.raises(type(error)):
+    with pytest.raises(type(error), match=f"^{re.escape(str(error))}$"):
         batcher.submit(1).result(WAIT)
     assert batcher.submit(2).result(WAIT) == 2
     _close_within(batcher, WAIT)
@@ -633,7 +634,7 @@ def test_close_without_drain_does_not_wait_for_a_stuck_predict_to_fail_the_queue
     assert queued[1].cancel()
     batcher.close(drain=False, timeout=0.05)
     for future in (queued[0], queued[2]):
-        with pytest.raises(BatcherClosed):
+        with pytest.raises(BatcherClosed, match="the batcher closed before this request ran"):
             future.result(0)
     stats = batcher.stats()
     assert (stats.failed, stats.cancelled) == (2, 1)
@@ -669,6 +670,7 @@ def test_a_blocking_submit_may_wait_forever_with_an_infinite_timeout() -> None:
 
 
 def test_an_async_predict_loop_is_closed_with_the_batcher() -> None:
+    """close() stops and closes the private event loop an async predict runs on (its selector's files)."""
     async def predict(items: list[Any]) -> list[Any]:
         return list(items)
 

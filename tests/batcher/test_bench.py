@@ -230,7 +230,7 @@ def test_window_batcher_close_without_drain_fails_queued_work() -> None:
     release.set()
     closer.join(10)
     assert first.result(10) == 1
-    with pytest.raises(BatcherClosed):
+    with pytest.raises(BatcherClosed, match="the window batcher closed before this request ran"):
         queued.result(10)
 
 

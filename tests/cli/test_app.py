@@ -109,7 +109,8 @@ def test_parse_option_names_the_option_in_the_error_it_asks_for() -> None:
     assert type(caught.value) is MlplatError
     with pytest.raises(DataError, match=r"^--step: "):
         parse_option("--step", parse_duration, "soon", error=DataError)
-    with pytest.raises(ZeroDivisionError):  # only a ValueError is the user's; anything else is a bug (exit 5)
+    # Only a ValueError is the user's; anything else is a bug (exit 5).
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
         parse_option("--step", lambda text: 1 / 0, "1")
 
 
@@ -225,6 +226,7 @@ def test_colour_off_with_no_color_env_or_flag() -> None:
 
 
 def test_json_version_is_one_document(runner: CliRunner) -> None:
+    """`mlplat --json --version` prints one JSON document; plain --version prints text."""
     assert json.loads(runner.invoke(app, ["--json", "--version"]).stdout)["version"]
     assert runner.invoke(app, ["--version"]).stdout.startswith("mlplat ")
 

@@ -686,6 +686,7 @@ def test_new_errors_on_an_error_free_baseline_have_an_infinite_effect(runner: Cl
 ])
 def test_config_values_past_what_the_tests_can_compute_exit_4(runner: CliRunner, tmp_path: Path, text: str,
                                                                message: str) -> None:
+    """Config values the tests cannot compute with (extreme alphas, bounds) are exit 4 at their line."""
     cfg = tmp_path / "c.yaml"
     cfg.write_text(text)
     result = _invoke(runner, "validate", str(cfg))
@@ -706,6 +707,7 @@ def test_counts_past_2_to_the_53_exit_4(runner: CliRunner, tmp_path: Path) -> No
 
 def test_rollout_never_writes_over_its_config_and_a_url_password_is_never_shown(runner: CliRunner,
                                                                                 tmp_path: Path) -> None:
+    """rollout -o naming its own --config is refused before any write, and a URL's password is masked."""
     cfg = tmp_path / "my.yaml"
     cfg.write_text((EXAMPLES / "canary.yaml").read_text())
     before = cfg.read_text()
@@ -719,6 +721,7 @@ def test_rollout_never_writes_over_its_config_and_a_url_password_is_never_shown(
 
 
 def test_simulate_traffic_share_has_the_config_s_bounds(runner: CliRunner, tmp_path: Path) -> None:
+    """simulate --traffic outside traffic_share's bounds is exit 4, and no file is written."""
     result = _invoke(runner, "simulate", "-o", str(tmp_path / "x.csv"), "--traffic", "0.00001%")
     assert result.exit_code == ExitCode.BAD_INPUT and "--traffic must be in [0.0001%, 99.9999%]" in result.stderr
     assert not (tmp_path / "x.csv").exists()

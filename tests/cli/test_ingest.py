@@ -234,6 +234,7 @@ def test_read_and_repair(runner: CliRunner, tmp_path: Path) -> None:
 
 
 def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, tmp_path: Path) -> None:
+    """A stored value that is not mlplat's form makes `read` exit 4 naming it; `repair` rewrites it."""
     import sqlite3
 
     assert _run(runner, tmp_path).exit_code == 0
@@ -311,6 +312,7 @@ def test_odd_stores_and_dead_letter_paths_exit_4_and_change_nothing(runner: CliR
 
 
 def test_lateness_without_a_target_exit_4(runner: CliRunner) -> None:
+    """`lateness --target ,` (no share in the list) is exit 4 with the expected form."""
     result = runner.invoke(app, ["ingest", "lateness", EVENTS, "--target", ","])
     assert result.exit_code == ExitCode.BAD_INPUT and "--target: expected shares such as" in result.stderr
 

@@ -198,6 +198,7 @@ def test_a_number_too_large_for_a_float_neither_poisons_the_store_nor_the_dead_l
 
 
 def test_a_bom_before_a_csv_header_is_skipped(tmp_path: Path) -> None:
+    """A CSV source saved with a byte order mark reads its header, not a column named '\ufeffevent_id'."""
     path = tmp_path / "e.csv"
     path.write_bytes(b"\xef\xbb\xbfevent_id,entity,event_time,v\r\na1,u,100,1\r\n")
     store = SQLiteStore(tmp_path / "f.db")
@@ -340,6 +341,7 @@ def test_a_damaged_state_is_a_clear_error_and_repair_rewrites_it(tmp_path: Path)
 ])
 def test_a_damaged_checkpoint_or_definition_is_a_clear_error_and_repair_rewrites_it(
         tmp_path: Path, table: str, name: str, text: str, place: str) -> None:
+    """A checkpoint or recorded definition not in mlplat's form stops a run naming it; repair rewrites it."""
     cfg = config(SUM, max_out_of_orderness=30)
     source = _events(tmp_path)
     store = SQLiteStore(tmp_path / "f.db")
@@ -354,6 +356,7 @@ def test_a_damaged_checkpoint_or_definition_is_a_clear_error_and_repair_rewrites
 
 
 def test_damaged_dedup_markers_stop_a_run_with_a_clear_error(tmp_path: Path) -> None:
+    """Dedup markers that are not mlplat's form stop a run with DataError pointing to a new store."""
     cfg = config(SUM, max_out_of_orderness=30)
     source = _events(tmp_path)
     store = SQLiteStore(tmp_path / "f.db")

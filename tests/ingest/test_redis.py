@@ -167,7 +167,7 @@ def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> 
 
     cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
     _xadd(redis_url, "events", EVENTS)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="crash after commit"):
         run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), CrashingRedis(redis_url).armed(3, True),
                      dead_letter=tmp_path / "dl")
     assert redis.Redis.from_url(redis_url).xpending("events", "mlplat-ingest")["pending"] == 8
@@ -195,7 +195,7 @@ def test_stream_messages_that_are_not_text_or_were_trimmed_are_malformed_with_th
     reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl").read_text().splitlines()]
     assert all(r.startswith("malformed: not UTF-8 text") for r in reasons)
     _xadd(redis_url, "cut", EVENTS[:16])
-    with pytest.raises(KeyboardInterrupt):  # dies before its first commit: 8 messages stay pending
+    with pytest.raises(KeyboardInterrupt, match="crash before commit"):  # dies before its first commit: 8 stay pending
         run_pipeline(cfg, RedisStreamSource(redis_url + "/cut"), CrashingRedis(redis_url + "/2").armed(2, False),
                      dead_letter=tmp_path / "dl2")
     client.xtrim("cut", maxlen=8, approximate=False)  # the 8 pending ones go
@@ -232,7 +232,7 @@ def test_a_worker_restarted_under_another_consumer_name_finishes_the_old_name_s_
 
     cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
     _xadd(redis_url, "events", EVENTS)
-    with pytest.raises(KeyboardInterrupt):  # dies at its third commit: its third batch stays pending
+    with pytest.raises(KeyboardInterrupt, match="crash before commit"):  # its third batch stays pending
         run_pipeline(cfg, RedisStreamSource(redis_url + "/events?consumer=pod-a"),
                      CrashingRedis(redis_url).armed(3, False), dead_letter=tmp_path / "dl")
     client = redis.Redis.from_url(redis_url)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mlplat.errors import DataError
+from mlplat.errors import ConfigError, DataError
 from mlplat.sim import Scenario, arrivals, mean_rate, read_trace
 from mlplat.sim._scenario import LognormalService, TraceWorkload
 from mlplat.sim._workload import service_sampler, with_mean_rate
@@ -55,7 +55,7 @@ def test_lognormal_from_mean_and_p99(make_scenario: Callable[..., Scenario]) -> 
     sc = make_scenario(service={"warm": {"dist": "lognormal", "mean_ms": 120, "p99_ms": 400}})
     x = service_sampler(sc.service)(np.random.default_rng(0), 400_000)
     assert_allclose([x.mean(), np.quantile(x, 0.99)], [0.120, 0.400], rtol=0.02)
-    with pytest.raises(Exception, match="p99 can be at most"):
+    with pytest.raises(ConfigError, match="p99 can be at most"):
         make_scenario(service={"warm": {"dist": "lognormal", "mean_ms": 10, "p99_ms": 400}})
 
 

@@ -543,6 +543,9 @@ class DynamicBatcher:
                 room = False
             if not room:
                 self._counters.rejected += 1
+                if block:  # the caller waited already: advising block=True would be no help
+                    raise QueueFull(f"the queue held max_queue_size={self.max_queue_size} requests for the "
+                                    f"whole timeout ({timeout} s)")
                 raise QueueFull(f"the queue holds max_queue_size={self.max_queue_size} requests; "
                                 "retry later, raise max_queue_size, or submit with block=True")
         self._queue.items.append(request)
