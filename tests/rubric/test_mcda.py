@@ -41,6 +41,17 @@ def test_ahp_reference() -> None:
     assert result.consistent
 
 
+@pytest.mark.parametrize(("matrix", "message"), [
+    ([[1, 2], [1]], r"an AHP matrix must be a square table of numbers"),
+    ([["a", "b"], ["c", "d"]], r"an AHP matrix must be a square table of numbers"),
+    ([[1, -2], [0.5, 1]], r"AHP judgements must be finite and > 0, got -2 in row 1, column 2"),
+])
+def test_ahp_bad_matrices_name_the_problem(matrix: list[list[object]], message: str) -> None:
+    """Ragged rows or text were a raw numpy ValueError; a bad judgement is named by its cell."""
+    with pytest.raises(MlplatError, match=message):
+        ahp(matrix)
+
+
 def test_ahp_consistent_matrix_has_zero_cr() -> None:
     """A perfectly consistent matrix (a_ij = w_i / w_j) gives back w with λmax = n and CR = 0."""
     w = np.array([0.5, 0.3, 0.2])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from numpy.testing import assert_allclose
 
+from mlplat.errors import ConfigError
 from mlplat.rubric import Rubric, load_rubric, npv, tco_table
 from mlplat.rubric._model import Tco
 
@@ -17,6 +18,13 @@ def test_npv_year_zero_undiscounted() -> None:
     assert npv([100.0], 0.10) == 100.0
     assert_allclose(npv([360_000, 390_000, 390_000, 390_000], 0.10),
                     360_000 + 390_000 * (1 / 1.1 + 1 / 1.1**2 + 1 / 1.1**3))
+
+
+@pytest.mark.parametrize("rate", [-1.0, -2.0, float("nan")])
+def test_npv_refuses_a_rate_at_or_below_minus_one(rate: float) -> None:
+    """A discount rate of -1 divided by zero (a raw ZeroDivisionError from the public function)."""
+    with pytest.raises(ConfigError, match=r"`rate` must be > -1 \(a discount rate\), got"):
+        npv([100.0, 110.0], rate)
 
 
 def test_risk_adjusted_is_expected_value(write_rubric: Callable[..., Path]) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
+from mlplat.errors import SimulationError
 from mlplat.sim import Estimate, Scenario, erlang_b, erlang_c, simulate, simulate_levels, simulate_pool
 from mlplat.sim._pool import PoolSpec
 
@@ -24,7 +25,7 @@ def test_erlang_c_reference_values() -> None:
     assert_allclose(erlang_c(10, 8.0), (0.4091801508, 0.2045900754), rtol=1e-9)
     # M/M/5, lambda = 4: P(wait) = Wq = 0.5541125541.
     assert_allclose(erlang_c(5, 4.0), (0.5541125541, 0.5541125541), rtol=1e-9)
-    with pytest.raises(ValueError, match="load must be < servers"):
+    with pytest.raises(SimulationError, match=r"Erlang C needs `load` < `servers` \(2\) for a steady state, got 2.0"):
         erlang_c(2, 2.0)
 
 

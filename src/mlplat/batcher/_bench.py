@@ -26,7 +26,7 @@ from mlplat.batcher._load import (
 )
 from mlplat.batcher._models import ModelSpec, ProfilePoint, TorchPredictor, profile_predict, resolve_device
 from mlplat.batcher._stats import percentiles
-from mlplat.errors import MlplatError
+from mlplat.errors import ConfigError
 from mlplat.plots import pyplot, save_figure
 
 __all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
@@ -88,33 +88,33 @@ class BenchConfig:
             if value is None and name == "torch_threads":
                 continue  # leave torch's own choice
             if not isinstance(value, int) or not 0 < value <= most:
-                raise MlplatError(f"{flag} must be an integer from 1 to {most:,}, got {value!r}")
+                raise ConfigError(f"{flag} must be an integer from 1 to {most:,}, got {value!r}")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise MlplatError(f"--seed must be an integer from 0 to {2**32 - 1:,}, got {self.seed!r}")
+            raise ConfigError(f"--seed must be an integer from 0 to {2**32 - 1:,}, got {self.seed!r}")
         if self.max_batch * math.prod(self.model.input_shape()) > 2**30:
-            raise MlplatError(f"a batch of {self.max_batch} requests of shape {self.model.input_shape()} holds more "
+            raise ConfigError(f"a batch of {self.max_batch} requests of shape {self.model.input_shape()} holds more "
                               f"than {2**30:,} values (4 GB); lower --max-batch, --width or --seq-len")
         for name, flag in (("max_latency_ms", "--max-latency-ms"), ("duration", "--duration"),
                            ("slo_ms", "--slo-ms"), ("rate_share", "rate share")):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
-                raise MlplatError(f"{flag} must be a positive number, got {value!r}")
+                raise ConfigError(f"{flag} must be a positive number, got {value!r}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
-            raise MlplatError(f"--rate must be a positive number of requests per second, got {self.rate!r}")
+            raise ConfigError(f"--rate must be a positive number of requests per second, got {self.rate!r}")
         if self.rate is not None and self.rate * self.duration < 1:
-            raise MlplatError(f"--rate {self.rate:g} req/s for --duration {self.duration:g} s sends "
+            raise ConfigError(f"--rate {self.rate:g} req/s for --duration {self.duration:g} s sends "
                               f"{self.rate * self.duration:.2g} requests on average; a run needs at least one "
                               "(a p99.9 wants 1,000): raise the rate or the duration")
         if self.warmup < 0:
-            raise MlplatError(f"--warmup must be >= 0, got {self.warmup!r}")
+            raise ConfigError(f"--warmup must be >= 0, got {self.warmup!r}")
         if not self.policies:
-            raise MlplatError(f"--policies must name at least one of {', '.join(POLICIES)}")
+            raise ConfigError(f"--policies must name at least one of {', '.join(POLICIES)}")
         for policy in self.policies:
             if policy not in POLICIES:
-                raise MlplatError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+                raise ConfigError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
         repeated = sorted({p for p in self.policies if self.policies.count(p) > 1})
         if repeated:
-            raise MlplatError(f"--policies: {', '.join(repeated)} given more than once; name each policy once")
+            raise ConfigError(f"--policies: {', '.join(repeated)} given more than once; name each policy once")
 
 
 @dataclass(frozen=True)
@@ -422,7 +422,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
             rates = [r for r in rates if r is not None and r <= limit] or [limit]
         elif rates[0] is not None and rates[0] > limit:
             if config.rate is not None:
-                raise MlplatError(f"--rate {rate_text(rates[0])} is above what the load generator can schedule on "
+                raise ConfigError(f"--rate {rate_text(rates[0])} is above what the load generator can schedule on "
                                   f"this machine (about {rate_text(limit)}); lower the rate, or give --concurrency")
             # No load was asked for: run at what the generator can keep (a fast GPU's X* is far past it), and
             # say so, rather than refuse the command a user runs first.

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlplat.batcher._batcher import DynamicBatcher, _check_results
-from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, MlplatError, QueueFull
+from mlplat.errors import BatcherClosed, BatcherError, ConfigError, DeadlineExceeded, QueueFull
 
 __all__ = ["POLICIES", "Meter", "Server", "Trace", "WindowBatcher", "closed_loop", "generator_capacity",
            "make_server", "open_loop"]
@@ -165,7 +165,7 @@ def make_server(policy: str, predict: Callable[[list[Any]], Sequence[Any]], *, m
     if policy in ("deadline", "eager"):
         return DynamicBatcher(predict, max_batch_size=max_batch_size, max_latency_ms=max_latency_ms,
                               policy=policy, max_queue_size=10**6)  # type: ignore[arg-type]
-    raise MlplatError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
+    raise ConfigError(f"--policies: unknown policy {policy!r}; choose from {', '.join(POLICIES)}")
 
 
 @dataclass

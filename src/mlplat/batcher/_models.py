@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mlplat.errors import DeviceError, MlplatError
+from mlplat.errors import ConfigError, DeviceError
 
 __all__ = ["ModelSpec", "ProfilePoint", "TorchPredictor", "profile_predict", "resolve_device"]
 
@@ -66,18 +66,18 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.kind not in MODELS:
-            raise MlplatError(f"--model must be one of {', '.join(MODELS)}, got {self.kind!r}")
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.kind!r}")
         for name in ("width", "hidden", "layers", "seq_len", "heads"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
-                raise MlplatError(f"model `{name}` must be a positive integer, got {value!r}")
+                raise ConfigError(f"model `{name}` must be a positive integer, got {value!r}")
         if self.kind == "transformer" and self.width % self.heads:
-            raise MlplatError(f"transformer `width` ({self.width}) must be a multiple of `heads` ({self.heads})")
+            raise ConfigError(f"transformer `width` ({self.width}) must be a multiple of `heads` ({self.heads})")
         if self.parameters() > MAX_PARAMETERS:
-            raise MlplatError(f"{self.describe()} has about {self.parameters():.3g} weights, more than the "
+            raise ConfigError(f"{self.describe()} has about {self.parameters():.3g} weights, more than the "
                               f"{MAX_PARAMETERS:,} a benchmark model may have; lower --width, --hidden or --layers")
         if math.prod(self.input_shape()) > MAX_REQUEST_VALUES:
-            raise MlplatError(f"one request of shape {self.input_shape()} holds more than {MAX_REQUEST_VALUES:,} "
+            raise ConfigError(f"one request of shape {self.input_shape()} holds more than {MAX_REQUEST_VALUES:,} "
                               "values; lower --width or --seq-len")
 
     def parameters(self) -> int:
@@ -123,7 +123,7 @@ class TorchPredictor:
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32", seed: int = 0) -> None:
         torch = _torch()
         if dtype not in DTYPES:
-            raise MlplatError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         torch.manual_seed(seed)
         self.spec = spec
         self.device = torch.device(device)

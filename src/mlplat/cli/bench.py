@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table, parse_option
-from mlplat.errors import MlplatError
+from mlplat.errors import ConfigError
 from mlplat.plots import check_plot
 from mlplat.units import parse_duration, parse_rate
 
@@ -131,7 +131,7 @@ def bench(
     chosen = [name for name, on in (("--rate", rate is not None), ("--concurrency", concurrency is not None),
                                     ("--sweep", sweep)) if on]
     if len(chosen) > 1:
-        raise MlplatError(f"choose one load of --rate, --concurrency or --sweep, got {' and '.join(chosen)}")
+        raise ConfigError(f"choose one load of --rate, --concurrency or --sweep, got {' and '.join(chosen)}")
     run_s = parse_option("--duration", parse_duration, duration)
     warm_s = parse_option("--warmup", parse_duration, warmup)
     rate_rps = None if rate is None else parse_option("--rate", parse_rate, rate)

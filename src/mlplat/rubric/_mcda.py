@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from mlplat.errors import MlplatError
+from mlplat.errors import ConfigError
 
 __all__ = ["AhpResult", "ahp", "normalize", "topsis", "wsm"]
 
@@ -70,11 +70,16 @@ def ahp(matrix: ArrayLike) -> AhpResult:
     >>> [round(w, 2) for w in r.weights], round(r.cr, 6)
     ([0.75, 0.25], 0.0)
     """
-    a = np.asarray(matrix, dtype=float)
+    try:
+        a = np.asarray(matrix, dtype=float)
+    except (TypeError, ValueError) as exc:  # ragged rows, text
+        raise ConfigError(f"an AHP matrix must be a square table of numbers: {exc}") from None
     if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] == 0:
-        raise MlplatError(f"an AHP matrix must be square and non-empty, got shape {a.shape}")
-    if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise MlplatError("AHP judgements must be finite and > 0")
+        raise ConfigError(f"an AHP matrix must be square and non-empty, got shape {a.shape}")
+    bad = ~np.isfinite(a) | (a <= 0)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ConfigError(f"AHP judgements must be finite and > 0, got {a[i, j]:g} in row {i + 1}, column {j + 1}")
     n = a.shape[0]
     values, vectors = np.linalg.eig(a)
     k = int(np.argmax(values.real))
@@ -123,14 +128,15 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
         return np.where(c, 1.0 - ratio, ratio)
     if method == "sum":
         if np.any(x[..., c] <= 0):
-            raise MlplatError("sum normalisation needs cost scores > 0 (it uses 1/x); use minmax or vector")
-        if np.any(x[..., ~c] < 0):  # a negative sum would flip the column: the worst option first
-            raise MlplatError("sum normalisation needs benefit scores >= 0 (it divides by their sum); "
+            raise ConfigError(f"sum normalisation needs cost scores > 0 (it uses 1/x), got {x[..., c].min():g}; "
                               "use minmax or vector")
+        if np.any(x[..., ~c] < 0):  # a negative sum would flip the column: the worst option first
+            raise ConfigError(f"sum normalisation needs benefit scores >= 0 (it divides by their sum), got "
+                              f"{x[..., ~c].min():g}; use minmax or vector")
         inverse = np.where(c, 1.0 / np.where(x > 0, x, 1.0), x)
         total = inverse.sum(axis=-2, keepdims=True)
         return inverse / np.where(total != 0, total, 1.0)
-    raise MlplatError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {method!r}")
+    raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {method!r}")
 
 
 def wsm(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlplat.errors import ConfigError
 from mlplat.rubric._model import CashFlow, Tco
 
 __all__ = ["TcoResult", "YearCost", "npv", "tco_table"]
@@ -18,6 +19,8 @@ def npv(cash_flows: list[float], rate: float) -> float:
     >>> round(npv([100.0, 110.0, 121.0], 0.10), 6)
     300.0
     """
+    if not rate > -1:  # NaN too
+        raise ConfigError(f"`rate` must be > -1 (a discount rate), got {rate}")
     return sum(flow / (1.0 + rate) ** year for year, flow in enumerate(cash_flows))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlplat.errors import SimulationError
+
 
 def erlang_b(servers: int, load: float) -> float:
     """Blocking probability of M/M/c/c with offered load ``load`` = lambda / mu (Erlang B).
@@ -40,7 +42,7 @@ def erlang_c(servers: int, load: float) -> tuple[float, float]:
     (0.4091801508, 0.2045900754)
     """
     if load >= servers:
-        raise ValueError(f"load must be < servers ({servers}), got {load}")
+        raise SimulationError(f"Erlang C needs `load` < `servers` ({servers}) for a steady state, got {load}")
     b = erlang_b(servers, load)
     c = servers * b / (servers - load * (1 - b))
     return c, c / (servers - load)

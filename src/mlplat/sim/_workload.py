@@ -42,7 +42,7 @@ def mean_rate(workload: Workload, trace: Trace | None = None) -> float:
         w = workload
         return (w.on_rate * w.mean_on + w.off_rate * w.mean_off) / (w.mean_on + w.mean_off)
     if trace is None:
-        raise ValueError("a trace workload needs its trace")
+        raise DataError("a trace workload needs its trace (read_trace) to have a mean rate")
     return len(trace.times) / trace.span * workload.scale
 
 
@@ -88,7 +88,7 @@ def arrivals(workload: Workload, duration: float, rng: np.random.Generator,
     if isinstance(workload, BurstyWorkload):
         return _bursty(workload, duration, rng)
     if trace is None:
-        raise ValueError("a trace workload needs its trace (read_trace)")
+        raise DataError("a trace workload needs its trace (read_trace) to draw arrivals")
     return _replay(trace, workload.scale, duration, rng)
 
 
