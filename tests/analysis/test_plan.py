@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose
 
 from mlplat.analysis import CanaryConfig, CanaryData, Verdict, analyze, binomial_upper, plan, simulate_detection
 from mlplat.analysis._simulate import SimulationSpec, simulate_export
-from mlplat.errors import SimulationError
+from mlplat.errors import ConfigError, SimulationError
 
 ALPHA = 0.05
 # One rate metric and the SRM check: the rate test gets alpha - srm.alpha (canary.yaml's defaults).
@@ -159,3 +159,11 @@ def test_power_interval_is_clopper_pearson() -> None:
     (cell,) = result.to_dict()["cells"]
     low, high = cell["power_ci"]
     assert low <= cell["power"] <= high and high - low < 0.2
+
+
+def test_plan_cell_time_to_power_takes_only_the_shares_it_measured() -> None:
+    """A cell holds the 80% and 95% times only; any other share answered with the 95% time, silently."""
+    cell = plan(rps=278, baseline_rate=0.001, traffic=[0.05], effects=[3.0], runs=50, seed=1).cells[0]
+    assert cell.time_to_power(0.8) == cell.time_to_80 and cell.time_to_power(0.95) == cell.time_to_95
+    with pytest.raises(ConfigError, match=r"`target` must be 0.8 or 0.95 \(the shares the plan measures\), got 0.5"):
+        cell.time_to_power(0.5)

@@ -720,6 +720,18 @@ def test_rollout_never_writes_over_its_config_and_a_url_password_is_never_shown(
     assert "a user or password in the URL is not supported" in result.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["analyze", str(EXAMPLES / "aa.json"), "-c", str(CONFIG), "--max-duration", "0s"],
+     "--max-duration must be > 0, got 0 s"),
+    (["watch", "--prometheus", "http://127.0.0.1:9", "-c", str(CONFIG), "--interval", "0s"],
+     "--interval must be > 0, got '0s'"),
+])
+def test_non_positive_durations_name_the_value(runner: CliRunner, args: list[str], message: str) -> None:
+    """A zero --max-duration or --interval is exit 4 with the value given (the message used to omit it)."""
+    result = _invoke(runner, *args)
+    assert result.exit_code == ExitCode.BAD_INPUT and message in result.stderr, result.stderr
+
+
 def test_simulate_traffic_share_has_the_config_s_bounds(runner: CliRunner, tmp_path: Path) -> None:
     """simulate --traffic outside traffic_share's bounds is exit 4, and no file is written."""
     result = _invoke(runner, "simulate", "-o", str(tmp_path / "x.csv"), "--traffic", "0.00001%")

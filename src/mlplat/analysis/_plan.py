@@ -18,7 +18,7 @@ from mlplat.analysis._sequential import (
     check_level,
     rate_ratio_process,
 )
-from mlplat.errors import SimulationError
+from mlplat.errors import ConfigError, SimulationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,6 +193,8 @@ class PlanCell:
 
     def time_to_power(self, target: float) -> float:
         """The time to detect in a share ``target`` of runs: 0.8 or 0.95, the two the plan measures."""
+        if target not in (0.8, 0.95):  # any other share silently answered with the 95% time
+            raise ConfigError(f"`target` must be 0.8 or 0.95 (the shares the plan measures), got {target:g}")
         return self.time_to_80 if target == 0.8 else self.time_to_95
 
 
@@ -205,7 +207,7 @@ class PlanResult:
     max_duration: float
     alpha: float
     runs: int
-    seed: int | None
+    seed: int
     cells: tuple[PlanCell, ...]
     false_alarm: dict[float, float] = field(default_factory=dict)
 
@@ -275,7 +277,7 @@ def plan(
     tolerance: float = 0.0,
     concentration: float = 20.0,
     runs: int = 2000,
-    seed: int | None = 0,
+    seed: int = 0,
 ) -> PlanResult:
     """Power and time to detect on a grid of traffic shares and effects, plus the A/A false-alarm rate.
 

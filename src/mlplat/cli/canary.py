@@ -59,7 +59,7 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
         cfg.traffic_share = share
     if max_duration is not None:
         if max_duration <= 0:
-            raise DataError("--max-duration must be > 0")
+            raise DataError(f"--max-duration must be > 0, got {max_duration:g} s")
         cfg.max_duration = max_duration
     return cfg
 
@@ -213,7 +213,7 @@ def watch(
     step_s = _seconds(step, "--step")
     limit = cfg.max_duration
     if every <= 0:
-        raise DataError("--interval must be > 0")
+        raise DataError(f"--interval must be > 0, got {interval!r}")
     while True:
         now = time.time()
         timed_out = now - began >= limit

@@ -299,7 +299,8 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
         out["usage_instance_seconds"] = run.instance_seconds
         out["usage_billed_instance_seconds"] = seconds
     else:
-        assert isinstance(p, KubernetesPlatform | KnativePlatform)
+        if not isinstance(p, KubernetesPlatform | KnativePlatform):
+            raise SimulationError(f"platform {p.name!r}: no bill for kind {p.kind!r}")
         node = prices.ec2[p.node]
         node_cost = run.node_seconds / 3600.0 * node.usd
         cost["gpu" if node.gpus else "nodes"] = node_cost
