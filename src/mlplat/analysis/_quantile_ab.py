@@ -60,8 +60,8 @@ class _Pair:
     begins).
     """
 
-    def __init__(self, cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], edges: NDArray[np.float64],
-                 q: float, level: float, alpha_opt: float, share: float) -> None:
+    def __init__(self, cum_x: NDArray[np.float64], cum_y: NDArray[np.float64], q: float, level: float,
+                 alpha_opt: float, share: float) -> None:
         import numpy as np
 
         self.cum_x, self.q, self.share = cum_x, q, share
@@ -148,7 +148,7 @@ def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     """
     import numpy as np
 
-    pair = _Pair(cum_x, cum_y, edges, q, LOG_E_CAP, alpha_opt, share)
+    pair = _Pair(cum_x, cum_y, q, LOG_E_CAP, alpha_opt, share)
     # Arm x's count at or below f w, at its largest over the bucket: at f times the bucket's upper edge.
     upper = np.append(factor * edges, np.inf)
     at = np.searchsorted(edges, upper, side="left")
@@ -193,7 +193,7 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     check_level(alpha)
     check_level(q, "q")
     level = math.log(1 / alpha)
-    pair = _Pair(cum_x, cum_y, edges, q, level, alpha_opt, share)
+    pair = _Pair(cum_x, cum_y, q, level, alpha_opt, share)
     rows, j = pair.rows, pair.j
     need = pair.need(level)
     open_ = need > pair.floor_x[rows] + 1e-12  # else x's term reaches `need` at any count: no limit here

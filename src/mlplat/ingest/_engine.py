@@ -550,7 +550,7 @@ class Engine:
                         text = starts[last] = format_exact(last)
                     key = entity + name + text
                 else:  # hopping: several windows hold the event
-                    for key in _hop_keys(entity + name, time, window, step, count):
+                    for key in _hop_keys(entity + name, time, step, count):
                         pending.append((seq, time, event_id, key, agg, value))
                     continue
                 pending.append((seq, time, event_id, key, agg, value))
@@ -616,12 +616,12 @@ class Engine:
             if window is None:
                 out.append((entity + name, agg, value))  # name is "\x1fname\x1f"
             else:
-                out += ((key, agg, value) for key in _hop_keys(entity + name, time, window, step, count))
+                out += ((key, agg, value) for key in _hop_keys(entity + name, time, step, count))
         return out
 
 
-def _hop_keys(prefix: str, time: float, window: float, step: float, count: int) -> list[str]:
-    """Keys of the ``count`` windows of length ``window`` every ``step`` that hold ``time`` (one if tumbling)."""
+def _hop_keys(prefix: str, time: float, step: float, count: int) -> list[str]:
+    """Keys of the ``count`` windows (of ``count`` x ``step``) every ``step`` that hold ``time`` (one if tumbling)."""
     last = window_index(time, step)
     # Every one of them holds the event: window = count x step, so the oldest ends at window_start(last + 1).
     return [prefix + format_exact(window_start(last - k, step)) for k in range(count)]

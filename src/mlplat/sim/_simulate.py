@@ -173,7 +173,7 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     lp = prices.lambda_
     gb_price = (lp.x86_gb_second if p.arch == "x86" else lp.arm_gb_second).usd
     span = t1 - t0
-    out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
+    out = _common(m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
     # A function's latency is its occupancy (0 for a throttled request).
     busy = _busy_in(a, a + run.occupancy, window)
     out["mean_busy"] = busy / span
@@ -193,7 +193,7 @@ def _run_lambda(p: LambdaPlatform, sc: Scenario, prices: PriceTable, a: np.ndarr
     return _bill(out, cost, span, requests)
 
 
-def _common(a: np.ndarray, m: np.ndarray, cold: np.ndarray, rejected: np.ndarray, lat: np.ndarray,
+def _common(m: np.ndarray, cold: np.ndarray, rejected: np.ndarray, lat: np.ndarray,
             instance_seconds: float, peak: int, span: float) -> dict[str, float]:
     total = float(m.sum())
     out = {"requests": total, "cold_starts": float((cold & m).sum()), "rejections": float((rejected & m).sum())}
@@ -260,7 +260,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
     m = (a >= t0) & (a < t1)
     served = m & ~run.rejected & np.isfinite(run.finish)
     lat = (run.finish - a)[served]
-    out = _common(a, m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
+    out = _common(m, run.cold, run.rejected, lat, run.instance_seconds, run.peak_instances, span)
     wait = (run.start - a)[served]
     out["wait_probability"] = float((wait > 1e-12).mean()) if len(wait) else math.nan
     out["mean_wait_s"] = float(wait.mean()) if len(wait) else math.nan
