@@ -226,8 +226,9 @@ def test_colour_off_with_no_color_env_or_flag() -> None:
 
 
 def test_json_version_is_one_document(runner: CliRunner) -> None:
-    """`mlplat --json --version` prints one JSON document; plain --version prints text."""
+    """`mlplat --json --version` and `mlplat --version --json` print one JSON document; plain --version text."""
     assert json.loads(runner.invoke(app, ["--json", "--version"]).stdout)["version"]
+    assert json.loads(runner.invoke(app, ["--version", "--json"]).stdout)["version"]
     assert runner.invoke(app, ["--version"]).stdout.startswith("mlplat ")
 
 

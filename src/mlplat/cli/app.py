@@ -69,7 +69,8 @@ def _version_callback(ctx: typer.Context, value: bool) -> None:
     if value:
         from mlplat import __version__
 
-        # --json is eager too, so `mlplat --json --version` has read it by now: one JSON document then.
+        # --version is not eager and --json is, so --json has been read whatever the order on the command
+        # line (`mlplat --version --json` printed text when both were eager): one JSON document then.
         typer.echo(jsonlib.dumps({"version": __version__}) if ctx.params.get("json") else f"mlplat {__version__}")
         raise typer.Exit()
 
@@ -94,7 +95,7 @@ def root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks on errors.")] = False,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour (NO_COLOR also works).")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+        bool, typer.Option("--version", callback=_version_callback, help="Print the version.")
     ] = False,
 ) -> None:
     """mlplat: build vs buy, canaries, serverless vs Kubernetes, batching, feature ingestion."""
