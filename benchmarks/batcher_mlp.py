@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,20 +37,6 @@ from batcher_common import Call, closed_loop, mlp_predictor, preload_ray, requir
 from mlplat.batcher import BenchConfig, DynamicBatcher, ModelSpec, PolicyResult, profile_predict
 from mlplat.batcher._bench import _run_policy, measurement_runtime, run_policy
 from mlplat.batcher._load import OK, Meter, Trace
-
-
-class Recorder:
-    """Wraps predict and keeps (start, end, size) of every call, so each late answer can be traced to its batch."""
-
-    def __init__(self, predict: Callable[[list[Any]], Sequence[Any]]) -> None:
-        self.predict = predict
-        self.calls: list[tuple[float, float, int]] = []
-
-    def __call__(self, items: list[Any]) -> Sequence[Any]:
-        start = time.perf_counter()
-        out = self.predict(items)
-        self.calls.append((start, time.perf_counter(), len(items)))
-        return out
 
 
 def miss_causes(trace: Trace, calls: list[tuple[float, float, int]], profile_s: Callable[[int], float],
@@ -105,9 +91,9 @@ def miss_causes(trace: Trace, calls: list[tuple[float, float, int]], profile_s: 
 def run_poisson(policy: str, predictor: Any, inputs: list[Any], config: BenchConfig, rate: float, seed: int,
                 profile_s: Callable[[int], float]) -> tuple[PolicyResult, Counter[str]]:
     """One open-loop run like ``mlplat bench --rate``, keeping the trace to give each miss a cause."""
-    recorder = Recorder(predictor)
+    recorder = Meter(predictor)  # keeps (start, end, size) of every call, so each late answer has its batch
     result, trace = _run_policy(policy, recorder, inputs, config, rate=rate, rng=np.random.default_rng(seed))
-    return result, miss_causes(trace, recorder.calls, profile_s, config.max_latency_ms / 1000.0)
+    return result, miss_causes(trace, recorder.log, profile_s, config.max_latency_ms / 1000.0)
 
 
 def busy_core_ceiling(predictor: Any, batch: int) -> float:
@@ -161,8 +147,9 @@ def async_segment(server: Server, predictor: Any, inputs: list[Any], batch: int,
         latency = closed_loop(lambda: call, inputs, concurrency=concurrency, duration=seconds, warmup=0.25)
     elapsed = time.perf_counter() - started
     after = ceiling_now(predictor, batch)
-    return Segment(latency.size / seconds, statistics.mean((before, after)), meter.busy / elapsed,
-                   meter.items / meter.calls if meter.calls else math.nan,
+    usage = meter.usage()
+    return Segment(latency.size / seconds, statistics.mean((before, after)), usage.busy / elapsed,
+                   usage.items / usage.calls if usage.calls else math.nan,
                    float(np.percentile(latency, 99)) if latency.size else math.nan)
 
 

@@ -102,16 +102,22 @@ def test_summary_metric_definitions() -> None:
     finish = np.array([0.6, 1.002, 1.005, 1.25, 1.4, 1.62, 2.004, np.nan])
     status = np.array([OK, OK, OK, OK, REJECTED, OK, OK, 0], dtype=np.int8)
     meter = Meter(lambda xs: xs)
-    meter.calls, meter.items, meter.busy = 4, 10, 1.0
+    # Batches and busy time count inside the window only: the warm-up batch of 4 is out, the batch of 5 that
+    # started before it adds 0.1 s of busy time but no batch, the last one adds its 0.5 s inside.
+    meter.log = [(0.5, 0.9, 4), (0.9, 1.1, 5), (1.0, 1.5, 2), (2.5, 3.5, 3)]
     result = _bench.summarize("deadline", Trace(start, finish, status, np.zeros(8), (1.0, 3.0)), meter,
-                              offered=3.0, concurrency=None, max_batch=4, max_latency_ms=10, slo_ms=25,
-                              elapsed=4.0)
+                              offered=3.0, concurrency=None, max_batch=4, max_latency_ms=10, slo_ms=25)
     assert result.requests == 6
     assert result.throughput_rps == pytest.approx(5 / 2)  # five answered inside the window
     assert result.goodput_rps == pytest.approx(4 / 2)  # 10, 5, 20 and 4 ms are within 25 ms; 50 ms is not
     assert result.miss_rate == pytest.approx(3 / 6)  # 50 ms and 20 ms late, one never answered
     assert result.reject_rate == pytest.approx(1 / 6)
-    assert (result.mean_batch, result.fill_ratio, result.busy_fraction) == (2.5, 0.625, 0.25)
+    assert (result.mean_batch, result.fill_ratio) == (2.5, 0.625)
+    assert result.busy_fraction == pytest.approx(1.1 / 2)
+    assert result.answered == 4
+    # The CDF is over all six requests: the refused and the unanswered one never finish (inf).
+    assert result.cdf_ms[0] == pytest.approx(4.0) and result.cdf_ms[-1] == math.inf
+    assert sum(math.isfinite(x) for x in result.cdf_ms) == pytest.approx(201 * 4 / 6, abs=1)
     assert result.latency_ms["p50"] == pytest.approx(5.0)
 
 
@@ -160,21 +166,26 @@ def test_overload_warning_allows_the_requests_still_in_flight(requests: int, ans
     assert (_bench.overload_warning(result) is not None) == warned
 
 
-@pytest.mark.parametrize(("requests", "tail"), [(39, "p99 and p99.9 are"), (500, "p99.9 is"), (1000, None)])
-def test_few_requests_warning_names_the_tail_that_is_only_a_maximum(requests: int, tail: str | None) -> None:
-    """Under 1,000 measured requests the p99.9 is the slowest one seen; under 100 the p99 is as well."""
+@pytest.mark.parametrize(("answered", "tail"), [(39, "p99 and p99.9 are"), (500, "p99.9 is"), (1000, None)])
+def test_few_requests_warning_names_the_tail_that_is_only_a_maximum(answered: int, tail: str | None) -> None:
+    """Under 1,000 answered requests the p99.9 is the slowest answer seen; under 100 the p99 is as well. It
+    counts answers, not arrivals (2,000 arrivals of which 50 were answered gave no warning), and names every
+    policy short of them, not only the fewest."""
     def result(policy: str, count: int) -> _bench.PolicyResult:
         return _bench.PolicyResult(
-            policy=policy, offered_rps=20.0, concurrency=None, requests=count, throughput_rps=20.0,
+            policy=policy, offered_rps=20.0, concurrency=None, requests=2000, throughput_rps=20.0,
             goodput_rps=20.0, latency_ms={}, miss_rate=0.0, reject_rate=0.0, mean_batch=1.0, fill_ratio=1.0,
-            busy_fraction=0.1, generator_lag_p99_ms=None, generator_behind=False)
+            busy_fraction=0.1, generator_lag_p99_ms=None, generator_behind=False, answered=count)
 
-    warning = _bench.few_requests_warning([result("eager", 5000), result("deadline", requests)])
+    warning = _bench.few_requests_warning([result("eager", 5000), result("deadline", answered)])
     if tail is None:
         assert warning is None
     else:
         assert warning is not None
-        assert warning.startswith(f"deadline measured only {requests:,} requests: its {tail} just")
+        assert warning.startswith(f"deadline has only {answered:,} answered requests (of 2,000 measured): its "
+                                  f"{tail} just")
+    both = _bench.few_requests_warning([result("eager", 500), result("deadline", 39)])
+    assert both is not None and "eager has only 500 answered" in both and "deadline has only 39 answered" in both
 
 
 def test_a_deadline_shorter_than_one_predict_is_named_not_called_an_overload() -> None:
@@ -350,6 +361,33 @@ def test_closed_loop_keeps_requests_outstanding() -> None:
     assert (trace.status == OK).all()
     # Far more than the three sent at start-up: each completion sent the next one for 50 ms.
     assert len(trace.start) > 30
+
+
+class _Stalls(_Pool):
+    """Answers at once, except its tenth request, which it never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def submit(self, item: Any, *, deadline_ms: float | None = None) -> concurrent.futures.Future[Any]:
+        self.count += 1
+        if self.count == 10:
+            return concurrent.futures.Future()
+        return super().submit(item)
+
+
+def test_closed_loop_records_a_request_never_answered_as_a_miss() -> None:
+    """A request still unanswered after the drain is in the trace as never answered (status 0, no finish),
+    so the report counts it as a miss; it was left out, and a stall at the end vanished from every figure."""
+    server = _Stalls()
+    trace = closed_loop(server, [0], concurrency=3, duration=0.05, warmup=0.0, drain_timeout=0.05)
+    server.close()
+    never = trace.status == 0
+    assert never.sum() == 1 and np.isnan(trace.finish[never]).all()
+    result = _bench.summarize("eager", trace, Meter(lambda xs: xs), offered=None, concurrency=3, max_batch=4,
+                              max_latency_ms=10, slo_ms=25)
+    assert result.miss_rate == pytest.approx(1 / result.requests)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -96,7 +96,7 @@ def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunn
     assert result.exit_code == 0, result.output
     assert re.search(r"│ eager\s+│\s+7\.5 │", result.stdout)
     stderr = " ".join(result.stderr.split())
-    assert "eager measured only" in stderr and "p99 and p99.9 are just the slowest request seen" in stderr
+    assert "eager has only" in stderr and "p99 and p99.9 are just the slowest answer seen" in stderr
 
 
 @pytest.mark.parametrize(("model", "half_x"), [(["--width", "2", "--hidden", "2", "--max-batch", "64"], 100_000),

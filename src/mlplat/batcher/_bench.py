@@ -144,6 +144,7 @@ class PolicyResult:
     cdf_ms: tuple[float, ...] = field(default=(), repr=False)
     # Open loop: requests sent in the measured interval per second, the offered rate plus Poisson noise.
     sent_rps: float | None = None
+    answered: int = 0  # requests of the interval answered: the samples behind latency_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,7 +153,7 @@ class PolicyResult:
             "latency_ms": dict(self.latency_ms), "miss_rate": self.miss_rate, "reject_rate": self.reject_rate,
             "mean_batch": self.mean_batch, "fill_ratio": self.fill_ratio, "busy_fraction": self.busy_fraction,
             "generator_lag_p99_ms": self.generator_lag_p99_ms, "generator_behind": self.generator_behind,
-            "sent_rps": self.sent_rps,
+            "sent_rps": self.sent_rps, "answered": self.answered,
         }
 
 
@@ -227,18 +228,20 @@ def rate_text(rate: float) -> str:
 
 
 def few_requests_warning(results: Sequence[PolicyResult]) -> str | None:
-    """A warning when a run measured under FEW_REQUESTS requests, so its tail percentiles are its maximum."""
-    if not results:
+    """A warning naming each policy whose latency percentiles rest on under FEW_REQUESTS answered requests, so
+    its tail percentiles are its slowest answers (the percentiles are over answered requests)."""
+    notes = []
+    for r in results:
+        if r.requests == 0:
+            notes.append(f"{r.policy} measured no requests (none arrived after the warm-up)")
+        elif r.answered < FEW_REQUESTS:
+            tail = "p99.9 is" if r.answered >= FEW_REQUESTS // 10 else "p99 and p99.9 are"
+            of = "" if r.answered == r.requests else f" (of {r.requests:,} measured)"
+            notes.append(f"{r.policy} has only {r.answered:,} answered requests{of}: its {tail} just the slowest "
+                         "answer seen")
+    if not notes:
         return None
-    fewest = min(results, key=lambda r: r.requests)
-    if fewest.requests >= FEW_REQUESTS:
-        return None
-    if fewest.requests == 0:
-        return (f"{fewest.policy} measured no requests (none arrived after the warm-up); run longer (--duration) "
-                "or at a higher rate")
-    tail = "p99.9 is" if fewest.requests >= FEW_REQUESTS // 10 else "p99 and p99.9 are"
-    return (f"{fewest.policy} measured only {fewest.requests:,} requests: its {tail} just the slowest request "
-            f"seen (a p99.9 wants {FEW_REQUESTS:,}); run longer (--duration) or at a higher rate")
+    return "; ".join(notes) + f" (a p99.9 wants {FEW_REQUESTS:,}); run longer (--duration) or at a higher rate"
 
 
 def short_deadline_warning(max_latency_ms: float, profile: Sequence[ProfilePoint],
@@ -273,8 +276,9 @@ def _profile_sizes(max_batch: int) -> list[int]:
 
 
 def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None, concurrency: int | None,
-              max_batch: int, max_latency_ms: float, slo_ms: float, elapsed: float) -> PolicyResult:
-    """Turn one run's per-request trace into a :class:`PolicyResult` (only arrivals after warm-up)."""
+              max_batch: int, max_latency_ms: float, slo_ms: float) -> PolicyResult:
+    """Turn one run's per-request trace into a :class:`PolicyResult` (only arrivals after warm-up; batches
+    and busy time inside the measured interval)."""
     low, high = trace.window
     keep = (trace.start >= low) & (trace.start < high)
     status, start, finish = trace.status[keep], trace.start[keep], trace.finish[keep]
@@ -287,7 +291,11 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     # rate; counting only requests that also arrived inside made it 0 while it served a warm-up backlog.
     answered = (trace.status == OK) & (trace.finish >= low) & (trace.finish < high)
     answered_latency = (trace.finish[answered] - trace.start[answered]) * 1000.0
-    cdf = tuple(np.quantile(latency, np.linspace(0, 1, 201)).tolist()) if latency.size else ()
+    # The CDF is over every request of the interval, an unanswered or refused one as never done (inf): a
+    # policy that refuses half its requests tops out at 0.5, not at 1 over the half it answered.
+    everyone = np.where(served, (finish - start) * 1000.0, math.inf)
+    cdf = tuple(np.quantile(everyone, np.linspace(0, 1, 201), method="inverted_cdf").tolist()) if requests else ()
+    usage = meter.usage(low, high)
     lag = trace.lag[keep] if trace.lag.size else trace.lag
     lag_p99 = float(np.quantile(lag, 0.99) * 1000.0) if lag.size else None
     # Neither answered nor refused: still queued when the run stopped waiting (then failed by close), or
@@ -300,13 +308,14 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
         latency_ms=percentiles(latency.tolist()),
         miss_rate=float((latency > max_latency_ms).sum() + unanswered) / requests if requests else math.nan,
         reject_rate=float((status == REJECTED).sum()) / requests if requests else math.nan,
-        mean_batch=meter.items / meter.calls if meter.calls else math.nan,
-        fill_ratio=(meter.items / meter.calls / max_batch) if meter.calls else math.nan,
-        busy_fraction=min(meter.busy / elapsed, 1.0) if elapsed > 0 else math.nan,
+        mean_batch=usage.items / usage.calls if usage.calls else math.nan,
+        fill_ratio=(usage.items / usage.calls / max_batch) if usage.calls else math.nan,
+        busy_fraction=min(usage.busy / measured, 1.0),
         generator_lag_p99_ms=lag_p99,
         generator_behind=lag_p99 is not None and lag_p99 > 0.25 * slo_ms,
         cdf_ms=cdf,
         sent_rps=requests / measured if offered is not None else None,
+        answered=int(served.sum()),
     )
 
 
@@ -350,13 +359,10 @@ def run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequenc
 def _run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequence[Any], config: BenchConfig,
                 *, rate: float | None, rng: np.random.Generator) -> tuple[PolicyResult, Trace]:
     """`run_policy`, also returning the run's trace (benchmarks/batcher_mlp.py gives each miss a cause from it)."""
-    import time
-
     meter = Meter(predict)
     # Requests still queued this long after the last arrival have missed any sensible SLO.
     drain = max(0.5, 4 * config.slo_ms / 1000.0)
     server = make_server(policy, meter, max_batch_size=config.max_batch, max_latency_ms=config.max_latency_ms)
-    started = time.perf_counter()
     try:
         if rate is not None:
             trace = open_loop(server, inputs, rate=rate, duration=config.duration, warmup=config.warmup, rng=rng,
@@ -366,10 +372,9 @@ def _run_policy(policy: str, predict: Callable[[list[Any]], Any], inputs: Sequen
                                 warmup=config.warmup, drain_timeout=drain)
     finally:
         server.close(drain=False)
-    elapsed = time.perf_counter() - started
     result = summarize(policy, trace, meter, offered=rate,
                        concurrency=None if rate is not None else config.concurrency, max_batch=config.max_batch,
-                       max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms, elapsed=elapsed)
+                       max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms)
     return result, trace
 
 
@@ -475,10 +480,12 @@ def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) ->
     fig, axes = pyplot().subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
     for p in result.policies:
-        if p.cdf_ms:
-            ax.plot(p.cdf_ms, np.linspace(0, 1, len(p.cdf_ms)), label=p.policy)
+        if p.cdf_ms:  # unanswered requests are inf: matplotlib leaves them off, so a curve tops out early
+            share = p.answered / p.requests if p.requests else 0.0
+            ax.plot(p.cdf_ms, np.linspace(0, 1, len(p.cdf_ms)), label=f"{p.policy} ({share:.0%} answered)")
     ax.axvline(result.slo_ms, color="grey", linestyle="--", linewidth=1, label="SLO")
-    ax.set(xlabel="latency (ms)", ylabel="share of requests", title="latency CDF", xscale="log")
+    ax.set(xlabel="latency (ms)", ylabel="share of all requests", title="latency CDF (unanswered: never)",
+           xscale="log")
     ax.legend()
     if result.sweep:
         for policy in dict.fromkeys(p.policy for p in result.sweep):

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -42,22 +42,38 @@ class Server(Protocol):
     def close(self, drain: bool = True) -> None: ...
 
 
+class Usage(NamedTuple):
+    """Predict calls in an interval: how many, the items they held, and the seconds spent inside predict."""
+
+    calls: int
+    items: int
+    busy: float
+
+
 class Meter:
-    """Wraps predict to count calls, items and busy time (one worker calls it at a time)."""
+    """Wraps predict and logs each call's start, end and size (one worker calls it at a time)."""
 
     def __init__(self, predict: Callable[[list[Any]], Sequence[Any]]) -> None:
         self.predict = predict
-        self.calls = 0
-        self.items = 0
-        self.busy = 0.0
+        self.log: list[tuple[float, float, int]] = []  # (start, end, items), perf_counter seconds
 
     def __call__(self, items: list[Any]) -> Sequence[Any]:
         start = time.perf_counter()
         out = self.predict(items)
-        self.busy += time.perf_counter() - start
-        self.calls += 1
-        self.items += len(items)
+        self.log.append((start, time.perf_counter(), len(items)))
         return out
+
+    def usage(self, low: float = -math.inf, high: float = math.inf) -> Usage:
+        """The calls that started in [low, high), their items, and the predict seconds inside [low, high).
+
+        A run's measured interval excludes its warm-up and drain: batch sizes and busy time outside it
+        (a cold deadline policy's first batches, the close) are not the steady state the report describes.
+        """
+        log = np.array(self.log, dtype=float).reshape(-1, 3)
+        start, end, size = log[:, 0], log[:, 1], log[:, 2]
+        inside = (start >= low) & (start < high)
+        busy = np.clip(np.minimum(end, high) - np.maximum(start, low), 0.0, None).sum()
+        return Usage(int(inside.sum()), int(size[inside].sum()), float(busy))
 
 
 class WindowBatcher:
@@ -277,38 +293,40 @@ def closed_loop(server: Server, inputs: Sequence[Any], *, concurrency: int, dura
 
     The client work (recording, sending the next request) runs on the calling thread, not inside the
     server's completion callback, so it does not borrow the server's worker thread as a real client would not.
+    Requests still unanswered ``drain_timeout`` seconds after the end are in the trace as never answered
+    (status 0, no finish), as in the open loop: a stall at the end of a run must show as misses.
     """
     records: list[tuple[float, float, int]] = []
-    completions: queue.SimpleQueue[tuple[float, float, int]] = queue.SimpleQueue()
+    completions: queue.SimpleQueue[tuple[int, float, int]] = queue.SimpleQueue()
+    in_flight: dict[int, float] = {}  # request number -> send time; touched by this thread only
     clock = time.perf_counter
     t0 = clock()
     end = t0 + warmup + duration
     sent = itertools.count()
 
-    def done(started: float, future: concurrent.futures.Future[Any]) -> None:
-        completions.put((started, clock(), _status(future)))
+    def done(number: int, future: concurrent.futures.Future[Any]) -> None:
+        completions.put((number, clock(), _status(future)))
 
     def send() -> None:
-        started = clock()
+        number = next(sent)
+        in_flight[number] = clock()
         try:
-            future = server.submit(inputs[next(sent) % len(inputs)])
+            future = server.submit(inputs[number % len(inputs)])
         except BatcherError:
-            completions.put((started, clock(), REJECTED))
+            completions.put((number, clock(), REJECTED))
             return
-        future.add_done_callback(functools.partial(done, started))
+        future.add_done_callback(functools.partial(done, number))
 
     for _ in range(concurrency):
         send()
-    outstanding = concurrency
-    while outstanding:
+    while in_flight:
         try:
-            record = completions.get(timeout=max(end + drain_timeout - clock(), 0.001))
+            number, finished, status = completions.get(timeout=max(end + drain_timeout - clock(), 0.001))
         except queue.Empty:
-            break  # the rest never came back: they are not in the trace, and the run stops here
-        records.append(record)
-        if record[1] < end:
+            break  # the rest never came back: recorded below as never answered
+        records.append((in_flight.pop(number), finished, status))
+        if finished < end:
             send()
-        else:
-            outstanding -= 1
+    records += [(started, math.nan, 0) for started in in_flight.values()]
     data = np.array(records, dtype=float).reshape(-1, 3)
     return Trace(data[:, 0], data[:, 1], data[:, 2].astype(np.int8), np.zeros(0), (t0 + warmup, end))
