@@ -18,6 +18,20 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
+
+@pytest.mark.parametrize(("text", "seconds"), [("1.1h", 3960.0), ("4.1m", 246.0), ("9ms", 0.009),
+                                               ("0.3s", 0.3), ("1.5d2.5h", 138600.0)])
+def test_parse_duration_is_the_decimal_written(text: str, seconds: float) -> None:
+    """Each part is its decimal times the unit, exactly: 1.1h was 1.1 * 3600.0 = 3960.0000000000005, and an
+    ingest window of that length moved an event on a boundary into the window before it."""
+    assert parse_duration(text) == seconds
+
+
+@given(st.integers(1, 999))
+def test_every_whole_number_of_milliseconds_is_exact(ms: int) -> None:
+    """`Nms` is the float nearest N/1000 (144 of 999 were not: 9ms gave 0.009000000000000001)."""
+    assert parse_duration(f"{ms}ms") == ms / 1000
+
 @pytest.mark.parametrize("bad", ["", "ten minutes", "10x", "-5s", "1h-3m", "nan", [1, 2], {"m": 1}, None])
 def test_parse_duration_rejects(bad: object) -> None:
     """Anything else names the accepted forms."""

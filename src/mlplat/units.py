@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from fractions import Fraction
 
 __all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "format_percent",
            "parse_duration", "parse_percent", "parse_rate"]
@@ -16,7 +17,10 @@ MAX_EPOCH = 253_402_300_800  # 10000-01-01T00:00:00Z
 # would overflow a date (a watermark that far behind an event) or a count (windows, cycles) downstream.
 MAX_DURATION = 3_155_760_000
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+# Exact, so "1.1h" is the decimal written times 3600 (3960 s), not 1.1 * 3600.0 = 3960.0000000000005: a
+# window of that length put an event exactly on a boundary into the window before it.
+_DURATION_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60), "min": Fraction(60),
+                   "h": Fraction(3600), "d": Fraction(86400), "w": Fraction(604800)}
 _DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|min|s|m|h|d|w)")
 _RATE_UNITS = {"s": 1.0, "m": 1 / 60.0, "min": 1 / 60.0, "h": 1 / 3600.0, "d": 1 / 86400.0}
 
@@ -28,7 +32,9 @@ def _not_a_duration(value: object) -> ValueError:
 def parse_duration(value: str | float | int) -> float:
     """Seconds in a duration such as ``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"1d"``, ``"250ms"``.
 
-    A bare number is seconds. Raises :class:`ValueError` (for pydantic validators) on anything else.
+    A bare number is seconds. Each part is its decimal times the unit, summed exactly and rounded once
+    (``"1.1h"`` is 3960.0, ``"9ms"`` 0.009). Raises :class:`ValueError` (for pydantic validators) on anything
+    else.
 
     Examples
     --------
@@ -44,14 +50,15 @@ def parse_duration(value: str | float | int) -> float:
         try:
             seconds = float(text)
         except ValueError:
-            pos, seconds = 0, 0.0
+            pos, exact = 0, Fraction(0)
             for match in _DURATION.finditer(text):
                 if match.start() != pos:
                     break
-                seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+                exact += Fraction(match.group(1)) * _DURATION_UNITS[match.group(2)]
                 pos = match.end()
             if pos != len(text) or not text:
                 raise _not_a_duration(value) from None
+            seconds = float(exact)
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_DURATION:
         raise ValueError(f"a duration must be from 0 to 100 years, got {value!r}")
     return seconds

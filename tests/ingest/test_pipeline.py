@@ -577,3 +577,33 @@ def test_follow_waits_for_complete_lines_and_stops(tmp_path: Path) -> None:
     with path.open("a") as handle:
         handle.write('ity": "u", "event_time": 2}\n')
     assert run_pipeline(config(SUM), source, store, dead_letter=tmp_path / "dl").counts["applied"] == 1
+
+
+def test_a_window_written_as_a_decimal_duration_has_its_boundary_where_written(tmp_path: Path) -> None:
+    """window 1.1h is 3960 s exactly: an event at 446269 x 3960 opens its own window (1.1 * 3600.0 was
+    3960.0000000000005, and the event was counted in the window before it)."""
+    from mlplat.ingest import IngestConfig
+
+    cfg = IngestConfig(max_out_of_orderness=0, features=[{"name": "n", "agg": "count", "window": "1.1h"}])
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": "a", "entity": "u", "event_time": 1767225239.9999998},
+                                                {"event_id": "b", "entity": "u", "event_time": 1767225240}])
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    rows = read_entity(store, "u").rows
+    assert [(r.window_start, r.window_end, r.value) for r in rows] == [
+        (1767225240, 1767229200, 1), (1767221280, 1767225240, 1)]
+
+
+@pytest.mark.parametrize(("times", "final"), [((0.25, 0.3), True), ((1767225619.85, 1767225619.8999999), False)])
+def test_read_ends_a_sub_second_window_where_the_engine_does(tmp_path: Path, times: tuple[float, float],
+                                                            final: bool) -> None:
+    """A 0.1 s window's end is the next start rounded once (0.3, not 0.2 + 0.1 = 0.30000000000000004), so
+    `read` calls it final exactly when the engine has closed it."""
+    cfg = config([{"name": "n", "agg": "count", "window": 0.1}])
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": str(i), "entity": "u", "event_time": t}
+                                                for i, t in enumerate(times)])
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    first = min(read_entity(store, "u").rows, key=lambda r: r.window_start or 0)
+    assert first.final is final
+    assert first.window_end == {True: 0.3, False: 1767225619.9}[final]

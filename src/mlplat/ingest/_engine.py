@@ -276,6 +276,18 @@ def _exact(step: float) -> tuple[int, int]:
     return Fraction(repr(step)).as_integer_ratio()
 
 
+def window_end(start: float, step: float, length: float) -> float:
+    """The end of the window of ``length`` seconds (a whole number of ``step``) that starts at ``start``.
+
+    The start that many steps later, rounded once like every start: ``start + length`` in floats is not
+    (0.2 + 0.1 is 0.30000000000000004, and ``read`` called a window open that the engine had closed).
+
+    >>> window_end(0.2, 0.1, 0.1), window_end(120, 60, 180)
+    (0.3, 300)
+    """
+    return window_start(window_index(start, step) + round(length / step), step)
+
+
 def window_index(time: float, step: float) -> int:
     """The k with ``window_start(k) <= time < window_start(k + 1)``.
 
@@ -435,9 +447,12 @@ class Engine:
                 return f"late: event time {format_exact(time)} is before {why}"
             return None
         # The earliest-ending window holding the event ends at the next multiple of the smallest step.
-        end, length = min((window_start(window_index(time, step) + 1, step), length) for step, length in self._steps)
+        k, step, length = min(((window_index(time, step) + 1, step, length) for step, length in self._steps),
+                              key=lambda found: window_start(found[0], found[1]))
+        end = window_start(k, step)
         if horizon >= end:
-            return f"late: window [{format_exact(end - length)}, {format_exact(end)}) closed at {why}"
+            start = window_start(k - round(length / step), step)
+            return f"late: window [{format_exact(start)}, {format_exact(end)}) closed at {why}"
         return None
 
     def process(self, records: Iterable[Record],

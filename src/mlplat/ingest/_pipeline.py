@@ -28,6 +28,7 @@ from mlplat.ingest._engine import (
     show_key,
     split_key,
     state_fits,
+    window_end,
 )
 from mlplat.ingest._sources import FileSource, Source
 from mlplat.ingest._stores import FeatureStore, SQLiteStore, damaged
@@ -417,7 +418,7 @@ def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
         if start is None:
             rows.append(FeatureRow(name, value, event_time=state[0], version=version))
         else:
-            end = start + spec["window"]
+            end = window_end(start, spec["hop"] or spec["window"], spec["window"])
             rows.append(FeatureRow(name, value, start, end, watermark is not None and watermark >= end,
                                    version=version))
     rows.sort(key=lambda r: (r.feature, -(r.window_start or 0)))
@@ -495,7 +496,7 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     # Only this partition's keys: another partition's are not in the recomputation, and would be deleted.
     actual_rows = {key: row for key, row in store.states().items()
                    if partition_of(key.split(SEP, 1)[0], parts) == part}
-    windows = {f.name: f.window for f in config.features}
+    windows = {f.name: (f.step, f.window) for f in config.features if f.window is not None}  # (step, length)
 
     def wanted(key: str) -> bool:
         stored = actual_rows.get(key)
@@ -503,7 +504,10 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
             return True  # a damaged value (its raw text) is always compared, so that repair rewrites it
         _, name, start = split_key(key)
         if start is not None:
-            return start + (windows.get(name) or 0) > since
+            if name not in windows:
+                return True  # not a window of this config: compared, so that repair deletes it
+            step, length = windows[name]
+            return window_end(start, step, length) > since
         if not name:
             return True  # not a key mlplat writes: compared, so that repair deletes it
         states = [row[1] for row in (expected_rows.get(key), stored) if row]
