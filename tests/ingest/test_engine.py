@@ -287,3 +287,12 @@ def test_checkpoint_restores_watermark() -> None:
     """A restarted engine takes the watermark from the checkpoint's max event time."""
     engine = Engine(config(max_out_of_orderness=10), Checkpoint(max_time=100.0))
     assert engine.watermark == 90
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_a_marker_at_the_edge_of_its_ttl_is_the_same_duplicate_for_every_batch_size(batch: int) -> None:
+    """At ttl 0.3, a repeat of an event at 0.1 seen at watermark 0.4 is a duplicate (0.1 + 0.3 >= 0.4). With
+    one-event batches the marker was pruned at 0.4 - 0.3 = 0.10000000000000003 first, and the repeat was late."""
+    cfg = config([{"name": "n", "agg": "count", "window": 0.1}], dedup_ttl=0.3)
+    _, counts, dead = run_engine(cfg, [("e1", "u", 0.1, 1), ("e2", "u", 0.4, 1), ("e1", "u", 0.1, 1)], batch=batch)
+    assert (counts["duplicates"], counts["late"], dead) == (1, 0, [])

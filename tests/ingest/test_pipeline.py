@@ -607,3 +607,18 @@ def test_read_ends_a_sub_second_window_where_the_engine_does(tmp_path: Path, tim
     first = min(read_entity(store, "u").rows, key=lambda r: r.window_start or 0)
     assert first.final is final
     assert first.window_end == {True: 0.3, False: 1767225619.9}[final]
+
+
+def test_a_marker_at_the_edge_of_its_ttl_survives_a_restart(tmp_path: Path) -> None:
+    """The markers a restart loads are those the rule keeps (0.1 + 0.3 >= 0.4), not those above
+    0.4 - 0.3 in floats: the repeat after the restart is a duplicate, as in one run."""
+    cfg = config([{"name": "n", "agg": "count", "window": 0.1}], dedup_ttl=0.3)
+    events = [{"event_id": "e1", "entity": "u", "event_time": 0.1},
+              {"event_id": "e2", "entity": "u", "event_time": 0.4}]
+    source = write_jsonl(tmp_path / "e.jsonl", events)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    with source.open("a") as handle:
+        handle.write(json.dumps(events[0]) + "\n")
+    result = run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["duplicates"], result.counts["late"]) == (1, 0)

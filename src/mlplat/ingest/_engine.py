@@ -276,6 +276,20 @@ def _exact(step: float) -> tuple[int, int]:
     return Fraction(repr(step)).as_integer_ratio()
 
 
+def forget_before(watermark: float, ttl: float) -> float:
+    """A dedup marker whose time is below this has expired (``time + ttl < watermark``) however it rounds.
+
+    ``watermark - ttl`` alone is a rounding away from the rule: at ttl 0.3 and watermark 0.4 it is
+    0.10000000000000003, so a marker at 0.1 (0.1 + 0.3 >= 0.4: still live) was deleted, and one batch size
+    or a restart made its repeat "late" where another made it a duplicate. A few ulps lower keeps such a
+    marker; keeping an expired one changes nothing, as the decision tests ``time + ttl >= watermark``.
+
+    >>> forget_before(0.4, 0.3) < 0.1 < 0.4 - 0.3
+    True
+    """
+    return watermark - ttl - 4 * math.ulp(max(abs(watermark), abs(ttl)))
+
+
 def window_end(start: float, step: float, length: float) -> float:
     """The end of the window of ``length`` seconds (a whole number of ``step``) that starts at ``start``.
 
@@ -607,7 +621,7 @@ class Engine:
             # Forgetting is an optimisation only: a marker counts while time + ttl >= watermark, whether or
             # not it has been deleted, so pruning at batch boundaries cannot change any decision (nor can
             # keeping an expired marker whose group still holds a live one).
-            forget = self.watermark - ttl
+            forget = forget_before(self.watermark, ttl)
             kept = []
             for group in self._marker_groups:
                 if group[0] >= forget:

@@ -23,6 +23,7 @@ from mlplat.ingest._engine import (
     StoredStateError,
     diff_states,
     feature_value,
+    forget_before,
     not_a_state,
     partition_of,
     show_key,
@@ -304,8 +305,8 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
             store.commit(Commit({}, {}, checkpoint))
         elif checkpoint.source != source.identity:  # a store from before sources were recorded, or one unread
             checkpoint = replace(checkpoint, source=source.identity)
-        since = -math.inf if checkpoint.max_time is None else (
-            checkpoint.max_time - config.max_out_of_orderness - config.effective_dedup_ttl)
+        since = -math.inf if checkpoint.max_time is None else forget_before(
+            checkpoint.max_time - config.max_out_of_orderness, config.effective_dedup_ttl)
         engine = Engine(config, checkpoint, store.markers(since), partition)
         totals = dict.fromkeys((*COUNTS, "other_partition"), 0)
         batches = 0
