@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.ingest.helpers import config, write_jsonl
+from tests.ingest.helpers import CrashAt, config, write_jsonl
 
 from mlplat.errors import DataError, OutputError
 from mlplat.ingest import (
@@ -622,3 +622,40 @@ def test_a_marker_at_the_edge_of_its_ttl_survives_a_restart(tmp_path: Path) -> N
         handle.write(json.dumps(events[0]) + "\n")
     result = run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
     assert (result.counts["duplicates"], result.counts["late"]) == (1, 0)
+
+
+class _CrashingSQLite(CrashAt, SQLiteStore):
+    """A SQLite store that crashes at a chosen commit."""
+
+
+def _letters(path: Path) -> list[int]:
+    return [json.loads(line)["line"] for line in path.read_text().splitlines()]
+
+
+def test_repair_after_a_crash_writes_the_dead_letters_no_run_committed(tmp_path: Path) -> None:
+    """repair moves the checkpoint past lines no run committed; their late events now reach the dead-letter
+    file once (line 4's letter was cut by the next run and never written again)."""
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": f"e{i}", "entity": "u", "event_time": t}
+                                                for i, t in enumerate([100, 10, 200, 20])])
+    cfg = config(batch_size=2)
+    dl = tmp_path / "dl.jsonl"
+    crashing = _CrashingSQLite(tmp_path / "f.db").armed(3, False)  # the initial commit, batch 1, then batch 2
+    with pytest.raises(KeyboardInterrupt, match="crash before commit"):
+        run_pipeline(cfg, FileSource(source), crashing, dead_letter=dl)
+    assert _letters(dl) == [2, 4]  # line 4's letter is written but not committed
+    assert repair(cfg, FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=dl).fixed
+    assert _letters(dl) == [2, 4]
+    after = run_pipeline(cfg, FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=dl)
+    assert after.counts["read"] == 0 and _letters(dl) == [2, 4]
+
+
+def test_repair_of_a_store_never_run_writes_every_dead_letter_once(tmp_path: Path) -> None:
+    """A repair into an empty store reproduces the run's decisions, dead letters included; a second repair
+    finds nothing and writes nothing."""
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": f"e{i}", "entity": "u", "event_time": t}
+                                                for i, t in enumerate([100, 10, 200, 20])])
+    dl = tmp_path / "dl.jsonl"
+    assert repair(config(), FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=dl).fixed
+    assert _letters(dl) == [2, 4]
+    assert not repair(config(), FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=dl).differing
+    assert _letters(dl) == [2, 4]

@@ -460,10 +460,18 @@ class RepairReport:
 def recompute(config: IngestConfig, source: FileSource,
               partition: tuple[int, int] = (0, 1)) -> tuple[dict[str, tuple[int, list[Any]]], Engine]:
     """Replay a whole file through a fresh engine in memory: the state the store should hold."""
+    rows, engine, _ = _replay(config, source, partition)
+    return rows, engine
+
+
+def _replay(config: IngestConfig, source: FileSource, partition: tuple[int, int]
+            ) -> tuple[dict[str, tuple[int, list[Any]]], Engine, list[DeadLetter]]:
+    """:func:`recompute`, with the dead letters of the whole file."""
     engine = Engine(config, partition=partition)
+    dead: list[DeadLetter] = []
     for batch in source.batches(Checkpoint(), 10_000):
-        engine.process(batch, lambda keys: {})
-    return {k: v for k, v in engine.cache.items() if v[1]}, engine
+        dead += engine.process(batch, lambda keys: {}).dead_letters
+    return {k: v for k, v in engine.cache.items() if v[1]}, engine, dead
 
 
 def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, since: float | None = None,
@@ -492,7 +500,7 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     >>> [(x["entity"], x["stored"], x["expected"]) for x in report.differing], report.fixed
     ([('u', None, [1])], True)
     """
-    expected_rows, engine = recompute(config, source, partition)
+    expected_rows, engine, dead = _replay(config, source, partition)
     part, parts = partition
     # Only this partition's keys: another partition's are not in the recomputation, and would be deleted.
     actual_rows = {key: row for key, row in store.states().items()
@@ -526,11 +534,23 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     if keys and not dry_run:
         label = f"{partition[0]}/{partition[1]}"
         try:
-            stored = store.checkpoint(label)
+            stored, readable = store.checkpoint(label), True
         except DataError:  # a damaged checkpoint: the commit below replaces it
-            stored = None
+            stored, readable = None, False
         dl_path = _dead_letter_path(config, partition, dead_letter)
-        size = stored.dead_letter_size if stored else (dl_path.stat().st_size if dl_path.exists() else 0)
+        if readable:
+            # The checkpoint moves to the end of the source, past lines no run committed: their dead letters
+            # are written here (this store's uncommitted ones cut first, as a run does), or no later run would.
+            owner = _identity(store)
+            handle = _open_dead_letter(dl_path, stored.dead_letter_size if stored else None, owner)
+            try:
+                size = _write_dead(handle, source.name, owner,
+                                   [d for d in dead if stored is None or d.line > stored.seq])
+            finally:
+                with contextlib.suppress(OSError):
+                    handle.close()
+        else:  # which letters a damaged checkpoint had counted is unknown: the file is left as it is
+            size = dl_path.stat().st_size if dl_path.exists() else 0
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
         store.put_meta(_meta(config, partition[1]))
         store.commit(Commit({k: expected_rows[k] for k in keys if k in expected_rows},
