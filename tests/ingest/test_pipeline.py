@@ -197,6 +197,19 @@ def test_a_number_too_large_for_a_float_neither_poisons_the_store_nor_the_dead_l
     assert letter["record"]["amount"] == "inf"
 
 
+def test_a_jsonl_file_holding_only_a_bom_is_empty(tmp_path: Path) -> None:
+    """A JSONL file with nothing but a byte order mark reads no record (it was one malformed record '\ufeff');
+    an event appended after the mark is then line 1, as it would be in a file that had it all along."""
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf")
+    store = SQLiteStore(tmp_path / "f.db")
+    assert run_pipeline(config(), FileSource(path), store, dead_letter=tmp_path / "dl").counts["read"] == 0
+    with path.open("ab") as handle:
+        handle.write(b'{"event_id": "a", "entity": "u", "event_time": 5}\n')
+    result = run_pipeline(config(), FileSource(path), store, dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (1, 0)
+
+
 def test_a_bom_before_a_csv_header_is_skipped(tmp_path: Path) -> None:
     """A CSV source saved with a byte order mark reads its header, not a column named '\ufeffevent_id'."""
     path = tmp_path / "e.csv"

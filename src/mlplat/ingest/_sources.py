@@ -49,6 +49,9 @@ def _refuse_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def _may_hold_surrogate(raw: bytes) -> bool:
     """Whether JSON text may escape a UTF-16 surrogate (``\\ud800``): two byte searches, so cheap per batch."""
     return b"\\ud" in raw or b"\\uD" in raw
@@ -151,6 +154,8 @@ class FileSource:
                     raws.pop()  # a partial last line is read again once it is complete
                     at_end = True
                 texts = list(map(bytes.strip, raws))
+                if _BOM in texts:  # a file holding only a byte order mark: a blank line once it is skipped
+                    texts = [b"" if text == _BOM else text for text in texts]
                 numbers = list(range(line_no + 1, line_no + len(raws) + 1))
                 ends = list(accumulate(map(len, raws), initial=byte))[1:]
                 if raws:
