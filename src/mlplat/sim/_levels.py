@@ -213,8 +213,10 @@ def _counts(a: np.ndarray, s: np.ndarray, cold: np.ndarray, rej: np.ndarray, col
     ncarry = len(carry_ends)
     bminus = _busy_before(a, served, ends, ncarry)
     bplus = bminus + served
-    # B at the start of each request's keep-alive window (the window is a[k] - keep_alive .. a[k]).
-    served_upto = np.concatenate(([0], np.cumsum(served)))[arrived] + ncarry
+    # B at the start of each request's keep-alive window (the window is a[k] - keep_alive .. a[k]). A request is
+    # never in its own window: with keep_alive 0 (or below the spacing of floats at a[k]) the window starts at
+    # a[k] itself, and counting the request there made it find itself alive and never start cold.
+    served_upto = np.concatenate(([0], np.cumsum(served)))[np.minimum(arrived, np.arange(len(a)))] + ncarry
     bstart = served_upto - np.searchsorted(ends, a - keep_alive, side="right")
     return bminus, bstart, _sparse_table(bplus, longest), ends
 
