@@ -23,3 +23,14 @@ def test_zero_keep_alive_makes_every_request_cold() -> None:
     assert_allclose(fast.instance_seconds, fast.occupancy.sum(), rtol=1e-9)
     assert_allclose(fast.instance_seconds, slow.instance_seconds, rtol=1e-9)
     assert fast.peak_instances == slow.peak_instances
+
+
+def test_provisioned_instances_before_the_first_arrival_count_once() -> None:
+    """Two provisioned instances over (0, 200) s with one request at 100 s are 400 instance-seconds, not 600."""
+    a, s = np.array([100.0]), np.array([1.0])
+    fast = simulate_levels(a, s, 5.0, 600.0, 1000, 2, (0.0, 200.0), max_work=None)
+    slow = _by_event_loop(a, s, 5.0, 600.0, 1000, 2, (0.0, 200.0))
+    # The request runs on a provisioned instance, so no third one starts: 2 instances x 200 s.
+    assert not fast.cold.any()
+    assert fast.instance_seconds == slow.instance_seconds == 400.0
+    assert fast.instance_seconds / 200.0 <= fast.peak_instances == 2

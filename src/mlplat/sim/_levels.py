@@ -160,7 +160,9 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         served = ~rejected[i0:hi]
         ups = a[i0:hi][served & (bminus[off:] >= window)]
         downs = _expiries(ctx, rejected[lo:hi], table, ends, len(carry_ends), keep_alive, a[i0], end)
-        level, part, top = _integrate(level, ups, downs, provisioned, a[i0] if i0 else 0.0, end, t0, t1)
+        # The first chunk also covers the time before the first arrival, when only the provisioned run.
+        start = a[i0] if i0 else min(a[0], t0)
+        level, part, top = _integrate(level, ups, downs, provisioned, start, end, t0, t1)
         integral += part
         peak = max(peak, top)
         nts = end - keep_alive
@@ -171,8 +173,6 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         i0 = hi
     if n == 0:
         integral = provisioned * max(0.0, t1 - t0)
-    elif a[0] > t0:
-        integral += provisioned * (min(a[0], t1) - t0)
     return _level_run(a, service, cold_s, cold, rejected, provisioned, integral, int(peak))
 
 
