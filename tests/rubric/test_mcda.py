@@ -52,6 +52,15 @@ def test_ahp_bad_matrices_name_the_problem(matrix: list[list[object]], message: 
         ahp(matrix)
 
 
+def test_minmax_takes_a_column_equal_up_to_rounding_as_constant() -> None:
+    """Two TCOs of the same amount an ulp apart (0.0003 x 1.2e9 is 359999.99999999994) are equal: all ones,
+    not a 0-to-1 spread that handed the win to the option rounding favoured."""
+    tco = 0.0003 * 1.2e9
+    assert tco != 360000.0
+    out = normalize([[tco, 3.0], [360000.0, 4.0]], cost=[True, False])
+    assert out[:, 0].tolist() == [1.0, 1.0] and out[:, 1].tolist() == [0.0, 1.0]
+
+
 def test_ahp_consistent_matrix_has_zero_cr() -> None:
     """A perfectly consistent matrix (a_ij = w_i / w_j) gives back w with λmax = n and CR = 0."""
     w = np.array([0.5, 0.3, 0.2])

@@ -119,6 +119,12 @@ def test_decision_record_sections(write_rubric: Callable[..., Path]) -> None:
     assert "Rank-reversal check" in text or "reorders the others" in text
 
 
+def test_decision_record_shows_the_discount_rate_as_given(write_rubric: Callable[..., Path]) -> None:
+    """A 3.5% discount rate reads 3.5% in the record (it was rounded to a whole percent: 4%)."""
+    rubric = load_rubric(write_rubric(("discount_rate: 0.1", "discount_rate: 0.035")))
+    assert "Discount rate 3.5%," in decision_record(rubric, score_rubric(rubric, draws=0))
+
+
 def test_plot_writes_png(write_rubric: Callable[..., Path], tmp_path: Path) -> None:
     """--plot writes a PNG atomically and refuses to overwrite without force."""
     _, result = _scored(write_rubric)

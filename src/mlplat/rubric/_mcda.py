@@ -92,9 +92,16 @@ def ahp(matrix: ArrayLike) -> AhpResult:
     return AhpResult(tuple(float(w) for w in weights), lambda_max, float(ci), float(cr))
 
 
+#: Values within this share of a column's largest magnitude are equal: two TCOs of the same amount can come
+#: out of their cash flows an ulp apart (0.0003 x 1.2e9 is 359999.99999999994), and min-max would stretch
+#: that ulp to a full 0-to-1 spread that decides the winner.
+EQUAL_SHARE = 1e-9
+
+
 def _constant(x: FloatArray) -> NDArray[np.bool_]:
-    """Columns (per draw) where every option has the same value: they cannot separate options."""
-    return np.ptp(x, axis=-2, keepdims=True) == 0
+    """Columns (per draw) where every option has the same value, up to rounding: they cannot separate options."""
+    spread = np.ptp(x, axis=-2, keepdims=True)
+    return np.isfinite(spread) & (spread <= EQUAL_SHARE * np.abs(x).max(axis=-2, keepdims=True))
 
 
 def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> FloatArray:
@@ -104,7 +111,8 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
     (cost: ``(max - x) / (max - min)``); ``vector``: ``x / ||x||`` (cost: ``1 - x / ||x||``); ``sum``:
     ``x / sum(x)`` (cost: ``(1/x) / sum(1/x)``); ``max``: ``x / max|x|`` (cost: ``1 - x / max|x|``).
     These are the formulas of pymcdm 1.4 (for ``max``, when no score is negative). A column whose values
-    are all equal becomes all ones under ``minmax``.
+    are all equal (within 1e-9 of its largest magnitude: rounding in a TCO is not a difference) becomes all
+    ones under ``minmax``.
 
     Examples
     --------

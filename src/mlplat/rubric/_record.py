@@ -49,8 +49,8 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
     if result.tco is not None and rubric.tco is not None:
         years = range(rubric.tco.horizon_years + 1)
         out += ["## Total cost of ownership", "",
-                f"Discount rate {rubric.tco.discount_rate:.0%}, {rubric.tco.currency}; year 0 is not discounted. "
-                "Expected cost per year (risks times their probability).", ""]
+                f"Discount rate {rubric.tco.discount_rate * 100:.4g}%, {rubric.tco.currency}; year 0 is not "
+                "discounted. Expected cost per year (risks times their probability).", ""]
         rows = [[o, *(_num(y.expected) for y in t.by_year), _num(t.npv), _num(t.risk_adjusted_npv)]
                 for o, t in result.tco.items()]
         out += [_table(["option", *(f"year {y}" for y in years), "NPV", "risk-adjusted NPV"], rows), ""]

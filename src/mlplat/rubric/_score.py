@@ -179,11 +179,18 @@ def _check_finite(rubric: Rubric, normalized: np.ndarray, scores: np.ndarray) ->
 
 
 def _share_of_draws(p: float) -> str:
-    """A whole percent that never rounds a loss away: 0.9996 is "over 99.9%", not "100%".
+    """A whole percent that never rounds a loss or a win away: 0.9996 is "over 99.9%", not "100%", and
+    0.0042 is "0.4%", not "0%".
 
     >>> _share_of_draws(0.76), _share_of_draws(1.0), _share_of_draws(0.9996), _share_of_draws(0.997)
     ('76%', '100%', 'over 99.9%', '99.7%')
+    >>> _share_of_draws(0.0042), _share_of_draws(0.0004), _share_of_draws(0.0)
+    ('0.4%', 'under 0.1%', '0%')
     """
+    if 0 < p < 0.0005:
+        return "under 0.1%"
+    if 0 < p < 0.005:
+        return f"{p:.1%}"
     if p >= 1 or p < 0.995:
         return f"{p:.0%}"
     return f"{p:.1%}" if p < 0.9995 else "over 99.9%"

@@ -260,8 +260,9 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
                    *, method: str, normalization: str) -> list[RankReversal]:
     """Remove each option in turn and report when the others change order.
 
-    With ``minmax``, ``sum`` and ``vector`` normalisation (and with TOPSIS's ideal points) an option's score
-    depends on the other options, so removing an irrelevant one can reorder the rest.
+    Under every normalisation (``max`` too: x / max|x| depends on who holds the maximum) and with TOPSIS's
+    ideal points an option's score depends on the other options, so removing an irrelevant one can reorder
+    the rest.
     """
     m = len(options)
     if m < 3:
