@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from numpy.testing import assert_allclose
 
-from mlplat.sim import simulate_levels
+from mlplat.sim import PoolSpec, simulate_levels, simulate_pool
 from mlplat.sim._levels import _by_event_loop
 
 
@@ -34,3 +35,27 @@ def test_provisioned_instances_before_the_first_arrival_count_once() -> None:
     assert not fast.cold.any()
     assert fast.instance_seconds == slow.instance_seconds == 400.0
     assert fast.instance_seconds / 200.0 <= fast.peak_instances == 2
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_level_model_equals_event_loop_on_integer_times(seed: int) -> None:
+    """Whole-second arrivals, service times and keep-alives make ends, arrivals and expiries share instants;
+    both engines order them alike (ends, then expiries, then arrivals), so flags and integrals agree."""
+    rng = np.random.default_rng(seed)
+    a = np.sort(rng.integers(0, 2000, 3000)).astype(float)
+    s = rng.integers(1, 30, len(a)).astype(float)
+    cold, keep_alive = float(rng.integers(0, 5)), float(rng.integers(0, 40))
+    cap = int(rng.integers(1, 60))
+    provisioned = min(int(rng.integers(0, 4)), cap)
+    horizon = (100.0, 2100.0)
+    fast = simulate_levels(a, s, cold, keep_alive, cap, provisioned, horizon, chunk=256, max_work=None)
+    slow = simulate_pool(PoolSpec(slots=1, startup_s=cold, keep_alive=keep_alive, max_instances=cap,
+                                  min_instances=provisioned, initial=provisioned), a, s, horizon)
+    np.testing.assert_array_equal(fast.cold, slow.cold)
+    np.testing.assert_array_equal(fast.rejected, slow.rejected)
+    assert_allclose(fast.instance_seconds, slow.instance_seconds, rtol=1e-9)
+    assert fast.peak_instances == max(slow.peak_instances, provisioned)
+    handed = simulate_levels(a, s, cold, keep_alive, cap, provisioned, horizon, max_work=1)  # to the event loop
+    np.testing.assert_array_equal(handed.rejected, fast.rejected)
+    np.testing.assert_array_equal(handed.cold, fast.cold)
+

@@ -169,7 +169,7 @@ def simulate_levels(arrivals: np.ndarray, service: np.ndarray, cold_s: float, ke
         before_next = a[lo:hi] < nts
         ctx_ends = (a[lo:hi] + service[lo:hi] + cold_s * cold[lo:hi])[before_next & ~rejected[lo:hi]]
         carry_ends = np.concatenate((carry_ends, ctx_ends))
-        carry_ends = carry_ends[carry_ends > nts]
+        carry_ends = carry_ends[carry_ends >= nts]  # one ending at nts expires at the next chunk's start
         i0 = hi
     if n == 0:
         integral = provisioned * max(0.0, t1 - t0)
@@ -227,8 +227,10 @@ def _expiries(a: np.ndarray, rejected: np.ndarray, table: np.ndarray, ends: np.n
     lo, hi = np.searchsorted(ends, [start - keep_alive, end - keep_alive], side="left")
     freed = ends[lo:hi]
     cum_served = np.concatenate(([0], np.cumsum(~rejected))) + ncarry
-    left = np.searchsorted(a, freed, side="right")
-    right = np.searchsorted(a, freed + keep_alive, side="right")
+    # Arrivals in [end, end + keep_alive) may reuse the instance: one at its end comes after it (the end frees
+    # the slot first), one at end + keep_alive after its expiry (the event loop's order at equal times).
+    left = np.searchsorted(a, freed, side="left")
+    right = np.searchsorted(a, freed + keep_alive, side="left")
     busy_before = cum_served[left] - np.arange(lo, hi)  # B just before the end, counting it
     reused = _range_max(table, left, right) >= busy_before
     return freed[~reused] + keep_alive

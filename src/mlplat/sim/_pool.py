@@ -2,10 +2,11 @@
 
 One heap of ``(time, seq, kind, payload)`` with an ``itertools.count`` tie-breaker (SimPy's core), so a
 run repeats exactly; arrivals come from a sorted array and are merged with the heap rather than pushed
-onto it. Every model in ``mlplat sim`` that is not a plain one-request-per-instance function runs here:
-Cloud Run (slots per instance, idle timeout, min instances), Kubernetes (pods on nodes, a FIFO queue at
-the load balancer, the HPA as a periodic event) and Knative (the KPA with stable and panic windows,
-scale to zero, the activator starting a pod when a request meets zero pods).
+onto it, after the heap's events at the same time. Every model in ``mlplat sim`` that is not a plain
+one-request-per-instance function runs here: Cloud Run (slots per instance, idle timeout, min instances),
+Kubernetes (pods on nodes, a FIFO queue at the load balancer, the HPA as a periodic event) and Knative (the
+KPA with stable and panic windows, scale to zero, the activator starting a pod when a request meets zero
+pods).
 """
 
 from __future__ import annotations
@@ -431,7 +432,9 @@ class _Loop:
         heap, arrivals = self.heap, self.arrivals
         n, i = len(arrivals), 0
         while i < n or heap:
-            if i < n and (not heap or arrivals[i] <= heap[0][0]):
+            # At equal times the heap's events come first: a request that ends at t frees its slot for one
+            # arriving at t, an instance ready at t serves it, and one expiring at t (keep-alive over) does not.
+            if i < n and (not heap or arrivals[i] < heap[0][0]):
                 t = arrivals[i]
                 self.advance(t)
                 self.arrive(i, t)
