@@ -200,3 +200,23 @@ def test_crossover_property(case: tuple[np.ndarray, np.ndarray, np.ndarray], met
         step = 1e-7 if c.direction == "above" else -1e-7
         past = METHODS[method](v, _rescaled(w, k, np.array([c.winner_changes_at + step]))[0])
         assert past[names.index(c.new_winner or "")] >= past[winner] - 1e-9
+
+
+def test_a_tied_lead_has_no_crossover_to_an_option_that_never_wins() -> None:
+    """W = (10, 0) and I = (0, 10) tie at 0.5/0.5 and J = (4.5, 4.5) never leads (max(x, 1 - x) >= 0.5 >
+    0.45); the winner's own line meeting J's at 0.45 was reported as 'J wins below 0.45'."""
+    matrix = np.array([[10.0, 0.0], [0.0, 10.0], [4.5, 4.5]])
+    found = crossovers(matrix, np.array([False, False]), np.array([0.5, 0.5]), ["c1", "c2"], ["W", "I", "J"],
+                       method="wsm", normalization="minmax")
+    assert [(c.winner_changes_at, c.new_winner) for c in found] == [(None, None), (None, None)]
+
+
+def test_topsis_finds_a_crossing_past_the_last_grid_point() -> None:
+    """A TOPSIS winner that changes only above 0.999 of one weight (and below 0.001 of the other) is found:
+    the grid stopped at 0.999, and the crossing read as none (found against a fine scan and bisection)."""
+    matrix = np.array([[4.6027087089224334, 2.394675222385979], [4.125567456970327, 2.3104976505040016],
+                       [4.599640391152438, 6.290123943953862]])
+    found = crossovers(matrix, np.array([False, False]), np.array([0.445817, 0.554183]), ["a", "b"],
+                       ["o0", "o1", "o2"], method="topsis", normalization="vector")
+    assert found[0].winner_changes_at == pytest.approx(0.999268, abs=1e-5) and found[0].new_winner == "o0"
+    assert found[1].winner_changes_at == pytest.approx(1 - 0.999268, abs=1e-5)

@@ -24,6 +24,7 @@ _RANK_CELLS = _BLOCK * 64  # ranking a block takes (draws, m, m) arrays: more th
 _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
 _EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
+_PAST = 1e-7  # how far past a crossing the new winner is read
 TIE = 1e-12  # scores closer than this are a tie: any order between them is only the order of the file
 
 
@@ -180,22 +181,29 @@ def _tied_with(v: FloatArray, weights: FloatArray, winner: int, method: str) -> 
 def _wsm_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int) -> float | None:
     """Exact: each WSM score is linear in ``x = w_k``, ``S_i(x) = x a_i + (1 - x) b_i``.
 
-    Options tied with the winner are skipped: their lines cross at the current weight, which is the tie the
-    decision already reports, not a change of winner.
+    The candidates are where a line of the leading group (the winner and the options tied with it) meets a
+    line of another option; the nearest one past which an option outside the group leads is the crossing.
+    Lines within the group cross at the current weight, which is the tie the decision already reports. A
+    candidate must be checked: with a tie, the winner's line can fall below another option's where a tied
+    option still leads them both (a crossing to an option that never wins was reported).
     """
     a = v[:, k]
     b = (v @ weights - weights[k] * a) / (1.0 - weights[k])
-    da, db = a[winner] - a, b[winner] - b
+    tied = _tied_with(v, weights, winner, "wsm")
+    lead, rest = np.flatnonzero(tied), np.flatnonzero(~tied)
+    da = a[lead][:, None] - a[rest][None, :]
+    db = b[lead][:, None] - b[rest][None, :]
     denominator = db - da
     with np.errstate(divide="ignore", invalid="ignore"):
-        roots = np.where(denominator != 0, db / denominator, np.nan)
-    roots[_tied_with(v, weights, winner, "wsm")] = np.nan
+        roots = np.where(denominator != 0, db / denominator, np.nan).ravel()
     # A tie exactly at 0 or 1 is not a change: there is no weight beyond it where the other option leads.
     inside = np.isfinite(roots) & (roots > _EDGE) & (roots < 1.0 - _EDGE) & (np.abs(roots - weights[k]) > _EDGE)
     candidates = roots[inside]
-    if candidates.size == 0:
-        return None
-    return float(candidates[np.argmin(np.abs(candidates - weights[k]))])
+    for x in candidates[np.argsort(np.abs(candidates - weights[k]), kind="stable")]:
+        past = float(np.clip(x + (_PAST if x > weights[k] else -_PAST), 0.0, 1.0))
+        if not tied[int(np.argmax(past * a + (1.0 - past) * b))]:
+            return float(x)
+    return None
 
 
 def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, method: str) -> float | None:
@@ -206,7 +214,10 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     rounding of 0, 1 or the current weight is not a change.
     """
     tied = _tied_with(v, weights, winner, method)
-    grid = np.linspace(0.0, 1.0, _GRID)[1:-1]  # open interval: a tie at 0 or 1 is not a change
+    # Open interval (a tie at 0 or 1 is not a change), with points packed towards both ends: a winner that
+    # changes only past 0.999 (or before 0.001) fell between the last grid point and 1, and read as none.
+    edges = np.geomspace(10 * _EDGE, 1.0 / (_GRID - 1), 20)
+    grid = np.unique(np.concatenate([edges, np.linspace(0.0, 1.0, _GRID)[1:-1], 1.0 - edges]))
     best = np.argmax(METHODS[method](v[None, :, :], _rescaled(weights, k, grid)), axis=1)
     changed = np.flatnonzero(~tied[best])
     if changed.size == 0:
@@ -248,7 +259,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
         new = None
         if at is not None:
             # Just past the crossing, in the direction away from the current weight.
-            step = 1e-7 if at > weights[k] else -1e-7
+            step = _PAST if at > weights[k] else -_PAST
             past = float(np.clip(at + step, 0.0, 1.0))
             after = METHODS[method](v, _rescaled(weights, k, np.array([past]))[0])
             new = options[int(np.argmax(np.where(tied, -np.inf, after)))]
