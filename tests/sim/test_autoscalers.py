@@ -60,13 +60,15 @@ def test_hpa_scale_up_limit_per_period() -> None:
 
 
 def test_hpa_scale_down_waits_for_stabilisation_window() -> None:
-    """After the load stops at 600 s, 15 pods stay until the 300 s window holds no high recommendation."""
+    """After the load stops at 600 s, 15 pods stay until the 300 s window holds no high recommendation (900 s)."""
     a = np.arange(0.0, 600.0, 0.05)  # 20/s x 0.5 s = 10 busy slots -> ceil(10 / 0.7) = 15 pods
     s = np.full(len(a), 0.5)
     spec = PoolSpec(slots=1, startup_s=5.0, min_instances=1, max_instances=100, on_demand=False, queue=True,
                     initial=15, autoscaler=Hpa())
-    # The last sync that saw the load is at 600 s; its recommendation (15) leaves the window after 900 s.
-    assert _pods_after_syncs(spec, a, s, range(40, 64)) == [15] * 21 + [1] * 3
+    # The last sync that saw the load is at 600 s; its recommendation (15) leaves the window at 900 s, when it
+    # is 300 s old: Kubernetes keeps only recommendations after now - window (stabilizeRecommendationWithBehaviors
+    # in pkg/controller/podautoscaler/horizontal.go, timestamp.After(downCutoff)).
+    assert _pods_after_syncs(spec, a, s, range(40, 64)) == [15] * 20 + [1] * 4
     no_window = replace(spec, autoscaler=Hpa(stabilization=0.0))
     assert _pods_after_syncs(no_window, a, s, range(40, 42)) == [15, 1]
 

@@ -366,11 +366,13 @@ class _Loop:
         ratio = load / (current * self.spec.slots * h.target)
         desired = self.n_spec if abs(ratio - 1) <= h.tolerance else math.ceil(load / (self.spec.slots * h.target))
         desired = min(max(desired, self.spec.min_instances), self.spec.max_instances)
-        self.hpa_recs.append((t, desired))
-        while self.hpa_recs and self.hpa_recs[0][0] < t - h.stabilization:
-            self.hpa_recs.popleft()
+        # Kubernetes keeps the recommendations made after now - window: one exactly a window old has left it.
+        recs = self.hpa_recs
+        while recs and recs[0][0] <= t - h.stabilization:
+            recs.popleft()
+        recs.append((t, desired))
         if desired < self.n_spec:
-            desired = min(self.n_spec, max(d for _, d in self.hpa_recs))
+            desired = min(self.n_spec, max(d for _, d in recs))
         limit = max(self.n_spec + h.up_pods, math.ceil(self.n_spec * (1 + h.up_percent / 100)))
         self.scale_to(min(desired, limit), t)
 
