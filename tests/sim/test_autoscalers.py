@@ -40,10 +40,10 @@ def test_hpa_scale_up_is_rate_limited_and_scale_down_stabilised() -> None:
     assert (run.start - a)[(a > 800) & (a < 900)].mean() < 0.1
 
 
-def _pods_after_syncs(spec: PoolSpec, a: np.ndarray, s: np.ndarray, syncs: range) -> list[float]:
+def _pods_after_syncs(spec: PoolSpec, a: np.ndarray, s: np.ndarray, syncs: range, period: float = 15.0) -> list[float]:
     # Pods alive between sync k and sync k + 1 (nothing else changes the count when pods never expire):
-    # the mean over the second (15 k + 1, 15 k + 2).
-    return [simulate_pool(spec, a, s, (15.0 * k + 1.0, 15.0 * k + 2.0)).instance_seconds for k in syncs]
+    # the mean over the second (period k + 1, period k + 2).
+    return [simulate_pool(spec, a, s, (period * k + 1.0, period * k + 2.0)).instance_seconds for k in syncs]
 
 
 def test_hpa_scale_up_limit_per_period() -> None:
@@ -57,6 +57,19 @@ def test_hpa_scale_up_limit_per_period() -> None:
     # 1 -> max(1 + 4, 2) = 5 -> max(9, 10) = 10 -> 20 -> 40 ...
     assert pods == [1, 5, 10, 20, 40, 80, 160, 320]
     assert all(b <= max(p + 4, 2 * p) for p, b in pairwise(pods))
+
+
+def test_hpa_scale_up_limit_counts_the_last_15_s_whatever_the_sync_period() -> None:
+    """Syncing every 5 s, the HPA adds at most max(4, 100%) of the pods it had 15 s before, not per sync."""
+    a = np.arange(0.0, 60.0, 0.01)  # 100 busy slots at a 10% target: each sync asks for 10x the pods
+    s = np.full(len(a), 1.0)
+    spec = PoolSpec(slots=1, min_instances=1, max_instances=1000, on_demand=False, queue=True, initial=1,
+                    autoscaler=Hpa(target=0.1, period=5.0))
+    # Kubernetes' default scale-up policies (Pods 4, Percent 100) have periodSeconds 15; the limit grows from
+    # the replicas at the start of the last 15 s, the changes after now - 15 s taken off
+    # (getReplicasChangePerPeriod in pkg/controller/podautoscaler/horizontal.go). The scale-up at 5 s leaves
+    # that window at 20 s: 1 -> 5, held until 20 s -> 10, held until 35 s -> 20.
+    assert _pods_after_syncs(spec, a, s, range(9), period=5.0) == [1, 5, 5, 5, 10, 10, 10, 20, 20]
 
 
 def test_hpa_scale_down_waits_for_stabilisation_window() -> None:

@@ -32,6 +32,7 @@ class Hpa:
     stabilization: float = 300.0
     up_pods: int = 4
     up_percent: float = 100.0
+    up_window: float = 15.0  # the scale-up policies' periodSeconds: their limits count this window's changes
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class _Loop:
         self.load_int = self.demand_int = 0.0  # unclipped, for the autoscalers
         self.peak_inst = self.peak_nodes = 0
         self.hpa_recs: deque[tuple[float, int]] = deque()
+        self.hpa_changes: deque[tuple[float, int]] = deque()  # (time, change in replicas) of each HPA scale
         self.hpa_load_at_sync = 0.0  # load_int at the last HPA sync
         self.kpa_hist: deque[tuple[float, float]] = deque()
         self.panic_since: float | None = None
@@ -359,7 +361,7 @@ class _Loop:
     def hpa(self, h: Hpa, t: float) -> None:
         # Kubernetes HPA: desired = ceil(current * metric / target), skipped inside the tolerance; pods not
         # ready count as 0% (the load integral only holds requests in flight); scale-up limited to
-        # max(4 pods, 100%) per period; scale-down takes the highest recommendation of the window.
+        # max(4 pods, 100%) per 15 s; scale-down takes the highest recommendation of the window.
         load = (self.load_int - self.hpa_load_at_sync) / h.period
         self.hpa_load_at_sync = self.load_int
         current = max(self.n_spec, 1)
@@ -373,8 +375,18 @@ class _Loop:
         recs.append((t, desired))
         if desired < self.n_spec:
             desired = min(self.n_spec, max(d for _, d in recs))
-        limit = max(self.n_spec + h.up_pods, math.ceil(self.n_spec * (1 + h.up_percent / 100)))
+        # The policies limit the change over the last up_window, whatever the sync period: the limit grows
+        # from the replicas at its start (the changes made after t - up_window taken off), and never asks
+        # for fewer pods than there are.
+        changes = self.hpa_changes
+        while changes and changes[0][0] <= t - h.up_window:
+            changes.popleft()
+        base = self.n_spec - sum(change for _, change in changes)
+        limit = max(base + h.up_pods, math.ceil(base * (1 + h.up_percent / 100)), self.n_spec)
+        before = self.n_spec
         self.scale_to(min(desired, limit), t)
+        if self.n_spec != before:
+            changes.append((t, self.n_spec - before))
 
     def kpa(self, k: Kpa, t: float) -> None:
         # Knative KPA: average concurrency (in flight plus queued at the activator) over the stable and

@@ -222,7 +222,7 @@ class HpaAutoscaler(FiniteModel):
     sync_period_s: float = Field(15.0, gt=0)
     scale_down_stabilization_s: float = Field(300.0, ge=0)
     tolerance: float = Field(0.1, ge=0, lt=1)
-    scale_up_pods: int = Field(4, ge=1, description="scale-up policy: at most this many pods per period ...")
+    scale_up_pods: int = Field(4, ge=1, description="scale-up policy: at most this many pods per 15 s ...")
     scale_up_percent: float = Field(100.0, gt=0, description="... or this percent, whichever is more")
 
 
