@@ -113,6 +113,19 @@ def test_backlog_below_the_largest_size_is_not_called_overload(make_scenario: Ca
     assert "still queued when the run ended: they were waiting for instances or nodes to start" in note
 
 
+def test_overloaded_fixed_deployment_is_at_its_largest_size(make_scenario: Callable[..., Scenario]) -> None:
+    """A fixed Deployment of one pod offered twice what it serves is at its largest size (its replicas, not
+    max_replicas), so the note calls the backlog overload rather than pods still starting."""
+    sc = make_scenario(duration="10m", warmup="0s", workload={"kind": "poisson", "rate": "2/s"},
+                       service={"warm": {"dist": "constant", "mean_ms": 1000}},
+                       platforms=[{"name": "k8s", "kind": "kubernetes", "node": "m5.xlarge", "min_replicas": 1,
+                                   "autoscaler": {"kind": "fixed"}}])
+    k8s = simulate(sc, seed=1).platform("k8s")
+    assert k8s["backlog_fraction"] > 0.4 and k8s["at_max_size"] == 1
+    (note,) = k8s.notes
+    assert "still queued when the run ended: the load is more than it serves at its largest size" in note
+
+
 def test_cloud_run_gpu_instance_billing(make_scenario: Callable[..., Scenario]) -> None:
     """Cloud Run with an L4 bills instance-seconds x (vCPU, GiB, GPU rates); min instances never stop."""
     sc = make_scenario(platforms=[{"name": "run", "kind": "cloud_run", "vcpu": 4, "memory_gib": 16, "gpu": "l4",

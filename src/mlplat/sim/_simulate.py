@@ -238,8 +238,10 @@ def _pool_spec(p: Platform, sc: Scenario) -> PoolSpec:
             scaler = Hpa(target=h.target_utilization, period=h.sync_period_s, tolerance=h.tolerance,
                          stabilization=h.scale_down_stabilization_s, up_pods=h.scale_up_pods,
                          up_percent=h.scale_up_percent)
+        # A fixed Deployment never grows past its replicas: that, not max_replicas, is its largest size.
+        largest = p.max_replicas if scaler is not None else p.min_replicas
         return PoolSpec(slots=p.pod_concurrency, startup_s=p.pod_startup_s + (cs if p.cold_start else 0.0),
-                        min_instances=p.min_replicas, max_instances=p.max_replicas, on_demand=False, queue=True,
+                        min_instances=p.min_replicas, max_instances=largest, on_demand=False, queue=True,
                         initial=p.min_replicas, autoscaler=scaler, pods_per_node=p.pods_per_node,
                         node_provision_s=p.node_provision_s, node_scale_down_s=p.node_scale_down_s)
     k = Kpa(target=p.target_concurrency * p.target_utilization, stable_window=p.stable_window_s,
