@@ -6,6 +6,7 @@ from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
+import pytest
 
 from mlplat.sim import Hpa, Kpa, PoolSpec, Scenario, simulate_pool
 from mlplat.sim._simulate import _pool_spec
@@ -113,6 +114,31 @@ def test_autoscaler_defaults_reach_the_engine() -> None:
     # threshold, 30 s scale-to-zero grace, target 100 concurrent at 70% utilisation, 2 s tick.
     assert kpa == Kpa(target=70.0, stable_window=60.0, panic_window=6.0, panic_threshold=2.0,
                       scale_to_zero_grace=30.0, tick=2.0)
+
+
+@pytest.mark.parametrize(("keys", "target", "slots"), [
+    ({}, 70.0, 100),
+    ({"target_concurrency": 4}, 2.8, 4),
+    ({"container_concurrency": 4}, 2.8, 4),
+    ({"target_concurrency": 10, "container_concurrency": 4}, 2.8, 4),
+    ({"target_concurrency": 2, "container_concurrency": 4}, 1.4, 4),
+    ({"container_concurrency": 200}, 140.0, 200),
+])
+def test_kpa_target_is_the_smaller_of_the_soft_target_and_container_concurrency(
+        keys: dict[str, float], target: float, slots: int) -> None:
+    """The KPA aims at container_concurrency when no soft target is set, at the smaller of the two when both
+    are, and at Knative's default 100 when neither is; times the 70% target utilisation."""
+    # Knative "Configuring concurrency": "If both a soft and a hard limit are specified, the smaller of the two
+    # values will be used"; knative/serving pkg/reconciler/autoscaling/resources/target.go (ResolveMetricTarget)
+    # takes containerConcurrency as the target when no target annotation is set.
+    sc = Scenario.model_validate({
+        "duration": "1h", "workload": {"kind": "poisson", "rate": 1},
+        "service": {"warm": {"dist": "constant", "mean_ms": 100}},
+        "platforms": [{"name": "kn", "kind": "knative", "node": "m5.xlarge", **keys}]})
+    spec = _pool_spec(sc.platforms[0], sc)
+    assert isinstance(spec.autoscaler, Kpa)
+    assert spec.autoscaler.target == pytest.approx(target, rel=1e-12)
+    assert spec.slots == slots
 
 
 def test_kpa_panics_and_scales_to_zero() -> None:

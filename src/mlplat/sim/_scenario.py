@@ -25,6 +25,9 @@ def _rate(value: Any) -> float:
 Rate = Annotated[float, BeforeValidator(_rate), Field(gt=0)]
 
 GB_PER_GIB = 2**30 / 1e9
+# Knative's container-concurrency-target-default: the KPA's target when a revision sets neither a target
+# nor containerConcurrency (knative.dev/docs/serving/autoscaling/concurrency).
+KNATIVE_TARGET_DEFAULT = 100.0
 
 # Bounds no real scenario reaches; past them a finite number (1e308) still overflows the bill or the
 # latencies to inf. A day of service time, cold-start part, pod start or node provisioning per request.
@@ -261,7 +264,8 @@ class KnativePlatform(_ClusterPlatform):
     """Knative Serving on Kubernetes with the Knative Pod Autoscaler (KPA) and scale to zero."""
 
     kind: Literal["knative"]
-    target_concurrency: float = Field(100.0, gt=0)
+    target_concurrency: float | None = Field(
+        None, gt=0, description="soft target per pod (default: container_concurrency if set, else Knative's 100)")
     target_utilization: float = Field(0.7, gt=0, le=1)
     container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
     # Knative's own bounds: the stable window from 6 s to 1 h, the panic window at most that (its 1-100%).
@@ -274,8 +278,16 @@ class KnativePlatform(_ClusterPlatform):
     max_scale: int = Field(100, ge=1)
     pod_startup_s: StartSeconds = 5.0
 
+    def target(self) -> float:
+        """Concurrency per pod the KPA aims at before utilisation, resolved as Knative's ResolveMetricTarget does."""
+        hard = self.container_concurrency
+        if self.target_concurrency is None:
+            return float(hard or KNATIVE_TARGET_DEFAULT)
+        # No point aiming at more requests than a pod may take: the smaller of the soft and hard limits.
+        return min(self.target_concurrency, hard) if hard else self.target_concurrency
+
     def slots(self) -> int:
-        return self.container_concurrency or max(1, math.ceil(self.target_concurrency))
+        return self.container_concurrency or max(1, math.ceil(self.target()))
 
 
 Platform = Annotated[LambdaPlatform | CloudRunPlatform | KubernetesPlatform | KnativePlatform,

@@ -244,7 +244,7 @@ def _pool_spec(p: Platform, sc: Scenario) -> PoolSpec:
                         min_instances=p.min_replicas, max_instances=largest, on_demand=False, queue=True,
                         initial=p.min_replicas, autoscaler=scaler, pods_per_node=p.pods_per_node,
                         node_provision_s=p.node_provision_s, node_scale_down_s=p.node_scale_down_s)
-    k = Kpa(target=p.target_concurrency * p.target_utilization, stable_window=p.stable_window_s,
+    k = Kpa(target=p.target() * p.target_utilization, stable_window=p.stable_window_s,
             panic_window=p.panic_window_s, panic_threshold=p.panic_threshold,
             scale_to_zero_grace=p.scale_to_zero_grace_s, tick=p.tick_s)
     return PoolSpec(slots=p.slots(), startup_s=p.pod_startup_s + cs, min_instances=p.min_scale,
