@@ -57,6 +57,8 @@ class CloudRunPrices(FiniteModel):
     free_vcpu_seconds_per_month: Price
     free_gib_seconds_per_month: Price
     free_requests_per_month: Price
+    free_instance_vcpu_seconds_per_month: Price  # instance billing has a free tier of its own
+    free_instance_gib_seconds_per_month: Price
 
 
 class EksPrices(FiniteModel):

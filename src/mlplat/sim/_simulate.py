@@ -282,8 +282,12 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
         gpu_price = cr.gpu_second[p.gpu].usd if p.gpu else 0.0
         if p.billing_mode() == "instance":
             seconds = run.instance_seconds
-            per_second = p.vcpu * cr.instance_vcpu_second.usd + p.memory_gib * cr.instance_gib_second.usd
-            cost["compute"] = seconds * per_second
+            vcpu_s, gib_s = seconds * p.vcpu, seconds * p.memory_gib
+            if sc.free_tier:
+                month = SECONDS_PER_MONTH / span
+                vcpu_s = max(0.0, vcpu_s - cr.free_instance_vcpu_seconds_per_month.usd / month)
+                gib_s = max(0.0, gib_s - cr.free_instance_gib_seconds_per_month.usd / month)
+            cost["compute"] = vcpu_s * cr.instance_vcpu_second.usd + gib_s * cr.instance_gib_second.usd
             cost["gpu"] = seconds * gpu_price
         else:
             seconds = run.busy_instance_seconds
