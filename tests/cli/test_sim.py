@@ -357,6 +357,19 @@ def test_compare_shortens_long_sweeps(runner: CliRunner, scenario_file: Path, mo
     assert len(json.loads(result.stdout)["rates_per_s"]) == 2
 
 
+def test_compare_never_lengthens_a_short_scenario(runner: CliRunner, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 2-minute scenario whose top rate passes the cap is not stretched to the 10-minute floor (it was, with a
+    warning that said it kept the rate under the cap): it runs as written, and nothing claims a shortening."""
+    monkeypatch.setattr("mlplat.cli.sim.MAX_SWEEP_REQUESTS", 100)
+    path = _bad(tmp_path, "duration: 30m\nwarmup: 2m", "duration: 2m\nwarmup: 0s")
+    result = runner.invoke(app, ["sim", "compare", str(path), "--rates", "0.01/s..1/s", "--points", "2", "-r", "1",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    assert "simulating" not in result.stderr
+    assert json.loads(result.stdout)["requests"][1] < 200  # about 120 at 1/s over 2 minutes, not 600
+
+
 def test_compare_refuses_a_rate_too_big_to_simulate_before_running_any(runner: CliRunner, scenario_file: Path) -> None:
     """With --duration given, a top rate whose replication could not finish is exit 4, before the low rates run."""
     result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "1/s..1e6/s", "--points", "2",

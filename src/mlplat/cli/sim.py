@@ -26,6 +26,7 @@ app = typer.Typer(help="Serverless functions or Kubernetes for a model: latency 
                   no_args_is_help=True)
 
 MAX_SWEEP_REQUESTS = 2_000_000
+MIN_SWEEP_SECONDS = 600.0  # a shortened sweep keeps at least this much simulated time per rate
 ScenarioArg = Annotated[Path, typer.Argument(help="Scenario YAML (mlplat sim init writes one).")]
 Replications = Annotated[int | None, typer.Option("--replications", "-r", min=1, max=1000,
                                                    help="Override the scenario's (1 to 1000, as in the file).")]
@@ -225,9 +226,11 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
         seconds = parse_option("--duration", parse_duration, duration, error=ConfigError)
         if not seconds > 0:
             raise ConfigError(f"--duration must be > 0, got {duration!r}")
-    elif hi * seconds > MAX_SWEEP_REQUESTS:
-        # The event loop runs ~200,000 requests/s: keep the top rate's replication to seconds, not hours.
-        seconds = max(MAX_SWEEP_REQUESTS / hi, 600.0)
+    elif hi * seconds > MAX_SWEEP_REQUESTS and seconds > MIN_SWEEP_SECONDS:
+        # The event loop runs ~200,000 requests/s: keep the top rate's replication to seconds, not hours. Never
+        # below 10 minutes (the low rates need requests), and so never for a scenario that short: lengthening it
+        # would simulate more, not less.
+        seconds = max(MAX_SWEEP_REQUESTS / hi, MIN_SWEEP_SECONDS)
         out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
                  f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
     if seconds != prepared.scenario.duration:
