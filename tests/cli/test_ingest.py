@@ -244,7 +244,8 @@ def test_read_of_a_damaged_store_exit_4_and_repair_fixes_it(runner: CliRunner, t
     result = runner.invoke(app, ["ingest", "read", "card-001", "--store", store])
     assert result.exit_code == ExitCode.BAD_INPUT and "Traceback" not in result.output
     assert "is not what mlplat ingest writes (expected a JSON array)" in result.stderr
-    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store])
+    result = runner.invoke(app, ["ingest", "repair", CONFIG, "--source", EVENTS, "--store", store,
+                                 "--dead-letter", str(tmp_path / "dl.jsonl")])
     assert result.exit_code == 0 and "fixed" in result.stdout
     assert runner.invoke(app, ["ingest", "read", "card-001", "--store", store]).exit_code == 0
 

@@ -304,12 +304,12 @@ def test_repair_fixes_every_differing_key_and_is_idempotent(tmp_path: Path) -> N
     store.commit(Commit({"u\x1fn_1m\x1f0": (0, [42]), "ghost\x1fn_1m\x1f0": (1, [1])}, {}, Checkpoint(),
                         force=True))
     store.db.execute("DELETE FROM state WHERE key = ?", ("v\x1flast\x1f",))
-    dry = repair(cfg, FileSource(source), store, dry_run=True)
+    dry = repair(cfg, FileSource(source), store, dry_run=True, dead_letter=tmp_path / "dl")
     assert len(dry.differing) == 3 and not dry.fixed
-    report = repair(cfg, FileSource(source), store)
+    report = repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
     assert report.fixed and {d["entity"] for d in report.differing} == {"u", "ghost", "v"}
     assert store.states() == good
-    assert repair(cfg, FileSource(source), store).differing == []
+    assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").differing == []
     assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
 
 
@@ -330,7 +330,8 @@ def test_a_damaged_state_is_a_clear_error_and_repair_rewrites_it(tmp_path: Path)
             read_entity(store, "u")
         not_json = problem != "not a last state"
         assert (store.states()[key] == (good[key][0], text)) == not_json  # verify and repair see the raw text
-        report = repair(cfg, FileSource(source), store, since=1e9 if not_json else None)  # text: whatever since
+        report = repair(cfg, FileSource(source), store, since=1e9 if not_json else None,  # text: whatever since
+                        dead_letter=tmp_path / "dl")
         assert [d["key"] for d in report.differing] == [key] and report.fixed
         assert store.states() == good
     store.db.execute("UPDATE state SET value = 'inf' WHERE key = ?", ("u\x1fn_1m\x1f180",))
@@ -476,7 +477,8 @@ def test_repair_since_limits_keys(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "f.db")
     run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
     store.db.execute("DELETE FROM state")
-    keys = {d["key"] for d in repair(cfg, FileSource(source), store, since=100, dry_run=True).differing}
+    keys = {d["key"] for d in repair(cfg, FileSource(source), store, since=100, dry_run=True,
+                                           dead_letter=tmp_path / "dl").differing}
     assert keys == {"u\x1fn_1m\x1f180", "v\x1fn_1m\x1f180", "u\x1flast\x1f", "v\x1flast\x1f"}
 
 

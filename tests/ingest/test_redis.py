@@ -219,7 +219,7 @@ def test_repair_deletes_a_field_another_program_put_in_an_entity_hash(redis_url:
     good = store.states()
     redis.Redis.from_url(redis_url).hset("mlplat:ingest:e:card-001", "amount_last", "1|[1]")
     assert read_entity(store, "card-001").rows  # read skips it
-    report = repair(cfg, FileSource(source), store, since=1e9)
+    report = repair(cfg, FileSource(source), store, since=1e9, dead_letter=tmp_path / "dl")
     assert [d["key"] for d in report.differing] == ["card-001\x1famount_last"] and report.fixed
     assert store.states() == good
 
@@ -301,10 +301,10 @@ def test_repair_against_redis(redis_url: str, tmp_path: Path, text: bytes, probl
         with pytest.raises(DataError, match=f"the state of 'card-002 amount_last ' is not what mlplat ingest "
                                             f"writes \\({problem}"):
             read_entity(store, "card-002")
-    report = repair(cfg, FileSource(source), store)
+    report = repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
     assert [d["key"] for d in report.differing] == ["card-002\x1famount_last\x1f"] and report.fixed
     assert store.states() == good
-    assert repair(cfg, FileSource(source), store).differing == []
+    assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").differing == []
 
 
 def test_stream_follow_stops_when_asked(redis_url: str, tmp_path: Path) -> None:

@@ -100,11 +100,14 @@ def schema() -> None:
     typer.echo(jsonlib.dumps(IngestConfig.config_schema(), indent=2))
 
 
+DeadLetterOpt = Annotated[Path | None, typer.Option("--dead-letter", help="Overrides the config's.")]
+
+
 @app.command()
 def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOpt = DEFAULT_STORE,
         follow: Annotated[bool, typer.Option("--follow", help="Keep reading new events until Ctrl-C.")] = False,
         partition: PartitionOpt = "0/1",
-        dead_letter: Annotated[Path | None, typer.Option("--dead-letter", help="Overrides the config's.")] = None,
+        dead_letter: DeadLetterOpt = None,
         batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, max=100_000,
                                                        help="Overrides the config's.")] = None,
         trace: Annotated[bool, typer.Option("--trace", hidden=True)] = False,
@@ -249,8 +252,12 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
                                                                      "(epoch s or ISO 8601).")] = None,
            dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
            partition: PartitionOpt = "0/1",
+           dead_letter: DeadLetterOpt = None,
            json: JsonOption = False) -> None:
-    """Recompute every feature from the source file and fix each stored key that differs (idempotent)."""
+    """Recompute every feature from the source file and fix each stored key that differs (idempotent).
+
+    The fix also writes the dead letters of source lines no run had committed, as `run` would have.
+    """
     from mlplat.errors import ConfigError
     from mlplat.ingest import open_store, parse_time
     from mlplat.ingest import repair as do_repair
@@ -259,9 +266,13 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
     since_s = parse_option("--since", parse_time, since, error=ConfigError) if since is not None else None
     # Every input checked before the store is opened: opening a SQLite store creates it. A dry run never does.
     replayed, part = _file_source(source, "repair"), _partition(partition)
+    if dead_letter is not None:
+        _check_folder("--dead-letter", dead_letter)
+    _check_not_config(dead_letter if dead_letter is not None else Path(cfg.dead_letter), config)
     feature_store = open_store(store, create=not dry_run)
     try:
-        report = do_repair(cfg, replayed, feature_store, since=since_s, dry_run=dry_run, partition=part)
+        report = do_repair(cfg, replayed, feature_store, since=since_s, dry_run=dry_run, partition=part,
+                           dead_letter=dead_letter)
     finally:
         feature_store.close()
     Output.from_ctx(ctx, json=json).result(report)
