@@ -174,7 +174,9 @@ def test_flagger_shape(plan_300: object) -> None:
     assert analysis["stepWeights"] == [5, 25, 50]
     assert analysis["interval"].endswith("m") and analysis["threshold"] == 1
     hook = analysis["webhooks"][0]
-    assert hook["type"] == "rollout" and hook["metadata"]["type"] == "cmd"
+    # A bash task blocks and fails the webhook on a non-zero exit; a cmd task is queued and answers 202 at
+    # once, so a ROLLBACK never reached Flagger (fluxcd/flagger pkg/loadtester).
+    assert hook["type"] == "rollout" and hook["metadata"]["type"] == "bash"
     assert hook["metadata"]["cmd"].startswith("mlplat canary analyze")
 
 
@@ -197,3 +199,25 @@ def test_stickiness_units() -> None:
     """The plan states the split unit and, for user pinning, the cost to independence."""
     plan = plan_rollout(CFG, rps=300, stages=[0.5, 1.0], effect=3.0, unit="user", runs=50, max_total=3600)
     assert "hashing its user key" in plan.stickiness and "design effect" in plan.stickiness
+
+
+def _errors_gate(**settings: object) -> CanaryConfig:
+    return CanaryConfig.model_validate({"metrics": [{"name": "errors", "kind": "rate", "events": "errors",
+                                                     "critical": True, "tolerance": 0.0, **settings}]})
+
+
+def test_dwell_waits_for_the_metric_s_min_events() -> None:
+    """The judge decides only after min_events bad events: at 300 req/s and a 2x canary about 27 a minute, so
+    1,000 need over half an hour. The plan ignored it and promised 11 and 8 minutes."""
+    quick, slow = (plan_rollout(_errors_gate(min_events=m), rps=300, stages=[0.25, 0.5, 1.0], effect=2.0,
+                                max_total=2 * 3600, runs=200, seed=1) for m in (10, 1000))
+    assert all(stage.dwell <= 15 * 60 for stage in quick.stages[:2])
+    assert all(stage.dwell >= 30 * 60 for stage in slow.stages[:2])
+
+
+def test_an_either_direction_gate_is_sized_at_half_its_alpha() -> None:
+    """`either` rolls back at 2 min(p_up, p_down) <= alpha, so its dwell is longer than `increase`'s at the
+    same power (it was sized as the one-sided test and reached about 0.84 power where 0.90 was planned)."""
+    one, both = (plan_rollout(_errors_gate(direction=d), rps=300, stages=[0.05, 1.0], effect=2.0,
+                              max_total=2 * 3600, runs=300, seed=1) for d in ("increase", "either"))
+    assert both.stages[0].dwell > one.stages[0].dwell

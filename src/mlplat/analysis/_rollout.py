@@ -179,7 +179,8 @@ def plan_rollout(
         raise SimulationError(f"--effect {effect:g}x is within the tolerance of rate metric {rate.name!r} "
                               f"({rate.tolerance:g}: ratios up to {1 + rate.tolerance:g} are acceptable), so its "
                               f"gate never rolls back for it; plan for an effect above {1 + rate.tolerance:g}x")
-    alpha = config.metric_alpha()
+    # `either` rolls back when 2 min(p_up, p_down) <= alpha: the increase side at alpha / 2.
+    alpha = config.metric_alpha() / (2 if rate.direction == "either" else 1)
     seeds = np.random.SeedSequence(seed)
     judged = [s for s in stages if 0 <= s < 1]
     sims: dict[float, Any] = {}
@@ -189,7 +190,7 @@ def plan_rollout(
         sims[share] = simulate_detection(
             rps=sim_rps, traffic=sim_share, baseline_rate=baseline_rate, effect=effect, duration=max_total,
             interval=interval, alpha=alpha, tolerance=rate.tolerance, concentration=rate.concentration,
-            runs=runs, rng=np.random.default_rng(seeds.spawn(1)[0]))
+            runs=runs, rng=np.random.default_rng(seeds.spawn(1)[0]), min_events=rate.min_events)
     dwell = {s: sims[s].time_to_power(power) for s in judged}
     # Monotone by construction: walk from the largest judged share down, never getting shorter.
     longest = 0.0
@@ -402,7 +403,9 @@ def rollout_flagger(plan: RolloutPlan) -> str:
                   "maxWeight": weights[-1] if weights else 50,
                   "webhooks": [{"name": "mlplat-gate", "type": "rollout",
                                 "url": "http://flagger-loadtester.test/", "timeout": "120s",
-                                "metadata": {"type": "cmd", "cmd": gate}}]}}}
+                                # bash, not cmd: the loadtester runs a cmd task in the background and
+                                # answers at once, so the gate's exit code never reached Flagger
+                                "metadata": {"type": "bash", "cmd": gate}}]}}}
     header = ("# mlplat canary rollout for Flagger. Flagger gives every step the same interval, so it is set to "
               f"the longest planned dwell ({format_duration(dwell)}).\n# The webhook fails (and Flagger rolls back) "
               "only on ROLLBACK (exit 1); mount a canary.yaml with srm.enabled: false,\n# since the weight, hence "
