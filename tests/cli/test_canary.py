@@ -603,9 +603,18 @@ def test_rollout_that_cannot_fit_max_total_is_exit_4(runner: CliRunner, tmp_path
     path = tmp_path / "rollout.yaml"
     result = _invoke(runner, *ROLLOUT, "--max-total", "5m", "--format", "argo", "-o", str(path))
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
-    assert "cannot reach 0.9 power within --max-total 5m" in result.stderr
+    assert "a stage cannot reach 0.9 power within --max-total 5m" in result.stderr
     assert "more traffic" in result.stderr and "larger detectable effect" in result.stderr
     assert not path.exists()
+
+
+def test_rollout_whose_stages_each_fit_but_not_together_says_so(runner: CliRunner) -> None:
+    """Every stage reaches its power, but the total is over --max-total: the error says that, not that the
+    stages cannot reach their power."""
+    result = _invoke(runner, "rollout", "--config", str(CONFIG), "--rps", "300", "--stages", "5%,25%,50%",
+                     "--effect", "2", "--runs", "100", "--max-total", "50m")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "every stage reaches 0.9 power, but together they take longer than --max-total 50m" in result.stderr
 
 
 def test_one_prometheus_file_per_query(runner: CliRunner, tmp_path: Path) -> None:

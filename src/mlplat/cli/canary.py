@@ -359,8 +359,11 @@ def rollout(
         # Show which stages fail, but write no file: a plan that cannot reach its power in time must not
         # be applied to a cluster by accident.
         out.result(result)
-        raise DataError(f"the stages cannot reach {power:g} power within --max-total {max_total}: "
-                        + "; ".join(result.suggestions))
+        short = any(not stage.reachable for stage in result.stages)
+        problem = (f"a stage cannot reach {power:g} power within --max-total {max_total}" if short else
+                   f"every stage reaches {power:g} power, but together they take longer than --max-total "
+                   f"{max_total}")
+        raise DataError(f"{problem}: " + "; ".join(result.suggestions))
     text = {"markdown": rollout_markdown, "argo": rollout_argo, "flagger": rollout_flagger}.get(fmt)
     if output is not None:
         body = text(result) if text is not None else dumps(result) + "\n"
