@@ -154,6 +154,11 @@ def test_argo_shape(plan_300: object) -> None:
     mirror = next(step["setMirrorRoute"] for step in steps if "setMirrorRoute" in step)
     assert mirror["name"] in {r["name"] for r in rollout["spec"]["strategy"]["canary"]["trafficRouting"][
         "managedRoutes"]}
+    # Argo splits traffic by pod counts without a router: every weight is a whole number of the replicas
+    # (4 replicas made 5% one pod of five), and setMirrorRoute validates only with Istio routing.
+    replicas = rollout["spec"]["replicas"]
+    assert replicas == 20 and all(w * replicas % 100 == 0 for w in weights)
+    assert rollout["spec"]["strategy"]["canary"]["trafficRouting"]["istio"]["virtualService"]["name"]
     pod = template["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["command"] == ["mlplat", "canary", "analyze"]

@@ -348,14 +348,19 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate
             {"name": "traffic-share", "value": f"{s.share if s.share > 0 else 0.5:g}"}]}})
         if s.share == 0:
             steps.append({"setMirrorRoute": {"name": "mlplat-shadow"}})
-    # workloadRef points the Rollout at an existing Deployment, so the document is complete as it stands.
+    # workloadRef points the Rollout at an existing Deployment. Without a traffic router Argo splits traffic
+    # by pod counts, so the replicas make every weight a whole number of pods (4 replicas made 5% one pod of
+    # five: 20% of the traffic, and the stage's SRM check against 5% would roll back).
+    weights = [step["setWeight"] for step in steps if "setWeight" in step]
+    replicas = max(2, math.lcm(*(100 // math.gcd(w, 100) for w in weights)))
+    shadow = any(s.share == 0 for s in plan.stages)
+    # Argo accepts setMirrorRoute only with Istio routing: a VirtualService named here, to be renamed.
+    routing = {"trafficRouting": {"istio": {"virtualService": {"name": "model", "routes": ["primary"]}},
+                                  "managedRoutes": [{"name": "mlplat-shadow"}]}} if shadow else {}
     rollout = {"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "model"},
-               "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "model"}},
+               "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "model"}},
                         "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
-                        "strategy": {"canary": {
-                   **({"trafficRouting": {"managedRoutes": [{"name": "mlplat-shadow"}]}}
-                      if any(s.share == 0 for s in plan.stages) else {}),
-                   "steps": steps}}}}
+                        "strategy": {"canary": {**routing, "steps": steps}}}}
     analysis = {"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisTemplate", "metadata": {"name": template},
                 "spec": {"args": [{"name": "prometheus-url", "value": "http://prometheus.monitoring.svc:9090"},
                                   {"name": "window"}, {"name": "traffic-share"}],
@@ -381,8 +386,11 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate
               "promote_on_timeout: true, so a clean stage passes; "
               "ROLLBACK or CONTINUE fails the step).\n# For rollback during the dwell, run `mlplat canary "
               "watch` as background analysis (examples/argo/analysis-template.yaml).\n")
-    if any(s.share == 0 for s in plan.stages):
-        header += "# setMirrorRoute needs a traffic router that mirrors (Istio, for example).\n"
+    header += (f"# replicas: {replicas} makes every weight a whole number of pods, as Argo splits traffic by pod "
+               "counts without a traffic router.\n")
+    if shadow:
+        header += ("# setMirrorRoute needs Istio routing: rename the VirtualService `model` and its route "
+                   "`primary` to yours.\n")
     return header + yaml.safe_dump_all([rollout, analysis], sort_keys=False)
 
 
