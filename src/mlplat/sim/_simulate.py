@@ -282,21 +282,15 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
         gpu_price = cr.gpu_second[p.gpu].usd if p.gpu else 0.0
         if p.billing_mode() == "instance":
             seconds = run.instance_seconds
-            vcpu_s, gib_s = seconds * p.vcpu, seconds * p.memory_gib
-            if sc.free_tier:
-                month = SECONDS_PER_MONTH / span
-                vcpu_s = max(0.0, vcpu_s - cr.free_instance_vcpu_seconds_per_month.usd / month)
-                gib_s = max(0.0, gib_s - cr.free_instance_gib_seconds_per_month.usd / month)
+            vcpu_s = _billable(seconds * p.vcpu, cr.free_instance_vcpu_seconds_per_month.usd, span, sc.free_tier)
+            gib_s = _billable(seconds * p.memory_gib, cr.free_instance_gib_seconds_per_month.usd, span, sc.free_tier)
             cost["compute"] = vcpu_s * cr.instance_vcpu_second.usd + gib_s * cr.instance_gib_second.usd
             cost["gpu"] = seconds * gpu_price
         else:
             seconds = run.busy_instance_seconds
-            vcpu_s, gib_s, billed_req = seconds * p.vcpu, seconds * p.memory_gib, requests
-            if sc.free_tier:
-                month = SECONDS_PER_MONTH / span
-                vcpu_s = max(0.0, vcpu_s - cr.free_vcpu_seconds_per_month.usd / month)
-                gib_s = max(0.0, gib_s - cr.free_gib_seconds_per_month.usd / month)
-                billed_req = max(0.0, requests - cr.free_requests_per_month.usd / month)
+            vcpu_s = _billable(seconds * p.vcpu, cr.free_vcpu_seconds_per_month.usd, span, sc.free_tier)
+            gib_s = _billable(seconds * p.memory_gib, cr.free_gib_seconds_per_month.usd, span, sc.free_tier)
+            billed_req = _billable(requests, cr.free_requests_per_month.usd, span, sc.free_tier)
             cost["compute"] = vcpu_s * cr.request_vcpu_second.usd + gib_s * cr.request_gib_second.usd
             cost["requests"] = billed_req * cr.requests_per_million.usd / 1e6
             cost["gpu"] = seconds * gpu_price
@@ -314,6 +308,11 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
             cost["control_plane"] = span / 3600.0 * prices.eks.cluster_hour.usd
         out["usage_node_hours"] = run.node_seconds / 3600.0
     return _bill(out, cost, span, requests)
+
+
+def _billable(used: float, free_per_month: float, span: float, free_tier: bool) -> float:
+    """``used`` (over a run of ``span`` seconds) less the monthly free allowance scaled to the run, if it applies."""
+    return max(0.0, used - free_per_month / (SECONDS_PER_MONTH / span)) if free_tier else used
 
 
 def run_platform(platform: Platform, scenario: Scenario, prices: PriceTable, a: np.ndarray,
