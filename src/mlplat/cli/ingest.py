@@ -56,6 +56,13 @@ def _check_folder(option: str, path: Path) -> None:
         raise OutputError(f"{option} {path}: folder {path.parent} does not exist")
 
 
+def _check_dead_letter(override: Path | None, configured: str, config: Path) -> None:
+    """The dead-letter file of `run` and `repair`: a --dead-letter in a folder that exists, and never the config."""
+    if override is not None:
+        _check_folder("--dead-letter", override)
+    _check_not_config(override if override is not None else Path(configured), config)
+
+
 def _check_not_config(dead_letter: Path, config: Path) -> None:
     """Dead letters are appended to their file: naming the config there would break it for the next run."""
     from mlplat.errors import OutputError
@@ -118,9 +125,7 @@ def run(ctx: typer.Context, config: ConfigArg, source: SourceOpt, store: StoreOp
     out = Output.from_ctx(ctx, json=json)
     cfg = _config(config, batch_size)
     part = _partition(partition)
-    if dead_letter is not None:
-        _check_folder("--dead-letter", dead_letter)
-    _check_not_config(dead_letter if dead_letter is not None else Path(cfg.dead_letter), config)
+    _check_dead_letter(dead_letter, cfg.dead_letter, config)
     stopping = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -266,9 +271,7 @@ def repair(ctx: typer.Context, config: ConfigArg, source: FileSourceOpt, store: 
     since_s = parse_option("--since", parse_time, since, error=ConfigError) if since is not None else None
     # Every input checked before the store is opened: opening a SQLite store creates it. A dry run never does.
     replayed, part = _file_source(source, "repair"), _partition(partition)
-    if dead_letter is not None:
-        _check_folder("--dead-letter", dead_letter)
-    _check_not_config(dead_letter if dead_letter is not None else Path(cfg.dead_letter), config)
+    _check_dead_letter(dead_letter, cfg.dead_letter, config)
     feature_store = open_store(store, create=not dry_run)
     try:
         report = do_repair(cfg, replayed, feature_store, since=since_s, dry_run=dry_run, partition=part,
