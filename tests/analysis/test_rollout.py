@@ -185,6 +185,38 @@ def test_flagger_shape(plan_300: object) -> None:
     assert hook["metadata"]["cmd"].startswith("mlplat canary analyze")
 
 
+def test_flagger_shadow_stage_is_a_mirror_step(plan_300: object) -> None:
+    """A shadow stage is Flagger's `mirror: true` (one mirrored interval before the first weight), not dropped.
+
+    Flagger's scheduler mirrors for one interval when `mirror` is set and the canary weight is 0, then
+    shifts to the first step weight (fluxcd/flagger pkg/controller/scheduler.go, runCanary).
+    """
+    analysis = yaml.safe_load(rollout_flagger(plan_300))["spec"]["analysis"]
+    assert analysis["mirror"] is True and analysis["mirrorWeight"] == 100
+    assert analysis["stepWeights"] == [5, 25, 50] and "iterations" not in analysis
+    shadow = next(s for s in plan_300.stages if s.share == 0)  # type: ignore[attr-defined]
+    # The shared interval covers the shadow stage's dwell too.
+    assert int(analysis["interval"].removesuffix("m")) * 60 >= shadow.dwell
+
+
+def test_flagger_shadow_only_is_blue_green_mirroring() -> None:
+    """`shadow,100%` has no step weight: Flagger's Blue/Green mirroring for one iteration, not empty stepWeights."""
+    plan = plan_rollout(CFG, rps=300, stages=parse_stages("shadow,100%"), effect=2.0, runs=50, max_total=7200)
+    analysis = yaml.safe_load(rollout_flagger(plan))["spec"]["analysis"]
+    assert analysis["iterations"] == 1 and analysis["mirror"] is True
+    assert "stepWeights" not in analysis and "maxWeight" not in analysis
+
+
+def test_flagger_full_promotion_only_skips_analysis() -> None:
+    """`100%` alone has nothing to judge: skipAnalysis, and a header that says why (no empty stepWeights)."""
+    plan = plan_rollout(CFG, rps=300, stages=parse_stages("100%"), effect=2.0, runs=50, max_total=7200)
+    text = rollout_flagger(plan)
+    canary = yaml.safe_load(text)
+    assert canary["spec"]["skipAnalysis"] is True
+    assert not {"stepWeights", "maxWeight", "iterations", "mirror"} & set(canary["spec"]["analysis"])
+    assert "No stage below 100%" in text and "no stage dwells" in text
+
+
 def test_fractional_weight_refused_for_argo() -> None:
     """Argo weights are whole percents: a 0.5% stage cannot be written."""
     plan = plan_rollout(CFG, rps=3000, stages=[0.005, 1.0], effect=3.0, runs=50, max_total=3600)

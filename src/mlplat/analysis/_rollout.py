@@ -395,27 +395,48 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate
 
 
 def rollout_flagger(plan: RolloutPlan) -> str:
-    """A Flagger Canary ``analysis`` block whose webhook runs the gate through the Flagger load tester."""
+    """A Flagger Canary ``analysis`` block whose webhook runs the gate through the Flagger load tester.
+
+    Traffic stages become ``stepWeights``; a shadow stage becomes ``mirror: true`` (Istio only), which Flagger
+    runs as one interval of mirroring before the first weight, or, with no traffic stage, as Blue/Green
+    mirroring for one iteration. A plan with no judged stage at all is ``skipAnalysis: true``.
+    """
     import yaml
 
     weights = [_weight(s.share) for s in plan.stages if 0 < s.share < 1]
-    dwell = max((s.dwell for s in plan.stages if 0 < s.share < 1), default=60.0)
+    judged = [s for s in plan.stages if s.share < 1]
+    shadow = any(s.share == 0 for s in judged)
+    dwell = max((s.dwell for s in judged), default=60.0)
     minutes = max(1, math.ceil(dwell / 60))
     gate = ("mlplat canary analyze --prometheus http://prometheus.monitoring.svc:9090 --config /config/canary.yaml "
             f"--start now-{minutes}m --step 60s; test $? -ne 1")
-    canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "model"},
-              "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
-                       "service": {"port": 80},
-                       "analysis": {
-                  "interval": f"{minutes}m", "threshold": 1, "stepWeights": weights,
-                  "maxWeight": weights[-1] if weights else 50,
-                  "webhooks": [{"name": "mlplat-gate", "type": "rollout",
-                                "url": "http://flagger-loadtester.test/", "timeout": "120s",
-                                # bash, not cmd: the loadtester runs a cmd task in the background and
-                                # answers at once, so the gate's exit code never reached Flagger
-                                "metadata": {"type": "bash", "cmd": gate}}]}}}
+    analysis: dict[str, Any] = {"interval": f"{minutes}m", "threshold": 1}
+    if weights:
+        analysis.update({"stepWeights": weights, "maxWeight": weights[-1]})
+    elif shadow:
+        analysis["iterations"] = 1  # Flagger's Blue/Green: mirror for one interval, then switch and promote
+    if shadow:
+        analysis.update({"mirror": True, "mirrorWeight": 100})
+    # bash, not cmd: the loadtester runs a cmd task in the background and answers at once, so the gate's
+    # exit code never reached Flagger
+    analysis["webhooks"] = [{"name": "mlplat-gate", "type": "rollout", "url": "http://flagger-loadtester.test/",
+                             "timeout": "120s", "metadata": {"type": "bash", "cmd": gate}}]
+    spec: dict[str, Any] = {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
+                            "service": {"port": 80}}
+    if not judged:
+        spec["skipAnalysis"] = True
+    spec["analysis"] = analysis
+    canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "model"}, "spec": spec}
     header = ("# mlplat canary rollout for Flagger. Flagger gives every step the same interval, so it is set to "
-              f"the longest planned dwell ({format_duration(dwell)}).\n# The webhook fails (and Flagger rolls back) "
+              + (f"the longest planned dwell ({format_duration(dwell)})" if judged else "one minute (no stage dwells)")
+              + ".\n# The webhook fails (and Flagger rolls back) "
               "only on ROLLBACK (exit 1); mount a canary.yaml with srm.enabled: false,\n# since the weight, hence "
-              "the expected split, changes between steps inside the window.\n")
+              "the expected split, changes between steps inside the window. The rate test stays valid at\n# every "
+              "weight; canary.yaml's traffic_share only centres its prior.\n")
+    if shadow:
+        header += ("# The shadow stage is `mirror: true`: Flagger mirrors every request to the canary for one "
+                   "interval\n# before the first weight (Blue/Green mirroring when there is none). Istio only.\n")
+    if not judged:
+        header += ("# No stage below 100%: nothing to judge, so skipAnalysis: true promotes the canary once its "
+                   "pods are healthy.\n")
     return header + yaml.safe_dump(canary, sort_keys=False)
