@@ -92,6 +92,17 @@ def test_plan_is_seeded() -> None:
     assert plan(**kwargs).to_dict() == plan(**kwargs).to_dict()
 
 
+def test_plan_cell_does_not_depend_on_the_grid() -> None:
+    """A cell's numbers are the same whatever shares and effects sit beside it (its generator is keyed by
+    the seed, its share and its effect, not by its position in the grid)."""
+    kwargs = {"rps": 278, "baseline_rate": 0.001, "runs": 100, "seed": 4}
+    alone = plan(traffic=[0.05], effects=[3.0], **kwargs)
+    grid = plan(traffic=[0.01, 0.05], effects=[2.0, 3.0], **kwargs)
+    cell = next(c for c in grid.cells if c.traffic == 0.05 and c.effect == 3.0)
+    assert cell == alone.cells[0]
+    assert grid.false_alarm[0.05] == alone.false_alarm[0.05]
+
+
 def test_plan_to_dict_smallest() -> None:
     """The plan names the smallest traffic share that reaches 80% and 95% power."""
     result = plan(rps=278, baseline_rate=0.001, traffic=[0.01, 0.1, 0.3], effects=[3.0], runs=200, seed=5)

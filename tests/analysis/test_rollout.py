@@ -185,6 +185,17 @@ def test_flagger_shape(plan_300: object) -> None:
     assert hook["metadata"]["cmd"].startswith("mlplat canary analyze")
 
 
+def test_stage_dwell_does_not_depend_on_the_other_stages() -> None:
+    """Adding a stage leaves the others' simulated dwells as they were (each stage's generator is keyed
+    by the seed, its share and the effect)."""
+    kwargs = {"rps": 300, "effect": 2.0, "runs": 100, "max_total": 7200, "seed": 3}
+    few = plan_rollout(CFG, stages=parse_stages("5%,50%,100%"), **kwargs)
+    more = plan_rollout(CFG, stages=parse_stages("shadow,1%,5%,50%,100%"), **kwargs)
+    assert [s.dwell for s in few.stages if s.share == 0.5] == [s.dwell for s in more.stages if s.share == 0.5]
+    # The 5% dwell is never shorter than 50%'s (monotone by construction), so compare its power at that dwell.
+    assert [s.power for s in few.stages if s.share == 0.05] == [s.power for s in more.stages if s.share == 0.05]
+
+
 def test_flagger_shadow_stage_is_a_mirror_step(plan_300: object) -> None:
     """A shadow stage is Flagger's `mirror: true` (one mirrored interval before the first weight), not dropped.
 

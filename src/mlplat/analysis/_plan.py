@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["DetectionSimulation", "PlanCell", "PlanResult", "plan", "simulate_detection"]
+__all__ = ["DetectionSimulation", "PlanCell", "PlanResult", "cell_rng", "plan", "simulate_detection"]
 
 # Runs per vectorised block: runs x looks x grid floats stay near 30 MB (256 runs at 60 looks).
 _CELLS_PER_BLOCK = 256 * 60
@@ -270,6 +270,22 @@ def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:
     return 1.0 if k >= runs else float(beta.ppf(level, k + 1, runs - k))
 
 
+def cell_rng(seed: int, *keys: float) -> np.random.Generator:
+    """The generator of one simulated cell, keyed by ``seed`` and the cell's own values (share, effect).
+
+    A cell draws the same numbers whatever grid it sits in: spawning streams in grid order would give a
+    cell the stream of its position, so adding a share to ``--traffic`` (or a stage) changed the others.
+
+    >>> float(cell_rng(1, 0.05, 2.0).random()) == float(cell_rng(1, 0.05, 2.0).random())
+    True
+    """
+    import numpy as np
+
+    # A float's exact bits, so 0.05 and 0.05000000000000001 are different keys and no two values collide.
+    words = [seed, *(int(np.float64(key).view(np.uint64)) for key in keys)]
+    return np.random.default_rng(np.random.SeedSequence(words))
+
+
 def plan(
     *,
     rps: float,
@@ -286,8 +302,8 @@ def plan(
 ) -> PlanResult:
     """Power and time to detect on a grid of traffic shares and effects, plus the A/A false-alarm rate.
 
-    Every cell uses its own stream of the seeded generator, so a cell's result does not depend on the
-    grid around it.
+    Every cell has its own generator, keyed by ``seed``, its share and its effect (:func:`cell_rng`), so a
+    cell's result does not depend on the grid around it.
 
     Examples
     --------
@@ -295,26 +311,22 @@ def plan(
     >>> res.cells[0].power > 0.8
     True
     """
-    import numpy as np
 
     accepted = [e for e in effects if e <= 1 + tolerance]
     if accepted:
         raise SimulationError(f"--effect {accepted[0]:g}x is within --tolerance {tolerance:g} (ratios up to "
                               f"{1 + tolerance:g} are acceptable), so the gate is meant not to detect it; give "
                               f"effects above {1 + tolerance:g}x (the A/A line reports the false alarms at 1x)")
-    seeds = np.random.SeedSequence(seed)
     cells = []
     false_alarm = {}
     common: dict[str, Any] = {
         "rps": rps, "baseline_rate": baseline_rate, "duration": max_duration, "interval": interval, "alpha": alpha,
         "tolerance": tolerance, "concentration": concentration, "runs": runs}
     for share in traffic:
-        null = simulate_detection(traffic=share, effect=1.0, rng=np.random.default_rng(seeds.spawn(1)[0]),
-                                  **common)
+        null = simulate_detection(traffic=share, effect=1.0, rng=cell_rng(seed, share, 1.0), **common)
         false_alarm[share] = null.power()
         for effect in effects:
-            sim = simulate_detection(traffic=share, effect=effect,
-                                     rng=np.random.default_rng(seeds.spawn(1)[0]), **common)
+            sim = simulate_detection(traffic=share, effect=effect, rng=cell_rng(seed, share, effect), **common)
             cells.append(PlanCell(traffic=share, effect=effect, power=sim.power(), median_time=sim.median_time(),
                                   time_to_80=sim.time_to_power(0.8), time_to_95=sim.time_to_power(0.95),
                                   power_ci=binomial_interval(sim.power(), runs)))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlplat.analysis._config import CanaryConfig, RateMetric
-from mlplat.analysis._plan import binomial_interval, simulate_detection
+from mlplat.analysis._plan import binomial_interval, cell_rng, simulate_detection
 from mlplat.errors import ConfigError, SimulationError
 from mlplat.units import format_duration, parse_percent
 
@@ -160,7 +160,6 @@ def plan_rollout(
     >>> [s.name for s in plan.stages], plan.stages[0].dwell >= plan.stages[1].dwell
     (['5%', '50%', '100%'], True)
     """
-    import numpy as np
 
     if not 0 < power < 1:
         raise SimulationError(f"--power must be in (0, 1), got {power:g}")
@@ -181,7 +180,6 @@ def plan_rollout(
                               f"gate never rolls back for it; plan for an effect above {1 + rate.tolerance:g}x")
     # `either` rolls back when 2 min(p_up, p_down) <= alpha: the increase side at alpha / 2.
     alpha = config.metric_alpha() / (2 if rate.direction == "either" else 1)
-    seeds = np.random.SeedSequence(seed)
     judged = [s for s in stages if 0 <= s < 1]
     sims: dict[float, Any] = {}
     for share in judged:
@@ -190,7 +188,7 @@ def plan_rollout(
         sims[share] = simulate_detection(
             rps=sim_rps, traffic=sim_share, baseline_rate=baseline_rate, effect=effect, duration=max_total,
             interval=interval, alpha=alpha, tolerance=rate.tolerance, concentration=rate.concentration,
-            runs=runs, rng=np.random.default_rng(seeds.spawn(1)[0]), min_events=rate.min_events)
+            runs=runs, rng=cell_rng(seed, share, effect), min_events=rate.min_events)
     dwell = {s: sims[s].time_to_power(power) for s in judged}
     # Monotone by construction: walk from the largest judged share down, never getting shorter.
     longest = 0.0
