@@ -100,6 +100,16 @@ def test_does_not_fit_says_what_to_change() -> None:
     assert any("larger detectable effect" in s for s in plan.suggestions)
 
 
+def test_unreachable_stages_are_not_counted_in_the_total() -> None:
+    """Two stages that cannot reach the power are flagged as such; they add nothing to the total, so the
+    plan is not also said to need more than --max-total in all."""
+    plan = plan_rollout(CFG, rps=300, stages=[0.01, 0.02, 1.0], effect=1.5, max_total=1800, runs=100)
+    assert [s.reachable for s in plan.stages] == [False, False, True]
+    assert plan.total == 0.0 and not plan.fits
+    assert not any("in all" in s for s in plan.suggestions)
+    assert any("cannot reach the power" in s for s in plan.suggestions)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("5%,1%", "shares must increase"),
     ("0%,5%", r"each share must be in \(0, 100%\]"),

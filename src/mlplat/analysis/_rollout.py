@@ -195,12 +195,11 @@ def plan_rollout(
     for share in sorted((s for s in judged if s > 0), reverse=True):
         longest = max(longest, dwell[share])
         dwell[share] = longest
-    out = []
-    total = 0.0
-    for share in stages:
-        out.append(_stage(config, chosen, share, dwell.get(share, 0.0), sims.get(share), rps, baseline_rate,
-                          effect, power, max_total))
-        total += 0.0 if math.isinf(out[-1].dwell) else out[-1].dwell
+    out = [_stage(config, chosen, share, dwell.get(share, 0.0), sims.get(share), rps, baseline_rate, effect,
+                  power, max_total) for share in stages]
+    # A stage that cannot reach the power has no dwell to add (it is shown at max_total): counting it there
+    # made two such stages read as "more than --max-total in all" on top of "cannot reach".
+    total = sum(s.dwell for s in out if s.reachable)
     unreachable = [s for s in out if not s.reachable]
     fits = not unreachable and total <= max_total
     suggestions = _suggestions(unreachable, total, max_total, effect, fits)
