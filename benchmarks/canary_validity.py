@@ -79,7 +79,8 @@ def main() -> None:
     body = (f"`mlplat canary plan --rps 1e6/h --baseline-rate 0.001 --traffic 1%,2%,5%,10% --effect 1.5,2,3 "
             f"--runs {args.runs} --seed {args.seed}`: P(ROLLBACK within 60 min), median time to detect, and "
             "the time by which 80% / 95% of runs have rolled back (`inf`: not within 60 min). "
-            "Prior concentration k = 20, tolerance 0.\n\n"
+            f"Prior concentration k = 20, tolerance 0, min_events {result.min_events} (the gate decides only "
+            "once that many bad events are in, both arms together).\n\n"
             + table(["traffic", "effect", "P(detect in 60 min)", "median time", "80% by", "95% by"], grid)
             + "\n\nA/A false-alarm rate of the same simulation:\n\n"
             + table(["traffic", "false-alarm rate", "95% upper bound"], null))

@@ -412,6 +412,16 @@ def test_plan_small(runner: CliRunner) -> None:
     assert doc["false_alarm"][0]["rate"] <= 0.05
 
 
+def test_plan_simulates_the_gate_with_min_events(runner: CliRunner) -> None:
+    """plan waits for the metric's min_events as the judge does (default 10, the config's): with 1000 bad
+    events needed at 278 req/s and a 0.1% error rate (about an hour of errors), no run detects in 30 min."""
+    args = ["plan", "--baseline-rate", "0.001", "--rps", "278", "--traffic", "10%", "--effect", "3",
+            "--max-duration", "30m", "--runs", "100", "--seed", "1", "--json"]
+    default, waiting = (json.loads(_invoke(runner, *args, *extra).stdout) for extra in ([], ["--min-events", "1000"]))
+    assert default["min_events"] == 10 and waiting["min_events"] == 1000
+    assert default["cells"][0]["power"] > 0.9 and waiting["cells"][0]["power"] == 0.0
+
+
 def test_plan_table(runner: CliRunner) -> None:
     """The plan table names the cells and the smallest traffic for 80% power."""
     result = _invoke(runner, "plan", "--baseline-rate", "0.001", "--rps", "278", "--traffic", "2%,10%",
@@ -449,6 +459,7 @@ def test_plan_table_keeps_the_digits_of_extreme_shares(runner: CliRunner) -> Non
     (["--max-duration", "1e9"], "16,666,666 looks (1e+09 s every 60 s) is more than the 5,000,000"),
     (["--runs", "100000000000000000000"], "is more than the 5,000,000 a simulation may hold"),
     (["--rps", "1e308"], "rps x interval must be in (0, 1e+12] requests per look"),
+    (["--min-events", "-1"], "--min-events must be >= 0 (bad events before a verdict), got -1"),
 ])
 def test_plan_bad_input(runner: CliRunner, args: list[str], message: str) -> None:
     """plan refuses impossible inputs with exit 4."""

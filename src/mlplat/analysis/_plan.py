@@ -215,6 +215,7 @@ class PlanResult:
     seed: int
     cells: tuple[PlanCell, ...]
     false_alarm: dict[float, float] = field(default_factory=dict)
+    min_events: int = 0
 
     def smallest(self, effect: float, power: float) -> PlanCell | None:
         """The smallest traffic share whose power within max duration reaches ``power`` for ``effect``."""
@@ -232,7 +233,7 @@ class PlanResult:
                     "traffic": cell.traffic, "duration_s": cell.time_to_power(target)}
             smallest[str(effect)] = row
         return {"rps": self.rps, "baseline_rate": self.baseline_rate, "max_duration_s": self.max_duration,
-                "alpha": self.alpha, "runs": self.runs, "seed": self.seed,
+                "alpha": self.alpha, "runs": self.runs, "seed": self.seed, "min_events": self.min_events,
                 "cells": [c.to_dict() for c in self.cells],
                 "false_alarm": [{"traffic": t, "rate": r, "ci_upper": binomial_upper(r, self.runs)}
                                 for t, r in self.false_alarm.items()],
@@ -299,11 +300,13 @@ def plan(
     concentration: float = 20.0,
     runs: int = 2000,
     seed: int = 0,
+    min_events: int = 10,
 ) -> PlanResult:
     """Power and time to detect on a grid of traffic shares and effects, plus the A/A false-alarm rate.
 
     Every cell has its own generator, keyed by ``seed``, its share and its effect (:func:`cell_rng`), so a
-    cell's result does not depend on the grid around it.
+    cell's result does not depend on the grid around it. ``min_events`` is the rate metric's (the config's
+    default, 10): the gate decides only once that many bad events are in, in both arms together.
 
     Examples
     --------
@@ -321,7 +324,7 @@ def plan(
     false_alarm = {}
     common: dict[str, Any] = {
         "rps": rps, "baseline_rate": baseline_rate, "duration": max_duration, "interval": interval, "alpha": alpha,
-        "tolerance": tolerance, "concentration": concentration, "runs": runs}
+        "tolerance": tolerance, "concentration": concentration, "runs": runs, "min_events": min_events}
     for share in traffic:
         null = simulate_detection(traffic=share, effect=1.0, rng=cell_rng(seed, share, 1.0), **common)
         false_alarm[share] = null.power()
@@ -331,4 +334,4 @@ def plan(
                                   time_to_80=sim.time_to_power(0.8), time_to_95=sim.time_to_power(0.95),
                                   power_ci=binomial_interval(sim.power(), runs)))
     return PlanResult(rps=rps, baseline_rate=baseline_rate, max_duration=max_duration, alpha=alpha, runs=runs,
-                      seed=seed, cells=tuple(cells), false_alarm=false_alarm)
+                      seed=seed, cells=tuple(cells), false_alarm=false_alarm, min_events=min_events)

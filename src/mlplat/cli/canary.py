@@ -262,6 +262,8 @@ def plan(
     srm_alpha: Annotated[float, typer.Option("--srm-alpha", help="Alpha spent on the SRM check.")] = 0.001,
     tolerance: Annotated[float, typer.Option("--tolerance", help="The rate metric's tolerance.")] = 0.0,
     concentration: Annotated[float, typer.Option("--concentration", help="Prior concentration k.")] = 20.0,
+    min_events: Annotated[int, typer.Option("--min-events", help="The rate metric's min_events: bad events "
+                                            "(both arms) before the gate may decide.")] = 10,
     runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per cell (>= 10).")] = 2000,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulation (>= 0).")] = 0,
     json: JsonOption = False,
@@ -280,11 +282,14 @@ def plan(
                         f"got {concentration:g}")
     if not (tolerance >= 0 and math.isfinite(tolerance)):
         raise DataError(f"--tolerance must be a finite number >= 0 (a relative margin), got {tolerance:g}")
+    if min_events < 0:
+        raise DataError(f"--min-events must be >= 0 (bad events before a verdict), got {min_events}")
     with out.progress("simulating", total=None):
         result = run_plan(rps=rate, baseline_rate=baseline_rate, traffic=shares, effects=effects,
                           max_duration=_seconds(max_duration, "--max-duration"),
                           interval=_seconds(interval, "--interval"), alpha=alpha - srm_alpha,
-                          tolerance=tolerance, concentration=concentration, runs=runs, seed=seed)
+                          tolerance=tolerance, concentration=concentration, runs=runs, seed=seed,
+                          min_events=min_events)
     out.result(result)
 
 
@@ -487,7 +492,8 @@ def render_plan(result: PlanResult) -> Group:
     rows = [(format_percent(c.traffic), f"{c.effect:g}x", f"{c.power:.3f} ({c.power_ci[0]:.2f}-{c.power_ci[1]:.2f})",
              when(c.median_time), when(c.time_to_80), when(c.time_to_95)) for c in result.cells]
     table = make_table(f"canary plan: {result.rps:g} req/s, baseline error rate {result.baseline_rate:g}, "
-                       f"alpha {result.alpha:g}, {result.runs} runs, max {format_duration(result.max_duration)}",
+                       f"alpha {result.alpha:g}, min_events {result.min_events}, {result.runs} runs, max "
+                       f"{format_duration(result.max_duration)}",
                        columns, rows, numeric=range(len(columns)))
     lines: list[Any] = [table]
     for t, r in result.false_alarm.items():
