@@ -132,6 +132,35 @@ def test_watch_stops_at_decision(prometheus: tuple[str, int], config: Path) -> N
     assert json.loads(result.stdout)["decision"] == "ROLLBACK"
 
 
+def test_metrics_option_judges_and_queries_only_the_named_metrics(prometheus: tuple[str, int],
+                                                                 tmp_path: Path) -> None:
+    """`--metrics errors` judges errors alone, at the whole 0.049 rather than half of it: the gate a
+    rollout plan emits when it was sized with `--metrics`."""
+    url, start = prometheus
+    path = tmp_path / "two.yaml"
+    path.write_text(CONFIG + """\
+  - name: timeouts
+    kind: rate
+    events: timeouts
+    exposure: requests
+    query: sum by (arm) (increase(http_requests_timeouts_total[1m]))
+    exposure_query: sum by (arm) (increase(http_requests_total[1m]))
+""")
+    both = CliRunner().invoke(app, ["canary", "analyze", "--prometheus", url, "-c", str(path), "--start",
+                                    str(start), "--end", str(start + 3600), "--json"])
+    assert both.exit_code == ExitCode.FAIL, both.output
+    doc = json.loads(both.stdout)
+    assert [m["name"] for m in doc["metrics"]] == ["errors", "timeouts"]
+    assert "over 2 metric(s)" in doc["alpha_split"]
+    for command in (["analyze", "--end", str(start + 3600)], ["watch", "--interval", "1s", "--max-duration", "5s"]):
+        result = CliRunner().invoke(app, ["canary", command[0], "--prometheus", url, "-c", str(path), "--start",
+                                          str(start), *command[1:], "--metrics", "errors", "--json"])
+        assert result.exit_code == ExitCode.FAIL, result.output
+        doc = json.loads(result.stdout)
+        assert [m["name"] for m in doc["metrics"]] == ["errors"] and doc["decision"] == "ROLLBACK"
+        assert "over 1 metric(s)" in doc["alpha_split"]
+
+
 def test_watch_times_out_with_continue(prometheus: tuple[str, int], config: Path) -> None:
     """With no data in the watched window, `watch` re-queries until max duration, then exits 3."""
     url, _ = prometheus

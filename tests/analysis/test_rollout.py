@@ -123,6 +123,32 @@ def test_bad_stages(text: str, message: str) -> None:
         parse_stages(text)
 
 
+def test_narrowed_metrics_reach_the_gate_and_its_alpha() -> None:
+    """A plan sized with `--metrics errors` writes a gate that judges errors alone (`--metrics errors` in
+    the Argo Job, the Flagger webhook and the runbook), and sizes it at the alpha that gate uses: all of
+    it for one metric, not half of it, so its dwells are no longer than the whole config's."""
+    kwargs = {"rps": 300, "stages": [0.05, 0.5, 1.0], "effect": 2.0, "runs": 200, "max_total": 7200, "seed": 2}
+    narrowed = plan_rollout(CFG, metrics=["errors"], **kwargs)
+    whole = plan_rollout(CFG, **kwargs)
+    assert narrowed.metrics == ("errors",) and whole.metrics == ()
+    # The same draws for both (keyed by seed, share and effect): a larger alpha detects no later in any run.
+    assert all(n.dwell <= w.dwell for n, w in zip(narrowed.stages, whole.stages, strict=True))
+    assert narrowed.stages[0].dwell < whole.stages[0].dwell
+    template = list(yaml.safe_load_all(rollout_argo(narrowed)))[1]
+    args = template["spec"]["metrics"][0]["provider"]["job"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--metrics") + 1] == "errors"
+    hook = yaml.safe_load(rollout_flagger(narrowed))["spec"]["analysis"]["webhooks"][0]
+    assert " --metrics errors;" in hook["metadata"]["cmd"]
+    assert "--metrics errors`" in rollout_markdown(narrowed)
+    assert "--metrics" not in rollout_argo(whole) + rollout_flagger(whole) + rollout_markdown(whole)
+
+
+def test_repeated_metric_is_refused() -> None:
+    """`--metrics errors,errors` would judge one metric twice at two shares of alpha: refused."""
+    with pytest.raises(ConfigError, match="'errors' given twice"):
+        plan_rollout(CFG, rps=300, stages=[0.05], metrics=["errors", "errors"])
+
+
 def test_bad_power_effect_and_total() -> None:
     """Power outside (0, 1), an effect of at most 1, an impossible --max-total, unknown metrics."""
     with pytest.raises(SimulationError, match=r"--power must be in \(0, 1\)"):

@@ -350,6 +350,26 @@ def test_share_or_concentration_the_prior_cannot_hold_is_exit_4(
     assert "RuntimeWarning" not in result.stderr
 
 
+@pytest.mark.parametrize(("metrics", "message"), [
+    ("nope", "--metrics: unknown metric name(s) 'nope'; the config has errors, latency, cpu"),
+    ("errors,errors", "--metrics: 'errors' given twice; list each metric once"),
+])
+def test_analyze_metrics_unknown_or_repeated_is_exit_4(runner: CliRunner, metrics: str, message: str) -> None:
+    """`analyze --metrics` names metrics of the config, each once."""
+    result = _invoke(runner, "analyze", str(EXAMPLES / "regression.csv"), "-c", str(CONFIG), "--metrics", metrics)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in " ".join(result.stderr.split())
+
+
+def test_analyze_metrics_judges_only_those(runner: CliRunner) -> None:
+    """`analyze --metrics errors,cpu` judges those two, each at half of what is left after SRM."""
+    result = _invoke(runner, "analyze", str(EXAMPLES / "regression.csv"), "-c", str(CONFIG), "--metrics",
+                     "errors,cpu", "--json")
+    doc = json.loads(result.stdout)
+    assert [m["name"] for m in doc["metrics"]] == ["errors", "cpu"]
+    assert "0.0245 per metric (Bonferroni over 2 metric(s))" in doc["alpha_split"]
+
+
 def test_prometheus_end_before_start_is_exit_4(runner: CliRunner) -> None:
     """--end before --start is exit 4 naming both times readably, before any query is sent."""
     result = _invoke(runner, "analyze", "--prometheus", "http://127.0.0.1:9", "-c", str(CONFIG),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -170,6 +171,23 @@ class CanaryConfig(ConfigModel):
             raise ConfigError(f"must be above srm.alpha ({self.srm.alpha}, its default), which it includes; got "
                               f"{self.alpha}: raise alpha, or set srm.alpha lower", path=("alpha",))
         return self
+
+    def only(self, names: Sequence[str] | None) -> CanaryConfig:
+        """This config judging only the metrics ``names`` (``--metrics``); all of them when None or empty.
+
+        Each kept metric's alpha is then the family-wise alpha split among the kept ones.
+        """
+        if not names:
+            return self
+        known = {metric.name: metric for metric in self.metrics}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ConfigError(f"--metrics: unknown metric name(s) {', '.join(map(repr, unknown))}; the config has "
+                              f"{', '.join(known)}")
+        repeated = sorted({name for name in names if list(names).count(name) > 1})
+        if repeated:
+            raise ConfigError(f"--metrics: {', '.join(map(repr, repeated))} given twice; list each metric once")
+        return self.model_copy(update={"metrics": [known[name] for name in names]})
 
     def metric_alpha(self) -> float:
         """Each metric's share of alpha (Bonferroni): what is left after SRM, split equally."""

@@ -107,12 +107,15 @@ class RolloutPlan:
     fits: bool
     suggestions: tuple[str, ...] = field(default_factory=tuple)
     stickiness: str = ""
+    metrics: tuple[str, ...] = ()
+    """The metrics the gate judges (``--metrics``); empty: every metric of the config."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"rps": self.rps, "baseline_rate": self.baseline_rate, "effect": self.effect, "power": self.power,
                 "max_total_s": self.max_total, "unit": self.unit, "runs": self.runs, "seed": self.seed,
                 "stages": [s.to_dict() for s in self.stages], "total_s": self.total, "fits": self.fits,
-                "suggestions": list(self.suggestions), "stickiness": self.stickiness}
+                "suggestions": list(self.suggestions), "stickiness": self.stickiness,
+                "metrics": list(self.metrics) or None}
 
     def __rich__(self) -> Any:
         from mlplat.cli.canary import render_rollout
@@ -168,7 +171,8 @@ def plan_rollout(
     if max_total < interval:
         raise SimulationError(f"--max-total ({format_duration(max_total)}) is shorter than one look "
                               f"({format_duration(interval)}); give at least 30m per stage")
-    chosen = _chosen_metrics(config, metrics)
+    config = config.only(metrics)  # the gate then judges these alone, each at its share of alpha
+    chosen = list(config.metrics)
     # Sized by a rate whose increase is bad (the simulated canary has `effect` times the baseline's errors).
     rate = next((m for m in chosen if isinstance(m, RateMetric) and m.direction != "decrease"), None)
     if rate is None:
@@ -205,18 +209,7 @@ def plan_rollout(
     suggestions = _suggestions(unreachable, total, max_total, effect, fits)
     return RolloutPlan(rps=rps, baseline_rate=baseline_rate, effect=effect, power=power, max_total=max_total,
                        unit=unit, runs=runs, seed=seed, stages=tuple(out), total=total, fits=fits,
-                       suggestions=tuple(suggestions), stickiness=_stickiness(unit))
-
-
-def _chosen_metrics(config: CanaryConfig, names: Sequence[str] | None) -> list[Any]:
-    if not names:
-        return list(config.metrics)
-    known = {m.name: m for m in config.metrics}
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise ConfigError(f"--metrics: unknown metric name(s) {', '.join(map(repr, unknown))}; the config has "
-                          f"{', '.join(known)}")
-    return [known[n] for n in names]
+                       suggestions=tuple(suggestions), stickiness=_stickiness(unit), metrics=tuple(metrics or ()))
 
 
 def _stage(config: CanaryConfig, chosen: list[Any], share: float, dwell: float, sim: Any, rps: float,
@@ -300,7 +293,8 @@ def rollout_markdown(plan: RolloutPlan) -> str:
             f"Set the canary weight to {s.name}")
         lines += [f"- {action}.",
                   f"- Dwell {format_duration(s.dwell)}: `mlplat canary watch --prometheus URL --config canary.yaml "
-                  f"--traffic-share {s.share if s.share > 0 else 0.5:g} --max-duration {int(s.dwell)}s`.",
+                  f"--traffic-share {s.share if s.share > 0 else 0.5:g} --max-duration {int(s.dwell)}s"
+                  f"{_metrics_flag(plan)}`.",
                   f"- Power to catch {plan.effect:g}x in that time: {s.power:.2f}"
                   + ("" if s.reachable else " (below the target: see above)") + ".",
                   f"- Blast radius if the canary is bad: {s.affected_requests:,.0f} requests at most "
@@ -313,6 +307,19 @@ def rollout_markdown(plan: RolloutPlan) -> str:
             lines.append(f"- Note: {s.note}.")
         lines += [*[f"- {r}." for r in s.rollback], ""]
     return "\n".join(lines)
+
+
+def _metrics_args(plan: RolloutPlan) -> list[str]:
+    """``--metrics`` for the gate's command when the plan judges only some metrics (the same ones it sized)."""
+    return ["--metrics", ",".join(plan.metrics)] if plan.metrics else []
+
+
+def _metrics_flag(plan: RolloutPlan) -> str:
+    """:func:`_metrics_args` for a shell command line: quoted, with a leading space (empty when none)."""
+    import shlex
+
+    args = _metrics_args(plan)
+    return " " + shlex.join(args) if args else ""
 
 
 def _weight(share: float) -> int:
@@ -370,7 +377,7 @@ def rollout_argo(plan: RolloutPlan, *, template: str = "mlplat-canary-stage-gate
                                                           "/config/canary.yaml", "--start",
                                                           "now-{{args.window}}", "--max-duration",
                                                           "{{args.window}}", "--traffic-share",
-                                                          "{{args.traffic-share}}"],
+                                                          "{{args.traffic-share}}", *_metrics_args(plan)],
                                                  "volumeMounts": [{"name": "config", "mountPath": "/config"}]}],
                                  # The ConfigMap of examples/argo/analysis-template.yaml holds canary.yaml.
                                  "volumes": [{"name": "config",
@@ -406,7 +413,7 @@ def rollout_flagger(plan: RolloutPlan) -> str:
     dwell = max((s.dwell for s in judged), default=60.0)
     minutes = max(1, math.ceil(dwell / 60))
     gate = ("mlplat canary analyze --prometheus http://prometheus.monitoring.svc:9090 --config /config/canary.yaml "
-            f"--start now-{minutes}m --step 60s; test $? -ne 1")
+            f"--start now-{minutes}m --step 60s{_metrics_flag(plan)}; test $? -ne 1")
     analysis: dict[str, Any] = {"interval": f"{minutes}m", "threshold": 1}
     if weights:
         analysis.update({"stepWeights": weights, "maxWeight": weights[-1]})

@@ -39,10 +39,16 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="canar
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite existing output files.")]
 ShareOption = Annotated[str | None, typer.Option("--traffic-share", help="Override the config's traffic_share "
                                                  "(a rollout stage's weight, '5%').")]
+MetricsOption = Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names to judge, "
+                                                   "each at its share of alpha (default: all in the config).")]
 
 
-def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: float | None = None
-          ) -> CanaryConfig:
+def _metric_names(metrics: str | None) -> list[str] | None:
+    return [name.strip() for name in metrics.split(",") if name.strip()] if metrics else None
+
+
+def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: float | None = None,
+          metrics: str | None = None) -> CanaryConfig:
     from mlplat.analysis import CanaryConfig
     from mlplat.analysis._sequential import MIN_SHARE
     from mlplat.config import load_config, parse_yaml, validate_document
@@ -61,7 +67,7 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
         if max_duration <= 0:
             raise DataError(f"--max-duration must be > 0, got {max_duration:g} s")
         cfg.max_duration = max_duration
-    return cfg
+    return cfg.only(_metric_names(metrics))
 
 
 def _time(value: str, name: str, *, now: float | None = None) -> float:
@@ -140,6 +146,7 @@ def analyze(
     traffic_share: ShareOption = None,
     max_duration: Annotated[str | None, typer.Option("--max-duration", help="Override the config's "
                                                      "max_duration (a rollout stage's dwell).")] = None,
+    metrics: MetricsOption = None,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -151,7 +158,8 @@ def analyze(
     out = Output.from_ctx(ctx, json=json)
     check_outputs(report, plot, force=force, inputs=[*(data or []), config])
     cfg = _load(config, traffic_share=traffic_share,
-                max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None)
+                max_duration=_seconds(max_duration, "--max-duration") if max_duration is not None else None,
+                metrics=metrics)
     if fmt is not None and fmt not in ("csv", "prometheus", "kayenta"):
         raise typer.BadParameter(f"must be csv, prometheus or kayenta, got {fmt!r}", param_hint="--format")
     at_s = _time(at, "--at") if at is not None else None
@@ -191,6 +199,7 @@ def watch(
                                                      "(default: the config's max_duration).")] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write a Markdown report at the end.")] = None,
     traffic_share: ShareOption = None,
+    metrics: MetricsOption = None,
     force: ForceOption = False,
     json: JsonOption = False,
 ) -> None:
@@ -206,7 +215,7 @@ def watch(
     check_url(prometheus, "--prometheus")  # before any wait for --start
     limit_arg = _seconds(max_duration, "--max-duration") if max_duration is not None else None
     # The watch's limit is also the canary's max_duration, so promote_on_timeout applies at its end.
-    cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg)
+    cfg = _load(config, traffic_share=traffic_share, max_duration=limit_arg, metrics=metrics)
     began = time.time()
     start_s = _time(start, "--start") if start is not None else began
     every = _seconds(interval, "--interval")
@@ -332,8 +341,7 @@ def rollout(
     max_total: Annotated[str, typer.Option("--max-total", help="Longest the whole rollout may take.")] = "4h",
     unit: Annotated[str, typer.Option("--unit", help="What the split is on: request | session | user.")] = (
         "request"),
-    metrics: Annotated[str | None, typer.Option("--metrics", help="Comma-separated metric names to check "
-                                                "(default: all in the config).")] = None,
+    metrics: MetricsOption = None,
     fmt: Annotated[str, typer.Option("--format", help="table | markdown | argo | flagger")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the plan to this file.")] = None,
     runs: Annotated[int, typer.Option("--runs", help="Monte Carlo runs per stage (>= 10).")] = 500,
@@ -355,7 +363,7 @@ def rollout(
     if not 0 < baseline_rate < 1:
         raise DataError(f"--baseline-rate must be in (0, 1), got {baseline_rate}")
     check_outputs(output, force=force, inputs=[config])  # before the simulation, and never over the config
-    names = [n.strip() for n in metrics.split(",") if n.strip()] if metrics else None
+    names = _metric_names(metrics)
     with out.progress("simulating stages", total=None):
         result = plan_rollout(cfg, rps=_checked_rate(rps), stages=parse_stages(stages), baseline_rate=baseline_rate,
                               power=power, effect=effect, max_total=_seconds(max_total, "--max-total"),
