@@ -516,3 +516,22 @@ def test_quantile_sequence_refuses_a_quantile_outside_0_1() -> None:
     """q = 1 (the maximum) has no finite-sample bound: a ConfigError, not a math domain error."""
     with pytest.raises(ConfigError, match=r"`q` must be in \(0, 1\), got 1"):
         analysis.quantile_confidence_sequence([1.0, 2.0], [[5.0, 10.0]], 1.0, 0.05)
+
+
+def test_intervals_are_named_results() -> None:
+    """Confidence intervals and sequences come back as DESIGN's ConfidenceInterval(low, high) (and the
+    mean's with its running mean), named fields that still unpack as the tuples they were."""
+    from mlplat.analysis import ConfidenceInterval, MeanConfidenceSequence, quantile_confidence_sequence
+
+    cs = mean_confidence_sequence(np.random.default_rng(0).normal(1.0, 1.0, 200), 0.05)
+    assert isinstance(cs, MeanConfidenceSequence)
+    mean, low, high = cs
+    assert mean is cs.mean and low is cs.low and high is cs.high
+    assert cs.interval == ConfidenceInterval(cs.low, cs.high)
+    rate = rate_confidence_sequence([5, 6], [95, 94], [0.05, 0.05], prior_share=0.05, concentration=20)
+    assert isinstance(rate, ConfidenceInterval) and rate.low.shape == rate.high.shape == (2,)
+    edges = np.array([1.0, 2.0, np.inf])
+    quantile = quantile_confidence_sequence(edges, np.array([[10.0, 20.0, 30.0]]), 0.5, 0.05)
+    assert isinstance(quantile, ConfidenceInterval)
+    interval = binomial_interval(0.556, 500)
+    assert isinstance(interval, ConfidenceInterval) and interval.low < 0.556 < interval.high

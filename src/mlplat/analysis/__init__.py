@@ -40,6 +40,8 @@ from mlplat.analysis._rollout import (
     rollout_markdown,
 )
 from mlplat.analysis._sequential import (
+    ConfidenceInterval,
+    MeanConfidenceSequence,
     RatePrior,
     RateProcess,
     dirichlet_multinomial_log_bf,
@@ -55,8 +57,10 @@ __all__ = [
     "CanaryConfig",
     "CanaryData",
     "CanaryResult",
+    "ConfidenceInterval",
     "DetectionSimulation",
     "DistributionMetric",
+    "MeanConfidenceSequence",
     "MeanMetric",
     "MetricConfig",
     "MetricResult",

@@ -15,6 +15,8 @@ from mlplat.analysis._sequential import (
     MAX_CONCENTRATION,
     MIN_CONCENTRATION,
     MIN_SHARE,
+    NO_INTERVAL,
+    ConfidenceInterval,
     check_level,
     rate_ratio_process,
 )
@@ -188,7 +190,7 @@ class PlanCell:
     median_time: float
     time_to_80: float
     time_to_95: float
-    power_ci: tuple[float, float] = (math.nan, math.nan)
+    power_ci: ConfidenceInterval = NO_INTERVAL
     """95% Clopper-Pearson interval of ``power``: the simulation's own error, from its number of runs."""
 
     def to_dict(self) -> dict[str, Any]:
@@ -245,7 +247,7 @@ class PlanResult:
         return render_plan(self)
 
 
-def binomial_interval(rate: float, runs: int, level: float = 0.95) -> tuple[float, float]:
+def binomial_interval(rate: float, runs: int, level: float = 0.95) -> ConfidenceInterval:
     """Two-sided Clopper-Pearson interval of a rate seen in ``runs`` trials (scipy's exact interval).
 
     >>> [round(x, 4) for x in binomial_interval(0.556, 500)]
@@ -255,7 +257,7 @@ def binomial_interval(rate: float, runs: int, level: float = 0.95) -> tuple[floa
 
     check_level(level, "level")
     ci = binomtest(round(rate * runs), runs).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
+    return ConfidenceInterval(float(ci.low), float(ci.high))
 
 
 def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from mlplat.analysis._sequential import check_level, mixture_precision
+from mlplat.analysis._sequential import ConfidenceInterval, check_level, mixture_precision
 
 if TYPE_CHECKING:
     import numpy as np
@@ -148,7 +148,7 @@ def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
 def quantile_confidence_sequence(
     edges: ArrayLike, cum_counts: ArrayLike, q: float, alpha: float, *, floor: float = -math.inf,
     n_opt: float = QUANTILE_N_OPT,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+) -> ConfidenceInterval:
     """Time-uniform confidence sequence for the ``q`` quantile from cumulative histograms.
 
     ``edges`` are the upper bounds of the buckets (increasing); ``cum_counts[t, j]`` is the number of
@@ -187,8 +187,8 @@ def quantile_confidence_sequence(
     high = edge_at_rank(cum, e, floor,
                         quantile_rank_bound(n, q, alpha, "high", alpha_opt=alpha, n_opt=n_opt) + 1, side="high")
     # Before the first sample nothing is known.
-    return (np.maximum.accumulate(np.where(n > 0, low, -np.inf)),
-            np.minimum.accumulate(np.where(n > 0, high, np.inf)))
+    return ConfidenceInterval(np.maximum.accumulate(np.where(n > 0, low, -np.inf)),
+                              np.minimum.accumulate(np.where(n > 0, high, np.inf)))
 
 
 def edge_at_rank(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: float, rank: NDArray[np.float64],

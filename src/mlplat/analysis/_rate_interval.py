@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mlplat.analysis._sequential import (
     GRID,
+    ConfidenceInterval,
     RatePrior,
     check_level,
     grid_loglik,
@@ -54,7 +55,7 @@ def cs_grid_points(looks: int) -> int:
 
 def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_share: ArrayLike, *,
                              prior_share: float, concentration: float, alpha: float = 0.05,
-                             grid_points: int = CS_GRID) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                             grid_points: int = CS_GRID) -> ConfidenceInterval:
     """Time-uniform confidence sequence for the rate ratio, ``(low, high)`` per look.
 
     The set is ``{rho0 : M_t(rho0) < 1/alpha}``, intersected over looks, where ``M_t`` is the mixture of

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from mlplat.analysis._config import CanaryConfig, RateMetric
 from mlplat.analysis._plan import binomial_interval, cell_rng, simulate_detection
+from mlplat.analysis._sequential import NO_INTERVAL, ConfidenceInterval
 from mlplat.errors import ConfigError, SimulationError
 from mlplat.units import format_duration, parse_percent
 
@@ -78,7 +79,7 @@ class RolloutStage:
     cannot_judge: tuple[str, ...]
     rollback: tuple[str, ...]
     note: str = ""
-    power_ci: tuple[float, float] = (math.nan, math.nan)
+    power_ci: ConfidenceInterval = NO_INTERVAL
     """95% Clopper-Pearson interval of ``power`` over the simulation's runs (its Monte Carlo error)."""
 
     def to_dict(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from mlplat.errors import ConfigError
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 Direction = Literal["increase", "decrease", "either"]
 
 __all__ = [
+    "ConfidenceInterval",
+    "MeanConfidenceSequence",
     "RatePrior",
     "RateProcess",
     "dirichlet_multinomial_log_bf",
@@ -394,8 +396,34 @@ def look_ends(ll: NDArray[np.float64], log_mix: NDArray[np.float64], log_rho: ND
     return low, high
 
 
+class ConfidenceInterval(NamedTuple):
+    """``low`` and ``high``: floats for one interval, or arrays (one bound per look) for a confidence sequence.
+
+    A tuple, so ``low, high = interval`` unpacks as before.
+    """
+
+    low: Any
+    high: Any
+
+
+# An interval not computed (a stage that is not judged): immutable, so a safe dataclass default.
+NO_INTERVAL = ConfidenceInterval(math.nan, math.nan)
+
+
+class MeanConfidenceSequence(NamedTuple):
+    """The running ``mean`` and the confidence sequence ``low``, ``high`` around it, one value per look."""
+
+    mean: Any
+    low: Any
+    high: Any
+
+    @property
+    def interval(self) -> ConfidenceInterval:
+        return ConfidenceInterval(self.low, self.high)
+
+
 def running_intersection(low: NDArray[np.float64],
-                         high: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+                         high: NDArray[np.float64]) -> ConfidenceInterval:
     """The intersection of each look's interval with all before it (time on the last axis).
 
     An empty intersection is possible (with probability at most alpha); from then on each look's own
@@ -406,7 +434,7 @@ def running_intersection(low: NDArray[np.float64],
     run_low = np.maximum.accumulate(low, axis=-1)
     run_high = np.minimum.accumulate(high, axis=-1)
     empty = run_low >= run_high
-    return np.where(empty, low, run_low), np.where(empty, high, run_high)
+    return ConfidenceInterval(np.where(empty, low, run_low), np.where(empty, high, run_high))
 
 
 def _mixture_log_e(ll: NDArray[np.float64], ll0: NDArray[np.float64], log_w: NDArray[np.float64],
@@ -455,7 +483,7 @@ def mixture_precision(alpha: float, t_opt: float) -> float:
 
 def mean_confidence_sequence(
     values: ArrayLike, alpha: float, *, t_opt: float = 30.0, burn_in: int = 20, autocorrelated: bool = False
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+) -> MeanConfidenceSequence:
     """Asymptotic confidence sequence for a mean (Gaussian-mixture boundary), running intersection.
 
     ``mean_t +- sd_t sqrt(2 (t rho^2 + 1) / (t^2 rho^2) log(sqrt(t rho^2 + 1) / alpha))``; ``rho`` is tuned
@@ -481,8 +509,8 @@ def mean_confidence_sequence(
     --------
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(1.0, 1.0, 500)
-    >>> mean, lo, hi = mean_confidence_sequence(x, 0.05)
-    >>> bool(lo[-1] < 1.0 < hi[-1])
+    >>> cs = mean_confidence_sequence(x, 0.05)
+    >>> bool(cs.low[-1] < 1.0 < cs.high[-1])
     True
     """
     import numpy as np
@@ -494,7 +522,7 @@ def mean_confidence_sequence(
     half = np.where(t >= max(burn_in, 2), half, np.inf)
     lo = np.maximum.accumulate(mean - half, axis=-1)
     hi = np.minimum.accumulate(mean + half, axis=-1)
-    return mean, lo, hi
+    return MeanConfidenceSequence(mean, lo, hi)
 
 
 def _running_moments(values: ArrayLike, *, autocorrelated: bool = False
