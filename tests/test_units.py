@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlplat.units import MAX_DURATION, format_duration, parse_duration, parse_percent, parse_rate
+from mlplat.units import (
+    MAX_DURATION,
+    format_change,
+    format_duration,
+    format_time,
+    parse_duration,
+    parse_percent,
+    parse_rate,
+)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("1h30m", 5400),
@@ -76,3 +85,19 @@ def test_parse_rate() -> None:
         parse_rate("3/fortnight")
     with pytest.raises(ValueError, match=">= 0"):
         parse_rate("-1/s")
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (None, "-"), (math.nan, "-"), (np.float64("nan"), "-"), (np.float32("nan"), "-"), (math.inf, "+inf"),
+    (-math.inf, "-inf"), (np.float64(0.25), "+25.0%"), (-0.5, "-50.0%"), (0, "+0.0%"),
+    (0.00017, "+0.017%"), (-0.00017, "-0.017%"), (0.001, "+0.1%")])
+def test_format_change(value: float | None, text: str) -> None:
+    """Effects print as signed percentages, infinities by sign, and no effect (None or any NaN) as '-'."""
+    assert format_change(value) == text
+
+
+def test_format_time() -> None:
+    """Times print as ISO 8601 in UTC, with a fraction only when the time has one (an ingest window at
+    0.5 s must not read as the whole second)."""
+    assert format_time(1767225600) == "2026-01-01T00:00:00Z"
+    assert format_time(1767225600.25) == "2026-01-01T00:00:00.250000Z"

@@ -6,8 +6,8 @@ import math
 import re
 from fractions import Fraction
 
-__all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_duration", "format_exact", "format_percent",
-           "parse_duration", "parse_percent", "parse_rate"]
+__all__ = ["MAX_DURATION", "MAX_EPOCH", "MIN_EPOCH", "format_change", "format_duration", "format_exact",
+           "format_percent", "format_time", "parse_duration", "parse_percent", "parse_rate"]
 
 # Epoch seconds a date can hold (UTC, the years 1 to 9999; MAX_EPOCH excluded). Integers, as most times
 # in data are: comparing an int with a float takes twice as long, and ingest does it per event.
@@ -105,6 +105,31 @@ def format_percent(share: float) -> str:
     ('5%', '0.0001%', '99.9999%', '2.5%')
     """
     return f"{share * 100:.6g}%"
+
+
+def format_change(x: float | None) -> str:
+    """A relative change as a signed percentage, one decimal, or two significant figures under 0.1% (an
+    interval of +-0.017% over billions of requests read -0.0%, +0.0%); '-' when there is none.
+
+    >>> format_change(0.123), format_change(-0.00017), format_change(None)
+    ('+12.3%', '-0.017%', '-')
+    """
+    if x is None or math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "+inf" if x > 0 else "-inf"
+    return f"{x * 100:+.2g}%" if 0 < abs(x) < 0.001 else f"{x:+.1%}"
+
+
+def format_time(seconds: float) -> str:
+    """Seconds since the epoch as ISO 8601 in UTC, for messages and reports (fractions only when there are).
+
+    >>> format_time(1767225600), format_time(1767225600.5)
+    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.500000Z')
+    """
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_percent(value: str | float) -> float:

@@ -527,17 +527,6 @@ def test_config_rejects_bad_values() -> None:
         _config({"name": "l", "kind": "distribution", "metric": "l", "quantiles": [0.99, 0.99 + 1e-13]})
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (None, "-"), (math.nan, "-"), (np.float64("nan"), "-"), (np.float32("nan"), "-"), (math.inf, "+inf"),
-    (-math.inf, "-inf"), (np.float64(0.25), "+25.0%"), (-0.5, "-50.0%"), (0, "+0.0%"),
-    (0.00017, "+0.017%"), (-0.00017, "-0.017%"), (0.001, "+0.1%")])
-def test_pct(value: float | None, text: str) -> None:
-    """Effects print as signed percentages, infinities by sign, and no effect (None or any NaN) as '-'."""
-    from mlplat.analysis._judge import _pct
-
-    assert _pct(value) == text
-
-
 def test_result_to_dict_shape() -> None:
     """to_dict carries the documented fields."""
     doc = analyze(_data(_counts(10, 3.0)), _config()).to_dict()

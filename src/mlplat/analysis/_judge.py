@@ -21,7 +21,7 @@ from mlplat.analysis._sequential import (
     running_lag1,
 )
 from mlplat.errors import DataError
-from mlplat.units import format_exact
+from mlplat.units import format_change, format_exact
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,16 +138,6 @@ class CanaryResult:
         from mlplat.cli.canary import render_result
 
         return render_result(self)
-
-
-def _pct(x: float | None) -> str:
-    """A relative change as a signed percentage, one decimal, or two significant figures under 0.1% (an
-    interval of +-0.017% over billions of requests read -0.0%, +0.0%); '-' when there is none."""
-    if x is None or math.isnan(x):
-        return "-"
-    if math.isinf(x):
-        return "+inf" if x > 0 else "-inf"
-    return f"{x * 100:+.2g}%" if 0 < abs(x) < 0.001 else f"{x:+.1%}"
 
 
 # --------------------------------------------------------------------------------------------- data prep
@@ -864,7 +854,7 @@ def _decide(config: CanaryConfig, results: Sequence[MetricResult], srm: SrmResul
     regressed = [r for r in results if r.status is Status.REGRESSION]
     critical = [r for r in regressed if r.critical]
     for r in critical:
-        reasons.append(f"critical regression: {r.name} (effect {_pct(r.effect)}, p = {r.p_value:.3g})")
+        reasons.append(f"critical regression: {r.name} (effect {format_change(r.effect)}, p = {r.p_value:.3g})")
     noncritical = sorted({r.metric for r in regressed if not r.critical})
     if len(noncritical) >= config.max_noncritical_failures:
         reasons.append(f"{len(noncritical)} non-critical metric(s) regressed ({', '.join(noncritical)}), "

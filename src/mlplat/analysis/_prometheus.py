@@ -13,6 +13,7 @@ from typing import Any
 from mlplat.analysis._config import CanaryConfig, RateMetric
 from mlplat.analysis._readers import CanaryData, _categorical, prometheus_frame
 from mlplat.errors import ConfigError, DataError, ServiceError
+from mlplat.units import format_time
 
 __all__ = ["fetch_prometheus", "query_range"]
 
@@ -97,13 +98,6 @@ def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]
     return [(name, query, path) for name, (query, path) in out.items()]
 
 
-def _iso(seconds: float) -> str:
-    """A time for messages: seconds since the epoch are unreadable there."""
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float, step: float) -> CanaryData:
     """Run every query of ``config`` over ``[start, end]`` and return the rows as :class:`CanaryData`.
 
@@ -113,7 +107,7 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     import pandas as pd
 
     if end <= start:
-        raise DataError(f"--end ({_iso(end)}) must be after --start ({_iso(start)})")
+        raise DataError(f"--end ({format_time(end)}) must be after --start ({format_time(start)})")
     if step <= 0:
         raise DataError(f"--step must be > 0, got {step:g}")
     frames = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from mlplat.analysis._judge import CanaryResult, MetricResult, _pct
+from mlplat.analysis._judge import CanaryResult, MetricResult
+from mlplat.units import format_change
 
 __all__ = ["markdown_report", "write_plot"]
 
@@ -17,9 +18,9 @@ def _when(ts: float | None) -> str:
 
 
 def _row(m: MetricResult) -> str:
-    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {_pct(m.effect)} | "
-            f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | {m.n_baseline:,.0f} | "
-            f"{m.n_canary:,.0f} | {_when(m.decided_at)} | {m.detail} |")
+    return (f"| {m.name}{' (critical)' if m.critical else ''} | **{m.status.value}** | {format_change(m.effect)} | "
+            f"[{format_change(m.ci[0])}, {format_change(m.ci[1])}] | {m.p_value:.3g} | {m.alpha:.3g} | "
+            f"{m.n_baseline:,.0f} | {m.n_canary:,.0f} | {_when(m.decided_at)} | {m.detail} |")
 
 
 def markdown_report(result: CanaryResult, *, title: str = "Canary analysis") -> str:

@@ -19,8 +19,10 @@ from mlplat.jsonable import dumps
 from mlplat.units import (
     MAX_EPOCH,
     MIN_EPOCH,
+    format_change,
     format_duration,
     format_percent,
+    format_time,
     parse_duration,
     parse_percent,
     parse_rate,
@@ -208,7 +210,7 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import _iso, check_url, fetch_prometheus
+    from mlplat.analysis._prometheus import check_url, fetch_prometheus
 
     out = Output.from_ctx(ctx, json=json)
     check_outputs(report, force=force, inputs=[config])
@@ -240,7 +242,7 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({_iso(start_s)}) is in the future; nothing to analyse")
+        raise DataError(f"--start ({format_time(start_s)}) is in the future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
@@ -468,15 +470,14 @@ def schema() -> None:
 
 def render_result(result: CanaryResult) -> Group:
     """The verdict, its reasons, the SRM check and a table of the tests."""
-    from mlplat.analysis._judge import _pct
 
     colour = {"PROMOTE": "green", "ROLLBACK": "red", "CONTINUE": "yellow"}[result.decision.value]
     rows = []
     for m in result.metrics:
         style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
         rows.append((m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
-                     _pct(m.effect), f"[{_pct(m.ci[0])}, {_pct(m.ci[1])}]", f"{m.p_value:.3g}",
-                     f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail))
+                     format_change(m.effect), f"[{format_change(m.ci[0])}, {format_change(m.ci[1])}]",
+                     f"{m.p_value:.3g}", f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail))
     table = make_table("canary tests", ("test", "status", "effect", "CI", "p", "n base", "n canary", "detail"),
                        rows, numeric=(2, 3, 4, 5, 6))
     lines: list[Any] = [f"[bold {colour}]{result.decision.value}[/bold {colour}]"]

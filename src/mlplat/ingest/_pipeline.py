@@ -33,7 +33,7 @@ from mlplat.ingest._engine import (
 )
 from mlplat.ingest._sources import FileSource, Source
 from mlplat.ingest._stores import FeatureStore, SQLiteStore, damaged
-from mlplat.units import format_duration, format_exact
+from mlplat.units import format_duration, format_exact, format_time
 
 __all__ = ["EntityFeatures", "IngestResult", "RepairReport", "read_entity", "repair", "run_pipeline"]
 
@@ -41,11 +41,8 @@ COUNTS = ("read", "applied", "duplicates", "late", "malformed", "future")
 
 
 def _iso(seconds: float | None) -> str | None:
-    if seconds is None or not math.isfinite(seconds):
-        return None
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+    """:func:`~mlplat.units.format_time`, or None where there is no time yet (no watermark)."""
+    return None if seconds is None or not math.isfinite(seconds) else format_time(seconds)
 
 
 def _lines(rows: list[tuple[str, Any]]) -> str:
