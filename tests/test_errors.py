@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mlplat import errors
-from mlplat.errors import BatcherError, ConfigError, MlplatError, QueueFull, format_path
+from mlplat.errors import BatcherError, ConfigError, MlplatError, QueueFull, format_path, format_value
 
 
 def test_every_error_is_an_mlplat_error() -> None:
@@ -33,6 +34,13 @@ def test_format_path() -> None:
     assert format_path(("metrics", 2, "tolerance")) == "metrics[2].tolerance"
     assert format_path((0, "a")) == "[0].a"
     assert format_path(()) == ""
+
+
+def test_format_value() -> None:
+    """Values in messages: numpy scalars as Python values, large floats in short form, the rest as repr."""
+    assert format_value(np.float64(0.5)) == "0.5" and format_value(np.int64(3)) == "3"
+    assert format_value(1e15) == "1e+15" and format_value(np.float64(2e9)) == "2e+09"
+    assert format_value("abc") == "'abc'" and format_value(None) == "None"
 
 
 def test_config_error_renders_source_and_path() -> None:

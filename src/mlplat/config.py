@@ -19,7 +19,7 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from mlplat.errors import ConfigError, KeyPath, format_path
+from mlplat.errors import ConfigError, KeyPath, format_path, format_value
 from mlplat.units import parse_duration
 
 __all__ = ["ConfigModel", "Duration", "PositiveDuration", "YamlDocument", "load_config", "parse_yaml",
@@ -307,7 +307,7 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
         return loc, f"must have at least {least} {'entry' if least == 1 else 'entries'}, got {got}"
     bound = _BOUNDS.get(kind)
     if bound and "ctx" in error:
-        message = f"must be {bound[0]} {_shown(error['ctx'][bound[1]])}"
+        message = f"must be {bound[0]} {format_value(error['ctx'][bound[1]])}"
     else:
         message = str(error["msg"])
     if message.startswith("Value error, "):
@@ -315,13 +315,8 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
     if "input" in error and kind not in ("model_type", "dict_type") and not isinstance(
         error["input"], dict | list
     ) and ", got " not in message:  # a validator's own message may already say what it got
-        message += f", got {_shown(error['input'])}"
+        message += f", got {format_value(error['input'])}"
     return loc, message
-
-
-def _shown(value: Any) -> str:
-    """A value for a message: large floats as 1e+15, not 1000000000000000.0; the rest as repr."""
-    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e6 else repr(value)
 
 
 def validate_document(doc: YamlDocument, model: type[M]) -> M:

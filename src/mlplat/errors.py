@@ -25,6 +25,7 @@ turns the path into ``file:line:column``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "BatcherClosed",
@@ -40,6 +41,7 @@ __all__ = [
     "SimulationError",
     "TemplateError",
     "format_path",
+    "format_value",
 ]
 
 KeyPath = Sequence[str | int]
@@ -54,6 +56,18 @@ def format_path(path: KeyPath) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+def format_value(value: Any) -> str:
+    """A value as an error message shows it: a numpy scalar as its Python value (not ``np.float64(...)``),
+    a float of a million or more as ``1e+15`` (not ``1000000000000000.0``), anything else as ``repr``.
+
+    >>> format_value(1e15), format_value(0.5), format_value("x")
+    ('1e+15', '0.5', "'x'")
+    """
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e6 else repr(value)
 
 
 class MlplatError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlplat.errors import DataError
+from mlplat.errors import DataError, format_value
 from mlplat.files import path_kind
 from mlplat.units import MAX_EPOCH, MIN_EPOCH
 
@@ -203,11 +203,6 @@ def _place(source: str, name: str, first: int, lines: Lines | None) -> str:
     return f"{source}:{lines(first)}: column {name}"
 
 
-def _shown(value: Any) -> str:
-    """A value for a message: a numpy scalar as its Python value (not ``np.float64(...)``)."""
-    return repr(value.item() if hasattr(value, "item") else value)
-
-
 def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = False,
              lines: Lines | None = None) -> pd.Series:
     """Floats from strings; 'NaN', '+Inf', '-Inf' are allowed, anything else non-numeric is an error.
@@ -226,7 +221,7 @@ def _numbers(column: pd.Series, source: str, name: str, *, blank_is_nan: bool = 
     if bad.any():
         first = int(bad.to_numpy().argmax())
         raise DataError(f"{_place(source, name, first, lines)}: expected a number, "
-                        f"got {_shown(column.iloc[first])} ({int(bad.sum())} non-numeric value(s))")
+                        f"got {format_value(column.iloc[first])} ({int(bad.sum())} non-numeric value(s))")
     return values.astype(float)
 
 
@@ -256,7 +251,7 @@ def _dates(seconds: pd.Series, raw: pd.Series, source: str, name: str, *, lines:
     if bad.any():
         first = int(bad.to_numpy().argmax())
         raise DataError(f"{_place(source, name, first, lines)}: expected a time in the years 1 to 9999 "
-                        f"(finite seconds since the epoch), got {_shown(raw.iloc[first])}")
+                        f"(finite seconds since the epoch), got {format_value(raw.iloc[first])}")
     return seconds
 
 

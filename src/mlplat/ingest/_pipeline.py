@@ -216,7 +216,8 @@ def _forms(config: IngestConfig) -> dict[str, dict[str, Any]]:
     return {f.name: {"agg": f.agg, "window": f.window, "hop": f.hop} for f in config.features}
 
 
-def _shown(value: Any) -> str:
+def _form_value(value: Any) -> str:
+    """A feature's window or hop as written (exact decimal seconds), or its aggregation's name."""
     return format_exact(value) if isinstance(value, int | float) else str(value)
 
 
@@ -225,7 +226,8 @@ def _check_same_features(recorded: dict[str, Any], config: IngestConfig, store: 
     for name, new in _forms(config).items():
         old = recorded.get("features", {}).get(name)
         if old is not None and old != new:
-            changed = ", ".join(f"{k} {_shown(old.get(k))} -> {_shown(new[k])}" for k in new if old.get(k) != new[k])
+            changed = ", ".join(f"{k} {_form_value(old.get(k))} -> {_form_value(new[k])}"
+                                for k in new if old.get(k) != new[k])
             raise DataError(f"{store}: feature {name!r} is stored with another definition ({changed}); its "
                             "stored state would be read with the new one. Give the feature a new name, use a new "
                             "store, or rebuild this one from the source with `mlplat ingest repair`")
