@@ -96,25 +96,40 @@ def simulate_detection(
     rps : float
         Requests per second over both arms.
     traffic : float
-        Canary share of requests, in (0, 1).
+        Canary share of requests, in (0, 1) (at least 1e-6 from either end).
     baseline_rate : float
         Baseline error rate per request.
     effect : float
         Canary error rate over the baseline's.
     duration, interval : float
-        Seconds simulated, and seconds between looks.
+        Seconds simulated, and seconds between looks (default 60). Only whole intervals are simulated.
     alpha, tolerance, concentration : float
-        The gate: the metric's alpha, its relative tolerance and the prior concentration ``k``.
+        The gate: the metric's alpha, its relative tolerance and the prior concentration ``k`` (defaults
+        0.05, 0 and 20).
     runs : int
-        Monte Carlo runs.
+        Monte Carlo runs (default 2000).
     rng : numpy.random.Generator
         Source of randomness (pass a seeded one).
     min_events : int
-        Bad events (both arms) before the gate may decide, as the metric's ``min_events`` in the judge.
+        Bad events (both arms) before the gate may decide, as the metric's ``min_events`` in the judge
+        (default 0 here; the config's default is 10).
 
     Returns
     -------
     DetectionSimulation
+        ``detect_times``: per run, the time (seconds, a whole number of intervals) of the first look at
+        which the gate rolled back, ``inf`` where it never did; ``duration`` is ``duration`` rounded down
+        to whole intervals.
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` is not in (0, 1).
+    SimulationError
+        If ``traffic`` is outside [1e-6, 1 - 1e-6], ``effect`` is not finite, ``baseline_rate`` is not in
+        (0, 1), ``baseline_rate * effect`` is not in [0, 1), ``tolerance`` is negative or not finite,
+        ``concentration`` is outside [1e-6, 1e6], ``runs`` < 1, ``duration`` is shorter than one
+        ``interval``, ``rps * interval`` is not in (0, 1e12], or ``runs`` times the looks passes 5,000,000.
 
     References
     ----------
@@ -250,8 +265,37 @@ class PlanResult:
 def binomial_interval(rate: float, runs: int, level: float = 0.95) -> ConfidenceInterval:
     """Two-sided Clopper-Pearson interval of a rate seen in ``runs`` trials (scipy's exact interval).
 
+    Parameters
+    ----------
+    rate : float
+        The share of successes seen, in [0, 1]; ``rate * runs`` is rounded to a whole count.
+    runs : int
+        Number of trials (at least 1).
+    level : float
+        Confidence level, in (0, 1) (default 0.95).
+
+    Returns
+    -------
+    ConfidenceInterval
+        ``(low, high)``, floats in [0, 1].
+
+    Raises
+    ------
+    ConfigError
+        If ``level`` is not in (0, 1).
+
+    References
+    ----------
+    C. J. Clopper and E. S. Pearson (1934). The use of confidence or fiducial limits illustrated in the case
+    of the binomial. Biometrika 26(4).
+
+    Examples
+    --------
     >>> [round(x, 4) for x in binomial_interval(0.556, 500)]
     [0.5112, 0.6001]
+    >>> low, high = binomial_interval(0.0, 100)
+    >>> low, round(high, 4)
+    (0.0, 0.0362)
     """
     from scipy.stats import binomtest
 
@@ -263,8 +307,36 @@ def binomial_interval(rate: float, runs: int, level: float = 0.95) -> Confidence
 def binomial_upper(rate: float, runs: int, level: float = 0.95) -> float:
     """One-sided Clopper-Pearson upper confidence bound of a rate seen in ``runs`` trials.
 
+    Parameters
+    ----------
+    rate : float
+        The share of successes seen, in [0, 1]; ``rate * runs`` is rounded to a whole count.
+    runs : int
+        Number of trials.
+    level : float
+        Confidence level, in (0, 1) (default 0.95).
+
+    Returns
+    -------
+    float
+        The ``level`` quantile of Beta(k + 1, runs - k), ``k`` the count; 1.0 when every trial succeeded.
+
+    Raises
+    ------
+    ConfigError
+        If ``level`` is not in (0, 1).
+
+    References
+    ----------
+    C. J. Clopper and E. S. Pearson (1934). The use of confidence or fiducial limits illustrated in the case
+    of the binomial. Biometrika 26(4).
+
+    Examples
+    --------
     >>> round(binomial_upper(0.0, 2000), 5)
     0.0015
+    >>> binomial_upper(1.0, 10)
+    1.0
     """
     from scipy.stats import beta
 
@@ -309,6 +381,48 @@ def plan(
     Every cell has its own generator, keyed by ``seed``, its share and its effect (:func:`cell_rng`), so a
     cell's result does not depend on the grid around it. ``min_events`` is the rate metric's (the config's
     default, 10): the gate decides only once that many bad events are in, in both arms together.
+
+    Parameters
+    ----------
+    rps : float
+        Requests per second over both arms.
+    baseline_rate : float
+        Baseline error rate per request, in (0, 1).
+    traffic : sequence of float
+        Canary shares of requests to try, each in (0, 1).
+    effects : sequence of float
+        Canary error rate over the baseline's, to try; each must be above ``1 + tolerance``.
+    max_duration, interval : float
+        Longest dwell simulated and seconds between looks (defaults 3600 and 60).
+    alpha, tolerance, concentration : float
+        The gate, as in :func:`simulate_detection` (defaults 0.05, 0 and 20).
+    runs : int
+        Monte Carlo runs per cell (default 2000).
+    seed : int
+        Root seed of every cell's generator (default 0).
+    min_events : int
+        Bad events (both arms) before the gate may decide (default 10).
+
+    Returns
+    -------
+    PlanResult
+        One :class:`PlanCell` per share and effect (in the order given): power within ``max_duration``
+        with its 95% Clopper-Pearson interval, the median time to detect and the times to 80% and 95%
+        power (seconds; ``inf`` where not reached). ``false_alarm`` maps each share to the A/A
+        (effect 1) rate of roll-backs.
+
+    Raises
+    ------
+    SimulationError
+        If an effect is at most ``1 + tolerance``, or :func:`simulate_detection` refuses the inputs.
+    ConfigError
+        If ``alpha`` is not in (0, 1).
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    C. J. Clopper and E. S. Pearson (1934). The use of confidence or fiducial limits illustrated in the case
+    of the binomial. Biometrika 26(4).
 
     Examples
     --------

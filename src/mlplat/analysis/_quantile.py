@@ -127,6 +127,24 @@ def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
     Uniformly over all sample sizes and all quantiles, with probability at least ``1 - alpha``,
     ``|F_n(x) - F(x)| <= eps_n`` where ``eps_n = 0.85 sqrt((log log(e n) + 0.8 log(1612 / alpha)) / n)``.
 
+    Parameters
+    ----------
+    n : array_like
+        Samples seen; values below 1 count as 1.
+    alpha : array_like
+        Miscoverage level(s) in (0, 1), broadcast against ``n``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``eps_n`` per element of the broadcast inputs (0-d for scalars). It falls with ``n`` and can pass 1
+        for a handful of samples (no information).
+
+    Raises
+    ------
+    ConfigError
+        If any ``alpha`` is not in (0, 1).
+
     References
     ----------
     S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
@@ -136,6 +154,8 @@ def quantile_epsilon(n: ArrayLike, alpha: ArrayLike) -> NDArray[np.float64]:
     --------
     >>> round(float(quantile_epsilon(10_000, 0.05)), 4)
     0.0277
+    >>> quantile_epsilon([100, 400], 0.05).round(3).tolist()  # four times the samples, about half the width
+    [0.269, 0.136]
     """
     import numpy as np
 
@@ -161,6 +181,33 @@ def quantile_confidence_sequence(
     same count. ``floor`` is the first bucket's lower edge: no sample lies below it (default: nothing is
     known). The ends are intersected over looks.
 
+    Parameters
+    ----------
+    edges : array_like, shape (m,)
+        Upper edges of the buckets, increasing.
+    cum_counts : array_like, shape (looks, m) or (m,)
+        Samples up to each look at or below each edge (a single row is one look).
+    q : float
+        The quantile, in (0, 1).
+    alpha : float
+        Miscoverage level in (0, 1), for all looks together. It also tunes the mixture.
+    floor : float
+        Lower edge of the first bucket (default -inf: unknown).
+    n_opt : float
+        Samples at which the sequence is tightest (default 10,000).
+
+    Returns
+    -------
+    ConfidenceInterval
+        ``low`` and ``high``, arrays of shape (looks,) in the units of ``edges``. ``low`` is -inf where the
+        lower rank bound is 0, ``high`` is inf where the upper rank is past the samples seen, and both are
+        infinite before the first sample.
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` or ``q`` is not in (0, 1).
+
     References
     ----------
     S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
@@ -174,6 +221,12 @@ def quantile_confidence_sequence(
     >>> lo, hi = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
     >>> float(lo[0]), float(hi[0])
     (48.0, 52.0)
+
+    With 100 samples the p99 has a lower end but no upper one yet:
+
+    >>> lo, hi = quantile_confidence_sequence(edges, np.cumsum(np.ones((1, 100)), axis=1), 0.99, 0.05)
+    >>> float(lo[0]), float(hi[0])
+    (88.0, inf)
     """
     import numpy as np
 

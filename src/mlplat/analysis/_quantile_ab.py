@@ -132,6 +132,29 @@ def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     anytime p-value is :func:`~mlplat.analysis.p_from_log_e` of it. Capped at
     :data:`LOG_E_CAP`; 0 before either arm has a sample.
 
+    Parameters
+    ----------
+    cum_x, cum_y : numpy.ndarray, shape (looks, m)
+        Cumulative counts of each arm's samples at or below each edge, per look.
+    edges : numpy.ndarray, shape (m,)
+        Upper edges of the buckets, increasing, shared by both arms.
+    q : float
+        The quantile, in (0, 1).
+    factor : float
+        The null's ratio ``f``: the null is ``Q_x <= factor * Q_y``.
+    floor : float
+        Lower edge of the first bucket (no sample lies below it).
+    alpha_opt : float
+        Level that tunes each arm's mixture; it must not depend on the data.
+    share : float
+        Weight of the arms' product in the e-value, in [0, 1]; each arm's term alone gets half the rest
+        (default 0.5).
+
+    Returns
+    -------
+    numpy.ndarray, shape (looks,)
+        Log e-value per look, at most ``log(1e12)``; 0 at looks where either arm has no sample yet.
+
     References
     ----------
     S. Howard and A. Ramdas (2022). Sequential estimation of quantiles with applications to A/B-testing
@@ -145,6 +168,9 @@ def quantile_order_log_e(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     >>> high = np.cumsum(np.r_[np.zeros(6), np.full(100, 50.0), np.zeros(94)])[None, :]  # on (6, 106]
     >>> round(float(quantile_order_log_e(high, low, edges, 0.5, 1.0, floor=0.0, alpha_opt=0.01)[0]), 2)
     8.52
+    >>> looks_x, looks_y = np.vstack([0 * high, high]), np.vstack([low, low])  # x has no sample at look 0
+    >>> quantile_order_log_e(looks_x, looks_y, edges, 0.5, 1.0, floor=0.0, alpha_opt=0.01).round(2).tolist()
+    [0.0, 8.52]
     """
     import numpy as np
 
@@ -171,6 +197,34 @@ def quantile_ratio_bound(cum_x: NDArray[np.float64], cum_y: NDArray[np.float64],
     maximum over looks. Paired with the same bound for ``y`` over ``x``, the two ends hold together with
     probability at least ``1 - alpha``: either end's miss makes the same average of the arms' two-sided
     mixtures at the true ratio reach ``1 / alpha``, and that average is a martingale.
+
+    Parameters
+    ----------
+    cum_x, cum_y : numpy.ndarray, shape (looks, m)
+        Cumulative counts of each arm's samples at or below each edge, per look; the bound is on ``Q_x / Q_y``.
+    edges : numpy.ndarray, shape (m,)
+        Upper edges of the buckets, increasing, shared by both arms.
+    q : float
+        The quantile, in (0, 1).
+    alpha : float
+        Miscoverage level in (0, 1).
+    floor : float
+        Lower edge of the first bucket (no sample lies below it).
+    alpha_opt : float
+        Level that tunes each arm's mixture; it must not depend on the data.
+    share : float
+        Weight of the arms' product in the e-value, as in :func:`quantile_order_log_e` (default 0.5).
+
+    Returns
+    -------
+    numpy.ndarray, shape (looks,)
+        Lower bound on the ratio of the ``q`` quantiles at each look, non-decreasing over the looks; -inf
+        where no ratio is rejected yet (and before either arm has a sample).
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` or ``q`` is not in (0, 1).
 
     References
     ----------

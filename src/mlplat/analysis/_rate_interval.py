@@ -66,12 +66,48 @@ def rate_confidence_sequence(canary: ArrayLike, baseline: ArrayLike, canary_shar
     narrowing as events accrue instead of stopping at the grid's step. With a constant share it matches
     the Beta-binomial closed form to within an eighth of a standard deviation, outward.
 
+    Parameters
+    ----------
+    canary, baseline : array_like
+        Bad events per interval in each arm (time on the last axis; leading axes, such as runs, are kept).
+    canary_share : array_like
+        The canary's share of requests in each interval, in (0, 1); broadcast to the shape of ``canary``.
+    prior_share, concentration : float
+        The :class:`~mlplat.analysis.RatePrior`: its centre (the configured canary share) and its
+        concentration ``k``.
+    alpha : float
+        Miscoverage level in (0, 1), for all looks together (default 0.05).
+    grid_points : int
+        Even points of the coarse grid (default 961).
+
+    Returns
+    -------
+    ConfidenceInterval
+        ``low`` and ``high`` of the rate ratio (the canary's bad events per request over the baseline's),
+        one pair per look, in the shape of ``canary``. Each look is intersected with the looks before it
+        (when that would leave nothing, the look's own set is kept). An end the data do not bound yet is 0
+        or inf.
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` is not in (0, 1).
+
+    References
+    ----------
+    M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
+    S. Howard, A. Ramdas, J. McAuliffe and J. Sekhon (2021). Time-uniform, nonparametric, nonasymptotic
+    confidence sequences. Annals of Statistics 49(2).
+
     Examples
     --------
     >>> low, high = rate_confidence_sequence([5, 6, 7, 9], [50, 48, 55, 52], [0.05] * 4, prior_share=0.05,
     ...                                      concentration=50)
     >>> bool(1 < low[-1] < high[-1])
     True
+    >>> low, high = rate_confidence_sequence([0, 5], [0, 50], [0.05] * 2, prior_share=0.05, concentration=50)
+    >>> float(low[0]), float(high[0])  # no events yet: no bound
+    (0.0, inf)
     """
     import numpy as np
     from scipy.special import logsumexp

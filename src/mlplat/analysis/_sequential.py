@@ -134,6 +134,22 @@ def _stirling_remainder(z: ArrayLike) -> NDArray[np.float64]:
 def dirichlet_multinomial_test(counts: ArrayLike, shares: ArrayLike, concentration: float) -> NDArray[np.float64]:
     """Anytime-valid p-values ``min(1, 1 / max_s<=t BF_s)`` for cumulative counts, one per row.
 
+    Parameters
+    ----------
+    counts : array_like
+        Cumulative non-negative counts: categories on the last axis, looks on the axis before it (one row
+        per look). A single row is one look.
+    shares : array_like
+        Null probabilities of the categories (sum to 1).
+    concentration : float
+        Dirichlet concentration ``k`` > 0: larger puts the prior closer to the null.
+
+    Returns
+    -------
+    numpy.ndarray
+        One p-value in [0, 1] per look (at least one dimensional), non-increasing over the looks: the
+        running maximum of :func:`dirichlet_multinomial_log_bf` through :func:`p_from_log_e`.
+
     References
     ----------
     M. Lindon and A. Malek (2022). Anytime-valid inference for multinomial count data. NeurIPS 2022.
@@ -143,6 +159,12 @@ def dirichlet_multinomial_test(counts: ArrayLike, shares: ArrayLike, concentrati
     >>> p = dirichlet_multinomial_test([[946, 92]], [0.95, 0.05], 100.0)
     >>> print(f"{p[-1]:.7e}")
     1.8186749e-05
+
+    A split on the null stays at 1; a drift to 40 of 340 in the second category is seen at once:
+
+    >>> p = dirichlet_multinomial_test([[95, 5], [190, 10], [300, 40]], [0.95, 0.05], 100.0)
+    >>> p[:2].tolist(), bool(p[2] < 0.001)
+    ([1.0, 1.0], True)
     """
     import numpy as np
 
@@ -450,8 +472,27 @@ def p_from_log_e(log_e: ArrayLike) -> NDArray[np.float64]:
     By Ville's inequality an e-process exceeds ``1/alpha`` with probability at most ``alpha`` under the
     null, at any time, so the running maximum gives a p-value valid under continuous monitoring.
 
+    Parameters
+    ----------
+    log_e : array_like
+        Natural logs of the e-values, time on the last axis (leading axes, such as runs, are kept).
+
+    Returns
+    -------
+    numpy.ndarray
+        P-values ``min(1, exp(-running max of log_e))`` in [0, 1], the shape of ``log_e``, non-increasing
+        along the last axis. An e-value at or below 1 (``log_e <= 0``) gives 1, however far below.
+
+    References
+    ----------
+    J. Ville (1939). Étude critique de la notion de collectif.
+
+    Examples
+    --------
     >>> p_from_log_e([0.0, 3.0, 1.0]).round(4).tolist()
     [1.0, 0.0498, 0.0498]
+    >>> p_from_log_e([-800.0, 0.5]).round(4).tolist()
+    [1.0, 0.6065]
     """
     import numpy as np
 
@@ -498,6 +539,32 @@ def mean_confidence_sequence(
     by the AR(1) long-run factor ``(1 + r) / (1 - r)``, ``r`` the running lag-1 autocorrelation clipped to
     [0, 0.95] (a heuristic, validated by simulation in docs/canary.md, not part of the cited theory).
 
+    Parameters
+    ----------
+    values : array_like
+        Observations in time order on the last axis (leading axes, such as runs, are kept).
+    alpha : float
+        Miscoverage level in (0, 1): the sequence holds the mean at every look with probability about
+        ``1 - alpha`` (asymptotically).
+    t_opt : float
+        Number of observations at which the boundary is tightest (default 30).
+    burn_in : int
+        Looks before which the sequence is unbounded (default 20; never fewer than 2).
+    autocorrelated : bool
+        Inflate the variance by the AR(1) long-run factor (default False).
+
+    Returns
+    -------
+    MeanConfidenceSequence
+        ``mean`` (the running mean), ``low`` and ``high``, each the shape of ``values``. ``low`` is -inf and
+        ``high`` is inf before ``burn_in`` observations; over the looks ``low`` never falls and ``high``
+        never rises (a running maximum and minimum).
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` is not in (0, 1).
+
     References
     ----------
     I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit
@@ -512,6 +579,8 @@ def mean_confidence_sequence(
     >>> cs = mean_confidence_sequence(x, 0.05)
     >>> bool(cs.low[-1] < 1.0 < cs.high[-1])
     True
+    >>> bool(np.isinf(cs.high[18])), bool(np.isfinite(cs.high[19]))  # bounded from the 20th look
+    (True, True)
     """
     import numpy as np
 
@@ -587,9 +656,43 @@ def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_o
     and keeps the running minimum. To test "mean below margin", pass the negated values and margin.
     ``autocorrelated`` as in :func:`mean_confidence_sequence`.
 
+    Parameters
+    ----------
+    values : array_like
+        Observations in time order on the last axis (leading axes, such as runs, are kept).
+    margin : array_like
+        The mean under the null; broadcast against ``values`` (a scalar, or one per look).
+    alpha : float
+        Level in (0, 1) that tunes the boundary (its mixture ``rho``), as in :func:`mean_confidence_sequence`.
+    t_opt, burn_in, autocorrelated
+        As in :func:`mean_confidence_sequence` (defaults 30, 20 and False).
+
+    Returns
+    -------
+    numpy.ndarray
+        P-values in [0, 1], non-increasing along the last axis. A look's own value is 1 before
+        ``burn_in`` observations and wherever the running mean is not above ``margin``.
+
+    Raises
+    ------
+    ConfigError
+        If ``alpha`` is not in (0, 1).
+
+    References
+    ----------
+    I. Waudby-Smith, D. Arbour, R. Sinha, E. H. Kennedy and A. Ramdas (2021). Time-uniform central limit
+    theory and asymptotic confidence sequences. arXiv:2103.06476.
+    S. Howard, A. Ramdas, J. McAuliffe and J. Sekhon (2021). Time-uniform, nonparametric, nonasymptotic
+    confidence sequences. Annals of Statistics 49(2).
+
+    Examples
+    --------
     >>> import numpy as np
     >>> p = mean_exceedance_p(np.random.default_rng(1).normal(1.0, 1.0, 200), 0.0, 0.05)
     >>> bool(p[-1] < 1e-6)
+    True
+    >>> p0 = mean_exceedance_p(np.random.default_rng(0).normal(0.0, 1.0, 300), 0.0, 0.05)  # no change
+    >>> bool(p0.min() > 0.05)
     True
     """
     import numpy as np

@@ -60,6 +60,11 @@ def ahp(matrix: ArrayLike) -> AhpResult:
         ``weights`` (summing to 1), ``lambda_max``, ``ci = (lambda_max - n) / (n - 1)`` and
         ``cr = ci / RI(n)`` with Saaty's random index; ``consistent`` is ``cr <= 0.10``.
 
+    Raises
+    ------
+    ConfigError
+        If ``matrix`` is not a square, non-empty table of numbers, or a judgement is not finite and > 0.
+
     References
     ----------
     .. [1] T. L. Saaty, *The Analytic Hierarchy Process*, McGraw-Hill, 1980.
@@ -69,6 +74,8 @@ def ahp(matrix: ArrayLike) -> AhpResult:
     >>> r = ahp([[1, 3], [1 / 3, 1]])
     >>> [round(w, 2) for w in r.weights], round(r.cr, 6)
     ([0.75, 0.25], 0.0)
+    >>> ahp([[1, 3, 9], [1 / 3, 1, 1], [1 / 9, 1, 1]]).consistent  # 1 over 2 is 3, 2 over 3 should be 3 too
+    False
     """
     try:
         a = np.asarray(matrix, dtype=float)
@@ -114,10 +121,38 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
     are all equal (within 1e-9 of its largest magnitude: rounding in a TCO is not a difference) becomes all
     ones under ``minmax``.
 
+    Parameters
+    ----------
+    matrix : array_like, shape (..., m, n)
+        Raw scores: options on axis -2, criteria on axis -1 (leading axes are draws).
+    cost : array_like of bool, shape (n,)
+        True where lower is better.
+    method : {"minmax", "vector", "sum", "max"}
+        The normalisation (default ``minmax``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The shape of ``matrix``, higher is better. Values lie in [0, 1] under ``minmax`` and ``sum``, and
+        under ``vector`` and ``max`` when no score is negative.
+
+    Raises
+    ------
+    ConfigError
+        If ``method`` is unknown, or under ``sum`` a cost score is <= 0 or a benefit score is < 0.
+
+    References
+    ----------
+    .. [1] C.-L. Hwang and K. Yoon, *Multiple Attribute Decision Making: Methods and Applications*,
+       Springer, 1981.
+    .. [2] pymcdm 1.4 (the normalisation formulas).
+
     Examples
     --------
     >>> normalize([[1.0, 10.0], [3.0, 30.0]], cost=[False, True]).tolist()
     [[0.0, 1.0], [1.0, 0.0]]
+    >>> normalize([[1.0, 2.0], [3.0, 2.0]], cost=[False, True], method="sum").tolist()
+    [[0.25, 0.5], [0.75, 0.5]]
     """
     x = np.asarray(matrix, dtype=float)
     c = np.asarray(cost, dtype=bool)
@@ -152,6 +187,18 @@ def wsm(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
 
     ``weights`` has shape ``(n,)`` or, for stacked draws, ``(d, n)``.
 
+    Parameters
+    ----------
+    normalized : array_like, shape (..., m, n)
+        Benefit-oriented normalised values (:func:`normalize`): options on axis -2, criteria on axis -1.
+    weights : array_like, shape (n,) or (d, n)
+        Criterion weights (usually summing to 1), one row per draw when stacked.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., m)
+        One score per option (and draw); higher is better.
+
     References
     ----------
     .. [1] P. C. Fishburn, "Additive utilities with incomplete product sets", *Operations Research* 15, 1967.
@@ -160,6 +207,8 @@ def wsm(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
     --------
     >>> wsm([[0.0, 1.0], [1.0, 0.5]], [0.25, 0.75]).tolist()
     [0.75, 0.625]
+    >>> wsm([[[0.0, 1.0], [1.0, 0.5]]] * 2, [[1.0, 0.0], [0.0, 1.0]]).tolist()  # two draws of the weights
+    [[0.0, 1.0], [1.0, 0.5]]
     """
     v = np.asarray(normalized, dtype=float)
     w = np.asarray(weights, dtype=float)
@@ -173,6 +222,18 @@ def topsis(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
     each column; the score is the relative closeness to the ideal, in [0, 1]. An option equal to both
     (every column constant) scores 0.5.
 
+    Parameters
+    ----------
+    normalized : array_like, shape (..., m, n)
+        Benefit-oriented normalised values (:func:`normalize`): options on axis -2, criteria on axis -1.
+    weights : array_like, shape (n,) or (d, n)
+        Criterion weights (usually summing to 1), one row per draw when stacked.
+
+    Returns
+    -------
+    numpy.ndarray, shape (..., m)
+        Closeness to the ideal per option (and draw), in [0, 1]; higher is better.
+
     References
     ----------
     .. [1] C.-L. Hwang and K. Yoon, *Multiple Attribute Decision Making: Methods and Applications*,
@@ -182,6 +243,8 @@ def topsis(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
     --------
     >>> topsis([[0.0, 1.0], [1.0, 0.0]], [0.75, 0.25]).round(2).tolist()
     [0.25, 0.75]
+    >>> topsis([[0.5, 0.5], [0.5, 0.5]], [0.5, 0.5]).tolist()  # nothing to tell them apart
+    [0.5, 0.5]
     """
     v = np.asarray(normalized, dtype=float) * np.asarray(weights, dtype=float)[..., None, :]
     best, worst = v.max(axis=-2, keepdims=True), v.min(axis=-2, keepdims=True)

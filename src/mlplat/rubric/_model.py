@@ -314,6 +314,35 @@ def pairwise_matrix(judgements: dict[str, dict[str, float | str]], ids: list[str
 
     The upper triangle is enough; an entry given in both directions must equal the reciprocal of its
     mirror. Raises :class:`ConfigError` with the key path of the offending judgement.
+
+    Parameters
+    ----------
+    judgements : dict
+        ``{row: {column: a_ij}}``: how much more important criterion ``row`` is than ``column`` (Saaty's 1
+        to 9), as a number or a fraction such as ``"1/3"``. One direction of each pair is enough.
+    ids : list of str
+        The criteria, in the order of the matrix's rows and columns.
+
+    Returns
+    -------
+    list of list of float
+        The ``n x n`` matrix: 1 on the diagonal and ``1 / a_ij`` mirrored below each given ``a_ij``.
+
+    Raises
+    ------
+    ConfigError
+        If a criterion is unknown, a judgement is not a positive number, a criterion compared with itself
+        is not 1, a judgement given both ways is not its mirror's reciprocal (within 1%), or a pair has no
+        judgement. The error's path is under ``weights_ahp``.
+
+    References
+    ----------
+    .. [1] T. L. Saaty, *The Analytic Hierarchy Process*, McGraw-Hill, 1980.
+
+    Examples
+    --------
+    >>> pairwise_matrix({"cost": {"speed": 4, "risk": "1/2"}, "speed": {"risk": "1/8"}}, ["cost", "speed", "risk"])
+    [[1.0, 4.0, 0.5], [0.25, 1.0, 0.125], [2.0, 8.0, 1.0]]
     """
     n = len(ids)
     index = {cid: i for i, cid in enumerate(ids)}

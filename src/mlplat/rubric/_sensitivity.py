@@ -91,11 +91,30 @@ def score(matrix: FloatArray, cost: FloatArray, weights: FloatArray, method: str
 def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArray) -> FloatArray:
     """Inverse CDF of the triangular distribution at uniforms ``u``; ``low == high`` gives the fixed value.
 
+    Below ``u = (mode - low) / (high - low)`` the value is ``low + sqrt(u (high - low) (mode - low))``,
+    above it ``high - sqrt((1 - u) (high - low) (high - mode))``.
+
+    Parameters
+    ----------
+    low, mode, high : numpy.ndarray
+        The distribution's bounds and mode, ``low <= mode <= high``; broadcast against ``u``.
+    u : numpy.ndarray
+        Uniform draws in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        One draw per element of the broadcast inputs, in ``[low, high]``; ``mode`` where ``low == high``.
+
     Examples
     --------
     >>> import numpy as np
     >>> triangular(np.array([0.0]), np.array([0.5]), np.array([1.0]), np.array([0.5])).tolist()
     [0.5]
+    >>> u = np.random.default_rng(0).random(100_000)
+    >>> x = triangular(np.zeros_like(u), np.ones_like(u), np.full_like(u, 4.0), u)
+    >>> round(float(x.mean()), 2)  # the mean is (low + mode + high) / 3
+    1.67
     """
     span = high - low
     safe = np.where(span > 0, span, 1.0)
@@ -114,6 +133,47 @@ def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: Float
     their triangular ranges; every draw is scored in one vectorised call per block of draws. Options that
     tie in a draw share the ranks they span equally (two tied for best get half a first and half a second
     place each), so a tie never goes to the option listed first.
+
+    Parameters
+    ----------
+    low, mode, high : numpy.ndarray, shape (m, n)
+        Each score's triangular range: options on rows, criteria on columns (equal for a fixed score).
+    cost : numpy.ndarray of bool, shape (n,)
+        True where lower is better.
+    weights : numpy.ndarray, shape (n,)
+        Criterion weights, summing to 1: the mean of the drawn weights.
+    method : {"wsm", "topsis"}
+        How a draw is scored.
+    normalization : {"minmax", "vector", "sum", "max"}
+        As in :func:`~mlplat.rubric.normalize`.
+    draws : int
+        Number of draws.
+    rng : numpy.random.Generator
+        Source of randomness (pass a seeded one).
+    concentration : float
+        Dirichlet concentration: larger keeps the drawn weights nearer ``weights`` (default 100).
+
+    Returns
+    -------
+    numpy.ndarray, shape (m, m)
+        ``counts[i, r]``: how many draws ranked option ``i`` in place ``r`` (0 = best); fractional where
+        draws tie. Each row and each column sums to ``draws``.
+
+    Raises
+    ------
+    ConfigError
+        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the drawn scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low = np.array([[4.0, 5.0], [5.0, 4.0]])
+    >>> high = np.array([[6.0, 5.0], [5.0, 6.0]])
+    >>> mode = np.full((2, 2), 5.0)
+    >>> counts = monte_carlo(low, mode, high, np.array([False, False]), np.array([0.5, 0.5]), method="wsm",
+    ...                      normalization="minmax", draws=1000, rng=np.random.default_rng(0))
+    >>> counts.sum(axis=1).tolist(), bool(abs(counts[0, 0] - 500) < 50)  # a symmetric case: about even
+    ([1000.0, 1000.0], True)
     """
     m, n = mode.shape
     counts = np.zeros((m, m))
@@ -243,6 +303,41 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
 
     WSM is solved exactly (each score is linear in the weight); TOPSIS by a grid search refined by
     bisection. ``winner_changes_at`` is ``None`` when no weight in [0, 1] changes the winner.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape (m, n)
+        Raw scores: options on rows, criteria on columns.
+    cost : numpy.ndarray of bool, shape (n,)
+        True where lower is better.
+    weights : numpy.ndarray, shape (n,)
+        Criterion weights, summing to 1.
+    criteria, options : list of str
+        Names of the columns and of the rows.
+    method : {"wsm", "topsis"}
+        How the options are scored.
+    normalization : {"minmax", "vector", "sum", "max"}
+        As in :func:`~mlplat.rubric.normalize`.
+
+    Returns
+    -------
+    list of Crossover
+        One per criterion, in the order of ``criteria``: its weight, the nearest weight at which an option
+        not tied with the current winner leads (``None``: none does, or the weight is already 1), and that
+        option.
+
+    Raises
+    ------
+    ConfigError
+        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = crossovers(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([False, False]), np.array([0.6, 0.4]),
+    ...                  ["speed", "price"], ["a", "b"], method="wsm", normalization="minmax")
+    >>> [(c.criterion, c.winner_changes_at, c.new_winner, c.direction) for c in out]
+    [('speed', 0.5, 'b', 'below'), ('price', 0.5, 'b', 'above')]
     """
     v = normalize(matrix, cost, normalization)
     base = METHODS[method](v, weights)
@@ -274,6 +369,43 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
     Under every normalisation (``max`` too: x / max|x| depends on who holds the maximum) and with TOPSIS's
     ideal points an option's score depends on the other options, so removing an irrelevant one can reorder
     the rest.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape (m, n)
+        Raw scores: options on rows, criteria on columns.
+    cost : numpy.ndarray of bool, shape (n,)
+        True where lower is better.
+    weights : numpy.ndarray, shape (n,)
+        Criterion weights.
+    options : list of str
+        Names of the rows.
+    method : {"wsm", "topsis"}
+        How the options are scored.
+    normalization : {"minmax", "vector", "sum", "max"}
+        As in :func:`~mlplat.rubric.normalize`.
+
+    Returns
+    -------
+    list of RankReversal
+        One per removed option after which two of the others swap order (more than a tie apart both
+        times), in the order of ``options``: the order of the rest before and after. Empty with fewer
+        than three options.
+
+    Raises
+    ------
+    ConfigError
+        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m, cost, w = np.array([[10.0, 0.0], [0.0, 10.0], [6.0, 3.0]]), np.array([False, False]), np.array([0.5, 0.5])
+    >>> [(r.removed, r.after) for r in rank_reversals(m, cost, w, ["a", "b", "c"], method="topsis",
+    ...                                                  normalization="vector")]
+    [('a', ('c', 'b')), ('b', ('c', 'a'))]
+    >>> rank_reversals(m, cost, w, ["a", "b", "c"], method="wsm", normalization="minmax")
+    []
     """
     m = len(options)
     if m < 3:

@@ -14,10 +14,33 @@ __all__ = ["TcoResult", "YearCost", "npv", "tco_table"]
 def npv(cash_flows: list[float], rate: float) -> float:
     """Net present value ``sum_t CF_t / (1 + r)^t``; ``cash_flows[0]`` is year 0 and is not discounted.
 
+    Parameters
+    ----------
+    cash_flows : list of float
+        One amount per year, from year 0.
+    rate : float
+        Discount rate per year, > -1 (0.10 is 10%).
+
+    Returns
+    -------
+    float
+        The discounted sum, in the units of ``cash_flows`` (0 for no cash flows).
+
+    Raises
+    ------
+    ConfigError
+        If ``rate`` is not > -1 (NaN included).
+
+    References
+    ----------
+    .. [1] R. A. Brealey, S. C. Myers and F. Allen, *Principles of Corporate Finance*, McGraw-Hill.
+
     Examples
     --------
     >>> round(npv([100.0, 110.0, 121.0], 0.10), 6)
     300.0
+    >>> npv([1000.0, 1000.0], 0.0)  # no discounting
+    2000.0
     """
     if not rate > -1:  # NaN too
         raise ConfigError(f"`rate` must be > -1 (a discount rate), got {rate}")

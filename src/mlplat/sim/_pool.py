@@ -481,6 +481,27 @@ def simulate_pool(spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray,
                   horizon: tuple[float, float]) -> PoolRun:
     """Run the event loop for one platform and one replication.
 
+    The loop runs until no event is left, past the horizon too (the autoscaler's ticks stop at its end);
+    the time integrals count only the horizon.
+
+    Parameters
+    ----------
+    spec : PoolSpec
+        How the platform's instances behave: slots, start-up, keep-alive, limits, queue, autoscaler, nodes.
+    arrivals : numpy.ndarray
+        Arrival times in seconds, sorted.
+    service : numpy.ndarray
+        Service time in seconds of each request, the length of ``arrivals``.
+    horizon : tuple of float
+        The measured window ``(t0, t1)`` in seconds (after the warm-up).
+
+    Returns
+    -------
+    PoolRun
+        Per request: ``start`` and ``finish`` times (NaN for a request never served), ``cold`` (it waited
+        for an instance to start) and ``rejected``. Over the horizon: instance-, busy instance- and
+        node-seconds, idle seconds of the minimum instances, and the peak instances and nodes.
+
     References
     ----------
     .. [1] Kubernetes documentation, "Horizontal Pod Autoscaling": algorithm details, tolerance, scaling
@@ -495,6 +516,13 @@ def simulate_pool(spec: PoolSpec, arrivals: np.ndarray, service: np.ndarray,
     ...                     np.array([0.0, 0.5]), np.array([1.0, 1.0]), (0.0, 3.0))
     >>> (run.finish - run.start).tolist(), run.start.tolist()
     ([1.0, 1.0], [0.0, 1.0])
+
+    Serverless, one instance at most and no queue: the first request starts it, the second is refused.
+
+    >>> run = simulate_pool(PoolSpec(slots=1, max_instances=1), np.array([0.0, 0.5]), np.array([1.0, 1.0]),
+    ...                     (0.0, 3.0))
+    >>> run.cold.tolist(), run.rejected.tolist(), run.instance_seconds
+    ([True, False], [False, True], 3.0)
     """
     return _Loop(spec, np.asarray(arrivals, dtype=np.float64), np.asarray(service, dtype=np.float64),
                  horizon).run()

@@ -55,7 +55,53 @@ class Prepared:
 
 def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument | None = None,
             pricing: str | Path | None = None) -> Prepared:
-    """Resolve the scenario's prices (``pricing`` overrides its own choice) and trace; check node types and size."""
+    """Resolve the scenario's prices (``pricing`` overrides its own choice) and trace; check node types and size.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        A validated scenario.
+    base : Path, optional
+        Folder that the scenario's own pricing file and trace path are relative to (default: the working
+        directory).
+    doc : YamlDocument, optional
+        The scenario's file, so that errors name its line and column.
+    pricing : str or Path, optional
+        ``"default"`` or a pricing file (relative to the working directory, not ``base``), used instead of
+        the scenario's ``pricing``.
+
+    Returns
+    -------
+    Prepared
+        The scenario, its prices, its trace (None unless the workload is a trace) and ``doc``.
+
+    Raises
+    ------
+    ConfigError
+        If the pricing cannot be read or validated, or, when ``doc`` is given, a platform names a node
+        type or GPU without a price, or one replication would simulate more than 20 million events.
+    SimulationError
+        The last two, when ``doc`` is None.
+    DataError
+        If the trace file cannot be read.
+
+    Examples
+    --------
+    >>> from mlplat.sim import Scenario
+    >>> sc = Scenario.model_validate({
+    ...     "duration": "1h", "workload": {"kind": "poisson", "rate": 1},
+    ...     "service": {"warm": {"dist": "constant", "mean_ms": 100}},
+    ...     "platforms": [{"name": "k8s", "kind": "kubernetes", "node": "c6i.xlarge",
+    ...                    "autoscaler": {"kind": "fixed"}}]})
+    >>> prepared = prepare(sc)
+    >>> prepared.pricing.origin, prepared.trace is None
+    ('default', True)
+    >>> bad = sc.model_copy(update={"platforms": [sc.platforms[0].model_copy(update={"node": "x9.huge"})]})
+    >>> prepare(bad)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    mlplat.errors.SimulationError: platforms[0].node: unknown node type 'x9.huge'; priced: ...
+    """
     base = base or Path(".")
     spec: Any = pricing if pricing is not None else scenario.pricing
     prices = load_pricing(spec, base=base if pricing is None else Path("."), scenario_doc=doc)
@@ -320,6 +366,45 @@ def run_platform(platform: Platform, scenario: Scenario, prices: PriceTable, a: 
     """Metrics of one platform on one replication's arrivals ``a`` and warm service times ``s``.
 
     Lambda runs in the level model (:func:`simulate_levels`), the rest in the event loop.
+
+    Parameters
+    ----------
+    platform : Platform
+        One of ``scenario.platforms``.
+    scenario : Scenario
+        The scenario: its warm-up and duration set the measured window, its service the cold starts.
+    prices : PriceTable
+        The prices to bill with (``Prepared.pricing.table``).
+    a : numpy.ndarray
+        Arrival times in seconds, sorted (as from :func:`arrivals`).
+    s : numpy.ndarray
+        Warm service time in seconds of each request, the length of ``a``.
+
+    Returns
+    -------
+    dict of str to float
+        Over the requests that arrive in ``[warmup, duration)``: ``requests``, ``cold_starts``,
+        ``rejections`` and their fractions; latency percentiles ``p50``, ``p95``, ``p99``, ``p999`` in
+        milliseconds (NaN with no request); instances, nodes, waits, backlog and utilisation; the bill
+        scaled to a 30-day month, ``cost_per_month`` with its parts ``cost_*``, and ``cost_per_million``
+        requests (NaN with none served); ``usage_*`` figures of what was billed.
+
+    Raises
+    ------
+    SimulationError
+        If the platform is of a kind with no bill.
+
+    Examples
+    --------
+    >>> from mlplat.sim import Scenario
+    >>> sc = Scenario.model_validate({
+    ...     "duration": "1h", "workload": {"kind": "poisson", "rate": 1},
+    ...     "service": {"warm": {"dist": "constant", "mean_ms": 100}},
+    ...     "platforms": [{"name": "fn", "kind": "lambda"}]})
+    >>> a = np.arange(0.0, 3600.0, 10.0)  # a request every 10 s, each 100 ms
+    >>> out = run_platform(sc.platforms[0], sc, prepare(sc).pricing.table, a, np.full(len(a), 0.1))
+    >>> out["requests"], out["cold_starts"], out["p99"]
+    (360.0, 1.0, 100.0)
     """
     window = (scenario.warmup, scenario.duration)
     if isinstance(platform, LambdaPlatform):
@@ -480,6 +565,41 @@ def sweep(scenario: Prepared | str | Path, rates: np.ndarray | list[float], *, r
 
     Break-even rates are where two platforms' monthly costs cross, interpolated in log(rate), log(cost)
     between neighbouring sweep points; see :func:`simulate` for the model and its references.
+
+    Parameters
+    ----------
+    scenario : Prepared, str or Path
+        A prepared scenario (:func:`prepare`), or the path of a scenario file.
+    rates : array_like of float
+        Mean arrival rates per second, > 0, in increasing order (break-evens are looked for between
+        neighbours).
+    replications : int, optional
+        Overrides the scenario's ``replications`` at every rate.
+    seed : int
+        Root seed, the same at every rate.
+    jobs : int
+        Worker processes for the replications (1: in this process).
+    progress : callable, optional
+        Called with 1 after each rate.
+
+    Returns
+    -------
+    SweepResult
+        Per platform and rate: cost per month, p99 (ms), whether the SLO is met (and whether that is
+        unsure); the break-even rates; requests measured per replication; the cheapest platform's margin.
+
+    Raises
+    ------
+    SimulationError
+        If one replication at some rate would simulate more than 20 million events (checked for every rate
+        before any runs).
+
+    References
+    ----------
+    .. [1] A. K. Erlang, "Solution of some problems in the theory of probabilities of significance in
+       automatic telephone exchanges", 1917 (Erlang B and C, used to validate the queue).
+    .. [2] N. Mahmoudi and H. Khazaei, "SimFaaS: A Performance Simulator for Serverless Computing
+       Platforms", CLOSER 2021, arXiv:2102.08904.
 
     Examples
     --------

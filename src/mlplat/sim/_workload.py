@@ -33,7 +33,38 @@ class Trace:
 
 
 def mean_rate(workload: Workload, trace: Trace | None = None) -> float:
-    """Long-run mean arrival rate per second of ``workload``."""
+    """Long-run mean arrival rate per second of ``workload``.
+
+    Poisson: its ``rate``; diurnal: its ``mean_rate`` (the sine averages out over a period); bursty: the
+    on and off rates weighted by the mean lengths of the on and off periods; trace: the trace's arrivals
+    over its span, times ``scale``.
+
+    Parameters
+    ----------
+    workload : Workload
+        A validated workload of any kind.
+    trace : Trace, optional
+        The trace read by :func:`read_trace`; needed for a trace workload only.
+
+    Returns
+    -------
+    float
+        Arrivals per second.
+
+    Raises
+    ------
+    DataError
+        If ``workload`` is a trace workload and ``trace`` is None.
+
+    Examples
+    --------
+    >>> from mlplat.sim._scenario import BurstyWorkload, TraceWorkload
+    >>> mean_rate(BurstyWorkload(kind="bursty", on_rate=10, off_rate=0, mean_on=60, mean_off=240))
+    2.0
+    >>> trace = Trace(times=np.array([0.0, 1.0, 2.0, 3.0]), span=4.0)
+    >>> mean_rate(TraceWorkload(kind="trace", path="t.csv", scale=2), trace)
+    2.0
+    """
     if isinstance(workload, PoissonWorkload):
         return workload.rate
     if isinstance(workload, DiurnalWorkload):
@@ -68,12 +99,45 @@ def arrivals(workload: Workload, duration: float, rng: np.random.Generator,
              trace: Trace | None = None) -> np.ndarray:
     """Sorted arrival times in ``[0, duration)`` for one replication.
 
+    Poisson: a Poisson count spread uniformly; diurnal: thinning of a Poisson process at the peak rate;
+    bursty: exponential on and off periods (starting in the stationary state), Poisson within each;
+    trace: the trace looped to cover ``duration``, with a ``scale`` other than 1 thinning or repeating
+    arrivals at random (each copy of a repeated arrival is moved by up to half a second).
+
+    Parameters
+    ----------
+    workload : Workload
+        A validated workload of any kind.
+    duration : float
+        Seconds to draw.
+    rng : numpy.random.Generator
+        Source of randomness (pass a seeded one).
+    trace : Trace, optional
+        The trace read by :func:`read_trace`; needed for a trace workload only.
+
+    Returns
+    -------
+    numpy.ndarray
+        Arrival times in seconds, sorted, each in ``[0, duration)``.
+
+    Raises
+    ------
+    DataError
+        If ``workload`` is a trace workload and ``trace`` is None.
+
+    References
+    ----------
+    .. [1] P. A. W. Lewis and G. S. Shedler, "Simulation of nonhomogeneous Poisson processes by thinning",
+       1979 (the diurnal workload).
+
     Examples
     --------
     >>> from mlplat.sim._scenario import PoissonWorkload
     >>> a = arrivals(PoissonWorkload(kind="poisson", rate=10), 1000.0, np.random.default_rng(1))
     >>> round(len(a) / 1000.0)
     10
+    >>> bool(np.all(np.diff(a) >= 0) and a[0] >= 0 and a[-1] < 1000.0)
+    True
     """
     if isinstance(workload, PoissonWorkload):
         return _poisson(workload.rate, 0.0, duration, rng)
