@@ -535,3 +535,13 @@ def test_intervals_are_named_results() -> None:
     assert isinstance(quantile, ConfidenceInterval)
     interval = binomial_interval(0.556, 500)
     assert isinstance(interval, ConfidenceInterval) and interval.low < 0.556 < interval.high
+
+
+def test_mean_sequence_never_crosses_after_the_mean_moves() -> None:
+    """A gauge whose mean steps from 0 to 5 empties the running intersection: each look then reports its
+    own interval, as the rate and quantile sequences do, where low used to end above high at 391 of 500."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, 100), rng.normal(5, 0.1, 400)])
+    cs = mean_confidence_sequence(x, 0.05)
+    assert (cs.low <= cs.high).all()
+    assert cs.low[-1] <= cs.mean[-1] <= cs.high[-1]

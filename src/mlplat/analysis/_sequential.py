@@ -558,7 +558,8 @@ def mean_confidence_sequence(
     MeanConfidenceSequence
         ``mean`` (the running mean), ``low`` and ``high``, each the shape of ``values``. ``low`` is -inf and
         ``high`` is inf before ``burn_in`` observations; over the looks ``low`` never falls and ``high``
-        never rises (a running maximum and minimum).
+        never rises (the running intersection), except that a look where the intersection is empty (the
+        mean moved, or the alpha chance) reports its own interval, so ``low <= high`` always.
 
     Raises
     ------
@@ -589,8 +590,9 @@ def mean_confidence_sequence(
     rho2 = mixture_precision(alpha, t_opt)
     half = sd * np.sqrt(2 * (t * rho2 + 1) / (t * t * rho2) * np.log(np.sqrt(t * rho2 + 1) / alpha))
     half = np.where(t >= max(burn_in, 2), half, np.inf)
-    lo = np.maximum.accumulate(mean - half, axis=-1)
-    hi = np.minimum.accumulate(mean + half, axis=-1)
+    # Intersected over looks like the other sequences: an empty intersection (a mean that moved, or the
+    # alpha chance) reports each look's own interval, where accumulating alone left low above high.
+    lo, hi = running_intersection(mean - half, mean + half)
     return MeanConfidenceSequence(mean, lo, hi)
 
 
