@@ -220,3 +220,18 @@ def test_topsis_finds_a_crossing_past_the_last_grid_point() -> None:
                        ["o0", "o1", "o2"], method="topsis", normalization="vector")
     assert found[0].winner_changes_at == pytest.approx(0.999268, abs=1e-5) and found[0].new_winner == "o0"
     assert found[1].winner_changes_at == pytest.approx(1 - 0.999268, abs=1e-5)
+
+
+def test_unknown_method_is_a_config_error() -> None:
+    """A method that is neither wsm nor topsis is refused with its name (it was a bare KeyError)."""
+    from mlplat.errors import ConfigError
+
+    matrix, cost, weights = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([False, False]), np.array([0.5, 0.5])
+    with pytest.raises(ConfigError, match="method must be one of wsm, topsis, got 'ahp'"):
+        monte_carlo(matrix, matrix, matrix, cost, weights, method="ahp", normalization="minmax", draws=10,
+                    rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="got 'ahp'"):
+        crossovers(matrix, cost, weights, ["a", "b"], ["x", "y"], method="ahp", normalization="minmax")
+    with pytest.raises(ConfigError, match="got 'ahp'"):
+        rank_reversals(np.eye(3), np.array([False] * 3), np.full(3, 1 / 3), ["x", "y", "z"], method="ahp",
+                       normalization="minmax")

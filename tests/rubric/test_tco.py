@@ -57,6 +57,12 @@ def test_tco_model_direct() -> None:
     assert tco_table(tco)["a"].npv == 30
 
 
+def test_npv_of_no_cash_flows_is_a_float_zero() -> None:
+    """No cash flows are worth 0.0, a float as annotated (the int 0 before)."""
+    value = npv([], 0.05)
+    assert value == 0.0 and isinstance(value, float)
+
+
 def test_rubric_uses_risk_adjusted_npv(write_rubric: Callable[..., Path]) -> None:
     """The `source: tco` criterion's raw score is the option's risk-adjusted NPV."""
     from mlplat.rubric import score_rubric

@@ -6,6 +6,7 @@ Arrays hold options along axis ``-2`` and criteria along axis ``-1``, so one cal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -255,3 +256,11 @@ def topsis(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
 
 
 METHODS = {"wsm": wsm, "topsis": topsis}
+
+
+def scorer(method: str) -> Callable[[FloatArray, FloatArray], FloatArray]:
+    """The scoring function named ``method`` (a key of ``METHODS``); ConfigError for any other name."""
+    try:
+        return METHODS[method]
+    except KeyError:
+        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}") from None

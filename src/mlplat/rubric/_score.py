@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlplat.errors import ConfigError
-from mlplat.rubric._mcda import CR_LIMIT, METHODS, NORMALIZATIONS, AhpResult, ahp, normalize
+from mlplat.rubric._mcda import CR_LIMIT, NORMALIZATIONS, AhpResult, ahp, normalize, scorer
 from mlplat.rubric._model import MAX_DRAWS, Rubric, pairwise_matrix
 from mlplat.rubric._sensitivity import (
     TIE,
@@ -255,8 +255,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     """
     method = method or rubric.method
     normalization = normalization or rubric.normalization
-    if method not in METHODS:
-        raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    scorer(method)  # refuses an unknown method before any work
     if normalization not in NORMALIZATIONS:
         raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     draws = rubric.sensitivity.draws if draws is None else draws
@@ -285,7 +284,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     if normalization == "sum":
         _check_sum_signs(rubric, low, cost)
     normalized = normalize(mode, cost, normalization)
-    scores = METHODS[method](normalized, weights)
+    scores = scorer(method)(normalized, weights)
     _check_finite(rubric, normalized, scores)
     order = np.argsort(-scores, kind="stable")
     contributions = normalized * weights

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlplat.rubric._mcda import METHODS, FloatArray, normalize
+from mlplat.rubric._mcda import FloatArray, normalize, scorer
 
 BoolArray = NDArray[np.bool_]
 
@@ -85,7 +85,7 @@ class RankReversal:
 
 def score(matrix: FloatArray, cost: FloatArray, weights: FloatArray, method: str, normalization: str) -> FloatArray:
     """Scores of the options (last-but-one axis) for one matrix or a stack of draws."""
-    return METHODS[method](normalize(matrix, cost, normalization), weights)
+    return scorer(method)(normalize(matrix, cost, normalization), weights)
 
 
 def triangular(low: FloatArray, mode: FloatArray, high: FloatArray, u: FloatArray) -> FloatArray:
@@ -234,7 +234,7 @@ def _rescaled(weights: FloatArray, k: int, x: FloatArray) -> FloatArray:
 
 def _tied_with(v: FloatArray, weights: FloatArray, winner: int, method: str) -> BoolArray:
     """The winner and the options within :data:`TIE` of it: the decision calls them a tie, not a win."""
-    base = METHODS[method](v, weights)
+    base = scorer(method)(v, weights)
     return np.asarray(base[winner] - base <= TIE)
 
 
@@ -278,7 +278,7 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     # changes only past 0.999 (or before 0.001) fell between the last grid point and 1, and read as none.
     edges = np.geomspace(10 * _EDGE, 1.0 / (_GRID - 1), 20)
     grid = np.unique(np.concatenate([edges, np.linspace(0.0, 1.0, _GRID)[1:-1], 1.0 - edges]))
-    best = np.argmax(METHODS[method](v[None, :, :], _rescaled(weights, k, grid)), axis=1)
+    best = np.argmax(scorer(method)(v[None, :, :], _rescaled(weights, k, grid)), axis=1)
     changed = np.flatnonzero(~tied[best])
     if changed.size == 0:
         return None
@@ -286,7 +286,7 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     inside, outside = float(np.clip(weights[k], 0, 1)), float(grid[target])
     for _ in range(_BISECT):
         middle = 0.5 * (inside + outside)
-        s = METHODS[method](v, _rescaled(weights, k, np.array([middle]))[0])
+        s = scorer(method)(v, _rescaled(weights, k, np.array([middle]))[0])
         if tied[int(np.argmax(s))]:
             inside = middle
         else:
@@ -340,7 +340,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
     [('speed', 0.5, 'b', 'below'), ('price', 0.5, 'b', 'above')]
     """
     v = normalize(matrix, cost, normalization)
-    base = METHODS[method](v, weights)
+    base = scorer(method)(v, weights)
     winner = int(np.argmax(base))
     tied = _tied_with(v, weights, winner, method)
     out = []
@@ -356,7 +356,7 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
             # Just past the crossing, in the direction away from the current weight.
             step = _PAST if at > weights[k] else -_PAST
             past = float(np.clip(at + step, 0.0, 1.0))
-            after = METHODS[method](v, _rescaled(weights, k, np.array([past]))[0])
+            after = scorer(method)(v, _rescaled(weights, k, np.array([past]))[0])
             new = options[int(np.argmax(np.where(tied, -np.inf, after)))]
         out.append(Crossover(criterion, float(weights[k]), at, new))
     return out

@@ -44,7 +44,7 @@ def npv(cash_flows: list[float], rate: float) -> float:
     """
     if not rate > -1:  # NaN too
         raise ConfigError(f"`rate` must be > -1 (a discount rate), got {rate}")
-    return sum(flow / (1.0 + rate) ** year for year, flow in enumerate(cash_flows))
+    return sum((flow / (1.0 + rate) ** year for year, flow in enumerate(cash_flows)), 0.0)
 
 
 @dataclass(frozen=True)
