@@ -62,6 +62,33 @@ def run_mlplat(harness: str, requests: int, outstanding: int, batch: int) -> flo
         return asyncio.run(HARNESSES[harness](batcher.infer, requests, outstanding))
 
 
+def run_floor(harness: str, requests: int, outstanding: int, batch: int) -> float:
+    """The same harness with no batcher: each loop iteration's requests are completed on the loop itself,
+    ``batch`` at a time. What asyncio alone costs on this host: no batcher can be faster from one loop."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[asyncio.Future[Any], Any]] = []
+
+        def answer() -> None:
+            while pending:
+                chunk = pending[:batch]
+                del pending[:batch]
+                for future, item in identity(chunk):
+                    future.set_result(item)
+
+        def call(item: Any) -> asyncio.Future[Any]:
+            future = loop.create_future()
+            if not pending:
+                loop.call_soon(answer)
+            pending.append((future, item))
+            return future
+
+        return await HARNESSES[harness](call, requests, outstanding)
+
+    return asyncio.run(main())
+
+
 def run_ray(harness: str, requests: int, outstanding: int, batch: int) -> float | None:
     async def main() -> float | None:
         call = ray_batch(identity, max_batch_size=batch, wait_s=0.01)
@@ -87,18 +114,23 @@ def main() -> None:
     # Each run, for both peers, starts with the heap collected and frozen (imports included), as mlplat bench
     # does after its warm-up: otherwise full collections walk ray's modules during every later run.
     preload_ray()
-    rows, ratios = [], []
+    rows, ratios, shares = [], [], []
     for harness in HARNESSES:
         ours: list[float] = []
         theirs: list[float] = []
+        floor: list[float] = []
         for _ in range(args.repeats):
+            with frozen_heap():
+                floor.append(run_floor(harness, args.requests, args.outstanding, args.batch))
             with frozen_heap():
                 ours.append(run_mlplat(harness, args.requests, args.outstanding, args.batch))
             with frozen_heap():
                 ray = run_ray(harness, ray_requests, args.outstanding, args.batch)
             if ray is not None:
                 theirs.append(ray)
+        rows.append(_row(harness, "asyncio alone, no batcher (the floor)", floor))
         rows.append(_row(harness, "mlplat DynamicBatcher (eager)", ours))
+        shares.append(f"{harness} {statistics.median(ours) / statistics.median(floor):.0%}")
         if theirs:
             rows.append(_row(harness, "ray.serve.batch (standalone)", theirs))
             ratios.append(f"{harness} {statistics.median(ours) / statistics.median(theirs):.1f}x")
@@ -113,7 +145,10 @@ def main() -> None:
             "ray's modules included), as `mlplat bench` does after its warm-up.\n\n"
             + table(["harness", "batcher", "best req/s", "median req/s", "µs per request (best)",
                      "µs per request (median)"], rows)
-            + f"\n\nmlplat / ray (medians): **{ratio}**. Target: >= 300k req/s, <= 5 µs per request.")
+            + f"\n\nmlplat / ray (medians): **{ratio}**. mlplat / the floor (medians): {', '.join(shares)}: "
+            "'asyncio alone' runs the same harness with each loop iteration's requests completed on the loop "
+            f"itself, {args.batch} at a time, so it bounds from above what any batcher fed from one event loop "
+            "can reach on this host. Target: >= 300k req/s, <= 5 µs per request.")
     write_section("batcher_overhead", "Batcher overhead, identity predict (`benchmarks/batcher_overhead.py`)",
                   body, packages=["ray"])
     print(body)
