@@ -101,6 +101,31 @@ def analyze_lateness(source: FileSource, *, event_time: str = "event_time", inge
     final that long after a window ends) and covers the rest with allowed lateness, which updates windows
     in place after they were first final [1]_ [2]_.
 
+    Parameters
+    ----------
+    source : FileSource
+        The events, read in file order; records that are not JSON objects, or lack a readable event time,
+        are skipped.
+    event_time, ingest_time : str
+        Field names of the event's own time and of the time it reached the pipeline (optional per event).
+    targets : tuple of float
+        Shares of events, each in (0, 1), that a bound may leave out (dead-lettered).
+    max_future : float, optional
+        Seconds an event may be stamped after its ingest time before the pipeline refuses it (rule 8).
+
+    Returns
+    -------
+    LatenessReport
+        Quantiles of ``ingest_time - event_time`` (None unless every event has an ingest time) and of
+        ``behind``, and per target its bound and the suggested split into ``max_out_of_orderness`` and
+        ``allowed_lateness``.
+
+    Raises
+    ------
+    DataError
+        If no event has a readable event time (or every one is refused by ``max_future``), or a target is
+        outside (0, 1).
+
     References
     ----------
     .. [1] T. Akidau et al., "The Dataflow Model", PVLDB 8(12), 2015.
