@@ -182,3 +182,37 @@ def test_prometheus_query_error_is_exit_4(prometheus: tuple[str, int], tmp_path:
                                       "--start", str(start), "--end", str(start + 600)])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "status error" in result.stderr
+
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "canary" / "canary.yaml"
+
+
+def test_narrowed_config_still_finds_the_srm_requests_query() -> None:
+    """`--metrics cpu` leaves out errors, whose exposure_query is how the SRM check reads requests: it is
+    still used (the command failed with 'the SRM check needs srm.query'), at its place in the file."""
+    from mlplat.analysis import CanaryConfig
+    from mlplat.analysis._prometheus import _queries
+    from mlplat.config import load_config
+
+    queries = {name: (query, path) for name, query, path in _queries(load_config(EXAMPLE_CONFIG, CanaryConfig)
+                                                                       .only(["cpu"]))}
+    assert queries["requests"] == ("sum by (arm) (increase(http_requests_total[1m]))",
+                                   ("metrics", 0, "exposure_query"))
+    assert queries["cpu"][1] == ("metrics", 2, "query")
+
+
+def test_narrowed_config_errors_point_at_the_file(tmp_path: Path) -> None:
+    """A missing query of a metric kept by `--metrics` is reported at its index in the file (metrics[1],
+    not metrics[0] of the narrowed list)."""
+    from mlplat.analysis import CanaryConfig
+    from mlplat.analysis._prometheus import _queries
+    from mlplat.config import load_config
+    from mlplat.errors import ConfigError
+
+    text = EXAMPLE_CONFIG.read_text().replace(
+        "    query: sum by (arm, le) (increase(http_request_duration_seconds_bucket[1m]))\n", "")
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="metric 'latency' needs query") as caught:
+        _queries(load_config(path, CanaryConfig).only(["latency"]))
+    assert "metrics[1].query" in str(caught.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from mlplat.analysis._sequential import (
     MAX_CONCENTRATION,
@@ -140,6 +140,9 @@ class CanaryConfig(ConfigModel):
     srm: SrmConfig = Field(default_factory=SrmConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     metrics: Annotated[list[MetricConfig], Field(min_length=1)]
+    # The config as written, when `only` narrowed this one: its metric indices name places in the file, and
+    # a metric left out may still carry the query the SRM check reads requests with.
+    _written: CanaryConfig | None = PrivateAttr(default=None)
 
     _parse_share = field_validator("traffic_share", mode="before")(
         lambda cls, v: parse_percent(v) if isinstance(v, str) else v)
@@ -187,7 +190,18 @@ class CanaryConfig(ConfigModel):
         repeated = sorted({name for name in names if list(names).count(name) > 1})
         if repeated:
             raise ConfigError(f"--metrics: {', '.join(map(repr, repeated))} given twice; list each metric once")
-        return self.model_copy(update={"metrics": [known[name] for name in names]})
+        narrowed = self.model_copy(update={"metrics": [known[name] for name in names]})
+        narrowed._written = self.written
+        return narrowed
+
+    @property
+    def written(self) -> CanaryConfig:
+        """The config as the file has it: before ``only`` narrowed its metrics (itself if it did not)."""
+        return self._written or self
+
+    def metric_index(self, name: str) -> int:
+        """Where the metric ``name`` is in the file's ``metrics`` list (for error paths)."""
+        return self.written.metric_names().index(name)
 
     def metric_alpha(self) -> float:
         """Each metric's share of alpha (Bonferroni): what is left after SRM, split equally."""

@@ -77,7 +77,8 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
 def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]]]:
     """(data metric name, PromQL, config path) for every query the config needs, without repeats."""
     out: dict[str, tuple[str, tuple[str | int, ...]]] = {}
-    for index, metric in enumerate(config.metrics):
+    for metric in config.metrics:
+        index = config.metric_index(metric.name)  # the file's place, also when --metrics narrowed the list
         if isinstance(metric, RateMetric):
             pairs = [(metric.events, metric.query, "query"), (metric.exposure, metric.exposure_query,
                                                                "exposure_query")]
@@ -90,6 +91,12 @@ def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]
                                       path=("metrics", index, key))
                 continue
             out.setdefault(name, (query, ("metrics", index, key)))
+    if config.srm.enabled and config.srm.metric not in out and config.srm.query is None:
+        # A metric that --metrics left out still says how to read requests.
+        for index, metric in enumerate(config.written.metrics):
+            if isinstance(metric, RateMetric) and metric.exposure == config.srm.metric and metric.exposure_query:
+                out[config.srm.metric] = (metric.exposure_query, ("metrics", index, "exposure_query"))
+                break
     if config.srm.enabled and config.srm.metric not in out:
         if config.srm.query is None:
             raise ConfigError("the SRM check needs srm.query (or a metric's exposure_query for "
