@@ -143,6 +143,20 @@ def test_narrowed_metrics_reach_the_gate_and_its_alpha() -> None:
     assert "--metrics" not in rollout_argo(whole) + rollout_flagger(whole) + rollout_markdown(whole)
 
 
+def test_runbook_names_only_rollback_rules_that_can_fire() -> None:
+    """With `--metrics errors` no non-critical metric is judged, so there is no 'ROLLBACK when 1
+    non-critical metric(s) regress' line; with fewer kept than max_noncritical_failures, it says the
+    rule cannot fire."""
+    kwargs = {"rps": 300, "stages": [0.5, 1.0], "effect": 3.0, "runs": 50, "max_total": 3600}
+    only_critical = plan_rollout(CFG, metrics=["errors"], **kwargs).stages[0].rollback
+    assert not any("non-critical" in rule for rule in only_critical)
+    two = CFG.model_copy(update={"max_noncritical_failures": 2})
+    rules = plan_rollout(two, **kwargs).stages[0].rollback
+    assert any("non-critical regression is reported, never a rollback: 1 judged" in rule for rule in rules)
+    assert any(rule == "ROLLBACK when 1 non-critical metric(s) regress" for rule in
+               plan_rollout(CFG, **kwargs).stages[0].rollback)
+
+
 def test_repeated_metric_is_refused() -> None:
     """`--metrics errors,errors` would judge one metric twice at two shares of alpha: refused."""
     with pytest.raises(ConfigError, match="'errors' given twice"):
@@ -221,6 +235,17 @@ def test_flagger_shape(plan_300: object) -> None:
     assert hook["metadata"]["cmd"].startswith("mlplat canary analyze")
 
 
+@pytest.mark.parametrize(("code", "passes"), [(0, True), (3, True), (1, False), (2, False), (4, False), (5, False)])
+def test_flagger_gate_fails_closed(plan_300: object, code: int, passes: bool) -> None:
+    """The webhook's shell passes on PROMOTE (0) and CONTINUE (3) only: a gate that cannot judge (bad input,
+    an internal error) fails like a ROLLBACK, where `test $? -ne 1` promoted a canary nobody judged."""
+    import subprocess
+
+    cmd = yaml.safe_load(rollout_flagger(plan_300))["spec"]["analysis"]["webhooks"][0]["metadata"]["cmd"]
+    script = cmd.replace(cmd.split(";")[0], f"(exit {code})", 1)
+    assert (subprocess.run(["bash", "-c", script], check=False).returncode == 0) is passes
+
+
 def test_stage_dwell_does_not_depend_on_the_other_stages() -> None:
     """Adding a stage leaves the others' simulated dwells as they were (each stage's generator is keyed
     by the seed, its share and the effect)."""
@@ -230,6 +255,17 @@ def test_stage_dwell_does_not_depend_on_the_other_stages() -> None:
     assert [s.dwell for s in few.stages if s.share == 0.5] == [s.dwell for s in more.stages if s.share == 0.5]
     # The 5% dwell is never shorter than 50%'s (monotone by construction), so compare its power at that dwell.
     assert [s.power for s in few.stages if s.share == 0.05] == [s.power for s in more.stages if s.share == 0.05]
+
+
+def test_a_stage_past_half_does_not_lengthen_the_balanced_ones() -> None:
+    """At 95% the baseline is the 5% arm, so that stage is slow; it used to pass its dwell down to the 50%
+    stage (7 min became 40) and every smaller one. Past 50% the monotone rule runs the other way."""
+    kwargs = {"rps": 300, "effect": 2.0, "runs": 100, "max_total": 4 * 3600, "seed": 0}
+    alone = plan_rollout(CFG, stages=parse_stages("5%,50%,100%"), **kwargs)
+    more = plan_rollout(CFG, stages=parse_stages("5%,50%,95%,100%"), **kwargs)
+    dwell = {s.name: s.dwell for s in more.stages}
+    assert [s.dwell for s in alone.stages] == [dwell["5%"], dwell["50%"], 0.0]
+    assert dwell["95%"] > dwell["50%"]
 
 
 def test_flagger_shadow_stage_is_a_mirror_step(plan_300: object) -> None:
@@ -260,7 +296,9 @@ def test_flagger_full_promotion_only_skips_analysis() -> None:
     text = rollout_flagger(plan)
     canary = yaml.safe_load(text)
     assert canary["spec"]["skipAnalysis"] is True
-    assert not {"stepWeights", "maxWeight", "iterations", "mirror"} & set(canary["spec"]["analysis"])
+    # Flagger's CRD (artifacts/flagger/crd.yaml) requires one of iterations, stepWeight or stepWeights.
+    assert canary["spec"]["analysis"]["iterations"] == 1
+    assert not {"stepWeights", "maxWeight", "mirror"} & set(canary["spec"]["analysis"])
     assert "No stage below 100%" in text and "no stage dwells" in text
 
 

@@ -153,9 +153,10 @@ def plan_rollout(
 ) -> RolloutPlan:
     """Size every stage's dwell from the seeded simulation of the configured rate gate.
 
-    Dwell times are made monotone: a smaller share never gets a shorter dwell than a larger one (Monte
-    Carlo noise could otherwise suggest it). A stage that cannot reach ``power`` within what is left of
-    ``max_total`` is flagged, with what to change.
+    Dwell times are made monotone in the balance of the split: on each side of 50%, a share further from
+    50% never gets a shorter dwell than one nearer it (Monte Carlo noise could otherwise suggest it; past 50%
+    the baseline is the smaller arm, so a larger share detects no faster). A stage that cannot reach
+    ``power`` within what is left of ``max_total`` is flagged, with what to change.
 
     Examples
     --------
@@ -195,11 +196,14 @@ def plan_rollout(
             interval=interval, alpha=alpha, tolerance=rate.tolerance, concentration=rate.concentration,
             runs=runs, rng=cell_rng(seed, share, effect), min_events=rate.min_events)
     dwell = {s: sims[s].time_to_power(power) for s in judged}
-    # Monotone by construction: walk from the largest judged share down, never getting shorter.
-    longest = 0.0
-    for share in sorted((s for s in judged if s > 0), reverse=True):
-        longest = max(longest, dwell[share])
-        dwell[share] = longest
+    # Monotone by construction: walk out from the most balanced share on each side of 50%, never getting
+    # shorter. One walk over every share made a 95% stage (baseline 5%, as slow as a 5% canary) lengthen
+    # the 50% stage and every smaller one.
+    for side in (sorted((s for s in judged if 0 < s <= 0.5), reverse=True), sorted(s for s in judged if s > 0.5)):
+        longest = 0.0
+        for share in side:
+            longest = max(longest, dwell[share])
+            dwell[share] = longest
     out = [_stage(config, chosen, share, dwell.get(share, 0.0), sims.get(share), rps, baseline_rate, effect,
                   power, max_total) for share in stages]
     # A stage that cannot reach the power has no dwell to add (it is shown at max_total): counting it there
@@ -237,8 +241,13 @@ def _stage(config: CanaryConfig, chosen: list[Any], share: float, dwell: float, 
     if config.srm.enabled and share > 0:
         checks.append("SRM")
     rollback = ["ROLLBACK on a regression of a critical metric ("
-                + (", ".join(m.name for m in chosen if m.critical) or "none configured") + ")",
-                f"ROLLBACK when {config.max_noncritical_failures} non-critical metric(s) regress"]
+                + (", ".join(m.name for m in chosen if m.critical) or "none configured") + ")"]
+    noncritical = sum(not m.critical for m in chosen)
+    if noncritical >= config.max_noncritical_failures:
+        rollback.append(f"ROLLBACK when {config.max_noncritical_failures} non-critical metric(s) regress")
+    elif noncritical:  # --metrics kept fewer than the config tolerates: the rule can never fire here
+        rollback.append(f"a non-critical regression is reported, never a rollback: {noncritical} judged, "
+                        f"max_noncritical_failures {config.max_noncritical_failures}")
     if share > 0:
         rollback.append(f"ROLLBACK on a sample-ratio mismatch against {name}")
     rollback.append(f"go on after {format_duration(shown_dwell)} with no regression (or at PROMOTE)")
@@ -413,13 +422,17 @@ def rollout_flagger(plan: RolloutPlan) -> str:
     shadow = any(s.share == 0 for s in judged)
     dwell = max((s.dwell for s in judged), default=60.0)
     minutes = max(1, math.ceil(dwell / 60))
+    # Passes on PROMOTE (0) and CONTINUE (3) only: a gate that could not judge (bad input 4, an error 5)
+    # fails closed, as a ROLLBACK does; `test $? -ne 1` let those promote an unjudged canary.
     gate = ("mlplat canary analyze --prometheus http://prometheus.monitoring.svc:9090 --config /config/canary.yaml "
-            f"--start now-{minutes}m --step 60s{_metrics_flag(plan)}; test $? -ne 1")
+            f"--start now-{minutes}m --step 60s{_metrics_flag(plan)}; rc=$?; test $rc -eq 0 -o $rc -eq 3")
     analysis: dict[str, Any] = {"interval": f"{minutes}m", "threshold": 1}
     if weights:
         analysis.update({"stepWeights": weights, "maxWeight": weights[-1]})
-    elif shadow:
-        analysis["iterations"] = 1  # Flagger's Blue/Green: mirror for one interval, then switch and promote
+    else:
+        # Flagger's CRD wants one of iterations, stepWeight or stepWeights. With a shadow stage this is its
+        # Blue/Green mirroring; with none, skipAnalysis (below) skips it, and the field only satisfies the CRD.
+        analysis["iterations"] = 1
     if shadow:
         analysis.update({"mirror": True, "mirrorWeight": 100})
     # bash, not cmd: the loadtester runs a cmd task in the background and answers at once, so the gate's
@@ -434,13 +447,18 @@ def rollout_flagger(plan: RolloutPlan) -> str:
     canary = {"apiVersion": "flagger.app/v1beta1", "kind": "Canary", "metadata": {"name": "model"}, "spec": spec}
     header = ("# mlplat canary rollout for Flagger. Flagger gives every step the same interval, so it is set to "
               + (f"the longest planned dwell ({format_duration(dwell)})" if judged else "one minute (no stage dwells)")
-              + ".\n# The webhook fails (and Flagger rolls back) "
-              "only on ROLLBACK (exit 1); mount a canary.yaml with srm.enabled: false,\n# since the weight, hence "
-              "the expected split, changes between steps inside the window. The rate test stays valid at\n# every "
-              "weight; canary.yaml's traffic_share only centres its prior.\n")
-    if shadow:
+              + ".\n# The webhook passes on PROMOTE or CONTINUE and fails (Flagger rolls back) on ROLLBACK or when "
+              "the gate cannot judge\n# (exit 4, 5). Mount a canary.yaml with srm.enabled: false, since the weight, "
+              "hence the expected split,\n# changes between steps inside the window. The rate test stays valid at "
+              "every weight; canary.yaml's\n# traffic_share only centres its prior.\n")
+    if shadow and weights:
         header += ("# The shadow stage is `mirror: true`: Flagger mirrors every request to the canary for one "
-                   "interval\n# before the first weight (Blue/Green mirroring when there is none). Istio only.\n")
+                   "interval\n# before the first weight. Istio only.\n")
+    elif shadow:
+        header += ("# The shadow stage is `mirror: true` with `iterations: 1`, Flagger's Blue/Green mirroring "
+                   "(Istio only): one interval\n# mirrored, then all live traffic goes to the canary for one more "
+                   "interval (the gate then has no baseline and\n# answers CONTINUE, which passes) before the "
+                   "promotion.\n")
     if not judged:
         header += ("# No stage below 100%: nothing to judge, so skipAnalysis: true promotes the canary once its "
                    "pods are healthy.\n")
