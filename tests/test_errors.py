@@ -41,6 +41,8 @@ def test_format_value() -> None:
     assert format_value(np.float64(0.5)) == "0.5" and format_value(np.int64(3)) == "3"
     assert format_value(1e15) == "1e+15" and format_value(np.float64(2e9)) == "2e+09"
     assert format_value("abc") == "'abc'" and format_value(None) == "None"
+    # Every digit where the short form would drop some: a millisecond timestamp must read as one.
+    assert format_value(1767225660123.5) == "1767225660123.5" and format_value(1767225660123.0) == "1767225660123.0"
 
 
 def test_config_error_renders_source_and_path() -> None:

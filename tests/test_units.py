@@ -101,3 +101,4 @@ def test_format_time() -> None:
     0.5 s must not read as the whole second)."""
     assert format_time(1767225600) == "2026-01-01T00:00:00Z"
     assert format_time(1767225600.25) == "2026-01-01T00:00:00.250000Z"
+    assert format_time(1767225600.25, whole=True) == "2026-01-01T00:00:00Z"  # `now` in a message

@@ -60,14 +60,17 @@ def format_path(path: KeyPath) -> str:
 
 def format_value(value: Any) -> str:
     """A value as an error message shows it: a numpy scalar as its Python value (not ``np.float64(...)``),
-    a float of a million or more as ``1e+15`` (not ``1000000000000000.0``), anything else as ``repr``.
+    a float of a million or more in short form when that is exact (``1e+15``, not ``1000000000000000.0``),
+    anything else as ``repr``, every digit kept (a millisecond timestamp must read as one).
 
-    >>> format_value(1e15), format_value(0.5), format_value("x")
-    ('1e+15', '0.5', "'x'")
+    >>> format_value(1e15), format_value(1767225660123.5), format_value(0.5), format_value("x")
+    ('1e+15', '1767225660123.5', '0.5', "'x'")
     """
     if hasattr(value, "item") and not isinstance(value, str | bytes):
         value = value.item()
-    return f"{value:g}" if isinstance(value, float) and abs(value) >= 1e6 else repr(value)
+    if isinstance(value, float) and abs(value) >= 1e6 and float(f"{value:g}") == value:
+        return f"{value:g}"
+    return repr(value)
 
 
 class MlplatError(Exception):

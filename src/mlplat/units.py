@@ -121,15 +121,17 @@ def format_change(x: float | None) -> str:
     return f"{x * 100:+.2g}%" if 0 < abs(x) < 0.001 else f"{x:+.1%}"
 
 
-def format_time(seconds: float) -> str:
-    """Seconds since the epoch as ISO 8601 in UTC, for messages and reports (fractions only when there are).
+def format_time(seconds: float, *, whole: bool = False) -> str:
+    """Seconds since the epoch as ISO 8601 in UTC (fractions only when there are; none with ``whole``,
+    for times such as ``now`` whose microseconds say nothing).
 
-    >>> format_time(1767225600), format_time(1767225600.5)
-    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.500000Z')
+    >>> format_time(1767225600), format_time(1767225600.5), format_time(1767225600.5, whole=True)
+    ('2026-01-01T00:00:00Z', '2026-01-01T00:00:00.500000Z', '2026-01-01T00:00:00Z')
     """
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+    when = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    return when.isoformat(timespec="seconds" if whole else "auto").replace("+00:00", "Z")
 
 
 def parse_percent(value: str | float) -> float:

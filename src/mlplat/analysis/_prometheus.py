@@ -114,7 +114,8 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     import pandas as pd
 
     if end <= start:
-        raise DataError(f"--end ({format_time(end)}) must be after --start ({format_time(start)})")
+        raise DataError(f"--end ({format_time(end, whole=True)}) must be after --start "
+                        f"({format_time(start, whole=True)})")
     if step <= 0:
         raise DataError(f"--step must be > 0, got {step:g}")
     frames = []

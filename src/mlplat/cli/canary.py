@@ -242,7 +242,7 @@ def watch(
         # Sleep to the next check, or to the limit if it comes first (then one last check).
         time.sleep(max(min(every, limit - (time.time() - began)), 0.0))
     if result is None:
-        raise DataError(f"--start ({format_time(start_s)}) is in the future; nothing to analyse")
+        raise DataError(f"--start ({format_time(start_s, whole=True)}) is in the future; nothing to analyse")
     _finish(out, result, plot=None, report=report, force=force)
 
 
