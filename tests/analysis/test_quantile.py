@@ -195,3 +195,14 @@ def test_quantile_test_false_alarms_at_zero_tolerance() -> None:
             alarms[q] += bool(p[-1] <= alpha)
     for q, count in alarms.items():
         assert binomial_upper(count / runs, runs) <= alpha, (q, count)
+
+
+def test_quantile_sequence_never_crosses_after_the_quantile_moves() -> None:
+    """A median that moves from bucket (.., 1] to (2, 100] empties the running intersection: each look then
+    reports its own interval, as the rate sequence does; low used to end above high (2.0 over 1.0)."""
+    edges = np.array([1.0, 2.0, 100.0, np.inf])
+    per_look = np.array([[1000, 0, 0, 0]] * 50 + [[0, 0, 1000, 0]] * 200, dtype=float)
+    cum = np.cumsum(np.cumsum(per_look, axis=0), axis=1)
+    low, high = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
+    assert (low <= high).all()
+    assert low[-1] == 2.0 and high[-1] == 100.0

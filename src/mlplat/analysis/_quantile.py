@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Literal
 
-from mlplat.analysis._sequential import ConfidenceInterval, check_level, mixture_precision
+from mlplat.analysis._sequential import ConfidenceInterval, check_level, mixture_precision, running_intersection
 
 if TYPE_CHECKING:
     import numpy as np
@@ -179,7 +179,8 @@ def quantile_confidence_sequence(
     interval, never make it invalid. Ties are covered too: drawing each sample from one uniform, the count
     at or below the quantile is at least a Binomial(n, q) count and the count strictly below it at most the
     same count. ``floor`` is the first bucket's lower edge: no sample lies below it (default: nothing is
-    known). The ends are intersected over looks.
+    known). The ends are intersected over looks; a look where the intersection is empty reports its own
+    interval, so ``low <= high`` always.
 
     Parameters
     ----------
@@ -239,9 +240,10 @@ def quantile_confidence_sequence(
                        side="low")
     high = edge_at_rank(cum, e, floor,
                         quantile_rank_bound(n, q, alpha, "high", alpha_opt=alpha, n_opt=n_opt) + 1, side="high")
-    # Before the first sample nothing is known.
-    return ConfidenceInterval(np.maximum.accumulate(np.where(n > 0, low, -np.inf)),
-                              np.minimum.accumulate(np.where(n > 0, high, np.inf)))
+    # Before the first sample nothing is known. Intersected over looks; an empty intersection (a quantile
+    # that moved, or the alpha chance) reports each look's own interval, where accumulating alone left low
+    # above high.
+    return running_intersection(np.where(n > 0, low, -np.inf), np.where(n > 0, high, np.inf))
 
 
 def edge_at_rank(cum: NDArray[np.float64], edges: NDArray[np.float64], floor: float, rank: NDArray[np.float64],
