@@ -235,3 +235,9 @@ def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="got 'ahp'"):
         rank_reversals(np.eye(3), np.array([False] * 3), np.full(3, 1 / 3), ["x", "y", "z"], method="ahp",
                        normalization="minmax")
+    # Also where there is nothing to score: two options, no draws.
+    with pytest.raises(ConfigError, match="got 'ahp'"):
+        rank_reversals(matrix, cost, weights, ["x", "y"], method="ahp", normalization="minmax")
+    with pytest.raises(ConfigError, match="got 'ahp'"):
+        monte_carlo(matrix, matrix, matrix, cost, weights, method="ahp", normalization="minmax", draws=0,
+                    rng=np.random.default_rng(0))

@@ -162,7 +162,8 @@ def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: Float
     Raises
     ------
     ConfigError
-        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the drawn scores.
+        If ``method`` is not wsm or topsis, or :func:`~mlplat.rubric.normalize` refuses ``normalization``
+        or the drawn scores.
 
     Examples
     --------
@@ -175,6 +176,7 @@ def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: Float
     >>> counts.sum(axis=1).tolist(), bool(abs(counts[0, 0] - 500) < 50)  # a symmetric case: about even
     ([1000.0, 1000.0], True)
     """
+    scorer(method)  # refuses an unknown method even with no draws to score
     m, n = mode.shape
     counts = np.zeros((m, m))
     positive = weights > 0
@@ -329,7 +331,8 @@ def crossovers(matrix: FloatArray, cost: FloatArray, weights: FloatArray, criter
     Raises
     ------
     ConfigError
-        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the scores.
+        If ``method`` is not wsm or topsis, or :func:`~mlplat.rubric.normalize` refuses ``normalization``
+        or the scores.
 
     Examples
     --------
@@ -395,7 +398,8 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
     Raises
     ------
     ConfigError
-        If :func:`~mlplat.rubric.normalize` refuses ``normalization`` or the scores.
+        If ``method`` is not wsm or topsis, or :func:`~mlplat.rubric.normalize` refuses ``normalization``
+        or the scores.
 
     Examples
     --------
@@ -407,6 +411,7 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
     >>> rank_reversals(m, cost, w, ["a", "b", "c"], method="wsm", normalization="minmax")
     []
     """
+    scorer(method)  # refuses an unknown method even where there is nothing to score
     m = len(options)
     if m < 3:
         return []
