@@ -216,3 +216,28 @@ def test_narrowed_config_errors_point_at_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="metric 'latency' needs query") as caught:
         _queries(load_config(path, CanaryConfig).only(["latency"]))
     assert "metrics[1].query" in str(caught.value)
+
+
+def test_narrowed_config_reads_each_series_as_the_whole_config_does(tmp_path: Path) -> None:
+    """A kept metric that reads requests only through another metric's exposure_query works in any
+    `--metrics` order, and with srm.query set the narrowed gate still reads requests where the whole
+    config does (errors' exposure_query, the first the file gives)."""
+    from mlplat.analysis import CanaryConfig
+    from mlplat.analysis._prometheus import _queries
+    from mlplat.config import load_config
+
+    text = EXAMPLE_CONFIG.read_text().replace("  metric: requests\n",
+                                              "  metric: requests\n  query: sum by (arm) (up)\n", 1)
+    text += ("  - name: timeouts\n    kind: rate\n    events: timeouts\n    exposure: requests\n"
+             "    query: sum by (arm) (increase(http_requests_timeouts_total[1m]))\n")
+    path = tmp_path / "shared.yaml"
+    path.write_text(text)
+    config = load_config(path, CanaryConfig)
+
+    def read(names: list[str] | None) -> dict[str, tuple[str | int, ...]]:
+        return {name: where for name, _, where in _queries(config.only(names))}
+
+    whole = read(None)
+    assert whole["requests"] == ("metrics", 0, "exposure_query")
+    for names in (["timeouts"], ["timeouts", "errors"], ["errors", "timeouts"], ["cpu"]):
+        assert read(names)["requests"] == whole["requests"], names

@@ -190,7 +190,8 @@ class CanaryConfig(ConfigModel):
         repeated = sorted({name for name in names if list(names).count(name) > 1})
         if repeated:
             raise ConfigError(f"--metrics: {', '.join(map(repr, repeated))} given twice; list each metric once")
-        narrowed = self.model_copy(update={"metrics": [known[name] for name in names]})
+        # In the file's order, whatever the order of `names`: the judge reports them in that order.
+        narrowed = self.model_copy(update={"metrics": [metric for metric in self.metrics if metric.name in names]})
         narrowed._written = self.written
         return narrowed
 

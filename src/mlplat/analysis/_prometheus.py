@@ -10,7 +10,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from mlplat.analysis._config import CanaryConfig, RateMetric
+from mlplat.analysis._config import CanaryConfig, MetricConfig, RateMetric
 from mlplat.analysis._readers import CanaryData, _categorical, prometheus_frame
 from mlplat.errors import ConfigError, DataError, ServiceError
 from mlplat.units import format_time
@@ -74,34 +74,40 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         raise ConfigError(f"{name}: must not contain spaces or control characters, got {url!r}")
 
 
+def _reads(metric: MetricConfig) -> list[tuple[str, str | None, str]]:
+    """(data metric name, its PromQL or None, the config key that holds it) for what ``metric`` reads."""
+    if isinstance(metric, RateMetric):
+        return [(metric.events, metric.query, "query"), (metric.exposure, metric.exposure_query, "exposure_query")]
+    return [(metric.metric, metric.query, "query")]
+
+
 def _queries(config: CanaryConfig) -> list[tuple[str, str, tuple[str | int, ...]]]:
-    """(data metric name, PromQL, config path) for every query the config needs, without repeats."""
+    """(data metric name, PromQL, config path) for every query the config needs, without repeats.
+
+    A data name is read with the first query the file gives for it, whichever metric gives it, and whether
+    or not ``--metrics`` kept that metric (the narrowed gate reads the same series as the whole config).
+    """
+    supplied: dict[str, tuple[str, tuple[str | int, ...]]] = {}
+    for index, metric in enumerate(config.written.metrics):
+        for name, query, key in _reads(metric):
+            if query is not None:
+                supplied.setdefault(name, (query, ("metrics", index, key)))
     out: dict[str, tuple[str, tuple[str | int, ...]]] = {}
     for metric in config.metrics:
-        index = config.metric_index(metric.name)  # the file's place, also when --metrics narrowed the list
-        if isinstance(metric, RateMetric):
-            pairs = [(metric.events, metric.query, "query"), (metric.exposure, metric.exposure_query,
-                                                               "exposure_query")]
+        for name, _, key in _reads(metric):
+            if name not in supplied:
+                raise ConfigError(f"metric {metric.name!r} needs {key} to read from Prometheus",
+                                  path=("metrics", config.metric_index(metric.name), key))
+            out.setdefault(name, supplied[name])
+    srm = config.srm
+    if srm.enabled and srm.metric not in out:
+        if srm.metric in supplied:
+            out[srm.metric] = supplied[srm.metric]
+        elif srm.query is not None:
+            out[srm.metric] = (srm.query, ("srm", "query"))
         else:
-            pairs = [(metric.metric, metric.query, "query")]
-        for name, query, key in pairs:
-            if query is None:
-                if name not in out:
-                    raise ConfigError(f"metric {metric.name!r} needs {key} to read from Prometheus",
-                                      path=("metrics", index, key))
-                continue
-            out.setdefault(name, (query, ("metrics", index, key)))
-    if config.srm.enabled and config.srm.metric not in out and config.srm.query is None:
-        # A metric that --metrics left out still says how to read requests.
-        for index, metric in enumerate(config.written.metrics):
-            if isinstance(metric, RateMetric) and metric.exposure == config.srm.metric and metric.exposure_query:
-                out[config.srm.metric] = (metric.exposure_query, ("metrics", index, "exposure_query"))
-                break
-    if config.srm.enabled and config.srm.metric not in out:
-        if config.srm.query is None:
             raise ConfigError("the SRM check needs srm.query (or a metric's exposure_query for "
-                              f"{config.srm.metric!r})", path=("srm", "query"))
-        out[config.srm.metric] = (config.srm.query, ("srm", "query"))
+                              f"{srm.metric!r})", path=("srm", "query"))
     return [(name, query, path) for name, (query, path) in out.items()]
 
 
