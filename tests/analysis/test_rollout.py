@@ -155,6 +155,9 @@ def test_runbook_names_only_rollback_rules_that_can_fire() -> None:
     assert any("non-critical regression is reported, never a rollback: 1 judged" in rule for rule in rules)
     assert any(rule == "ROLLBACK when 1 non-critical metric(s) regress" for rule in
                plan_rollout(CFG, **kwargs).stages[0].rollback)
+    # A shadow stage cannot judge the user-facing conversions: no non-critical rule can fire there.
+    shadow = plan_rollout(CFG, **{**kwargs, "stages": [0.0, 0.5, 1.0]}).stages[0]
+    assert "conversions" in shadow.cannot_judge[0] and not any("non-critical" in r for r in shadow.rollback)
 
 
 def test_repeated_metric_is_refused() -> None:
@@ -257,9 +260,27 @@ def test_stage_dwell_does_not_depend_on_the_other_stages() -> None:
     assert [s.power for s in few.stages if s.share == 0.05] == [s.power for s in more.stages if s.share == 0.05]
 
 
+def test_monotone_rule_walks_out_from_half_on_each_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With simulated dwells that Monte Carlo noise left out of order on both sides of 50%, each side is
+    made monotone walking out from 50%: 5% rises to 25%'s dwell and 95% to 75%'s; 50% keeps its own."""
+    from mlplat.analysis import DetectionSimulation, _rollout
+
+    simulated = {0.05: 600.0, 0.25: 900.0, 0.5: 300.0, 0.75: 1500.0, 0.95: 1200.0}
+
+    def fake(*, traffic: float, duration: float, interval: float, **_: object) -> DetectionSimulation:
+        return DetectionSimulation(detect_times=np.full(50, simulated[traffic]), interval=interval,
+                                   duration=duration)
+
+    monkeypatch.setattr(_rollout, "simulate_detection", fake)
+    plan = plan_rollout(CFG, rps=300, stages=[0.05, 0.25, 0.5, 0.75, 0.95, 1.0], effect=2.0, runs=50,
+                        max_total=4 * 3600)
+    assert {s.name: s.dwell for s in plan.stages if s.share < 1} == {
+        "5%": 900.0, "25%": 900.0, "50%": 300.0, "75%": 1500.0, "95%": 1500.0}
+
+
 def test_a_stage_past_half_does_not_lengthen_the_balanced_ones() -> None:
     """At 95% the baseline is the 5% arm, so that stage is slow; it used to pass its dwell down to the 50%
-    stage (7 min became 40) and every smaller one. Past 50% the monotone rule runs the other way."""
+    stage (6 min became 29 here). Past 50% the monotone rule runs the other way."""
     kwargs = {"rps": 300, "effect": 2.0, "runs": 100, "max_total": 4 * 3600, "seed": 0}
     alone = plan_rollout(CFG, stages=parse_stages("5%,50%,100%"), **kwargs)
     more = plan_rollout(CFG, stages=parse_stages("5%,50%,95%,100%"), **kwargs)

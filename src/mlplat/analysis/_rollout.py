@@ -242,10 +242,11 @@ def _stage(config: CanaryConfig, chosen: list[Any], share: float, dwell: float, 
         checks.append("SRM")
     rollback = ["ROLLBACK on a regression of a critical metric ("
                 + (", ".join(m.name for m in chosen if m.critical) or "none configured") + ")"]
-    noncritical = sum(not m.critical for m in chosen)
+    # Non-critical metrics judged at this stage (a shadow stage cannot judge user-facing ones).
+    noncritical = sum(not m.critical and not (share == 0 and m.user_facing) for m in chosen)
     if noncritical >= config.max_noncritical_failures:
         rollback.append(f"ROLLBACK when {config.max_noncritical_failures} non-critical metric(s) regress")
-    elif noncritical:  # --metrics kept fewer than the config tolerates: the rule can never fire here
+    elif noncritical:  # fewer judged here than the config tolerates: the rule can never fire
         rollback.append(f"a non-critical regression is reported, never a rollback: {noncritical} judged, "
                         f"max_noncritical_failures {config.max_noncritical_failures}")
     if share > 0:
