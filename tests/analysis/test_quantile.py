@@ -206,3 +206,14 @@ def test_quantile_sequence_never_crosses_after_the_quantile_moves() -> None:
     low, high = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
     assert (low <= high).all()
     assert low[-1] == 2.0 and high[-1] == 100.0
+
+
+def test_quantile_sequence_keeps_a_single_point_intersection() -> None:
+    """A median moving from bucket (1, 2] to (2, 100] leaves the running intersection at the single point 2:
+    that is not empty, so the sequence keeps it rather than falling back to each look's own interval."""
+    edges = np.array([1.0, 2.0, 100.0, np.inf])
+    per_look = np.array([[0, 1000, 0, 0]] * 50 + [[0, 0, 1000, 0]] * 200, dtype=float)
+    cum = np.cumsum(np.cumsum(per_look, axis=0), axis=1)
+    low, high = quantile_confidence_sequence(edges, cum, 0.5, 0.05)
+    assert (low <= high).all()
+    assert (low[-1], high[-1]) == (2.0, 2.0)

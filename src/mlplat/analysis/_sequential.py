@@ -455,7 +455,7 @@ def running_intersection(low: NDArray[np.float64],
 
     run_low = np.maximum.accumulate(low, axis=-1)
     run_high = np.minimum.accumulate(high, axis=-1)
-    empty = run_low >= run_high
+    empty = run_low > run_high  # a single point (touching bucket edges) is an intersection, not an empty one
     return ConfidenceInterval(np.where(empty, low, run_low), np.where(empty, high, run_high))
 
 
