@@ -223,7 +223,8 @@ def test_topsis_finds_a_crossing_past_the_last_grid_point() -> None:
 
 
 def test_unknown_method_is_a_config_error() -> None:
-    """A method that is neither wsm nor topsis is refused with its name (it was a bare KeyError)."""
+    """A method that is neither wsm nor topsis is refused with its name (it was a bare KeyError), as are an
+    unknown normalisation and a negative number of draws, even where there is nothing to score."""
     from mlplat.errors import ConfigError
 
     matrix, cost, weights = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([False, False]), np.array([0.5, 0.5])
@@ -240,4 +241,13 @@ def test_unknown_method_is_a_config_error() -> None:
         rank_reversals(matrix, cost, weights, ["x", "y"], method="ahp", normalization="minmax")
     with pytest.raises(ConfigError, match="got 'ahp'"):
         monte_carlo(matrix, matrix, matrix, cost, weights, method="ahp", normalization="minmax", draws=0,
+                    rng=np.random.default_rng(0))
+    # The normalisation and the number of draws too.
+    with pytest.raises(ConfigError, match="normalization must be one of minmax, vector, sum, max, got 'bogus'"):
+        rank_reversals(matrix, cost, weights, ["x", "y"], method="wsm", normalization="bogus")
+    with pytest.raises(ConfigError, match="got 'bogus'"):
+        monte_carlo(matrix, matrix, matrix, cost, weights, method="wsm", normalization="bogus", draws=0,
+                    rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="`draws` must be >= 0, got -1"):
+        monte_carlo(matrix, matrix, matrix, cost, weights, method="wsm", normalization="minmax", draws=-1,
                     rng=np.random.default_rng(0))

@@ -258,6 +258,12 @@ def topsis(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
 METHODS = {"wsm": wsm, "topsis": topsis}
 
 
+def check_normalization(name: str) -> None:
+    """ConfigError unless ``name`` is one of ``NORMALIZATIONS`` (checked before any work, not when scoring)."""
+    if name not in NORMALIZATIONS:
+        raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {name!r}")
+
+
 def scorer(method: str) -> Callable[[FloatArray, FloatArray], FloatArray]:
     """The scoring function named ``method`` (a key of ``METHODS``); ConfigError for any other name."""
     try:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mlplat.errors import ConfigError
-from mlplat.rubric._mcda import CR_LIMIT, NORMALIZATIONS, AhpResult, ahp, normalize, scorer
+from mlplat.rubric._mcda import CR_LIMIT, AhpResult, ahp, check_normalization, normalize, scorer
 from mlplat.rubric._model import MAX_DRAWS, Rubric, pairwise_matrix
 from mlplat.rubric._sensitivity import (
     TIE,
@@ -256,8 +256,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     method = method or rubric.method
     normalization = normalization or rubric.normalization
     scorer(method)  # refuses an unknown method before any work
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    check_normalization(normalization)
     draws = rubric.sensitivity.draws if draws is None else draws
     seed = rubric.sensitivity.seed if seed is None else seed
     if not 0 <= draws <= MAX_DRAWS:

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from mlplat.rubric._mcda import FloatArray, normalize, scorer
+from mlplat.errors import ConfigError
+from mlplat.rubric._mcda import FloatArray, check_normalization, normalize, scorer
 
 BoolArray = NDArray[np.bool_]
 
@@ -176,7 +177,10 @@ def monte_carlo(low: FloatArray, mode: FloatArray, high: FloatArray, cost: Float
     >>> counts.sum(axis=1).tolist(), bool(abs(counts[0, 0] - 500) < 50)  # a symmetric case: about even
     ([1000.0, 1000.0], True)
     """
-    scorer(method)  # refuses an unknown method even with no draws to score
+    scorer(method)  # refuses an unknown method or normalisation even with no draws to score
+    check_normalization(normalization)
+    if draws < 0:
+        raise ConfigError(f"`draws` must be >= 0, got {draws}")
     m, n = mode.shape
     counts = np.zeros((m, m))
     positive = weights > 0
@@ -411,7 +415,8 @@ def rank_reversals(matrix: FloatArray, cost: FloatArray, weights: FloatArray, op
     >>> rank_reversals(m, cost, w, ["a", "b", "c"], method="wsm", normalization="minmax")
     []
     """
-    scorer(method)  # refuses an unknown method even where there is nothing to score
+    scorer(method)  # refuses an unknown method or normalisation even where there is nothing to score
+    check_normalization(normalization)
     m = len(options)
     if m < 3:
         return []
