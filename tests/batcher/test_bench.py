@@ -34,6 +34,7 @@ from mlplat.batcher._load import (
     MIN_DEADLINE_MS,
     OK,
     REJECTED,
+    UNANSWERED,
     Meter,
     Trace,
     closed_loop,
@@ -383,7 +384,7 @@ def test_closed_loop_records_a_request_never_answered_as_a_miss() -> None:
     server = _Stalls()
     trace = closed_loop(server, [0], concurrency=3, duration=0.05, warmup=0.0, drain_timeout=0.05)
     server.close()
-    never = trace.status == 0
+    never = trace.status == UNANSWERED
     assert never.sum() == 1 and np.isnan(trace.finish[never]).all()
     # A deadline no answered request can miss, even on a loaded machine: the one miss is the unanswered one.
     result = _bench.summarize("eager", trace, Meter(lambda xs: xs), offered=None, concurrency=3, max_batch=4,

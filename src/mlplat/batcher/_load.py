@@ -27,7 +27,7 @@ __all__ = ["POLICIES", "Meter", "Server", "Trace", "WindowBatcher", "closed_loop
            "make_server", "open_loop"]
 
 POLICIES = ("none", "window", "deadline", "eager")
-OK, REJECTED, FAILED = 1, 2, 3
+UNANSWERED, OK, REJECTED, FAILED = 0, 1, 2, 3  # a request's status; UNANSWERED: no answer when the run stopped
 MIN_DEADLINE_MS = 1e-6  # the time left given to a request sent after its deadline: it expires in the queue
 
 
@@ -253,7 +253,7 @@ def open_loop(server: Server, inputs: Sequence[Any], *, rate: float, duration: f
     offsets = offsets[offsets < horizon]
     n = len(offsets)
     finish = np.full(n, math.nan)
-    status = np.zeros(n, dtype=np.int8)
+    status = np.full(n, UNANSWERED, dtype=np.int8)
     lag = np.zeros(n)
     counter = itertools.count()
     finished = [0]
@@ -294,7 +294,7 @@ def closed_loop(server: Server, inputs: Sequence[Any], *, concurrency: int, dura
     The client work (recording, sending the next request) runs on the calling thread, not inside the
     server's completion callback, so it does not borrow the server's worker thread as a real client would not.
     Requests still unanswered ``drain_timeout`` seconds after the end are in the trace as never answered
-    (status 0, no finish), as in the open loop: a stall at the end of a run must show as misses.
+    (UNANSWERED, no finish), as in the open loop: a stall at the end of a run must show as misses.
     """
     records: list[tuple[float, float, int]] = []
     completions: queue.SimpleQueue[tuple[int, float, int]] = queue.SimpleQueue()
@@ -327,6 +327,6 @@ def closed_loop(server: Server, inputs: Sequence[Any], *, concurrency: int, dura
         records.append((in_flight.pop(number), finished, status))
         if finished < end:
             send()
-    records += [(started, math.nan, 0) for started in in_flight.values()]
+    records += [(started, math.nan, UNANSWERED) for started in in_flight.values()]
     data = np.array(records, dtype=float).reshape(-1, 3)
     return Trace(data[:, 0], data[:, 1], data[:, 2].astype(np.int8), np.zeros(0), (t0 + warmup, end))
