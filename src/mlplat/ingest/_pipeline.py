@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -126,13 +126,26 @@ def _check_dead_letter_apart(path: Path, source: Source, store: FeatureStore) ->
                               "cut back after a crash, which would damage it: give it its own path")
 
 
-def _open_dead_letter(path: Path, committed: int | None, store: str) -> Any:
-    """Open the dead-letter file for appending, with this store's uncommitted lines taken out first.
+@contextlib.contextmanager
+def _dead_letter_file(path: Path, committed: int | None, store: str) -> Iterator[Any]:
+    """The dead-letter file open for appending, with this store's uncommitted lines taken out first.
 
     Lines this store wrote after its last commit (a crash between the two) are removed, so the file, like
     the store, holds each dead letter exactly once. Lines other stores wrote there meanwhile (two stores
     may share the config's file) are kept, as is everything before ``committed``.
     """
+    handle = _open_dead_letter(path, committed, store)
+    try:
+        yield handle
+    finally:
+        # Every write was flushed and synced by _write_dead; only a failed one leaves bytes in the buffer,
+        # and close() retrying them must not hide that failure's message.
+        with contextlib.suppress(OSError):
+            handle.close()
+
+
+def _open_dead_letter(path: Path, committed: int | None, store: str) -> Any:
+    """:func:`_dead_letter_file`'s opening and cut (an OutputError when the file cannot be written)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)  # a config may name out/dead.jsonl on a fresh clone
         handle = path.open("ab+")
@@ -295,8 +308,7 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     _check_same_source(checkpoint, source, store.url)
     _check_same_features(store.meta(), config, store.url)
     owner = _identity(store)
-    handle = _open_dead_letter(dl_path, checkpoint.dead_letter_size if checkpoint else None, owner)
-    try:
+    with _dead_letter_file(dl_path, checkpoint.dead_letter_size if checkpoint else None, owner) as handle:
         store.put_meta(_meta(config, partition[1]))
         if checkpoint is None:
             # Record where this store's dead letters start, so a crash in the first batch is undone too.
@@ -332,11 +344,6 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
             batches += 1
             if on_batch is not None:
                 on_batch(commit.checkpoint)
-    finally:
-        # Every write was flushed and synced by _write_dead; only a failed one leaves bytes in the buffer,
-        # and close() retrying them must not hide that failure's message.
-        with contextlib.suppress(OSError):
-            handle.close()
     watermark = engine.watermark
     return IngestResult(source.name, store.url, totals, batches, time.perf_counter() - start,
                         watermark if math.isfinite(watermark) else None, engine.checkpoint, str(dl_path),
@@ -541,13 +548,9 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
             # The checkpoint moves to the end of the source, past lines no run committed: their dead letters
             # are written here (this store's uncommitted ones cut first, as a run does), or no later run would.
             owner = _identity(store)
-            handle = _open_dead_letter(dl_path, stored.dead_letter_size if stored else None, owner)
-            try:
+            with _dead_letter_file(dl_path, stored.dead_letter_size if stored else None, owner) as handle:
                 size = _write_dead(handle, source.name, owner,
                                    [d for d in dead if stored is None or d.line > stored.seq])
-            finally:
-                with contextlib.suppress(OSError):
-                    handle.close()
         else:  # which letters a damaged checkpoint had counted is unknown: the file is left as it is
             size = dl_path.stat().st_size if dl_path.exists() else 0
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
