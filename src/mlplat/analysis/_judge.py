@@ -184,9 +184,14 @@ def _where(prep: _Prepared, match: Callable[[pd.DataFrame], Any]) -> str:
     return csv_place(prep.csv_paths, match) or prep.source
 
 
+def _of_metric(f: pd.DataFrame, metric: str) -> Any:
+    """The rows of ``metric`` in a re-read export (its columns are categorical: compared as text)."""
+    return f["metric"].astype(str) == metric
+
+
 def _row_match(metric: str, timestamp: float, arm: str) -> Callable[[pd.DataFrame], Any]:
     """A ``match`` for :func:`_where`: the rows of ``metric`` at ``timestamp`` in ``arm``."""
-    return lambda f: (f["metric"].astype(str) == metric) & (f["timestamp"] == timestamp) & (f["arm"].astype(str) == arm)
+    return lambda f: _of_metric(f, metric) & (f["timestamp"] == timestamp) & (f["arm"].astype(str) == arm)
 
 
 def _apply_nan(values: pd.DataFrame, policy: str, name: str, prep: _Prepared) -> pd.DataFrame:
@@ -195,7 +200,7 @@ def _apply_nan(values: pd.DataFrame, policy: str, name: str, prep: _Prepared) ->
         return values
     if policy == "fail":
         metric = str(values["metric"].iloc[0])
-        where = _where(prep, lambda f: (f["metric"].astype(str) == metric) & f["value"].isna())
+        where = _where(prep, lambda f: _of_metric(f, metric) & f["value"].isna())
         raise DataError(f"{where}: metric {name!r} has {int(nan.sum())} NaN value(s) and nan_policy is 'fail'")
     if policy == "zero":
         return values.assign(value=values["value"].fillna(0.0))
@@ -417,7 +422,7 @@ def _histograms(prep: _Prepared, config: CanaryConfig, metric: DistributionMetri
     has_le = rows["le"].notna()
     if has_le.any() and not has_le.all():
         def other_kind(f: pd.DataFrame) -> Any:  # the first row unlike the metric's first row in the file
-            ours, bucket = f["metric"].astype(str) == metric.metric, f["le"].notna()
+            ours, bucket = _of_metric(f, metric.metric), f["le"].notna()
             return ours & (bucket != bucket[ours].iloc[0]) if ours.any() else ours
 
         where = _where(prep, other_kind)
@@ -627,7 +632,7 @@ def _check_not_negative(prep: _Prepared, metric: DistributionMetric, edges: NDAr
         float(edges[negative][0]) if negative.any() else 0.0)
     if lowest < 0:
         # The first sample below 0, or the first filled bucket whose upper edge is below 0.
-        where = _where(prep, lambda f: (f["metric"].astype(str) == metric.metric)
+        where = _where(prep, lambda f: _of_metric(f, metric.metric)
                        & (((f["value"] < 0) & f["le"].isna()) | ((f["le"] < 0) & (f["value"] > 0))))
         raise DataError(f"{where}: metric {metric.metric!r} ({metric.name}) has values below 0 (down to "
                         f"{lowest:.4g}); its quantile tests compare ratios, which need values >= 0. Shift the "
