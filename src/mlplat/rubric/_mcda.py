@@ -112,6 +112,12 @@ def _constant(x: FloatArray) -> NDArray[np.bool_]:
     return np.isfinite(spread) & (spread <= EQUAL_SHARE * np.abs(x).max(axis=-2, keepdims=True))
 
 
+def check_normalization(name: str) -> None:
+    """ConfigError unless ``name`` is one of ``NORMALIZATIONS`` (checked before any work, not when scoring)."""
+    if name not in NORMALIZATIONS:
+        raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {name!r}")
+
+
 def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> FloatArray:
     """Turn raw scores into benefit-oriented values in [0, 1] (higher is better), column by column.
 
@@ -155,6 +161,7 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
     >>> normalize([[1.0, 2.0], [3.0, 2.0]], cost=[False, True], method="sum").tolist()
     [[0.25, 0.5], [0.75, 0.5]]
     """
+    check_normalization(method)
     x = np.asarray(matrix, dtype=float)
     c = np.asarray(cost, dtype=bool)
     if method == "minmax":
@@ -170,17 +177,16 @@ def normalize(matrix: ArrayLike, cost: ArrayLike, method: str = "minmax") -> Flo
         top = np.abs(x).max(axis=-2, keepdims=True)
         ratio = x / np.where(top > 0, top, 1.0)
         return np.where(c, 1.0 - ratio, ratio)
-    if method == "sum":
-        if np.any(x[..., c] <= 0):
-            raise ConfigError(f"sum normalisation needs cost scores > 0 (it uses 1/x), got {x[..., c].min():g}; "
-                              "use minmax or vector")
-        if np.any(x[..., ~c] < 0):  # a negative sum would flip the column: the worst option first
-            raise ConfigError(f"sum normalisation needs benefit scores >= 0 (it divides by their sum), got "
-                              f"{x[..., ~c].min():g}; use minmax or vector")
-        inverse = np.where(c, 1.0 / np.where(x > 0, x, 1.0), x)
-        total = inverse.sum(axis=-2, keepdims=True)
-        return inverse / np.where(total != 0, total, 1.0)
-    raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {method!r}")
+    # sum: the one left
+    if np.any(x[..., c] <= 0):
+        raise ConfigError(f"sum normalisation needs cost scores > 0 (it uses 1/x), got {x[..., c].min():g}; "
+                          "use minmax or vector")
+    if np.any(x[..., ~c] < 0):  # a negative sum would flip the column: the worst option first
+        raise ConfigError(f"sum normalisation needs benefit scores >= 0 (it divides by their sum), got "
+                          f"{x[..., ~c].min():g}; use minmax or vector")
+    inverse = np.where(c, 1.0 / np.where(x > 0, x, 1.0), x)
+    total = inverse.sum(axis=-2, keepdims=True)
+    return inverse / np.where(total != 0, total, 1.0)
 
 
 def wsm(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
@@ -256,12 +262,6 @@ def topsis(normalized: ArrayLike, weights: ArrayLike) -> FloatArray:
 
 
 METHODS = {"wsm": wsm, "topsis": topsis}
-
-
-def check_normalization(name: str) -> None:
-    """ConfigError unless ``name`` is one of ``NORMALIZATIONS`` (checked before any work, not when scoring)."""
-    if name not in NORMALIZATIONS:
-        raise ConfigError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {name!r}")
 
 
 def scorer(method: str) -> Callable[[FloatArray, FloatArray], FloatArray]:
