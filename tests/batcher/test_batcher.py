@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mlplat.batcher import DynamicBatcher, _batcher
-from mlplat.batcher._batcher import HAND_BACK_MAX
+from mlplat.batcher._delivery import HAND_BACK_MAX
 from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
 
 WAIT = 10.0  # seconds a test waits for a worker thread before calling it hung (never a timing rule)
@@ -409,13 +409,13 @@ def test_asyncio_results_wait_for_the_next_predict_when_more_work_waits(monkeypa
 
     gate = Gate(slow)
     sent: dict[str, tuple[str, float]] = {}
-    send_back = _batcher._send_back
+    send_back = _batcher.send_back
 
     def recording(outboxes: Any, futures: Any, loops: Any, values: Any, *, error: bool) -> None:
         sent[values[0]] = (threading.current_thread().name, time.perf_counter())
         send_back(outboxes, futures, loops, values, error=error)
 
-    monkeypatch.setattr(_batcher, "_send_back", recording)
+    monkeypatch.setattr(_batcher, "send_back", recording)
 
     async def main(batcher: DynamicBatcher) -> list[str]:
         loop = asyncio.get_running_loop()

@@ -10,22 +10,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.strategies import queue_scripts
 
-from mlplat.batcher._batcher import HAND_BACK_MAX, _claim, _hand_back_delay, _Queue, _Request
+from mlplat.batcher._delivery import claim
+from mlplat.batcher._scheduler import BatchQueue, RequestFields
 
 MS = 0.001
 
 
 def _queue(policy: str = "deadline", *, cap: int = 4, on_deadline: str = "reject",
-           allowed: tuple[int, ...] | None = None, guard: float = 0.0) -> _Queue:
-    return _Queue(max_batch_size=cap, policy=policy, on_deadline=on_deadline,  # type: ignore[arg-type]
+           allowed: tuple[int, ...] | None = None, guard: float = 0.0) -> BatchQueue:
+    return BatchQueue(max_batch_size=cap, policy=policy, on_deadline=on_deadline,  # type: ignore[arg-type]
                   allowed_batch_sizes=allowed, guard=guard)
 
 
-def _add(queue: _Queue, item: int, now: float, latency: float = 10 * MS,
-         loop: asyncio.AbstractEventLoop | None = None) -> _Request:
+def _add(queue: BatchQueue, item: int, now: float, latency: float = 10 * MS,
+         loop: asyncio.AbstractEventLoop | None = None) -> RequestFields:
     """Queue a request with a thread future, or an asyncio future of ``loop``."""
     future = concurrent.futures.Future() if loop is None else loop.create_future()
-    request = _Request(item, now, now + latency, future, loop)
+    request = RequestFields(item, now, now + latency, future, loop)
     queue.items.append(request)
     return request
 
@@ -117,19 +118,6 @@ def test_estimate_for_unseen_size_borrows_larger_then_scales_smaller() -> None:
     queue.estimate.observe(4, 2 * MS)
     assert queue.estimate.estimate(3) == pytest.approx(2 * MS)
     assert queue.estimate.estimate(8) == pytest.approx(4 * MS)
-
-
-def test_hand_back_delay_is_a_share_of_predict_capped_and_clear_of_every_deadline() -> None:
-    """Rule 12: results wait a quarter of predict time, at most HAND_BACK_MAX, never into a deadline's guard."""
-    assert _hand_back_delay(1 * MS, [10.0], 1.0) == pytest.approx(0.25 * MS)
-    assert _hand_back_delay(1.0, [10.0], 1.0) == HAND_BACK_MAX
-    assert _hand_back_delay(1.0, [10.0, 1.0 + 0.3 * MS], 1.0) == pytest.approx(0.3 * MS)  # the tightest
-    assert _hand_back_delay(0.1 * MS, [10.0], 1.0) == 0.0  # shorter than a sleep can be: at once
-    assert _hand_back_delay(1.0, [0.5], 1.0) == 0.0  # already late (on_deadline="serve"): at once
-    # Never into the guard the deadline policy keeps for the hand-back (rule 5's g): 1.3 ms of slack with
-    # 1 ms kept leaves 0.3 ms to hold; 1.01 ms leaves less than a sleep, so none.
-    assert _hand_back_delay(1.0, [1.0 + 1.3 * MS], 1.0, keep=1 * MS) == pytest.approx(0.3 * MS)
-    assert _hand_back_delay(1.0, [1.0 + 1.01 * MS], 1.0, keep=1 * MS) == 0.0
 
 
 def test_eager_sends_whatever_is_queued() -> None:
@@ -224,14 +212,14 @@ def test_deadline_estimate_uses_the_padded_size() -> None:
 def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, float, float]],
                                                     asyncio_futures: bool) -> None:
     """Whatever the arrivals, cancellations and clock steps, each request leaves once, FIFO, in capped batches,
-    and no cancelled request reaches predict (a thread future is dropped by _claim at dispatch, rule 10)."""
+    and no cancelled request reaches predict (a thread future is dropped by claim at dispatch, rule 10)."""
     loop = asyncio.new_event_loop() if asyncio_futures else None
     try:
         for policy in ("deadline", "eager"):
             queue = _queue(policy, cap=3)
             queue.estimate.observe(2, 1 * MS)
-            requests: list[_Request] = []
-            out: list[_Request] = []
+            requests: list[RequestFields] = []
+            out: list[RequestFields] = []
             dispatched: list[int] = []
             now = 0.0
             for op, dt, latency in script:
@@ -244,7 +232,7 @@ def test_every_request_leaves_exactly_once_in_order(script: list[tuple[str, floa
                     take = queue.take(now)
                     assert len(take.batch) <= 3
                     assert all(r.deadline > now for r in take.batch)
-                    assert not any(r.future.cancelled() for r in _claim(take.batch))
+                    assert not any(r.future.cancelled() for r in claim(take.batch))
                     assert all(r.deadline <= now for r in take.expired)
                     if take.batch == [] and queue.items and take.wake_at is not None:
                         assert take.wake_at > now

@@ -2,7 +2,7 @@
 
 Invariants (why there is no race and why every future is completed exactly once):
 
-1. ``_Queue`` and the counters are touched only while holding ``DynamicBatcher._cond`` (one lock, one
+1. ``BatchQueue`` and the counters are touched only while holding ``DynamicBatcher._cond`` (one lock, one
    condition). Producers append, workers pop; nothing else mutates the deque.
 2. A request leaves the deque exactly once, under the lock, by one of: dispatch, expiry, cancellation
    noticed at the head or while forming a batch, or ``close(drain=False)``. Whoever removes it completes it,
@@ -36,265 +36,22 @@ import math
 import queue
 import threading
 import time
-import weakref
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Literal, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
-from mlplat.batcher._stats import BatcherStats, Counters, ServiceTimeEstimate
+from mlplat.batcher._delivery import Outboxes, claim, columns_of, complete, deliver, hand_back_delay, send_back
+from mlplat.batcher._scheduler import ARRIVAL, DEADLINE, FUTURE, ITEM, LOOP, BatchQueue, OnDeadline, Policy, Request
+from mlplat.batcher._stats import BatcherStats, Counters
 from mlplat.errors import BatcherClosed, BatcherError, DeadlineExceeded, QueueFull
 
 __all__ = ["DynamicBatcher"]
 
-Policy = Literal["deadline", "eager"]
-OnDeadline = Literal["reject", "serve"]
 # Share of max_latency the deadline policy keeps in hand for thread wake-up and result hand-back.
 GUARD_SHARE = 0.1
 # The longest default deadline: 1e9 ms is about 11.6 days, far inside threading.TIMEOUT_MAX (a worker's
 # timed wait past that raises OverflowError and the worker dies).
 MAX_LATENCY_MS = 1e9
-# When the next batch is ready, a finished batch's results go back this share of its predict time after
-# the next predict starts, at most HAND_BACK_MAX (rule 12). None below HAND_BACK_MIN: Linux sleeps at
-# least its default timer slack, 50 µs, so a shorter delay would only come out longer.
-HAND_BACK_SHARE = 0.25
-HAND_BACK_MAX = 0.0005
-HAND_BACK_MIN = 0.00005
 PredictFn = Callable[[list[Any]], Sequence[Any] | Awaitable[Sequence[Any]]]
-
-
-class _Request(NamedTuple):
-    """One queued item and the future its producer waits on (``loop`` set for asyncio futures).
-
-    The batcher itself builds requests as plain tuples in this layout and reads them by position
-    (``request[DEADLINE]``): an asyncio producer builds one per request on the hot path, and a plain tuple
-    costs about a fifth of an object with an ``__init__`` (or of this class's own constructor), which is
-    a measurable share of rule 15's few microseconds. The named class keeps the layout in one place.
-    """
-
-    item: Any
-    arrival: float
-    deadline: float
-    future: Any
-    loop: asyncio.AbstractEventLoop | None
-
-
-# Positions in a request tuple (the fields of _Request).
-ITEM: Final = 0
-ARRIVAL: Final = 1
-DEADLINE: Final = 2
-FUTURE: Final = 3
-LOOP: Final = 4
-Request = tuple[Any, float, float, Any, "asyncio.AbstractEventLoop | None"]
-
-
-@dataclass
-class _Take:
-    """What a free worker should do now: send ``batch`` (padded to ``size``), fail ``expired``, or wait."""
-
-    batch: list[Request]
-    size: int
-    expired: list[Request]
-    cancelled: list[Request]
-    wake_at: float | None  # clock time to look again when nothing is sent; None: wait for a new request
-
-
-class _Queue:
-    """The scheduling rules, without threads: what a free worker sends at time ``now``.
-
-    Kept apart from the threads so that every timing rule is tested with plain numbers for time.
-    """
-
-    def __init__(self, *, max_batch_size: int, policy: Policy, on_deadline: OnDeadline,
-                 allowed_batch_sizes: tuple[int, ...] | None, guard: float = 0.0) -> None:
-        self.base_guard = guard
-        self._late = ServiceTimeEstimate()  # the same EWMA, kept under one key, for wake-up lateness
-        # Time kept in hand by the deadline policy: base_guard plus the learned wake-up lateness. Set only by
-        # observe_lateness (under the batcher's lock); a plain float, so a worker handing back results reads
-        # it outside the lock (rule 12) without walking the estimate's dicts while another worker adds to them.
-        self.guard = guard
-        self.items: deque[Request] = deque()
-        self.policy = policy
-        self.reject_expired = on_deadline == "reject"
-        self.allowed = allowed_batch_sizes
-        self.cap = max(allowed_batch_sizes) if allowed_batch_sizes else max_batch_size
-        self.estimate = ServiceTimeEstimate()
-
-    def observe_lateness(self, seconds: float) -> None:
-        """A timed wait that was due at ``wake_at`` dispatched ``seconds`` later (a busy or slow machine)."""
-        self._late.observe(1, max(seconds, 0.0))
-        self.guard = self.base_guard + (self._late.estimate(1) or 0.0)
-
-    def next_batch_ready(self) -> bool:
-        """True when a free worker would send at once: a full batch is queued (eager: anything is).
-
-        Read without the lock by a worker choosing where to complete its futures; a stale answer only
-        picks the other path, and both are correct.
-        """
-        queued = len(self.items)
-        return queued >= self.cap or (self.policy == "eager" and queued > 0)
-
-    def padded_size(self, n: int) -> int:
-        """Size predict sees for ``n`` requests: the smallest allowed size >= n (n without allowed sizes)."""
-        if not self.allowed:
-            return n
-        return min(size for size in self.allowed if size >= n)
-
-    def _dead(self, request: Request, now: float) -> bool:
-        return bool(request[FUTURE].cancelled()) or (self.reject_expired and request[DEADLINE] <= now)
-
-    def take(self, now: float, *, closing: bool = False) -> _Take:
-        """Decide for a free worker at clock time ``now`` (called under the batcher's lock)."""
-        items = self.items
-        expired: list[Request] = []
-        cancelled: list[Request] = []
-        # Dead requests at the head leave now, so their producers hear at once.
-        while items and self._dead(items[0], now):
-            request = items.popleft()
-            (cancelled if request[FUTURE].cancelled() else expired).append(request)
-        if not items:
-            return _Take([], 0, expired, cancelled, None)
-        cutoff = now if self.reject_expired else -math.inf
-        cap = self.cap
-        if self.policy == "deadline" and not closing:
-            # This scan runs each time a request arrives while a worker waits, so it is kept to plain
-            # comparisons (no method or builtin calls but an asyncio future's cancelled(); see below).
-            live, soonest = 0, math.inf
-            for request in items:
-                deadline = request[DEADLINE]
-                if deadline <= cutoff or (request[LOOP] is not None and request[FUTURE].cancelled()):
-                    continue
-                live += 1
-                if deadline < soonest:
-                    soonest = deadline
-                if live == cap:
-                    break
-            if live < cap:
-                service = self.estimate.estimate(self.padded_size(live))
-                # Unknown predict time: send now and learn it. Otherwise wait while the tightest
-                # deadline in the batch can still be met after one predict of the batch we'd send, with
-                # `guard` to spare for a late thread wake-up and the hand-back of results.
-                if service is not None and now < soonest - service - self.guard:
-                    return _Take([], 0, expired, cancelled, soonest - service - self.guard)
-        batch: list[Request] = []
-        popleft, append = items.popleft, batch.append
-        # The hot loop, _dead() inlined. A thread future's cancelled() takes the future's lock (about 1 µs,
-        # a third of the worker's own time per request), and _claim() drops a cancelled thread future
-        # at dispatch anyway, so only asyncio futures (about 20 ns) are checked here (rule 10).
-        while items and len(batch) < cap:
-            request = popleft()
-            if request[DEADLINE] <= cutoff or (request[LOOP] is not None and request[FUTURE].cancelled()):
-                (cancelled if request[FUTURE].cancelled() else expired).append(request)
-            else:
-                append(request)
-        size = self.padded_size(len(batch)) if batch else 0
-        return _Take(batch, size, expired, cancelled, None)
-
-
-def _deliver(futures: Sequence[Any], values: Iterable[Any], error: bool) -> None:
-    """Complete asyncio futures on their own loop; a future cancelled meanwhile is left alone."""
-    # Runs on the producers' loop, once per batch, for every request: try/except rather than a done()
-    # check per future, because a future here is almost never cancelled (the exception is the rare path).
-    for future, value in zip(futures, values, strict=False):
-        try:
-            if error:
-                future.set_exception(value)
-            else:
-                future.set_result(value)
-        except asyncio.InvalidStateError:
-            pass  # the awaiting task was cancelled while its batch ran (rule 10)
-
-
-class _Outbox:
-    """Finished batches on their way back to one event loop, delivered with as few wake-ups as possible.
-
-    A worker that finishes a batch while the loop has not yet run the previous delivery adds to it
-    instead of waking the loop again: each wake-up is a write to the loop's self-pipe (a system call)
-    plus a loop iteration, and a worker that outruns its producers' loop would pay one per batch.
-    Invariant: ``_batches`` is non-empty exactly while a ``_drain`` is scheduled and has not yet taken
-    them (both sides change it under ``_lock``), so no batch is left without a delivery on the way.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._batches: list[tuple[Sequence[Any], Iterable[Any], bool]] = []
-
-    def put(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
-            error: bool) -> None:
-        with self._lock:
-            self._batches.append((futures, values, error))
-            if len(self._batches) > 1:
-                return  # a delivery is scheduled and has not run yet: it takes this batch too
-        try:
-            loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:
-            pass  # the producer's loop is closed: nobody is left to receive the result
-
-    def _drain(self) -> None:
-        with self._lock:
-            batches, self._batches = self._batches, []
-        for futures, values, error in batches:
-            _deliver(futures, values, error)
-
-
-class _Outboxes:
-    """One :class:`_Outbox` per producer loop, held weakly so a finished loop takes its outbox with it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._boxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
-
-    def send(self, loop: asyncio.AbstractEventLoop, futures: Sequence[Any], values: Iterable[Any],
-             error: bool) -> None:
-        with self._lock:  # workers and the completer send concurrently; the first one creates the box
-            box = self._boxes.get(loop)
-            if box is None:
-                self._boxes[loop] = box = _Outbox()
-        box.put(loop, futures, values, error)
-
-
-def _columns(requests: Sequence[Request]) -> list[tuple[Any, ...]]:
-    """The fields of ``requests`` as five tuples, indexed like a request (``columns[FUTURE]``).
-
-    One transposition in C instead of a comprehension per field: this is per-request work on the hot path.
-    """
-    return list(zip(*requests, strict=True)) if requests else [()] * 5
-
-
-def _send_back(outboxes: _Outboxes, futures: Sequence[Any], loops: Sequence[asyncio.AbstractEventLoop | None],
-               values: Sequence[Any], *, error: bool) -> None:
-    """Complete each future once (invariant 3): thread futures here, asyncio futures in one hop per loop."""
-    only = loops[0] if loops else None
-    if only is not None and loops.count(only) == len(loops):
-        # The common case for asyncio producers: the whole batch goes back to one loop in one hop.
-        outboxes.send(only, futures, values, error)
-        return
-    by_loop: dict[asyncio.AbstractEventLoop, tuple[list[Any], list[Any]]] = {}
-    for future, loop, value in zip(futures, loops, values, strict=False):
-        if loop is None:
-            if error:
-                future.set_exception(value)
-            else:
-                future.set_result(value)
-        else:
-            group = by_loop.get(loop)
-            if group is None:
-                by_loop[loop] = group = ([], [])
-            group[0].append(future)
-            group[1].append(value)
-    for loop, (loop_futures, loop_values) in by_loop.items():
-        outboxes.send(loop, loop_futures, loop_values, error)
-
-
-def _complete(outboxes: _Outboxes, requests: Sequence[Request], values: Sequence[Any], *, error: bool) -> None:
-    columns = _columns(requests)
-    _send_back(outboxes, columns[FUTURE], columns[LOOP], values, error=error)
-
-
-def _claim(requests: list[Request]) -> list[Request]:
-    """Move thread futures to running; drop those a producer cancelled at the last moment."""
-    return [request for request in requests
-            if request[LOOP] is not None or request[FUTURE].set_running_or_notify_cancel()]
 
 
 def _expired_error(request: Request, now: float) -> DeadlineExceeded:
@@ -318,18 +75,6 @@ def _check_results(results: Any, count: int) -> BatcherError | None:
     return None
 
 
-def _hand_back_delay(seconds: float, deadlines: Sequence[float], now: float, keep: float = 0.0) -> float:
-    """Seconds to hold a finished batch's results while the next predict gets under way (rule 12).
-
-    ``seconds`` is the batch's predict time and ``now`` the clock when it ended. The delay never reaches
-    into the last ``keep`` seconds before any of its requests' deadlines (the deadline policy's guard, kept
-    for a late thread and the hand-back itself), and is 0 when it would be shorter than the system can sleep.
-    """
-    delay = HAND_BACK_SHARE * seconds
-    if delay < HAND_BACK_MIN:
-        return 0.0  # a short predict (an identity predict at 300k req/s): no per-batch scan of deadlines
-    delay = min(delay, HAND_BACK_MAX, min(deadlines) - now - keep)
-    return delay if delay >= HAND_BACK_MIN else 0.0
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -456,7 +201,7 @@ class DynamicBatcher:
         self._predict = predict
         self._clock = clock
         self._cond = threading.Condition(threading.Lock())
-        self._queue = _Queue(max_batch_size=max_batch_size, policy=policy, on_deadline=on_deadline,
+        self._queue = BatchQueue(max_batch_size=max_batch_size, policy=policy, on_deadline=on_deadline,
                              allowed_batch_sizes=allowed, guard=GUARD_SHARE * self.max_latency)
         self._counters = Counters()
         self._closed = False
@@ -489,7 +234,7 @@ class DynamicBatcher:
         self._completions: queue.SimpleQueue[tuple[float, Sequence[Any], Sequence[Any], Sequence[Any], bool] | None] = \
             queue.SimpleQueue()
         self._live_workers = workers
-        self._outboxes = _Outboxes()
+        self._outboxes = Outboxes()
         self._completer = threading.Thread(target=self._hand_back, name="mlplat-batcher-completer",
                                            daemon=True)
         self._completer.start()
@@ -620,7 +365,7 @@ class DynamicBatcher:
     def _wake_room_waiters(self, waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:
         """Tell ``infer(block=True)`` callers to look for room again: the results' path, one hop per loop."""
         loops, futures = zip(*waiters, strict=True)
-        _send_back(self._outboxes, futures, loops, [None] * len(futures), error=False)
+        send_back(self._outboxes, futures, loops, [None] * len(futures), error=False)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand this loop's gathered requests to the queue under one lock (runs on ``loop``)."""
@@ -646,7 +391,7 @@ class DynamicBatcher:
             error: BatcherError = (BatcherClosed("the batcher is closed; no new requests are accepted")
                                    if self._closed else
                                    QueueFull(f"the queue holds max_queue_size={self.max_queue_size} requests"))
-            _deliver([request[FUTURE] for request in refused], [error] * len(refused), True)
+            deliver([request[FUTURE] for request in refused], [error] * len(refused), True)
 
     # ---- workers -------------------------------------------------------------------------------------
 
@@ -681,7 +426,7 @@ class DynamicBatcher:
                     # Sent because a timed wait ran out: learn how late the wake-up came, and keep that
                     # much more in hand from now on (rule 5).
                     self._queue.observe_lateness(now - due)
-                columns = _columns(take.batch)
+                columns = columns_of(take.batch)
                 if take.batch:
                     self._in_flight += len(take.batch)
                     self._counters.dispatched(now, columns[ARRIVAL])
@@ -691,19 +436,19 @@ class DynamicBatcher:
             # Outside the lock from here: these requests are ours alone (invariant 2).
             if waiters:
                 self._wake_room_waiters(waiters)
-            _claim(take.cancelled)
+            claim(take.cancelled)
             if take.expired:
-                expired = _claim(take.expired)
-                _complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
+                expired = claim(take.expired)
+                complete(self._outboxes, expired, [_expired_error(r, now) for r in expired], error=True)
             if take.batch:
                 self._run(take.batch, columns)
 
     def _run(self, taken: list[Request], columns: list[tuple[Any, ...]]) -> None:
-        """Predict one batch and complete its futures; ``columns`` is ``_columns(taken)``."""
+        """Predict one batch and complete its futures; ``columns`` is ``columns_of(taken)``."""
         if None in columns[LOOP]:  # thread futures move to running now; a few may have been cancelled
-            batch = _claim(taken)
+            batch = claim(taken)
             if len(batch) != len(taken):
-                columns = _columns(batch)
+                columns = columns_of(batch)
         else:
             batch = taken  # asyncio futures only: nothing to claim (invariant 3)
         size = self._queue.padded_size(len(batch)) if batch else 0
@@ -743,7 +488,7 @@ class DynamicBatcher:
             # The next predict can start now (rule 12). This batch's results wake their producers, whose
             # Python would compete for the GIL with this worker's own until the next predict is under way:
             # the completer hands them back a little later (invariant 2).
-            delay = (_hand_back_delay(seconds, columns[DEADLINE], start + seconds, self._queue.guard)
+            delay = (hand_back_delay(seconds, columns[DEADLINE], start + seconds, self._queue.guard)
                      if batch else 0.0)
             if delay or None in columns[LOOP]:
                 due = time.perf_counter() + delay
@@ -751,7 +496,7 @@ class DynamicBatcher:
                 return
         # Nothing to start (the worker would only wait), or a short predict with asyncio futures only
         # (one call_soon_threadsafe per loop): completing here saves the results a thread hop.
-        _send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
+        send_back(self._outboxes, columns[FUTURE], columns[LOOP], values, error=error is not None)
 
     def _hand_back(self) -> None:
         while (job := self._completions.get()) is not None:
@@ -759,7 +504,7 @@ class DynamicBatcher:
             wait = due - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
-            _send_back(self._outboxes, futures, loops, values, error=error)
+            send_back(self._outboxes, futures, loops, values, error=error)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
 
@@ -799,12 +544,12 @@ class DynamicBatcher:
 
     def _fail_closed(self, requests: list[Request]) -> None:
         """Fail queued requests with BatcherClosed (``close(drain=False)``); cancelled ones count as cancelled."""
-        claimed = _claim(requests)
+        claimed = claim(requests)
         with self._cond:
             self._counters.failed += len(claimed)
             self._counters.cancelled += len(requests) - len(claimed)
         closed = BatcherClosed("the batcher closed before this request ran")
-        _complete(self._outboxes, claimed, [closed] * len(claimed), error=True)
+        complete(self._outboxes, claimed, [closed] * len(claimed), error=True)
 
     @property
     def closed(self) -> bool:
