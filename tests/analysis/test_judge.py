@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from tests.strategies import nonnegative_samples
 
 from mlplat.analysis import CanaryConfig, CanaryData, Status, Verdict, analyze, read_export
-from mlplat.analysis._judge import _FINE_BINS, _fine_bins
+from mlplat.analysis._distribution import FINE_BINS, fine_bins
 from mlplat.analysis._simulate import SimulationSpec, many_rate_metrics_export, raw_latency_export, simulate_export
 from mlplat.errors import ConfigError, DataError
 
@@ -270,13 +270,13 @@ def test_strongly_autocorrelated_gauges_are_reported(phi: float, warned: bool) -
 
 def test_counts_cached_read_only() -> None:
     """A counter is tabled once per (metric, nan_policy); callers share the array, so it is read-only."""
-    from mlplat.analysis import _judge
+    from mlplat.analysis import _prepared
 
     cfg = _config()
-    prep = _judge._prepare(_data(_counts(3, 1.0)), cfg, None)
-    first = _judge._counts(prep, cfg, "requests", "drop")
-    assert first is not None and _judge._counts(prep, cfg, "requests", "drop") is first
-    assert _judge._counts(prep, cfg, "requests", "zero") is not first
+    prep = _prepared.prepare(_data(_counts(3, 1.0)), cfg, None)
+    first = _prepared.look_counts(prep, cfg, "requests", "drop")
+    assert first is not None and _prepared.look_counts(prep, cfg, "requests", "drop") is first
+    assert _prepared.look_counts(prep, cfg, "requests", "zero") is not first
     with pytest.raises(ValueError, match="read-only"):
         first[0, 0] = 1.0
 
@@ -404,8 +404,8 @@ def test_fine_bins_hold_each_sample_and_give_zeros_their_own(values: NDArray[np.
     """Every raw sample lies in its bin (edges[b - 1] < v <= edges[b]); zeros alone in bin 0 when the rest
     are log-spaced."""
     lo, hi = float(values.min()), float(values.max())
-    edges, bins = _fine_bins(values, lo, hi)
-    assert len(edges) == _FINE_BINS and np.all(np.diff(edges) > 0) and edges[0] == lo
+    edges, bins = fine_bins(values, lo, hi)
+    assert len(edges) == FINE_BINS and np.all(np.diff(edges) > 0) and edges[0] == lo
     assert np.all(values <= edges[bins]) and np.all(values[bins > 0] > edges[bins[bins > 0] - 1])
     if lo == 0 and (values > 0).any() and hi / values[values > 0].min() > 1.0001:
         assert np.array_equal(bins == 0, values == 0)

@@ -132,7 +132,7 @@ def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
     """Seeded, 1000 runs x 60 looks of raw samples 70% at 1.0 and the rest 1 + Exp(1), binned as the judge
     bins them (the first bin holds only the smallest sample, its lower edge that sample): the p50 sequence
     (truth 1.0) and the p90 sequence (truth 1 + ln 3) each miss in at most alpha of runs (binomial bound)."""
-    from mlplat.analysis._judge import _FINE_BINS
+    from mlplat.analysis._distribution import FINE_BINS
 
     rng = np.random.default_rng(2027)
     runs, looks, per_look, alpha = 1000, 60, 40, 0.05
@@ -140,7 +140,7 @@ def test_quantile_cs_coverage_with_ties_at_the_minimum() -> None:
     misses = dict.fromkeys(truth, 0)
     for _ in range(runs):
         x = np.where(rng.random((looks, per_look)) < 0.7, 1.0, 1.0 + rng.exponential(1.0, (looks, per_look)))
-        edges = np.linspace(x.min(), x.max(), _FINE_BINS)
+        edges = np.linspace(x.min(), x.max(), FINE_BINS)
         cum = _cumulative(x, edges)
         for q, true in truth.items():
             lo, hi = quantile_confidence_sequence(edges, cum, q, alpha, floor=float(x.min()))
@@ -181,7 +181,7 @@ def test_quantile_cs_coverage_three_quantiles() -> None:
 def test_quantile_test_false_alarms_at_zero_tolerance() -> None:
     """Seeded A/A, 500 runs x 30 looks (canary 200 and baseline 2,000 samples a look): the judge's one-sided
     quantile test at tolerance 0 rejects in at most alpha of runs for p50 and p99 (binomial bound)."""
-    from mlplat.analysis._judge import _quantile_p
+    from mlplat.analysis._distribution import quantile_p
 
     rng = np.random.default_rng(2031)
     edges = np.linspace(-4, 4, 401)
@@ -191,7 +191,7 @@ def test_quantile_test_false_alarms_at_zero_tolerance() -> None:
         cum_c = _cumulative(rng.normal(size=(looks, 200)), edges)
         cum_b = _cumulative(rng.normal(size=(looks, 2000)), edges)
         for q in alarms:
-            p = _quantile_p(cum_c, cum_b, edges, -math.inf, q, "gt", 1.0, alpha / 2)
+            p = quantile_p(cum_c, cum_b, edges, -math.inf, q, "gt", 1.0, alpha / 2)
             alarms[q] += bool(p[-1] <= alpha)
     for q, count in alarms.items():
         assert binomial_upper(count / runs, runs) <= alpha, (q, count)

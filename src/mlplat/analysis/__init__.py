@@ -17,7 +17,7 @@ from mlplat.analysis._config import (
     RateMetric,
     SrmConfig,
 )
-from mlplat.analysis._judge import CanaryResult, MetricResult, Series, SrmResult, Status, Verdict, analyze
+from mlplat.analysis._judge import analyze
 from mlplat.analysis._plan import (
     DetectionSimulation,
     PlanCell,
@@ -30,6 +30,7 @@ from mlplat.analysis._quantile import quantile_confidence_sequence, quantile_eps
 from mlplat.analysis._quantile_ab import quantile_order_log_e, quantile_ratio_bound
 from mlplat.analysis._rate_interval import rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData, combine_exports, prometheus_frame, read_export
+from mlplat.analysis._results import CanaryResult, MetricResult, Series, SrmResult, Status, Verdict
 from mlplat.analysis._rollout import (
     RolloutPlan,
     RolloutStage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from mlplat.analysis._judge import CanaryResult, MetricResult
+from mlplat.analysis._results import CanaryResult, MetricResult
 from mlplat.units import format_change
 
 __all__ = ["markdown_report", "write_plot"]
