@@ -18,6 +18,7 @@ from mlplat.analysis._config import (
     SrmConfig,
 )
 from mlplat.analysis._judge import analyze
+from mlplat.analysis._mean_sequence import MeanConfidenceSequence, mean_confidence_sequence, mean_exceedance_p
 from mlplat.analysis._plan import (
     DetectionSimulation,
     PlanCell,
@@ -42,13 +43,10 @@ from mlplat.analysis._rollout import (
 )
 from mlplat.analysis._sequential import (
     ConfidenceInterval,
-    MeanConfidenceSequence,
     RatePrior,
     RateProcess,
     dirichlet_multinomial_log_bf,
     dirichlet_multinomial_test,
-    mean_confidence_sequence,
-    mean_exceedance_p,
     p_from_log_e,
     rate_ratio_process,
 )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
 from mlplat.analysis._distribution import distribution_test_names, judge_distribution
+from mlplat.analysis._mean_sequence import mean_confidence_sequence, mean_exceedance_p, running_lag1
 from mlplat.analysis._prepared import (
     Prepared,
     apply_nan,
@@ -36,13 +37,7 @@ from mlplat.analysis._results import (
     sided,
     status_from,
 )
-from mlplat.analysis._sequential import (
-    dirichlet_multinomial_test,
-    mean_confidence_sequence,
-    mean_exceedance_p,
-    rate_ratio_process,
-    running_lag1,
-)
+from mlplat.analysis._sequential import dirichlet_multinomial_test, rate_ratio_process
 from mlplat.errors import DataError
 from mlplat.units import format_change, format_exact
 
