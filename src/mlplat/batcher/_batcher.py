@@ -94,6 +94,41 @@ def _positive(name: str, value: Any, kind: type = int) -> None:
         raise BatcherError(f"`{name}` must be {what}, got {value!r}")
 
 
+def _checked(predict: Any, max_batch_size: Any, max_latency_ms: Any, policy: Any, max_queue_size: Any,
+             on_deadline: Any, workers: Any, allowed_batch_sizes: Any, clock: Any) -> tuple[int, ...] | None:
+    """Raise :class:`BatcherError` for a bad constructor argument; return the allowed sizes, sorted, or None."""
+    if not callable(predict):
+        raise BatcherError(f"`predict` must be callable, got {type(predict).__name__} {predict!r:.60}")
+    _positive("max_batch_size", max_batch_size)
+    _positive("max_latency_ms", max_latency_ms, float)
+    if max_latency_ms > MAX_LATENCY_MS:  # a timed wait past threading.TIMEOUT_MAX would kill the worker
+        raise BatcherError(f"`max_latency_ms` must be at most {MAX_LATENCY_MS:g} (about 11 days), got "
+                           f"{max_latency_ms:g}")
+    if not callable(clock):
+        raise BatcherError(f"`clock` must be callable, got {type(clock).__name__} {clock!r:.60}")
+    _positive("max_queue_size", max_queue_size)
+    _positive("workers", workers)
+    if policy not in ("deadline", "eager"):
+        raise BatcherError(f"`policy` must be 'deadline' or 'eager', got {policy!r}")
+    if on_deadline not in ("reject", "serve"):
+        raise BatcherError(f"`on_deadline` must be 'reject' or 'serve', got {on_deadline!r}")
+    allowed = None
+    if allowed_batch_sizes is not None:
+        try:
+            allowed = tuple(sorted(set(allowed_batch_sizes)))
+        except TypeError:  # not iterable, unhashable items, or items that do not compare
+            raise BatcherError(f"`allowed_batch_sizes` must be a sequence of positive integers, got "
+                               f"{allowed_batch_sizes!r:.60}") from None
+        if not allowed:
+            raise BatcherError("`allowed_batch_sizes` must hold at least one size, got an empty sequence")
+        for size in allowed:
+            _positive("allowed_batch_sizes", size)
+            if size > max_batch_size:
+                raise BatcherError(f"`allowed_batch_sizes` must be <= max_batch_size ({max_batch_size}), "
+                                   f"got {size}")
+    return allowed
+
+
 class DynamicBatcher:
     """Group requests from many producers into batches for one ``predict`` call, within a deadline.
 
@@ -164,35 +199,8 @@ class DynamicBatcher:
                  policy: Policy = "deadline", max_queue_size: int = 10_000, on_deadline: OnDeadline = "reject",
                  workers: int = 1, allowed_batch_sizes: Sequence[int] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not callable(predict):
-            raise BatcherError(f"`predict` must be callable, got {type(predict).__name__} {predict!r:.60}")
-        _positive("max_batch_size", max_batch_size)
-        _positive("max_latency_ms", max_latency_ms, float)
-        if max_latency_ms > MAX_LATENCY_MS:  # a timed wait past threading.TIMEOUT_MAX would kill the worker
-            raise BatcherError(f"`max_latency_ms` must be at most {MAX_LATENCY_MS:g} (about 11 days), got "
-                               f"{max_latency_ms:g}")
-        if not callable(clock):
-            raise BatcherError(f"`clock` must be callable, got {type(clock).__name__} {clock!r:.60}")
-        _positive("max_queue_size", max_queue_size)
-        _positive("workers", workers)
-        if policy not in ("deadline", "eager"):
-            raise BatcherError(f"`policy` must be 'deadline' or 'eager', got {policy!r}")
-        if on_deadline not in ("reject", "serve"):
-            raise BatcherError(f"`on_deadline` must be 'reject' or 'serve', got {on_deadline!r}")
-        allowed = None
-        if allowed_batch_sizes is not None:
-            try:
-                allowed = tuple(sorted(set(allowed_batch_sizes)))
-            except TypeError:  # not iterable, unhashable items, or items that do not compare
-                raise BatcherError(f"`allowed_batch_sizes` must be a sequence of positive integers, got "
-                                   f"{allowed_batch_sizes!r:.60}") from None
-            if not allowed:
-                raise BatcherError("`allowed_batch_sizes` must hold at least one size, got an empty sequence")
-            for size in allowed:
-                _positive("allowed_batch_sizes", size)
-                if size > max_batch_size:
-                    raise BatcherError(f"`allowed_batch_sizes` must be <= max_batch_size ({max_batch_size}), "
-                                       f"got {size}")
+        allowed = _checked(predict, max_batch_size, max_latency_ms, policy, max_queue_size, on_deadline, workers,
+                           allowed_batch_sizes, clock)
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency_ms / 1000.0
         self.max_queue_size = max_queue_size
