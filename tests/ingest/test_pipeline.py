@@ -674,3 +674,35 @@ def test_repair_of_a_store_never_run_writes_every_dead_letter_once(tmp_path: Pat
     assert _letters(dl) == [2, 4]
     assert not repair(config(), FileSource(source), SQLiteStore(tmp_path / "f.db"), dead_letter=dl).differing
     assert _letters(dl) == [2, 4]
+
+
+@pytest.mark.parametrize("which", ["source", "store"])
+def test_repair_refuses_a_dead_letter_file_that_is_the_source_or_the_store(tmp_path: Path, which: str) -> None:
+    """As run does: repair cuts the dead-letter file back to its committed size, and naming the source or the
+    SQLite store there cut the source to its dead letters (429 lines to 16) or damaged the database."""
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(config(SUM, max_out_of_orderness=30), FileSource(source), store, dead_letter=tmp_path / "dl")
+    store.db.execute("DELETE FROM state")
+    before = source.read_bytes(), (tmp_path / "f.db").read_bytes()
+    target = source if which == "source" else tmp_path / "f.db"
+    what = "source" if which == "source" else "SQLite store"
+    with pytest.raises(OutputError, match=f"the dead-letter file is the {what}"):
+        repair(config(SUM, max_out_of_orderness=30), FileSource(source), store, dead_letter=target)
+    assert (source.read_bytes(), (tmp_path / "f.db").read_bytes()) == before
+
+
+def test_repair_since_still_applies_events_past_the_checkpoint(tmp_path: Path) -> None:
+    """repair moves the checkpoint to the end of the source, so an allowed-late event appended since the last
+    run updates its (old) window even outside `since`: it was neither applied nor dead-lettered before."""
+    cfg = config(allowed_lateness=100)
+    rows = [{"event_id": "a", "entity": "u", "event_time": 10}, {"event_id": "b", "entity": "u", "event_time": 100}]
+    source = write_jsonl(tmp_path / "e.jsonl", rows)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    write_jsonl(source, [*rows, {"event_id": "c", "entity": "u", "event_time": 20},
+                         {"event_id": "d", "entity": "u", "event_time": 130}])
+    report = repair(cfg, FileSource(source), store, since=120, dead_letter=tmp_path / "dl")
+    assert {d["window"] for d in report.differing} == {0.0, 120.0}
+    assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
+    assert not repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").differing

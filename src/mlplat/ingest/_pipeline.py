@@ -488,7 +488,8 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     The fix is one atomic, forced commit of the differing keys, the dedup markers and a checkpoint at the
     end of the source, so a later ``run`` resumes after it; running repair twice finds nothing the second
     time. ``since`` (epoch seconds) limits the comparison to windows ending after it and ``last`` values
-    newer than it.
+    newer than it, and keys that events past the store's checkpoint update (the checkpoint moves past them).
+    The dead-letter file may not be the source or the SQLite store (:class:`~mlplat.errors.OutputError`).
 
     References
     ----------
@@ -506,6 +507,17 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     >>> [(x["entity"], x["stored"], x["expected"]) for x in report.differing], report.fixed
     ([('u', None, [1])], True)
     """
+    dl_path = _dead_letter_path(config, partition, dead_letter)
+    _check_dead_letter_apart(dl_path, source, store)
+    label = f"{partition[0]}/{partition[1]}"
+    try:
+        stored, readable = store.checkpoint(label), True
+    except DataError:  # a damaged checkpoint: the fix below replaces it
+        stored, readable = None, False
+    # The checkpoint moves to the end of the source: every key an event past the committed one updates is
+    # compared, ``since`` or not, or that event would be neither in the state nor read again. Which events a
+    # damaged checkpoint had committed is unknown: then every key is.
+    committed = stored.seq if stored is not None else 0
     expected_rows, engine, dead = _replay(config, source, partition)
     part, parts = partition
     # Only this partition's keys: another partition's are not in the recomputation, and would be deleted.
@@ -517,6 +529,9 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
         stored = actual_rows.get(key)
         if since is None or (stored is not None and not isinstance(stored[1], list)):
             return True  # a damaged value (its raw text) is always compared, so that repair rewrites it
+        row = expected_rows.get(key)
+        if not readable or (row is not None and row[0] > committed):
+            return True  # an event no run committed updates it (see above)
         _, name, start = split_key(key)
         if start is not None:
             if name not in windows:
@@ -538,12 +553,6 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
                           "stored": actual.get(key), "expected": expected.get(key)})
     fixed = False
     if keys and not dry_run:
-        label = f"{partition[0]}/{partition[1]}"
-        try:
-            stored, readable = store.checkpoint(label), True
-        except DataError:  # a damaged checkpoint: the commit below replaces it
-            stored, readable = None, False
-        dl_path = _dead_letter_path(config, partition, dead_letter)
         if readable:
             # The checkpoint moves to the end of the source, past lines no run committed: their dead letters
             # are written here (this store's uncommitted ones cut first, as a run does), or no later run would.
