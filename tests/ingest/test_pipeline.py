@@ -706,3 +706,19 @@ def test_repair_since_still_applies_events_past_the_checkpoint(tmp_path: Path) -
     assert {d["window"] for d in report.differing} == {0.0, 120.0}
     assert run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").counts["read"] == 0
     assert not repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").differing
+
+
+def test_a_feature_left_out_for_a_run_keeps_its_recorded_definition(tmp_path: Path) -> None:
+    """A run without feature n used to overwrite the recorded definitions with its own, so a later run could
+    bring n back as a 120 s count over its stored 60 s windows: [0, 2m) = 2 beside a stray [60s, 1m) = 1.
+    The left-out definition is kept (and read still serves n), so the change is refused."""
+    source = write_jsonl(tmp_path / "e.jsonl", [{"event_id": "a", "entity": "u", "event_time": 10},
+                                                {"event_id": "b", "entity": "u", "event_time": 70}])
+    store = SQLiteStore(tmp_path / "f.db")
+    n60 = {"name": "n", "agg": "count", "window": 60}
+    other = {"name": "m", "agg": "count", "window": 30}
+    run_pipeline(config([n60]), FileSource(source), store, dead_letter=tmp_path / "dl")
+    run_pipeline(config([other]), FileSource(source), store, dead_letter=tmp_path / "dl")
+    assert [row.value for row in read_entity(store, "u", "n").rows] == [1, 1]
+    with pytest.raises(DataError, match=r"feature 'n' is stored with another definition \(window 60 -> 120\)"):
+        run_pipeline(config([{**n60, "window": 120}]), FileSource(source), store, dead_letter=tmp_path / "dl")

@@ -218,10 +218,14 @@ def _write_dead(handle: Any, source: str, store: str, letters: list[DeadLetter])
                           "applied") from exc
 
 
-def _meta(config: IngestConfig, partitions: int) -> dict[str, Any]:
-    """What ``read`` needs without the config: the watermark's lag, each feature's form, the partition count."""
+def _meta(config: IngestConfig, partitions: int, recorded: dict[str, Any]) -> dict[str, Any]:
+    """What ``read`` needs without the config: the watermark's lag, each feature's form, the partition count.
+
+    Features ``recorded`` earlier and left out of this config keep their forms: their state stays in the
+    store, and a later config that brings one back in another form must still be refused.
+    """
     return {"max_out_of_orderness": config.max_out_of_orderness, "partitions": partitions,
-            "features": _forms(config)}
+            "features": {**recorded.get("features", {}), **_forms(config)}}
 
 
 def _forms(config: IngestConfig) -> dict[str, dict[str, Any]]:
@@ -306,10 +310,11 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     checkpoint = store.checkpoint(label)
     # Every check before anything is written (or cut from dead letters).
     _check_same_source(checkpoint, source, store.url)
-    _check_same_features(store.meta(), config, store.url)
+    recorded = store.meta()
+    _check_same_features(recorded, config, store.url)
     owner = _identity(store)
     with _dead_letter_file(dl_path, checkpoint.dead_letter_size if checkpoint else None, owner) as handle:
-        store.put_meta(_meta(config, partition[1]))
+        store.put_meta(_meta(config, partition[1], recorded))
         if checkpoint is None:
             # Record where this store's dead letters start, so a crash in the first batch is undone too.
             checkpoint = Checkpoint(partition=label, dead_letter_size=int(handle.tell()), source=source.identity)
@@ -563,7 +568,11 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
         else:  # which letters a damaged checkpoint had counted is unknown: the file is left as it is
             size = dl_path.stat().st_size if dl_path.exists() else 0
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
-        store.put_meta(_meta(config, partition[1]))
+        try:
+            recorded = store.meta()
+        except DataError:  # damaged definitions: this config's are all that can be recorded
+            recorded = {}
+        store.put_meta(_meta(config, partition[1], recorded))
         store.commit(Commit({k: expected_rows[k] for k in keys if k in expected_rows},
                             dict(engine.markers), checkpoint,
                             deletes=[k for k in keys if k not in expected_rows], force=True))
