@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import tempfile
@@ -201,9 +202,34 @@ def test_stream_messages_that_are_not_text_or_were_trimmed_are_malformed_with_th
     client.xtrim("cut", maxlen=8, approximate=False)  # the 8 pending ones go
     result = run_pipeline(cfg, RedisStreamSource(redis_url + "/cut"), RedisStore(redis_url + "/2"),
                           dead_letter=tmp_path / "dl2")
-    reasons = {json.loads(line)["reason"] for line in (tmp_path / "dl2").read_text().splitlines()}
-    assert result.counts["malformed"] == 8 and reasons == {
-        "malformed: the message was deleted from the stream (XTRIM or XDEL) before it was applied"}
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl2").read_text().splitlines()]
+    assert result.counts["malformed"] == 8 and all(re.fullmatch(
+        r"malformed: the message \d+-\d+ was deleted from the stream \(XTRIM or XDEL\) before it was applied", r)
+        for r in reasons)
+
+
+@pytest.mark.parametrize("gone", [["3-0"], ["1-0", "3-0", "5-0"]])
+def test_pending_messages_deleted_anywhere_are_malformed_in_their_place(redis_url: str, tmp_path: Path,
+                                                                         gone: list[str]) -> None:
+    """A worker took five messages and died before committing; messages were then deleted. One deleted from
+    the middle of the pending list was dropped without a trace (only those below every pending one were
+    reported). Each is now a malformed record in its stream-id place, and the rest are applied once."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    for i in range(1, 6):
+        client.xadd("mid", {"data": json.dumps({"event_id": f"e{i}", "entity": "u", "event_time": i})}, id=f"{i}-0")
+    client.xgroup_create("mid", "mlplat-ingest", id="0")
+    client.xreadgroup("mlplat-ingest", "worker", {"mid": ">"}, count=5)  # delivered, never acknowledged
+    client.xdel("mid", *gone)
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=2)
+    result = run_pipeline(cfg, RedisStreamSource(redis_url + "/mid"), RedisStore(redis_url),
+                          dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (5 - len(gone), len(gone))
+    letters = [json.loads(line) for line in (tmp_path / "dl").read_text().splitlines()]
+    assert [letter["reason"].split()[3] for letter in letters] == gone
+    assert client.xpending("mid", "mlplat-ingest")["pending"] == 0
+    assert read_entity(RedisStore(redis_url), "u", "n").rows[0].value == 5 - len(gone)
 
 
 def test_repair_deletes_a_field_another_program_put_in_an_entity_hash(redis_url: str, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import accumulate, chain, islice
 from pathlib import Path
@@ -236,17 +237,10 @@ class RedisStreamSource:
                 stop: Stop = lambda: False) -> Iterator[list[Record]]:
         seq = checkpoint.seq
         done = _stream_id(checkpoint.cursor) if checkpoint.cursor else (-1, -1)
-        deleted = [ident for ident in self._claim_pending() if _stream_id(ident) > done]
-        if deleted:
-            # Pending messages deleted from the stream, which XAUTOCLAIM took out of the group: reported as
-            # malformed, first. Only those below every message still pending (XTRIM cuts from the oldest),
-            # so the checkpoint's stream id never passes a message not yet applied.
-            lowest = self._call(self.client.xpending, self.stream, self.group)["min"]
-            if lowest is not None:
-                deleted = [ident for ident in deleted if _stream_id(ident) < _stream_id(lowest.decode())]
-        if deleted:
-            seq += len(deleted)
-            yield [self._record(seq - len(deleted) + i + 1, ident, None) for i, ident in enumerate(deleted)]
+        # Pending messages deleted from the stream (XTRIM, XDEL), which XAUTOCLAIM has taken out of the group:
+        # each is reported as malformed in its place among the pending messages (stream-id order), so the
+        # checkpoint's stream id never passes a pending message not yet applied, and none is dropped.
+        deleted = deque(ident for ident in self._claim_pending() if _stream_id(ident) > done)
         start = "0"  # first the messages delivered before a crash but never acknowledged
         while True:
             reply = self._call(self.client.xreadgroup, self.group, self.consumer, {self.stream: start},
@@ -254,6 +248,11 @@ class RedisStreamSource:
             entries = reply[0][1] if reply else []
             if start != ">" and not entries:
                 start = ">"
+                if deleted:  # above every pending message, below every new one
+                    first = seq + 1
+                    seq += len(deleted)
+                    yield [self._record(first + i, ident, None) for i, ident in enumerate(deleted)]
+                    deleted.clear()
                 continue
             if not entries:
                 if not follow or stop():
@@ -267,13 +266,16 @@ class RedisStreamSource:
                 if _stream_id(ident) <= done:
                     stale.append(ident)  # committed before the crash, ack lost: already in the state
                     continue
+                while deleted and _stream_id(deleted[0]) < _stream_id(ident):
+                    seq += 1
+                    batch.append(self._record(seq, deleted.popleft(), None))
                 seq += 1
                 batch.append(self._record(seq, ident, fields))
             if stale:
                 self._call(self.client.xack, self.stream, self.group, *stale)
             if batch:
                 yield batch
-                if stop():
+                if stop() and not deleted:  # deleted ids are in no pending list: they are reported first
                     return
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -309,7 +311,7 @@ class RedisStreamSource:
 
     def _record(self, seq: int, ident: str, fields: dict[bytes, bytes] | None) -> Record:
         if not fields:  # a pending message trimmed (XTRIM, XDEL) from the stream before it was applied
-            return Record(seq, ident, seq, None, "the message was deleted from the stream (XTRIM or XDEL) "
+            return Record(seq, ident, seq, None, f"the message {ident} was deleted from the stream (XTRIM or XDEL) "
                                                  "before it was applied", "")
         try:
             decoded = {k.decode(): v.decode() for k, v in fields.items()}
