@@ -155,6 +155,23 @@ def test_nan_and_infinity_are_malformed_lines_and_a_bom_is_skipped(tmp_path: Pat
     assert read_entity(store, "u").rows[0].value == 1
 
 
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_lines_invalid_alone_are_malformed_whatever_the_batch(tmp_path: Path, batch_size: int) -> None:
+    """Three lines, none valid JSON alone, joined into three valid objects when a batch was decoded as one
+    array ('{"v": [1' + '2]}', and two objects on one line): applied 3 in one batch, malformed 3 in batches of
+    one. Each line is decoded on its own now."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"event_id": "a", "entity": "u", "event_time": 10, "v": [1\n'
+                    '2]}\n'
+                    '{"event_id": "b", "entity": "u", "event_time": 20, "v": 3}, '
+                    '{"event_id": "c", "entity": "u", "event_time": 30, "v": 4}\n', encoding="utf-8")
+    cfg = config(batch_size=batch_size)
+    result = run_pipeline(cfg, FileSource(path), SQLiteStore(tmp_path / "f.db"), dead_letter=tmp_path / "dl")
+    assert (result.counts["applied"], result.counts["malformed"]) == (0, 3)
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "dl").read_text().splitlines()]
+    assert all(r.startswith("malformed: not valid JSON") for r in reasons)
+
+
 def test_huge_integers_and_lone_surrogates_are_malformed_lines(tmp_path: Path) -> None:
     """A time of 400 digits overflowed float() (exit 5), and a lone UTF-16 surrogate (valid JSON, not text)
     failed the store's UTF-8 encoding (exit 5); both are malformed lines now, and the fast path of a batch
