@@ -48,6 +48,8 @@ def _refuse_constant(name: str) -> None:
 # Python's json module reads NaN, Infinity and -Infinity, which JSON does not have: a NaN `last` value
 # would be stored as text no JSON reader takes back. This decoder refuses them, so the line is malformed.
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# The decoder's scanner (C where available), as raw_decode calls it: (value, index past it). Not in typeshed.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -76,16 +78,16 @@ def _parse_json(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def _plain_objects(texts: list[bytes]) -> list[dict[str, Any]] | None:
-    """Each line decoded as one JSON object with nothing after it, or None if any line is not (nor holds a
-    possible surrogate): the caller then decodes line by line, for each bad line's reason.
+    """Each line decoded as one JSON object with nothing after it; None when some line is not, or may escape
+    a surrogate: the caller then decodes line by line, for each bad line's reason.
 
-    ``scan_once`` is the decoder's C scanner (what ``raw_decode`` calls) and returns where the value ends, so
-    a line is taken only when its value spans it exactly. Decoding the batch as one joined array was as
-    fast, but lines invalid on their own could join into valid objects ('{"v": [1' and '2]}').
+    ``_SCAN`` returns where the value ends, so a line is taken only when its value spans it exactly.
+    Decoding the batch as one joined array was as fast, but lines invalid on their own could join into
+    valid objects ('{"v": [1' and '2]}').
     """
     if _may_hold_surrogate(b"".join(texts)):
         return None
-    scan = _DECODER.scan_once
+    scan = _SCAN
     values = []
     try:
         for raw in texts:
