@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -384,6 +385,36 @@ def test_a_damaged_checkpoint_or_definition_is_a_clear_error_and_repair_rewrites
     store.db.execute("DELETE FROM state WHERE key = ?", ("v\x1flast\x1f",))  # so that repair has a key to fix
     assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").fixed
     assert (store.checkpoint("0/1"), store.meta()) == good
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("cursor", 5, "cursor must be '' or LINE:BYTE or a stream id MS-SEQ, got 5"),
+    ("cursor", "2:abc", "cursor must be '' or LINE:BYTE or a stream id MS-SEQ, got '2:abc'"),
+    ("max_time", "80", "max_time must be null or a finite number, got '80'"),
+    ("dead_letter_size", "0", "dead_letter_size must be a whole number >= 0, got '0'"),
+    ("seq", -1, "seq must be a whole number >= 0, got -1"),
+    ("seq", True, "seq must be a whole number >= 0, got True"),
+])
+def test_a_checkpoint_field_of_the_wrong_type_is_a_clear_error_and_repair_rewrites_it(
+        tmp_path: Path, field: str, value: Any, expected: str) -> None:
+    """A checkpoint with the right keys but a wrong value was exit 5 deep in the source or the engine (an int
+    cursor has no .partition; '80' < 100 is a TypeError), in repair too. It is a damaged checkpoint now."""
+    cfg = config(SUM, max_out_of_orderness=30)
+    source = _events(tmp_path)
+    store = SQLiteStore(tmp_path / "f.db")
+    run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    good = store.checkpoint("0/1")
+    assert good is not None
+    store.db.execute("UPDATE checkpoint SET value = ? WHERE partition = '0/1'",
+                     (json.dumps({**good.to_dict(), field: value}),))
+    place = r"the checkpoint of partition 0/1 is not what mlplat ingest writes"
+    with pytest.raises(DataError, match=f"{place} \\({re.escape(expected)}\\)"):
+        run_pipeline(cfg, FileSource(source), store, dead_letter=tmp_path / "dl")
+    with pytest.raises(DataError, match=place):
+        read_entity(store, "u")
+    store.db.execute("DELETE FROM state WHERE key = ?", ("v\x1flast\x1f",))  # so that repair has a key to fix
+    assert repair(cfg, FileSource(source), store, dead_letter=tmp_path / "dl").fixed
+    assert store.checkpoint("0/1") == good
 
 
 def test_damaged_dedup_markers_stop_a_run_with_a_clear_error(tmp_path: Path) -> None:

@@ -8,6 +8,8 @@ checkpoint always names the last event whose effect is in the state.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 import struct
 from abc import ABC, abstractmethod
@@ -110,10 +112,36 @@ def _unpack_markers(url: str, blobs: Iterable[bytes], since: float) -> dict[str,
 REPAIR_HINT = "`mlplat ingest repair` rewrites the states, the checkpoint and the feature definitions from the source"
 
 
+# A file source's cursor (line:byte) or a Redis stream id (milliseconds-sequence).
+_CURSOR = re.compile(r"\d+:\d+|\d+-\d+")
+
+
 def damaged(url: str, place: str, detail: str, *, fix: str = REPAIR_HINT) -> DataError:
     """The error for a stored value that mlplat ingest does not write: the store was damaged or edited."""
     return DataError(f"{url}: {place} is not what mlplat ingest writes ({detail}); the store was damaged or "
                      f"changed by another program. {fix}")
+
+
+def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
+    """What is wrong with a checkpoint read back from a store (each field's type and form), or None."""
+
+    def whole(value: Any) -> bool:
+        return type(value) is int and value >= 0
+
+    time = checkpoint.max_time
+    checks = [
+        ("seq", whole(checkpoint.seq), "a whole number >= 0"),
+        ("cursor", type(checkpoint.cursor) is str and (checkpoint.cursor == "" or _CURSOR.fullmatch(checkpoint.cursor)
+                                                       is not None), "'' or LINE:BYTE or a stream id MS-SEQ"),
+        ("max_time", time is None or (type(time) in (int, float) and math.isfinite(time)), "null or a finite number"),
+        ("dead_letter_size", whole(checkpoint.dead_letter_size), "a whole number >= 0"),
+        ("partition", type(checkpoint.partition) is str, "text"),
+        ("source", type(checkpoint.source) is str, "text"),
+    ]
+    for name, ok, expected in checks:
+        if not ok:
+            return f"{name} must be {expected}, got {getattr(checkpoint, name)!r}"
+    return None
 
 
 def decode_state(url: str, key: str, text: str | bytes, *, lenient: bool = False) -> Any:
@@ -172,11 +200,16 @@ class _CheckpointTexts(ABC):
         raw = self._text(partition)
         if raw is None:
             return None
-        data = self._object(raw, f"the checkpoint of partition {partition}")
+        place = f"the checkpoint of partition {partition}"
+        data = self._object(raw, place)
         try:
-            return Checkpoint(**data)
+            checkpoint = Checkpoint(**data)
         except TypeError as exc:  # a key Checkpoint does not have
-            raise damaged(self.url, f"the checkpoint of partition {partition}", str(exc)) from exc
+            raise damaged(self.url, place, str(exc)) from exc
+        problem = _checkpoint_problem(checkpoint)
+        if problem is not None:  # a wrong type failed later, deep in a source or the engine (exit 5)
+            raise damaged(self.url, place, problem)
+        return checkpoint
 
     def put_meta(self, meta: dict[str, Any]) -> None:
         self._put_text("#meta", json.dumps(meta))
