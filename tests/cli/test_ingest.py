@@ -53,6 +53,13 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1d, hop: 1s}]\n",
      ":2:12: features[0]: `window` / `hop` must be at most 10,000 (each event updates that many windows), "
      "got 86400 / 1 = 86,400"),
+    # Far below the float spacing of epoch times: a 1e-15 s window hung the run, a 1e-320 s hop was exit 5.
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 1e-15}]\n",
+     ":2:12: features[0]: `window` must be at least 0.001 s (1 ms), got 1e-15 s"),
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 3, hop: 1e-300}]\n",
+     ":2:12: features[0]: `hop` must be at least 0.001 s (1 ms), got 1e-300 s"),
+    ("max_out_of_orderness: 1m\nfeatures: [{name: n, agg: count, window: 3, hop: 1e-320}]\n",
+     ":2:12: features[0]: `hop` must be at least 0.001 s (1 ms), got "),
     ("max_out_of_orderness: 1e308\nfeatures: [{name: n, agg: count, window: 1h}]\n",
      ":1:23: max_out_of_orderness: `duration`: a duration must be from 0 to 100 years"),
     ("max_out_of_orderness: 1m\nfeaturs: []\n", "unknown key 'featurs'"),

@@ -21,6 +21,9 @@ Aggregate = Literal["last", "count", "sum", "mean", "min", "max"]
 # 10-second hops is 8,640, and costs about 25 ms per event here (about 3 µs a window); far more is a slip of
 # the unit, and stalls the pipeline (a window of 1e12 s by 5 minutes never finishes its first event).
 MAX_WINDOWS_PER_EVENT = 10_000
+# The shortest window or hop: event times are floats, 0.24 µs apart at today's epoch times, and a window
+# far below that never ended (1e-15 s hung the run stepping across one float's gap; a 1e-320 hop overflowed).
+MIN_STEP = 0.001
 
 
 def _seconds(value: object, what: str) -> float | int:
@@ -55,6 +58,9 @@ class FeatureSpec(ConfigModel):
             raise ValueError(f"a `{self.agg}` feature needs `field`")
         if self.window is None or self.window <= 0:
             raise ValueError(f"a `{self.agg}` feature needs `window` > 0")
+        for name, value in (("window", self.window), ("hop", self.hop)):
+            if value is not None and 0 < value < MIN_STEP:
+                raise ValueError(f"`{name}` must be at least {MIN_STEP:g} s (1 ms), got {value:g} s")
         if self.hop is not None:
             if self.hop <= 0 or self.hop > self.window:
                 raise ValueError(f"`hop` must be in (0, window], got {self.hop}")
