@@ -414,6 +414,18 @@ def test_bench_config_rejects_bad_options(kwargs: dict[str, Any], message: str) 
         BenchConfig(**kwargs)
 
 
+def test_a_load_set_after_the_profile_is_checked_against_the_arrivals_a_run_can_hold(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default load and a sweep's rates are known only after the profile: a schedule too long to hold is
+    refused then, before any run, as a given --rate is up front (it was a MemoryError, exit 5)."""
+    monkeypatch.setattr(_bench, "generator_limit", lambda *args: 100.0)
+    for mode, what in (("rate", "the default load,"), ("sweep", "the sweep's highest load,")):
+        config = BenchConfig(**{**QUICK, "rate": None, "mode": mode, "duration": 2e6})  # type: ignore[arg-type]
+        with pytest.raises(MlplatError, match=f"{what} 100 req/s for --warmup \\+ --duration 23d4h schedules "
+                                              r"200,000,0\d\d requests, more than the 100,000,000"):
+            run_bench(config)
+
+
 def test_run_bench_refuses_a_rate_the_generator_cannot_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rate above the generator's measured capacity is refused instead of reported; a default load above it
     runs at the limit with a warning that names the default load, not a --rate the user never gave."""

@@ -77,8 +77,14 @@ def test_a_value_outside_an_option_s_choices_is_a_usage_error(runner: CliRunner,
     (["--concurrency", "0"], "--concurrency must be an integer from 1 to 100,000, got 0"),
     (["--policies", "eager,eager"], "--policies: eager given more than once"),
     (["--width", "0"], "model `width` must be a positive integer, got 0"),
-    (["--rate", "1e9"], "is above what the load generator can schedule"),
+    (["--rate", "1e8"], "is above what the load generator can schedule"),
     (["--rate", "0.5"], "--rate 0.5 req/s for --duration 0.2 s sends 0.1 requests on average; a run needs"),
+    # Found by a review: the schedule of 36,000 days at 1,000 req/s was a 27 TiB MemoryError (exit 5) after
+    # profiling, and a wait of four SLOs past threading.TIMEOUT_MAX an OverflowError.
+    (["--rate", "1000", "--duration", "36000d"], "--rate 1,000 req/s for --warmup + --duration 36000d "
+                                                 "schedules 3,110,400,000,050 requests, more than the 100,000,000"),
+    (["--slo-ms", "1e13"], "--slo-ms must be at most 86,400,000 (one day), got 1e+13"),
+    (["--max-latency-ms", "1e10"], "--max-latency-ms must be at most 86,400,000 (one day), got 1e+10"),
 ])
 def test_bad_input_exits_4_with_a_message(runner: CliRunner, args: list[str], message: str) -> None:
     """Each bad option exits 4 with one message on stderr naming it, and no traceback."""

@@ -28,6 +28,7 @@ from mlplat.batcher._models import ModelSpec, ProfilePoint, TorchPredictor, prof
 from mlplat.batcher._stats import percentiles
 from mlplat.errors import ConfigError
 from mlplat.plots import pyplot, save_figure
+from mlplat.units import format_duration
 
 __all__ = ["SWEEP_FRACTIONS", "BenchConfig", "BenchResult", "PolicyResult", "run_bench", "write_plot"]
 
@@ -52,6 +53,12 @@ GENERATOR_SHARE = 0.25
 # With fewer measured requests than this, a run's p99.9 (and under a tenth of it, its p99) is only the
 # slowest request seen, and the report says so.
 FEW_REQUESTS = 1000
+# The most arrivals an open-loop run schedules: each keeps about 43 bytes of arrays for the report, so this
+# is about 4 GB. Past it the schedule could not be allocated (36,000 days at 1,000 req/s wanted 27 TiB).
+MAX_ARRIVALS = 100_000_000
+# The longest --max-latency-ms and --slo-ms: a day. The run waits a few SLOs for stragglers, and a wait past
+# threading.TIMEOUT_MAX overflowed (--slo-ms 1e13 was exit 5).
+MAX_MS = 86_400_000
 Mode = Literal["rate", "concurrency", "sweep"]
 
 
@@ -99,6 +106,8 @@ class BenchConfig:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{flag} must be a positive number, got {value!r}")
+            if name.endswith("_ms") and value > MAX_MS:
+                raise ConfigError(f"{flag} must be at most {MAX_MS:,} (one day), got {value:g}")
         if self.rate is not None and not (math.isfinite(self.rate) and self.rate > 0):
             raise ConfigError(f"--rate must be a positive number of requests per second, got {self.rate!r}")
         if self.rate is not None and self.rate * self.duration < 1:
@@ -107,6 +116,8 @@ class BenchConfig:
                               "(a p99.9 wants 1,000): raise the rate or the duration")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup!r}")
+        if self.rate is not None:
+            check_arrivals(self.rate, self, "--rate")
         if not self.policies:
             raise ConfigError(f"--policies must name at least one of {', '.join(POLICIES)}")
         for policy in self.policies:
@@ -319,6 +330,16 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     )
 
 
+def check_arrivals(rate: float, config: BenchConfig, what: str) -> None:
+    """Raise ConfigError when an open loop at ``rate`` would schedule more than MAX_ARRIVALS requests."""
+    arrivals = rate * (config.warmup + config.duration)
+    if arrivals > MAX_ARRIVALS:
+        raise ConfigError(f"{what} {rate_text(rate)} for --warmup + --duration "
+                          f"{format_duration(config.warmup + config.duration)} "
+                          f"schedules {arrivals:,.0f} requests, more than the {MAX_ARRIVALS:,} a run can hold (about "
+                          "43 bytes each for the report): shorten --duration, or lower the rate")
+
+
 @contextmanager
 def frozen_heap() -> Iterator[None]:
     """Collect, then freeze the objects built so far for the block; unfrozen on exit."""
@@ -436,6 +457,9 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
                             f"generator can schedule on this machine (about {rate_text(limit)}), so it ran at "
                             "that; give --concurrency to saturate the model")
             rates = [limit]
+        if config.rate is None and rates[0] is not None:  # a given --rate was checked up front
+            check_arrivals(max(r for r in rates if r is not None), config,
+                           "the sweep's highest load," if config.mode == "sweep" else "the default load,")
         results: list[PolicyResult] = []
         for rate in rates:
             for policy in config.policies:
