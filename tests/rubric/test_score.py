@@ -67,7 +67,7 @@ def test_sentence_names_p_best_and_crossover(write_rubric: Callable[..., Path]) 
     verb = "rises above" if nearest.direction == "above" else "falls below"
     assert result.decision.sentence == (
         f"{result.decision.winner} wins in 99.9% of 1,000 draws; {nearest.new_winner} overtakes it if the "
-        f"{nearest.criterion} weight {verb} {nearest.winner_changes_at:.2f}")
+        f"{nearest.criterion} weight {verb} {nearest.at_text}")
 
 
 def test_changing_crossovers_nearest_first_ties_in_criterion_order() -> None:
@@ -140,6 +140,26 @@ def test_example_file_scores(tmp_path: Path) -> None:
     assert default.decision.winner == "hybrid"
     build = default.to_dict()["tco"]["build"]
     assert build["risk_adjusted_npv"] - build["npv"] == pytest.approx(0.3 * 200_000 / 1.1)
+
+
+@pytest.mark.parametrize("method", ["wsm", "topsis"])
+def test_a_printed_crossover_changes_the_winner_just_past_it(method: str) -> None:
+    """Setting a criterion's weight just past the printed crossover (the others rescaled in proportion) makes
+    the named option win. Rounded to nearest, TOPSIS's security crossover at 0.0696 read "below 0.07", and a
+    weight of 0.0699 kept hybrid (found by a review pass)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "rubric" / "serving-platform.yaml"
+    rubric: Rubric = load_rubric(example)
+    result = score_rubric(rubric, method=method, draws=0)
+    changing = result.sensitivity.changing_crossovers()
+    assert changing
+    for c in changing:
+        printed = float(c.at_text)
+        weight = printed - 1e-9 if c.direction == "below" else printed + 1e-9
+        scale = (1 - weight) / (1 - result.weights[c.criterion])
+        criteria = [k.model_copy(update={"weight": weight if k.id == c.criterion else result.weights[k.id] * scale})
+                    for k in rubric.criteria]
+        moved = score_rubric(rubric.model_copy(update={"criteria": criteria}), method=method, draws=0)
+        assert moved.decision.winner == c.new_winner, (c, printed)
 
 
 def test_full_score_ten_by_twelve_runs() -> None:

@@ -53,7 +53,7 @@ def render(result: RubricResult) -> Group:
                                 ["option", "P(best)", *(f"rank {k + 1}" for k in range(len(s.p_best)))], rows,
                                 numeric=range(1, 2 + len(s.p_best))))
     rows = [[result.criteria[c.criterion], f"{c.weight:.3f}",
-             "none in [0, 1]" if c.winner_changes_at is None else f"{c.winner_changes_at:.3f}", c.new_winner or "-"]
+             "none in [0, 1]" if c.winner_changes_at is None else c.at_text, c.new_winner or "-"]
             for c in s.crossovers]
     parts.append(make_table("Crossovers (other weights rescaled proportionally)",
                             ["criterion", "weight", "winner changes at", "new winner"], rows, numeric=(1, 2)))

@@ -122,7 +122,7 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
     if option == result.decision.winner:
         for c in result.sensitivity.changing_crossovers()[:2]:
-            at, now = weight_text(c.winner_changes_at), weight_text(c.weight)
+            at, now = c.at_text, weight_text(c.weight)
             risks.append(f"If the **{result.criteria[c.criterion]}** weight {c.verb} {at} (now {now}), "
                          f"{c.new_winner} wins instead.")
     else:

@@ -61,7 +61,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
                 "from their triangular ranges.", ""]
         out += [_table(["option", "P(best)"], [[o, f"{p:.1%}"] for o, p in s.p_best.items()]), ""]
     rows = [[result.criteria[c.criterion], f"{c.weight:.3f}",
-             "-" if c.winner_changes_at is None else f"{c.winner_changes_at:.3f}", c.new_winner or "-"]
+             c.at_text, c.new_winner or "-"]
             for c in s.crossovers]
     out += ["Crossovers: the weight at which the winner changes when the other weights are rescaled "
             "proportionally.", "", _table(["criterion", "weight", "winner changes at", "new winner"], rows), ""]
@@ -75,7 +75,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
             f"{result.decision.runner_up}. {result.decision.sentence}.", "", "## Consequences", ""]
     out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
     out += ["", "## What would change it", ""]
-    changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {weight_text(c.winner_changes_at)} "
+    changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {c.at_text} "
                f"(now {weight_text(c.weight)}): {c.new_winner} wins."
                for c in s.changing_crossovers()]
     out += changes or ["- No single weight change makes another option win."]

@@ -18,7 +18,6 @@ from mlplat.rubric._sensitivity import (
     crossovers,
     monte_carlo,
     rank_reversals,
-    weight_text,
 )
 from mlplat.rubric._tco import TcoResult, tco_table
 
@@ -206,7 +205,7 @@ def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, dra
     if nearest is None or nearest.winner_changes_at is None:
         return head + "; no single weight change in [0, 1] makes another option win"
     return (f"{head}; {nearest.new_winner} overtakes it if the {labels[nearest.criterion]} weight {nearest.verb} "
-            f"{weight_text(nearest.winner_changes_at)}")
+            f"{nearest.at_text}")
 
 
 def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: str | None = None,
@@ -251,7 +250,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     >>> result.sensitivity.crossovers[0].winner_changes_at  # with min-max: buy scores w_cost, build 1 - w_cost
     0.5
     >>> result.decision.sentence
-    'buy wins in 97% of 1,000 draws; build overtakes it if the cost weight falls below 0.50'
+    'buy wins in 97% of 1,000 draws; build overtakes it if the cost weight falls below 0.5'
     """
     method = method or rubric.method
     normalization = normalization or rubric.normalization

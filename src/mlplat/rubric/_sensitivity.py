@@ -6,6 +6,7 @@ functions that score the single matrix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,24 @@ class Crossover:
         if self.direction is None:
             return None
         return "rises above" if self.direction == "above" else "falls below"
+
+    @property
+    def at_text(self) -> str:
+        """``winner_changes_at`` to three significant figures, rounded past the crossing (down for "falls
+        below", up for "rises above"), so any weight beyond the printed value changes the winner; "-" for none.
+
+        Rounded to nearest, a crossing at 0.0696 read "below 0.07", and 0.0699 kept the winner.
+
+        >>> [Crossover("c", 0.15, at, "buy").at_text for at in (0.069614, 0.30012, 0.5)]
+        ['0.0696', '0.301', '0.5']
+        """
+        at = self.winner_changes_at
+        if at is None or at <= 0:
+            return "-" if at is None else f"{at:g}"
+        digits = 2 - math.floor(math.log10(at))
+        scaled = at * 10.0**digits
+        scaled = math.floor(scaled) if self.direction == "below" else math.ceil(scaled)
+        return f"{scaled / 10.0**digits:.{max(digits, 0)}f}".rstrip("0").rstrip(".")
 
     def to_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "weight": self.weight, "winner_changes_at": self.winner_changes_at,
