@@ -108,6 +108,25 @@ def test_custom_template_and_errors(write_rubric: Callable[..., Path], tmp_path:
         render_pilot(rubric, result, template=tmp_path / "missing.md")
 
 
+def test_the_record_of_a_tie_names_no_winner() -> None:
+    """With the top options tied, the record said '**x**, by 0.0000 over y' and gave x's consequences alone,
+    presenting the option listed first as the decision (found by a review pass). It says there is no winner
+    and lists each tied option's consequences."""
+    from mlplat.rubric import Rubric
+
+    rubric = Rubric.model_validate({
+        "title": "tie",
+        "criteria": [{"id": "a", "direction": "benefit", "weight": 1}, {"id": "b", "direction": "cost", "weight": 1}],
+        "options": [{"id": "x", "scores": {"a": 1, "b": 2}, "consequences": ["x runs it"]},
+                    {"id": "y", "scores": {"a": 2, "b": 3}, "consequences": ["y pays for it"]}]})
+    result = score_rubric(rubric, draws=100, seed=0)
+    assert result.decision.tie
+    text = decision_record(rubric, result)
+    decision = text.split("## Decision")[1].split("## What would change it")[0]
+    assert "**No winner**: x and y tie on score; add a criterion" in decision and "by 0.0000" not in decision
+    assert "- **x**\n  - x runs it" in decision and "- **y**\n  - y pays for it" in decision
+
+
 def test_decision_record_sections(write_rubric: Callable[..., Path]) -> None:
     """The decision record has every section issue 3 lists."""
     rubric, result = _scored(write_rubric)

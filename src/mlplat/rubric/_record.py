@@ -7,7 +7,7 @@ from pathlib import Path
 from mlplat.plots import pyplot, save_figure
 from mlplat.rubric._model import Rubric
 from mlplat.rubric._score import RubricResult
-from mlplat.rubric._sensitivity import weight_text
+from mlplat.rubric._sensitivity import TIE, weight_text
 
 __all__ = ["decision_record", "plot_result"]
 
@@ -70,10 +70,20 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
                 f"{' > '.join(r.after)}." for r in s.rank_reversals]
     else:
         out.append("Rank-reversal check: removing any one option leaves the order of the others unchanged.")
-    winner = rubric.option(result.decision.winner)
-    out += ["", "## Decision", "", f"**{winner.label}**, by {result.decision.margin:.4f} over "
-            f"{result.decision.runner_up}. {result.decision.sentence}.", "", "## Consequences", ""]
-    out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
+    out += ["", "## Decision", ""]
+    if result.decision.tie:  # the winner is only the option listed first: no option is the decision
+        top = result.ranking[0].score
+        tied = [rubric.option(r.option) for r in result.ranking if top - r.score <= TIE]
+        out += [f"**No winner**: {result.decision.sentence.removeprefix('no winner: ')}.", "",
+                "## Consequences", "", "Of each tied option, once one is chosen:", ""]
+        for option in tied:
+            out += [f"- **{option.label}**"]
+            out += [f"  - {line}" for line in option.consequences] or ["  - _none listed_"]
+    else:
+        winner = rubric.option(result.decision.winner)
+        out += [f"**{winner.label}**, by {result.decision.margin:.4f} over {result.decision.runner_up}. "
+                f"{result.decision.sentence}.", "", "## Consequences", ""]
+        out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
     out += ["", "## What would change it", ""]
     changes = [f"- The {result.criteria[c.criterion]} weight moving {c.direction} {c.at_text} "
                f"(now {weight_text(c.weight)}): {c.new_winner} wins."
