@@ -145,8 +145,11 @@ def _ahp_file(write_rubric: Callable[..., Path], ahp: str) -> Path:
          r"r\.yaml:7:3: weights_ahp: no judgement for speed vs fit"),
         (AHP.replace("speed: 2,", "speed: two,"),
          r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be a number or a fraction"),
+        # Its reciprocal is inf: refused later, by the eigenvector step, with no file or place.
+        (AHP.replace("speed: 2,", "speed: '1e-320',"),
+         r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must have a finite reciprocal, got 1e-320"),
     ],
-    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number"],
+    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number", "tiny"],
 )
 def test_bad_ahp(write_rubric: Callable[..., Path], ahp: str, expected: str) -> None:
     """Bad Saaty judgements are errors at the judgement."""

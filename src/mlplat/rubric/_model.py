@@ -357,6 +357,8 @@ def pairwise_matrix(judgements: dict[str, dict[str, float | str]], ids: list[str
                 raise ConfigError(f"unknown criterion {col!r}; criteria are: {', '.join(ids)}", path=where)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"a judgement must be > 0, got {value!r}", path=where)
+            if not math.isfinite(1.0 / value):  # its mirror would be inf, refused later without a place
+                raise ConfigError(f"a judgement must have a finite reciprocal, got {value!r}", path=where)
             i, j = index[row], index[col]
             if i == j:
                 if not math.isclose(value, 1.0, rel_tol=_RECIPROCAL_RTOL):
