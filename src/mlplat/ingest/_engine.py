@@ -477,8 +477,7 @@ class Engine:
         """
         dead: list[DeadLetter] = []
         applied = 0
-        cache, starts = self.cache, self._starts
-        dirty: dict[str, tuple[int, list[Any]]] = {}
+        starts = self._starts
         # Every key an applied event updates, in arrival order, folded after one fetch of the keys not
         # cached yet (so each key still sees its events in order, and the store gets one round trip).
         pending: list[tuple[int, float, str, str, str, Any]] = []
@@ -584,6 +583,24 @@ class Engine:
                     continue
                 pending.append((seq, time, event_id, key, agg, value))
         self.max_time = max_time
+        dirty = self._fold_pending(pending, fetch)
+        counts = {"read": applied + duplicates + late + malformed + future, "applied": applied,
+                  "duplicates": duplicates, "late": late, "malformed": malformed, "future": future,
+                  "other_partition": other}
+        if record is not None:
+            self.checkpoint = replace(self.checkpoint, seq=record.seq, cursor=record.cursor,
+                                      max_time=None if self.max_time == -math.inf else self.max_time)
+        if new_markers:
+            self._marker_groups.append((max(new_markers.values()), list(new_markers)))
+        return BatchOutcome(counts, dead, Commit(dirty, new_markers, self.checkpoint, self._prune_markers()))
+
+    def _fold_pending(self, pending: list[tuple[int, float, str, str, str, Any]],
+                      fetch: Callable[[set[str]], Mapping[str, tuple[int, list[Any]]]]
+                      ) -> dict[str, tuple[int, list[Any]]]:
+        """Fold the batch's applied events ``(seq, time, event_id, key, agg, value)`` into the cached state,
+        after one fetch of the keys not cached yet; return the keys changed, with their new version and state."""
+        cache = self.cache
+        dirty: dict[str, tuple[int, list[Any]]] = {}
         missing = {item[3] for item in pending if item[3] not in cache}
         if missing:
             found = fetch(missing)
@@ -608,31 +625,28 @@ class Engine:
             if state and not state_fits(agg, state):
                 raise StoredStateError(key, agg, state) from None
             raise
-        counts = {"read": applied + duplicates + late + malformed + future, "applied": applied,
-                  "duplicates": duplicates, "late": late, "malformed": malformed, "future": future,
-                  "other_partition": other}
-        if record is not None:
-            self.checkpoint = replace(self.checkpoint, seq=record.seq, cursor=record.cursor,
-                                      max_time=None if self.max_time == -math.inf else self.max_time)
-        if new_markers:
-            self._marker_groups.append((max(new_markers.values()), list(new_markers)))
-        forget = None
-        if self.watermark - self._pruned_at > ttl / 8 and math.isfinite(self.watermark):
-            # Forgetting is an optimisation only: a marker counts while time + ttl >= watermark, whether or
-            # not it has been deleted, so pruning at batch boundaries cannot change any decision (nor can
-            # keeping an expired marker whose group still holds a live one).
-            forget = forget_before(self.watermark, ttl)
-            kept = []
-            for group in self._marker_groups:
-                if group[0] >= forget:
-                    kept.append(group)
-                    continue
-                for event_id in group[1]:
-                    if markers.get(event_id, forget) < forget:  # not re-added by a later batch
-                        del markers[event_id]
-            self._marker_groups = kept
-            self._pruned_at = self.watermark
-        return BatchOutcome(counts, dead, Commit(dirty, new_markers, self.checkpoint, forget))
+        return dirty
+
+    def _prune_markers(self) -> float | None:
+        """Forget dedup markers that can no longer match, every ``ttl / 8`` of watermark; the cut, or None."""
+        ttl, markers = self.ttl, self.markers
+        if not (self.watermark - self._pruned_at > ttl / 8 and math.isfinite(self.watermark)):
+            return None
+        # Forgetting is an optimisation only: a marker counts while time + ttl >= watermark, whether or
+        # not it has been deleted, so pruning at batch boundaries cannot change any decision (nor can
+        # keeping an expired marker whose group still holds a live one).
+        forget = forget_before(self.watermark, ttl)
+        kept = []
+        for group in self._marker_groups:
+            if group[0] >= forget:
+                kept.append(group)
+                continue
+            for event_id in group[1]:
+                if markers.get(event_id, forget) < forget:  # not re-added by a later batch
+                    del markers[event_id]
+        self._marker_groups = kept
+        self._pruned_at = self.watermark
+        return forget
 
     def keys_of(self, event: Event) -> list[tuple[str, str, Any]]:
         """The state keys one event updates, with the feature's aggregate and the event's value for it."""
