@@ -474,6 +474,18 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
     else:
         chosen, sweep = tuple(results), ()
     (after,) = profile_predict(predictor, [best.batch])
+    warnings += _run_warnings(config, profile, best, after, results)
+    return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
+                       max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
+                       ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,
+                       sweep=sweep, warnings=tuple(warnings), ceiling_after_rps=after.rps)
+
+
+def _run_warnings(config: BenchConfig, profile: Sequence[ProfilePoint], best: ProfilePoint, after: ProfilePoint,
+                  results: Sequence[PolicyResult]) -> list[str]:
+    """What a finished run warns about: a drifting ceiling, a generator behind schedule, a deadline shorter
+    than any predict, an overloaded policy, too few requests for the tail percentiles."""
+    warnings = []
     drift = ceiling_drift_warning(best, after)
     if drift is not None:
         warnings.append(drift)
@@ -492,10 +504,7 @@ def run_bench(config: BenchConfig, *, progress: Callable[[str], None] = lambda m
     few = few_requests_warning(results)
     if few is not None:
         warnings.append(few)
-    return BenchResult(device=device, model=config.model.describe(), dtype=config.dtype, mode=config.mode,
-                       max_batch=config.max_batch, max_latency_ms=config.max_latency_ms, slo_ms=config.slo_ms,
-                       ceiling_rps=ceiling, ceiling_batch=best.batch, profile=profile, policies=chosen,
-                       sweep=sweep, warnings=tuple(warnings), ceiling_after_rps=after.rps)
+    return warnings
 
 
 def write_plot(result: BenchResult, path: str | Path, *, force: bool = False) -> Path:
