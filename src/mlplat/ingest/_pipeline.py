@@ -516,13 +516,13 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     _check_dead_letter_apart(dl_path, source, store)
     label = f"{partition[0]}/{partition[1]}"
     try:
-        stored, readable = store.checkpoint(label), True
+        previous, readable = store.checkpoint(label), True
     except DataError:  # a damaged checkpoint: the fix below replaces it
-        stored, readable = None, False
+        previous, readable = None, False
     # The checkpoint moves to the end of the source: every key an event past the committed one updates is
     # compared, ``since`` or not, or that event would be neither in the state nor read again. Which events a
     # damaged checkpoint had committed is unknown: then every key is.
-    committed = stored.seq if stored is not None else 0
+    committed = previous.seq if previous is not None else 0
     expected_rows, engine, dead = _replay(config, source, partition)
     part, parts = partition
     # Only this partition's keys: another partition's are not in the recomputation, and would be deleted.
@@ -562,9 +562,9 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
             # The checkpoint moves to the end of the source, past lines no run committed: their dead letters
             # are written here (this store's uncommitted ones cut first, as a run does), or no later run would.
             owner = _identity(store)
-            with _dead_letter_file(dl_path, stored.dead_letter_size if stored else None, owner) as handle:
+            with _dead_letter_file(dl_path, previous.dead_letter_size if previous else None, owner) as handle:
                 size = _write_dead(handle, source.name, owner,
-                                   [d for d in dead if stored is None or d.line > stored.seq])
+                                   [d for d in dead if d.line > committed])
         else:  # which letters a damaged checkpoint had counted is unknown: the file is left as it is
             size = dl_path.stat().st_size if dl_path.exists() else 0
         checkpoint = replace(engine.checkpoint, partition=label, dead_letter_size=size, source=source.identity)
