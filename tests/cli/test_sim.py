@@ -238,6 +238,19 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
     ("image_pull_s: 0.5", "provision_s: 1.0e+308, image_pull_s: 0.5",
      "bad.yaml:10:29: service.cold_start.provision_s: must be <= 86400.0, got 1e+308"),
     ("vcpu: 2,", "vcpu: 1.0e+308,", "bad.yaml:13:40: platforms[1].vcpu: must be <= 1000.0, got 1e+308"),
+    # Found by a review: 1e8 pods or instances passed validate, then ran for hours or out of memory (exit 5).
+    ("min_replicas: 1, max_replicas: 4", "min_replicas: 100000000, max_replicas: 100000000",
+     "bad.yaml:14:86: platforms[2].min_replicas: must be at most 100,000 (past any real service), got 100,000,000"),
+    ("memory_gib: 4, concurrency: 4}", "memory_gib: 4, concurrency: 4, max_instances: 100000000}",
+     "bad.yaml:13:89: platforms[1].max_instances: must be at most 100,000 (past any real service), got 100,000,000"),
+    # Cloud Run's rules for a GPU: request billing billed the GPU only while busy, about 100x too low.
+    ("memory_gib: 4,", "memory_gib: 4, gpu: l4, billing: request,",
+     "bad.yaml:13:76: platforms[1].billing: a Cloud Run instance with a GPU is billed for its whole lifecycle: it "
+     "needs instance billing (leave `billing` out, or set 'instance'), got 'request'"),
+    ("memory_gib: 4,", "memory_gib: 4, gpu: l4,",
+     "bad.yaml:13:40: platforms[1].vcpu: a Cloud Run instance with a GPU needs at least 4 vCPU, got 2"),
+    ("vcpu: 2, memory_gib: 4,", "vcpu: 4, memory_gib: 4, gpu: l4,",
+     "bad.yaml:13:55: platforms[1].memory_gib: a Cloud Run instance with a GPU needs at least 16 GiB, got 4"),
     ("memory_gib: 4,", "memory_gib: 1.0e+308,",
      "bad.yaml:13:55: platforms[1].memory_gib: must be <= 10000.0, got 1e+308"),
     ("pod_concurrency: 4,", "pod_concurrency: 4, pod_startup_s: 1.0e+308,",
@@ -265,7 +278,8 @@ def test_missing_price_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == ExitCode.BAD_INPUT
     assert f"{prices}:3:3: lambda.arm_gb_second: required key is missing" in result.stderr
     unknown = tmp_path / "gpu.yaml"
-    unknown.write_text(BASE.replace("memory_gib: 4, concurrency: 4}", "memory_gib: 4, concurrency: 4, gpu: a100}"))
+    unknown.write_text(BASE.replace("vcpu: 2, memory_gib: 4, concurrency: 4}",
+                                    "vcpu: 4, memory_gib: 16, concurrency: 4, gpu: a100}"))
     result = runner.invoke(app, ["sim", "validate", str(unknown)])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "platforms[1].gpu: no price for GPU 'a100'" in result.stderr

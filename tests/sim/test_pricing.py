@@ -46,7 +46,8 @@ def test_free_tiers_off_by_default(make_scenario: Callable[..., Scenario]) -> No
 
 @pytest.mark.parametrize(("platform", "message"), [
     ({"name": "k8s", "kind": "kubernetes", "node": "m9.huge"}, r"^platforms\[1\]\.node: unknown node type 'm9.huge'"),
-    ({"name": "run", "kind": "cloud_run", "gpu": "a100"}, r"^platforms\[1\]\.gpu: no price for GPU 'a100'"),
+    ({"name": "run", "kind": "cloud_run", "gpu": "a100", "vcpu": 4, "memory_gib": 16},
+     r"^platforms\[1\]\.gpu: no price for GPU 'a100'"),
 ])
 def test_unpriced_platform_named_by_path(make_scenario: Callable[..., Scenario], platform: dict[str, str],
                                         message: str) -> None:

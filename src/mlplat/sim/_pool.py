@@ -82,10 +82,11 @@ class PoolRun:
 
 
 class _Node:
-    __slots__ = ("alive", "pods", "ready_at", "stamp")
+    __slots__ = ("alive", "in_room", "index", "pods", "ready_at", "stamp")
 
-    def __init__(self, ready_at: float) -> None:
+    def __init__(self, ready_at: float, index: int) -> None:
         self.alive, self.pods, self.ready_at, self.stamp = True, 0, ready_at, 0.0
+        self.index, self.in_room = index, False
 
 
 class _Instance:
@@ -125,7 +126,11 @@ class _Loop:
         # A dict, not a set: iteration in creation order keeps runs repeatable (a set orders by address).
         self.instances: dict[_Instance, None] = {}
         self.starting: dict[_Instance, None] = {}  # the instances not ready yet, also in creation order
-        self.nodes: list[_Node] = []
+        # Nodes that may have room for a pod, by creation order: a new pod goes to the oldest live node with
+        # room. Every live node with room is here; full or expired ones leave when they reach the top. (A
+        # scan of all nodes per pod took minutes at tens of thousands of pods.)
+        self.room: list[tuple[int, _Node]] = []
+        self.node_index = itertools.count()
         self.n_alive = 0  # instances alive, draining excluded from the autoscaler's count
         self.n_spec = 0
         self.n_billable = 0  # starting or with a request in flight
@@ -186,15 +191,29 @@ class _Loop:
         per = self.spec.pods_per_node
         if per is None:
             return None
-        for node in self.nodes:
+        room = self.room
+        while room:
+            node = room[0][1]
             if node.alive and node.pods < per:
                 node.pods += 1
+                if node.pods == per:
+                    heapq.heappop(room)
+                    node.in_room = False
                 return node
-        node = _Node(t if ready_now else t + self.spec.node_provision_s)
+            heapq.heappop(room)
+            node.in_room = False
+        node = _Node(t if ready_now else t + self.spec.node_provision_s, next(self.node_index))
         node.pods = 1
-        self.nodes.append(node)
+        self._offer_node(node)
         self.n_nodes += 1
         return node
+
+    def _offer_node(self, node: _Node) -> None:
+        """Put ``node`` among the nodes with room, if it has room and is not there yet."""
+        per = self.spec.pods_per_node
+        if per is not None and node.pods < per and not node.in_room:
+            heapq.heappush(self.room, (node.index, node))
+            node.in_room = True
 
     def create(self, t: float, ready_now: bool = False) -> _Instance:
         node = self._place(t, ready_now)
@@ -223,6 +242,7 @@ class _Loop:
         node = inst.node
         if node is not None:
             node.pods -= 1
+            self._offer_node(node)
             if node.pods == 0:
                 node.stamp = t
                 self.push(t + self.spec.node_scale_down_s, _NODE_EXPIRE, (node, t))
@@ -432,8 +452,7 @@ class _Loop:
     def node_expire(self, node: _Node, stamp: float, t: float) -> None:
         if node.alive and node.pods == 0 and node.stamp == stamp:
             node.alive = False
-            self.n_nodes -= 1
-            self.nodes.remove(node)
+            self.n_nodes -= 1  # it leaves self.room when it reaches the top
 
     # -- main loop --------------------------------------------------------------------------------------
     def run(self) -> PoolRun:

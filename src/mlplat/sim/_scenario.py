@@ -34,6 +34,12 @@ KNATIVE_TARGET_DEFAULT = 100.0
 MAX_SECONDS = 86_400.0
 MAX_VCPU = 1_000.0
 MAX_MEMORY = 10_000.0  # GB or GiB
+# The most instances, pods or concurrent executions of one platform: past any real service (a Kubernetes
+# cluster tops out at 150,000 pods). 1e8 passed validate and then ran for hours or ran out of memory.
+MAX_INSTANCES = 100_000
+# Cloud Run's minimum instance shape with a GPU (an NVIDIA L4): 4 vCPU and 16 GiB.
+GPU_MIN_VCPU = 4.0
+GPU_MIN_MEMORY_GIB = 16.0
 
 
 class FiniteModel(ConfigModel):
@@ -331,10 +337,31 @@ class Scenario(FiniteModel):
                 low, low_value, high, high_value = bounds
                 raise ConfigError(f"must be >= {low} ({low_value}), got {high_value}",
                                   path=("platforms", index, high))
+            for key, value in ((bounds[0], bounds[1]), (bounds[2], bounds[3])):
+                if value > MAX_INSTANCES:
+                    raise ConfigError(f"must be at most {MAX_INSTANCES:,} (past any real service), got {value:,}",
+                                      path=("platforms", index, key))
+            if isinstance(platform, CloudRunPlatform) and platform.gpu:
+                _check_cloud_run_gpu(platform, index)
             if platform.name in seen:
                 raise ConfigError(f"duplicate platform name {platform.name!r}", path=("platforms", index, "name"))
             seen[platform.name] = index
         return self
+
+
+def _check_cloud_run_gpu(platform: CloudRunPlatform, index: int) -> None:
+    """Cloud Run's rules for a GPU: instance-based billing (the GPU is billed for the instance's whole
+    lifecycle), at least 4 vCPU and 16 GiB (cloud.google.com/run/docs/configuring/services/gpu)."""
+    if platform.billing == "request":
+        raise ConfigError("a Cloud Run instance with a GPU is billed for its whole lifecycle: it needs instance "
+                          "billing (leave `billing` out, or set 'instance'), got 'request'",
+                          path=("platforms", index, "billing"))
+    if platform.vcpu < GPU_MIN_VCPU:
+        raise ConfigError(f"a Cloud Run instance with a GPU needs at least {GPU_MIN_VCPU:g} vCPU, got "
+                          f"{platform.vcpu:g}", path=("platforms", index, "vcpu"))
+    if platform.memory_gib < GPU_MIN_MEMORY_GIB:
+        raise ConfigError(f"a Cloud Run instance with a GPU needs at least {GPU_MIN_MEMORY_GIB:g} GiB, got "
+                          f"{platform.memory_gib:g}", path=("platforms", index, "memory_gib"))
 
 
 def _scale_bounds(platform: Platform) -> tuple[str, int, str, int]:
