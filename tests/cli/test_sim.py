@@ -111,6 +111,38 @@ def test_run_with_no_request_measured_shows_dashes_not_nan(runner: CliRunner, tm
     assert "warning: no replication measured a request" in result.stderr
 
 
+THROTTLED = """duration: 100s
+warmup: 10s
+replications: 2
+slo: {p99_ms: 2000}
+workload: {kind: poisson, rate: 10/s}
+service:
+  warm: {dist: constant, mean_ms: 1000000}
+  memory_gb: 1
+platforms:
+  - {name: fn, kind: lambda, memory_gb: 1, max_concurrency: 1}
+  - {name: run, kind: cloud_run, max_instances: 1, concurrency: 1}
+"""
+
+
+def test_a_platform_that_refuses_every_request_misses_the_slo(runner: CliRunner, tmp_path: Path) -> None:
+    """Every measured request throttled leaves no p99, which read as 'no request was measured' and an SLO
+    cell of '-' (found by a review pass); --json already said slo_met false. The table says no, and the
+    verdict that no platform meets the SLO; in a sweep, ✗ marks it."""
+    path = tmp_path / "t.yaml"
+    path.write_text(THROTTLED)
+    result = runner.invoke(app, ["sim", "run", str(path)])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("│ fn", "│ run"))]
+    assert len(rows) >= 2 and all(re.search(r"100\.00% .*│ no\s+│$", row) for row in rows[:2])
+    text = " ".join(result.stdout.split())
+    assert "no platform meets the SLO" in text and "no request was measured" not in text
+    swept = runner.invoke(app, ["sim", "compare", str(path), "--rates", "5/s..10/s", "--points", "2", "-r", "1"])
+    assert swept.exit_code == 0, swept.output
+    table = [line for line in swept.stdout.splitlines() if re.match(r"│\s+\d", line)]
+    assert table and all(row.count("✗") == 2 for row in table)
+
+
 @pytest.mark.parametrize(("value", "text"), [(0.0, "0.00%"), (0.0137, "1.37%"), (1e-5, "0.001%"),
                                              (float("nan"), "-")])
 def test_small_shares_keep_a_digit(value: float, text: str) -> None:

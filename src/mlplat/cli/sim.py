@@ -65,8 +65,11 @@ def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
 
 
 def _slo_cell(platform: PlatformResult) -> str:
-    """yes or no; with ? when a CI behind the verdict spans the SLO; - when no request was measured."""
-    if not math.isfinite(platform.metrics["p99"].mean):
+    """yes or no; with ? when a CI behind the verdict spans the SLO; - when no request was measured.
+
+    A platform that refused every measured request has no p99 either, but it misses the SLO: no.
+    """
+    if not platform.metrics["requests"].mean > 0:
         return "-"
     if platform.slo_unsure:
         return "[yellow]yes?[/yellow]" if platform.slo_met else "[yellow]no?[/yellow]"
@@ -99,7 +102,7 @@ def render_result(result: SimulationResult) -> Group:
                        [[p.name, *(_money(p[f"cost_{c}"]) for c in parts), _money(p["cost_per_month"])]
                         for p in result.platforms], numeric=range(1, len(parts) + 2))
     best = result.cheapest()
-    measured = any(math.isfinite(p.metrics["p99"].mean) for p in result.platforms)
+    measured = any(p.metrics["requests"].mean > 0 for p in result.platforms)
     unsure = " (unsure: see its note)" if best and result.platform(best).slo_unsure else ""
     verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]{unsure}{_margin_text(result)}" if best
                                else "[yellow]no platform meets the SLO[/yellow]" if measured
@@ -132,7 +135,8 @@ def render_sweep(sweep: SweepResult) -> Group:
         cells = [f"{rate:.3g}"]
         for name in sweep.names:
             mark = ""
-            if math.isfinite(sweep.p99_ms[name][i]):  # else no request measured: nothing to hold to the SLO
+            measured = sweep.requests[i] > 0 if i < len(sweep.requests) else math.isfinite(sweep.p99_ms[name][i])
+            if measured:  # else nothing to hold to the SLO (a platform that refused every request misses it)
                 unsure = sweep.slo_unsure.get(name, ())
                 flags = ("" if sweep.slo_met[name][i] else "✗") + ("?" if i < len(unsure) and unsure[i] else "")
                 mark = f" {flags}" if flags else ""
