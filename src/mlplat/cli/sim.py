@@ -235,8 +235,10 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
         # below 10 minutes (the low rates need requests), and so never for a scenario that short: lengthening it
         # would simulate more, not less.
         seconds = max(MAX_SWEEP_REQUESTS / hi, MIN_SWEEP_SECONDS)
-        out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)})"
-                 f" to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests; pass --duration to choose")
+        why = (f"to keep {hi:g}/s under {MAX_SWEEP_REQUESTS:,.0f} requests" if hi * seconds <= MAX_SWEEP_REQUESTS
+               else f"the shortest a sweep is cut to; {hi:g}/s still simulates about {hi * seconds:,.0f} requests")
+        out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)}),"
+                 f" {why}; pass --duration to choose")
     if seconds != prepared.scenario.duration:
         update = {"duration": seconds, "warmup": min(prepared.scenario.warmup, seconds / 10)}
         prepared = replace(prepared, scenario=prepared.scenario.model_copy(update=update))
