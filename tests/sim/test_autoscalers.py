@@ -183,3 +183,13 @@ def test_kpa_panic_window_threshold_and_hold() -> None:
     # Without panic (threshold never reached) the 60 s stable window reacts only after ~10 s, to 2 pods.
     calm = replace(spec, autoscaler=Kpa(target=7.0, panic_threshold=1000.0))
     assert [pods(calm, t) for t in (306, 310, 330)] == [1, 2, 2]
+
+
+def test_no_autoscaler_tick_after_the_horizon() -> None:
+    """A 10 s run with a 15 s HPA sync has no sync: the first one was scheduled past the horizon anyway and
+    started pods for the queued requests, flagging half of them cold (found by a review pass)."""
+    a = np.linspace(0.0, 9.9, 100)
+    spec = PoolSpec(slots=1, min_instances=1, max_instances=100, on_demand=False, queue=True, initial=1,
+                    autoscaler=Hpa())
+    run = simulate_pool(spec, a, np.full(len(a), 0.5), (0.0, 10.0))
+    assert run.peak_instances == 1 and not run.cold.any()

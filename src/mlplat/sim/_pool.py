@@ -460,8 +460,9 @@ class _Loop:
         for _ in range(spec.initial):
             self.create(0.0, ready_now=True)
         if spec.autoscaler is not None:
-            self.push(spec.autoscaler.period if isinstance(spec.autoscaler, Hpa) else spec.autoscaler.tick,
-                      _TICK, None)
+            first = spec.autoscaler.period if isinstance(spec.autoscaler, Hpa) else spec.autoscaler.tick
+            if first <= self.t1:  # as every later tick: none after the horizon
+                self.push(first, _TICK, None)
         heap, arrivals = self.heap, self.arrivals
         n, i = len(arrivals), 0
         while i < n or heap:
