@@ -562,3 +562,19 @@ def test_10m_raw_samples() -> None:
     # Same distribution in both arms: the median ratio's sequence holds 0 (no change) and is narrow.
     assert p50.ci[0] <= 0 <= p50.ci[1] and p50.ci[1] - p50.ci[0] < 0.05
     assert p50.status is not Status.REGRESSION
+
+
+@pytest.mark.parametrize("nan_arm", ["canary", "baseline"])
+def test_nan_counts_dropped_in_one_arm_are_no_evidence(nan_arm: str) -> None:
+    """With nan_policy drop, a canary whose error counts were all NaN read as 0 errors: PROMOTE with an effect of
+    -100% (baseline NaN: ROLLBACK at +inf), and no warning (found by a review pass). Such looks are left out, with
+    a warning, so the test waits for evidence; an arm with no error rows at all still reads as 0 errors."""
+    rows = [(ts, arm, metric, value) for ts, arm, metric, value in _counts(30, 5.0, 5.0, 1000.0, 1000.0)]
+    rows = [(ts, arm, metric, math.nan if (arm, metric) == (nan_arm, "errors") else value)
+            for ts, arm, metric, value in rows]
+    config = _config({**RATE, "min_events": 0}, traffic_share=0.5, srm={"enabled": False})
+    result = analyze(_data(rows), config)
+    assert result.decision is Verdict.CONTINUE and result.metrics[0].status is Status.PENDING
+    assert any("30 look(s) where an arm's errors or requests count is NaN were left out" in w for w in result.warnings)
+    no_rows = [row for row in _counts(30, 5.0, 5.0, 1000.0, 1000.0) if (row[1], row[2]) != (nan_arm, "errors")]
+    assert analyze(_data(no_rows), config).metrics[0].status is not Status.PENDING  # 0 vs 5 a look: decided

@@ -18,6 +18,7 @@ from mlplat.analysis._prepared import (
     apply_nan,
     canary_share,
     check_finite,
+    dropped_mask,
     look_counts,
     place_of,
     prepare,
@@ -71,6 +72,14 @@ def _rate(prep: Prepared, config: CanaryConfig, metric: RateMetric, alpha: float
                         f"than {metric.exposure} ({exposure[t, arm]:g}) at timestamp "
                         f"{format_exact(prep.looks[t])} ({arm_name})")
     valid, share = canary_share(exposure)
+    if metric.nan_policy == "drop":
+        # A look where an arm's count was NaN is not a look with 0 of them: read as 0, a canary whose error
+        # counts were all NaN was promoted with an effect of -100%. Such looks are left out.
+        dropped = (dropped_mask(prep, config, metric.events) | dropped_mask(prep, config, metric.exposure)).any(axis=1)
+        if (dropped & valid).any():
+            prep.warnings.append(f"metric {metric.name!r}: {int((dropped & valid).sum())} look(s) where an arm's "
+                                 f"{metric.events} or {metric.exposure} count is NaN were left out (nan_policy: drop)")
+            valid = valid & ~dropped
     b = np.where(valid, events[:, 0], 0.0)
     c = np.where(valid, events[:, 1], 0.0)
     k = metric.concentration

@@ -156,10 +156,22 @@ def reported_mask(prep: Prepared, config: CanaryConfig, name: str) -> NDArray[np
 
     :func:`look_counts` reads a gap as 0; this tells the two apart where a gap must not count as 0.
     """
+    f = prep.frame
+    return _cells(prep, config, f[(f["metric"] == name) & f["le"].isna() & f["value"].notna()])
+
+
+def dropped_mask(prep: Prepared, config: CanaryConfig, name: str) -> NDArray[np.bool_]:
+    """Per look and arm (looks, 2), whether counter ``name`` has rows there but all of them NaN: the cells
+    ``nan_policy: drop`` empties. They carry no evidence; :func:`look_counts` reads them as 0."""
+    f = prep.frame
+    rows = f[(f["metric"] == name) & f["le"].isna()]
+    return _cells(prep, config, rows) & ~_cells(prep, config, rows[rows["value"].notna()])
+
+
+def _cells(prep: Prepared, config: CanaryConfig, rows: pd.DataFrame) -> NDArray[np.bool_]:
+    """Per look and arm (looks, 2), whether ``rows`` has a row there."""
     import numpy as np
 
-    f = prep.frame
-    rows = f[(f["metric"] == name) & f["le"].isna() & f["value"].notna()]
     table = (rows.groupby(["timestamp", "arm"], observed=True).size().unstack("arm")
              .reindex(index=prep.looks, columns=[config.arms.baseline, config.arms.canary]))
     return np.asarray(table.notna().to_numpy(), dtype=bool)
