@@ -147,6 +147,18 @@ def test_srm_leaves_out_a_look_an_arm_did_not_report(gap: str) -> None:
     assert "SRM: 1 look(s) where an arm has no 'requests' value were left out" in " ".join(result.warnings)
 
 
+def test_an_srm_check_that_cannot_run_says_so() -> None:
+    """srm.metric absent from the export skipped the check without a word, so a 50/50 split configured as 5%
+    was promoted (found by a review pass): a warning names the missing counter. Disabled, nothing is said."""
+    rows = [(t, arm, "reqs" if metric == "requests" else metric, value) for t, arm, metric, value in _counts(30, 1.0)]
+    rate = {**RATE, "exposure": "reqs"}
+    result = analyze(_data(rows), _config(rate))
+    assert result.srm is None
+    assert any(w.startswith("SRM: no 'requests' data, so the sample-ratio check did not run") for w in result.warnings)
+    quiet = analyze(_data(rows), _config(rate, srm={"enabled": False}))
+    assert not any(w.startswith("SRM:") for w in quiet.warnings)
+
+
 def test_srm_counts_a_look_with_zero_requests() -> None:
     """A row that says 0 requests is an observation, not a gap: a canary starved for ten minutes is a mismatch."""
     rows = _counts(30, 0.0)

@@ -183,7 +183,9 @@ def _srm(prep: Prepared, config: CanaryConfig) -> SrmResult | None:
     import numpy as np
 
     counts = look_counts(prep, config, config.srm.metric, "drop")
-    if counts is None:
+    if counts is None:  # the check was asked for and cannot run: say so, as a skipped check reads as a pass
+        prep.warnings.append(f"SRM: no {config.srm.metric!r} data, so the sample-ratio check did not run; set "
+                             "srm.metric to the requests counter (or srm: {enabled: false} to go without it)")
         return None
     # A look where an arm has no row (a scrape not in yet, a gap, NaN) is not a look with 0 requests: read
     # as 0, one missing canary row at 60k requests a minute was a mismatch at p = 4e-11 in A/A runs.
