@@ -777,3 +777,18 @@ def test_simulate_traffic_share_has_the_config_s_bounds(runner: CliRunner, tmp_p
     result = _invoke(runner, "simulate", "-o", str(tmp_path / "x.csv"), "--traffic", "0.00001%")
     assert result.exit_code == ExitCode.BAD_INPUT and "--traffic must be in [0.0001%, 99.9999%]" in result.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_names_with_brackets_are_shown_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    """A metric named 'errors[/predict]' stopped validate and analyze with rich's MarkupError (exit 5), and
+    'latency[ms]' was shown as 'latency' (found by a review pass): names are plain text in every table and line."""
+    config = tmp_path / "c.yaml"
+    config.write_text(CONFIG.read_text().replace("name: errors", "name: errors[/predict]", 1)
+                      .replace("name: latency", "name: latency[ms]", 1))
+    checked = runner.invoke(app, ["canary", "validate", str(config)])
+    assert checked.exit_code == 0, checked.output
+    assert "errors[/predict]" in checked.stdout and "latency[ms]" in checked.stdout
+    result = runner.invoke(app, ["canary", "analyze", str(EXAMPLES / "regression.csv"), "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    text = "".join(result.stdout.split())
+    assert "errors[/predict]" in text and "latency[ms]" in text

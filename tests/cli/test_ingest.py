@@ -399,3 +399,19 @@ def test_verify_command_exits_1_when_a_run_differs(runner: CliRunner, tmp_path: 
     doc = json.loads(result.stdout)
     assert doc["passed"] is False and doc["failures"][0]["example"] == "ghost"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_entity_or_path_with_brackets_is_shown_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    """Entities, paths and store URLs are plain text: an entity 'user[/x]' stopped `read` with rich's
+    MarkupError (exit 5), and one named '[bold]' lost its brackets."""
+    (tmp_path / "[bold]").mkdir()
+    source = tmp_path / "[bold]" / "e.jsonl"
+    source.write_text('{"event_id": "a", "card": "user[/x]", "event_time": 1767225600, "amount": 1}\n')
+    store = f"sqlite:///{tmp_path}/f.db"
+    ran = runner.invoke(app, ["ingest", "run", CONFIG, "--source", str(source), "--store", store,
+                              "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert ran.exit_code == 0, ran.output
+    assert "[bold]/e.jsonl" in ran.stdout
+    read = runner.invoke(app, ["ingest", "read", "user[/x]", "--store", store])
+    assert read.exit_code == 0, read.output
+    assert read.stdout.startswith("user[/x] (watermark")

@@ -396,3 +396,12 @@ def test_missing_file_exit_4(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["rubric", "score", str(tmp_path / "none.yaml")])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "no such file" in result.stderr
+
+
+def test_a_title_with_brackets_is_shown_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    """Rubric text is plain in the tables: a title like 'Serving [/v2]' was read as markup (exit 5)."""
+    path = tmp_path / "r.yaml"
+    path.write_text(EXAMPLE.read_text().replace("title: Model serving platform", "title: 'Serving [/v2] [bold]x'"))
+    result = runner.invoke(app, ["rubric", "score", str(path), "--draws", "100"])
+    assert result.exit_code == 0, result.output
+    assert "Serving [/v2] [bold]x" in result.stdout

@@ -484,3 +484,13 @@ def test_existing_plot_refused_before_simulating(runner: CliRunner, scenario_fil
         assert result.exit_code == ExitCode.BAD_INPUT, result.output
         assert f"{png}: already exists; pass --force to overwrite it" in result.stderr.replace("\n", " ")
     assert png.read_bytes() == b"keep me"
+
+
+def test_a_platform_name_with_brackets_is_shown_as_written(runner: CliRunner, tmp_path: Path) -> None:
+    """Platform names are plain text in the tables and the verdict: 'fn[/x]' was read as markup (exit 5)."""
+    path = _bad(tmp_path, "name: fn, kind: lambda", "name: 'fn[/x]', kind: lambda")
+    result = runner.invoke(app, ["sim", "run", str(path), "-r", "2"])
+    assert result.exit_code == 0, result.output
+    assert "fn[/x]" in result.stdout
+    checked = runner.invoke(app, ["sim", "validate", str(path)])
+    assert checked.exit_code == 0 and "fn[/x]" in checked.stdout

@@ -18,8 +18,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from mlplat.errors import MlplatError, OutputError
 from mlplat.files import check_writable
@@ -75,20 +77,24 @@ class Output:
             sys.stdout.write(dumps(obj) + "\n")
             sys.stdout.flush()
         else:
-            self.out.print(obj)
+            rendered = obj.__rich__() if hasattr(obj, "__rich__") else obj
+            self.print(rendered)  # a result rendered as a str is plain text, as print() takes it
 
     def print(self, *objects: Any) -> None:
         """A result for people on stdout; suppressed with ``--json`` (stdout holds the document).
 
         ``--quiet`` keeps results ("only results and errors"): it silences notes and progress bars.
         """
-        if not self.json:
-            self.out.print(*objects)
+        if not self.json:  # a str is plain text (a path or name with brackets is not markup); style with Text
+            self.out.print(*(Text(obj) if isinstance(obj, str) else obj for obj in objects))
 
-    def note(self, message: str) -> None:
-        """An informational line on stderr (not with ``--quiet``; with ``--json`` too, stdout being the document's)."""
+    def note(self, message: str, style: str | None = None) -> None:
+        """An informational line on stderr (not with ``--quiet``; with ``--json`` too, stdout being the document's).
+
+        ``message`` is plain text: brackets in a path or a name are shown, not read as markup.
+        """
         if not self.settings.quiet:
-            self.err.print(message)
+            self.err.print(Text(message, style=style or ""))
 
     def wrote(self, path: Path, detail: str = "", **facts: Any) -> None:
         """Say that a command's one output file was written.
@@ -103,7 +109,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         """A warning on stderr, shown even with ``--quiet`` (a user must see it)."""
-        self.err.print(f"[yellow]warning:[/yellow] {message}")
+        self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
     @contextmanager
     def progress(self, description: str, total: float | None) -> Iterator[Any]:
@@ -152,14 +158,20 @@ def _settings(ctx: typer.Context | None) -> Settings:
 def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                *, numeric: Sequence[int] = ()) -> Table:
     """A rich table with the house style: numeric columns right-aligned, as wide as its title (rich wraps a
-    title to the table's width otherwise; the terminal's width still caps both)."""
-    table = Table(title=title, title_justify="left", header_style="bold", min_width=len(title or ""))
+    title to the table's width otherwise; the terminal's width still caps both).
+
+    Titles, headers and cells are plain text, so a metric, option or platform named ``errors[/predict]`` is
+    shown as written (as markup it stopped the command with exit 5); pass a ``rich.text.Text`` for a
+    styled cell.
+    """
+    table = Table(title=None if title is None else escape(title), title_justify="left", header_style="bold",
+                  min_width=len(title or ""))
     for index, name in enumerate(columns):
         # In a terminal too narrow for the table, a cell folds onto more lines: never cut with an ellipsis
         # (rich's default), which turned REGRESSION into "REGRES…" and a p-value into "2.77e-…".
-        table.add_column(name, justify="right" if index in numeric else "left", overflow="fold")
+        table.add_column(escape(name), justify="right" if index in numeric else "left", overflow="fold")
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else escape("" if cell is None else str(cell)) for cell in row))
     return table
 
 

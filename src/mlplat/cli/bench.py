@@ -148,7 +148,7 @@ def bench(
         def step(message: str) -> None:
             advance()
             if not out.json:
-                out.note(f"[dim]{message}[/dim]")
+                out.note(message, style="dim")
 
         result = run_bench(config, progress=step)
     for warning in result.warnings:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Group
+from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, check_outputs, first_repeat, make_table, parse_option
 from mlplat.errors import DataError
@@ -456,8 +457,8 @@ def validate(
         out.result({"valid": True, "metrics": cfg.metric_names(), "alpha": cfg.alpha,
                     "alpha_per_metric": cfg.metric_alpha()})
     else:
-        out.print(f"{path}: valid; {len(cfg.metrics)} metric(s): {', '.join(cfg.metric_names())}; "
-                  f"alpha {cfg.alpha:g}, {cfg.metric_alpha():.4g} per metric after SRM")
+        out.print(Text(f"{path}: valid; {len(cfg.metrics)} metric(s): {', '.join(cfg.metric_names())}; "
+                       f"alpha {cfg.alpha:g}, {cfg.metric_alpha():.4g} per metric after SRM"))
 
 
 @app.command()
@@ -475,17 +476,17 @@ def render_result(result: CanaryResult) -> Group:
     rows = []
     for m in result.metrics:
         style = {"REGRESSION": "red", "PASS": "green"}.get(m.status.value, "yellow")
-        rows.append((m.name + (" (critical)" if m.critical else ""), f"[{style}]{m.status.value}[/{style}]",
+        rows.append((m.name + (" (critical)" if m.critical else ""), Text(m.status.value, style=style),
                      format_change(m.effect), f"[{format_change(m.ci[0])}, {format_change(m.ci[1])}]",
                      f"{m.p_value:.3g}", f"{m.n_baseline:,.0f}", f"{m.n_canary:,.0f}", m.detail))
     table = make_table("canary tests", ("test", "status", "effect", "CI", "p", "n base", "n canary", "detail"),
                        rows, numeric=(2, 3, 4, 5, 6))
     lines: list[Any] = [f"[bold {colour}]{result.decision.value}[/bold {colour}]"]
-    lines += [f"  - {reason}" for reason in result.reasons]
+    lines += [Text(f"  - {reason}") for reason in result.reasons]
     if result.srm is not None:
         lines.append(f"SRM: canary share {result.srm.observed_share:.4f} vs configured "
                      f"{result.srm.expected_share:.4f}, p = {result.srm.p_value:.3g} (alpha {result.srm.alpha:g})")
-    lines.append(f"alpha {result.alpha:g}: {result.alpha_split}")
+    lines.append(Text(f"alpha {result.alpha:g}: {result.alpha_split}"))
     lines.append(table)
     return Group(*lines)
 
@@ -532,8 +533,8 @@ def render_rollout(result: RolloutPlan) -> Group:
                        numeric=(1, 2, 3, 4))
     lines: list[Any] = [table, f"total {format_duration(result.total)} of max {format_duration(result.max_total)}"
                         + ("" if result.fits else " — does not fit")]
-    lines += [f"  - {s}" for s in result.suggestions]
-    lines.append(result.stickiness)
+    lines += [Text(f"  - {s}") for s in result.suggestions]
+    lines.append(Text(result.stickiness))
     return Group(*lines)
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table
 from mlplat.doctor import DoctorReport, diagnose
 
 
 def _render(report: DoctorReport) -> Table:
-    rows = [("python", report.python), ("platform", report.platform), ("mlplat", report.mlplat)]
-    rows += [(name, version or "[yellow]not installed[/yellow]") for name, version in report.packages.items()]
+    rows: list[tuple[str, str | Text]] = [("python", report.python), ("platform", report.platform),
+                                          ("mlplat", report.mlplat)]
+    rows += [(name, version or Text("not installed", style="yellow")) for name, version in report.packages.items()]
     torch = report.torch
     if torch.get("installed"):
         device = torch["device"]
@@ -20,9 +22,9 @@ def _render(report: DoctorReport) -> Table:
             detail += f", {torch['memory_gib']} GiB, CUDA {torch.get('cuda_version')}"
         rows.append(("torch device", f"{device} ({detail})"))
     else:
-        rows.append(("torch device", f"[yellow]torch not installed[/yellow]: {torch['hint']}"))
+        rows.append(("torch device", Text.assemble(("torch not installed", "yellow"), f": {torch['hint']}")))
     for name, info in report.servers.items():
-        value = f"{info['path']} ({info['version']})" if info["path"] else "[yellow]not on PATH[/yellow]"
+        value = f"{info['path']} ({info['version']})" if info["path"] else Text("not on PATH", style="yellow")
         rows.append((name, value))
     blas = report.blas
     rows.append(("numpy BLAS", f"{blas.get('name') or 'unknown'} {blas.get('version') or ''}".strip()))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
+from rich.markup import escape
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, make_table, parse_option
@@ -64,7 +65,7 @@ def _pm(est: Estimate, fmt: Callable[[float], str]) -> str:
     return text
 
 
-def _slo_cell(platform: PlatformResult) -> str:
+def _slo_cell(platform: PlatformResult) -> str | Text:
     """yes or no; with ? when a CI behind the verdict spans the SLO; - when no request was measured.
 
     A platform that refused every measured request has no p99 either, but it misses the SLO: no.
@@ -72,8 +73,8 @@ def _slo_cell(platform: PlatformResult) -> str:
     if not platform.metrics["requests"].mean > 0:
         return "-"
     if platform.slo_unsure:
-        return "[yellow]yes?[/yellow]" if platform.slo_met else "[yellow]no?[/yellow]"
-    return "[green]yes[/green]" if platform.slo_met else "[red]no[/red]"
+        return Text("yes?" if platform.slo_met else "no?", style="yellow")
+    return Text("yes", style="green") if platform.slo_met else Text("no", style="red")
 
 
 def render_result(result: SimulationResult) -> Group:
@@ -104,7 +105,8 @@ def render_result(result: SimulationResult) -> Group:
     best = result.cheapest()
     measured = any(p.metrics["requests"].mean > 0 for p in result.platforms)
     unsure = " (unsure: see its note)" if best and result.platform(best).slo_unsure else ""
-    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{best}[/bold]{unsure}{_margin_text(result)}" if best
+    verdict = Text.from_markup(f"cheapest meeting the SLO: [bold]{escape(best)}[/bold]{unsure}{_margin_text(result)}"
+                               if best
                                else "[yellow]no platform meets the SLO[/yellow]" if measured
                                else "[yellow]no request was measured, so no platform can be held to the SLO"
                                     "[/yellow]")
@@ -119,12 +121,12 @@ def _margin_text(result: SimulationResult) -> str:
         return ""
     s = margin.saving
     if not math.isfinite(s.low):
-        return f", {_money(s.mean)}/month less than {margin.runner_up} (one replication: no interval)"
+        return f", {_money(s.mean)}/month less than {escape(margin.runner_up)} (one replication: no interval)"
     interval = f"paired 95% CI {_money(s.low)} to {_money(s.high)} over {s.n} replications"
     if margin.sure:
-        return f", {_money(s.mean)}/month less than {margin.runner_up} ({interval})"
-    return (f"; [yellow]not surely cheaper than {margin.runner_up}[/yellow]: it saves {_money(s.mean)}/month on "
-            f"average, {interval}")
+        return f", {_money(s.mean)}/month less than {escape(margin.runner_up)} ({interval})"
+    return (f"; [yellow]not surely cheaper than {escape(margin.runner_up)}[/yellow]: it saves {_money(s.mean)}/month "
+            f"on average, {interval}")
 
 
 def render_sweep(sweep: SweepResult) -> Group:
@@ -280,7 +282,7 @@ def validate(ctx: typer.Context, scenario: ScenarioArg, pricing: PricingOpt = No
     if out.json:
         out.result({"valid": True, "platforms": names, "pricing": prepared.pricing.origin})
     else:
-        out.print(f"{scenario}: valid; platforms: {', '.join(names)}; pricing: {prepared.pricing.origin}")
+        out.print(Text(f"{scenario}: valid; platforms: {', '.join(names)}; pricing: {prepared.pricing.origin}"))
 
 
 @app.command("schema")

@@ -42,7 +42,7 @@ class LatenessReport:
         """The two distributions, one line each (without the per-target table)."""
         from mlplat.units import format_duration as fd
 
-        lines = [f"[bold]lateness of {self.source}[/bold] ({self.events:,} event{'' if self.events == 1 else 's'})"]
+        lines = [f"lateness of {self.source} ({self.events:,} event{'' if self.events == 1 else 's'})"]
         if self.lateness_quantiles:
             lines.append("ingest_time - event_time: " + ", ".join(
                 f"{k} {fd(v)}" for k, v in self.lateness_quantiles.items()))
@@ -59,7 +59,9 @@ class LatenessReport:
             f"{k} {fd(v)}" for k, v in self.behind_quantiles.items()))
         return "\n".join(lines)
 
-    def __rich__(self) -> str:
+    def __rich__(self) -> Any:
+        from rich.text import Text  # plain text: a path with brackets is shown as written, not read as markup
+
         from mlplat.units import format_duration as fd
 
         lines = [self.summary()]
@@ -69,7 +71,8 @@ class LatenessReport:
             lines.append(f"{t['target'] * 100:>7.3g}% {fd(t['bound']):>13} {t['dead_lettered'] * 100:>13.3g}% "
                          f"{fd(t['max_out_of_orderness']):>14} {fd(t['allowed_lateness']):>17} "
                          f"{fd(t['freshness']):>12}")
-        return "\n".join(lines)
+        head, _, rest = "\n".join(lines).partition("\n")
+        return Text.assemble((head, "bold"), "\n", rest)
 
     def plot(self, path: str | Path, *, force: bool = False) -> Path:
         """Histogram of ``behind`` with each target's bound (matplotlib, Agg); written atomically.

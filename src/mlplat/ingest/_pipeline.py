@@ -99,13 +99,21 @@ class IngestResult:
         return (f"read {c['read']} = applied {c['applied']} + duplicates {c['duplicates']} + late {c['late']} "
                 f"+ malformed {c['malformed']} + future {c['future']} ({verdict})")
 
-    def __rich__(self) -> str:
+    def __rich__(self) -> Any:
         rows: list[tuple[str, Any]] = [(name, self.counts[name]) for name in COUNTS]
         if self.counts["other_partition"]:
             rows.append(("other partitions", self.counts["other_partition"]))
         rows += [("batches", self.batches), ("events/s", f"{self.events_per_second:,.0f}"),
                  ("watermark", _iso(self.watermark) or "-"), ("dead letters", self.dead_letter)]
-        return f"[bold]ingest {self.source} -> {self.store}[/bold]\n{_lines(rows)}\n{self.summary()}"
+        return _bold_first(f"ingest {self.source} -> {self.store}", f"\n{_lines(rows)}\n{self.summary()}")
+
+
+def _bold_first(bold: str, rest: str) -> Any:
+    """``bold`` in bold, then ``rest``, as rich text: plain, so an entity, path or value with brackets is shown
+    as written (read as markup, ``[/x]`` stopped the command with exit 5)."""
+    from rich.text import Text  # only when rich prints a result
+
+    return Text.assemble((bold, "bold"), rest)
 
 
 def _dead_letter_path(config: IngestConfig, partition: tuple[int, int], override: str | Path | None) -> Path:
@@ -386,16 +394,16 @@ class EntityFeatures:
         return {"entity": self.entity, "store": self.store, "watermark": self.watermark,
                 "features": [r.to_dict() for r in self.rows]}
 
-    def __rich__(self) -> str:
+    def __rich__(self) -> Any:
         if not self.rows:
-            return f"no features stored for entity {self.entity!r} in {self.store}"
-        lines = [f"[bold]{self.entity}[/bold] (watermark {_iso(self.watermark) or '-'})"]
+            return _bold_first("", f"no features stored for entity {self.entity!r} in {self.store}")
+        lines = [f"(watermark {_iso(self.watermark) or '-'})"]
         for r in self.rows:
             span = format_duration((r.window_end or 0) - (r.window_start or 0))
             where = (f"[{_iso(r.window_start)}, +{span}) {'final' if r.final else 'open'}"
                      if r.window_start is not None else f"at {_iso(r.event_time)}")
             lines.append(f"  {r.feature:<22} {r.value!s:>10}  {where}")
-        return "\n".join(lines)
+        return _bold_first(self.entity, " " + "\n".join(lines))
 
 
 def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
@@ -453,10 +461,8 @@ class RepairReport:
                 "differing": len(self.differing), "keys": self.differing, "fixed": self.fixed,
                 "dry_run": self.dry_run}
 
-    def __rich__(self) -> str:
-        head = f"[bold]repair {self.store} from {self.source}[/bold]: {self.compared} keys compared, " \
-               f"{len(self.differing)} differ"
-        lines = [head]
+    def __rich__(self) -> Any:
+        lines = [f": {self.compared} keys compared, {len(self.differing)} differ"]
         for d in self.differing[:20]:
             where = _iso(d["window"]) or ""
             lines.append(f"  {d['entity']} {d['feature']} {where}: stored {d['stored']} "
@@ -465,7 +471,7 @@ class RepairReport:
             lines.append(f"  ... and {len(self.differing) - 20} more (--json lists all)")
         if self.differing:
             lines.append("fixed" if self.fixed else "not fixed (--dry-run)")
-        return "\n".join(lines)
+        return _bold_first(f"repair {self.store} from {self.source}", "\n".join(lines))
 
 
 def recompute(config: IngestConfig, source: FileSource,

@@ -79,13 +79,15 @@ class VerifyReport:
                 "passed": self.passed, "seed": self.seed,
                 "events": self.events, "keys": self.keys, "failures": self.failures, "seconds": self.seconds}
 
-    def __rich__(self) -> str:
-        verdict = "[green]PASS[/green]" if self.passed else "[red]FAIL[/red]"
-        lines = [f"{self.identical}/{self.runs} runs identical to the batch computation "
-                 f"({self.events} events, {self.keys} keys, seed {self.seed}, {self.seconds:.1f} s): {verdict}",
-                 f"{self.killed} of the {self.runs} processes were killed with SIGKILL mid-run, then restarted"]
+    def __rich__(self) -> Any:
+        from rich.text import Text  # plain text: an example key with brackets is shown as written
+
+        verdict = ("PASS", "green") if self.passed else ("FAIL", "red")
+        lines = [f"{self.killed} of the {self.runs} processes were killed with SIGKILL mid-run, then restarted"]
         lines += [f"  run {f['run']}: {f['differing']} keys differ, e.g. {f['example']}" for f in self.failures]
-        return "\n".join(lines)
+        return Text.assemble(f"{self.identical}/{self.runs} runs identical to the batch computation ({self.events} "
+                             f"events, {self.keys} keys, seed {self.seed}, {self.seconds:.1f} s): ", verdict,
+                             "\n" + "\n".join(lines))
 
 
 def _run_once(cmd: list[str], kill_after: int | None, rng: Any, timeout: float) -> bool:
