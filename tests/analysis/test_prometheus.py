@@ -123,6 +123,18 @@ def test_analyze_prometheus_early_window_continues(prometheus: tuple[str, int], 
     assert json.loads(result.stdout)["decision"] == "CONTINUE"
 
 
+@pytest.mark.parametrize("step", ["1.5s", "250ms", "1000000s"])
+def test_a_step_in_fractions_or_many_seconds_is_sent_as_prometheus_reads_it(prometheus: tuple[str, int],
+                                                                           config: Path, step: str) -> None:
+    """--step 1.5s went to Prometheus as "1.5s" and 250ms as "0.25s", which it cannot parse (bad_data, exit 4),
+    and a long step as "1e+06s" (found by a review pass): the step is sent as plain seconds."""
+    url, start = prometheus
+    result = CliRunner().invoke(app, ["canary", "analyze", "--prometheus", url, "-c", str(config), "--start",
+                                      str(start), "--end", str(start + 120), "--step", step, "--json"])
+    assert result.exit_code in (ExitCode.OK, ExitCode.FAIL, ExitCode.INCONCLUSIVE), result.output
+    assert "bad_data" not in result.output
+
+
 def test_watch_stops_at_decision(prometheus: tuple[str, int], config: Path) -> None:
     """`watch` queries until a decision: the backfilled regression is a ROLLBACK on the first check."""
     url, start = prometheus

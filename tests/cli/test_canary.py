@@ -270,6 +270,33 @@ def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: b
     assert f"Prometheus at {url} did not answer HTTP" in result.stderr
 
 
+def test_an_http_error_that_is_json_but_not_prometheus_s_is_exit_4(runner: CliRunner) -> None:
+    """A proxy answering 502 with the JSON text "bad gateway" was exit 5 ('str' has no .get)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    body = b'"bad gateway"'
+    answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body), body)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = sock.accept()
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+    finally:
+        sock.close()
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"Prometheus at {url} answered HTTP 502" in result.stderr
+
+
 @pytest.fixture
 def silent_server() -> Iterator[str]:
     """A socket that accepts connections and never answers."""
@@ -287,6 +314,10 @@ MALFORMED_URLS = [
     ("http://exa mple.com", "--prometheus: must not contain spaces or control characters"),
     ("http://h:1/a b", "--prometheus: must not contain spaces or control characters"),
     ("ftp://prometheus", "--prometheus: expected http://HOST[:PORT] or https://HOST[:PORT] (a scheme and a host)"),
+    # urllib's IDNA and ASCII encodings failed as they sent (exit 5; found by a review pass).
+    ("http://prom..local:9090", "--prometheus: expected http://HOST[:PORT] or https://HOST[:PORT] with a valid host "
+     "name and an ASCII path (percent-encode other characters), got 'http://prom..local:9090'"),
+    ("http://127.0.0.1:1/ä", "with a valid host name and an ASCII path (percent-encode other characters)"),
 ]
 
 

@@ -21,8 +21,10 @@ __all__ = ["fetch_prometheus", "query_range"]
 def query_range(url: str, query: str, start: float, end: float, step: float, *, timeout: float = 10.0) -> Any:
     """One ``query_range`` call; unreachable, timed out or error answers raise :class:`ServiceError`."""
     check_url(url)
+    # The step in seconds as a plain number, which the API takes: "1.5s" is not a Prometheus duration, and
+    # f"{step:g}s" wrote a 250 ms step that way and a long one as "1.23457e+06s", both refused.
     params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
-                                     "step": f"{step:g}s"})
+                                     "step": repr(float(step))})
     endpoint = url.rstrip("/") + "/api/v1/query_range?" + params
     try:
         with urllib.request.urlopen(endpoint, timeout=timeout) as response:
@@ -32,6 +34,8 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         try:
             doc = json.loads(body)
         except ValueError:
+            doc = None
+        if not isinstance(doc, dict):  # not Prometheus's error document: a proxy's page, or JSON text
             raise ServiceError(f"Prometheus at {url} answered HTTP {exc.code} for {query!r}") from exc
         raise ServiceError(f"Prometheus at {url} answered status error for {query!r}: "
                            f"{doc.get('errorType', 'error')}: {doc.get('error', 'no message')}") from exc
@@ -72,6 +76,12 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         raise ConfigError(f"{name}: {expected} (a scheme and a host), got {url!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise ConfigError(f"{name}: must not contain spaces or control characters, got {url!r}")
+    try:  # urllib encodes the host with IDNA and the rest as ASCII when it sends: a bad name was exit 5
+        parts.hostname.encode("idna")
+        parts._replace(netloc="").geturl().encode("ascii")
+    except UnicodeError:
+        raise ConfigError(f"{name}: {expected} with a valid host name and an ASCII path (percent-encode other "
+                          f"characters), got {url!r}") from None
 
 
 def _reads(metric: MetricConfig) -> list[tuple[str, str | None, str]]:
