@@ -590,3 +590,14 @@ def test_nan_counts_dropped_in_one_arm_are_no_evidence(nan_arm: str) -> None:
     assert any("30 look(s) where an arm's errors or requests count is NaN were left out" in w for w in result.warnings)
     no_rows = [row for row in _counts(30, 5.0, 5.0, 1000.0, 1000.0) if (row[1], row[2]) != (nan_arm, "errors")]
     assert analyze(_data(no_rows), config).metrics[0].status is not Status.PENDING  # 0 vs 5 a look: decided
+
+
+def test_duplicated_gauge_rows_are_averaged_with_a_warning() -> None:
+    """A second canary cpu row at every timestamp was averaged in without a word, where duplicated counter
+    rows are summed with a warning (found by a review pass): the gauge's are averaged, and said so."""
+    rows = [(60.0 * t, arm, "cpu", 0.5) for t in range(1, 41) for arm in ("baseline", "canary")]
+    rows += [(60.0 * t, "canary", "cpu", 0.9) for t in range(1, 41)]
+    cfg = _config({"name": "cpu", "kind": "mean", "metric": "cpu"}, srm={"enabled": False})
+    result = analyze(_data(rows), cfg)
+    assert "metric 'cpu': 40 duplicated (timestamp, arm) row(s) averaged" in result.warnings
+    assert result.metrics[0].detail.startswith("0.5 vs 0.7, 40 intervals")

@@ -24,6 +24,7 @@ from mlplat.analysis._prepared import (
     prepare,
     reported_mask,
     row_match,
+    warn_once,
 )
 from mlplat.analysis._rate_interval import cs_grid_points, rate_confidence_sequence
 from mlplat.analysis._readers import CanaryData
@@ -133,6 +134,9 @@ def _mean(prep: Prepared, config: CanaryConfig, metric: MeanMetric, alpha: float
         return [no_data_result(metric.name, metric.name, "mean", metric.critical, alpha, f"no {metric.metric!r} data")]
     rows = apply_nan(rows, metric.nan_policy, metric.name, prep)
     check_finite(rows, prep, metric.metric, "gauges")
+    repeated = int(rows.duplicated(["timestamp", "arm"]).sum())
+    if repeated:  # a gauge is a level, not a count: repeated readings are averaged, and said so as counters are
+        warn_once(prep, f"metric {metric.metric!r}: {repeated} duplicated (timestamp, arm) row(s) averaged")
     table = rows.groupby(["timestamp", "arm"])["value"].mean().unstack("arm")
     table = table.reindex(columns=[config.arms.baseline, config.arms.canary]).dropna()
     if len(table) == 0:
