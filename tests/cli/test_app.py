@@ -144,6 +144,20 @@ def test_internal_error_exit_5(runner: CliRunner) -> None:
     assert "Traceback" in verbose.stderr
 
 
+def test_an_interrupt_is_exit_130_not_the_rollback_code(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during a command (a `canary watch`) exited 1 through click's Abort, the ROLLBACK code, so a
+    wrapper rolled back on an interrupt (found by a review pass). It is 130, as a shell reports SIGINT."""
+    from mlplat.cli import doctor
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(doctor, "diagnose", interrupted)
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == ExitCode.INTERRUPTED == 130, result.output
+    assert "interrupted" in result.stderr and "Traceback" not in result.output
+
+
 def test_json_is_only_document_on_stdout(runner: CliRunner, tmp_path: Path) -> None:
     """With --json, stdout parses as one JSON document."""
     path = tmp_path / "c.yaml"

@@ -33,6 +33,7 @@ class ExitCode(enum.IntEnum):
     INCONCLUSIVE = 3
     BAD_INPUT = 4
     INTERNAL = 5
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report it: never 1, which a wrapper reads as ROLLBACK
 
 
 class MlplatGroup(TyperGroup):
@@ -53,7 +54,9 @@ class MlplatGroup(TyperGroup):
                 out.err.print(escape(traceback.format_exc()))
             raise typer.Exit(ExitCode.BAD_INPUT) from exc
         except KeyboardInterrupt:
-            raise typer.Abort() from None
+            # click's Abort exits 1, the ROLLBACK code: a script wrapping `canary watch` rolled back on Ctrl-C.
+            Output.from_ctx(ctx).err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         except Exception as exc:
             out = Output.from_ctx(ctx)
             message = f"internal error: {type(exc).__name__}: {exc}"
