@@ -823,3 +823,15 @@ def test_names_with_brackets_are_shown_as_written(runner: CliRunner, tmp_path: P
     assert result.exit_code == 1, result.output
     text = "".join(result.stdout.split())
     assert "errors[/predict]" in text and "latency[ms]" in text
+
+
+@pytest.mark.parametrize("command", ["analyze", "watch"])
+def test_a_query_missing_for_prometheus_is_placed_in_the_config_file(runner: CliRunner, tmp_path: Path,
+                                                                     command: str) -> None:
+    """A metric without a query is found only when Prometheus is to be read: the error named 'metrics[0].query'
+    without the file and line every other config error has (found by a review pass). Nothing is fetched."""
+    config = tmp_path / "noq.yaml"
+    config.write_text("metrics:\n  - name: errors\n    kind: rate\n    events: errors\n")
+    result = _invoke(runner, command, "--prometheus", "http://127.0.0.1:9", "-c", str(config), "--start", "now-10m")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"{config}:2:5: metrics[0].query: metric 'errors' needs query to read from Prometheus" in result.stderr

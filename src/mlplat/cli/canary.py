@@ -14,7 +14,7 @@ from rich.console import Group
 from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, check_outputs, first_repeat, make_table, parse_option
-from mlplat.errors import DataError
+from mlplat.errors import ConfigError, DataError
 from mlplat.files import atomic_write_text, read_template
 from mlplat.jsonable import dumps
 from mlplat.units import (
@@ -30,7 +30,7 @@ from mlplat.units import (
 )
 
 if TYPE_CHECKING:
-    from mlplat.analysis import CanaryConfig, CanaryResult, PlanResult, RolloutPlan
+    from mlplat.analysis import CanaryConfig, CanaryData, CanaryResult, PlanResult, RolloutPlan
 
 app = typer.Typer(help="Anytime-valid canary analysis: promote, roll back, or wait for evidence.",
                   no_args_is_help=True)
@@ -71,6 +71,20 @@ def _load(path: Path | None, *, traffic_share: str | None = None, max_duration: 
             raise DataError(f"--max-duration must be > 0, got {max_duration:g} s")
         cfg.max_duration = max_duration
     return cfg.only(_metric_names(metrics))
+
+
+def _fetch(cfg: CanaryConfig, config: Path | None, url: str, *, start: float, end: float, step: float) -> CanaryData:
+    """:func:`fetch_prometheus`, with a config error it finds (a metric without a query) placed in ``config``'s
+    file and line, as errors found while loading are: it named only ``metrics[0].query``."""
+    from mlplat.analysis._prometheus import fetch_prometheus
+    from mlplat.config import load_document
+
+    try:
+        return fetch_prometheus(cfg, url, start=start, end=end, step=step)
+    except ConfigError as exc:
+        if not exc.path or config is None or exc.source is not None:
+            raise
+        raise load_document(config).error(exc.path, exc.message) from None
 
 
 def _time(value: str, name: str, *, now: float | None = None) -> float:
@@ -156,7 +170,7 @@ def analyze(
     """Judge a canary: PROMOTE (exit 0), ROLLBACK (exit 1) or CONTINUE (exit 3, not enough evidence yet)."""
     from mlplat.analysis import analyze as run_analysis
     from mlplat.analysis import combine_exports, read_export
-    from mlplat.analysis._prometheus import check_url, fetch_prometheus
+    from mlplat.analysis._prometheus import check_url
 
     out = Output.from_ctx(ctx, json=json)
     check_outputs(report, plot, force=force, inputs=[*(data or []), config])
@@ -174,7 +188,7 @@ def analyze(
             raise DataError("--prometheus needs --start (for example --start now-30m)")
         start_s = _time(start, "--start")
         end_s = _time(end, "--end") if end is not None else time.time()
-        export = fetch_prometheus(cfg, prometheus, start=start_s, end=end_s, step=_seconds(step, "--step"))
+        export = _fetch(cfg, config, prometheus, start=start_s, end=end_s, step=_seconds(step, "--step"))
         result = run_analysis(export, cfg, at=at_s, start=start_s)
     else:
         if not data:
@@ -211,7 +225,7 @@ def watch(
     This is what an Argo Rollouts analysis Job runs (examples/argo/analysis-template.yaml).
     """
     from mlplat.analysis import analyze as run_analysis
-    from mlplat.analysis._prometheus import check_url, fetch_prometheus
+    from mlplat.analysis._prometheus import check_url
 
     out = Output.from_ctx(ctx, json=json)
     check_outputs(report, force=force, inputs=[config])
@@ -231,7 +245,7 @@ def watch(
         timed_out = now - began >= limit
         result = None
         if now > start_s:
-            export = fetch_prometheus(cfg, prometheus, start=start_s, end=now, step=step_s)
+            export = _fetch(cfg, config, prometheus, start=start_s, end=now, step=step_s)
             result = run_analysis(export, cfg, start=start_s)
             out.note(f"{dt.datetime.fromtimestamp(now, dt.UTC):%H:%M:%S} {result.decision.value}: "
                      f"{'; '.join(result.reasons)}")
