@@ -212,6 +212,13 @@ def test_prometheus_empty_result_is_no_rows(tmp_path: Path) -> None:
       "scopes": {"experiment": {"stepMillis": 0}}}, "stepMillis: must be > 0"),
     ({"name": "errors", "values": {"control": [1], "experiment": [1]},
       "scopes": {"control": {"startTimeIso": "yesterday"}}}, r"scopes.control.startTimeIso: expected an ISO 8601"),
+    # pandas read these as the reading's own time and as year 1 (found by a review pass).
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"control": {"startTimeIso": "now"}}}, r"scopes.control.startTimeIso: expected an ISO 8601.*'now'"),
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"control": {"startTimeIso": "today"}}}, r"startTimeIso: expected an ISO 8601 time, got 'today'"),
+    ({"name": "errors", "values": {"control": [1], "experiment": [1]},
+      "scopes": {"control": {"startTimeIso": "T00:00"}}}, r"startTimeIso: expected an ISO 8601 time, got 'T00:00'"),
 ])
 def test_kayenta_malformed(tmp_path: Path, pair: dict[str, object], message: str) -> None:
     """Malformed MetricSetPair fields are bad input with the field named."""

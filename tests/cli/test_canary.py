@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import socket
 import threading
@@ -835,3 +836,21 @@ def test_a_query_missing_for_prometheus_is_placed_in_the_config_file(runner: Cli
     result = _invoke(runner, command, "--prometheus", "http://127.0.0.1:9", "-c", str(config), "--start", "now-10m")
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert f"{config}:2:5: metrics[0].query: metric 'errors' needs query to read from Prometheus" in result.stderr
+
+
+def test_an_export_read_from_a_pipe(runner: CliRunner, tmp_path: Path) -> None:
+    """A named pipe (what /dev/stdin and <(...) are) was 'no such file' (found by a review pass): it is read."""
+    fifo = tmp_path / "export.csv"
+    os.mkfifo(fifo)
+    text = (EXAMPLES / "regression.csv").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as pipe:
+            pipe.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = _invoke(runner, "analyze", str(fifo), "-c", str(CONFIG), "--json")
+    writer.join(timeout=10)
+    assert result.exit_code == ExitCode.FAIL, result.output
+    assert json.loads(result.stdout)["decision"] == "ROLLBACK"

@@ -7,6 +7,7 @@ Everything is vectorised; pandas is imported inside the functions.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import math
@@ -79,8 +80,9 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
     kind = path_kind(path, error=DataError)
     if kind == "dir":
         raise DataError(f"{path}: is a directory; expected an export file (CSV, Prometheus or Kayenta JSON)")
-    if kind != "file":
+    if kind == "missing":
         raise DataError(f"{path}: no such file")
+    # "other": a pipe or a device (`cat x.csv | mlplat canary analyze /dev/stdin`, `<(...)`), read as a file.
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -412,17 +414,17 @@ def _kayenta_millis(scope: Mapping[str, Any], field_name: str, key: str, where: 
 
 
 def _kayenta_iso(value: Any, key: str, where: str) -> float:
-    import pandas as pd
-
+    # datetime's ISO 8601 reader, not pandas': pd.Timestamp also takes "now" and "today" (the reading's own
+    # time, which misaligned an arm) and "T00:00" (year 1).
     try:
-        stamp = pd.Timestamp(value) if isinstance(value, str) else None
-    except (ValueError, OverflowError):
+        stamp = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
         stamp = None
-    if stamp is None or pd.isna(stamp):
+    if stamp is None:
         raise DataError(f"{where}: scopes.{key}.startTimeIso: expected an ISO 8601 time, got {value!r:.60}")
     if stamp.tzinfo is None:
-        stamp = stamp.tz_localize("UTC")
-    return float(stamp.timestamp())
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.timestamp()
 
 
 def combine_exports(exports: Sequence[CanaryData]) -> CanaryData:
