@@ -63,6 +63,9 @@ class PoolSpec:
     pods_per_node: int | None = None  # None: no nodes (serverless)
     node_provision_s: float = 0.0
     node_scale_down_s: float = 600.0
+    # Each billable period of an instance (from the start of its start-up or first request to the end of its
+    # last request) is billed in whole steps of this many seconds: Cloud Run rounds up to 100 ms. 0: exactly.
+    bill_step: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class PoolRun:
     rejected: np.ndarray
     instance_seconds: float
     busy_instance_seconds: float
+    billed_busy_seconds: float  # busy_instance_seconds with each billable period rounded up to bill_step
     node_seconds: float
     idle_min_seconds: float  # the integral of the idle instances among the first min_instances
     peak_instances: int
@@ -90,10 +94,14 @@ class _Node:
 
 
 class _Instance:
-    __slots__ = ("active", "alive", "draining", "in_avail", "node", "ready", "ready_at", "stamp", "waiting")
+    __slots__ = ("active", "alive", "billed_since", "billed_until", "draining", "in_avail", "node", "ready",
+                 "ready_at", "stamp", "waiting")
 
     def __init__(self, ready_at: float, node: _Node | None) -> None:
         self.active = 0
+        # The billable period in progress (PoolSpec.bill_step): since when, and until when once it paused.
+        self.billed_since: float | None = None
+        self.billed_until: float | None = None
         self.alive = True
         self.draining = False
         self.in_avail = False
@@ -138,6 +146,8 @@ class _Loop:
         self.active = 0
         self.last = 0.0
         self.inst_int = self.busy_int = self.node_int = 0.0
+        self.step = spec.bill_step
+        self.bill_extra = 0.0  # what rounding each billable period up to a step adds to busy_int
         self.idle_min_int = 0.0
         self.kept = spec.min_instances  # read on every event: a plain attribute, not spec's
         self.load_int = self.demand_int = 0.0  # unclipped, for the autoscalers
@@ -224,6 +234,8 @@ class _Loop:
         self.n_alive += 1
         self.n_spec += 1
         self.n_billable += 1  # starting: billable until ready (Cloud Run bills start-up time)
+        if self.step:
+            self._bill_open(inst, t)
         if ready_now:
             self.make_ready(inst, t)
         else:
@@ -239,6 +251,10 @@ class _Loop:
             self.n_spec -= 1
         if not inst.ready:
             self.n_billable -= 1
+            if self.step:
+                inst.billed_until = t
+        if self.step:
+            self._bill_close(inst)
         node = inst.node
         if node is not None:
             node.pods -= 1
@@ -257,6 +273,8 @@ class _Loop:
         self.starting.pop(inst, None)
         if was_billable:
             self.n_billable -= 1
+            if self.step:
+                inst.billed_until = t  # paused: serving a waiting request at once goes on with it
         for r in inst.waiting:
             self.cold[r] = True  # it started this instance, even if the start took no time
             self.serve(inst, r, t)
@@ -268,6 +286,8 @@ class _Loop:
     def serve(self, inst: _Instance, r: int, t: float) -> None:
         if inst.active == 0 and inst.ready:
             self.n_billable += 1
+            if self.step:
+                self._bill_open(inst, t)
         inst.active += 1
         self.active += 1
         self.start[r] = t
@@ -288,6 +308,30 @@ class _Loop:
             inst.stamp = t
             if self.spec.keep_alive is not None:
                 self.push(t + self.spec.keep_alive, _EXPIRE, (inst, t))
+
+    # -- billing in steps (PoolSpec.bill_step) ----------------------------------------------------------
+    def _bill_open(self, inst: _Instance, t: float) -> None:
+        """``inst`` becomes billable at ``t``: a new period, or the paused one going on if it paused at ``t``."""
+        if inst.billed_since is not None and inst.billed_until is None:
+            return  # still open (a slot passed straight to a queued request)
+        if inst.billed_since is not None and inst.billed_until != t:
+            self._bill_close(inst)
+        if inst.billed_since is None:
+            inst.billed_since = t
+        inst.billed_until = None
+
+    def _bill_close(self, inst: _Instance, end: float | None = None) -> None:
+        """End ``inst``'s billable period (at its pause, or at ``end`` if still open) and add its rounding."""
+        since, until = inst.billed_since, inst.billed_until
+        inst.billed_since = inst.billed_until = None
+        if since is None:
+            return
+        if until is None:
+            until = end if end is not None else since
+        # Only the part inside the measured window is billed, as busy_int integrates only that part.
+        period = min(until, self.t1) - max(since, self.t0)
+        if period > 0:
+            self.bill_extra += math.ceil(period / self.step - 1e-9) * self.step - period
 
     def free_instance(self) -> _Instance | None:
         avail, slots = self.avail, self.spec.slots
@@ -342,6 +386,8 @@ class _Loop:
             return
         if inst.active == 0:
             self.n_billable -= 1
+            if self.step:
+                inst.billed_until = t
         self.released(inst, t)
 
     def expire(self, inst: _Instance, stamp: float, t: float) -> None:
@@ -491,8 +537,12 @@ class _Loop:
                 node_stamp: tuple[_Node, float] = payload  # type: ignore[assignment]
                 self.node_expire(node_stamp[0], node_stamp[1], t)
         self.advance(max(self.t1, self.last))
+        if self.step:
+            for inst in self.instances:  # periods still open or paused at the end
+                self._bill_close(inst, end=self.t1)
         return PoolRun(start=self.start, finish=self.finish, cold=self.cold, rejected=self.rejected,
                        instance_seconds=self.inst_int, busy_instance_seconds=self.busy_int,
+                       billed_busy_seconds=self.busy_int + self.bill_extra,
                        node_seconds=self.node_int, idle_min_seconds=self.idle_min_int,
                        peak_instances=self.peak_inst, peak_nodes=self.peak_nodes)
 

@@ -125,6 +125,9 @@ def prepare(scenario: Scenario, *, base: Path | None = None, doc: YamlDocument |
 # platforms a request costs about 14 µs and 130 bytes, so this is about 5 minutes and 2.6 GB; a duration
 # or rate far past it would exhaust memory or never finish.
 MAX_EVENTS = 20_000_000
+# Cloud Run bills request-billed instance time "rounded up to the nearest 100 millisecond"
+# (https://cloud.google.com/run/pricing): each billable period of an instance, here.
+CLOUD_RUN_BILL_STEP = 0.1
 # A platform with more than this share of its requests still queued at the end of the run gets a note.
 BACKLOG_NOTE = 0.01
 
@@ -276,7 +279,8 @@ def _pool_spec(p: Platform, sc: Scenario) -> PoolSpec:
                         min_instances=p.provisioned_concurrency, initial=p.provisioned_concurrency)
     if isinstance(p, CloudRunPlatform):
         return PoolSpec(slots=p.concurrency, startup_s=cs, keep_alive=p.idle_timeout, min_instances=p.min_instances,
-                        max_instances=p.max_instances, initial=p.min_instances)
+                        max_instances=p.max_instances, initial=p.min_instances,
+                        bill_step=CLOUD_RUN_BILL_STEP if p.billing_mode() == "request" else 0.0)
     if isinstance(p, KubernetesPlatform):
         scaler = None
         if isinstance(p.autoscaler, HpaAutoscaler):
@@ -333,7 +337,7 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
             cost["compute"] = vcpu_s * cr.instance_vcpu_second.usd + gib_s * cr.instance_gib_second.usd
             cost["gpu"] = seconds * gpu_price
         else:
-            seconds = run.busy_instance_seconds
+            seconds = run.billed_busy_seconds
             vcpu_s = _billable(seconds * p.vcpu, cr.free_vcpu_seconds_per_month.usd, span, sc.free_tier)
             gib_s = _billable(seconds * p.memory_gib, cr.free_gib_seconds_per_month.usd, span, sc.free_tier)
             billed_req = _billable(requests, cr.free_requests_per_month.usd, span, sc.free_tier)
