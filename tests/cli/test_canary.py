@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -247,8 +248,8 @@ def test_prometheus_unreachable_is_exit_4(runner: CliRunner) -> None:
 
 @pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n",
                                     b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\""])
-def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: bytes) -> None:
-    """A port that answers something other than HTTP, or cuts its answer short, is exit 4, not a traceback."""
+def _analyze_against(runner: CliRunner, answer: bytes) -> tuple[str, Any]:
+    """`analyze --prometheus` against a loopback port that answers every connection with ``answer``."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
@@ -264,36 +265,23 @@ def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: b
     threading.Thread(target=serve, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
+        return url, _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
     finally:
         sock.close()
+
+
+def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: bytes) -> None:
+    """A port that answers something other than HTTP, or cuts its answer short, is exit 4, not a traceback."""
+    url, result = _analyze_against(runner, answer)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert f"Prometheus at {url} did not answer HTTP" in result.stderr
 
 
 def test_an_http_error_that_is_json_but_not_prometheus_s_is_exit_4(runner: CliRunner) -> None:
     """A proxy answering 502 with the JSON text "bad gateway" was exit 5 ('str' has no .get)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
     body = b'"bad gateway"'
-    answer = b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-        len(body), body)
-
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn, _ = sock.accept()
-                with conn:
-                    conn.recv(65536)
-                    conn.sendall(answer)
-
-    threading.Thread(target=serve, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        result = _invoke(runner, "analyze", "--prometheus", url, "-c", str(CONFIG), "--start", "now-10m")
-    finally:
-        sock.close()
+    url, result = _analyze_against(runner, b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\n"
+                                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert f"Prometheus at {url} answered HTTP 502" in result.stderr
 
