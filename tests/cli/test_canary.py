@@ -246,8 +246,6 @@ def test_prometheus_unreachable_is_exit_4(runner: CliRunner) -> None:
     assert "unreachable" in result.stderr
 
 
-@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n",
-                                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\""])
 def _analyze_against(runner: CliRunner, answer: bytes) -> tuple[str, Any]:
     """`analyze --prometheus` against a loopback port that answers every connection with ``answer``."""
     sock = socket.socket()
@@ -270,6 +268,8 @@ def _analyze_against(runner: CliRunner, answer: bytes) -> tuple[str, Any]:
         sock.close()
 
 
+@pytest.mark.parametrize("answer", [b"SSH-2.0-OpenSSH_9.6\r\n",
+                                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"status\""])
 def test_prometheus_port_that_is_not_http_is_exit_4(runner: CliRunner, answer: bytes) -> None:
     """A port that answers something other than HTTP, or cuts its answer short, is exit 4, not a traceback."""
     url, result = _analyze_against(runner, answer)
