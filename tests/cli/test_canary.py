@@ -826,11 +826,10 @@ def test_a_query_missing_for_prometheus_is_placed_in_the_config_file(runner: Cli
     assert f"{config}:2:5: metrics[0].query: metric 'errors' needs query to read from Prometheus" in result.stderr
 
 
-def test_an_export_read_from_a_pipe(runner: CliRunner, tmp_path: Path) -> None:
-    """A named pipe (what /dev/stdin and <(...) are) was 'no such file' (found by a review pass): it is read."""
+def _analyze_pipe(runner: CliRunner, tmp_path: Path, text: bytes) -> Any:
+    """`analyze` of a named pipe (what /dev/stdin and <(...) are) that a thread fills with ``text``."""
     fifo = tmp_path / "export.csv"
     os.mkfifo(fifo)
-    text = (EXAMPLES / "regression.csv").read_bytes()
 
     def feed() -> None:
         with open(fifo, "wb") as pipe:
@@ -840,5 +839,21 @@ def test_an_export_read_from_a_pipe(runner: CliRunner, tmp_path: Path) -> None:
     writer.start()
     result = _invoke(runner, "analyze", str(fifo), "-c", str(CONFIG), "--json")
     writer.join(timeout=10)
+    return result
+
+
+def test_an_export_read_from_a_pipe(runner: CliRunner, tmp_path: Path) -> None:
+    """A named pipe was 'no such file' (found by a review pass): it is read."""
+    result = _analyze_pipe(runner, tmp_path, (EXAMPLES / "regression.csv").read_bytes())
     assert result.exit_code == ExitCode.FAIL, result.output
     assert json.loads(result.stdout)["decision"] == "ROLLBACK"
+
+
+def test_an_error_found_after_reading_a_pipe_names_the_export(runner: CliRunner, tmp_path: Path) -> None:
+    """An error found after reading re-read the file to name its line: a pipe then gave '' (StopIteration,
+    exit 5) or waited forever for a writer (found by the review of the pipe fix). It names the export."""
+    text = b"timestamp,arm,metric,value\n60,baseline,requests,100\n60,canary,requests,10\n" \
+           b"60,baseline,errors,1\n60,canary,errors,50\n"
+    result = _analyze_pipe(runner, tmp_path, text)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert f"{tmp_path / 'export.csv'}: metric 'errors': errors (50) greater than requests (10)" in result.stderr

@@ -12,7 +12,7 @@ import functools
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,7 +93,10 @@ def read_export(path: str | Path, fmt: Format | None = None, *, arm_label: str =
         looks_json = path.suffix.lower() == ".json" or text.lstrip().startswith(("{", "["))
         fmt = "csv" if path.suffix.lower() == ".csv" or not looks_json else None
     if fmt == "csv":
-        return _read_csv(text, str(path))
+        data = _read_csv(text, str(path))
+        # A pipe cannot be read again to name the line of an error found later: that error names the export.
+        # (Read again, stdin gave '' and a named pipe waited for a writer that never came.)
+        return data if kind == "file" else replace(data, csv_paths=())
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -186,7 +189,10 @@ def _long_row(text: str, source: str) -> str | None:
     import io
 
     reader = csv.reader(io.StringIO(text))
-    header = len(next(reader))
+    first = next(reader, None)
+    if first is None:
+        return None  # no header at all (a file emptied since it was read)
+    header = len(first)
     for row in reader:
         if len(row) > header:
             return (f"{source}:{reader.line_num}: {len(row)} fields, but the header has {header}; "
