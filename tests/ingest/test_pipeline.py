@@ -388,8 +388,11 @@ def test_a_damaged_checkpoint_or_definition_is_a_clear_error_and_repair_rewrites
 
 
 @pytest.mark.parametrize(("field", "value", "expected"), [
-    ("cursor", 5, "cursor must be '' or LINE:BYTE or a stream id MS-SEQ, got 5"),
-    ("cursor", "2:abc", "cursor must be '' or LINE:BYTE or a stream id MS-SEQ, got '2:abc'"),
+    ("cursor", 5, "cursor must be '' or LINE:BYTE (a file's cursor), got 5"),
+    ("cursor", "2:abc", "cursor must be '' or LINE:BYTE (a file's cursor), got '2:abc'"),
+    # Found by the review of the check itself: another source's form, and an int no float can hold, were exit 5.
+    ("cursor", "429-0", "cursor must be '' or LINE:BYTE (a file's cursor), got '429-0'"),
+    ("max_time", 10**400, "max_time must be null or a finite number, got 1" + "0" * 36 + "..."),
     ("max_time", "80", "max_time must be null or a finite number, got '80'"),
     ("dead_letter_size", "0", "dead_letter_size must be a whole number >= 0, got '0'"),
     ("seq", -1, "seq must be a whole number >= 0, got -1"),

@@ -8,7 +8,6 @@ checkpoint always names the last event whose effect is in the state.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sqlite3
 import struct
@@ -112,8 +111,11 @@ def _unpack_markers(url: str, blobs: Iterable[bytes], since: float) -> dict[str,
 REPAIR_HINT = "`mlplat ingest repair` rewrites the states, the checkpoint and the feature definitions from the source"
 
 
-# A file source's cursor (line:byte) or a Redis stream id (milliseconds-sequence).
-_CURSOR = re.compile(r"\d+:\d+|\d+-\d+")
+# A file source's cursor (line:byte) and a Redis stream's (an id, milliseconds-sequence).
+_FILE_CURSOR = re.compile(r"\d+:\d+")
+_STREAM_CURSOR = re.compile(r"\d+-\d+")
+# Source.identity of a Redis stream starts so (RedisStreamSource); a file's is its path.
+_STREAM_SOURCE = "redis stream "
 
 
 def damaged(url: str, place: str, detail: str, *, fix: str = REPAIR_HINT) -> DataError:
@@ -128,19 +130,29 @@ def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
     def whole(value: Any) -> bool:
         return type(value) is int and value >= 0
 
-    time = checkpoint.max_time
+    time, cursor, source = checkpoint.max_time, checkpoint.cursor, checkpoint.source
+    # The cursor's form follows the source it counts in (one recorded before sources were: either form).
+    forms: tuple[re.Pattern[str], ...]
+    if type(source) is str and source.startswith(_STREAM_SOURCE):
+        forms, shown = (_STREAM_CURSOR,), "'' or a stream id MS-SEQ (a Redis stream's cursor)"
+    elif source:
+        forms, shown = (_FILE_CURSOR,), "'' or LINE:BYTE (a file's cursor)"
+    else:
+        forms, shown = (_FILE_CURSOR, _STREAM_CURSOR), "'' or LINE:BYTE or a stream id MS-SEQ"
     checks = [
         ("seq", whole(checkpoint.seq), "a whole number >= 0"),
-        ("cursor", type(checkpoint.cursor) is str and (checkpoint.cursor == "" or _CURSOR.fullmatch(checkpoint.cursor)
-                                                       is not None), "'' or LINE:BYTE or a stream id MS-SEQ"),
-        ("max_time", time is None or (type(time) in (int, float) and math.isfinite(time)), "null or a finite number"),
+        ("cursor", type(cursor) is str and (cursor == "" or any(f.fullmatch(cursor) for f in forms)), shown),
+        # Compared, not math.isfinite(): an integer of 400 digits overflows a float (exit 5); NaN fails both.
+        ("max_time", time is None or (type(time) in (int, float) and -1e300 < time < 1e300),
+         "null or a finite number"),
         ("dead_letter_size", whole(checkpoint.dead_letter_size), "a whole number >= 0"),
         ("partition", type(checkpoint.partition) is str, "text"),
         ("source", type(checkpoint.source) is str, "text"),
     ]
     for name, ok, expected in checks:
         if not ok:
-            return f"{name} must be {expected}, got {getattr(checkpoint, name)!r}"
+            value = repr(getattr(checkpoint, name))
+            return f"{name} must be {expected}, got {value if len(value) <= 40 else value[:37] + '...'}"
     return None
 
 
