@@ -333,3 +333,21 @@ def test_schema_accepts_the_configs_validate_accepts(runner: CliRunner, tmp_path
         assert list(validator.iter_errors({**config, "no_such_key": 1}))  # still strict about keys
     text = json.dumps(schema)
     assert '"gt":' not in text and '"ge":' not in text
+
+
+def test_table_and_warning_text_is_shown_exactly_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Titles, headers, cells and warnings are plain text: brackets are not markup, and a trailing backslash
+    is not doubled (rich.markup.escape doubled it, as it would before a following tag; found by a review)."""
+    import io
+
+    from rich.console import Console
+
+    from mlplat.cli._output import Output, Settings, make_table
+
+    console = Console(file=io.StringIO(), width=120)
+    console.print(make_table("t[/x]\\", ["h[bold]\\"], [["a\\"], ["[red]b[/red]"]]))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "t[/x]\\" in shown and "t[/x]\\\\" not in shown
+    assert "h[bold]\\ " in shown and "a\\ " in shown and "[red]b[/red]" in shown
+    Output(Settings()).warn("fn\\ and [/x]")
+    assert capsys.readouterr().err.strip() == "warning: fn\\ and [/x]"

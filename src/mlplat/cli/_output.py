@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -109,7 +108,7 @@ class Output:
 
     def warn(self, message: str) -> None:
         """A warning on stderr, shown even with ``--quiet`` (a user must see it)."""
-        self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
+        self.err.print(Text.assemble(("warning:", "yellow"), " ", message))
 
     @contextmanager
     def progress(self, description: str, total: float | None) -> Iterator[Any]:
@@ -164,14 +163,14 @@ def make_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequenc
     shown as written (as markup it stopped the command with exit 5); pass a ``rich.text.Text`` for a
     styled cell.
     """
-    table = Table(title=None if title is None else escape(title), title_justify="left", header_style="bold",
+    table = Table(title=None if title is None else Text(title), title_justify="left", header_style="bold",
                   min_width=len(title or ""))
     for index, name in enumerate(columns):
         # In a terminal too narrow for the table, a cell folds onto more lines: never cut with an ellipsis
         # (rich's default), which turned REGRESSION into "REGRES…" and a p-value into "2.77e-…".
-        table.add_column(escape(name), justify="right" if index in numeric else "left", overflow="fold")
+        table.add_column(Text(name), justify="right" if index in numeric else "left", overflow="fold")
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else escape("" if cell is None else str(cell)) for cell in row))
+        table.add_row(*(cell if isinstance(cell, Text) else Text("" if cell is None else str(cell)) for cell in row))
     return table
 
 
