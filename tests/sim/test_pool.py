@@ -52,3 +52,12 @@ def test_billable_periods_are_rounded_up_to_the_bill_step() -> None:
     assert np.isclose(chained.busy_instance_seconds, 0.24) and np.isclose(chained.billed_busy_seconds, 0.3)
     exact = simulate_pool(PoolSpec(slots=1), np.array([0.0, 10.0]), np.array([0.25, 0.05]), (0.0, 20.0))
     assert exact.billed_busy_seconds == exact.busy_instance_seconds
+
+
+def test_a_rounded_up_busy_period_is_not_billed_again_as_idle_minimum_time() -> None:
+    """One minimum instance over 10 s serving one 0.12 s request: 0.2 s billed busy and 9.8 s idle, not 9.88
+    idle as well, which billed 10.08 s of a 10 s instance (found by the review of the rounding)."""
+    run = simulate_pool(PoolSpec(slots=1, min_instances=1, initial=1, keep_alive=900.0, bill_step=0.1),
+                        np.array([1.0]), np.array([0.12]), (0.0, 10.0))
+    assert np.isclose(run.billed_busy_seconds, 0.2) and np.isclose(run.idle_min_seconds, 9.8)
+    assert np.isclose(run.billed_busy_seconds + run.idle_min_seconds, run.instance_seconds)

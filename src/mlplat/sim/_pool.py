@@ -543,7 +543,11 @@ class _Loop:
         return PoolRun(start=self.start, finish=self.finish, cold=self.cold, rejected=self.rejected,
                        instance_seconds=self.inst_int, busy_instance_seconds=self.busy_int,
                        billed_busy_seconds=self.busy_int + self.bill_extra,
-                       node_seconds=self.node_int, idle_min_seconds=self.idle_min_int,
+                       node_seconds=self.node_int,
+                       # The rounded-up end of a busy period is billed as busy, so not as idle too: with minimum
+                       # instances it is taken off their idle time (exact when every instance alive is one of
+                       # the minimum, as it mostly is; a little low when more run).
+                       idle_min_seconds=max(self.idle_min_int - (self.bill_extra if self.kept else 0.0), 0.0),
                        peak_instances=self.peak_inst, peak_nodes=self.peak_nodes)
 
 
