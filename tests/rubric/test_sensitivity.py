@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 from tests.strategies import decision_matrices
 
-from mlplat.rubric import crossovers, monte_carlo, normalize, rank_reversals, topsis, triangular, wsm
+from mlplat.rubric import Crossover, crossovers, monte_carlo, normalize, rank_reversals, topsis, triangular, wsm
 from mlplat.rubric._sensitivity import _numeric_crossing, _rescaled, rank_counts, rank_shares
 
 MATRIX = np.array([[2100, 9, 6, 1, 8, 9], [1650, 3, 9, 4, 7, 4], [1800, 5, 7, 2, 8, 7]], dtype=float)
@@ -251,3 +251,16 @@ def test_unknown_method_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="`draws` must be >= 0, got -1"):
         monte_carlo(matrix, matrix, matrix, cost, weights, method="wsm", normalization="minmax", draws=-1,
                     rng=np.random.default_rng(0))
+
+
+def test_a_printed_crossover_is_exact_on_a_step_and_never_one() -> None:
+    """Every crossing k/1000 prints at or past itself, to within one step, and never as 1: float error made
+    0.07 read "0.0701" and 0.009 read "0.00899", and 0.9996 read "rises above 1" (found by a review pass)."""
+    for k in range(1, 1000):
+        at = k / 1000
+        for weight in (0.0005, 0.9995):
+            crossover = Crossover("c", weight, at, "x")
+            shown = float(crossover.at_text)
+            assert crossover.at_text == f"{at:g}", (at, crossover.direction, crossover.at_text)
+            assert shown < 1
+    assert Crossover("c", 0.5, 0.9996, "x").at_text == "0.9996"

@@ -75,16 +75,24 @@ class Crossover:
 
         Rounded to nearest, a crossing at 0.0696 read "below 0.07", and 0.0699 kept the winner.
 
-        >>> [Crossover("c", 0.15, at, "buy").at_text for at in (0.069614, 0.30012, 0.5)]
-        ['0.0696', '0.301', '0.5']
+        Within 1e-9 of a step it is taken as on it (0.07 is 700.0000000000001 ten-thousandths as a float, which
+        read "0.0701"), and a weight is never printed as 1 (a crossing at 0.9996 read "rises above 1"): more
+        digits are shown instead.
+
+        >>> [Crossover("c", 0.15, at, "buy").at_text for at in (0.069614, 0.30012, 0.5, 0.07, 0.9996)]
+        ['0.0696', '0.301', '0.5', '0.07', '0.9996']
         """
         at = self.winner_changes_at
         if at is None or at <= 0:
             return "-" if at is None else f"{at:g}"
         digits = 2 - math.floor(math.log10(at))
-        scaled = at * 10.0**digits
-        scaled = math.floor(scaled) if self.direction == "below" else math.ceil(scaled)
-        return f"{scaled / 10.0**digits:.{max(digits, 0)}f}".rstrip("0").rstrip(".")
+        while True:
+            scaled = at * 10.0**digits
+            scaled = math.floor(scaled + 1e-9) if self.direction == "below" else math.ceil(scaled - 1e-9)
+            value = scaled / 10.0**digits
+            if value < 1 or self.direction == "below" or digits >= 9:
+                return f"{value:.{max(digits, 0)}f}".rstrip("0").rstrip(".")
+            digits += 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"criterion": self.criterion, "weight": self.weight, "winner_changes_at": self.winner_changes_at,
