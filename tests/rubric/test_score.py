@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,20 @@ def test_a_printed_crossover_changes_the_winner_just_past_it(method: str) -> Non
                     for k in rubric.criteria]
         moved = score_rubric(rubric.model_copy(update={"criteria": criteria}), method=method, draws=0)
         assert moved.decision.winner == c.new_winner, (c, printed)
+
+
+def test_a_result_prints_its_title_as_written(write_rubric: Callable[..., Path]) -> None:
+    """RubricResult.__rich__ is plain text for a user's own rich console: a title like 'Serving [/v2]' was
+    read as markup there (rich's MarkupError)."""
+    import io
+
+    from rich.console import Console
+
+    result = score_rubric(load_rubric(write_rubric()), draws=100, seed=0)
+    result = replace(result, title="Serving [/v2] [bold]x")
+    console = Console(file=io.StringIO(), width=200)
+    console.print(result)
+    assert "Serving [/v2] [bold]x" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_full_score_ten_by_twelve_runs() -> None:

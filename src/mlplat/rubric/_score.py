@@ -114,11 +114,13 @@ class RubricResult:
             "warnings": list(self.warnings),
         }
 
-    def __rich__(self) -> str:
+    def __rich__(self) -> Any:
+        from rich.text import Text  # plain text: a title with brackets is shown as written, not read as markup
+
         lines = [f"{self.title} ({self.method}, {self.normalization} normalisation)"]
         lines += [f"{r.rank}. {r.option}  {r.score:.4f}" for r in self.ranking]
         lines.append(self.decision.sentence)
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
 
 def rubric_weights(rubric: Rubric) -> tuple[np.ndarray, AhpResult | None]:
