@@ -682,3 +682,113 @@ def test_an_async_predict_loop_is_closed_with_the_batcher() -> None:
     while loop is not None and not loop.is_closed() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert loop is not None and loop.is_closed()
+
+
+# ---- found by a review of the batcher's rules (each left futures pending, or broke a counter) -----------
+
+
+def test_results_are_what_iterating_gives_not_what_len_says() -> None:
+    """A DataFrame has one row per item, so its len() passed, but it iterates over its column names: one
+    future got 'score' and the rest stayed pending, counted as completed. Each request now fails."""
+    import pandas as pd
+
+    def frame(items: list[int]) -> Any:
+        return pd.DataFrame({"score": [x * 2 for x in items]})
+
+    with DynamicBatcher(frame, max_batch_size=4, max_latency_ms=LONG, policy="eager") as batcher:
+        gate_free = [batcher.submit(i) for i in range(4)]
+        for future in gate_free:
+            with pytest.raises(BatcherError, match=r"predict returned 1 results for a batch of \d \(as iterated\)"):
+                future.result(WAIT)
+    stats = batcher.stats()
+    assert stats.completed == 0 and stats.failed == 4
+
+
+@pytest.mark.parametrize("kind", ["keys", "items", "bytearray", "memoryview"])
+def test_a_set_or_bytes_of_the_right_length_is_not_one_result_per_item(kind: str) -> None:
+    """dict.keys() and .items() are sets, bytearray and memoryview bytes: they were handed out item by item."""
+    def predict(items: list[int]) -> Any:
+        pairs = {x: x for x in items}
+        return {"keys": pairs.keys(), "items": pairs.items(), "bytearray": bytearray(b"ab"),
+                "memoryview": memoryview(b"ab")}[kind]
+
+    with DynamicBatcher(predict, max_batch_size=2, max_latency_ms=LONG, policy="eager") as batcher:
+        with pytest.raises(BatcherError, match="not a sequence with one result per item"):
+            batcher(1)
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_an_async_predict_raising_systemexit_fails_its_batch_and_the_worker_goes_on(
+        raised: type[BaseException]) -> None:
+    """SystemExit or KeyboardInterrupt from an async predict stopped its private loop: the batch, every later
+    one and close() hung. The batch fails with it, and the next request is answered."""
+    calls: list[list[int]] = []
+
+    async def predict(items: list[int]) -> list[int]:
+        calls.append(items)
+        if len(calls) == 1:
+            raise raised
+        return items
+
+    batcher = DynamicBatcher(predict, max_batch_size=1, max_latency_ms=LONG, policy="eager")
+    with pytest.raises(raised):
+        batcher.submit(1).result(WAIT)
+    assert batcher.submit(2).result(WAIT) == 2
+    batcher.close(timeout=WAIT)
+    assert batcher._loop_thread is not None and not batcher._loop_thread.is_alive()
+    assert batcher._async_loop is not None and batcher._async_loop.is_closed()  # closed with the batcher
+
+
+def test_a_predict_raising_stopiteration_reaches_asyncio_producers() -> None:
+    """An asyncio future refuses StopIteration (TypeError), which lost that answer and the loop's other
+    batches with it. It reaches the producer as a BatcherError caused by the StopIteration."""
+    def predict(items: list[int]) -> list[int]:
+        if items == [1]:
+            next(iter([]))
+        return items
+
+    async def main(batcher: DynamicBatcher) -> tuple[Any, ...]:
+        return tuple(await asyncio.gather(batcher.infer(1), batcher.infer(2), return_exceptions=True))
+
+    with DynamicBatcher(predict, max_batch_size=1, max_latency_ms=LONG, policy="eager") as batcher:
+        failed, answered = asyncio.run(asyncio.wait_for(main(batcher), WAIT))
+    assert isinstance(failed, BatcherError) and isinstance(failed.__cause__, StopIteration)
+    assert answered == 2
+
+
+def test_close_without_drain_counts_a_cancelled_asyncio_request_as_cancelled() -> None:
+    """A queued asyncio request whose task was cancelled counted as failed at close(drain=False); a thread
+    future's counted as cancelled, as rule 13 says for both."""
+    gate = Gate()
+    batcher = DynamicBatcher(gate, max_batch_size=1, max_latency_ms=LONG, policy="eager")
+    first = _busy(gate, batcher)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(batcher.infer("x"))
+        await asyncio.sleep(0)  # the loop hands the request to the queue
+        await asyncio.sleep(0)
+        task.cancel()
+        await asyncio.sleep(0)
+        batcher.close(drain=False, timeout=0)
+
+    asyncio.run(main())
+    gate.release.set()
+    first.result(WAIT)
+    batcher.close(timeout=WAIT)
+    stats = batcher.stats()
+    assert (stats.cancelled, stats.failed) == (1, 0)
+
+
+def test_a_blocking_infer_refused_by_close_is_counted() -> None:
+    """infer(block=True) made in the same loop iteration as close() is refused with BatcherClosed (its task
+    runs after the close); it was in no counter at all. It counts as rejected."""
+    with DynamicBatcher(lambda xs: xs, max_batch_size=4, max_latency_ms=LONG, policy="eager") as batcher:
+        async def main() -> tuple[Any, Any]:
+            plain = batcher.infer("plain")
+            blocking = batcher.infer("blocking", block=True)
+            batcher.close()
+            return tuple(await asyncio.gather(plain, blocking, return_exceptions=True))
+
+        plain, blocking = asyncio.run(main())
+    assert plain == "plain" and isinstance(blocking, BatcherClosed)
+    assert batcher.stats().rejected == 1

@@ -37,6 +37,7 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from mlplat.batcher._delivery import Outboxes, claim, columns_of, complete, deliver, hand_back_delay, send_back
@@ -59,20 +60,36 @@ def _expired_error(request: Request, now: float) -> DeadlineExceeded:
                             f"(the request waited {(now - request[ARRIVAL]) * 1000:.2f} ms in the queue)")
 
 
-def _check_results(results: Any, count: int) -> BatcherError | None:
-    """None when ``results`` holds one result per item, else the error every request of the batch gets."""
-    if isinstance(results, Mapping | set | frozenset | str | bytes):  # sized, but not one result per item
-        return BatcherError(f"predict returned a {type(results).__name__}, not a sequence with one result per "
-                            f"item (batch of {count})")
+def _check_results(results: Any, count: int) -> tuple[Any, BatcherError | None]:
+    """The results to hand out, and None when they hold one result per item, else the error every request of
+    the batch gets.
+
+    What is handed out is what iterating ``results`` gives: a list or tuple as it is; anything else as the
+    list of its items. A pandas DataFrame has one row per item but iterates over its column names, and its
+    len() once let the batch through with futures left pending.
+    """
+    if type(results) is not list and type(results) is not tuple:
+        if isinstance(results, Mapping | AbstractSet | str | bytes | bytearray | memoryview):
+            return results, BatcherError(f"predict returned a {type(results).__name__}, not a sequence with one "
+                                         f"result per item (batch of {count})")
+        try:
+            results = list(results)
+        except TypeError:
+            return results, BatcherError(f"predict returned {type(results).__name__}, not a sequence with one "
+                                         f"result per item (batch of {count})")
+    if len(results) != count:
+        return results, BatcherError(f"predict returned {len(results)} results for a batch of {count} (as "
+                                     "iterated); it must return one result per item, in order")
+    return results, None
+
+
+async def _guarded(predict: Awaitable[Any]) -> tuple[Any, BaseException | None]:
+    """Await an async predict on the private loop, returning what it raised instead of raising it: a
+    SystemExit or KeyboardInterrupt raised by a task stops the loop itself, and every later batch hung."""
     try:
-        got = len(results)
-    except TypeError:
-        return BatcherError(f"predict returned {type(results).__name__}, not a sequence with one result per "
-                            f"item (batch of {count})")
-    if got != count:
-        return BatcherError(f"predict returned {got} results for a batch of {count}; it must return one "
-                            "result per item, in order")
-    return None
+        return await predict, None
+    except BaseException as exc:
+        return None, exc
 
 
 
@@ -345,7 +362,8 @@ class DynamicBatcher:
         end = None if timeout is None else loop.time() + timeout
         while True:
             with self._cond:
-                if self._closed:
+                if self._closed:  # close() ran before this task: refused, and counted (it was in no counter)
+                    self._counters.rejected += 1
                     raise BatcherClosed("the batcher is closed; no new requests are accepted")
                 if len(self._queue.items) < self.max_queue_size:
                     self._queue.items.append(request)
@@ -469,13 +487,20 @@ class DynamicBatcher:
         if items:
             try:
                 if self._async_loop is not None:
-                    coroutine = self._predict(items)
-                    results = asyncio.run_coroutine_threadsafe(coroutine, self._async_loop).result()  # type: ignore[arg-type]
+                    guarded = _guarded(self._predict(items))  # type: ignore[arg-type]
+                    results, raised = asyncio.run_coroutine_threadsafe(guarded, self._async_loop).result()
+                    if raised is not None:
+                        raise raised
                 else:
                     results = self._predict(items)
-                error = _check_results(results, len(items))
+                results, error = _check_results(results, len(items))
             except BaseException as exc:  # any predict failure belongs to this batch alone:
                 error = exc  # SystemExit or CancelledError too, or the worker would die with futures pending
+            if isinstance(error, StopIteration):
+                # An asyncio future refuses StopIteration (TypeError), which lost the loop's other results too.
+                wrapped = BatcherError(f"predict raised StopIteration: {error!r}")
+                wrapped.__cause__ = error
+                error = wrapped
         seconds = self._clock() - start
         with self._cond:
             self._in_flight -= len(taken)
@@ -549,10 +574,13 @@ class DynamicBatcher:
         for thread in self._threads:
             thread.join(timeout)
         self._completer.join(timeout)
+        if self._loop_thread is not None:  # the last worker stopped it: closed with the batcher (rule 13)
+            self._loop_thread.join(timeout)
 
     def _fail_closed(self, requests: list[Request]) -> None:
         """Fail queued requests with BatcherClosed (``close(drain=False)``); cancelled ones count as cancelled."""
-        claimed = claim(requests)
+        claimed = claim(requests)  # a thread future cancelled before now leaves here; an asyncio one is checked
+        claimed = [r for r in claimed if r[LOOP] is None or not r[FUTURE].cancelled()]
         with self._cond:
             self._counters.failed += len(claimed)
             self._counters.cancelled += len(requests) - len(claimed)

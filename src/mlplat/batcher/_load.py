@@ -143,7 +143,7 @@ class WindowBatcher:
             error: BaseException | None
             try:
                 results = self._predict([item for item, _ in batch])
-                error = _check_results(results, len(batch))
+                results, error = _check_results(results, len(batch))
             except BaseException as exc:  # a failed batch fails its own requests only; the worker lives on
                 error = exc
             if error is not None:
