@@ -91,13 +91,21 @@ def test_option_and_criterion_by_id(write_rubric: Callable[..., Path]) -> None:
          r"r\.yaml:3:27: criteria\[0\]\.direction: a `source: tco` criterion is a cost"),
         (("  - id: buy\n    scores: {speed: 5, fit: 2}\n  - id: hybrid\n    scores: {speed: 4, fit: 4}\n", ""),
          r"r\.yaml:7:3: options: must have at least 2 entries, got 1"),
+        # YAML's true was read as 1 (found by a review pass).
+        (("weight: 0.3", "weight: true"), r"r\.yaml:4:45: criteria\[1\]\.weight: expected a number, got true"),
+        (("scores: {speed: 5, fit: 2}", "scores: {speed: true, fit: 2}"),
+         r"r\.yaml:10:13: options\[1\]\.scores: speed: expected a number, got true"),
+        (("{low: 2, mode: 3, high: 4}", "{low: 2, mode: false, high: 4}"),
+         r"r\.yaml:8:13: options\[0\]\.scores: fit\.mode: expected a number, got false"),
+        (("year: 0, amount: 300", "year: 0, amount: true"),
+         r"r\.yaml:18:40: tco\.options\.build\[0\]\.amount: expected a number, got true"),
     ],
     ids=["unknown-criterion", "missing-score", "negative-weight", "duplicate-option", "duplicate-criterion",
          "typo-key", "year-outside-horizon", "years-outside-horizon", "repeated-year", "probability-above-1",
          "probability-below-0", "triangular-order", "unknown-tco-option", "score-for-tco-criterion",
          "bad-method", "infinite-weight", "nan-score", "huge-score", "huge-amount", "infinite-triangular", "nan-amount",
          "negative-seed", "tco-as-benefit",
-         "one-option"],
+         "one-option", "true-weight", "true-score", "false-in-triangular", "true-amount"],
 )
 def test_bad_input(write_rubric: Callable[..., Path], replacement: tuple[str, str], expected: str) -> None:
     """Each bad input names file:line:col, the key path and the rule."""
@@ -145,11 +153,13 @@ def _ahp_file(write_rubric: Callable[..., Path], ahp: str) -> Path:
          r"r\.yaml:7:3: weights_ahp: no judgement for speed vs fit"),
         (AHP.replace("speed: 2,", "speed: two,"),
          r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be a number or a fraction"),
+        (AHP.replace("speed: 2,", "speed: true,"),
+         r"r\.yaml:7:\d+: weights_ahp: cost\.speed: expected a number, got true"),
         # Its reciprocal is inf: refused later, by the eigenvector step, with no file or place.
         (AHP.replace("speed: 2,", "speed: '1e-320',"),
          r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must have a finite reciprocal, got 1e-320"),
     ],
-    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number", "tiny"],
+    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number", "true", "tiny"],
 )
 def test_bad_ahp(write_rubric: Callable[..., Path], ahp: str, expected: str) -> None:
     """Bad Saaty judgements are errors at the judgement."""
