@@ -8,6 +8,7 @@ from typing import Any
 
 from mlplat.errors import DataError
 from mlplat.ingest._engine import parse_time
+from mlplat.ingest._pipeline import bold_first
 from mlplat.ingest._sources import FileSource
 
 __all__ = ["LatenessReport", "analyze_lateness"]
@@ -60,8 +61,6 @@ class LatenessReport:
         return "\n".join(lines)
 
     def __rich__(self) -> Any:
-        from rich.text import Text  # plain text: a path with brackets is shown as written, not read as markup
-
         from mlplat.units import format_duration as fd
 
         lines = [self.summary()]
@@ -71,8 +70,8 @@ class LatenessReport:
             lines.append(f"{t['target'] * 100:>7.3g}% {fd(t['bound']):>13} {t['dead_lettered'] * 100:>13.3g}% "
                          f"{fd(t['max_out_of_orderness']):>14} {fd(t['allowed_lateness']):>17} "
                          f"{fd(t['freshness']):>12}")
-        head, _, rest = "\n".join(lines).partition("\n")
-        return Text.assemble((head, "bold"), "\n", rest)
+        head, newline, rest = "\n".join(lines).partition("\n")
+        return bold_first(head, newline + rest)
 
     def plot(self, path: str | Path, *, force: bool = False) -> Path:
         """Histogram of ``behind`` with each target's bound (matplotlib, Agg); written atomically.

@@ -105,10 +105,10 @@ class IngestResult:
             rows.append(("other partitions", self.counts["other_partition"]))
         rows += [("batches", self.batches), ("events/s", f"{self.events_per_second:,.0f}"),
                  ("watermark", _iso(self.watermark) or "-"), ("dead letters", self.dead_letter)]
-        return _bold_first(f"ingest {self.source} -> {self.store}", f"\n{_lines(rows)}\n{self.summary()}")
+        return bold_first(f"ingest {self.source} -> {self.store}", f"\n{_lines(rows)}\n{self.summary()}")
 
 
-def _bold_first(bold: str, rest: str) -> Any:
+def bold_first(bold: str, rest: str) -> Any:
     """``bold`` in bold, then ``rest``, as rich text: plain, so an entity, path or value with brackets is shown
     as written (read as markup, ``[/x]`` stopped the command with exit 5)."""
     from rich.text import Text  # only when rich prints a result
@@ -396,14 +396,14 @@ class EntityFeatures:
 
     def __rich__(self) -> Any:
         if not self.rows:
-            return _bold_first("", f"no features stored for entity {self.entity!r} in {self.store}")
+            return bold_first("", f"no features stored for entity {self.entity!r} in {self.store}")
         lines = [f"(watermark {_iso(self.watermark) or '-'})"]
         for r in self.rows:
             span = format_duration((r.window_end or 0) - (r.window_start or 0))
             where = (f"[{_iso(r.window_start)}, +{span}) {'final' if r.final else 'open'}"
                      if r.window_start is not None else f"at {_iso(r.event_time)}")
             lines.append(f"  {r.feature:<22} {r.value!s:>10}  {where}")
-        return _bold_first(self.entity, " " + "\n".join(lines))
+        return bold_first(self.entity, " " + "\n".join(lines))
 
 
 def read_entity(store: FeatureStore, entity: str, feature: str | None = None,
@@ -471,7 +471,7 @@ class RepairReport:
             lines.append(f"  ... and {len(self.differing) - 20} more (--json lists all)")
         if self.differing:
             lines.append("fixed" if self.fixed else "not fixed (--dry-run)")
-        return _bold_first(f"repair {self.store} from {self.source}", "\n".join(lines))
+        return bold_first(f"repair {self.store} from {self.source}", "\n".join(lines))
 
 
 def recompute(config: IngestConfig, source: FileSource,
