@@ -64,6 +64,11 @@ class DeadLetter:
         return {"line": self.line, "kind": self.kind, "reason": self.reason, "record": self.record}
 
 
+#: How a Redis stream source names itself (``Source.identity``, kept in a checkpoint's ``source``), before
+#: "<stream> in db <n>"; a file source's identity is its path.
+STREAM_SOURCE = "redis stream "
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     """What a store keeps per partition, committed with the state: where to resume and the watermark."""

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 from mlplat.errors import DataError, ServiceError
 from mlplat.files import path_kind
-from mlplat.ingest._engine import Checkpoint, Record
+from mlplat.ingest._engine import STREAM_SOURCE, Checkpoint, Record
 
 __all__ = ["FileSource", "RedisStreamSource", "Source", "open_source"]
 
@@ -240,7 +240,7 @@ class RedisStreamSource:
         self.name = url
         self.stream = parts[1]
         # Not the host (a failover or another name for it is the same stream), nor a password.
-        self.identity = f"redis stream {parts[1]} in db {parts[0]}"
+        self.identity = f"{STREAM_SOURCE}{parts[1]} in db {parts[0]}"
         group = query.get("group", ["mlplat-ingest"])[0]
         self.group = f"{group}-p{partition[0]}of{partition[1]}" if partition[1] > 1 else group
         self.consumer = query.get("consumer", ["worker"])[0]

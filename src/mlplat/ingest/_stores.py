@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from mlplat.errors import DataError, OutputError, ServiceError
 from mlplat.files import path_kind
-from mlplat.ingest._engine import SEP, Checkpoint, Commit, show_key
+from mlplat.ingest._engine import SEP, STREAM_SOURCE, Checkpoint, Commit, show_key
 
 __all__ = ["FeatureStore", "RedisStore", "SQLiteStore", "open_store"]
 
@@ -114,8 +114,6 @@ REPAIR_HINT = "`mlplat ingest repair` rewrites the states, the checkpoint and th
 # A file source's cursor (line:byte) and a Redis stream's (an id, milliseconds-sequence).
 _FILE_CURSOR = re.compile(r"\d+:\d+")
 _STREAM_CURSOR = re.compile(r"\d+-\d+")
-# Source.identity of a Redis stream starts so (RedisStreamSource); a file's is its path.
-_STREAM_SOURCE = "redis stream "
 
 
 def damaged(url: str, place: str, detail: str, *, fix: str = REPAIR_HINT) -> DataError:
@@ -133,7 +131,7 @@ def _checkpoint_problem(checkpoint: Checkpoint) -> str | None:
     time, cursor, source = checkpoint.max_time, checkpoint.cursor, checkpoint.source
     # The cursor's form follows the source it counts in (one recorded before sources were: either form).
     forms: tuple[re.Pattern[str], ...]
-    if type(source) is str and source.startswith(_STREAM_SOURCE):
+    if type(source) is str and source.startswith(STREAM_SOURCE):
         forms, shown = (_STREAM_CURSOR,), "'' or a stream id MS-SEQ (a Redis stream's cursor)"
     elif source:
         forms, shown = (_FILE_CURSOR,), "'' or LINE:BYTE (a file's cursor)"
