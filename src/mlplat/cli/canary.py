@@ -471,8 +471,8 @@ def validate(
         out.result({"valid": True, "metrics": cfg.metric_names(), "alpha": cfg.alpha,
                     "alpha_per_metric": cfg.metric_alpha()})
     else:
-        out.print(Text(f"{path}: valid; {len(cfg.metrics)} metric(s): {', '.join(cfg.metric_names())}; "
-                       f"alpha {cfg.alpha:g}, {cfg.metric_alpha():.4g} per metric after SRM"))
+        out.print(f"{path}: valid; {len(cfg.metrics)} metric(s): {', '.join(cfg.metric_names())}; "
+                  f"alpha {cfg.alpha:g}, {cfg.metric_alpha():.4g} per metric after SRM")
 
 
 @app.command()

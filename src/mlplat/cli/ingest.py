@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.text import Text
 
 from mlplat.cli._output import JsonOption, Output, first_repeat, make_table, parse_option
 from mlplat.files import path_kind
@@ -96,8 +95,8 @@ def validate(ctx: typer.Context, config: ConfigArg, json: JsonOption = False) ->
         out.result(summary)
     else:
         future = "not checked" if cfg.max_future is None else f"{cfg.max_future:g} s"
-        out.print(Text(f"{config}: valid ({len(cfg.features)} features; dedup_ttl {cfg.effective_dedup_ttl:g} s; "
-                       f"max_future {future})"))
+        out.print(f"{config}: valid ({len(cfg.features)} features; dedup_ttl {cfg.effective_dedup_ttl:g} s; "
+                  f"max_future {future})")
 
 
 @app.command()

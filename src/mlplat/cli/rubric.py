@@ -91,7 +91,7 @@ def validate(ctx: typer.Context, file: FileArg, json: JsonOption = False) -> Non
     if out.json:
         out.result(summary)
     else:
-        out.print(Text(f"{file}: valid ({len(rubric.criteria)} criteria, {len(rubric.options)} options)"))
+        out.print(f"{file}: valid ({len(rubric.criteria)} criteria, {len(rubric.options)} options)")
 
 
 @app.command()

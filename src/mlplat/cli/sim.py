@@ -282,7 +282,7 @@ def validate(ctx: typer.Context, scenario: ScenarioArg, pricing: PricingOpt = No
     if out.json:
         out.result({"valid": True, "platforms": names, "pricing": prepared.pricing.origin})
     else:
-        out.print(Text(f"{scenario}: valid; platforms: {', '.join(names)}; pricing: {prepared.pricing.origin}"))
+        out.print(f"{scenario}: valid; platforms: {', '.join(names)}; pricing: {prepared.pricing.origin}")
 
 
 @app.command("schema")
