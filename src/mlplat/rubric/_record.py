@@ -6,8 +6,8 @@ from pathlib import Path
 
 from mlplat.plots import pyplot, save_figure
 from mlplat.rubric._model import Rubric
-from mlplat.rubric._score import RubricResult
-from mlplat.rubric._sensitivity import TIE, weight_text
+from mlplat.rubric._score import RubricResult, tied_with_winner
+from mlplat.rubric._sensitivity import weight_text
 
 __all__ = ["decision_record", "plot_result"]
 
@@ -72,8 +72,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
         out.append("Rank-reversal check: removing any one option leaves the order of the others unchanged.")
     out += ["", "## Decision", ""]
     if result.decision.tie:  # the winner is only the option listed first: no option is the decision
-        top = result.ranking[0].score
-        tied = [rubric.option(r.option) for r in result.ranking if top - r.score <= TIE]
+        tied = [rubric.option(name) for name in tied_with_winner(result.ranking)]
         out += [f"**No winner**: {result.decision.sentence.removeprefix('no winner: ')}.", "",
                 "## Consequences", "", "Of each tied option, once one is chosen:", ""]
         for option in tied:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +122,12 @@ class RubricResult:
         lines += [f"{r.rank}. {r.option}  {r.score:.4f}" for r in self.ranking]
         lines.append(self.decision.sentence)
         return Text("\n".join(lines))
+
+
+def tied_with_winner(ranking: Sequence[RankedOption]) -> list[str]:
+    """The options whose scores lie within ``TIE`` of the first (best) one's, that one first."""
+    top = ranking[0].score
+    return [r.option for r in ranking if top - r.score <= TIE]
 
 
 def rubric_weights(rubric: Rubric) -> tuple[np.ndarray, AhpResult | None]:
@@ -313,7 +320,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
     winner, runner_up = ranking[0], ranking[1]
     labels = {c.id: c.label for c in rubric.criteria}
     margin = winner.score - runner_up.score
-    tied = [r.option for r in ranking[1:] if winner.score - r.score <= TIE]
+    tied = tied_with_winner(ranking)[1:]
     sentence = _sentence(winner.option, tied, p_best, draws, sensitivity.nearest_crossover(), labels, margin)
     decision = Decision(winner.option, runner_up.option, margin, sentence)
     return RubricResult(rubric.title, method, normalization, labels, dict(zip(criteria, weights.tolist(), strict=True)),
