@@ -236,6 +236,11 @@ def future_reason(payload: Mapping[str, Any], time: float, config: IngestConfig)
             f"{format_exact(ingest)} (max_future {format_duration(config.max_future)})")
 
 
+def partition_label(partition: tuple[int, int]) -> str:
+    """How a checkpoint names partition ``(index, count)``: ``"0/1"``."""
+    return f"{partition[0]}/{partition[1]}"
+
+
 def partition_of(entity: str, count: int) -> int:
     """The partition (of ``count``) that owns ``entity``: a stable CRC32 hash, the same in every process."""
     return zlib.crc32(entity.encode("utf-8")) % count if count > 1 else 0
@@ -431,7 +436,7 @@ class Engine:
     def __init__(self, config: IngestConfig, checkpoint: Checkpoint | None = None,
                  markers: Mapping[str, float] | None = None, partition: tuple[int, int] = (0, 1)) -> None:
         self.config = config
-        self.checkpoint = checkpoint or Checkpoint(partition=f"{partition[0]}/{partition[1]}")
+        self.checkpoint = checkpoint or Checkpoint(partition=partition_label(partition))
         self.max_time = -math.inf if self.checkpoint.max_time is None else self.checkpoint.max_time
         self.markers: dict[str, float] = dict(markers or {})
         # Marker ids grouped by the batch that added them, with that batch's latest marker time, so pruning

@@ -25,6 +25,7 @@ from mlplat.ingest._engine import (
     feature_value,
     forget_before,
     not_a_state,
+    partition_label,
     partition_of,
     show_key,
     split_key,
@@ -311,7 +312,7 @@ def run_pipeline(config: IngestConfig, source: Source, store: FeatureStore, *,
     >>> run_pipeline(cfg, FileSource(src), store, dead_letter=os.path.join(d, "dl.jsonl")).summary()
     'read 3 = applied 1 + duplicates 1 + late 0 + malformed 1 + future 0 (reconciled)'
     """
-    label = f"{partition[0]}/{partition[1]}"
+    label = partition_label(partition)
     dl_path = _dead_letter_path(config, partition, dead_letter)
     _check_dead_letter_apart(dl_path, source, store)
     start = time.perf_counter()
@@ -520,7 +521,7 @@ def repair(config: IngestConfig, source: FileSource, store: FeatureStore, *, sin
     """
     dl_path = _dead_letter_path(config, partition, dead_letter)
     _check_dead_letter_apart(dl_path, source, store)
-    label = f"{partition[0]}/{partition[1]}"
+    label = partition_label(partition)
     try:
         previous, readable = store.checkpoint(label), True
     except DataError:  # a damaged checkpoint: the fix below replaces it
