@@ -238,3 +238,47 @@ def test_duration_types_parse_units(tmp_path: Path) -> None:
         load_config(write(tmp_path, "duration: 1d\nwarmup: [1, 2]\n"), Timed)
     with pytest.raises(ConfigError, match=r"c\.yaml:1:11: duration: expected a duration from 0 to 100 years"):
         load_config(write(tmp_path, "duration: null\n"), Timed)
+
+
+class Shapes(ConfigModel):
+    """Every shape a number takes in the config models: plain, optional, text-or-number, in lists and maps."""
+
+    flag: bool = False
+    count: int | None = None
+    limit: float | str = 1.0
+    sizes: list[int] = []
+    pair: tuple[float, str] = (1.0, "a")
+    weights: dict[str, dict[str, float]] = {}
+    lambda_: Annotated[float, Field(alias="lambda")] = 1.0
+    window: Duration = 60.0
+    platforms: list[Annotated[Lambda | Knative, Field(discriminator="kind")]] = []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("count: true\n", r"c\.yaml:1:8: count: expected a number, got true"),
+        ("limit: false\n", r"c\.yaml:1:8: limit: expected a number, got false"),
+        ("sizes: [1, true]\n", r"c\.yaml:1:12: sizes\[1\]: expected a number, got true"),
+        ("pair: [true, b]\n", r"c\.yaml:1:8: pair\[0\]: expected a number, got true"),
+        ("weights: {a: {b: 2, c: true}}\n", r"c\.yaml:1:24: weights\.a\.c: expected a number, got true"),
+        ("lambda: true\n", r"c\.yaml:1:9: lambda: expected a number, got true"),
+        ("window: true\n", r"c\.yaml:1:9: window: expected a number, got true"),
+        ("platforms: [{kind: knative, target_concurrency: true}]\n",
+         r"c\.yaml:1:49: platforms\[0\]\.target_concurrency: expected a number, got true"),
+    ],
+    ids=["optional-int", "number-or-text", "list", "tuple", "nested-map", "alias", "duration", "tagged-variant"],
+)
+def test_yaml_bool_where_a_number_belongs(tmp_path: Path, text: str, expected: str) -> None:
+    """YAML's true/false in a number's place is refused at its place: pydantic would read it as 1 or 0."""
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text), Shapes)
+
+
+def test_yaml_bools_are_all_listed_and_kept_where_bools_belong(tmp_path: Path) -> None:
+    """Each misplaced bool gets its own line; a bool field, and a bool in a key the model lacks, are left alone."""
+    with pytest.raises(ConfigError, match=r"(?s)1:8: count: .*got true\n.*2:9: sizes\[0\]: .*got false"):
+        load_config(write(tmp_path, "count: true\nsizes: [false]\nflag: true\n"), Shapes)
+    assert load_config(write(tmp_path, "flag: true\ncount: 3\n"), Shapes).flag is True
+    with pytest.raises(ConfigError, match=r"c\.yaml:1:1: typo: unknown key 'typo'"):
+        load_config(write(tmp_path, "typo: true\n"), Shapes)

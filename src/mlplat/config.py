@@ -319,11 +319,84 @@ def _describe(model: type[BaseModel], error: Mapping[str, Any]) -> tuple[tuple[s
     return loc, message
 
 
+def _leaves(tp: Any) -> list[Any]:
+    """The plain types a field takes: ``Annotated`` unwrapped, unions flattened."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _leaves(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [leaf for arg in typing.get_args(tp) for leaf in _leaves(arg)]
+    return [tp]
+
+
+def _wants_number(tp: Any) -> bool:
+    """Whether a field takes a number but not a bool (pydantic's lax mode reads ``true`` there as 1)."""
+    leaves = _leaves(tp)
+    if any(leaf in (bool, Any, object) for leaf in leaves):
+        return False
+    return any(leaf in (int, float) for leaf in leaves)
+
+
+def _branch(tp: Any, value: Any) -> Any:
+    """The one part of ``tp`` a mapping or list ``value`` goes to, or None when that is not clear.
+
+    A model is chosen by its ``Literal`` tags (``kind: poisson``), as pydantic's discriminated unions do.
+    """
+    leaves = _leaves(tp)
+    if isinstance(value, dict):
+        fits = [leaf for leaf in leaves if typing.get_origin(leaf) in (dict, Mapping) or (
+            isinstance(leaf, type) and issubclass(leaf, BaseModel) and all(
+                value.get(name, tags[0]) in tags
+                for name, info in leaf.model_fields.items()
+                if typing.get_origin(info.annotation) is typing.Literal
+                for tags in [typing.get_args(info.annotation)]))]
+    else:
+        fits = [leaf for leaf in leaves if typing.get_origin(leaf) in (list, tuple, set, frozenset)]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _bools_for_numbers(tp: Any, value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], bool]]:
+    """Where the document has YAML's ``true``/``false`` in a field that takes a number.
+
+    pydantic reads them as 1 and 0 (a weight of ``true``, a rate of ``false``), so the loader refuses them
+    before validating: one walk of the data beside the model's types, for every config model alike.
+    """
+    if isinstance(value, bool):
+        return [(path, value)] if _wants_number(tp) else []
+    if not isinstance(value, dict | list):
+        return []
+    part = _branch(tp, value)
+    if part is None:
+        return []
+    args = typing.get_args(part)
+    if isinstance(value, list):
+        if typing.get_origin(part) is tuple and args and args[-1] is not Ellipsis:
+            pairs = list(zip(args, value, strict=False))
+        else:
+            pairs = [(args[0] if args else Any, item) for item in value]
+        return [found for index, (inner, item) in enumerate(pairs)
+                for found in _bools_for_numbers(inner, item, (*path, index))]
+    if typing.get_origin(part) in (dict, Mapping):
+        fields = {key: args[1] if len(args) == 2 else Any for key in value}
+    else:
+        by_name = {**{name: info.annotation for name, info in part.model_fields.items()},
+                   **{info.alias: info.annotation for info in part.model_fields.values() if info.alias}}
+        fields = {key: by_name[key] for key in value if key in by_name}
+    return [found for key, inner in fields.items() for found in _bools_for_numbers(inner, value[key], (*path, key))]
+
+
 def validate_document(doc: YamlDocument, model: type[M]) -> M:
     """Validate a parsed document into ``model``; every error names ``file:line:column`` and the key path."""
     if not isinstance(doc.data, dict):
         kind = type(doc.data).__name__
         raise doc.error((), f"expected a YAML mapping at the top level, got a {kind}")
+    flags = _bools_for_numbers(model, doc.data, ())
+    if flags:
+        lines = [_locate(doc, path, f"expected a number, got {str(flag).lower()}")
+                 for path, flag in flags[:_MAX_ERRORS]]
+        if len(flags) > _MAX_ERRORS:
+            lines.append(f"... and {len(flags) - _MAX_ERRORS} more errors")
+        raise ConfigError("\n".join(lines))
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:

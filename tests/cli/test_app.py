@@ -101,6 +101,27 @@ def test_negative_seed_is_a_usage_error(runner: CliRunner, command: list[str]) -
     assert "--seed" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(("group", "example", "old", "new", "message"), [
+    ("canary", "canary/canary.yaml", "alpha: 0.05", "alpha: true", ":6:8: alpha: expected a number, got true"),
+    ("sim", "sim/bursty.yaml", "tolerance: 0.1", "tolerance: false",
+     ":22:118: platforms[2].autoscaler.tolerance: expected a number, got false"),
+    ("ingest", "ingest/ingest.yaml", "batch_size: 100", "batch_size: true",
+     ":9:13: batch_size: expected a number, got true"),
+    ("rubric", "rubric/serving-platform.yaml", "horizon_years: 3", "horizon_years: true",
+     "tco.horizon_years: expected a number, got true"),
+])
+def test_yaml_bool_for_a_number_is_exit_4_in_every_group(runner: CliRunner, tmp_path: Path, group: str,
+                                                         example: str, old: str, new: str, message: str) -> None:
+    """YAML's true/false where a number belongs is refused at its place (pydantic read them as 1 and 0)."""
+    text = (EXAMPLES / example).read_text()
+    assert old in text
+    path = tmp_path / "c.yaml"
+    path.write_text(text.replace(old, new, 1))
+    result = runner.invoke(app, [group, "validate", str(path)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert message in result.stderr and "Traceback" not in result.output
+
+
 def test_parse_option_names_the_option_in_the_error_it_asks_for() -> None:
     """A parser's ValueError becomes the asked-for MlplatError led by the option; other errors pass through."""
     assert parse_option("--step", parse_duration, "90s") == 90.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from mlplat.config import ConfigModel, YamlDocument, load_document, validate_document
 from mlplat.errors import ConfigError, KeyPath
@@ -27,28 +27,12 @@ Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", descriptio
 _RECIPROCAL_RTOL = 0.01
 
 
-def _no_bool(value: Any) -> Any:
-    """Refuse YAML's true/false where a number (or a map of numbers) belongs: pydantic read `true` as 1.
-
-    A field validator, outside the number's own constraints, so their checks and messages stay as they are.
-    """
-    items = value.items() if isinstance(value, dict) else [(None, value)]
-    for key, item in items:
-        for part, inner in (item.items() if isinstance(item, dict) else [(None, item)]):
-            if isinstance(inner, bool):
-                where = ".".join(str(k) for k in (key, part) if k is not None)
-                raise ValueError(f"{where + ': ' if where else ''}expected a number, got {str(inner).lower()}")
-    return value
-
-
 class Triangular(ConfigModel):
     """An uncertain score: a triangular distribution from ``low`` through ``mode`` to ``high``."""
 
     low: Finite
     mode: Finite
     high: Finite
-
-    _numbers = field_validator("low", "mode", "high", mode="before")(_no_bool)
 
 
 Score = Finite | Triangular
@@ -66,8 +50,6 @@ class Criterion(ConfigModel):
     guide: dict[Annotated[int, Field(ge=1, le=5)], str] = Field(
         default_factory=dict, description="what a score of 1, 3 and 5 means, so two people score alike")
 
-    _numbers = field_validator("weight", mode="before")(_no_bool)
-
     @property
     def label(self) -> str:
         return self.name or self.id
@@ -81,8 +63,6 @@ class Option(ConfigModel):
     description: str | None = None
     scores: dict[str, Score] = Field(default_factory=dict)
     consequences: list[str] = Field(default_factory=list)
-
-    _numbers = field_validator("scores", mode="before")(_no_bool)
 
     @property
     def label(self) -> str:
@@ -101,9 +81,6 @@ class CashFlow(ConfigModel):
     growth: Annotated[Finite, Field(gt=-1, le=10, description="yearly growth of the volume, at most 10 "
                                                               "(elevenfold a year)")] = 0.0
     probability: Annotated[float, Field(ge=0, le=1, description="chance the cost happens")] = 1.0
-
-    _numbers = field_validator("year", "amount", "unit_price", "volume", "growth", "probability",
-                               mode="before")(_no_bool)
 
     @property
     def year_list(self) -> list[int]:
@@ -125,7 +102,6 @@ class Tco(ConfigModel):
         "yearly rate in (-0.5, 1]; a rate near -1 divides by (1 + r)^t, which vanishes"))] = 0.10
     horizon_years: Annotated[int, Field(ge=1, le=50)] = 3
 
-    _numbers = field_validator("discount_rate", "horizon_years", mode="before")(_no_bool)
     currency: str = "USD"
     options: dict[str, list[CashFlow]]
 
@@ -137,8 +113,6 @@ class Threshold(ConfigModel):
     op: Literal["<", "<=", ">", ">=", "=="]
     value: Finite
     description: str | None = None
-
-    _numbers = field_validator("value", mode="before")(_no_bool)
 
     def __str__(self) -> str:
         text = f"`{self.metric} {self.op} {self.value:g}`"
@@ -187,8 +161,6 @@ class Sensitivity(ConfigModel):
     seed: Annotated[int, Field(ge=0, description="numpy's generator takes seeds >= 0")] = 0
     concentration: Annotated[Finite, Field(gt=0, description="Dirichlet concentration around the weights")] = 100.0
 
-    _numbers = field_validator("draws", "seed", "concentration", mode="before")(_no_bool)
-
 
 class Rubric(ConfigModel):
     """A build-vs-buy rubric: criteria, options, optional AHP judgements, TCO and pilot."""
@@ -200,7 +172,6 @@ class Rubric(ConfigModel):
     criteria: list[Criterion] = Field(min_length=1)
     weights_ahp: dict[str, dict[str, float | str]] | None = None
 
-    _numbers = field_validator("weights_ahp", mode="before")(_no_bool)
     options: list[Option] = Field(min_length=2)
     tco: Tco | None = None
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
