@@ -27,7 +27,6 @@ def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-
 @pytest.mark.parametrize(("text", "seconds"), [("1.1h", 3960.0), ("4.1m", 246.0), ("9ms", 0.009),
                                                ("0.3s", 0.3), ("1.5d2.5h", 138600.0)])
 def test_parse_duration_is_the_decimal_written(text: str, seconds: float) -> None:

@@ -126,7 +126,6 @@ def test_simulation_rejects_bad_inputs() -> None:
         simulate_detection(rps=1, traffic=0.5, baseline_rate=0.6, effect=2, duration=60, rng=rng)
 
 
-
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"interval": float("nan")}, "at least one interval"),
     ({"tolerance": float("nan")}, r"tolerance must be finite and >= 0 and concentration in \[1e-06, 1e\+06\]"),

@@ -111,7 +111,6 @@ def fine_bins(values: NDArray[np.float64], lo: float, hi: float) -> tuple[NDArra
     return edges, bins
 
 
-
 def _bucket_counts(prep: Prepared, metric: DistributionMetric, arms: tuple[str, str], rows: pd.DataFrame,
                    arm_idx: NDArray[np.intp], look_idx: NDArray[np.intp], values: NDArray[np.float64]
                    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

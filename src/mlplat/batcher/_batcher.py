@@ -92,8 +92,6 @@ async def _guarded(predict: Awaitable[Any]) -> tuple[Any, BaseException | None]:
         return None, exc
 
 
-
-
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
     """Run an async predict's private loop until close() stops it, then close it (its selector's fds)."""
     try:

@@ -127,7 +127,6 @@ def claim(requests: list[Request]) -> list[Request]:
             if request[LOOP] is not None or request[FUTURE].set_running_or_notify_cancel()]
 
 
-
 def hand_back_delay(seconds: float, deadlines: Sequence[float], now: float, keep: float = 0.0) -> float:
     """Seconds to hold a finished batch's results while the next predict gets under way (rule 12).
 

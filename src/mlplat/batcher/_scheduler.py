@@ -18,8 +18,6 @@ Policy = Literal["deadline", "eager"]
 OnDeadline = Literal["reject", "serve"]
 
 
-
-
 class RequestFields(NamedTuple):
     """One queued item and the future its producer waits on (``loop`` set for asyncio futures).
 
