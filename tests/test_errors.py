@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from mlplat import errors
-from mlplat.errors import BatcherError, ConfigError, MlplatError, QueueFull, format_path, format_value
+from mlplat.errors import (
+    BatcherError,
+    ConfigError,
+    MlplatError,
+    QueueFull,
+    format_path,
+    format_url,
+    format_value,
+)
 
 
 def test_every_error_is_an_mlplat_error() -> None:
@@ -49,3 +57,17 @@ def test_config_error_renders_source_and_path() -> None:
     """A ConfigError names the file, the key path and the message."""
     exc = ConfigError("must be >= 0, got -1", path=("a", 1), source="x.yaml")
     assert str(exc) == "x.yaml: a[1]: must be >= 0, got -1"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:s3cret@db:6379/0", "redis://***@db:6379/0"),
+    ("redis://user:s3cret@db/0/events?group=g", "redis://***@db/0/events?group=g"),
+    ("http://u:p@host:9090", "http://***@host:9090"),
+    ("redis://:s3cret@[::1/0", "redis://***@[::1/0"),  # no parser takes it: hidden all the same
+    ("redis://db:6379/0?password=x@y", "redis://db:6379/0?password=x@y"),  # an @ past the host is not a user
+    ("sqlite:///out/f.db", "sqlite:///out/f.db"),
+    ("out/f.db", "out/f.db"),
+])
+def test_format_url_hides_user_and_password(url: str, shown: str) -> None:
+    """A URL in a message or result never shows its password (a Redis URL carries one)."""
+    assert format_url(url) == shown

@@ -41,6 +41,7 @@ __all__ = [
     "SimulationError",
     "TemplateError",
     "format_path",
+    "format_url",
     "format_value",
 ]
 
@@ -136,3 +137,18 @@ class DeadlineExceeded(BatcherError):
 
 class BatcherClosed(BatcherError):
     """The batcher is closed: no new requests, and undrained requests fail with this."""
+
+
+def format_url(url: str) -> str:
+    """A URL as messages and results show it: a user and password in it replaced by ``***``.
+
+    Text only, so that a URL no parser takes (an unclosed IPv6 bracket) is hidden too.
+
+    >>> format_url("redis://:s3cret@db:6379/0/events"), format_url("sqlite:///f.db")
+    ('redis://***@db:6379/0/events', 'sqlite:///f.db')
+    """
+    scheme, sep, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if not sep or "@" not in rest[:end]:
+        return url
+    return f"{scheme}://***@{rest[:end].rpartition('@')[2]}{rest[end:]}"

@@ -180,6 +180,29 @@ def test_stream_crash_between_commit_and_ack(redis_url: str, tmp_path: Path) -> 
     assert total == 60
 
 
+def test_a_stream_recreated_with_lower_ids_is_refused(redis_url: str, tmp_path: Path) -> None:
+    """A stream deleted and created again under the checkpoint's ids is exit 4, not read as applied."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+    for i, event in enumerate(EVENTS[:10]):
+        client.xadd("events", {"data": json.dumps(event)}, id=f"{1000 + i}-0")
+    store = RedisStore(redis_url)
+    assert run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), store,
+                        dead_letter=tmp_path / "dl").counts["applied"] == 10
+    # XDEL keeps the last id: the same stream, read on as before.
+    client.xdel("events", "1009-0")
+    assert run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), store,
+                        dead_letter=tmp_path / "dl").counts["read"] == 0
+    client.delete("events")
+    for i, event in enumerate(EVENTS[10:15]):
+        client.xadd("events", {"data": json.dumps(event)}, id=f"{1 + i}-0")
+    with pytest.raises(DataError, match=r"events: the stream's last id 5-0 is below the checkpoint's stream id "
+                                        r"1009-0: the stream was deleted and created again"):
+        run_pipeline(cfg, RedisStreamSource(redis_url + "/events"), store, dead_letter=tmp_path / "dl")
+
+
 def test_stream_messages_that_are_not_text_or_were_trimmed_are_malformed_with_their_reason(
         redis_url: str, tmp_path: Path) -> None:
     """Bytes that are not UTF-8 were replaced by U+FFFD, which merged distinct entities into one; a pending
@@ -286,6 +309,31 @@ def test_unreachable_redis_is_service_error() -> None:
     port = _free_port()
     with pytest.raises(ServiceError, match=f"redis://127.0.0.1:{port}/0: cannot reach Redis"):
         RedisStore(f"redis://127.0.0.1:{port}/0")
+
+
+def test_a_password_in_a_redis_url_is_never_shown(redis_url: str, tmp_path: Path) -> None:
+    """Messages and results show a Redis URL with its user and password as ***: they go to logs and CI."""
+    unreachable = "redis://:s3cret@127.0.0.1:9/0"
+    with pytest.raises(ServiceError, match=r"^redis://\*\*\*@127\.0\.0\.1:9/0: cannot reach Redis") as caught:
+        RedisStore(unreachable)
+    with pytest.raises(ServiceError, match=r"^redis://\*\*\*@127\.0\.0\.1:9/0: cannot reach Redis"):
+        RedisStreamSource(unreachable + "/events")
+    # A user of the server's, with a password: the results show the URL without it.
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    admin.acl_setuser("user", enabled=True, passwords=["+s3cret"], keys=["*"], channels=["*"], commands=["+@all"])
+    try:
+        with_password = redis_url.replace("redis://", "redis://user:s3cret@")
+        cfg = config([{"name": "n", "agg": "count", "window": 60}], batch_size=8)
+        _xadd(redis_url, "events", EVENTS[:5])
+        result = run_pipeline(cfg, RedisStreamSource(with_password + "/events"), RedisStore(with_password),
+                              dead_letter=tmp_path / "dl")
+    finally:
+        admin.acl_deluser("user")
+    assert result.counts["applied"] == 5
+    assert "s3cret" not in result.source + result.store + str(caught.value)
+    assert result.store == redis_url.replace("redis://", "redis://***@")
 
 
 def test_a_redis_gone_while_clearing_is_service_error(redis_url: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlplat.analysis._config import CanaryConfig, MetricConfig, RateMetric
 from mlplat.analysis._readers import CanaryData, _categorical, prometheus_frame
-from mlplat.errors import ConfigError, DataError, ServiceError
+from mlplat.errors import ConfigError, DataError, ServiceError, format_url
 from mlplat.units import format_time
 
 __all__ = ["fetch_prometheus", "query_range"]
@@ -69,9 +69,8 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         raise ConfigError(f"{name}: {expected}, got {url!r} ({exc})") from None
     if parts.username is not None or parts.password is not None:
         # urllib sends no credentials from a URL, and a message would print them: refuse without echoing.
-        shown = parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
         raise ConfigError(f"{name}: a user or password in the URL is not supported (nothing would send it), got "
-                          f"{shown!r}; put Prometheus behind a proxy on loopback that adds them")
+                          f"{format_url(url)!r}; put Prometheus behind a proxy on loopback that adds them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name}: {expected} (a scheme and a host), got {url!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):

@@ -224,7 +224,7 @@ def lateness(ctx: typer.Context, file: Annotated[Path, typer.Argument(help="JSON
 
 def _check_scratch(url: str) -> None:
     """verify clears its --store before every run: a store that holds features is cleared only with --force."""
-    from mlplat.errors import MlplatError, OutputError
+    from mlplat.errors import MlplatError, OutputError, format_url
     from mlplat.ingest import open_store
 
     try:
@@ -236,8 +236,8 @@ def _check_scratch(url: str) -> None:
     finally:
         existing.close()
     if holds:
-        raise OutputError(f"--store {url}: holds ingest features, and verify clears its store before every run; "
-                          "give a scratch store, or --force to clear this one")
+        raise OutputError(f"--store {format_url(url)}: holds ingest features, and verify clears its store before "
+                          "every run; give a scratch store, or --force to clear this one")
 
 
 def _file_source(spec: str, command: str) -> Any:

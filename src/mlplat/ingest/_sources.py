@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
-from mlplat.errors import DataError, ServiceError
+from mlplat.errors import DataError, ServiceError, format_url
 from mlplat.files import path_kind
 from mlplat.ingest._engine import STREAM_SOURCE, Checkpoint, Record
 
@@ -232,12 +232,12 @@ class RedisStreamSource:
         try:
             parsed = urlparse(url)
         except ValueError as exc:  # an unclosed IPv6 bracket
-            raise DataError(f"{url}: not a Redis stream URL: {exc}") from None
+            raise DataError(f"{format_url(url)}: not a Redis stream URL: {exc}") from None
         parts = [p for p in parsed.path.split("/") if p]
         if len(parts) != 2 or not parts[0].isdigit():
-            raise DataError(f"{url}: expected redis://host:port/DB/STREAM")
+            raise DataError(f"{format_url(url)}: expected redis://host:port/DB/STREAM")
         query = parse_qs(parsed.query)
-        self.name = url
+        self.name = format_url(url)  # shown in messages and results: never a password
         self.stream = parts[1]
         # Not the host (a failover or another name for it is the same stream), nor a password.
         self.identity = f"{STREAM_SOURCE}{parts[1]} in db {parts[0]}"
@@ -251,12 +251,14 @@ class RedisStreamSource:
             self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
-                raise ServiceError(f"{url}: cannot create consumer group: {exc}") from exc
+                raise ServiceError(f"{self.name}: cannot create consumer group: {exc}") from exc
 
     def batches(self, checkpoint: Checkpoint, size: int, *, follow: bool = False,
                 stop: Stop = lambda: False) -> Iterator[list[Record]]:
         seq = checkpoint.seq
         done = _stream_id(checkpoint.cursor) if checkpoint.cursor else (-1, -1)
+        if checkpoint.cursor:
+            self._check_not_recreated(checkpoint.cursor)
         # Pending messages deleted from the stream (XTRIM, XDEL), which XAUTOCLAIM has taken out of the group:
         # each is reported as malformed in its place among the pending messages (stream-id order), so the
         # checkpoint's stream id never passes a pending message not yet applied, and none is dropped.
@@ -297,6 +299,21 @@ class RedisStreamSource:
                 yield batch
                 if stop() and not deleted:  # deleted ids are in no pending list: they are reported first
                     return
+
+    def _check_not_recreated(self, cursor: str) -> None:
+        """Refuse a stream whose last id is below the checkpoint's: it was deleted and created again.
+
+        A stream's last generated id never goes down while it exists (XDEL and XTRIM keep it), so a lower one
+        means another stream under the same name, whose messages would all read as applied before a crash
+        (at or below the checkpoint) and be acknowledged without being applied.
+        """
+        info = self._call(self.client.xinfo_stream, self.stream)
+        last = info["last-generated-id"]
+        last = last.decode() if isinstance(last, bytes) else str(last)
+        if _stream_id(last) < _stream_id(cursor):
+            raise DataError(f"{self.name}: the stream's last id {last} is below the checkpoint's stream id "
+                            f"{cursor}: the stream was deleted and created again (or its ids set back), and its "
+                            "messages would be taken as already applied; give it a new store, or a new name")
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from mlplat.ingest._stores import redis_call

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
-from mlplat.errors import DataError, OutputError, ServiceError
+from mlplat.errors import DataError, OutputError, ServiceError, format_url
 from mlplat.files import path_kind
 from mlplat.ingest._engine import SEP, STREAM_SOURCE, Checkpoint, Commit, show_key
 
@@ -422,9 +422,9 @@ def redis_client(url: str) -> Any:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
         client.ping()
     except (ValueError, TypeError) as exc:  # TypeError: a query argument redis does not take (?x=y)
-        raise ServiceError(f"{url}: not a Redis URL: {exc}") from exc
+        raise ServiceError(f"{format_url(url)}: not a Redis URL: {exc}") from exc
     except redis.RedisError as exc:
-        raise ServiceError(f"{url}: cannot reach Redis: {exc}") from exc
+        raise ServiceError(f"{format_url(url)}: cannot reach Redis: {exc}") from exc
     return client
 
 
@@ -436,7 +436,7 @@ class RedisStore(_CheckpointTexts):
     """
 
     def __init__(self, url: str, prefix: str = "mlplat:ingest:") -> None:
-        self.url = url
+        self.url = format_url(url)  # shown in messages and results: never a password
         self.prefix = prefix
         self.client = redis_client(url)
         self._script = self.client.register_script(_COMMIT_LUA)
@@ -538,20 +538,21 @@ def open_store(url: str, *, create: bool = True) -> FeatureStore:
     try:
         parsed = urlparse(url)
     except ValueError as exc:  # an unclosed IPv6 bracket
-        raise OutputError(f"{url}: not a store URL: {exc}") from None
+        raise OutputError(f"{format_url(url)}: not a store URL: {exc}") from None
     if parsed.scheme in ("redis", "rediss"):
         # redis-py reads a path that is not a number as database 0, so redis://host/x would write (and
         # `verify --store` clear) database 0 unasked.
         if parsed.path not in ("", "/") and not parsed.path[1:].isdigit():
-            raise OutputError(f"{url}: expected redis://host:port/DB with DB a number, got path {parsed.path!r}")
+            raise OutputError(f"{format_url(url)}: expected redis://host:port/DB with DB a number, got path "
+                              f"{parsed.path!r}")
         return RedisStore(url)
     if parsed.scheme == "unix":
         return RedisStore(url)
     if parsed.scheme == "sqlite":
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path:
-            raise OutputError(f"{url}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
+            raise OutputError(f"{format_url(url)}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
         return SQLiteStore(path, url, create=create)
     if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a bare path (or a Windows drive)
         return SQLiteStore(parsed.path if parsed.scheme == "file" else url, create=create)
-    raise OutputError(f"{url}: unknown store; expected sqlite:///path.db or redis://host:port/db")
+    raise OutputError(f"{format_url(url)}: unknown store; expected sqlite:///path.db or redis://host:port/db")
