@@ -49,6 +49,28 @@ def test_tables_and_plot(runner: CliRunner, tmp_path: Path) -> None:
     assert "already exists; pass --force" in again.stderr
 
 
+def test_a_plot_that_cannot_be_written_after_the_run_keeps_the_results(runner: CliRunner, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The results are printed before the plot is written: a folder gone during the run lost the whole run."""
+    import mlplat.batcher as batcher
+
+    real = batcher.run_bench
+    folder = tmp_path / "plots"
+    folder.mkdir()
+
+    def run_then_remove_folder(*args: object, **kwargs: object) -> object:
+        result = real(*args, **kwargs)  # type: ignore[arg-type]
+        folder.rmdir()
+        return result
+
+    monkeypatch.setattr(batcher, "run_bench", run_then_remove_folder)  # the command imports it when it runs
+    result = runner.invoke(app, [*QUICK, "--rate", "200", "--policies", "eager", "--json",
+                                 "--plot", str(folder / "b.png")])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert json.loads(result.stdout)["policies"][0]["policy"] == "eager"
+    assert "b.png" in result.stderr
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--device", "tpu"], "Invalid value for --device: must be one of auto, cpu, cuda, got 'tpu'"),
     (["--model", "cnn"], "Invalid value for --model: must be one of mlp, transformer, got 'cnn'"),
@@ -102,7 +124,7 @@ def test_a_low_rate_is_shown_as_it_is_and_its_few_requests_named(runner: CliRunn
     assert result.exit_code == 0, result.output
     assert re.search(r"│ eager\s+│\s+7\.5 │", result.stdout)
     stderr = " ".join(result.stderr.split())
-    assert "eager has only" in stderr and "p99 and p99.9 are just the slowest answer seen" in stderr
+    assert "eager at 7.5 req/s has only" in stderr and "p99 and p99.9 are just the slowest answer seen" in stderr
 
 
 @pytest.mark.parametrize(("model", "half_x"), [(["--width", "2", "--hidden", "2", "--max-batch", "64"], 100_000),

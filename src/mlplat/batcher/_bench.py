@@ -50,6 +50,12 @@ IN_FLIGHT_SLACK = 5
 # are allowed up to this share of that (mlp 64-128-64, max batch 8, 2 shared CPU cores: flat out 65-90k
 # req/s; at 19k the p99 lag was 8 ms; at the 57k once allowed, 0.3-1.4 s and 16 req/s answered).
 GENERATOR_SHARE = 0.25
+# The flat-out rate is the best of this many 50 ms tries: one try on a shared host ranged over 3x (33-93k
+# req/s in ten tries), so the same --rate was refused or run by chance.
+GENERATOR_TRIES = 5
+# A run whose generator sent more than this share of its requests after their deadline had passed is behind:
+# the batchers refuse such a request at once, and their reject rate would be the generator's.
+SENT_LATE_SHARE = 0.01
 # With fewer measured requests than this, a run's p99.9 (and under a tenth of it, its p99) is only the
 # slowest request seen, and the report says so.
 FEW_REQUESTS = 1000
@@ -156,6 +162,7 @@ class PolicyResult:
     # Open loop: requests sent in the measured interval per second, the offered rate plus Poisson noise.
     sent_rps: float | None = None
     answered: int = 0  # requests of the interval answered: the samples behind latency_ms
+    sent_late: int = 0  # open loop: requests the generator sent after their deadline had passed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,7 +171,7 @@ class PolicyResult:
             "latency_ms": dict(self.latency_ms), "miss_rate": self.miss_rate, "reject_rate": self.reject_rate,
             "mean_batch": self.mean_batch, "fill_ratio": self.fill_ratio, "busy_fraction": self.busy_fraction,
             "generator_lag_p99_ms": self.generator_lag_p99_ms, "generator_behind": self.generator_behind,
-            "sent_rps": self.sent_rps, "answered": self.answered,
+            "sent_rps": self.sent_rps, "answered": self.answered, "sent_late": self.sent_late,
         }
 
 
@@ -243,12 +250,17 @@ def few_requests_warning(results: Sequence[PolicyResult]) -> str | None:
     its tail percentiles are its slowest answers (the percentiles are over answered requests)."""
     notes = []
     for r in results:
+        # In a sweep the same policy runs at several loads: say which.
+        name = r.policy if r.offered_rps is None else f"{r.policy} at {rate_text(r.offered_rps)}"
         if r.requests == 0:
-            notes.append(f"{r.policy} measured no requests (none arrived after the warm-up)")
+            notes.append(f"{name} measured no requests (none arrived after the warm-up)")
+        elif r.answered == 0:
+            notes.append(f"{name} answered none of its {r.requests:,} measured requests: it has no latency "
+                         "percentiles")
         elif r.answered < FEW_REQUESTS:
             tail = "p99.9 is" if r.answered >= FEW_REQUESTS // 10 else "p99 and p99.9 are"
             of = "" if r.answered == r.requests else f" (of {r.requests:,} measured)"
-            notes.append(f"{r.policy} has only {r.answered:,} answered requests{of}: its {tail} just the slowest "
+            notes.append(f"{name} has only {r.answered:,} answered requests{of}: its {tail} just the slowest "
                          "answer seen")
     if not notes:
         return None
@@ -309,6 +321,7 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     usage = meter.usage(low, high)
     lag = trace.lag[keep] if trace.lag.size else trace.lag
     lag_p99 = float(np.quantile(lag, 0.99) * 1000.0) if lag.size else None
+    sent_late = int((lag * 1000.0 >= max_latency_ms).sum())
     # Neither answered nor refused: still queued when the run stopped waiting (then failed by close), or
     # failed by predict. Each counts as a deadline miss.
     unanswered = int(((status != OK) & (status != REJECTED)).sum())
@@ -323,10 +336,10 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
         fill_ratio=(usage.items / usage.calls / max_batch) if usage.calls else math.nan,
         busy_fraction=min(usage.busy / measured, 1.0),
         generator_lag_p99_ms=lag_p99,
-        generator_behind=lag_p99 is not None and lag_p99 > 0.25 * slo_ms,
+        generator_behind=lag_p99 is not None and (lag_p99 > 0.25 * slo_ms or sent_late > SENT_LATE_SHARE * requests),
         cdf_ms=cdf,
         sent_rps=requests / measured if offered is not None else None,
-        answered=int(served.sum()),
+        answered=int(served.sum()), sent_late=sent_late,
     )
 
 
@@ -403,7 +416,8 @@ def generator_limit(predict: Callable[[list[Any]], Any], inputs: Sequence[Any], 
     """The highest open-loop rate to run: GENERATOR_SHARE of the generator's flat-out rate on this model."""
     server = make_server("eager", predict, max_batch_size=config.max_batch, max_latency_ms=config.max_latency_ms)
     try:
-        return GENERATOR_SHARE * generator_capacity(server, inputs, deadline_ms=config.max_latency_ms)
+        return GENERATOR_SHARE * max(generator_capacity(server, inputs, deadline_ms=config.max_latency_ms)
+                                     for _ in range(GENERATOR_TRIES))
     finally:
         server.close(drain=False)
 
@@ -491,9 +505,11 @@ def _run_warnings(config: BenchConfig, profile: Sequence[ProfilePoint], best: Pr
         warnings.append(drift)
     for result in results:
         if result.generator_behind:
+            late = (f", {result.sent_late:,} of {result.requests:,} requests sent after their deadline, which "
+                    "the batchers refuse at once" if result.sent_late else "")
             warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
-                            f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms); latencies still "
-                            "count from the scheduled arrival, but the offered load was not fully delivered")
+                            f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms{late}); latencies "
+                            "still count from the scheduled arrival, but the offered load was not fully delivered")
     short = short_deadline_warning(config.max_latency_ms, profile, config.policies)
     if short is not None:
         warnings.append(short)

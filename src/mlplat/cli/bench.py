@@ -153,10 +153,11 @@ def bench(
         result = run_bench(config, progress=step)
     for warning in result.warnings:
         out.warn(warning)
-    if plot is not None:
-        write_plot(result, plot, force=force)
-        out.note(f"wrote {plot}")
+    # The results first: a plot that cannot be written after all (the folder went away) must not lose them.
     if out.json:
         out.result(result)
     else:
         out.print(render(result))
+    if plot is not None:
+        write_plot(result, plot, force=force)
+        out.note(f"wrote {plot}")
