@@ -120,6 +120,32 @@ def test_rate_prior_grid_closes_in_on_the_null() -> None:
     assert 0 < -offset[offset < 0].max() <= MIN_NULL_OFFSET
 
 
+@pytest.mark.parametrize(("share", "k", "looks"), [(0.05, 1e5, 10), (0.05, 1e4, 1), (0.5, 1e3, 1)])
+def test_a_tight_prior_still_detects_a_regression_past_its_mass(share: float, k: float, looks: int) -> None:
+    """Seeded: with a concentration whose prior mass lies inside (1/1.5, 1.5), a 5x canary is a regression
+    within a few looks, and an A/A canary raises no more false alarms than alpha. The grid stopped at the
+    prior's 1e-9 quantiles, so the side past the null had no point and its p-value stayed 1 (a 10x canary
+    at k = 1e5 was promoted; found by a review pass). The tighter the prior, the more events it takes, as
+    with the closed form: the prior restricted to the bad side sits just past the null."""
+    from mlplat.analysis._sequential import NULL_REACH
+
+    log_rho, _ = RatePrior(share, k).grid(1.5)
+    assert log_rho[0] <= math.log(1.5) - NULL_REACH + 1e-9 and log_rho[-1] >= math.log(1.5) + NULL_REACH - 1e-9
+    rng = np.random.default_rng(5)
+    total = rng.poisson(2000, 30)
+    worse = rng.binomial(total, 5 * share / (5 * share + 1 - share))
+    res = rate_ratio_process(worse, total - worse, [share] * 30, null_ratio=1.5, prior_share=share,
+                             concentration=k, alpha=0.05)
+    assert (res.p_value[:looks] <= 0.05).any() and res.ci_low[-1] > 1.5
+    runs = 400
+    total = rng.poisson(2000, (runs, 30))
+    same = rng.binomial(total, share)
+    null = rate_ratio_process(same, total - same, np.full((runs, 30), share), null_ratio=1.5,
+                              prior_share=share, concentration=k, alpha=0.05, p_value_only=True)
+    alarms = int((null.p_value[:, -1] <= 0.05).sum())
+    assert binomial_upper(alarms / runs, runs) <= 0.05, alarms
+
+
 @pytest.mark.parametrize(("share", "ratio", "per_look"), [(0.05, 1.03, 100_000), (0.5, 1.01, 100_000),
                                                          (0.05, 1.03, 20_000), (0.01, 1.2, 5_000)])
 def test_rate_detects_a_small_regression_over_many_events(share: float, ratio: float, per_look: int) -> None:

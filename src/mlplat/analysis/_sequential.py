@@ -41,6 +41,8 @@ MAX_LOG_RATIO = math.log(1e3)
 # log ratio. A discrete mixture only detects a ratio that lies nearer some point than the null: with the
 # grid's step alone, a 3% regression at a 5% share went unseen even over millions of events.
 MIN_NULL_OFFSET = 1e-4
+# Least reach of the grid past the null ratio on each side, in log rate ratio (a factor of 4).
+NULL_REACH = math.log(4.0)
 # The grid spans quantiles of Beta(k s, k (1 - s)) in logit space: for a share s nearer 0 or 1 than MIN_SHARE,
 # or a concentration k above MAX_CONCENTRATION, they leave double precision and the weights become NaN.
 MIN_SHARE = 1e-6
@@ -201,13 +203,16 @@ class RatePrior:
         lo, hi = beta.ppf([1e-9, 1 - 1e-9], a, b)
         lo, hi = max(lo, 1e-12), min(hi, 1 - 1e-12)
         centre = float(logit(s))
-        first = max(float(logit(lo)), centre - MAX_LOG_RATIO)
-        last = min(float(logit(hi)), centre + MAX_LOG_RATIO)
+        null = centre + math.log(null_ratio)
+        # A tight prior (a large concentration) can hold all its mass between the null and its mirror: with
+        # no node past the null, the side a test mixes over was empty and its p-value stayed 1 whatever the
+        # data (a 10x canary was promoted). The grid reaches NULL_REACH past the null on both sides.
+        first = max(min(float(logit(lo)), null - NULL_REACH), centre - MAX_LOG_RATIO)
+        last = min(max(float(logit(hi)), null + NULL_REACH), centre + MAX_LOG_RATIO)
         uniform = np.linspace(first, last, points)
         step = uniform[1] - uniform[0]
         levels = max(0, math.ceil(math.log2(step / MIN_NULL_OFFSET)))
         offsets = step * 0.5 ** np.arange(1, levels + 1)
-        null = centre + math.log(null_ratio)
         ladder = np.concatenate([null - offsets, null + offsets])
         nodes = np.union1d(uniform, ladder[(ladder > first) & (ladder < last)])
         p = expit(nodes)
