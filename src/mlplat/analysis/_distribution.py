@@ -278,6 +278,21 @@ def distribution_test_names(metric: DistributionMetric) -> list[str]:
         [f"{metric.name} drift"] if metric.drift else [])
 
 
+def _better_everywhere(totals: NDArray[np.float64], direction: str) -> bool:
+    """Whether the canary's share of values at or below each group boundary is at least the baseline's (for
+    ``increase``: higher values are worse) or at most it (``decrease``); never for ``either``.
+
+    ``totals`` holds each arm's samples per group, baseline first, groups in ascending order of value.
+    """
+    import numpy as np
+
+    if direction == "either" or totals[0].sum() <= 0 or totals[1].sum() <= 0:
+        return False
+    below_b = np.cumsum(totals[0])[:-1] / totals[0].sum()
+    below_c = np.cumsum(totals[1])[:-1] / totals[1].sum()
+    return bool(np.all(below_c >= below_b) if direction == "increase" else np.all(below_c <= below_b))
+
+
 def _drift(prep: Prepared, metric: DistributionMetric, counts: NDArray[np.float64], n_b: NDArray[np.float64],
            n_c: NDArray[np.float64], enough: NDArray[np.bool_], alpha: float, name: str) -> MetricResult:
     """Equality in distribution: a product of rate-ratio e-processes, one per group of pooled buckets."""
@@ -298,9 +313,13 @@ def _drift(prep: Prepared, metric: DistributionMetric, counts: NDArray[np.float6
     p = p_from_log_e(log_e)
     hit = (p <= alpha) & enough
     first = first_hit(hit)
+    detail = "reject-only; does not gate promotion"
+    if first is not None and _better_everywhere(grouped.sum(axis=0), metric.direction):
+        # The test has no direction: a canary faster at every level of the pooled distribution changed it too,
+        # and was rolled back beside its own passing quantiles (found by a review pass).
+        first, detail = None, "changed, but better at every level of the distribution: not a regression"
     status = Status.REGRESSION if first is not None else Status.PENDING
     decided = float(prep.looks[first]) if first is not None else None
-    detail = "reject-only; does not gate promotion"
     nan = math.nan
     return MetricResult(name=name, metric=metric.name, kind="distribution", status=status, p_value=float(p[-1]),
                         effect=nan, ci=(nan, nan), n_baseline=float(n_b[-1]), n_canary=float(n_c[-1]),

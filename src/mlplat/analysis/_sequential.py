@@ -362,8 +362,11 @@ def rate_ratio_process(
         ci_low, ci_high = np.full_like(p_value, np.nan), np.full_like(p_value, np.nan)
     cum_c = np.cumsum(c, axis=-1)
     expected = np.cumsum((c + b) * s, axis=-1)
-    ratio_num = cum_c * np.cumsum((c + b) * (1 - s), axis=-1)
-    ratio_den = np.cumsum(b, axis=-1) * expected
+    # Mantel-Haenszel: each interval's c (1 - s) / (b s) estimates the ratio at its own share, so the sums do
+    # too. The pooled rates (canary events over expected, over the same for the baseline) did not when the
+    # share moved: 1% then 50% with a 2x canary read +58% beside an interval of [+98%, +104%].
+    ratio_num = np.cumsum(c * (1 - s), axis=-1)
+    ratio_den = np.cumsum(b * s, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(expected > 0, (cum_c / np.where(expected > 0, expected, 1)), np.nan)
         # No baseline events but some canary events: the estimate is +inf (it fell back to canary events
