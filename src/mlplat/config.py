@@ -337,21 +337,25 @@ def _wants_number(tp: Any) -> bool:
     return any(leaf in (int, float) for leaf in leaves)
 
 
+def _tags_agree(model: type[BaseModel], value: dict[Any, Any]) -> bool:
+    """Whether ``value`` agrees with each ``Literal`` field of ``model`` it sets (``kind: poisson``)."""
+    for name, info in model.model_fields.items():
+        if typing.get_origin(info.annotation) is typing.Literal and name in value:
+            if value[name] not in typing.get_args(info.annotation):
+                return False
+    return True
+
+
 def _branch(tp: Any, value: Any) -> Any:
     """The one part of ``tp`` a mapping or list ``value`` goes to, or None when that is not clear.
 
-    A model is chosen by its ``Literal`` tags (``kind: poisson``), as pydantic's discriminated unions do.
+    A model is chosen by its ``Literal`` tags, as pydantic's discriminated unions do.
     """
-    leaves = _leaves(tp)
     if isinstance(value, dict):
-        fits = [leaf for leaf in leaves if typing.get_origin(leaf) in (dict, Mapping) or (
-            isinstance(leaf, type) and issubclass(leaf, BaseModel) and all(
-                value.get(name, tags[0]) in tags
-                for name, info in leaf.model_fields.items()
-                if typing.get_origin(info.annotation) is typing.Literal
-                for tags in [typing.get_args(info.annotation)]))]
+        fits = [leaf for leaf in _leaves(tp) if typing.get_origin(leaf) in (dict, Mapping) or (
+            isinstance(leaf, type) and issubclass(leaf, BaseModel) and _tags_agree(leaf, value))]
     else:
-        fits = [leaf for leaf in leaves if typing.get_origin(leaf) in (list, tuple, set, frozenset)]
+        fits = [leaf for leaf in _leaves(tp) if typing.get_origin(leaf) in (list, tuple, set, frozenset)]
     return fits[0] if len(fits) == 1 else None
 
 
