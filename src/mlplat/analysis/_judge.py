@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlplat.analysis._config import CanaryConfig, DistributionMetric, MeanMetric, RateMetric
 from mlplat.analysis._distribution import distribution_test_names, judge_distribution
-from mlplat.analysis._mean_sequence import mean_confidence_sequence, mean_exceedance_p, running_lag1
+from mlplat.analysis._mean_sequence import mean_exceedance_p, relative_effect_sequence, running_lag1
 from mlplat.analysis._prepared import (
     Prepared,
     apply_nan,
@@ -164,15 +164,18 @@ def _mean(prep: Prepared, config: CanaryConfig, metric: MeanMetric, alpha: float
     p_reg, p_pass = sided(metric.direction, metric.tolerance, shown, alpha)
     # Gauges drift together from one interval to the next (the same pods, the same load): the variance is
     # the AR(1) long-run one, and a strong autocorrelation, which even that undercovers, is reported.
-    mean_d, lo, hi = mean_confidence_sequence(d, alpha, burn_in=burn, autocorrelated=True)
     lag1 = float(running_lag1(d)[-1]) if len(d) >= 20 else math.nan
     if lag1 > STRONG_LAG1:
         prep.warnings.append(f"metric {metric.name!r}: interval differences are strongly autocorrelated (lag-1 "
                              f"r = {lag1:.2f}); the mean test allows for it, but above r = {STRONG_LAG1} its "
                              "false-alarm rate exceeds alpha (8% at 0.7, alpha 5%): lengthen the interval")
+    # The interval inverts the same tests over every tolerance, so it agrees with the status: it holds both
+    # arms' noise (the difference's own sequence over the running baseline mean left the baseline's out).
+    # A look where no constant effect is left standing (the effect moved) reads unbounded.
+    lo, hi = relative_effect_sequence(base, can, alpha, burn_in=burn, autocorrelated=True)
+    ci_lo, ci_hi = np.nan_to_num(lo, nan=-np.inf), np.nan_to_num(hi, nan=np.inf)
+    mean_d = np.cumsum(d) / t
     scale = np.where(np.abs(mean_b) > 0, np.abs(mean_b), np.nan)
-    ci_lo = np.nan_to_num(lo / scale, nan=-np.inf)
-    ci_hi = np.nan_to_num(hi / scale, nan=np.inf)
     enough = t >= metric.min_samples
     status, decided = status_from(p_reg, p_pass, enough, alpha, times)
     detail = f"{base.mean():.4g} vs {can.mean():.4g}, {len(d)} intervals"

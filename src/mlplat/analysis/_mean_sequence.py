@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["MeanConfidenceSequence", "mean_confidence_sequence", "mean_exceedance_p"]
+__all__ = ["MeanConfidenceSequence", "mean_confidence_sequence", "mean_exceedance_p", "relative_effect_sequence"]
 
 
 class MeanConfidenceSequence(NamedTuple):
@@ -214,3 +214,55 @@ def mean_exceedance_p(values: ArrayLike, margin: ArrayLike, alpha: float, *, t_o
     ready = (gap > 0) & (t >= max(burn_in, 2))
     p = np.where(ready, np.exp(-np.nan_to_num(log_inv, nan=0.0, posinf=np.inf)), 1.0)
     return np.asarray(np.minimum.accumulate(np.minimum(p, 1.0), axis=-1))
+
+
+def _effect_grid() -> NDArray[np.float64]:
+    """Relative effects the ratio sequence is read on: steps of 0.5% from -100% to +100%, then log steps
+    (about 5% apart) out to 1000 times either way. 700 rows: 0.4 s for a day of one-minute looks."""
+    import numpy as np
+
+    outer = np.geomspace(1.0, 1000.0, 151)[1:]
+    return np.concatenate([-outer[::-1], np.linspace(-1.0, 1.0, 401), outer])
+
+
+def relative_effect_sequence(baseline: ArrayLike, canary: ArrayLike, alpha: float, *, burn_in: int = 20,
+                             autocorrelated: bool = False) -> ConfidenceInterval:
+    """Confidence sequence of the canary's relative effect ``E[canary] / E[baseline] - 1``, by test inversion.
+
+    An effect ``e`` is in the set at a look while the mean of ``canary - baseline - e |baseline|`` per interval
+    (the sign of ``|baseline|`` from the running baseline mean) has a sequence that still holds 0, as the
+    judge's tolerance tests do. Dividing the difference's sequence by the running baseline mean, as before,
+    left the baseline mean's own noise out: a canary exactly 10% above a baseline swinging with load read
+    [+9.5%, +10.2%]. Read on a grid of effects (0.5% apart within ±100%), each end one step outwards; an end
+    the grid cannot bound is infinite, as is every end before ``burn_in`` intervals. NaN at a look where no
+    effect is left standing (the effect moved).
+    """
+    import numpy as np
+
+    b = np.asarray(baseline, dtype=float)
+    c = np.asarray(canary, dtype=float)
+    t = np.arange(1, b.size + 1, dtype=float)
+    sign = np.where(np.cumsum(b) / t < 0, -1.0, 1.0)
+    effects = _effect_grid()
+    above = np.empty((effects.size, b.size), dtype=bool)  # the canary shown above (1 + e) x baseline
+    below = np.empty((effects.size, b.size), dtype=bool)
+    for start in range(0, effects.size, 256):  # a few MB at a time: a day of one-minute looks is 1440 each
+        e = effects[start:start + 256, None]
+        shifted = (c - b)[None, :] - e * (sign * b)[None, :]
+        above[start:start + 256] = mean_exceedance_p(shifted, 0.0, alpha, burn_in=burn_in,
+                                                     autocorrelated=autocorrelated) <= alpha
+        below[start:start + 256] = mean_exceedance_p(-shifted, 0.0, alpha, burn_in=burn_in,
+                                                     autocorrelated=autocorrelated) <= alpha
+    inside = ~above & ~below
+    held = inside.any(axis=0)
+    first = np.argmax(inside, axis=0)
+    last = effects.size - 1 - np.argmax(inside[::-1], axis=0)
+    # One grid step outwards, so that the set's true ends (between two grid points) are inside.
+    low = np.where(held, np.where(first == 0, -np.inf, effects[np.maximum(first - 1, 0)]), np.nan)
+    high = np.where(held, np.where(last == effects.size - 1, np.inf, effects[np.minimum(last + 1, effects.size - 1)]),
+                    np.nan)
+    # Nothing on the grid left standing: past one of its ends (shown above the top or below the bottom), or
+    # no constant effect at all (NaN).
+    low = np.where(~held & above[-1], effects[-1], np.where(~held & below[0], -np.inf, low))
+    high = np.where(~held & above[-1], np.inf, np.where(~held & below[0], effects[0], high))
+    return ConfidenceInterval(low, high)
