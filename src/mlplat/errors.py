@@ -24,6 +24,7 @@ turns the path into ``file:line:column``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -140,15 +141,26 @@ class BatcherClosed(BatcherError):
 
 
 def format_url(url: str) -> str:
-    """A URL as messages and results show it: a user and password in it replaced by ``***``.
+    """A URL as messages and results show it: a user and password in it, and a ``password=`` query value,
+    replaced by ``***``.
 
-    Text only, so that a URL no parser takes (an unclosed IPv6 bracket) is hidden too.
+    Text only, so that a URL no parser takes is hidden too: everything up to the last ``@`` goes, since a
+    password may hold a raw ``/``, ``?`` or ``#`` (a base64 one) that a parser would end the host at. An
+    ``@`` in a path or query hides more than it must, never less.
 
     >>> format_url("redis://:s3cret@db:6379/0/events"), format_url("sqlite:///f.db")
     ('redis://***@db:6379/0/events', 'sqlite:///f.db')
+    >>> format_url("redis://db:6379/0?password=s3cret&ssl=true")
+    'redis://db:6379/0?password=***&ssl=true'
     """
     scheme, sep, rest = url.partition("://")
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    if not sep or "@" not in rest[:end]:
+    if not sep:
         return url
-    return f"{scheme}://***@{rest[:end].rpartition('@')[2]}{rest[end:]}"
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    rest = _SECRET_QUERY.sub(r"\1***", rest)
+    return f"{scheme}://{rest}"
+
+
+# Query parameters whose value is a credential (redis-py reads ?password=).
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|pass|secret|token|auth)=)[^&#]*")

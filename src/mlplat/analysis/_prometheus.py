@@ -62,25 +62,26 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
     ``name`` says where the URL came from in the message (the CLI passes ``--prometheus``).
     """
     expected = "expected http://HOST[:PORT] or https://HOST[:PORT]"
+    shown = format_url(url)  # every message shows the URL without a user or password
     try:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018  # reading it raises ValueError for a port that is not a number
     except ValueError as exc:  # an unclosed IPv6 bracket, a port such as ':abc'
-        raise ConfigError(f"{name}: {expected}, got {url!r} ({exc})") from None
+        raise ConfigError(f"{name}: {expected}, got {shown!r} ({exc})") from None
     if parts.username is not None or parts.password is not None:
         # urllib sends no credentials from a URL, and a message would print them: refuse without echoing.
         raise ConfigError(f"{name}: a user or password in the URL is not supported (nothing would send it), got "
-                          f"{format_url(url)!r}; put Prometheus behind a proxy on loopback that adds them")
+                          f"{shown!r}; put Prometheus behind a proxy on loopback that adds them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{name}: {expected} (a scheme and a host), got {url!r}")
+        raise ConfigError(f"{name}: {expected} (a scheme and a host), got {shown!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise ConfigError(f"{name}: must not contain spaces or control characters, got {url!r}")
+        raise ConfigError(f"{name}: must not contain spaces or control characters, got {shown!r}")
     try:  # urllib encodes the host with IDNA and the rest as ASCII when it sends: a bad name was exit 5
         parts.hostname.encode("idna")
         parts._replace(netloc="").geturl().encode("ascii")
     except UnicodeError:
         raise ConfigError(f"{name}: {expected} with a valid host name and an ASCII path (percent-encode other "
-                          f"characters), got {url!r}") from None
+                          f"characters), got {shown!r}") from None
 
 
 def _reads(metric: MetricConfig) -> list[tuple[str, str | None, str]]:
