@@ -282,3 +282,16 @@ def test_yaml_bools_are_all_listed_and_kept_where_bools_belong(tmp_path: Path) -
     assert load_config(write(tmp_path, "flag: true\ncount: 3\n"), Shapes).flag is True
     with pytest.raises(ConfigError, match=r"c\.yaml:1:1: typo: unknown key 'typo'"):
         load_config(write(tmp_path, "typo: true\n"), Shapes)
+
+
+def test_a_model_built_in_python_refuses_a_bool_for_a_number_too() -> None:
+    """Built with model_validate or assigned, True where a number belongs is refused, nested places named
+    (the rubric's own validators did this for its API before the loader's walk replaced them)."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"platforms\[0\]\.target_concurrency: expected a number, got true"):
+        Shapes.model_validate({"platforms": [{"kind": "knative", "target_concurrency": True}]})
+    shapes = Shapes.model_validate({"count": 3, "flag": True})
+    with pytest.raises(ValidationError, match=r"count: expected a number, got false"):
+        shapes.count = False  # type: ignore[assignment]
+    assert shapes.count == 3

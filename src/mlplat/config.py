@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from mlplat.errors import ConfigError, KeyPath, format_path, format_value
 from mlplat.units import parse_duration
@@ -52,6 +52,18 @@ class ConfigModel(BaseModel):
     """Base of every config model: unknown keys are errors, values are checked on assignment too."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, data: Any) -> Any:
+        """Refuse True/False where a field takes a number for a model built in Python as well (pydantic reads
+        them as 1 and 0); a file gets the same check, with positions, from :func:`validate_document`."""
+        if isinstance(data, dict):
+            flags = _bools_for_numbers(cls, data, ())
+            if flags:
+                raise ValueError("; ".join(f"{format_path(path)}: expected a number, got {str(flag).lower()}"
+                                           for path, flag in flags))
+        return data
 
     @classmethod
     def config_schema(cls) -> dict[str, Any]:

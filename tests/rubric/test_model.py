@@ -226,3 +226,16 @@ def test_parse_start() -> None:
     assert str(parse_start("2026-12-01")) == "2026-12-01"
     with pytest.raises(ConfigError, match="--start must be a date as YYYY-MM-DD, got 'tomorrow'"):
         parse_start("tomorrow")
+
+
+def test_the_python_api_refuses_true_for_a_number() -> None:
+    """Rubric.model_validate (a documented way to a validated rubric) refuses True for a weight, as a file
+    does; it was accepted as 1 once the file loader took over the check (found by the diff review)."""
+    import yaml
+    from pydantic import ValidationError
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "rubric" / "serving-platform.yaml"
+    data = yaml.safe_load(example.read_text())
+    data["criteria"][0]["weight"] = True
+    with pytest.raises(ValidationError, match=r"criteria\[0\]\.weight: expected a number, got true"):
+        Rubric.model_validate(data)
