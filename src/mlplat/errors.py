@@ -43,6 +43,7 @@ __all__ = [
     "TemplateError",
     "format_path",
     "format_url",
+    "format_url_error",
     "format_value",
 ]
 
@@ -160,6 +161,18 @@ def format_url(url: str) -> str:
         rest = "***@" + rest.rpartition("@")[2]
     rest = _SECRET_QUERY.sub(r"\1***", rest)
     return f"{scheme}://{rest}"
+
+
+def format_url_error(url: str, exc: BaseException) -> str:
+    """A URL parser's complaint about ``url``, unless the URL holds credentials: the parser quotes the part it
+    failed on (``Port could not be cast to integer value as 'pa'``), which may be part of a password.
+
+    >>> format_url_error("redis://:pa#ss@db/0", ValueError("Port could not be cast to integer value as 'pa'"))
+    'the URL does not parse (the parser quotes its text, which holds credentials: left out)'
+    """
+    if "@" in url or _SECRET_QUERY.search(url):
+        return "the URL does not parse (the parser quotes its text, which holds credentials: left out)"
+    return str(exc)
 
 
 # Query parameters whose value is a credential (redis-py reads ?password=).

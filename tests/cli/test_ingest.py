@@ -302,7 +302,13 @@ def test_odd_stores_and_dead_letter_paths_exit_4_and_change_nothing(runner: CliR
     import sqlite3
 
     result = _run(runner, tmp_path, "--store", "redis://127.0.0.1:1/x")
-    assert result.exit_code == ExitCode.BAD_INPUT and "with DB a number, got path '/x'" in result.stderr
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "redis://127.0.0.1:1/x: expected redis://host:port/DB with DB a number" in result.stderr
+    # A password holding '/' made the parser's path part of the password, which the message quoted.
+    for url in ("redis://:pa/ss@127.0.0.1:1/0", "redis://:pa#ss@127.0.0.1:1/0"):
+        result = _run(runner, tmp_path, "--store", url)
+        assert result.exit_code == ExitCode.BAD_INPUT and "redis://***@127.0.0.1:1/0: " in result.stderr
+        assert "pa" not in result.stderr.replace("parse", "") and "ss@" not in result.stderr
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE checkpoint (x)")

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlplat.analysis._config import CanaryConfig, MetricConfig, RateMetric
 from mlplat.analysis._readers import CanaryData, _categorical, prometheus_frame
-from mlplat.errors import ConfigError, DataError, ServiceError, format_url
+from mlplat.errors import ConfigError, DataError, ServiceError, format_url, format_url_error
 from mlplat.units import format_time
 
 __all__ = ["fetch_prometheus", "query_range"]
@@ -67,7 +67,7 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018  # reading it raises ValueError for a port that is not a number
     except ValueError as exc:  # an unclosed IPv6 bracket, a port such as ':abc'
-        raise ConfigError(f"{name}: {expected}, got {shown!r} ({exc})") from None
+        raise ConfigError(f"{name}: {expected}, got {shown!r} ({format_url_error(url, exc)})") from None
     if parts.username is not None or parts.password is not None:
         # urllib sends no credentials from a URL, and a message would print them: refuse without echoing.
         raise ConfigError(f"{name}: a user or password in the URL is not supported (nothing would send it), got "

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse
 
-from mlplat.errors import DataError, ServiceError, format_url
+from mlplat.errors import DataError, ServiceError, format_url, format_url_error
 from mlplat.files import path_kind
 from mlplat.ingest._engine import STREAM_SOURCE, Checkpoint, Record
 
@@ -232,7 +232,7 @@ class RedisStreamSource:
         try:
             parsed = urlparse(url)
         except ValueError as exc:  # an unclosed IPv6 bracket
-            raise DataError(f"{format_url(url)}: not a Redis stream URL: {exc}") from None
+            raise DataError(f"{format_url(url)}: not a Redis stream URL: {format_url_error(url, exc)}") from None
         parts = [p for p in parsed.path.split("/") if p]
         if len(parts) != 2 or not parts[0].isdigit():
             raise DataError(f"{format_url(url)}: expected redis://host:port/DB/STREAM")

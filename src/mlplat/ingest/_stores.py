@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlparse
 
-from mlplat.errors import DataError, OutputError, ServiceError, format_url
+from mlplat.errors import DataError, OutputError, ServiceError, format_url, format_url_error
 from mlplat.files import path_kind
 from mlplat.ingest._engine import SEP, STREAM_SOURCE, Checkpoint, Commit, show_key
 
@@ -422,7 +422,7 @@ def redis_client(url: str) -> Any:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
         client.ping()
     except (ValueError, TypeError) as exc:  # TypeError: a query argument redis does not take (?x=y)
-        raise ServiceError(f"{format_url(url)}: not a Redis URL: {exc}") from exc
+        raise ServiceError(f"{format_url(url)}: not a Redis URL: {format_url_error(url, exc)}") from exc
     except redis.RedisError as exc:
         raise ServiceError(f"{format_url(url)}: cannot reach Redis: {exc}") from exc
     return client
@@ -538,13 +538,12 @@ def open_store(url: str, *, create: bool = True) -> FeatureStore:
     try:
         parsed = urlparse(url)
     except ValueError as exc:  # an unclosed IPv6 bracket
-        raise OutputError(f"{format_url(url)}: not a store URL: {exc}") from None
+        raise OutputError(f"{format_url(url)}: not a store URL: {format_url_error(url, exc)}") from None
     if parsed.scheme in ("redis", "rediss"):
         # redis-py reads a path that is not a number as database 0, so redis://host/x would write (and
         # `verify --store` clear) database 0 unasked.
         if parsed.path not in ("", "/") and not parsed.path[1:].isdigit():
-            raise OutputError(f"{format_url(url)}: expected redis://host:port/DB with DB a number, got path "
-                              f"{parsed.path!r}")
+            raise OutputError(f"{format_url(url)}: expected redis://host:port/DB with DB a number")
         return RedisStore(url)
     if parsed.scheme == "unix":
         return RedisStore(url)
