@@ -168,10 +168,10 @@ def format_url_error(url: str, exc: BaseException) -> str:
     failed on (``Port could not be cast to integer value as 'pa'``), which may be part of a password.
 
     >>> format_url_error("redis://:pa#ss@db/0", ValueError("Port could not be cast to integer value as 'pa'"))
-    'the URL does not parse (the parser quotes its text, which holds credentials: left out)'
+    "the parser's message is left out: it may quote the credentials"
     """
     if "@" in url or _SECRET_QUERY.search(url):
-        return "the URL does not parse (the parser quotes its text, which holds credentials: left out)"
+        return "the parser's message is left out: it may quote the credentials"
     return str(exc)
 
 
