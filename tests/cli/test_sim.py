@@ -291,6 +291,18 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "bad.yaml:11:34: pricing.ec2.m5.xlarge.usd: must be <= 1e+09, got 1e+308"),
     ("platforms:", "pricing: {eks: {cluster_hour: {usd: .inf}}}\nplatforms:",
      "bad.yaml:11:37: pricing.eks.cluster_hour.usd: must be a finite number, got inf"),
+    # From a review pass: finite but extreme autoscaler settings overflowed a ceil (exit 5).
+    ("max_replicas: 4}", "max_replicas: 4, autoscaler: {kind: hpa, scale_up_percent: 1.0e+308}}",
+     "bad.yaml:14:148: platforms[2].autoscaler.scale_up_percent: must be <= 10000.0, got 1e+308"),
+    ("max_replicas: 4}", "max_replicas: 4, autoscaler: {kind: hpa, target_utilization: 1.0e-320}}",
+     "bad.yaml:14:150: platforms[2].autoscaler.target_utilization: must be >= 0.01, got 1e-320"),
+    ("target_concurrency: 4}", "target_concurrency: 1.0e-320}",
+     "bad.yaml:15:69: platforms[3].target_concurrency: must be >= 0.01, got 1e-320"),
+    ("target_concurrency: 4}", "target_concurrency: 4, panic_threshold: 1.0e+308}",
+     "bad.yaml:15:89: platforms[3].panic_threshold: must be <= 10.0, got 1e+308"),
+    # AWS allows 10,240 MB, which it bills as 10 GB-seconds a second (10.24 billed 2.4% more than any function).
+    ("name: fn, kind: lambda, memory_gb: 2", "name: fn, kind: lambda, memory_gb: 10.24",
+     "bad.yaml:12:41: platforms[0].memory_gb: must be <= 10.0, got 10.24"),
 ])
 def test_bad_scenario_exit_4(runner: CliRunner, tmp_path: Path, old: str, new: str, expected: str) -> None:
     """Each bad input in issue 5 exits 4 with file:line:col: path: message and no traceback."""

@@ -197,7 +197,8 @@ class LambdaPlatform(FiniteModel):
 
     name: str
     kind: Literal["lambda"]
-    memory_gb: float = Field(3.0, gt=0, le=10.24)
+    # AWS allows 128 MB to 10,240 MB and bills GB-seconds of 1,024 MB: 0.125 to 10 GB here.
+    memory_gb: float = Field(3.0, ge=0.125, le=10.0)
     arch: Literal["x86", "arm"] = "x86"
     keep_alive: Duration = 600.0
     provisioned_concurrency: int = Field(0, ge=0)
@@ -227,12 +228,15 @@ class HpaAutoscaler(FiniteModel):
     """The Kubernetes Horizontal Pod Autoscaler on utilisation of the pods' request slots."""
 
     kind: Literal["hpa"] = "hpa"
-    target_utilization: float = Field(0.7, gt=0, le=1)
-    sync_period_s: float = Field(15.0, gt=0)
-    scale_down_stabilization_s: float = Field(300.0, ge=0)
+    # Bounds past which the arithmetic overflows (a 1e-320 target or a 1e308 percent was exit 5), well past
+    # any real setting: Kubernetes caps the stabilization window at an hour.
+    target_utilization: float = Field(0.7, ge=0.01, le=1)
+    sync_period_s: float = Field(15.0, gt=0, le=3600)
+    scale_down_stabilization_s: float = Field(300.0, ge=0, le=3600)
     tolerance: float = Field(0.1, ge=0, lt=1)
-    scale_up_pods: int = Field(4, ge=1, description="scale-up policy: at most this many pods per 15 s ...")
-    scale_up_percent: float = Field(100.0, gt=0, description="... or this percent, whichever is more")
+    scale_up_pods: int = Field(4, ge=1, le=MAX_INSTANCES,
+                               description="scale-up policy: at most this many pods per 15 s ...")
+    scale_up_percent: float = Field(100.0, gt=0, le=10_000, description="... or this percent, whichever is more")
 
 
 class FixedReplicas(FiniteModel):
@@ -248,7 +252,7 @@ class _ClusterPlatform(FiniteModel):
     node: str = Field(description="EC2 instance type, priced under ec2 in the pricing table")
     pods_per_node: int = Field(1, ge=1)
     node_provision_s: StartSeconds = 90.0
-    node_scale_down_s: float = Field(600.0, ge=0, description="an empty node is removed after this long")
+    node_scale_down_s: float = Field(600.0, ge=0, le=86_400, description="an empty node is removed after this long")
     control_plane: bool = Field(True, description="bill the EKS control-plane fee to this service")
 
 
@@ -270,16 +274,18 @@ class KnativePlatform(_ClusterPlatform):
     """Knative Serving on Kubernetes with the Knative Pod Autoscaler (KPA) and scale to zero."""
 
     kind: Literal["knative"]
+    # Knative takes a container concurrency up to 1,000; a target of 1e-320 overflowed (exit 5).
     target_concurrency: float | None = Field(
-        None, gt=0, description="soft target per pod (default: container_concurrency if set, else Knative's 100)")
-    target_utilization: float = Field(0.7, gt=0, le=1)
-    container_concurrency: int | None = Field(None, ge=1, description="hard per-pod limit (default: target)")
+        None, ge=0.01, le=1000,
+        description="soft target per pod (default: container_concurrency if set, else Knative's 100)")
+    target_utilization: float = Field(0.7, ge=0.01, le=1)
+    container_concurrency: int | None = Field(None, ge=1, le=1000, description="hard per-pod limit (default: target)")
     # Knative's own bounds: the stable window from 6 s to 1 h, the panic window at most that (its 1-100%).
     stable_window_s: float = Field(60.0, ge=6, le=3600)
     panic_window_s: float = Field(6.0, gt=0, le=3600, description="at most stable_window_s")
-    panic_threshold: float = Field(2.0, gt=1, description="panic when panic-window demand / ready >= this")
-    scale_to_zero_grace_s: float = Field(30.0, ge=0)
-    tick_s: float = Field(2.0, gt=0)
+    panic_threshold: float = Field(2.0, gt=1, le=10, description="panic when panic-window demand / ready >= this")
+    scale_to_zero_grace_s: float = Field(30.0, ge=0, le=3600)
+    tick_s: float = Field(2.0, gt=0, le=60)
     min_scale: int = Field(0, ge=0)
     max_scale: int = Field(100, ge=1)
     pod_startup_s: StartSeconds = 5.0
