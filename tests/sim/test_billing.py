@@ -326,3 +326,20 @@ def test_cloud_run_bills_idle_min_instances_not_idle_instances_above_the_minimum
     # The old rule: every idle instance-second, capped at min_instances x the window.
     old = min(run.instance_seconds - run.busy_instance_seconds, 6600.0)
     assert old > run.idle_min_seconds + 100  # the second instance idled ~900 s after each burst
+
+
+def test_cloud_run_idle_min_instances_take_their_own_rate(make_scenario: Callable[..., Scenario]) -> None:
+    """Under request billing Google bills an idle minimum instance at a lower rate than the default: the
+    pricing table's idle_min prices apply when given (the instance-billing rates stand in otherwise, an upper
+    bound; found by a review pass)."""
+    platform = {"name": "run", "kind": "cloud_run", "vcpu": 1, "memory_gib": 2, "min_instances": 1}
+    workload = {"kind": "poisson", "rate": "0.01/s"}
+    default = simulate(make_scenario(duration="2h", workload=workload, platforms=[platform]), seed=3)
+    idle = {"usd": 0.0000025, "as_of": "2026-11-25", "source": "test"}
+    cheaper = simulate(make_scenario(duration="2h", workload=workload, platforms=[platform],
+                                     pricing={"cloud_run": {"idle_min_vcpu_second": idle,
+                                                            "idle_min_gib_second": idle}}), seed=3)
+    before, after = default.platform("run")["cost_provisioned_idle"], cheaper.platform("run")["cost_provisioned_idle"]
+    assert before > 0
+    assert after / before == pytest.approx((1 * 0.0000025 + 2 * 0.0000025) / (1 * 0.000018 + 2 * 0.000002),
+                                           rel=1e-9)

@@ -59,6 +59,10 @@ class CloudRunPrices(FiniteModel):
     free_requests_per_month: Price
     free_instance_vcpu_seconds_per_month: Price  # instance billing has a free tier of its own
     free_instance_gib_seconds_per_month: Price
+    # Under request billing Google bills an idle minimum instance "at a lower rate" (its min-instances page);
+    # left out, the instance-billing rates stand in for it, an upper bound.
+    idle_min_vcpu_second: Price | None = None
+    idle_min_gib_second: Price | None = None
 
 
 class EksPrices(FiniteModel):
@@ -82,6 +86,8 @@ class PriceTable(FiniteModel):
             fields = type(value).model_fields if not isinstance(value, dict) else {}
             items = value.items() if isinstance(value, dict) else ((k, getattr(value, k)) for k in fields)
             for key, price in items:
+                if price is None:  # an optional price left out
+                    continue
                 if isinstance(price, dict):
                     out += [(f"{section}.{key}.{sub}", p) for sub, p in price.items()]
                 else:

@@ -344,8 +344,10 @@ def _run_pool(p: Platform, sc: Scenario, prices: PriceTable, a: np.ndarray, s: n
             cost["compute"] = vcpu_s * cr.request_vcpu_second.usd + gib_s * cr.request_gib_second.usd
             cost["requests"] = billed_req * cr.requests_per_million.usd / 1e6
             cost["gpu"] = seconds * gpu_price
-            cost["provisioned_idle"] = run.idle_min_seconds * (p.vcpu * cr.instance_vcpu_second.usd
-                                               + p.memory_gib * cr.instance_gib_second.usd + gpu_price)
+            idle_vcpu = (cr.idle_min_vcpu_second or cr.instance_vcpu_second).usd
+            idle_gib = (cr.idle_min_gib_second or cr.instance_gib_second).usd
+            cost["provisioned_idle"] = run.idle_min_seconds * (p.vcpu * idle_vcpu + p.memory_gib * idle_gib
+                                                               + gpu_price)
         out["usage_instance_seconds"] = run.instance_seconds
         out["usage_billed_instance_seconds"] = seconds
     else:
