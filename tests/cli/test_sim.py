@@ -384,6 +384,18 @@ def test_sparse_timestamps_trace(runner: CliRunner, tmp_path: Path) -> None:
     assert "trace arrivals built: 2 over 2e+12 s" in " ".join(result.stderr.split())
 
 
+def test_compare_says_when_it_cuts_the_warm_up(runner: CliRunner, scenario_file: Path) -> None:
+    """A shorter run per rate takes at most a tenth of it as warm-up, and says so: it moved more of the
+    autoscalers' ramp-up into what is measured without a word (found by a review pass)."""
+    result = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.5/s..1/s", "--points", "2",
+                                 "-r", "1", "--duration", "10m"])
+    assert result.exit_code == 0, result.output
+    assert "warm-up 2m cut to 1m, a tenth of the 10m simulated per rate" in " ".join(result.stderr.split())
+    kept = runner.invoke(app, ["sim", "compare", str(scenario_file), "--rates", "0.5/s..1/s", "--points", "2",
+                               "-r", "1", "--duration", "20m"])
+    assert kept.exit_code == 0 and "warm-up" not in kept.stderr
+
+
 def test_bad_rates_option_exit_4(runner: CliRunner, scenario_file: Path) -> None:
     """`--rates` with a zero, negative or reversed range is bad input."""
     for rates in ("0/s..10/s", "10/s..1/s", "-1/s..1/s", "fast"):

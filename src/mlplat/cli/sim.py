@@ -242,7 +242,11 @@ def compare(ctx: typer.Context, scenario: ScenarioArg,
         out.warn(f"simulating {format_duration(seconds)} per rate (not {format_duration(prepared.scenario.duration)}),"
                  f" {why}; pass --duration to choose")
     if seconds != prepared.scenario.duration:
-        update = {"duration": seconds, "warmup": min(prepared.scenario.warmup, seconds / 10)}
+        warmup = min(prepared.scenario.warmup, seconds / 10)
+        if warmup < prepared.scenario.warmup:  # said, as it moves more of the ramp-up into what is measured
+            out.warn(f"warm-up {format_duration(prepared.scenario.warmup)} cut to {format_duration(warmup)}, a "
+                     f"tenth of the {format_duration(seconds)} simulated per rate")
+        update = {"duration": seconds, "warmup": warmup}
         prepared = replace(prepared, scenario=prepared.scenario.model_copy(update=update))
     grid = np.geomspace(lo, hi, points)
     with out.progress("rates", total=points) as advance:
