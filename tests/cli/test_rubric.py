@@ -405,3 +405,14 @@ def test_a_title_with_brackets_is_shown_as_written(runner: CliRunner, tmp_path: 
     result = runner.invoke(app, ["rubric", "score", str(path), "--draws", "100"])
     assert result.exit_code == 0, result.output
     assert "Serving [/v2] [bold]x" in result.stdout
+
+
+def test_a_share_of_draws_is_never_rounded_to_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    """Build wins a few draws in 10,000: the tables say '<0.1%', not '0.0%', in the terminal and in the
+    decision record (found by a review pass)."""
+    record = tmp_path / "d.md"
+    result = runner.invoke(app, ["rubric", "score", str(EXAMPLE), "--report", str(record)])
+    assert result.exit_code == 0, result.output
+    build = [line for line in result.stdout.splitlines() if line.startswith("│ build") and "%" in line]
+    assert build and "<0.1%" in build[0] and "0.0%" not in build[0]
+    assert "| build | <0.1% |" in record.read_text()

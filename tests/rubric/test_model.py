@@ -157,9 +157,14 @@ def _ahp_file(write_rubric: Callable[..., Path], ahp: str) -> Path:
          r"r\.yaml:7:17: weights_ahp\.cost\.speed: expected a number, got true"),
         # Its reciprocal is inf: refused later, by the eigenvector step, with no file or place.
         (AHP.replace("speed: 2,", "speed: '1e-320',"),
-         r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must have a finite reciprocal, got 1e-320"),
+         r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be from 1e-09 to 1e\+09 \(Saaty's scale runs "
+         r"from 1/9 to 9\), got 1e-320"),
+        # The eigenvector solver broke down: a negative consistency ratio passed --strict (a review pass).
+        (AHP.replace("speed: 2,", "speed: 1.0e+300,"),
+         r"r\.yaml:7:17: weights_ahp\.cost\.speed: a judgement must be from 1e-09 to 1e\+09 .*got 1e\+300"),
     ],
-    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number", "true", "tiny"],
+    ids=["zero", "negative", "contradicts-reciprocal", "unknown", "missing-pair", "not-a-number", "true", "tiny",
+         "huge"],
 )
 def test_bad_ahp(write_rubric: Callable[..., Path], ahp: str, expected: str) -> None:
     """Bad Saaty judgements are errors at the judgement."""

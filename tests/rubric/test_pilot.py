@@ -172,3 +172,15 @@ def test_every_phase_command_exists_in_the_cli(write_rubric: Callable[..., Path]
             # --help is eager, but unknown options still fail parsing first (exit 2).
             result = runner.invoke(app, [*args, "--help"])
             assert result.exit_code == 0, (command, result.output)
+
+
+def test_a_cost_criterion_s_weak_end_is_its_5_and_heavier_weights_come_first() -> None:
+    """Buy is weakest on lock-in (a cost: it scores 4): the plan quotes the guide's 5, not its 1 ('open APIs,
+    leave in a week', the best there is); of the criteria tied at 0, the heavier (security, 0.15) comes
+    before enablement (0.10), not the first in the alphabet (found by a review pass)."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "rubric" / "serving-platform.yaml"
+    rubric = load_rubric(example)
+    plan = render_pilot(rubric, score_rubric(rubric, draws=200), option="buy", start=date(2026, 12, 1))
+    weak = [line for line in plan.splitlines() if line.startswith("- Weak on")]
+    assert "**Vendor lock-in risk**" in weak[0] and "(a 5 here means: proprietary formats" in weak[0]
+    assert "**Security and compliance**" in weak[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from numpy.testing import assert_allclose
@@ -258,3 +259,23 @@ def test_scores_that_do_not_normalise_to_finite_numbers_are_refused(write_rubric
     with pytest.raises(ConfigError, match=r"r\.yaml:4:5: criteria\[1\]: the scores of criterion 'speed' do not "
                                           "normalise to finite numbers"):
         score_rubric(rubric.model_copy(update={"options": options}), draws=0)
+
+
+@pytest.mark.parametrize("method", ["wsm", "topsis"])
+def test_a_margin_too_small_for_its_crossing_is_a_tie_and_a_larger_one_names_its_crossing(tmp_path: Path,
+                                                                                          method: str) -> None:
+    """Two options mirror each other: x wins while weight a > 0.5. A margin of 2e-10 was a win whose crossing,
+    1e-10 away, was taken for rounding: 'no single weight change makes another option win' (a review
+    pass). It is a tie now; a margin of 2e-9 is a win whose crossing at 0.5 is reported."""
+    def scored(a: str, b: str) -> Any:
+        path = tmp_path / "r.yaml"
+        path.write_text(f"title: t\nmethod: {method}\ncriteria:\n  - {{id: a, direction: benefit, weight: {a}}}\n"
+                        f"  - {{id: b, direction: benefit, weight: {b}}}\noptions:\n"
+                        "  - {id: x, scores: {a: 1, b: 0}}\n  - {id: y, scores: {a: 0, b: 1}}\n")
+        return score_rubric(load_rubric(path), draws=0)
+
+    assert scored("0.5000000001", "0.4999999999").decision.tie
+    win = scored("0.500000001", "0.499999999")
+    assert not win.decision.tie and win.decision.winner == "x"
+    # The margin is printed, not rounded to the "0.000" of a tie.
+    assert win.decision.sentence == "x wins by a margin of 2e-09; y overtakes it if the b weight rises above 0.5"

@@ -27,6 +27,8 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite files that
 
 def render(result: RubricResult) -> Group:
     """Rich tables for a scored rubric: ranking with contributions, TCO by year, sensitivity, decision."""
+    from mlplat.rubric._score import margin_text, share_cell
+
     criteria = list(result.criteria)
     parts: list[object] = []
     rows = [[r.rank, r.option, f"{r.score:.4f}", *(f"{r.contributions[c]:.3f}" for c in criteria)]
@@ -48,7 +50,8 @@ def render(result: RubricResult) -> Group:
                                 rows, numeric=range(1, horizon + 3)))
     s = result.sensitivity
     if s.p_best is not None:
-        rows = [[o, f"{p:.1%}", *(f"{q:.1%}" for q in (s.rank_distribution or {})[o])] for o, p in s.p_best.items()]
+        rows = [[o, share_cell(p), *(share_cell(q) for q in (s.rank_distribution or {})[o])]
+                for o, p in s.p_best.items()]
         parts.append(make_table(f"Monte Carlo: {s.draws:,} draws, seed {s.seed}, Dirichlet({s.concentration:g} × w)",
                                 ["option", "P(best)", *(f"rank {k + 1}" for k in range(len(s.p_best)))], rows,
                                 numeric=range(1, 2 + len(s.p_best))))
@@ -60,7 +63,7 @@ def render(result: RubricResult) -> Group:
     for r in s.rank_reversals:
         parts.append(Text(f"Rank reversal: removing {r.removed} turns {' > '.join(r.before)} into "
                           f"{' > '.join(r.after)}", style="yellow"))
-    parts.append(Text(f"Decision: {result.decision.sentence}. Margin {result.decision.margin:.4f} over "
+    parts.append(Text(f"Decision: {result.decision.sentence}. Margin {margin_text(result.decision.margin)} over "
                       f"{result.decision.runner_up}.", style="bold"))
     return Group(*parts)  # type: ignore[arg-type]  # rich renderables
 

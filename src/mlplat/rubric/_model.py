@@ -25,6 +25,8 @@ Id = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", descriptio
 # Judgements that differ by less than this from the reciprocal of their mirror entry count as equal:
 # YAML users write 0.333 for 1/3.
 _RECIPROCAL_RTOL = 0.01
+# The smallest judgement (and 1 / it the largest): Saaty's scale runs from 1/9 to 9.
+MIN_JUDGEMENT = 1e-9
 
 
 class Triangular(ConfigModel):
@@ -359,8 +361,11 @@ def pairwise_matrix(judgements: dict[str, dict[str, float | str]], ids: list[str
                 raise ConfigError(f"unknown criterion {col!r}; criteria are: {', '.join(ids)}", path=where)
             if not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"a judgement must be > 0, got {value!r}", path=where)
-            if not math.isfinite(1.0 / value):  # its mirror would be inf, refused later without a place
-                raise ConfigError(f"a judgement must have a finite reciprocal, got {value!r}", path=where)
+            if not MIN_JUDGEMENT <= value <= 1.0 / MIN_JUDGEMENT:
+                # A mirror of inf was refused later without a place; past about 1e200 the eigenvector solver
+                # broke down and gave a negative consistency ratio, which passed --strict.
+                raise ConfigError(f"a judgement must be from {MIN_JUDGEMENT:g} to {1 / MIN_JUDGEMENT:g} (Saaty's "
+                                  f"scale runs from 1/9 to 9), got {value!r}", path=where)
             i, j = index[row], index[col]
             if i == j:
                 if not math.isclose(value, 1.0, rel_tol=_RECIPROCAL_RTOL):

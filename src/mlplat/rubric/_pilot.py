@@ -114,10 +114,13 @@ def _risks(rubric: Rubric, result: RubricResult, option: str) -> list[str]:
     ranked = result.option(option)
     strengths = [(ranked.contributions[c] / w, c) for c, w in result.weights.items() if w > 0]
     risks = []
-    for value, criterion_id in sorted(strengths)[:2]:
+    # Weakest first; among equals, the heavier weight first (a tie went to the alphabet).
+    for value, criterion_id in sorted(strengths, key=lambda s: (s[0], -result.weights[s[1]], s[1]))[:2]:
         criterion = rubric.criterion(criterion_id)
-        low = criterion.guide.get(1) if criterion.source is None else None
-        detail = f" (a 1 here means: {low})" if low else ""
+        # The guide's weak end: a 1 for a benefit, a 5 for a cost (a cost's 1 is the best score there is).
+        weak = 5 if criterion.direction == "cost" else 1
+        low = criterion.guide.get(weak) if criterion.source is None else None
+        detail = f" (a {weak} here means: {low})" if low else ""
         risks.append(f"Weak on **{criterion.label}**: normalised {value:.2f} of 1, weight "
                      f"{result.weights[criterion_id]:.2f}{detail}. Measure it first in the pilot.")
     if option == result.decision.winner:

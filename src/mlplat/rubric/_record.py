@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlplat.plots import pyplot, save_figure
 from mlplat.rubric._model import Rubric
-from mlplat.rubric._score import RubricResult, tied_with_winner
+from mlplat.rubric._score import RubricResult, margin_text, share_cell, tied_with_winner
 from mlplat.rubric._sensitivity import weight_text
 
 __all__ = ["decision_record", "plot_result"]
@@ -59,7 +59,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
     if s.p_best is not None:
         out += [f"{s.draws:,} draws (seed {s.seed}): weights from Dirichlet({s.concentration:g} × w), scores "
                 "from their triangular ranges.", ""]
-        out += [_table(["option", "P(best)"], [[o, f"{p:.1%}"] for o, p in s.p_best.items()]), ""]
+        out += [_table(["option", "P(best)"], [[o, share_cell(p)] for o, p in s.p_best.items()]), ""]
     rows = [[result.criteria[c.criterion], f"{c.weight:.3f}",
              c.at_text, c.new_winner or "-"]
             for c in s.crossovers]
@@ -80,7 +80,7 @@ def decision_record(rubric: Rubric, result: RubricResult) -> str:
             out += [f"  - {line}" for line in option.consequences] or ["  - _none listed_"]
     else:
         winner = rubric.option(result.decision.winner)
-        out += [f"**{winner.label}**, by {result.decision.margin:.4f} over {result.decision.runner_up}. "
+        out += [f"**{winner.label}**, by {margin_text(result.decision.margin)} over {result.decision.runner_up}. "
                 f"{result.decision.sentence}.", "", "## Consequences", ""]
         out += [f"- {line}" for line in winner.consequences] or ["- _List them under the option's `consequences`._"]
     out += ["", "## What would change it", ""]

@@ -204,13 +204,37 @@ def _share_of_draws(p: float) -> str:
     return f"{p:.1%}" if p < 0.9995 else "over 99.9%"
 
 
+def margin_text(margin: float) -> str:
+    """A score margin as printed: four decimals, or two significant figures under 0.00005 (a win by 2e-9
+    printed "0.0000", which read as a tie it is not).
+
+    >>> margin_text(0.0812), margin_text(2e-9), margin_text(0.0)
+    ('0.0812', '2e-09', '0.0000')
+    """
+    return f"{margin:.4f}" if margin == 0 or margin >= 5e-5 else f"{margin:.2g}"
+
+
+def share_cell(p: float) -> str:
+    """A share of draws in a table: one decimal, never rounding a win or a loss away (it printed 0.0% for
+    0.03% of draws and would have printed 100.0% for 99.96%).
+
+    >>> share_cell(0.7612), share_cell(0.0003), share_cell(0.9996), share_cell(0.0), share_cell(1.0)
+    ('76.1%', '<0.1%', '>99.9%', '0.0%', '100.0%')
+    """
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    if 0.9995 <= p < 1:
+        return ">99.9%"
+    return f"{p:.1%}"
+
+
 def _sentence(winner: str, tied: list[str], p_best: dict[str, float] | None, draws: int, nearest: Crossover | None,
               labels: dict[str, str], margin: float) -> str:
     if tied:
         names = ", ".join([winner, *tied[:-1]]) + f" and {tied[-1]}"
         return f"no winner: {names} tie on score; add a criterion or score more finely to separate them"
     head = (f"{winner} wins in {_share_of_draws(p_best[winner])} of {draws:,} draws" if p_best is not None
-            else f"{winner} wins by a margin of {margin:.3f}")
+            else f"{winner} wins by a margin of {margin_text(margin)}")
     if nearest is None or nearest.winner_changes_at is None:
         return head + "; no single weight change in [0, 1] makes another option win"
     return (f"{head}; {nearest.new_winner} overtakes it if the {labels[nearest.criterion]} weight {nearest.verb} "
@@ -275,7 +299,7 @@ def score_rubric(rubric: Rubric, *, method: str | None = None, normalization: st
 
     weights, ahp_result = rubric_weights(rubric)
     if ahp_result is not None and not ahp_result.consistent:
-        message = (f"AHP consistency ratio {ahp_result.cr:.3f} > {CR_LIMIT:.2f}: the judgements contradict "
+        message = (f"AHP consistency ratio {ahp_result.cr:.4f} > {CR_LIMIT:.2f}: the judgements contradict "
                    "each other; revise them")
         if strict:
             raise rubric.error(("weights_ahp",), message + " (--strict)")

@@ -25,9 +25,13 @@ _BLOCK = 20_000  # draws scored at once: bounds memory at ~ _BLOCK * m * n * 8 b
 _RANK_CELLS = _BLOCK * 64  # ranking a block takes (draws, m, m) arrays: more than 8 options, fewer draws
 _GRID = 1001  # TOPSIS crossovers: grid points in [0, 1] before bisection
 _BISECT = 50
-_EDGE = 1e-9  # roots this close to 0, 1 or the current weight are rounding, not crossings
+_EDGE = 1e-10  # roots this close to 0, 1 or the current weight are rounding, not crossings
 _PAST = 1e-7  # how far past a crossing the new winner is read
-TIE = 1e-12  # scores closer than this are a tie: any order between them is only the order of the file
+# Scores closer than this are a tie: any order between them is only the order of the file. A score moves at
+# most 2 per unit of one weight, so a margin over TIE puts the crossing over TIE / 2 > _EDGE away: it was
+# 1e-12 against an _EDGE of 1e-9, and a margin of 2e-10 was a win whose crossing at 1e-10 was skipped
+# ("no single weight change makes another option win").
+TIE = 1e-9
 
 
 def weight_text(weight: float | None) -> str:
