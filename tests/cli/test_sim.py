@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from mlplat.cli import ExitCode, app
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sim"
+
 BASE = """\
 duration: 30m
 warmup: 2m
@@ -231,7 +233,8 @@ def test_init_validate_schema(runner: CliRunner, tmp_path: Path) -> None:
      "max_concurrency: 10", "bad.yaml:12:90: platforms[0].max_concurrency: must be >= provisioned_concurrency (20), "
      "got 10"),
     ("name: fn, kind: lambda, memory_gb: 2", "name: fn, kind: lambda, memory_gb: 1",
-     "bad.yaml:12:41: platforms[0].memory_gb: must be >= service.memory_gb (2), got 1"),
+     "bad.yaml:12:41: platforms[0].memory_gb: must hold service.memory_gb (2 GB = 1.86 of AWS's GB of 1,024 MB), "
+     "got 1"),
     ("memory_gib: 4,", "memory_gib: 1,",
      "bad.yaml:13:55: platforms[1].memory_gib: must hold service.memory_gb (2 GB = 1.86 GiB), got 1 GiB"),
     # Knative's own bounds on the KPA windows (a stable window of years once took the simulation forever).
@@ -382,6 +385,18 @@ def test_sparse_timestamps_trace(runner: CliRunner, tmp_path: Path) -> None:
                                  "--duration", "10m"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "trace arrivals built: 2 over 2e+12 s" in " ".join(result.stderr.split())
+
+
+def test_a_lambda_of_10_gb_holds_a_service_of_10_2_decimal_gb(runner: CliRunner, tmp_path: Path) -> None:
+    """AWS's 10 GB is 10,240 MB, 10.7 decimal GB: it holds a 10.2 GB model (compared as numbers it could not,
+    and 10.24 is refused, so no Lambda could; found by the diff review)."""
+    text = (EXAMPLES / "steady.yaml").read_text().replace("memory_gb: 2\n", "memory_gb: 10.2\n", 1)
+    text = text.replace("kind: lambda, memory_gb: 3", "kind: lambda, memory_gb: 10")
+    text = text.replace("memory_gib: 4", "memory_gib: 10")
+    path = tmp_path / "big.yaml"
+    path.write_text(text)
+    result = runner.invoke(app, ["sim", "validate", str(path)])
+    assert result.exit_code == 0, result.output
 
 
 def test_compare_says_when_it_cuts_the_warm_up(runner: CliRunner, scenario_file: Path) -> None:

@@ -343,3 +343,10 @@ def test_cloud_run_idle_min_instances_take_their_own_rate(make_scenario: Callabl
     assert before > 0
     assert after / before == pytest.approx((1 * 0.0000025 + 2 * 0.0000025) / (1 * 0.000018 + 2 * 0.000002),
                                            rel=1e-9)
+    # Without idle prices, the instance rates in use stand in: an overlay that lowers them lowers the idle
+    # bill too (the bundled table once set the idle rows itself, and an overlay left them; diff review).
+    lower = {"as_of": "2026-11-25", "source": "test"}
+    overlay = simulate(make_scenario(duration="2h", workload=workload, platforms=[platform], pricing={"cloud_run": {
+        "instance_vcpu_second": {"usd": 0.6 * 0.000018, **lower},
+        "instance_gib_second": {"usd": 0.6 * 0.000002, **lower}}}), seed=3)
+    assert overlay.platform("run")["cost_provisioned_idle"] / before == pytest.approx(0.6, rel=1e-9)

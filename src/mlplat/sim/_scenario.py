@@ -329,9 +329,10 @@ class Scenario(FiniteModel):
         seen: dict[str, int] = {}
         need = self.service.memory_gb
         for index, platform in enumerate(self.platforms):
-            if isinstance(platform, LambdaPlatform) and platform.memory_gb < need:
-                raise ConfigError(f"must be >= service.memory_gb ({need:g}), got {platform.memory_gb:g}",
-                                  path=("platforms", index, "memory_gb"))
+            # A Lambda's memory_gb is AWS's GB of 1,024 MB (10 GB is its 10,240 MB); the service's is decimal.
+            if isinstance(platform, LambdaPlatform) and platform.memory_gb * GB_PER_GIB < need:
+                raise ConfigError(f"must hold service.memory_gb ({need:g} GB = {need / GB_PER_GIB:.3g} of AWS's GB "
+                                  f"of 1,024 MB), got {platform.memory_gb:g}", path=("platforms", index, "memory_gb"))
             if isinstance(platform, CloudRunPlatform) and platform.memory_gib * GB_PER_GIB < need:
                 raise ConfigError(f"must hold service.memory_gb ({need:g} GB = {need / GB_PER_GIB:.3g} GiB), "
                                   f"got {platform.memory_gib:g} GiB", path=("platforms", index, "memory_gib"))
