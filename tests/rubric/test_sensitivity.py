@@ -264,3 +264,15 @@ def test_a_printed_crossover_is_exact_on_a_step_and_never_one() -> None:
             assert crossover.at_text == f"{at:g}", (at, crossover.direction, crossover.at_text)
             assert shown < 1
     assert Crossover("c", 0.5, 0.9996, "x").at_text == "0.9996"
+
+
+def test_topsis_reports_no_crossing_where_two_scores_are_equal_to_the_last_bit() -> None:
+    """Alpha and beta tie only at a speed weight of exactly 0; below about 1e-8 their TOPSIS scores are the
+    same float, and argmax's first-listed pick read as a crossing at 6.45e-9 (found by the diff review)."""
+    matrix = np.array([[5.0, 1.0, 4.0], [2.0, 2.0, 3.0]])
+    cost = np.array([True, False, False])
+    weights = np.array([0.475, 0.05, 0.475])
+    found = crossovers(matrix, cost, weights, ["price", "speed", "safety"], ["alpha", "beta"], method="topsis",
+                       normalization="minmax")
+    assert found[1].winner_changes_at is None
+    assert found[0].winner_changes_at is not None and found[2].winner_changes_at is not None

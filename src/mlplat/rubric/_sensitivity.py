@@ -311,23 +311,30 @@ def _numeric_crossing(v: FloatArray, weights: FloatArray, k: int, winner: int, m
     rounding of 0, 1 or the current weight is not a change.
     """
     tied = _tied_with(v, weights, winner, method)
+    if tied.all():
+        return None
+
+    def overtaken(scores: FloatArray) -> BoolArray:
+        # An option outside the leading group ahead of all of it by more than TIE. Where two options' scores
+        # are equal to the last bit (a weight of 1e-9 changes nothing), argmax picks the first listed, which
+        # read as a crossing at 6.45e-9 (found by the diff review).
+        return np.asarray(scores[..., ~tied].max(axis=-1) - scores[..., tied].max(axis=-1) > TIE)
+
     # Open interval (a tie at 0 or 1 is not a change), with points packed towards both ends: a winner that
     # changes only past 0.999 (or before 0.001) fell between the last grid point and 1, and read as none.
     edges = np.geomspace(10 * _EDGE, 1.0 / (_GRID - 1), 20)
     grid = np.unique(np.concatenate([edges, np.linspace(0.0, 1.0, _GRID)[1:-1], 1.0 - edges]))
-    best = np.argmax(scorer(method)(v[None, :, :], _rescaled(weights, k, grid)), axis=1)
-    changed = np.flatnonzero(~tied[best])
+    changed = np.flatnonzero(overtaken(scorer(method)(v[None, :, :], _rescaled(weights, k, grid))))
     if changed.size == 0:
         return None
     target = changed[np.argmin(np.abs(grid[changed] - weights[k]))]
     inside, outside = float(np.clip(weights[k], 0, 1)), float(grid[target])
     for _ in range(_BISECT):
         middle = 0.5 * (inside + outside)
-        s = scorer(method)(v, _rescaled(weights, k, np.array([middle]))[0])
-        if tied[int(np.argmax(s))]:
-            inside = middle
-        else:
+        if overtaken(scorer(method)(v, _rescaled(weights, k, np.array([middle]))[0])):
             outside = middle
+        else:
+            inside = middle
     at = 0.5 * (inside + outside)
     if at <= _EDGE or at >= 1.0 - _EDGE or abs(at - weights[k]) <= _EDGE:
         return None
