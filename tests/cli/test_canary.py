@@ -310,6 +310,9 @@ MALFORMED_URLS = [
     # A malformed URL with a password in it printed the password (from the diff review).
     ("http://user:s3cret@prom:99999/", "got 'http://***@prom:99999/' (the parser's message is left out: it may "
      "quote the credentials)"),
+    # A token in the query was printed in every later error, and the API path went after it (diff review).
+    ("http://127.0.0.1:9/?token=SECRETTOK", "--prometheus: a query or fragment in the URL is not supported (the API "
+     "path is appended to the URL), got 'http://127.0.0.1:9/?token=***'"),
 ]
 
 

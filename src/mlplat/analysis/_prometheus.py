@@ -26,6 +26,7 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
     params = urllib.parse.urlencode({"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
                                      "step": repr(float(step))})
     endpoint = url.rstrip("/") + "/api/v1/query_range?" + params
+    shown = format_url(url)
     try:
         with urllib.request.urlopen(endpoint, timeout=timeout) as response:
             body = response.read()
@@ -36,24 +37,24 @@ def query_range(url: str, query: str, start: float, end: float, step: float, *, 
         except ValueError:
             doc = None
         if not isinstance(doc, dict):  # not Prometheus's error document: a proxy's page, or JSON text
-            raise ServiceError(f"Prometheus at {url} answered HTTP {exc.code} for {query!r}") from exc
-        raise ServiceError(f"Prometheus at {url} answered status error for {query!r}: "
+            raise ServiceError(f"Prometheus at {shown} answered HTTP {exc.code} for {query!r}") from exc
+        raise ServiceError(f"Prometheus at {shown} answered status error for {query!r}: "
                            f"{doc.get('errorType', 'error')}: {doc.get('error', 'no message')}") from exc
     except TimeoutError as exc:
-        raise ServiceError(f"Prometheus at {url} timed out after {timeout:g}s") from exc
+        raise ServiceError(f"Prometheus at {shown} timed out after {timeout:g}s") from exc
     except urllib.error.URLError as exc:
         if isinstance(exc.reason, TimeoutError | socket.timeout):
-            raise ServiceError(f"Prometheus at {url} timed out after {timeout:g}s") from exc
-        raise ServiceError(f"Prometheus at {url} is unreachable: {exc.reason}") from exc
+            raise ServiceError(f"Prometheus at {shown} timed out after {timeout:g}s") from exc
+        raise ServiceError(f"Prometheus at {shown} is unreachable: {exc.reason}") from exc
     except OSError as exc:
-        raise ServiceError(f"Prometheus at {url} is unreachable: {exc}") from exc
+        raise ServiceError(f"Prometheus at {shown} is unreachable: {exc}") from exc
     except http.client.HTTPException as exc:  # not an OSError: a server that does not speak HTTP, a cut answer
-        raise ServiceError(f"Prometheus at {url} did not answer HTTP ({type(exc).__name__}: {exc!s:.80}); "
+        raise ServiceError(f"Prometheus at {shown} did not answer HTTP ({type(exc).__name__}: {exc!s:.80}); "
                            "is it the Prometheus port?") from exc
     try:
         return json.loads(body)
     except ValueError as exc:
-        raise ServiceError(f"Prometheus at {url} did not answer JSON for {query!r}") from exc
+        raise ServiceError(f"Prometheus at {shown} did not answer JSON for {query!r}") from exc
 
 
 def check_url(url: str, name: str = "Prometheus URL") -> None:
@@ -72,6 +73,9 @@ def check_url(url: str, name: str = "Prometheus URL") -> None:
         # urllib sends no credentials from a URL, and a message would print them: refuse without echoing.
         raise ConfigError(f"{name}: a user or password in the URL is not supported (nothing would send it), got "
                           f"{shown!r}; put Prometheus behind a proxy on loopback that adds them")
+    if parts.query or parts.fragment:  # the API path goes after it: http://h/?token=x/api/v1/... asks nothing
+        raise ConfigError(f"{name}: a query or fragment in the URL is not supported (the API path is appended "
+                          f"to the URL), got {shown!r}; put Prometheus behind a proxy on loopback that adds them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{name}: {expected} (a scheme and a host), got {shown!r}")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
@@ -137,5 +141,6 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     frames = []
     for name, query, _ in _queries(config):
         response = query_range(url, query, start, end, step, timeout=config.prometheus.timeout)
-        frames.append(prometheus_frame(response, name, f"{url} ({name})", arm_label=config.prometheus.arm_label))
-    return CanaryData(_categorical(pd.concat(frames, ignore_index=True)), url)
+        frames.append(prometheus_frame(response, name, f"{format_url(url)} ({name})",
+                                       arm_label=config.prometheus.arm_label))
+    return CanaryData(_categorical(pd.concat(frames, ignore_index=True)), format_url(url))
