@@ -143,20 +143,33 @@ def test_requests_sent_after_their_deadline_put_the_generator_behind() -> None:
     assert behind.generator_lag_p99_ms is not None and behind.generator_lag_p99_ms < 250
 
 
-def test_jitter_under_a_millisecond_or_a_policy_that_serves_late_requests_is_not_sent_late() -> None:
-    """A deadline shorter than the generator's ordinary jitter (0.3 ms) counted every request sent late and
-    the generator behind, and `window`, which serves late requests, was said to refuse them (diff review)."""
+def test_only_policies_that_refuse_late_requests_count_them_sent_late() -> None:
+    """`window` serves a request sent after its deadline (its lag shows in its latency): none sent late, where
+    it was said to refuse them (diff review). `eager` refuses them: all counted, even at 0.4 ms of lag
+    against a 0.001 ms deadline (a 1 ms floor hid the generator's share of rejects at a 0.25 ms one)."""
     start = np.linspace(1.0, 2.9, 200)
     lag = np.full(200, 0.0004)  # 0.4 ms for every request, past a 0.001 ms deadline
     trace = Trace(start, start + 0.002, np.full(200, OK, dtype=np.int8), lag, (1.0, 3.0))
-    for policy in ("eager", "window"):
-        result = _bench.summarize(policy, trace, Meter(lambda xs: xs), offered=100.0, concurrency=None,
-                                  max_batch=4, max_latency_ms=0.001, slo_ms=25)
-        assert (result.sent_late, result.generator_behind) == (0, False)
-    late = Trace(start, start + 0.002, np.full(200, OK, dtype=np.int8), np.full(200, 0.012), (1.0, 3.0))
-    served = _bench.summarize("window", late, Meter(lambda xs: xs), offered=100.0, concurrency=None, max_batch=4,
-                              max_latency_ms=10, slo_ms=1000)
-    assert served.sent_late == 0  # window serves a late request: its lag shows in its latency, not as rejects
+    counted = {policy: _bench.summarize(policy, trace, Meter(lambda xs: xs), offered=100.0, concurrency=None,
+                                        max_batch=4, max_latency_ms=0.001, slo_ms=25)
+               for policy in ("eager", "window")}
+    assert (counted["eager"].sent_late, counted["eager"].generator_behind) == (200, True)
+    assert (counted["window"].sent_late, counted["window"].generator_behind) == (0, False)
+
+
+def test_late_sends_on_schedule_are_not_called_the_generator_falling_behind() -> None:
+    """With a p99 lag of 0.4 ms the generator kept its schedule: the warning says the requests reached the
+    policy after their deadline, not that the generator fell behind (diff review)."""
+    result = _bench.PolicyResult(
+        policy="eager", offered_rps=200.0, concurrency=None, requests=192, throughput_rps=0.0, goodput_rps=0.0,
+        latency_ms={}, miss_rate=1.0, reject_rate=1.0, mean_batch=math.nan, fill_ratio=math.nan, busy_fraction=0.0,
+        generator_lag_p99_ms=0.4, generator_behind=True, sent_late=192)
+    config = BenchConfig(**{**QUICK, "max_latency_ms": 0.25})  # type: ignore[arg-type]
+    point = ProfilePoint(batch=1, ms=0.05)
+    warnings = _bench._run_warnings(config, [point], point, point, [result])
+    assert ("192 of 192 requests reached eager after their deadline (0.25 ms; the generator's p99 lag 0.40 ms), "
+            "and it refuses them at once: that part of its reject rate is the generator's") in warnings
+    assert not any("fell behind" in w for w in warnings)
 
 
 @pytest.mark.parametrize(("throughput", "offered", "warned"), [(0.0, 100.0, True), (89.0, 100.0, True),

@@ -54,11 +54,8 @@ GENERATOR_SHARE = 0.25
 # req/s in ten tries), so the same --rate was refused or run by chance.
 GENERATOR_TRIES = 5
 # A run whose generator sent more than this share of its requests after their deadline had passed is behind:
-# the batchers refuse such a request at once, and their reject rate would be the generator's. Only lags of
-# at least SENT_LATE_MS count: under it is the generator's ordinary jitter (0.3 ms at 200 req/s), which a
-# deadline shorter than one predict (its own warning) would otherwise count as the generator's fault.
+# the batchers refuse such a request at once, and their reject rate would be the generator's.
 SENT_LATE_SHARE = 0.01
-SENT_LATE_MS = 1.0
 # The policies that refuse a request whose deadline passed before dispatch; `none` and `window` serve it.
 DEADLINE_POLICIES = ("deadline", "eager")
 # With fewer measured requests than this, a run's p99.9 (and under a tenth of it, its p99) is only the
@@ -167,7 +164,7 @@ class PolicyResult:
     # Open loop: requests sent in the measured interval per second, the offered rate plus Poisson noise.
     sent_rps: float | None = None
     answered: int = 0  # requests of the interval answered: the samples behind latency_ms
-    sent_late: int = 0  # open loop, deadline and eager: requests sent over 1 ms late and past their deadline
+    sent_late: int = 0  # open loop, deadline and eager: requests sent after their deadline had passed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -330,8 +327,7 @@ def summarize(policy: str, trace: Trace, meter: Meter, *, offered: float | None,
     usage = meter.usage(low, high)
     lag = trace.lag[keep] if trace.lag.size else trace.lag
     lag_p99 = float(np.quantile(lag, 0.99) * 1000.0) if lag.size else None
-    sent_late = (int((lag * 1000.0 >= max(max_latency_ms, SENT_LATE_MS)).sum()) if policy in DEADLINE_POLICIES
-                 else 0)
+    sent_late = int((lag * 1000.0 >= max_latency_ms).sum()) if policy in DEADLINE_POLICIES else 0
     # Neither answered nor refused: still queued when the run stopped waiting (then failed by close), or
     # failed by predict. Each counts as a deadline miss.
     unanswered = int(((status != OK) & (status != REJECTED)).sum())
@@ -514,13 +510,19 @@ def _run_warnings(config: BenchConfig, profile: Sequence[ProfilePoint], best: Pr
     if drift is not None:
         warnings.append(drift)
     for result in results:
-        if result.generator_behind:
+        if not result.generator_behind:
+            continue
+        lag = result.generator_lag_p99_ms or 0.0
+        if lag > 0.25 * config.slo_ms:
             late = (f", {result.sent_late:,} of {result.requests:,} requests sent after their deadline, which "
                     f"{result.policy} refuses at once" if result.sent_late else "")
             warnings.append(f"the load generator fell behind its schedule at {result.offered_rps:,.0f} req/s "
-                            f"({result.policy}: p99 lag {result.generator_lag_p99_ms:.1f} ms{late}); latencies "
-                            "still count from the scheduled arrival, but the offered load was not delivered on "
-                            "schedule")
+                            f"({result.policy}: p99 lag {lag:.1f} ms{late}); latencies still count from the "
+                            "scheduled arrival, but the offered load was not delivered on schedule")
+        else:  # on schedule, but not within deadlines this short: the rejects are the generator's, not the policy's
+            warnings.append(f"{result.sent_late:,} of {result.requests:,} requests reached {result.policy} after "
+                            f"their deadline ({config.max_latency_ms:g} ms; the generator's p99 lag {lag:.2f} ms), "
+                            "and it refuses them at once: that part of its reject rate is the generator's")
     short = short_deadline_warning(config.max_latency_ms, profile, config.policies)
     if short is not None:
         warnings.append(short)
