@@ -64,9 +64,14 @@ def test_config_error_renders_source_and_path() -> None:
     ("redis://user:s3cret@db/0/events?group=g", "redis://***@db/0/events?group=g"),
     ("http://u:p@host:9090", "http://***@host:9090"),
     ("redis://:s3cret@[::1/0", "redis://***@[::1/0"),  # no parser takes it: hidden all the same
-    # redis-py reads ?password=; an @ past the host hides more than it must, never less (from the diff review).
+    # redis-py reads ?password= (and unquotes the key first); from the diff reviews.
     ("redis://db:6379/0?password=s3cret&ssl=true", "redis://db:6379/0?password=***&ssl=true"),
-    ("redis://db:6379/0?password=x@y", "redis://***@y"),
+    ("redis://db:6379/0?password=x@y", "redis://db:6379/0?password=***"),
+    ("redis://db:6379/0?pass%77ord=S3CRET", "redis://db:6379/0?pass%77ord=***"),
+    ("redis://db/0?passphrase=x&auth_mode=y", "redis://db/0?passphrase=x&auth_mode=y"),
+    # An @ after a plain host is the path's (a stream named events@v2), and a path has no user (sqlite).
+    ("redis://h:6379/0/events@v2", "redis://h:6379/0/events@v2"),
+    ("sqlite:///out/a@b.db", "sqlite:///out/a@b.db"),
     # A raw /, ? or # in a password (base64) ended the host for a parser, and the password was shown.
     ("redis://:pa/ss@db:6379/1/events", "redis://***@db:6379/1/events"),
     ("redis://:pa#ss@db:6379/0", "redis://***@db:6379/0"),

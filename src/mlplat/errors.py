@@ -25,6 +25,7 @@ turns the path into ``file:line:column``.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,25 +143,34 @@ class BatcherClosed(BatcherError):
 
 
 def format_url(url: str) -> str:
-    """A URL as messages and results show it: a user and password in it, and a ``password=`` query value,
-    replaced by ``***``.
+    """A URL as messages and results show it: a user and password in it, and a credential query value
+    (``password=``, ``token=``, also percent-encoded), replaced by ``***``.
 
-    Text only, so that a URL no parser takes is hidden too: everything up to the last ``@`` goes, since a
-    password may hold a raw ``/``, ``?`` or ``#`` (a base64 one) that a parser would end the host at. An
-    ``@`` in a path or query hides more than it must, never less.
+    Text only, so that a URL no parser takes is hidden too. A password may hold a raw ``/``, ``?`` or ``#``
+    (a base64 one) that a parser ends the host at: when the text before the first of them is no plain
+    ``host[:port]``, everything up to the last ``@`` goes. An ``@`` after a plain host is the path's
+    (``redis://h:6379/0/events@v2`` stays as it is).
 
     >>> format_url("redis://:s3cret@db:6379/0/events"), format_url("sqlite:///f.db")
     ('redis://***@db:6379/0/events', 'sqlite:///f.db')
-    >>> format_url("redis://db:6379/0?password=s3cret&ssl=true")
-    'redis://db:6379/0?password=***&ssl=true'
+    >>> format_url("redis://db:6379/0?password=s3cret&ssl=true"), format_url("redis://:pa/ss@db/0")
+    ('redis://db:6379/0?password=***&ssl=true', 'redis://***@db/0')
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    if "@" in rest:
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    head = rest[:end]
+    if "@" in head:
+        rest = "***@" + head.rpartition("@")[2] + rest[end:]
+    elif head and "@" in rest and not _PLAIN_HOST.fullmatch(head):  # no host at all (sqlite:///a@b.db): no user
         rest = "***@" + rest.rpartition("@")[2]
-    rest = _SECRET_QUERY.sub(r"\1***", rest)
-    return f"{scheme}://{rest}"
+    return f"{scheme}://{_SECRET_QUERY.sub(_masked_value, rest)}"
+
+
+def _masked_value(match: re.Match[str]) -> str:
+    key = urllib.parse.unquote(match.group(2)).lower()
+    return f"{match.group(1)}{match.group(2)}=***" if key in _SECRET_KEYS else match.group(0)
 
 
 def format_url_error(url: str, exc: BaseException) -> str:
@@ -170,10 +180,13 @@ def format_url_error(url: str, exc: BaseException) -> str:
     >>> format_url_error("redis://:pa#ss@db/0", ValueError("Port could not be cast to integer value as 'pa'"))
     "the parser's message is left out: it may quote the credentials"
     """
-    if "@" in url or _SECRET_QUERY.search(url):
+    if format_url(url) != url:
         return "the parser's message is left out: it may quote the credentials"
     return str(exc)
 
 
-# Query parameters whose value is a credential (redis-py reads ?password=).
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:password|passwd|pwd|pass|secret|token|auth)=)[^&#]*")
+# Query parameters whose value is a credential (redis-py reads ?password=, and unquotes the key first).
+_SECRET_KEYS = {"password", "passwd", "pwd", "pass", "secret", "token", "auth"}
+_SECRET_QUERY = re.compile(r"([?&])([^=&#]*)=[^&#]*")
+# A host name, IPv4 or bracketed IPv6 address, and an optional port: what precedes a URL's path.
+_PLAIN_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(:\d*)?")
