@@ -61,8 +61,7 @@ class ConfigModel(BaseModel):
         if isinstance(data, dict):
             flags = _bools_for_numbers(cls, data, ())
             if flags:
-                raise ValueError("; ".join(f"{format_path(path)}: expected a number, got {str(flag).lower()}"
-                                           for path, flag in flags))
+                raise ValueError("; ".join(f"{format_path(path)}: {_not_a_number(flag)}" for path, flag in flags))
         return data
 
     @classmethod
@@ -371,6 +370,10 @@ def _branch(tp: Any, value: Any) -> Any:
     return fits[0] if len(fits) == 1 else None
 
 
+def _not_a_number(flag: bool) -> str:
+    return f"expected a number, got {str(flag).lower()}"
+
+
 def _bools_for_numbers(tp: Any, value: Any, path: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], bool]]:
     """Where the document has YAML's ``true``/``false`` in a field that takes a number.
 
@@ -408,8 +411,7 @@ def validate_document(doc: YamlDocument, model: type[M]) -> M:
         raise doc.error((), f"expected a YAML mapping at the top level, got a {kind}")
     flags = _bools_for_numbers(model, doc.data, ())
     if flags:
-        lines = [_locate(doc, path, f"expected a number, got {str(flag).lower()}")
-                 for path, flag in flags[:_MAX_ERRORS]]
+        lines = [_locate(doc, path, _not_a_number(flag)) for path, flag in flags[:_MAX_ERRORS]]
         if len(flags) > _MAX_ERRORS:
             lines.append(f"... and {len(flags) - _MAX_ERRORS} more errors")
         raise ConfigError("\n".join(lines))

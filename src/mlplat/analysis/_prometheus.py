@@ -139,8 +139,8 @@ def fetch_prometheus(config: CanaryConfig, url: str, *, start: float, end: float
     if step <= 0:
         raise DataError(f"--step must be > 0, got {step:g}")
     frames = []
+    shown = format_url(url)
     for name, query, _ in _queries(config):
         response = query_range(url, query, start, end, step, timeout=config.prometheus.timeout)
-        frames.append(prometheus_frame(response, name, f"{format_url(url)} ({name})",
-                                       arm_label=config.prometheus.arm_label))
-    return CanaryData(_categorical(pd.concat(frames, ignore_index=True)), format_url(url))
+        frames.append(prometheus_frame(response, name, f"{shown} ({name})", arm_label=config.prometheus.arm_label))
+    return CanaryData(_categorical(pd.concat(frames, ignore_index=True)), shown)

@@ -103,7 +103,6 @@ class Tco(ConfigModel):
     discount_rate: Annotated[Finite, Field(gt=MIN_DISCOUNT_RATE, le=1, description=(
         "yearly rate in (-0.5, 1]; a rate near -1 divides by (1 + r)^t, which vanishes"))] = 0.10
     horizon_years: Annotated[int, Field(ge=1, le=50)] = 3
-
     currency: str = "USD"
     options: dict[str, list[CashFlow]]
 
@@ -173,7 +172,6 @@ class Rubric(ConfigModel):
     normalization: Normalization = "minmax"
     criteria: list[Criterion] = Field(min_length=1)
     weights_ahp: dict[str, dict[str, float | str]] | None = None
-
     options: list[Option] = Field(min_length=2)
     tco: Tco | None = None
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
